@@ -1,0 +1,52 @@
+// Softmax over the last dimension of a [ROWS, COLS] matrix, one workgroup per row:
+// a workgroup reduction finds the row maximum, a second the sum of exp(x - max).
+
+override ROWS: u32;
+override COLS: u32;
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+fn reduce_max(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn reduce_sum(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s /= 2u) {
+        if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    // Rows are folded over x and z; the test on `row` is uniform, so barriers stay legal.
+    let row = wid.x + wid.z * nwg.x;
+    if (row >= ROWS) { return; }
+    let base = row * COLS;
+    var m = -3.402823e38;
+    for (var c = lid; c < COLS; c += WG) { m = max(m, input[base + c]); }
+    m = reduce_max(m, lid);
+    var s = 0.0;
+    for (var c = lid; c < COLS; c += WG) { s += exp(input[base + c] - m); }
+    s = reduce_sum(s, lid);
+    let inv = 1.0 / s;
+    for (var c = lid; c < COLS; c += WG) { output[base + c] = exp(input[base + c] - m) * inv; }
+}

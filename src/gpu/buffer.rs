@@ -1,0 +1,122 @@
+//! Storage buffers: upload, allocate, poison and read back.
+
+use super::Gpu;
+use crate::error::{Error, Result};
+use wgpu::util::DeviceExt;
+
+/// Every engine buffer can be bound as storage and copied both ways, so any tensor can be
+/// read back or refilled without knowing who made it.
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A quiet NaN: the poison that makes an unwritten output element fail any comparison.
+pub const POISON_BITS: u32 = 0x7fc0_0000;
+
+impl Gpu {
+    fn check_size(&self, label: &str, bytes: u64) -> Result<()> {
+        let max = self.limits().max_buffer_size;
+        if bytes > max {
+            return Err(Error::Limit(format!(
+                "buffer '{label}' needs {bytes} bytes, the adapter's max buffer size is {max}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.check_size(label, bytes.len() as u64)?;
+        // A zero-sized binding is invalid; keep one element so empty tensors still bind.
+        let padded;
+        let contents = if bytes.is_empty() {
+            padded = [0u8; 4];
+            &padded[..]
+        } else {
+            bytes
+        };
+        self.scoped(label, || {
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents,
+                    usage: USAGE,
+                })
+        })
+    }
+
+    /// An uninitialised storage buffer of `bytes` bytes (rounded up to 4).
+    pub fn alloc(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let size = bytes.max(4).div_ceil(4) * 4;
+        self.check_size(label, size)?;
+        self.scoped(label, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: USAGE,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Fills a buffer with NaN so that any element a kernel fails to write shows up.
+    pub fn poison(&self, buf: &wgpu::Buffer) {
+        let words = (buf.size() / 4) as usize;
+        let nan = vec![POISON_BITS; words];
+        self.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
+    }
+
+    /// Overwrites the start of a buffer with `data`.
+    pub fn write<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, data: &[T]) {
+        self.queue.write_buffer(buf, 0, bytemuck::cast_slice(data));
+    }
+
+    /// Copies `count` elements from the start of `buf` back to the host.
+    pub fn read<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, count: usize) -> Result<Vec<T>> {
+        let bytes = (count * std::mem::size_of::<T>()) as u64;
+        if bytes > buf.size() {
+            return Err(Error::Shape(format!(
+                "read of {bytes} bytes from a buffer of {}",
+                buf.size()
+            )));
+        }
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.scoped("readback", || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        self.run("readback", |enc| {
+            enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
+            Ok(())
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait("readback")?;
+        rx.recv()
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|message| Error::Gpu {
+                op: "readback".into(),
+                message,
+            })?;
+        let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
+            op: "readback".into(),
+            message: e.to_string(),
+        })?;
+        // The mapped range need not be aligned for T; copy through bytes.
+        let mut out = vec![T::zeroed(); count];
+        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&view);
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}

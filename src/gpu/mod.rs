@@ -1,0 +1,361 @@
+//! wgpu plumbing: adapter discovery and selection, device creation with the adapter's own
+//! limits, buffers and readback, and a pipeline cache. Knows nothing about VGG.
+
+mod buffer;
+mod pipeline;
+mod timing;
+
+pub use pipeline::Shader;
+pub use timing::GpuTimer;
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The optional features the engine uses when the adapter has them.
+pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
+    (wgpu::Features::SHADER_F16, "shader-f16"),
+    (wgpu::Features::SUBGROUP, "subgroup"),
+    (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+];
+
+/// How to pick an adapter. Empty fields fall back to `VGG_ADAPTER` / `WGPU_BACKEND`, then to
+/// the best adapter found (discrete, then integrated, then the rest).
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// An index into the list `vgg devices` prints, or a case-insensitive substring of a name.
+    pub adapter: Option<String>,
+    /// `vulkan`, `gl`, `metal`, `dx12` (comma-separated for several).
+    pub backend: Option<String>,
+    /// Compile kernels with naga's runtime bounds checks (`VGG_BOUNDS_CHECKS=1`). Off by
+    /// default: every kernel's buffer sizes are checked against its shape on the host before
+    /// binding, and the checks cost half the speed of the convolution on lavapipe.
+    pub bounds_checks: bool,
+}
+
+impl GpuOptions {
+    /// Fills the fields left empty from the environment.
+    pub fn with_env(mut self) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if self.adapter.is_none() {
+            self.adapter = env("VGG_ADAPTER");
+        }
+        if self.backend.is_none() {
+            self.backend = env("WGPU_BACKEND");
+        }
+        if env("VGG_BOUNDS_CHECKS").is_some_and(|v| v != "0") {
+            self.bounds_checks = true;
+        }
+        self
+    }
+
+    pub fn backends(&self) -> Result<wgpu::Backends> {
+        match &self.backend {
+            None => Ok(wgpu::Backends::all()),
+            Some(s) => parse_backends(s),
+        }
+    }
+}
+
+/// Parses `vulkan|gl|metal|dx12`, comma-separated, with a clear error on anything else
+/// (wgpu's own parser silently drops unknown names).
+pub fn parse_backends(s: &str) -> Result<wgpu::Backends> {
+    let mut out = wgpu::Backends::empty();
+    for name in s.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+        out |= match name.as_str() {
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+            "metal" | "mtl" => wgpu::Backends::METAL,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            "all" => wgpu::Backends::all(),
+            other => {
+                return Err(Error::InvalidOption {
+                    option: "backend".into(),
+                    message: format!("'{other}' is not one of vulkan, gl, metal, dx12"),
+                })
+            }
+        };
+    }
+    Ok(out)
+}
+
+fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    // Validation layers are for developing wgpu itself; honour WGPU_DEBUG etc. only when asked.
+    desc.flags = wgpu::InstanceFlags::empty().with_env();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter on the given backends, in a stable order (the order `vgg devices` shows).
+pub fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let instance = new_instance(backends);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    adapters.sort_by_key(|a| {
+        let i = a.get_info();
+        (
+            backend_rank(i.backend),
+            type_rank(i.device_type),
+            i.name.clone(),
+        )
+    });
+    adapters
+}
+
+fn backend_rank(b: wgpu::Backend) -> u8 {
+    match b {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal => 1,
+        wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 3,
+        _ => 4,
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Applies `opts.adapter` to an enumerated list: an index, else a name substring.
+pub fn select(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result<wgpu::Adapter> {
+    let backends = opts.backends()?;
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter {
+            backends: format!("{backends:?}"),
+        });
+    }
+    let names: Vec<String> = adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let info = a.get_info();
+            format!("{i}: {} ({:?})", info.name, info.backend)
+        })
+        .collect();
+    let Some(query) = &opts.adapter else {
+        // The best device type first; for equal types keep the backend order of `enumerate`.
+        let best = adapters
+            .into_iter()
+            .enumerate()
+            .min_by_key(|(i, a)| (type_rank(a.get_info().device_type), *i))
+            .map(|(_, a)| a);
+        return best.ok_or(Error::NoAdapter {
+            backends: format!("{backends:?}"),
+        });
+    };
+    let q = query.trim();
+    if let Ok(index) = q.parse::<usize>() {
+        return adapters
+            .into_iter()
+            .nth(index)
+            .ok_or_else(|| Error::AdapterNotFound {
+                query: query.clone(),
+                available: names,
+            });
+    }
+    let ql = q.to_lowercase();
+    adapters
+        .into_iter()
+        .find(|a| {
+            let i = a.get_info();
+            i.name.to_lowercase().contains(&ql) || i.driver.to_lowercase().contains(&ql)
+        })
+        .ok_or_else(|| Error::AdapterNotFound {
+            query: query.clone(),
+            available: names,
+        })
+}
+
+type PipelineKey = (&'static str, &'static str, Vec<(String, u64)>);
+
+/// A device on one adapter, with the adapter's own limits and the optional features it has.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    adapter: wgpu::Adapter,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    lost: Arc<Mutex<Option<String>>>,
+    bounds_checks: bool,
+}
+
+impl Gpu {
+    /// Picks an adapter as `opts` (then the environment) says, and opens a device on it.
+    pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let opts = opts.clone().with_env();
+        let adapters = enumerate(opts.backends()?);
+        let mut gpu = Gpu::from_adapter(select(adapters, &opts)?)?;
+        gpu.bounds_checks = opts.bounds_checks;
+        Ok(gpu)
+    }
+
+    /// Opens a device with everything the adapter offers: its own limits (wgpu's defaults
+    /// cap storage bindings at 128 MiB even where the hardware allows more) and the subset
+    /// of [`WANTED_FEATURES`] it has.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let wanted = WANTED_FEATURES
+            .iter()
+            .fold(wgpu::Features::empty(), |acc, (f, _)| acc | *f);
+        let features = adapter.features() & wanted;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("vgg-wgpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let lost = Arc::new(Mutex::new(None));
+        let lost_cb = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_cb.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            adapter,
+            info,
+            limits,
+            features,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+            lost,
+            bounds_checks: false,
+        })
+    }
+
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+    pub fn bounds_checks(&self) -> bool {
+        self.bounds_checks
+    }
+    /// Whether subgroup operations are available with every subgroup at least `lanes` wide.
+    pub fn subgroups_of_at_least(&self, lanes: u32) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size >= lanes
+    }
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// One line naming the adapter, for test and benchmark output.
+    pub fn describe(&self) -> String {
+        let i = &self.info;
+        let driver = if i.driver_info.is_empty() {
+            i.driver.clone()
+        } else {
+            format!("{} {}", i.driver, i.driver_info)
+        };
+        format!(
+            "{} ({:?}, {:?}, {})",
+            i.name,
+            i.backend,
+            i.device_type,
+            driver.trim()
+        )
+    }
+
+    /// The largest byte size one storage binding may cover on this device.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Waits for all submitted work; reports a lost device as an error naming `op`.
+    pub fn wait(&self, op: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                op: op.into(),
+                message: e.to_string(),
+            })?;
+        self.check_lost(op)
+    }
+
+    fn check_lost(&self, op: &str) -> Result<()> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(msg) => Err(Error::Gpu {
+                op: op.into(),
+                message: format!("device lost: {msg}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes, so a bad dispatch or an
+    /// allocation the device cannot satisfy surfaces as an error naming `op`.
+    pub fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Gpu {
+                op: op.into(),
+                message: e.to_string(),
+            });
+        }
+        self.check_lost(op)?;
+        Ok(out)
+    }
+
+    /// Encodes work into one command buffer, submits it once, waits, and checks for errors.
+    pub fn run(
+        &self,
+        op: &str,
+        f: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
+        self.scoped(op, || {
+            let mut enc = self
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+            f(&mut enc)?;
+            self.queue.submit([enc.finish()]);
+            Ok(())
+        })??;
+        self.wait(op)
+    }
+
+    /// `run` with one compute pass around `f`.
+    pub fn run_pass(
+        &self,
+        op: &str,
+        f: impl FnOnce(&mut wgpu::ComputePass<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.run(op, |enc| {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(op),
+                timestamp_writes: None,
+            });
+            f(&mut pass)
+        })
+    }
+}

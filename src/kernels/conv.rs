@@ -1,0 +1,236 @@
+//! 2-D convolution, stride 1, "same" padding, square kernel of size 1 or 3 (VGG uses 3x3
+//! everywhere and 1x1 in config C), with bias and optional fused ReLU.
+
+use super::{bind, check_buffer, dispatch, fold, shader};
+use crate::error::{shape_err, Result};
+use crate::gpu::Gpu;
+
+/// NCHW input [n, c_in, h, w] -> output [n, c_out, h, w]; weight [c_out, c_in, k, k].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+}
+
+impl ConvShape {
+    pub fn input_len(&self) -> usize {
+        self.n * self.c_in * self.h * self.w
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * self.c_out * self.h * self.w
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.k * self.k
+    }
+    /// Multiply-adds of one forward pass.
+    pub fn macs(&self) -> u64 {
+        (self.output_len() * self.c_in * self.k * self.k) as u64
+    }
+    fn validate(&self) -> Result<()> {
+        if self.k != 1 && self.k != 3 {
+            return Err(shape_err!("conv kernel size {} (1 or 3 supported)", self.k));
+        }
+        if [self.n, self.c_in, self.c_out, self.h, self.w].contains(&0) {
+            return Err(shape_err!("conv shape has a zero dimension: {self:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// Which implementation runs the convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvVariant {
+    /// Register-blocked, no workgroup memory: weights are workgroup-uniform loads.
+    Direct,
+    /// As Direct, with the weights of 8 channels shared across a subgroup by broadcast.
+    Subgroup,
+}
+
+/// Tunables. `tm` is the output channels per invocation (direct) and `wg` the workgroup size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTune {
+    pub variant: ConvVariant,
+    pub wg: u32,
+    pub tm: u32,
+}
+
+impl ConvTune {
+    /// The default for an adapter, from measurements recorded in the README.
+    pub fn default_for(gpu: &Gpu) -> ConvTune {
+        let variant = if gpu.subgroups_of_at_least(8) {
+            ConvVariant::Subgroup
+        } else {
+            ConvVariant::Direct
+        };
+        // Measured on lavapipe (README): 16 lanes per workgroup beat 64 there; GPUs want
+        // wider workgroups to fill their SIMD units.
+        let wg = if gpu.is_cpu() { 16 } else { 64 };
+        ConvTune { variant, wg, tm: 8 }
+    }
+}
+
+/// A compiled convolution for one shape.
+pub struct Conv2d {
+    pub shape: ConvShape,
+    pub relu: bool,
+    pub tune: ConvTune,
+    pipeline: wgpu::ComputePipeline,
+}
+
+const TN: usize = 4;
+
+impl Conv2d {
+    pub fn new(gpu: &Gpu, shape: ConvShape, relu: bool) -> Result<Conv2d> {
+        Conv2d::with_tune(gpu, shape, relu, ConvTune::default_for(gpu))
+    }
+
+    pub fn with_tune(gpu: &Gpu, shape: ConvShape, relu: bool, tune: ConvTune) -> Result<Conv2d> {
+        shape.validate()?;
+        if !matches!(tune.tm, 1 | 2 | 4 | 8 | 16) || tune.wg == 0 {
+            return Err(shape_err!("conv tunables out of range: {tune:?}"));
+        }
+        let s = shape;
+        let sg = tune.variant == ConvVariant::Subgroup;
+        let tm = if sg { 8.0 } else { tune.tm as f64 };
+        let mut consts = vec![
+            ("N", s.n as f64),
+            ("C_IN", s.c_in as f64),
+            ("C_OUT", s.c_out as f64),
+            ("H", s.h as f64),
+            ("W", s.w as f64),
+            ("KS", s.k as f64),
+            ("RELU", relu as u8 as f64),
+            ("WG", tune.wg as f64),
+        ];
+        let pipeline = if sg {
+            gpu.pipeline(&shader!("conv_subgroup"), "main", &consts)?
+        } else {
+            consts.push(("TM", tm));
+            gpu.pipeline(&shader!("conv_direct"), "main", &consts)?
+        };
+        let tune = ConvTune {
+            tm: tm as u32,
+            ..tune
+        };
+        Ok(Conv2d {
+            shape,
+            relu,
+            tune,
+            pipeline,
+        })
+    }
+
+    fn blocks(&self) -> usize {
+        self.shape.c_out.div_ceil(self.tune.tm as usize)
+    }
+
+    /// Elements of the packed weight buffer.
+    fn weight_elems(&self) -> usize {
+        let s = self.shape;
+        let per_block = match self.tune.variant {
+            ConvVariant::Direct => s.c_in * s.k * s.k * self.tune.tm as usize,
+            ConvVariant::Subgroup => s.c_in * s.k * self.tune.tm as usize * 4,
+        };
+        self.blocks() * per_block
+    }
+
+    /// Reorders torchvision weights [c_out, c_in, k, k] and bias [c_out] into the layout the
+    /// kernel reads: [c_out / tm][c_in][k][k][tm] and bias padded to the block size.
+    pub fn pack(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let s = self.shape;
+        if weight.len() != s.weight_len() || bias.len() != s.c_out {
+            return Err(shape_err!(
+                "conv weight/bias have {}/{} elements, shape {s:?} needs {}/{}",
+                weight.len(),
+                bias.len(),
+                s.weight_len(),
+                s.c_out
+            ));
+        }
+        let tm = self.tune.tm as usize;
+        let kk = s.k * s.k;
+        let mut w = vec![0.0f32; self.weight_elems()];
+        for co in 0..s.c_out {
+            let (b, m) = (co / tm, co % tm);
+            for ci in 0..s.c_in {
+                for ky in 0..s.k {
+                    for kx in 0..s.k {
+                        let src = weight[((co * s.c_in + ci) * s.k + ky) * s.k + kx];
+                        let dst = match self.tune.variant {
+                            ConvVariant::Direct => {
+                                ((b * s.c_in + ci) * kk + ky * s.k + kx) * tm + m
+                            }
+                            ConvVariant::Subgroup => {
+                                (((b * s.c_in + ci) * s.k + ky) * tm + m) * 4 + kx
+                            }
+                        };
+                        w[dst] = src;
+                    }
+                }
+            }
+        }
+        let mut b = bias.to_vec();
+        b.resize(self.blocks() * tm, 0.0);
+        Ok((w, b))
+    }
+
+    /// Packs and uploads weights and bias.
+    pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<ConvParams> {
+        let (w, b) = self.pack(weight, bias)?;
+        Ok(ConvParams {
+            weight: gpu.upload("conv weight", &w)?,
+            bias: gpu.upload("conv bias", &b)?,
+        })
+    }
+
+    /// A bind group over input, packed parameters and output, after checking their sizes.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        input: &wgpu::Buffer,
+        params: &ConvParams,
+        output: &wgpu::Buffer,
+    ) -> Result<wgpu::BindGroup> {
+        let s = self.shape;
+        let tm = self.tune.tm as usize;
+        check_buffer(gpu, "conv input", input, s.input_len(), 4)?;
+        check_buffer(gpu, "conv output", output, s.output_len(), 4)?;
+        check_buffer(gpu, "conv weight", &params.weight, self.weight_elems(), 4)?;
+        check_buffer(gpu, "conv bias", &params.bias, self.blocks() * tm, 4)?;
+        Ok(bind(
+            gpu,
+            &self.pipeline,
+            "conv",
+            &[input, &params.weight, &params.bias, output],
+        ))
+    }
+
+    /// Workgroup counts (x, y, z) for this shape.
+    pub fn grid(&self, gpu: &Gpu) -> Result<(u32, u32, u32)> {
+        let s = self.shape;
+        let groups = s.h * s.w.div_ceil(TN);
+        let tiles = groups.div_ceil(self.tune.wg as usize);
+        let (x, z) = fold(gpu, (s.n * tiles) as u64)?;
+        Ok((x, self.blocks() as u32, z))
+    }
+
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        bg: &wgpu::BindGroup,
+    ) -> Result<()> {
+        dispatch(pass, &self.pipeline, bg, self.grid(gpu)?);
+        Ok(())
+    }
+}
+
+/// Weights and bias in the kernel's packed layout, on the GPU.
+pub struct ConvParams {
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+}

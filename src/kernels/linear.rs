@@ -1,0 +1,177 @@
+//! Fully connected layer y = x·Wᵀ + b, W in torchvision's [out, in] layout, optional fused
+//! ReLU. A weight larger than one storage binding (VGG16's first FC weight is 392 MiB, over
+//! the 128 MiB many adapters allow) is split into row chunks, each its own buffer and
+//! dispatch; every chunk writes its own columns of y, so no pass combines partial results.
+
+use super::{bind, check_buffer, dispatch, fold, shader};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::Gpu;
+
+/// x [m, k] -> y [m, n_out].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub m: usize,
+    pub k: usize,
+    pub n_out: usize,
+}
+
+impl LinearShape {
+    pub fn macs(&self) -> u64 {
+        (self.m * self.k * self.n_out) as u64
+    }
+}
+
+const TN: usize = 4;
+
+pub struct Linear {
+    pub shape: LinearShape,
+    pub relu: bool,
+    pub subgroup: bool,
+    wg: u32,
+    tm: usize,
+    /// (first row, rows, pipeline) per weight chunk.
+    chunks: Vec<(usize, usize, wgpu::ComputePipeline)>,
+}
+
+/// The weight's row chunks and the bias, on the GPU.
+pub struct LinearParams {
+    pub chunks: Vec<wgpu::Buffer>,
+    pub bias: wgpu::Buffer,
+}
+
+impl Linear {
+    pub fn new(gpu: &Gpu, shape: LinearShape, relu: bool) -> Result<Self> {
+        Linear::with_binding_limit(gpu, shape, relu, gpu.max_binding_bytes())
+    }
+
+    /// As `new`, but splitting the weight as if one binding held at most `max_bytes`
+    /// (tests use it to exercise the split on small shapes).
+    pub fn with_binding_limit(
+        gpu: &Gpu,
+        shape: LinearShape,
+        relu: bool,
+        max_bytes: u64,
+    ) -> Result<Self> {
+        let LinearShape { m, k, n_out } = shape;
+        if m * k * n_out == 0 {
+            return Err(shape_err!(
+                "linear layer with an empty dimension: {shape:?}"
+            ));
+        }
+        let max_bytes = max_bytes.min(gpu.max_binding_bytes());
+        let row_bytes = (k * 4) as u64;
+        let rows_per = (max_bytes / row_bytes) as usize;
+        if rows_per == 0 {
+            return Err(Error::Limit(format!(
+                "one weight row of {k} f32 ({row_bytes} bytes) exceeds the binding limit {max_bytes}"
+            )));
+        }
+        let subgroup = gpu.subgroups_of_at_least(8);
+        let (name, tm) = if subgroup {
+            (shader!("linear_subgroup"), 8)
+        } else {
+            (shader!("linear"), 4)
+        };
+        let wg = if gpu.is_cpu() { 16 } else { 64 };
+        let mut chunks = Vec::new();
+        let mut row0 = 0;
+        while row0 < n_out {
+            let rows = rows_per.min(n_out - row0);
+            let p = gpu.pipeline(
+                &name,
+                "main",
+                &[
+                    ("M", m as f64),
+                    ("K", k as f64),
+                    ("N_OUT", n_out as f64),
+                    ("ROW0", row0 as f64),
+                    ("ROWS", rows as f64),
+                    ("RELU", relu as u8 as f64),
+                    ("WG", wg as f64),
+                ],
+            )?;
+            chunks.push((row0, rows, p));
+            row0 += rows;
+        }
+        Ok(Linear {
+            shape,
+            relu,
+            subgroup,
+            wg,
+            tm,
+            chunks,
+        })
+    }
+
+    /// How many bindings the weight is split over.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Uploads weight [n_out, k] as row chunks, and the bias.
+    pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<LinearParams> {
+        let s = self.shape;
+        if weight.len() != s.n_out * s.k || bias.len() != s.n_out {
+            return Err(shape_err!(
+                "linear weight/bias have {}/{} elements, {s:?} needs {}/{}",
+                weight.len(),
+                bias.len(),
+                s.n_out * s.k,
+                s.n_out
+            ));
+        }
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|(r0, rows, _)| gpu.upload("linear weight", &weight[r0 * s.k..(r0 + rows) * s.k]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LinearParams {
+            chunks,
+            bias: gpu.upload("linear bias", bias)?,
+        })
+    }
+
+    /// One bind group per weight chunk.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        params: &LinearParams,
+        output: &wgpu::Buffer,
+    ) -> Result<Vec<wgpu::BindGroup>> {
+        let s = self.shape;
+        check_buffer(gpu, "linear input", x, s.m * s.k, 4)?;
+        check_buffer(gpu, "linear output", output, s.m * s.n_out, 4)?;
+        check_buffer(gpu, "linear bias", &params.bias, s.n_out, 4)?;
+        if params.chunks.len() != self.chunks.len() {
+            return Err(shape_err!(
+                "linear weight has {} chunks, the layer was planned with {}",
+                params.chunks.len(),
+                self.chunks.len()
+            ));
+        }
+        self.chunks
+            .iter()
+            .zip(&params.chunks)
+            .map(|((_, rows, p), w)| {
+                check_buffer(gpu, "linear weight chunk", w, rows * s.k, 4)?;
+                Ok(bind(gpu, p, "linear", &[x, w, &params.bias, output]))
+            })
+            .collect()
+    }
+
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        bgs: &[wgpu::BindGroup],
+    ) -> Result<()> {
+        for ((_, rows, p), bg) in self.chunks.iter().zip(bgs) {
+            let otiles = rows.div_ceil(TN * self.wg as usize);
+            let total = otiles * self.shape.m.div_ceil(self.tm);
+            let (x, z) = fold(gpu, total as u64)?;
+            dispatch(pass, p, bg, (x, 1, z));
+        }
+        Ok(())
+    }
+}

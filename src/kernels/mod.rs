@@ -1,0 +1,125 @@
+//! One module per op: shape checks, dispatch-size math, bind groups, and encoding into a
+//! compute pass. The only Rust that knows a shader's bindings.
+
+pub mod adaptive_pool;
+pub mod affine;
+pub mod conv;
+pub mod linear;
+pub mod lrn;
+pub mod maxpool;
+pub mod softmax;
+
+use crate::error::{shape_err, Result};
+use crate::gpu::Gpu;
+
+macro_rules! shader {
+    ($name:literal) => {
+        $crate::gpu::Shader {
+            name: $name,
+            source: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/shaders/",
+                $name,
+                ".wgsl"
+            )),
+        }
+    };
+}
+pub(crate) use shader;
+
+/// Folds `total` workgroups into (x, z) so neither passes the adapter's per-dimension limit
+/// (65535 on most). Shaders rebuild the linear id as `wid.x + wid.z * nwg.x` and skip ids
+/// past the end.
+pub(crate) fn fold(gpu: &Gpu, total: u64) -> Result<(u32, u32)> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension as u64;
+    if total == 0 {
+        return Ok((0, 1));
+    }
+    let x = total.min(max);
+    let z = total.div_ceil(x);
+    if z > max {
+        return Err(shape_err!(
+            "{total} workgroups exceed the adapter's dispatch limit"
+        ));
+    }
+    Ok((x as u32, z as u32))
+}
+
+/// Checks that a buffer holds at least `elems` f32 and fits one storage binding.
+pub(crate) fn check_buffer(
+    gpu: &Gpu,
+    what: &str,
+    buf: &wgpu::Buffer,
+    elems: usize,
+    elem_bytes: usize,
+) -> Result<()> {
+    let need = (elems * elem_bytes) as u64;
+    if buf.size() < need {
+        return Err(shape_err!(
+            "{what} buffer holds {} bytes, the op needs {need}",
+            buf.size()
+        ));
+    }
+    if need > gpu.max_binding_bytes() {
+        return Err(crate::error::Error::Limit(format!(
+            "{what} needs {need} bytes in one binding, the adapter allows {}; split it",
+            gpu.max_binding_bytes()
+        )));
+    }
+    Ok(())
+}
+
+/// A bind group over whole buffers, in binding order.
+pub(crate) fn bind(
+    gpu: &Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    bind_ranges(
+        gpu,
+        pipeline,
+        label,
+        &buffers.iter().map(|b| (*b, 0, None)).collect::<Vec<_>>(),
+    )
+}
+
+/// A bind group over (buffer, byte offset, byte size) windows, in binding order.
+pub(crate) fn bind_ranges(
+    gpu: &Gpu,
+    pipeline: &wgpu::ComputePipeline,
+    label: &str,
+    windows: &[(&wgpu::Buffer, u64, Option<u64>)],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = windows
+        .iter()
+        .enumerate()
+        .map(|(i, (b, offset, size))| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: b,
+                offset: *offset,
+                size: size.and_then(wgpu::BufferSize::new),
+            }),
+        })
+        .collect();
+    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
+/// Sets pipeline and bind group and dispatches (x, 1 or y, z).
+pub(crate) fn dispatch(
+    pass: &mut wgpu::ComputePass<'_>,
+    pipeline: &wgpu::ComputePipeline,
+    bg: &wgpu::BindGroup,
+    (x, y, z): (u32, u32, u32),
+) {
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, bg, &[]);
+    if x > 0 && y > 0 && z > 0 {
+        pass.dispatch_workgroups(x, y, z);
+    }
+}

@@ -1,0 +1,15 @@
+//! vgg-wgpu: a GPU compute engine for the VGG family of convolutional networks, with
+//! hand-written WGSL kernels on wgpu and an independent CPU reference for every op.
+//!
+//! Layers: [`gpu`] (wgpu plumbing), [`kernels`] (one module per op), [`reference`] (the CPU
+//! reference) and [`check`] (GPU-versus-reference comparison used by the tests, `vgg check`
+//! and the benchmarks).
+
+pub mod check;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod reference;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};

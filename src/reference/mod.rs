@@ -1,0 +1,219 @@
+//! CPU reference of every op: plain, obviously-correct loops over NCHW f32 tensors, with
+//! f64 accumulation. Shares no code with `kernels/`: its independence is what makes a
+//! comparison with the GPU mean something.
+
+/// 2-D convolution, stride 1, zero padding `k / 2`, weight [c_out, c_in, k, k].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    x: &[f32],
+    (n, c_in, h, w): (usize, usize, usize, usize),
+    weight: &[f32],
+    bias: &[f32],
+    c_out: usize,
+    k: usize,
+    relu: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), n * c_in * h * w);
+    assert_eq!(weight.len(), c_out * c_in * k * k);
+    assert_eq!(bias.len(), c_out);
+    let pad = (k / 2) as isize;
+    let mut out = vec![0.0f32; n * c_out * h * w];
+    for b in 0..n {
+        for co in 0..c_out {
+            for oy in 0..h {
+                for ox in 0..w {
+                    let mut acc = bias[co] as f64;
+                    for ci in 0..c_in {
+                        for ky in 0..k {
+                            let iy = oy as isize + ky as isize - pad;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..k {
+                                let ix = ox as isize + kx as isize - pad;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv = x[((b * c_in + ci) * h + iy as usize) * w + ix as usize];
+                                let wv = weight[((co * c_in + ci) * k + ky) * k + kx];
+                                acc += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    let v = acc as f32;
+                    out[((b * c_out + co) * h + oy) * w + ox] = if relu { v.max(0.0) } else { v };
+                }
+            }
+        }
+    }
+    out
+}
+
+/// 2x2 max pooling, stride 2, floor for odd sizes (PyTorch's default). Also returns, per
+/// output, the flat index `iy * w + ix` of the maximum within its input plane, as
+/// PyTorch's `return_indices=True` does; the first maximum in scan order wins ties.
+pub fn maxpool2x2(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> (Vec<f32>, Vec<u32>) {
+    assert_eq!(x.len(), n * c * h * w);
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = vec![0.0f32; n * c * oh * ow];
+    let mut idx = vec![0u32; n * c * oh * ow];
+    for p in 0..n * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_i = 0usize;
+                let mut first = true;
+                for dy in 0..2 {
+                    for dx in 0..2 {
+                        let (iy, ix) = (oy * 2 + dy, ox * 2 + dx);
+                        let v = x[(p * h + iy) * w + ix];
+                        // NaN propagates as in PyTorch: a NaN input is the maximum.
+                        if first || v > best || v.is_nan() && !best.is_nan() {
+                            best = v;
+                            best_i = iy * w + ix;
+                            first = false;
+                        }
+                    }
+                }
+                out[(p * oh + oy) * ow + ox] = best;
+                idx[(p * oh + oy) * ow + ox] = best_i as u32;
+            }
+        }
+    }
+    (out, idx)
+}
+
+/// Fully connected: y[m, o] = sum_k x[m, k] * weight[o, k] + bias[o] (torchvision's layout).
+pub fn linear(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    weight: &[f32],
+    bias: &[f32],
+    n_out: usize,
+    relu: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), m * k);
+    assert_eq!(weight.len(), n_out * k);
+    assert_eq!(bias.len(), n_out);
+    let mut out = vec![0.0f32; m * n_out];
+    for r in 0..m {
+        let xr = &x[r * k..(r + 1) * k];
+        for o in 0..n_out {
+            let wr = &weight[o * k..(o + 1) * k];
+            let mut acc = bias[o] as f64;
+            for (a, b) in xr.iter().zip(wr) {
+                acc += *a as f64 * *b as f64;
+            }
+            let v = acc as f32;
+            out[r * n_out + o] = if relu { v.max(0.0) } else { v };
+        }
+    }
+    out
+}
+
+/// Softmax over the last dimension of a [rows, cols] matrix, shifted by the row maximum.
+pub fn softmax(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(x.len(), rows * cols);
+    let mut out = vec![0.0f32; rows * cols];
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let max = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+        let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+        for c in 0..cols {
+            out[r * cols + c] = ((row[c] as f64 - max).exp() / sum) as f32;
+        }
+    }
+    out
+}
+
+/// Local response normalisation across channels, PyTorch's `LocalResponseNorm`:
+/// b_c = a_c / (k + alpha / size * sum_{c' in window(c)} a_c'^2)^beta, where the window
+/// spans channels c - size/2 ..= c + (size - 1)/2 and zeros stand beyond the edges.
+#[allow(clippy::too_many_arguments)]
+pub fn lrn(
+    x: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    size: usize,
+    alpha: f32,
+    beta: f32,
+    k: f32,
+) -> Vec<f32> {
+    assert_eq!(x.len(), n * c * h * w);
+    let mut out = vec![0.0f32; x.len()];
+    let lo = size / 2;
+    let hi = (size - 1) / 2;
+    for b in 0..n {
+        for ch in 0..c {
+            for p in 0..h * w {
+                let mut sq = 0.0f64;
+                let first = ch.saturating_sub(lo);
+                let last = (ch + hi).min(c - 1);
+                for j in first..=last {
+                    let v = x[(b * c + j) * h * w + p] as f64;
+                    sq += v * v;
+                }
+                let d = (k as f64 + alpha as f64 / size as f64 * sq).powf(beta as f64);
+                let i = (b * c + ch) * h * w + p;
+                out[i] = (x[i] as f64 / d) as f32;
+            }
+        }
+    }
+    out
+}
+
+/// Batch norm in inference form: y = (x - mean) / sqrt(var + eps) * gamma + beta.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm(
+    x: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+    relu: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), n * c * h * w);
+    let mut out = vec![0.0f32; x.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            let inv = 1.0 / (var[ch] as f64 + eps as f64).sqrt();
+            for p in 0..h * w {
+                let i = (b * c + ch) * h * w + p;
+                let v = ((x[i] as f64 - mean[ch] as f64) * inv * gamma[ch] as f64 + beta[ch] as f64)
+                    as f32;
+                out[i] = if relu { v.max(0.0) } else { v };
+            }
+        }
+    }
+    out
+}
+
+/// Adaptive average pooling to [oh, ow], PyTorch's bins: rows floor(i*h/oh) to
+/// ceil((i+1)*h/oh), likewise for columns.
+pub fn adaptive_avg_pool(
+    x: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), n * c * h * w);
+    let mut out = vec![0.0f32; n * c * oh * ow];
+    for p in 0..n * c {
+        for oy in 0..oh {
+            let (y0, y1) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            for ox in 0..ow {
+                let (x0, x1) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+                let mut acc = 0.0f64;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        acc += x[(p * h + iy) * w + ix] as f64;
+                    }
+                }
+                out[(p * oh + oy) * ow + ox] = (acc / ((y1 - y0) * (x1 - x0)) as f64) as f32;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! Every forward kernel against the CPU reference on fresh random inputs, with outputs
+//! poisoned with NaN before each run. Shapes cover 1x1, 7x7 and 13x15 spatial sizes,
+//! C_in = 3, channel counts that are no multiple of any tile, N = 1 and N = 3, and grids
+//! over 65535 workgroups in a dimension where a kernel's grid can reach that.
+
+mod common;
+use common::{assert_pass, gpu, seed};
+use vgg_wgpu::check;
+use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune, ConvVariant};
+use vgg_wgpu::kernels::linear::LinearShape;
+
+fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
+    ConvShape {
+        n,
+        c_in,
+        c_out,
+        h,
+        w,
+        k,
+    }
+}
+
+/// The variants this adapter can run: the plain kernel everywhere, subgroups where present.
+fn conv_variants() -> Vec<ConvTune> {
+    let d = ConvTune::default_for(gpu());
+    let mut v = vec![ConvTune {
+        variant: ConvVariant::Direct,
+        ..d
+    }];
+    if gpu().subgroups_of_at_least(8) {
+        v.push(ConvTune {
+            variant: ConvVariant::Subgroup,
+            ..d
+        });
+    }
+    v
+}
+
+const CONV3_SHAPES: &[(usize, usize, usize, usize, usize)] = &[
+    (1, 3, 13, 13, 15), // C_in = 3, odd spatial, C_out no multiple of a tile
+    (3, 16, 20, 7, 7),
+    (2, 8, 5, 1, 1),
+    (1, 64, 72, 28, 28),
+    (3, 5, 9, 2, 3),
+];
+
+#[test]
+fn conv3x3_matches_reference() {
+    for (i, &(n, ci, co, h, w)) in CONV3_SHAPES.iter().enumerate() {
+        for tune in conv_variants() {
+            for relu in [false, true] {
+                assert_pass(check::conv(
+                    gpu(),
+                    cs(n, ci, co, h, w, 3),
+                    relu,
+                    Some(tune),
+                    seed() + i as u64,
+                ));
+            }
+        }
+    }
+}
+
+#[test]
+fn conv1x1_matches_reference() {
+    for (i, &(n, ci, co, h, w)) in [(3, 5, 11, 13, 15), (1, 64, 24, 7, 7), (2, 3, 1, 1, 1)]
+        .iter()
+        .enumerate()
+    {
+        for tune in conv_variants() {
+            assert_pass(check::conv(
+                gpu(),
+                cs(n, ci, co, h, w, 1),
+                true,
+                Some(tune),
+                seed() + i as u64,
+            ));
+        }
+    }
+}
+
+#[test]
+fn conv_grid_over_65535_workgroups() {
+    // 16-lane workgroups of 4 pixels each: 1024 rows of 1025 pixel groups need 65600.
+    let s = cs(1, 1, 3, 1024, 4100, 3);
+    for tune in conv_variants() {
+        let tune = ConvTune { wg: 16, ..tune };
+        let (x, _, z) = Conv2d::with_tune(gpu(), s, false, tune)
+            .unwrap()
+            .grid(gpu())
+            .unwrap();
+        assert!(
+            z > 1 && x as u64 * z as u64 > 65535,
+            "grid ({x}, _, {z}) does not fold"
+        );
+        assert_pass(check::conv(gpu(), s, false, Some(tune), seed()));
+    }
+}
+
+#[test]
+fn maxpool_matches_reference_with_indices() {
+    for (i, d) in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        assert_pass(check::maxpool(gpu(), d, seed() + i as u64));
+    }
+}
+
+#[test]
+fn maxpool_grid_over_65535_workgroups() {
+    // 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 75264 workgroups.
+    assert_pass(check::maxpool(gpu(), (3, 128, 224, 224), seed()));
+}
+
+#[test]
+fn linear_matches_reference() {
+    let shapes = [(1, 100, 13), (3, 37, 29), (2, 4096, 1000), (5, 1, 3)];
+    for (i, &(m, k, n_out)) in shapes.iter().enumerate() {
+        for relu in [false, true] {
+            assert_pass(check::linear(
+                gpu(),
+                LinearShape { m, k, n_out },
+                relu,
+                None,
+                seed() + i as u64,
+            ));
+        }
+    }
+}
+
+#[test]
+fn linear_weight_split_over_bindings() {
+    // A 10-row binding limit splits 77 rows into 8 chunks, the last one short.
+    let s = LinearShape {
+        m: 3,
+        k: 50,
+        n_out: 77,
+    };
+    assert_pass(check::linear(gpu(), s, true, Some(50 * 4 * 10), seed()));
+}
+
+#[test]
+fn linear_grid_over_65535_workgroups() {
+    // One output feature, 600000 rows of 8 per workgroup: 75000 workgroups.
+    let s = LinearShape {
+        m: 600_000,
+        k: 3,
+        n_out: 1,
+    };
+    assert_pass(check::linear(gpu(), s, false, None, seed()));
+}
+
+#[test]
+fn linear_vgg16_fc1_weight_over_binding_limit() {
+    // VGG16's first classifier layer: a 25088 x 4096 f32 weight, 392 MiB.
+    let s = LinearShape {
+        m: 2,
+        k: 25088,
+        n_out: 4096,
+    };
+    let weight_bytes = (s.k * s.n_out * 4) as u64;
+    let limit = gpu().max_binding_bytes();
+    eprintln!("weight {weight_bytes} bytes, binding limit {limit}");
+    assert_pass(check::linear(gpu(), s, true, None, seed()));
+    if weight_bytes > limit {
+        let fc = vgg_wgpu::kernels::linear::Linear::new(gpu(), s, true).unwrap();
+        assert!(fc.chunk_count() >= weight_bytes.div_ceil(limit) as usize);
+    }
+}
+
+#[test]
+fn softmax_matches_reference() {
+    for (i, &(r, c)) in [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)]
+        .iter()
+        .enumerate()
+    {
+        assert_pass(check::softmax(gpu(), r, c, seed() + i as u64));
+    }
+}
+
+#[test]
+fn lrn_matches_reference() {
+    for (i, d) in [(1, 3, 13, 15), (3, 7, 7, 7), (2, 64, 1, 1), (1, 2, 5, 5)]
+        .into_iter()
+        .enumerate()
+    {
+        assert_pass(check::lrn(gpu(), d, seed() + i as u64));
+    }
+}
+
+#[test]
+fn batchnorm_matches_reference() {
+    for (i, d) in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        for relu in [false, true] {
+            assert_pass(check::batchnorm(gpu(), d, relu, seed() + i as u64));
+        }
+    }
+}
+
+#[test]
+fn batchnorm_folded_into_conv_matches_unfolded_reference() {
+    for (i, s) in [
+        cs(2, 3, 13, 13, 15, 3),
+        cs(3, 8, 20, 7, 7, 3),
+        cs(1, 5, 6, 1, 1, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_pass(check::batchnorm_folded(gpu(), s, seed() + i as u64));
+    }
+}
+
+#[test]
+fn adaptive_avg_pool_matches_reference() {
+    let cases = [
+        ((1, 8, 7, 7), (7, 7)),     // identity, as at 224x224 input
+        ((3, 5, 13, 15), (7, 7)),   // overlapping bins
+        ((2, 4, 1, 1), (7, 7)),     // replication
+        ((1, 2, 224, 224), (7, 7)), // large bins
+        ((1, 3, 10, 9), (3, 4)),
+    ];
+    for (i, (d, o)) in cases.into_iter().enumerate() {
+        assert_pass(check::adaptive_pool(gpu(), d, o, seed() + i as u64));
+    }
+}
+
+#[test]
+fn kernels_agree_with_bounds_checks_on() {
+    // The default build drops naga's runtime bounds checks (host-side size checks cover
+    // them); the checked build must compute the same thing.
+    let opts = vgg_wgpu::GpuOptions {
+        bounds_checks: true,
+        ..Default::default()
+    };
+    let checked = vgg_wgpu::Gpu::new(&opts).unwrap();
+    assert!(checked.bounds_checks());
+    assert_pass(check::conv(
+        &checked,
+        cs(3, 5, 11, 13, 15, 3),
+        true,
+        None,
+        seed(),
+    ));
+    assert_pass(check::maxpool(&checked, (3, 5, 13, 15), seed()));
+    assert_pass(check::linear(
+        &checked,
+        LinearShape {
+            m: 3,
+            k: 37,
+            n_out: 29,
+        },
+        true,
+        None,
+        seed(),
+    ));
+}
