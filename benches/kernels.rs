@@ -1,1 +1,32 @@
-fn main() {}
+//! The kernel benchmark (`cargo bench`): conv3x3 and the FC GEMM at two VGG16 layer shapes
+//! each, plus every other forward kernel, with GFLOP/s or GB/s and the adapter's name.
+//! Pick the adapter with VGG_ADAPTER / WGPU_BACKEND; VGG_BENCH_QUICK=1 takes fewer runs.
+
+use vgg_wgpu::{bench, Gpu, GpuOptions};
+
+fn main() {
+    let gpu = match Gpu::new(&GpuOptions::default()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("adapter: {}", gpu.describe());
+    let quick = std::env::var("VGG_BENCH_QUICK").is_ok_and(|v| v != "0");
+    let res = bench::suite(&gpu, quick, |m| {
+        println!(
+            "{:<24} {:<34} {:>9.3} ms  {}  ({} runs, {} clock)",
+            m.kernel,
+            m.shape,
+            m.median_s * 1e3,
+            m.rate(),
+            m.runs,
+            m.clock
+        )
+    });
+    if let Err(e) = res {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

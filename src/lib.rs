@@ -5,6 +5,7 @@
 //! reference) and [`check`] (GPU-versus-reference comparison used by the tests, `vgg check`
 //! and the benchmarks).
 
+pub mod bench;
 pub mod check;
 pub mod error;
 pub mod gpu;

@@ -393,3 +393,138 @@ pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> R
         &want,
     ))
 }
+
+/// The kernel self-check behind `vgg check`: every forward kernel at a set of shapes that
+/// includes the edge cases (1x1 spatial, odd sizes, channel counts off every tile, a weight
+/// split over bindings). `full` adds VGG16's 392 MiB first FC layer. Outcomes are passed
+/// to `report` as they finish; an error (not a mismatch) stops the run.
+pub fn self_check(
+    gpu: &Gpu,
+    seed: u64,
+    full: bool,
+    mut report: impl FnMut(&Outcome),
+) -> Result<Vec<Outcome>> {
+    let cs = |n, c_in, c_out, h, w, k| ConvShape {
+        n,
+        c_in,
+        c_out,
+        h,
+        w,
+        k,
+    };
+    let mut cases: Vec<Box<dyn Fn(u64) -> Result<Outcome> + '_>> = vec![
+        Box::new(|s| conv(gpu, cs(1, 3, 13, 13, 15, 3), true, None, s)),
+        Box::new(|s| conv(gpu, cs(3, 16, 20, 7, 7, 3), false, None, s)),
+        Box::new(|s| conv(gpu, cs(2, 8, 5, 1, 1, 3), true, None, s)),
+        Box::new(|s| conv(gpu, cs(1, 64, 72, 28, 28, 3), true, None, s)),
+        Box::new(|s| conv(gpu, cs(3, 5, 11, 13, 15, 1), true, None, s)),
+        Box::new(|s| maxpool(gpu, (1, 3, 13, 15), s)),
+        Box::new(|s| maxpool(gpu, (3, 5, 7, 7), s)),
+        Box::new(|s| {
+            linear(
+                gpu,
+                LinearShape {
+                    m: 3,
+                    k: 37,
+                    n_out: 29,
+                },
+                true,
+                None,
+                s,
+            )
+        }),
+        Box::new(|s| {
+            linear(
+                gpu,
+                LinearShape {
+                    m: 2,
+                    k: 4096,
+                    n_out: 1000,
+                },
+                false,
+                None,
+                s,
+            )
+        }),
+        Box::new(|s| {
+            linear(
+                gpu,
+                LinearShape {
+                    m: 3,
+                    k: 50,
+                    n_out: 77,
+                },
+                true,
+                Some(2000),
+                s,
+            )
+        }),
+        Box::new(|s| softmax(gpu, 3, 1000, s)),
+        Box::new(|s| lrn(gpu, (3, 7, 7, 7), s)),
+        Box::new(|s| batchnorm(gpu, (3, 13, 13, 15), true, s)),
+        Box::new(|s| batchnorm_folded(gpu, cs(2, 3, 13, 13, 15, 3), s)),
+        Box::new(|s| adaptive_pool(gpu, (3, 5, 13, 15), (7, 7), s)),
+        Box::new(|s| adaptive_pool(gpu, (1, 8, 7, 7), (7, 7), s)),
+    ];
+    if full {
+        cases.push(Box::new(|s| {
+            linear(
+                gpu,
+                LinearShape {
+                    m: 2,
+                    k: 25088,
+                    n_out: 4096,
+                },
+                true,
+                None,
+                s,
+            )
+        }));
+    }
+    let mut out = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let o = case(seed.wrapping_add(i as u64))?;
+        report(&o);
+        out.push(o);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unwritten_poisoned_element_fails() {
+        let want = vec![1.0, 2.0, 3.0];
+        let mut got = want.clone();
+        got[1] = f32::from_bits(crate::gpu::POISON_BITS);
+        let d = compare(&got, &want);
+        assert!(d.rel_l2.is_infinite() && !d.passes(1.0));
+    }
+
+    #[test]
+    fn length_mismatch_and_small_errors_are_measured() {
+        assert!(compare(&[1.0], &[1.0, 2.0]).rel_l2.is_infinite());
+        assert_eq!(compare(&[1.0, -2.0], &[1.0, -2.0]).rel_l2, 0.0);
+        let d = compare(&[3.0, 4.0 + 5e-4], &[3.0, 4.0]);
+        assert!((d.rel_l2 - 1e-4).abs() < 1e-6, "{d:?}");
+        assert_eq!(
+            compare(&[1.0], &[f32::from_bits(1.0f32.to_bits() + 3)]).max_ulp,
+            3
+        );
+    }
+
+    #[test]
+    fn a_shifted_convolution_output_fails() {
+        // What an off-by-one in a kernel's indexing looks like to the comparison.
+        let mut rng = TensorRng::new(7);
+        let x = rng.uniform(2 * 3 * 9 * 11);
+        let w = rng.uniform(4 * 3 * 9);
+        let b = rng.uniform(4);
+        let y = reference::conv2d(&x, (2, 3, 9, 11), &w, &b, 4, 3, false);
+        let mut shifted = y.clone();
+        shifted.rotate_left(1);
+        assert!(!compare(&shifted, &y).passes(F32_KERNEL_TOL));
+    }
+}

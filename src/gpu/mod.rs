@@ -5,6 +5,7 @@ mod buffer;
 mod pipeline;
 mod timing;
 
+pub use buffer::POISON_BITS;
 pub use pipeline::Shader;
 pub use timing::GpuTimer;
 

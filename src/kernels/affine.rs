@@ -38,7 +38,7 @@ impl BatchNorm {
     pub fn fold_into_conv(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let (scale, shift) = self.scale_shift()?;
         let c = scale.len();
-        if bias.len() != c || weight.len() % c.max(1) != 0 {
+        if c == 0 || bias.len() != c || !weight.len().is_multiple_of(c) {
             return Err(shape_err!(
                 "cannot fold batch norm of {c} channels into a conv with {} outputs",
                 bias.len()

@@ -48,6 +48,8 @@ pub enum ConvVariant {
     Direct,
     /// As Direct, with the weights of 8 channels shared across a subgroup by broadcast.
     Subgroup,
+    /// As Direct, with each chunk of weights staged through workgroup memory.
+    Shared,
 }
 
 /// Tunables. `tm` is the output channels per invocation (direct) and `wg` the workgroup size.
@@ -110,7 +112,11 @@ impl Conv2d {
             gpu.pipeline(&shader!("conv_subgroup"), "main", &consts)?
         } else {
             consts.push(("TM", tm));
-            gpu.pipeline(&shader!("conv_direct"), "main", &consts)?
+            let shader = match tune.variant {
+                ConvVariant::Shared => shader!("conv_shared"),
+                _ => shader!("conv_direct"),
+            };
+            gpu.pipeline(&shader, "main", &consts)?
         };
         let tune = ConvTune {
             tm: tm as u32,
@@ -132,7 +138,7 @@ impl Conv2d {
     fn weight_elems(&self) -> usize {
         let s = self.shape;
         let per_block = match self.tune.variant {
-            ConvVariant::Direct => s.c_in * s.k * s.k * self.tune.tm as usize,
+            ConvVariant::Direct | ConvVariant::Shared => s.c_in * s.k * s.k * self.tune.tm as usize,
             ConvVariant::Subgroup => s.c_in * s.k * self.tune.tm as usize * 4,
         };
         self.blocks() * per_block
@@ -161,7 +167,7 @@ impl Conv2d {
                     for kx in 0..s.k {
                         let src = weight[((co * s.c_in + ci) * s.k + ky) * s.k + kx];
                         let dst = match self.tune.variant {
-                            ConvVariant::Direct => {
+                            ConvVariant::Direct | ConvVariant::Shared => {
                                 ((b * s.c_in + ci) * kk + ky * s.k + kx) * tm + m
                             }
                             ConvVariant::Subgroup => {
