@@ -14,3 +14,8 @@ pub mod reference;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
+
+/// The README's code blocks, compiled and run as doctests so the documented API stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
