@@ -14,17 +14,7 @@ fn main() {
     };
     println!("adapter: {}", gpu.describe());
     let quick = std::env::var("VGG_BENCH_QUICK").is_ok_and(|v| v != "0");
-    let res = bench::suite(&gpu, quick, |m| {
-        println!(
-            "{:<24} {:<34} {:>9.3} ms  {}  ({} runs, {} clock)",
-            m.kernel,
-            m.shape,
-            m.median_s * 1e3,
-            m.rate(),
-            m.runs,
-            m.clock
-        )
-    });
+    let res = bench::suite(&gpu, quick, |m| println!("{m}"));
     if let Err(e) = res {
         eprintln!("error: {e}");
         std::process::exit(1);

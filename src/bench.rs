@@ -7,7 +7,7 @@ use crate::gpu::{Gpu, GpuTimer};
 use crate::kernels::{
     adaptive_pool::AdaptiveAvgPool,
     affine::ChannelAffine,
-    conv::{Conv2d, ConvShape, ConvTune, ConvVariant},
+    conv::{Conv2d, ConvShape, ConvTune},
     linear::{Linear, LinearShape},
     lrn::{Lrn, LrnParams},
     maxpool::MaxPool,
@@ -31,6 +31,21 @@ pub struct Measurement {
     pub bytes: f64,
     /// "timestamp" or "wall".
     pub clock: &'static str,
+}
+
+impl std::fmt::Display for Measurement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<24} {:<34} {:>9.3} ms  {}  ({} runs, {} clock)",
+            self.kernel,
+            self.shape,
+            self.median_s * 1e3,
+            self.rate(),
+            self.runs,
+            self.clock
+        )
+    }
 }
 
 impl Measurement {
@@ -234,55 +249,17 @@ pub fn suite(
         all.push(m);
     };
     let conv3 = [
-        ConvShape {
-            n: 1,
-            c_in: 256,
-            c_out: 256,
-            h: 56,
-            w: 56,
-            k: 3,
-        },
-        ConvShape {
-            n: 1,
-            c_in: 512,
-            c_out: 512,
-            h: 28,
-            w: 28,
-            k: 3,
-        },
+        ConvShape::new(1, 256, 256, 56, 56, 3),
+        ConvShape::new(1, 512, 512, 28, 28, 3),
     ];
-    let default = ConvTune::default_for(gpu);
-    let mut tunes = vec![
-        ConvTune {
-            variant: ConvVariant::Direct,
-            ..default
-        },
-        ConvTune {
-            variant: ConvVariant::Shared,
-            ..default
-        },
-    ];
-    if gpu.subgroups_of_at_least(8) {
-        tunes.push(ConvTune {
-            variant: ConvVariant::Subgroup,
-            ..default
-        });
-    }
     for s in conv3 {
-        for &t in &tunes {
+        for t in ConvTune::variants_for(gpu) {
             push(conv(gpu, s, Some(t), runs)?);
         }
     }
     push(conv(
         gpu,
-        ConvShape {
-            n: 1,
-            c_in: 512,
-            c_out: 512,
-            h: 28,
-            w: 28,
-            k: 1,
-        },
+        ConvShape::new(1, 512, 512, 28, 28, 1),
         None,
         runs,
     )?);

@@ -103,17 +103,7 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
         Command::Bench { gpu, quick } => {
             let gpu = Gpu::new(&gpu.options())?;
             println!("adapter: {}", gpu.describe());
-            bench::suite(&gpu, quick, |m| {
-                println!(
-                    "{:<24} {:<34} {:>9.3} ms  {}  ({} runs, {} clock)",
-                    m.kernel,
-                    m.shape,
-                    m.median_s * 1e3,
-                    m.rate(),
-                    m.runs,
-                    m.clock
-                )
-            })?;
+            bench::suite(&gpu, quick, |m| println!("{m}"))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -6,34 +6,15 @@
 mod common;
 use common::{assert_pass, gpu, seed};
 use vgg_wgpu::check;
-use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune, ConvVariant};
+use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune};
 use vgg_wgpu::kernels::linear::LinearShape;
 
 fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
-    ConvShape {
-        n,
-        c_in,
-        c_out,
-        h,
-        w,
-        k,
-    }
+    ConvShape::new(n, c_in, c_out, h, w, k)
 }
 
-/// The variants this adapter can run: the plain kernel everywhere, subgroups where present.
 fn conv_variants() -> Vec<ConvTune> {
-    let d = ConvTune::default_for(gpu());
-    let mut v = vec![ConvTune {
-        variant: ConvVariant::Direct,
-        ..d
-    }];
-    if gpu().subgroups_of_at_least(8) {
-        v.push(ConvTune {
-            variant: ConvVariant::Subgroup,
-            ..d
-        });
-    }
-    v
+    ConvTune::variants_for(gpu())
 }
 
 const CONV3_SHAPES: &[(usize, usize, usize, usize, usize)] = &[

@@ -17,6 +17,16 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
+    pub fn new(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> Self {
+        ConvShape {
+            n,
+            c_in,
+            c_out,
+            h,
+            w,
+            k,
+        }
+    }
     pub fn input_len(&self) -> usize {
         self.n * self.c_in * self.h * self.w
     }
@@ -72,6 +82,18 @@ impl ConvTune {
         // wider workgroups to fill their SIMD units.
         let wg = if gpu.is_cpu() { 16 } else { 64 };
         ConvTune { variant, wg, tm: 8 }
+    }
+
+    /// Every variant this adapter can run, with the default tunables otherwise.
+    pub fn variants_for(gpu: &Gpu) -> Vec<ConvTune> {
+        let d = ConvTune::default_for(gpu);
+        let mut v = vec![ConvVariant::Direct, ConvVariant::Shared];
+        if gpu.subgroups_of_at_least(8) {
+            v.push(ConvVariant::Subgroup);
+        }
+        v.into_iter()
+            .map(|variant| ConvTune { variant, ..d })
+            .collect()
     }
 }
 
