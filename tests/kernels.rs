@@ -240,3 +240,27 @@ fn kernels_agree_with_bounds_checks_on() {
         seed(),
     ));
 }
+
+#[test]
+fn subgroup_conv_without_subgroups_is_a_clear_error() {
+    let opts = vgg_wgpu::GpuOptions {
+        backend: Some("gl".into()),
+        ..Default::default()
+    };
+    let Ok(gl) = vgg_wgpu::Gpu::new(&opts) else {
+        eprintln!("no OpenGL adapter here; skipped");
+        return;
+    };
+    if gl.subgroups_of_at_least(8) {
+        return;
+    }
+    let tune = ConvTune {
+        variant: vgg_wgpu::kernels::conv::ConvVariant::Subgroup,
+        wg: 16,
+        tm: 8,
+    };
+    let err = Conv2d::with_tune(&gl, cs(1, 3, 8, 5, 5, 3), false, tune)
+        .err()
+        .map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.contains("needs subgroups")));
+}

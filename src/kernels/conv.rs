@@ -2,7 +2,7 @@
 //! everywhere and 1x1 in config C), with bias and optional fused ReLU.
 
 use super::{bind, check_buffer, dispatch, fold, shader};
-use crate::error::{shape_err, Result};
+use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
 
 /// NCHW input [n, c_in, h, w] -> output [n, c_out, h, w]; weight [c_out, c_in, k, k].
@@ -119,6 +119,13 @@ impl Conv2d {
         }
         let s = shape;
         let sg = tune.variant == ConvVariant::Subgroup;
+        if sg && !gpu.subgroups_of_at_least(8) {
+            return Err(Error::Limit(
+                "the subgroup conv variant needs subgroups of at least 8 lanes, which this \
+                 adapter lacks"
+                    .into(),
+            ));
+        }
         let tm = if sg { 8.0 } else { tune.tm as f64 };
         let mut consts = vec![
             ("N", s.n as f64),
@@ -167,7 +174,9 @@ impl Conv2d {
     }
 
     /// Reorders torchvision weights [c_out, c_in, k, k] and bias [c_out] into the layout the
-    /// kernel reads: [c_out / tm][c_in][k][k][tm] and bias padded to the block size.
+    /// variant reads: [c_out / tm][c_in][k][k][tm] (direct, shared) or
+    /// [c_out / 8][c_in][k][8][4] (subgroup: one vec4 of taps per channel and row), zero
+    /// padded; the bias is padded to whole blocks.
     pub fn pack(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let s = self.shape;
         if weight.len() != s.weight_len() || bias.len() != s.c_out {
