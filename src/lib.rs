@@ -9,11 +9,15 @@ pub mod bench;
 pub mod check;
 pub mod error;
 pub mod gpu;
+pub mod graph;
 pub mod kernels;
+pub mod model;
 pub mod reference;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
+pub use graph::{Network, NetworkOptions};
+pub use model::{Init, Model, Tensor, Weights};
 
 /// The README's code blocks, compiled and run as doctests so the documented API stays true.
 #[doc = include_str!("../README.md")]

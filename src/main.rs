@@ -2,7 +2,11 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
-use vgg_wgpu::{bench, check, gpu, Gpu, GpuOptions};
+use vgg_wgpu::graph::{self, Graph, Limits};
+use vgg_wgpu::kernels::conv::ConvTune;
+use vgg_wgpu::model::summary::{bytes as fmt_bytes, thousands};
+use vgg_wgpu::model::{Model, Summary, NAMES};
+use vgg_wgpu::{bench, check, gpu, Error, Gpu, GpuOptions};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +48,89 @@ impl AdapterArgs {
     }
 }
 
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// A built-in model (vgg11, vgg11_lrn, vgg13, vgg16_c, vgg16, vgg19, vgg11_bn, vgg13_bn,
+    /// vgg16_bn, vgg19_bn) or a layer list: channel counts for 3x3 convs, N:1 for a 1x1
+    /// conv, M for max pool, L for LRN, e.g. "32,M,64,M,128,128,M"
+    #[arg(long, short, default_value = "vgg16")]
+    model: String,
+    /// Input height and width, HxW [default: 224x224]
+    #[arg(long, value_parser = parse_hw)]
+    input: Option<(usize, usize)>,
+    /// Input channels [default: 3]
+    #[arg(long)]
+    in_channels: Option<usize>,
+    /// Number of classes [default: 1000]
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Hidden FC widths, comma-separated, or "none" [default: 4096,4096]
+    #[arg(long)]
+    hidden: Option<String>,
+    /// Scale every conv's channel count by this factor
+    #[arg(long)]
+    width: Option<f64>,
+    /// Add batch norm after every conv
+    #[arg(long)]
+    bn: bool,
+    /// Adaptive average pool before the classifier, HxW, or "none" [default: 7x7]
+    #[arg(long)]
+    avgpool: Option<String>,
+}
+
+fn parse_hw(s: &str) -> Result<(usize, usize), String> {
+    let (h, w) = s.split_once(['x', 'X']).unwrap_or((s, s));
+    match (h.trim().parse::<usize>(), w.trim().parse::<usize>()) {
+        (Ok(h), Ok(w)) if h > 0 && w > 0 => Ok((h, w)),
+        _ => Err(format!("'{s}' is not a size like 224x224")),
+    }
+}
+
+impl ModelArgs {
+    fn build(&self) -> vgg_wgpu::Result<Model> {
+        let mut m = Model::parse(&self.model)?;
+        if self.input.is_some() || self.in_channels.is_some() {
+            let (h, w) = self.input.unwrap_or(m.config().input);
+            m = m.with_input(self.in_channels.unwrap_or(m.config().in_channels), h, w)?;
+        }
+        if let Some(c) = self.classes {
+            m = m.with_classes(c)?;
+        }
+        if let Some(h) = &self.hidden {
+            let widths = if h.trim() == "none" {
+                Vec::new()
+            } else {
+                h.split(',')
+                    .map(|v| v.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| Error::InvalidOption {
+                        option: "--hidden".into(),
+                        message: format!("'{h}' is not a comma-separated list of widths"),
+                    })?
+            };
+            m = m.with_hidden(&widths)?;
+        }
+        if let Some(f) = self.width {
+            m = m.with_width(f)?;
+        }
+        if self.bn {
+            m = m.with_batch_norm(true)?;
+        }
+        if let Some(a) = &self.avgpool {
+            let pool = if a.trim() == "none" {
+                None
+            } else {
+                Some(parse_hw(a).map_err(|message| Error::InvalidOption {
+                    option: "--avgpool".into(),
+                    message,
+                })?)
+            };
+            m = m.with_avgpool(pool)?;
+        }
+        Ok(m)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List every adapter with its backend, driver, limits and features
@@ -62,6 +149,20 @@ enum Command {
         /// Seed for the random inputs [default: drawn from the clock and printed]
         #[arg(long, env = "VGG_SEED")]
         seed: Option<u64>,
+    },
+    /// Per-layer table of a model (output shape, parameters, MACs, activation bytes), its
+    /// totals, and the executor's GPU memory plan at a batch size
+    Summary {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Batch size to plan for
+        #[arg(long, short, default_value_t = 1)]
+        batch: usize,
+        /// List the built-in models and exit
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        gpu: AdapterArgs,
     },
     /// Time the kernels at VGG16 layer shapes (GFLOP/s or GB/s)
     Bench {
@@ -99,6 +200,21 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Summary {
+            model,
+            batch,
+            list,
+            gpu,
+        } => {
+            if list {
+                for (name, what) in NAMES {
+                    println!("{name:<10} {what}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            summary(&model.build()?, batch, &gpu.options())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench { gpu, quick } => {
             let gpu = Gpu::new(&gpu.options())?;
@@ -169,4 +285,83 @@ fn devices(backend: Option<String>) -> vgg_wgpu::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The layer table, then the memory plan on the chosen adapter (or, with none found, under
+/// wgpu's default limits).
+fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<()> {
+    let table = Summary { model, batch };
+    println!("{table}");
+    let gpu = Gpu::new(opts);
+    let (limits, tune, budget, on) = match &gpu {
+        Ok(g) => {
+            let tune = ConvTune::default_for(g);
+            let weights = graph::weight_bytes(model, tune);
+            let budget = g.memory_available().map(|a| {
+                if g.is_cpu() {
+                    a
+                } else {
+                    a.saturating_sub(weights)
+                }
+            });
+            let limits = Limits {
+                max_binding: g.max_binding_bytes(),
+                max_buffer: g.limits().max_buffer_size,
+            };
+            (limits, tune, budget, g.describe())
+        }
+        Err(e) => {
+            let d = wgpu::Limits::default();
+            let limits = Limits {
+                max_binding: d.max_storage_buffer_binding_size,
+                max_buffer: d.max_buffer_size,
+            };
+            let tune = ConvTune {
+                variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
+                wg: 64,
+                tm: 8,
+            };
+            (limits, tune, None, format!("wgpu's default limits ({e})"))
+        }
+    };
+    let last = &model.layers()[model.layers().len() - 1].name;
+    let g = Graph::build(model, &[last])?;
+    let plan = graph::plan::plan(&g, batch, limits, budget)?;
+    let weights = graph::weight_bytes(model, tune);
+    println!("planned GPU memory at batch {batch} on {on}:");
+    println!(
+        "  weights {} (conv weights packed for the {:?} kernel, batch norm folded)",
+        fmt_bytes(weights),
+        tune.variant
+    );
+    println!(
+        "  activations {} in {} reused buffers (the input included; all layer outputs \
+         together would take {})",
+        fmt_bytes(plan.activation_bytes()),
+        plan.slots.len(),
+        fmt_bytes(table.activation_bytes())
+    );
+    println!("  output readback {}", fmt_bytes(plan.readback));
+    println!(
+        "  total {} ({} bytes)",
+        fmt_bytes(weights + plan.bytes()),
+        thousands(weights + plan.bytes())
+    );
+    for (i, s) in plan.stages.iter().enumerate() {
+        let first = &g.nodes[s.nodes.start].name;
+        let last = &g.nodes[s.nodes.end - 1].name;
+        let how = if plan.chunked(i) {
+            format!(
+                "in {} groups of up to {} images (one image's tensors times the batch would \
+                 pass the {} binding limit)",
+                plan.chunks(i).len(),
+                s.chunk,
+                fmt_bytes(limits.max_binding)
+            )
+        } else {
+            "over the whole batch".to_string()
+        };
+        println!("  {first} .. {last}: {} GPU ops {how}", s.nodes.len());
+    }
+    Ok(())
 }

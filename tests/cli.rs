@@ -62,3 +62,38 @@ fn out_of_range_adapter_index_is_an_error() {
     assert!(!ok);
     assert!(err.starts_with("error: no adapter matches '99'"), "{err}");
 }
+
+#[test]
+fn summary_totals_match_the_published_ones() {
+    for (model, params, gmac) in [
+        ("vgg11", "132,863,336", "7.61"),
+        ("vgg13", "133,047,848", "11.31"),
+        ("vgg16_c", "133,638,952", "11.77"),
+        ("vgg16", "138,357,544", "15.47"),
+        ("vgg19", "143,667,240", "19.63"),
+        ("vgg16_bn", "138,365,992", "15.47"),
+    ] {
+        let (ok, out, err) = vgg(&["summary", "--model", model, "--batch", "2"]);
+        assert!(ok, "{err}");
+        let total = out
+            .lines()
+            .find(|l| l.starts_with("total:"))
+            .unwrap_or_default();
+        assert!(
+            total.contains(&format!("{params} parameters"))
+                && total.contains(&format!("({gmac} GMAC)")),
+            "{model}: {total}"
+        );
+        assert!(out.contains("planned GPU memory at batch 2"), "{out}");
+    }
+    let (ok, _, err) = vgg(&["summary", "--model", "vgg16", "--input", "16x16"]);
+    assert!(
+        !ok && err.starts_with("error: ") && err.contains("too small"),
+        "{err}"
+    );
+    let (ok, out, _) = vgg(&["summary", "--list"]);
+    assert!(
+        ok && out.contains("vgg11_lrn") && out.contains("vgg19_bn"),
+        "{out}"
+    );
+}

@@ -42,6 +42,21 @@ impl Diff {
     }
 }
 
+impl std::fmt::Display for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ulp = if self.max_ulp == u64::MAX {
+            "inf".to_string()
+        } else {
+            self.max_ulp.to_string()
+        };
+        write!(
+            f,
+            "rel_l2 {:>9.2e} max_abs {:>9.2e} max_ulp {ulp:>6}",
+            self.rel_l2, self.max_abs
+        )
+    }
+}
+
 fn ordered(v: f32) -> i64 {
     let b = v.to_bits() as i32;
     (if b < 0 { i32::MIN.wrapping_sub(b) } else { b }) as i64
@@ -107,6 +122,8 @@ use crate::reference;
 
 /// Relative L2 tolerance for single f32 kernels (design.md).
 pub const F32_KERNEL_TOL: f64 = 1e-5;
+/// Relative L2 tolerance for a whole f32 network (design.md): errors of many layers add.
+pub const F32_NETWORK_TOL: f64 = 1e-4;
 
 /// One comparison of a GPU kernel with the CPU reference.
 #[derive(Clone, Debug)]
@@ -129,16 +146,10 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:<16} {:<44} rel_l2 {:>9.2e} max_abs {:>9.2e} max_ulp {:>6} {}",
+            "{:<16} {:<44} {} {}",
             self.op,
             self.shape,
-            self.diff.rel_l2,
-            self.diff.max_abs,
-            if self.diff.max_ulp == u64::MAX {
-                "inf".to_string()
-            } else {
-                self.diff.max_ulp.to_string()
-            },
+            self.diff,
             if self.passed() {
                 "pass".to_string()
             } else if self.index_mismatches > 0 {

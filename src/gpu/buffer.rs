@@ -84,37 +84,50 @@ impl Gpu {
         if bytes == 0 {
             return Ok(Vec::new());
         }
-        let staging = self.scoped("readback", || {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })?;
+        let staging = self.readback_buffer("readback", bytes)?;
         self.run("readback", |enc| {
             enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
             Ok(())
         })?;
+        self.map_read(&staging, "readback")
+    }
+
+    /// A host-mappable buffer that copies land in for reading back.
+    pub fn readback_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.scoped(label, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Maps a readback buffer after its copies were submitted, waits, and returns its whole
+    /// contents as `T`.
+    pub fn map_read<T: bytemuck::Pod>(&self, staging: &wgpu::Buffer, op: &str) -> Result<Vec<T>> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.wait("readback")?;
+        self.wait(op)?;
         rx.recv()
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|message| Error::Gpu {
-                op: "readback".into(),
+                op: op.into(),
                 message,
             })?;
         let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
-            op: "readback".into(),
+            op: op.into(),
             message: e.to_string(),
         })?;
         // The mapped range need not be aligned for T; copy through bytes.
+        let count = view.len() / std::mem::size_of::<T>();
         let mut out = vec![T::zeroed(); count];
-        bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&view);
+        bytemuck::cast_slice_mut::<T, u8>(&mut out)
+            .copy_from_slice(&view[..count * std::mem::size_of::<T>()]);
         drop(view);
         staging.unmap();
         Ok(out)

@@ -11,6 +11,7 @@ pub use timing::GpuTimer;
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The optional features the engine uses when the adapter has them.
@@ -187,6 +188,7 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     lost: Arc<Mutex<Option<String>>>,
     bounds_checks: bool,
+    submits: AtomicU64,
 }
 
 impl Gpu {
@@ -236,6 +238,7 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             lost,
             bounds_checks: false,
+            submits: AtomicU64::new(0),
         })
     }
 
@@ -280,6 +283,39 @@ impl Gpu {
             i.device_type,
             driver.trim()
         )
+    }
+
+    /// Memory new buffers can still take, where the adapter says: the host's available
+    /// memory for a CPU adapter (lavapipe, llvmpipe: their buffers are host memory), the
+    /// size of the device-local heaps for a Vulkan GPU. `None` where it cannot be known.
+    pub fn memory_available(&self) -> Option<u64> {
+        if self.is_cpu() {
+            return host_memory_available();
+        }
+        self.vulkan_device_local_bytes()
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn vulkan_device_local_bytes(&self) -> Option<u64> {
+        // SAFETY: the hal adapter is only borrowed for a read-only property query, and the
+        // guard is dropped before this function returns.
+        let hal = unsafe { self.adapter.as_hal::<wgpu::hal::api::Vulkan>() }?;
+        let instance = hal.shared_instance().raw_instance();
+        // SAFETY: the physical device belongs to this instance, which outlives the call.
+        let props =
+            unsafe { instance.get_physical_device_memory_properties(hal.raw_physical_device()) };
+        let heaps = &props.memory_heaps[..props.memory_heap_count as usize];
+        let local: u64 = heaps
+            .iter()
+            .filter(|h| h.flags.contains(ash::vk::MemoryHeapFlags::DEVICE_LOCAL))
+            .map(|h| h.size)
+            .sum();
+        (local > 0).then_some(local)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn vulkan_device_local_bytes(&self) -> Option<u64> {
+        None
     }
 
     /// The largest byte size one storage binding may cover on this device.
@@ -339,10 +375,22 @@ impl Gpu {
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
             f(&mut enc)?;
-            self.queue.submit([enc.finish()]);
+            self.submit(enc.finish());
             Ok(())
         })??;
         self.wait(op)
+    }
+
+    /// Submits one command buffer, counted (the executor promises one submit per forward,
+    /// and tests hold it to that).
+    pub fn submit(&self, commands: wgpu::CommandBuffer) {
+        self.submits.fetch_add(1, Ordering::Relaxed);
+        self.queue.submit([commands]);
+    }
+
+    /// Queue submissions made through this `Gpu` so far.
+    pub fn submit_count(&self) -> u64 {
+        self.submits.load(Ordering::Relaxed)
     }
 
     /// `run` with one compute pass around `f`.
@@ -359,4 +407,12 @@ impl Gpu {
             f(&mut pass)
         })
     }
+}
+
+/// `MemAvailable` from /proc/meminfo (Linux), in bytes.
+fn host_memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

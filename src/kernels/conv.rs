@@ -84,6 +84,84 @@ impl ConvTune {
         ConvTune { variant, wg, tm: 8 }
     }
 
+    /// Elements of the packed (weight, bias) buffers for a conv with these channels and
+    /// kernel size: whole blocks of output channels, zero padded.
+    pub fn packed_elems(&self, c_in: usize, c_out: usize, k: usize) -> (usize, usize) {
+        // Subgroup packing is fixed at 8 channels and a vec4 per kernel row.
+        let (tm, per_block) = match self.variant {
+            ConvVariant::Direct | ConvVariant::Shared => {
+                (self.tm as usize, c_in * k * k * self.tm as usize)
+            }
+            ConvVariant::Subgroup => (8, c_in * k * 8 * 4),
+        };
+        let blocks = c_out.div_ceil(tm);
+        (blocks * per_block, blocks * tm)
+    }
+
+    /// Reorders torchvision weights [c_out, c_in, k, k] and bias [c_out] into the layout the
+    /// variant reads: [c_out / tm][c_in][k][k][tm] (direct, shared) or
+    /// [c_out / 8][c_in][k][8][4] (subgroup: one vec4 of taps per channel and row), zero
+    /// padded; the bias is padded to whole blocks. The layout does not depend on the batch
+    /// or image size, so one upload serves every `Conv2d` of these channels.
+    pub fn pack(
+        &self,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        weight: &[f32],
+        bias: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        if weight.len() != c_out * c_in * k * k || bias.len() != c_out {
+            return Err(shape_err!(
+                "conv weight/bias have {}/{} elements, {c_out}x{c_in}x{k}x{k} needs {}/{c_out}",
+                weight.len(),
+                bias.len(),
+                c_out * c_in * k * k,
+            ));
+        }
+        let sg = self.variant == ConvVariant::Subgroup;
+        let tm = if sg { 8 } else { self.tm as usize };
+        let (w_len, b_len) = self.packed_elems(c_in, c_out, k);
+        let kk = k * k;
+        let mut w = vec![0.0f32; w_len];
+        for co in 0..c_out {
+            let (b, m) = (co / tm, co % tm);
+            for ci in 0..c_in {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let src = weight[((co * c_in + ci) * k + ky) * k + kx];
+                        let dst = if sg {
+                            (((b * c_in + ci) * k + ky) * tm + m) * 4 + kx
+                        } else {
+                            ((b * c_in + ci) * kk + ky * k + kx) * tm + m
+                        };
+                        w[dst] = src;
+                    }
+                }
+            }
+        }
+        let mut b = bias.to_vec();
+        b.resize(b_len, 0.0);
+        Ok((w, b))
+    }
+
+    /// Packs and uploads weights and bias.
+    pub fn upload(
+        &self,
+        gpu: &Gpu,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        weight: &[f32],
+        bias: &[f32],
+    ) -> Result<ConvParams> {
+        let (w, b) = self.pack(c_in, c_out, k, weight, bias)?;
+        Ok(ConvParams {
+            weight: gpu.upload("conv weight", &w)?,
+            bias: gpu.upload("conv bias", &b)?,
+        })
+    }
+
     /// Every variant this adapter can run, with the default tunables otherwise.
     pub fn variants_for(gpu: &Gpu) -> Vec<ConvTune> {
         let d = ConvTune::default_for(gpu);
@@ -165,63 +243,21 @@ impl Conv2d {
 
     /// Elements of the packed weight buffer.
     fn weight_elems(&self) -> usize {
-        let s = self.shape;
-        let per_block = match self.tune.variant {
-            ConvVariant::Direct | ConvVariant::Shared => s.c_in * s.k * s.k * self.tune.tm as usize,
-            ConvVariant::Subgroup => s.c_in * s.k * self.tune.tm as usize * 4,
-        };
-        self.blocks() * per_block
+        self.tune
+            .packed_elems(self.shape.c_in, self.shape.c_out, self.shape.k)
+            .0
     }
 
-    /// Reorders torchvision weights [c_out, c_in, k, k] and bias [c_out] into the layout the
-    /// variant reads: [c_out / tm][c_in][k][k][tm] (direct, shared) or
-    /// [c_out / 8][c_in][k][8][4] (subgroup: one vec4 of taps per channel and row), zero
-    /// padded; the bias is padded to whole blocks.
+    /// Reorders torchvision weights; see [`ConvTune::pack`].
     pub fn pack(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let s = self.shape;
-        if weight.len() != s.weight_len() || bias.len() != s.c_out {
-            return Err(shape_err!(
-                "conv weight/bias have {}/{} elements, shape {s:?} needs {}/{}",
-                weight.len(),
-                bias.len(),
-                s.weight_len(),
-                s.c_out
-            ));
-        }
-        let tm = self.tune.tm as usize;
-        let kk = s.k * s.k;
-        let mut w = vec![0.0f32; self.weight_elems()];
-        for co in 0..s.c_out {
-            let (b, m) = (co / tm, co % tm);
-            for ci in 0..s.c_in {
-                for ky in 0..s.k {
-                    for kx in 0..s.k {
-                        let src = weight[((co * s.c_in + ci) * s.k + ky) * s.k + kx];
-                        let dst = match self.tune.variant {
-                            ConvVariant::Direct | ConvVariant::Shared => {
-                                ((b * s.c_in + ci) * kk + ky * s.k + kx) * tm + m
-                            }
-                            ConvVariant::Subgroup => {
-                                (((b * s.c_in + ci) * s.k + ky) * tm + m) * 4 + kx
-                            }
-                        };
-                        w[dst] = src;
-                    }
-                }
-            }
-        }
-        let mut b = bias.to_vec();
-        b.resize(self.blocks() * tm, 0.0);
-        Ok((w, b))
+        self.tune.pack(s.c_in, s.c_out, s.k, weight, bias)
     }
 
     /// Packs and uploads weights and bias.
     pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<ConvParams> {
-        let (w, b) = self.pack(weight, bias)?;
-        Ok(ConvParams {
-            weight: gpu.upload("conv weight", &w)?,
-            bias: gpu.upload("conv bias", &b)?,
-        })
+        let s = self.shape;
+        self.tune.upload(gpu, s.c_in, s.c_out, s.k, weight, bias)
     }
 
     /// A bind group over input, packed parameters and output, after checking their sizes.

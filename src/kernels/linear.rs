@@ -39,6 +39,57 @@ pub struct LinearParams {
     pub bias: wgpu::Buffer,
 }
 
+/// The (first row, rows) of each weight chunk when one binding holds at most `max_bytes`
+/// (capped at the adapter's limit).
+pub fn row_chunks(
+    gpu: &Gpu,
+    k: usize,
+    n_out: usize,
+    max_bytes: u64,
+) -> Result<Vec<(usize, usize)>> {
+    let max_bytes = max_bytes.min(gpu.max_binding_bytes());
+    let row_bytes = (k * 4) as u64;
+    let rows_per = (max_bytes / row_bytes) as usize;
+    if rows_per == 0 {
+        return Err(Error::Limit(format!(
+            "one weight row of {k} f32 ({row_bytes} bytes) exceeds the binding limit {max_bytes}"
+        )));
+    }
+    Ok((0..n_out)
+        .step_by(rows_per)
+        .map(|r0| (r0, rows_per.min(n_out - r0)))
+        .collect())
+}
+
+impl LinearParams {
+    /// Uploads weight [n_out, k] split at `rows` (from [`row_chunks`]), and the bias.
+    pub fn upload(
+        gpu: &Gpu,
+        k: usize,
+        n_out: usize,
+        rows: &[(usize, usize)],
+        weight: &[f32],
+        bias: &[f32],
+    ) -> Result<LinearParams> {
+        if weight.len() != n_out * k || bias.len() != n_out {
+            return Err(shape_err!(
+                "linear weight/bias have {}/{} elements, {n_out}x{k} needs {}/{n_out}",
+                weight.len(),
+                bias.len(),
+                n_out * k,
+            ));
+        }
+        let chunks = rows
+            .iter()
+            .map(|(r0, n)| gpu.upload("linear weight", &weight[r0 * k..(r0 + n) * k]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LinearParams {
+            chunks,
+            bias: gpu.upload("linear bias", bias)?,
+        })
+    }
+}
+
 impl Linear {
     pub fn new(gpu: &Gpu, shape: LinearShape, relu: bool) -> Result<Self> {
         Linear::with_binding_limit(gpu, shape, relu, gpu.max_binding_bytes())
@@ -58,14 +109,6 @@ impl Linear {
                 "linear layer with an empty dimension: {shape:?}"
             ));
         }
-        let max_bytes = max_bytes.min(gpu.max_binding_bytes());
-        let row_bytes = (k * 4) as u64;
-        let rows_per = (max_bytes / row_bytes) as usize;
-        if rows_per == 0 {
-            return Err(Error::Limit(format!(
-                "one weight row of {k} f32 ({row_bytes} bytes) exceeds the binding limit {max_bytes}"
-            )));
-        }
         let subgroup = gpu.subgroups_of_at_least(8);
         let (name, tm) = if subgroup {
             (shader!("linear_subgroup"), 8)
@@ -74,9 +117,7 @@ impl Linear {
         };
         let wg = if gpu.is_cpu() { 16 } else { 64 };
         let mut chunks = Vec::new();
-        let mut row0 = 0;
-        while row0 < n_out {
-            let rows = rows_per.min(n_out - row0);
+        for (row0, rows) in row_chunks(gpu, k, n_out, max_bytes)? {
             let p = gpu.pipeline(
                 &name,
                 "main",
@@ -91,7 +132,6 @@ impl Linear {
                 ],
             )?;
             chunks.push((row0, rows, p));
-            row0 += rows;
         }
         Ok(Linear {
             shape,
@@ -110,25 +150,8 @@ impl Linear {
 
     /// Uploads weight [n_out, k] as row chunks, and the bias.
     pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<LinearParams> {
-        let s = self.shape;
-        if weight.len() != s.n_out * s.k || bias.len() != s.n_out {
-            return Err(shape_err!(
-                "linear weight/bias have {}/{} elements, {s:?} needs {}/{}",
-                weight.len(),
-                bias.len(),
-                s.n_out * s.k,
-                s.n_out
-            ));
-        }
-        let chunks = self
-            .chunks
-            .iter()
-            .map(|(r0, rows, _)| gpu.upload("linear weight", &weight[r0 * s.k..(r0 + rows) * s.k]))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(LinearParams {
-            chunks,
-            bias: gpu.upload("linear bias", bias)?,
-        })
+        let rows: Vec<_> = self.chunks.iter().map(|c| (c.0, c.1)).collect();
+        LinearParams::upload(gpu, self.shape.k, self.shape.n_out, &rows, weight, bias)
     }
 
     /// One bind group per weight chunk.

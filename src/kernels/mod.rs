@@ -69,18 +69,24 @@ pub(crate) fn check_buffer(
     Ok(())
 }
 
-/// A bind group over whole buffers, in binding order.
+/// A bind group over buffers from their start, in binding order. A buffer larger than one
+/// binding (an executor slot shared by tensors of different sizes) is bound over its first
+/// `max_binding_bytes`: every op checks with `check_buffer` that its tensor fits there.
 pub(crate) fn bind(
     gpu: &Gpu,
     pipeline: &wgpu::ComputePipeline,
     label: &str,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
+    let max = gpu.max_binding_bytes() / 4 * 4;
     bind_ranges(
         gpu,
         pipeline,
         label,
-        &buffers.iter().map(|b| (*b, 0, None)).collect::<Vec<_>>(),
+        &buffers
+            .iter()
+            .map(|b| (*b, 0, (b.size() > max).then_some(max)))
+            .collect::<Vec<_>>(),
     )
 }
 

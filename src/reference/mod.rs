@@ -3,6 +3,9 @@
 //! comparison with the GPU mean something.
 
 /// 2-D convolution, stride 1, zero padding `k / 2`, weight [c_out, c_in, k, k].
+/// Each output plane is accumulated in f64, one tap at a time over the valid window; the
+/// planes are shared out over the host's cores (the whole-network reference would take
+/// minutes on one).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
@@ -16,36 +19,49 @@ pub fn conv2d(
     assert_eq!(x.len(), n * c_in * h * w);
     assert_eq!(weight.len(), c_out * c_in * k * k);
     assert_eq!(bias.len(), c_out);
-    let pad = (k / 2) as isize;
-    let mut out = vec![0.0f32; n * c_out * h * w];
-    for b in 0..n {
-        for co in 0..c_out {
-            for oy in 0..h {
-                for ox in 0..w {
-                    let mut acc = bias[co] as f64;
-                    for ci in 0..c_in {
-                        for ky in 0..k {
-                            let iy = oy as isize + ky as isize - pad;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            for kx in 0..k {
-                                let ix = ox as isize + kx as isize - pad;
-                                if ix < 0 || ix >= w as isize {
-                                    continue;
-                                }
-                                let xv = x[((b * c_in + ci) * h + iy as usize) * w + ix as usize];
-                                let wv = weight[((co * c_in + ci) * k + ky) * k + kx];
-                                acc += xv as f64 * wv as f64;
-                            }
+    let pad = k / 2;
+    let plane = h * w;
+    let mut out = vec![0.0f32; n * c_out * plane];
+    let one_plane = |p: usize, dst: &mut [f32]| {
+        let (b, co) = (p / c_out, p % c_out);
+        let mut acc = vec![bias[co] as f64; plane];
+        for ci in 0..c_in {
+            let src = &x[(b * c_in + ci) * plane..(b * c_in + ci + 1) * plane];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let wv = weight[((co * c_in + ci) * k + ky) * k + kx] as f64;
+                    // Output rows/columns whose input tap (oy + ky - pad) lies inside.
+                    let (y0, y1) = (pad.saturating_sub(ky), (h + pad).saturating_sub(ky).min(h));
+                    let (x0, x1) = (pad.saturating_sub(kx), (w + pad).saturating_sub(kx).min(w));
+                    for oy in y0..y1 {
+                        let iy = oy + ky - pad;
+                        let a = &mut acc[oy * w + x0..oy * w + x1];
+                        let s = &src[iy * w + x0 + kx - pad..iy * w + x1 + kx - pad];
+                        for (a, s) in a.iter_mut().zip(s) {
+                            *a += *s as f64 * wv;
                         }
                     }
-                    let v = acc as f32;
-                    out[((b * c_out + co) * h + oy) * w + ox] = if relu { v.max(0.0) } else { v };
                 }
             }
         }
-    }
+        for (d, a) in dst.iter_mut().zip(&acc) {
+            let v = *a as f32;
+            *d = if relu { v.max(0.0) } else { v };
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let planes = n * c_out;
+    let per = planes.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (t, chunk) in out.chunks_mut(per * plane).enumerate() {
+            let one_plane = &one_plane;
+            s.spawn(move || {
+                for (i, dst) in chunk.chunks_mut(plane).enumerate() {
+                    one_plane(t * per + i, dst);
+                }
+            });
+        }
+    });
     out
 }
 
@@ -217,3 +233,5 @@ pub fn adaptive_avg_pool(
     }
     out
 }
+
+pub mod network;

@@ -1,0 +1,266 @@
+//! The executor: a model becomes a graph of fused GPU nodes over tensor ids; a planner
+//! places every tensor in a few reusable buffers and splits the batch wherever one image's
+//! activations times the batch would not fit a storage binding; `Network` uploads the
+//! weights once and runs a forward pass as one command encoder and one queue submit.
+//!
+//! Splitting: a run of consecutive nodes whose tensors at the full batch would exceed the
+//! binding limit forms a *chunked stage*, executed over groups of images in turn (VGG16's
+//! first block at batch 16 on a 128 MiB-binding adapter runs as two groups of 8). Tensors
+//! that cross a stage boundary are held at the full batch and filled or read with buffer
+//! copies, which need only 4-byte alignment, so no shader has to know about windows. The
+//! classifier after a chunked feature stage still runs once over the whole batch, so the
+//! large FC weights are read once per forward.
+
+mod network;
+pub mod plan;
+
+pub use network::{weight_bytes, Network, NetworkOptions};
+pub use plan::{Limits, Plan, Stage};
+
+use crate::error::{Error, Result};
+use crate::model::{Dims, Model, Op};
+
+pub type TensorId = usize;
+
+/// A tensor of the graph: its per-image shape and the layer that names it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dims: Dims,
+}
+
+impl TensorInfo {
+    pub fn image_bytes(&self) -> u64 {
+        self.dims.iter().product::<usize>() as u64 * 4
+    }
+}
+
+/// What a node computes. Layer indices point into the model's layer list.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NodeOp {
+    /// Convolution with its batch norm folded in and its ReLU fused where present.
+    Conv {
+        layer: usize,
+        bn: Option<usize>,
+        relu: bool,
+    },
+    /// A ReLU the planner could not fuse (its input was asked for).
+    Relu,
+    Lrn {
+        layer: usize,
+    },
+    MaxPool,
+    AvgPool {
+        h: usize,
+        w: usize,
+    },
+    Linear {
+        layer: usize,
+        relu: bool,
+    },
+    Softmax,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub op: NodeOp,
+    pub input: TensorId,
+    pub output: TensorId,
+}
+
+/// "conv1_1+bn1_1+relu1_1" for a fused node.
+fn fused_name(layers: &[crate::model::Layer]) -> String {
+    layers
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// The name under which `Network::run` returns class probabilities (softmax of the last
+/// layer), computed on the GPU.
+pub const PROB: &str = "prob";
+
+/// Nodes in execution order over tensors; tensor 0 is the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub tensors: Vec<TensorInfo>,
+    pub nodes: Vec<Node>,
+    /// The requested outputs: (tensor, per-image shape as the layer reports it, name).
+    pub outputs: Vec<(TensorId, Vec<usize>, String)>,
+}
+
+impl Graph {
+    /// Builds the nodes needed for the named outputs (layer names, torchvision keys or
+    /// [`PROB`]), fusing conv + batch norm + ReLU and FC + ReLU except where an output
+    /// needs the tensor in between. Dropout and flatten are views of their input; so is an
+    /// average pool that maps a map to its own size.
+    pub fn build(model: &Model, outputs: &[&str]) -> Result<Graph> {
+        let layers = model.layers();
+        let n_layers = layers.len();
+        let mut wanted = Vec::new();
+        for name in outputs {
+            wanted.push(if *name == PROB {
+                n_layers
+            } else {
+                model.layer_index(name)?
+            });
+        }
+        if wanted.is_empty() {
+            return Err(Error::InvalidOption {
+                option: "outputs".into(),
+                message: "ask for at least one output".into(),
+            });
+        }
+        let is_wanted = |i: usize| wanted.contains(&i);
+        let last = wanted.iter().copied().max().unwrap_or(0).min(n_layers - 1);
+        let mut g = Graph {
+            tensors: vec![TensorInfo {
+                name: "input".into(),
+                dims: model.input_dims(),
+            }],
+            nodes: Vec::new(),
+            outputs: Vec::new(),
+        };
+        // The tensor holding each layer's output, where one exists.
+        let mut at = vec![None; n_layers + 1];
+        let mut cur: TensorId = 0;
+        let mut i = 0;
+        while i <= last {
+            let l = &layers[i];
+            let relu_after = |j: usize| {
+                j < n_layers && j <= last && layers[j].op == Op::Relu && !is_wanted(j - 1)
+            };
+            match l.op {
+                Op::Conv { .. } => {
+                    let bn = matches!(layers.get(i + 1).map(|l| l.op), Some(Op::BatchNorm { .. }))
+                        .then_some(i + 1);
+                    if bn.is_some() && is_wanted(i) {
+                        return Err(Error::InvalidOption {
+                            option: "output".into(),
+                            message: format!(
+                                "{} is folded with its batch norm when the weights load; ask \
+                                 for {} (after batch norm) instead",
+                                l.name,
+                                layers[i + 1].name
+                            ),
+                        });
+                    }
+                    let end = bn.unwrap_or(i);
+                    let relu = relu_after(end + 1);
+                    let last_fused = if relu { end + 1 } else { end };
+                    cur = g.node(
+                        &fused_name(&layers[i..=last_fused]),
+                        NodeOp::Conv { layer: i, bn, relu },
+                        cur,
+                        layers[last_fused].output,
+                    );
+                    at[last_fused] = Some(cur);
+                    i = last_fused + 1;
+                    continue;
+                }
+                Op::Linear { .. } => {
+                    let relu = relu_after(i + 1);
+                    let last_fused = if relu { i + 1 } else { i };
+                    cur = g.node(
+                        &fused_name(&layers[i..=last_fused]),
+                        NodeOp::Linear { layer: i, relu },
+                        cur,
+                        layers[last_fused].output,
+                    );
+                    at[last_fused] = Some(cur);
+                    i = last_fused + 1;
+                    continue;
+                }
+                Op::Relu => cur = g.node(&l.name, NodeOp::Relu, cur, l.output),
+                Op::Lrn(_) => cur = g.node(&l.name, NodeOp::Lrn { layer: i }, cur, l.output),
+                Op::MaxPool => cur = g.node(&l.name, NodeOp::MaxPool, cur, l.output),
+                Op::AdaptiveAvgPool { h, w } => {
+                    if l.input[1..] != [h, w] {
+                        cur = g.node(&l.name, NodeOp::AvgPool { h, w }, cur, l.output);
+                    }
+                }
+                Op::BatchNorm { .. } => {
+                    // Only reachable for a batch norm not after a conv, which no config makes.
+                    return Err(Error::Shape(format!(
+                        "batch norm {} does not follow a convolution",
+                        l.name
+                    )));
+                }
+                Op::Flatten | Op::Dropout { .. } => {}
+            }
+            at[i] = Some(cur);
+            i += 1;
+        }
+        if wanted.contains(&n_layers) {
+            let logits = at[n_layers - 1].unwrap_or(cur);
+            let out = layers[n_layers - 1].output;
+            at[n_layers] = Some(g.node(PROB, NodeOp::Softmax, logits, out));
+        }
+        for (&w, name) in wanted.iter().zip(outputs) {
+            let shape = layers[w.min(n_layers - 1)].shape();
+            let t = at[w]
+                .ok_or_else(|| Error::Shape(format!("layer {name} has no tensor in the graph")))?;
+            g.outputs.push((t, shape, name.to_string()));
+        }
+        Ok(g)
+    }
+
+    fn node(&mut self, name: &str, op: NodeOp, input: TensorId, out: Dims) -> TensorId {
+        let id = self.tensors.len();
+        // A fused node's tensor is the output of its last layer.
+        let tensor = name.rsplit('+').next().unwrap_or(name);
+        self.tensors.push(TensorInfo {
+            name: tensor.into(),
+            dims: out,
+        });
+        self.nodes.push(Node {
+            name: name.into(),
+            op,
+            input,
+            output: id,
+        });
+        id
+    }
+
+    /// The node that writes each tensor (None for the input).
+    pub fn producers(&self) -> Vec<Option<usize>> {
+        let mut p = vec![None; self.tensors.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            p[n.output] = Some(i);
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_follows_requests() {
+        let m = Model::by_name("vgg11_bn").unwrap();
+        let g = Graph::build(&m, &["fc8"]).unwrap();
+        // 8 convs (BN and ReLU fused), 5 pools, avgpool is identity at 224, 3 FCs.
+        assert_eq!(g.nodes.len(), 8 + 5 + 3);
+        assert!(matches!(
+            g.nodes[0].op,
+            NodeOp::Conv {
+                layer: 0,
+                bn: Some(1),
+                relu: true
+            }
+        ));
+        // Asking for bn1_1 keeps its ReLU apart.
+        let g = Graph::build(&m, &["bn1_1", "relu1_1"]).unwrap();
+        assert_eq!(g.nodes.len(), 2);
+        assert_eq!(g.nodes[1].op, NodeOp::Relu);
+        // The raw conv output of a BN model is not kept.
+        assert!(Graph::build(&m, &["conv1_1"]).is_err());
+        let g = Graph::build(&Model::vgg16(), &["fc7", PROB]).unwrap();
+        assert_eq!(g.outputs.len(), 2);
+        assert_eq!(g.nodes.last().unwrap().op, NodeOp::Softmax);
+        assert!(Graph::build(&Model::vgg16(), &["nope"]).is_err());
+    }
+}

@@ -1,0 +1,516 @@
+//! A model on the GPU: weights uploaded once, a plan per (batch, outputs), and a forward
+//! pass recorded into one command encoder and submitted once.
+
+use super::plan::{plan, Limits, Plan};
+use super::{Graph, NodeOp, TensorId};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::adaptive_pool::AdaptiveAvgPool;
+use crate::kernels::affine::{BatchNorm, ChannelAffine};
+use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
+use crate::kernels::linear::{row_chunks, Linear, LinearParams, LinearShape};
+use crate::kernels::lrn::Lrn;
+use crate::kernels::maxpool::MaxPool;
+use crate::kernels::softmax::Softmax;
+use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
+use std::collections::BTreeMap;
+
+/// Knobs for tests and constrained setups; the defaults come from the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkOptions {
+    /// Plan as if one storage binding held at most this many bytes (below the adapter's
+    /// limit), to exercise the batch split on small shapes.
+    pub max_binding: Option<u64>,
+    /// Total bytes the network may use (weights and activations), below what the adapter
+    /// reports.
+    pub memory_limit: Option<u64>,
+    /// Convolution variant and tunables; the adapter's default when `None`.
+    pub conv: Option<ConvTune>,
+}
+
+/// One dispatchable op with its bind groups.
+enum Kernel {
+    Conv(Conv2d, wgpu::BindGroup),
+    Pool(MaxPool, wgpu::BindGroup),
+    Lrn(Lrn, wgpu::BindGroup),
+    Affine(ChannelAffine, wgpu::BindGroup),
+    AvgPool(AdaptiveAvgPool, wgpu::BindGroup),
+    Linear(Linear, Vec<wgpu::BindGroup>),
+    Softmax(Softmax, wgpu::BindGroup),
+}
+
+impl Kernel {
+    fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
+        match self {
+            Kernel::Conv(k, bg) => k.encode(gpu, pass, bg),
+            Kernel::Pool(k, bg) => k.encode(gpu, pass, bg),
+            Kernel::Lrn(k, bg) => k.encode(gpu, pass, bg),
+            Kernel::Affine(k, bg) => k.encode(gpu, pass, bg),
+            Kernel::AvgPool(k, bg) => k.encode(gpu, pass, bg),
+            Kernel::Linear(k, bgs) => k.encode(gpu, pass, bgs),
+            Kernel::Softmax(k, bg) => k.encode(gpu, pass, bg),
+        }
+    }
+}
+
+/// A plan made real: buffers, kernels per (stage, chunk size), and the readback buffer.
+struct Prepared {
+    batch: usize,
+    outputs: Vec<String>,
+    graph: Graph,
+    plan: Plan,
+    slots: Vec<wgpu::Buffer>,
+    readback: wgpu::Buffer,
+    /// Per stage: the kernels for each chunk size the stage runs at.
+    programs: Vec<BTreeMap<usize, Vec<Kernel>>>,
+    /// Ones and zeros for ReLUs run as a channel affine map, kept alive here.
+    _identity: Vec<wgpu::Buffer>,
+}
+
+/// A model with its weights resident on one GPU.
+pub struct Network<'g> {
+    gpu: &'g Gpu,
+    model: Model,
+    tune: ConvTune,
+    limits: Limits,
+    memory_limit: Option<u64>,
+    convs: BTreeMap<usize, ConvParams>,
+    linears: BTreeMap<usize, LinearParams>,
+    weight_bytes: u64,
+    prepared: Option<Prepared>,
+}
+
+/// Bytes of the GPU copies of a model's weights with these conv tunables (packed conv
+/// weights are padded to whole channel blocks; batch norm folds into its conv).
+pub fn weight_bytes(model: &Model, tune: ConvTune) -> u64 {
+    model
+        .layers()
+        .iter()
+        .map(|l| match l.op {
+            Op::Conv { c_in, c_out, k } => {
+                let (w, b) = tune.packed_elems(c_in, c_out, k);
+                (w + b) as u64 * 4
+            }
+            Op::Linear { .. } => l.params() * 4,
+            _ => 0,
+        })
+        .sum()
+}
+
+impl<'g> Network<'g> {
+    /// Checks `weights` against `model` and uploads them.
+    pub fn new(gpu: &'g Gpu, model: &Model, weights: &Weights) -> Result<Network<'g>> {
+        Network::with_options(gpu, model, weights, NetworkOptions::default())
+    }
+
+    pub fn with_options(
+        gpu: &'g Gpu,
+        model: &Model,
+        weights: &Weights,
+        opts: NetworkOptions,
+    ) -> Result<Network<'g>> {
+        weights.validate(model)?;
+        let tune = opts.conv.unwrap_or_else(|| ConvTune::default_for(gpu));
+        let max_binding = opts
+            .max_binding
+            .unwrap_or(u64::MAX)
+            .min(gpu.max_binding_bytes());
+        let limits = Limits {
+            max_binding,
+            max_buffer: gpu.limits().max_buffer_size,
+        };
+        let need = weight_bytes(model, tune);
+        if let Some(avail) = available(gpu, opts.memory_limit) {
+            if need > avail {
+                return Err(Error::Limit(format!(
+                    "{}'s weights need {need} bytes on the GPU, {avail} bytes are available",
+                    model.name()
+                )));
+            }
+        }
+        let layers = model.layers();
+        let mut convs = BTreeMap::new();
+        let mut linears = BTreeMap::new();
+        let get = |name: String| -> Result<&[f32]> {
+            Ok(&weights
+                .get(&name)
+                .ok_or_else(|| Error::Shape(format!("weights have no tensor '{name}'")))?
+                .data)
+        };
+        for (i, l) in layers.iter().enumerate() {
+            let key = &l.key;
+            match l.op {
+                Op::Conv { c_in, c_out, k } => {
+                    let (w, b) = (get(format!("{key}.weight"))?, get(format!("{key}.bias"))?);
+                    let folded;
+                    let (w, b) = match layers.get(i + 1) {
+                        Some(bn) if matches!(bn.op, Op::BatchNorm { .. }) => {
+                            let k = &bn.key;
+                            let norm = BatchNorm {
+                                gamma: get(format!("{k}.weight"))?.to_vec(),
+                                beta: get(format!("{k}.bias"))?.to_vec(),
+                                mean: get(format!("{k}.running_mean"))?.to_vec(),
+                                var: get(format!("{k}.running_var"))?.to_vec(),
+                                eps: BN_EPS,
+                            };
+                            folded = norm.fold_into_conv(w, b)?;
+                            (&folded.0[..], &folded.1[..])
+                        }
+                        _ => (w, b),
+                    };
+                    convs.insert(i, tune.upload(gpu, c_in, c_out, k, w, b)?);
+                }
+                Op::Linear { k, n } => {
+                    let rows = row_chunks(gpu, k, n, limits.max_binding)?;
+                    let (w, b) = (get(format!("{key}.weight"))?, get(format!("{key}.bias"))?);
+                    linears.insert(i, LinearParams::upload(gpu, k, n, &rows, w, b)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(Network {
+            gpu,
+            model: model.clone(),
+            tune,
+            limits,
+            memory_limit: opts.memory_limit,
+            convs,
+            linears,
+            weight_bytes: need,
+            prepared: None,
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+    pub fn gpu(&self) -> &Gpu {
+        self.gpu
+    }
+    /// Bytes of weights on the GPU.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+    pub fn conv_tune(&self) -> ConvTune {
+        self.tune
+    }
+    /// The limits plans are made under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The plan a forward at `batch` returning `outputs` would use, without allocating it.
+    pub fn plan(&self, batch: usize, outputs: &[&str]) -> Result<Plan> {
+        let graph = Graph::build(&self.model, outputs)?;
+        plan(&graph, batch, self.limits, self.budget())
+    }
+
+    fn budget(&self) -> Option<u64> {
+        // On a CPU adapter the weights already came out of the host memory now reported.
+        let resident = if self.gpu.is_cpu() && self.memory_limit.is_none() {
+            0
+        } else {
+            self.weight_bytes
+        };
+        available(self.gpu, self.memory_limit).map(|a| a.saturating_sub(resident))
+    }
+
+    /// Class scores (the last layer's output), [n, classes], for input [n, c, h, w].
+    pub fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
+        let last = self.model.layers().len() - 1;
+        let name = self.model.layers()[last].name.clone();
+        self.forward_features(input, &name)
+    }
+
+    /// The output of one named layer (pool5, relu5_3, fc7, ...; or [`super::PROB`] for the
+    /// softmax of the last layer).
+    /// Only the layers up to it run.
+    pub fn forward_features(&mut self, input: &Tensor, layer: &str) -> Result<Tensor> {
+        let mut out = self.run(input, &[layer])?;
+        out.pop()
+            .ok_or_else(|| Error::Shape("the forward returned no output".into()))
+    }
+
+    /// Runs the layers needed for `outputs` and returns them in that order. One command
+    /// encoder and one queue submit; the outputs are the only data read back.
+    pub fn run(&mut self, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>> {
+        let [c, h, w] = self.model.input_dims();
+        if input.shape.len() != 4 || input.shape[1..] != [c, h, w] || input.shape[0] == 0 {
+            return Err(Error::Shape(format!(
+                "input of shape {:?}; {} takes [n, {c}, {h}, {w}] with n >= 1",
+                input.shape,
+                self.model.name()
+            )));
+        }
+        self.prepare(input.shape[0], outputs)?;
+        let Some(p) = self.prepared.as_ref() else {
+            return Err(Error::Shape("no plan".into()));
+        };
+        self.encode_and_read(p, input)
+    }
+
+    /// Plans and allocates for a forward at `batch` returning `outputs` (a forward does it
+    /// when the batch or outputs change); returns the plan.
+    pub fn prepare(&mut self, batch: usize, outputs: &[&str]) -> Result<&Plan> {
+        let stale = self
+            .prepared
+            .as_ref()
+            .is_none_or(|p| p.batch != batch || p.outputs != outputs);
+        if stale {
+            // Free the old plan's buffers before allocating the new one.
+            self.prepared = None;
+            self.prepared = Some(self.build(batch, outputs)?);
+        }
+        match &self.prepared {
+            Some(p) => Ok(&p.plan),
+            None => Err(Error::Shape("no plan".into())),
+        }
+    }
+
+    /// Fills every activation buffer of the current plan with NaN, so a test sees any
+    /// element a forward fails to write.
+    pub fn poison(&self) {
+        if let Some(p) = &self.prepared {
+            for s in &p.slots {
+                self.gpu.poison(s);
+            }
+        }
+    }
+
+    fn build(&self, batch: usize, outputs: &[&str]) -> Result<Prepared> {
+        let gpu = self.gpu;
+        let graph = Graph::build(&self.model, outputs)?;
+        let plan = plan(&graph, batch, self.limits, self.budget())?;
+        let slots = plan
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| gpu.alloc(&format!("activation slot {i}"), b))
+            .collect::<Result<Vec<_>>>()?;
+        let readback = gpu.readback_buffer("forward outputs", plan.readback)?;
+        let mut identity = Vec::new();
+        let mut programs = Vec::new();
+        for (si, stage) in plan.stages.iter().enumerate() {
+            let mut by_size = BTreeMap::new();
+            let mut sizes = plan.chunks(si);
+            sizes.dedup();
+            for n in sizes {
+                let mut kernels = Vec::new();
+                for node in &graph.nodes[stage.nodes.clone()] {
+                    let place = |t: TensorId| -> Result<&wgpu::Buffer> {
+                        let p = if plan.chunked(si) {
+                            plan.local.get(&(t, si))
+                        } else {
+                            plan.full[t].as_ref()
+                        };
+                        p.map(|p| &slots[p.slot]).ok_or_else(|| {
+                            Error::Shape(format!("tensor {t} has no place in stage {si}"))
+                        })
+                    };
+                    let (x, y) = (place(node.input)?, place(node.output)?);
+                    kernels.push(self.kernel(
+                        &graph,
+                        node.op,
+                        n,
+                        node.input,
+                        x,
+                        y,
+                        &mut identity,
+                    )?);
+                }
+                by_size.insert(n, kernels);
+            }
+            programs.push(by_size);
+        }
+        Ok(Prepared {
+            batch,
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            graph,
+            plan,
+            slots,
+            readback,
+            programs,
+            _identity: identity,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn kernel(
+        &self,
+        graph: &Graph,
+        op: NodeOp,
+        n: usize,
+        input: TensorId,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        identity: &mut Vec<wgpu::Buffer>,
+    ) -> Result<Kernel> {
+        let gpu = self.gpu;
+        let [c, h, w] = graph.tensors[input].dims;
+        let dims = (n, c, h, w);
+        let layers = self.model.layers();
+        Ok(match op {
+            NodeOp::Conv { layer, relu, .. } => {
+                let Op::Conv { c_in, c_out, k } = layers[layer].op else {
+                    return Err(Error::Shape(format!("layer {layer} is not a conv")));
+                };
+                let shape = ConvShape::new(n, c_in, c_out, h, w, k);
+                let conv = Conv2d::with_tune(gpu, shape, relu, self.tune)?;
+                let params = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
+                let bg = conv.bind(gpu, x, params, y)?;
+                Kernel::Conv(conv, bg)
+            }
+            NodeOp::Relu => {
+                let scale = gpu.upload("relu scale", &vec![1.0f32; c])?;
+                let shift = gpu.upload("relu shift", &vec![0.0f32; c])?;
+                let k = ChannelAffine::new(gpu, dims, true)?;
+                let bg = k.bind(gpu, x, &scale, &shift, y)?;
+                identity.extend([scale, shift]);
+                Kernel::Affine(k, bg)
+            }
+            NodeOp::Lrn { layer } => {
+                let Op::Lrn(p) = layers[layer].op else {
+                    return Err(Error::Shape(format!("layer {layer} is not LRN")));
+                };
+                let k = Lrn::new(gpu, dims, p)?;
+                let bg = k.bind(gpu, x, y)?;
+                Kernel::Lrn(k, bg)
+            }
+            NodeOp::MaxPool => {
+                let k = MaxPool::new(gpu, dims, false)?;
+                let bg = k.bind(gpu, x, y, None)?;
+                Kernel::Pool(k, bg)
+            }
+            NodeOp::AvgPool { h: oh, w: ow } => {
+                let k = AdaptiveAvgPool::new(gpu, dims, (oh, ow))?;
+                let bg = k.bind(gpu, x, y)?;
+                Kernel::AvgPool(k, bg)
+            }
+            NodeOp::Linear { layer, relu } => {
+                let Op::Linear { k, n: n_out } = layers[layer].op else {
+                    return Err(Error::Shape(format!("layer {layer} is not FC")));
+                };
+                let shape = LinearShape { m: n, k, n_out };
+                let lin = Linear::with_binding_limit(gpu, shape, relu, self.limits.max_binding)?;
+                let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
+                let bgs = lin.bind(gpu, x, params, y)?;
+                Kernel::Linear(lin, bgs)
+            }
+            NodeOp::Softmax => {
+                let k = Softmax::new(gpu, n, c * h * w)?;
+                let bg = k.bind(gpu, x, y)?;
+                Kernel::Softmax(k, bg)
+            }
+        })
+    }
+
+    fn encode_and_read(&self, p: &Prepared, input: &Tensor) -> Result<Vec<Tensor>> {
+        let gpu = self.gpu;
+        let plan = &p.plan;
+        let t = &p.graph.tensors;
+        let input_place = plan.full[0]
+            .ok_or_else(|| Error::Shape("the input has no place in the plan".into()))?;
+        gpu.queue.write_buffer(
+            &p.slots[input_place.slot],
+            0,
+            bytemuck::cast_slice(&input.data),
+        );
+        let producers = p.graph.producers();
+        let stage_of_tensor = |id: TensorId| producers[id].map(|n| plan.stage_of(n));
+        gpu.scoped("forward", || -> Result<()> {
+            let mut enc = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("forward"),
+                });
+            for (si, stage) in plan.stages.iter().enumerate() {
+                let chunked = plan.chunked(si);
+                for (ci, n) in plan.chunks(si).into_iter().enumerate() {
+                    let b0 = ci * stage.chunk;
+                    let locals = plan.local.iter().filter(|((_, s), _)| *s == si);
+                    if chunked {
+                        // Tensors from earlier stages: this group's images into the local copy.
+                        for (&(id, _), place) in locals.clone() {
+                            if stage_of_tensor(id) != Some(si) {
+                                let full = plan.full[id].ok_or_else(|| no_full(id))?;
+                                let img = t[id].image_bytes();
+                                enc.copy_buffer_to_buffer(
+                                    &p.slots[full.slot],
+                                    b0 as u64 * img,
+                                    &p.slots[place.slot],
+                                    0,
+                                    Some(n as u64 * img),
+                                );
+                            }
+                        }
+                    }
+                    {
+                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("forward"),
+                            timestamp_writes: None,
+                        });
+                        let kernels = p.programs[si]
+                            .get(&n)
+                            .ok_or_else(|| Error::Shape(format!("no program for {n} images")))?;
+                        for k in kernels {
+                            k.encode(gpu, &mut pass)?;
+                        }
+                    }
+                    if chunked {
+                        // Tensors later stages or the caller need: out to the full tensor.
+                        for (&(id, _), place) in locals {
+                            if stage_of_tensor(id) == Some(si) {
+                                if let Some(full) = plan.full[id] {
+                                    let img = t[id].image_bytes();
+                                    enc.copy_buffer_to_buffer(
+                                        &p.slots[place.slot],
+                                        0,
+                                        &p.slots[full.slot],
+                                        b0 as u64 * img,
+                                        Some(n as u64 * img),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let mut off = 0;
+            for (id, _, _) in &p.graph.outputs {
+                let full = plan.full[*id].ok_or_else(|| no_full(*id))?;
+                let bytes = t[*id].image_bytes() * p.batch as u64;
+                enc.copy_buffer_to_buffer(&p.slots[full.slot], 0, &p.readback, off, Some(bytes));
+                off += bytes;
+            }
+            gpu.submit(enc.finish());
+            Ok(())
+        })??;
+        let data: Vec<f32> = gpu.map_read(&p.readback, "forward")?;
+        let mut out = Vec::new();
+        let mut off = 0;
+        for (id, shape, _) in &p.graph.outputs {
+            let len = t[*id].image_bytes() as usize / 4 * p.batch;
+            let mut s = vec![p.batch];
+            s.extend(shape);
+            out.push(Tensor::new(s, data[off..off + len].to_vec())?);
+            off += len;
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes the adapter can give (see `Gpu::memory_available`), capped by a user limit.
+fn available(gpu: &Gpu, limit: Option<u64>) -> Option<u64> {
+    match (gpu.memory_available(), limit) {
+        (Some(a), Some(l)) => Some(a.min(l)),
+        (a, l) => a.or(l),
+    }
+}
+
+fn missing(layer: usize) -> Error {
+    Error::Shape(format!("no weights uploaded for layer {layer}"))
+}
+
+fn no_full(id: TensorId) -> Error {
+    Error::Shape(format!("tensor {id} is not held at the full batch"))
+}

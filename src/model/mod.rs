@@ -1,0 +1,663 @@
+//! The VGG family as data: the paper's Table 1 (configs A, A-LRN, B, C, D, E), torchvision's
+//! batch-norm variants, and custom networks built from the same pieces. A [`Model`] is a
+//! validated layer list with every layer's output shape, parameter count and MACs; the
+//! executor (`graph`) and the CPU reference (`reference::network`) both read it.
+
+pub mod summary;
+mod weights;
+
+pub use summary::Summary;
+pub use weights::{Init, Tensor, Weights};
+
+use crate::error::{Error, Result};
+use crate::kernels::lrn::LrnParams;
+
+/// One entry of a feature-extractor configuration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Feature {
+    /// Convolution with `out` channels and a `k`x`k` kernel (3, or 1 in config C), stride
+    /// 1, padding k/2, followed by ReLU (and batch norm before it in the _bn models).
+    Conv { out: usize, k: usize },
+    /// Local response normalisation (config A-LRN), after the ReLU it follows.
+    Lrn,
+    /// 2x2 max pooling, stride 2.
+    Pool,
+}
+
+/// Everything that defines a network. Built-in configs come from the named constructors of
+/// [`Model`]; custom ones from [`Config::parse_features`] or by filling the fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub name: String,
+    pub features: Vec<Feature>,
+    /// Conv, BatchNorm, ReLU in place of conv, ReLU (torchvision's `_bn` models).
+    pub batch_norm: bool,
+    pub in_channels: usize,
+    /// Input height and width.
+    pub input: (usize, usize),
+    /// torchvision's `AdaptiveAvgPool2d((7, 7))` before the classifier; `None` flattens the
+    /// last feature map directly (small custom networks).
+    pub avgpool: Option<(usize, usize)>,
+    /// Widths of the hidden fully connected layers (4096, 4096 in VGG).
+    pub hidden: Vec<usize>,
+    pub classes: usize,
+    /// Dropout probability after each hidden FC layer (identity at inference).
+    pub dropout: f32,
+    pub lrn: LrnParams,
+}
+
+/// What a layer computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    Conv { c_in: usize, c_out: usize, k: usize },
+    BatchNorm { c: usize },
+    Relu,
+    Lrn(LrnParams),
+    MaxPool,
+    AdaptiveAvgPool { h: usize, w: usize },
+    Flatten,
+    Linear { k: usize, n: usize },
+    Dropout { p: f32 },
+}
+
+/// Per-image shape of an activation: channels, height, width ([f, 1, 1] once flattened).
+pub type Dims = [usize; 3];
+
+/// One layer of a model, in torchvision's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// The paper's naming: conv3_2, relu3_2, bn3_2, lrn1, pool3, avgpool, flatten, fc6,
+    /// relu6, drop6, ...
+    pub name: String,
+    /// torchvision's module path (features.12, classifier.3), the prefix of its weights.
+    pub key: String,
+    pub op: Op,
+    pub input: Dims,
+    pub output: Dims,
+}
+
+/// Batch-norm epsilon, PyTorch's default.
+pub const BN_EPS: f32 = 1e-5;
+
+impl Layer {
+    /// Trainable parameters (batch norm's running statistics are buffers, not parameters,
+    /// as PyTorch counts them).
+    pub fn params(&self) -> u64 {
+        match self.op {
+            Op::Conv { c_in, c_out, k } => (c_out * c_in * k * k + c_out) as u64,
+            Op::BatchNorm { c } => 2 * c as u64,
+            Op::Linear { k, n } => (n * k + n) as u64,
+            _ => 0,
+        }
+    }
+
+    /// Multiply-accumulates per image (conv and FC; the element-wise layers are not counted,
+    /// as in the published totals).
+    pub fn macs(&self) -> u64 {
+        let [_, h, w] = self.output;
+        match self.op {
+            Op::Conv { c_in, c_out, k } => (h * w * c_out * c_in * k * k) as u64,
+            Op::Linear { k, n } => (k * n) as u64,
+            _ => 0,
+        }
+    }
+
+    /// Whether the output is a flat feature vector (flatten and the classifier after it).
+    pub fn flat(&self) -> bool {
+        self.key == "flatten" || self.key.starts_with("classifier")
+    }
+
+    /// Per-image output shape as PyTorch reports it: [c, h, w], or [f] once flat.
+    pub fn shape(&self) -> Vec<usize> {
+        if self.flat() {
+            vec![self.output[0]]
+        } else {
+            self.output.to_vec()
+        }
+    }
+
+    /// Elements of the output per image.
+    pub fn output_len(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// The weight tensors this layer owns: (torchvision name, shape).
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
+        let k = &self.key;
+        match self.op {
+            Op::Conv { c_in, c_out, k: ks } => vec![
+                (format!("{k}.weight"), vec![c_out, c_in, ks, ks]),
+                (format!("{k}.bias"), vec![c_out]),
+            ],
+            Op::BatchNorm { c } => ["weight", "bias", "running_mean", "running_var"]
+                .iter()
+                .map(|s| (format!("{k}.{s}"), vec![c]))
+                .collect(),
+            Op::Linear { k: kk, n } => vec![
+                (format!("{k}.weight"), vec![n, kk]),
+                (format!("{k}.bias"), vec![n]),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A validated network: its config and its layers with shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    config: Config,
+    layers: Vec<Layer>,
+}
+
+fn invalid(message: String) -> Error {
+    Error::InvalidOption {
+        option: "model".into(),
+        message,
+    }
+}
+
+/// The names `Model::by_name` knows, with a description each.
+pub const NAMES: &[(&str, &str)] = &[
+    ("vgg11", "config A, 11 weight layers"),
+    (
+        "vgg11_lrn",
+        "config A-LRN: A with local response normalisation after conv1_1",
+    ),
+    ("vgg13", "config B, 13 weight layers"),
+    (
+        "vgg16_c",
+        "config C: B plus a 1x1 conv ending blocks 3, 4 and 5",
+    ),
+    ("vgg16", "config D, 16 weight layers"),
+    ("vgg19", "config E, 19 weight layers"),
+    (
+        "vgg11_bn",
+        "vgg11 with batch norm (torchvision's layer order)",
+    ),
+    ("vgg13_bn", "vgg13 with batch norm"),
+    ("vgg16_bn", "vgg16 with batch norm"),
+    ("vgg19_bn", "vgg19 with batch norm"),
+];
+
+impl Config {
+    /// A config with torchvision's defaults (3x224x224 input, 7x7 average pool, two hidden
+    /// layers of 4096, 1000 classes, dropout 0.5) around the given features.
+    pub fn new(name: &str, features: Vec<Feature>) -> Config {
+        Config {
+            name: name.into(),
+            features,
+            batch_norm: false,
+            in_channels: 3,
+            input: (224, 224),
+            avgpool: Some((7, 7)),
+            hidden: vec![4096, 4096],
+            classes: 1000,
+            dropout: 0.5,
+            lrn: LrnParams::default(),
+        }
+    }
+
+    /// Parses a feature list: comma-separated entries, each a channel count (3x3 conv),
+    /// `N:1` or `N:3` (conv with that kernel size), `M` (max pool) or `L` (LRN).
+    /// Example: config C's block 3 is `256,256,256:1,M`.
+    pub fn parse_features(spec: &str) -> Result<Vec<Feature>> {
+        let mut out = Vec::new();
+        for tok in spec.split(',').map(str::trim) {
+            let f = match tok {
+                "M" | "m" => Feature::Pool,
+                "L" | "l" | "LRN" | "lrn" => Feature::Lrn,
+                _ => {
+                    let (c, k) = tok.split_once(':').unwrap_or((tok, "3"));
+                    let out = c.parse::<usize>().ok().filter(|&c| c > 0);
+                    let k = k.parse::<usize>().ok().filter(|k| *k == 1 || *k == 3);
+                    match (out, k) {
+                        (Some(out), Some(k)) => Feature::Conv { out, k },
+                        _ => {
+                            return Err(invalid(format!(
+                                "'{tok}' in '{spec}' is not a layer: use a channel count \
+                                 (3x3 conv), N:1 (1x1 conv), M (max pool) or L (LRN)"
+                            )))
+                        }
+                    }
+                }
+            };
+            out.push(f);
+        }
+        Ok(out)
+    }
+}
+
+fn convs(spec: &[usize]) -> Vec<Feature> {
+    // 0 marks a pool in the compact tables below.
+    spec.iter()
+        .map(|&c| match c {
+            0 => Feature::Pool,
+            c => Feature::Conv { out: c, k: 3 },
+        })
+        .collect()
+}
+
+const A: &[usize] = &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+const B: &[usize] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+];
+const D: &[usize] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+];
+const E: &[usize] = &[
+    64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0,
+];
+
+impl Model {
+    /// Validates a config and derives its layers.
+    pub fn new(config: Config) -> Result<Model> {
+        let layers = build_layers(&config)?;
+        Ok(Model { config, layers })
+    }
+
+    fn builtin(config: Config) -> Model {
+        // The built-in tables are valid by construction; a failure here is a bug in them.
+        Model::new(config).expect("built-in VGG config is valid")
+    }
+
+    /// Config A.
+    pub fn vgg11() -> Model {
+        Model::builtin(Config::new("vgg11", convs(A)))
+    }
+    /// Config A-LRN: LRN after the first conv's ReLU.
+    pub fn vgg11_lrn() -> Model {
+        let mut f = convs(A);
+        f.insert(1, Feature::Lrn);
+        Model::builtin(Config::new("vgg11_lrn", f))
+    }
+    /// Config B.
+    pub fn vgg13() -> Model {
+        Model::builtin(Config::new("vgg13", convs(B)))
+    }
+    /// Config C: D with the third conv of blocks 3, 4 and 5 a 1x1 convolution.
+    pub fn vgg16_c() -> Model {
+        let mut f = convs(D);
+        for i in [8, 12, 16] {
+            if let Feature::Conv { out, .. } = f[i] {
+                f[i] = Feature::Conv { out, k: 1 };
+            }
+        }
+        Model::builtin(Config::new("vgg16_c", f))
+    }
+    /// Config D.
+    pub fn vgg16() -> Model {
+        Model::builtin(Config::new("vgg16", convs(D)))
+    }
+    /// Config E.
+    pub fn vgg19() -> Model {
+        Model::builtin(Config::new("vgg19", convs(E)))
+    }
+
+    /// A built-in model by name (see [`NAMES`]); `_bn` adds batch norm to A, B, D or E.
+    pub fn by_name(name: &str) -> Result<Model> {
+        let lower = name.to_ascii_lowercase();
+        let (base, bn) = match lower.strip_suffix("_bn") {
+            Some(b) if ["vgg11", "vgg13", "vgg16", "vgg19"].contains(&b) => (b, true),
+            _ => (lower.as_str(), false),
+        };
+        let m = match base {
+            "vgg11" | "a" => Model::vgg11(),
+            "vgg11_lrn" | "a-lrn" | "a_lrn" => Model::vgg11_lrn(),
+            "vgg13" | "b" => Model::vgg13(),
+            "vgg16_c" | "c" => Model::vgg16_c(),
+            "vgg16" | "d" => Model::vgg16(),
+            "vgg19" | "e" => Model::vgg19(),
+            _ => {
+                return Err(invalid(format!(
+                    "unknown model '{name}'; known: {} (or a layer list such as 32,M,64,M)",
+                    NAMES.iter().map(|n| n.0).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        if bn {
+            let mut c = m.config;
+            c.batch_norm = true;
+            c.name = lower.clone();
+            return Model::new(c);
+        }
+        Ok(m)
+    }
+
+    /// A built-in name, or a feature list (see [`Config::parse_features`]) with torchvision's
+    /// defaults for everything else.
+    pub fn parse(spec: &str) -> Result<Model> {
+        if spec.contains(',') || spec.chars().all(|c| c.is_ascii_digit()) {
+            return Model::new(Config::new("custom", Config::parse_features(spec)?));
+        }
+        Model::by_name(spec)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+    /// Per-image input shape [c, h, w].
+    pub fn input_dims(&self) -> Dims {
+        [
+            self.config.in_channels,
+            self.config.input.0,
+            self.config.input.1,
+        ]
+    }
+    pub fn classes(&self) -> usize {
+        self.config.classes
+    }
+    /// The layer with this name, or the error listing what names exist.
+    pub fn layer_index(&self, name: &str) -> Result<usize> {
+        self.layers
+            .iter()
+            .position(|l| l.name == name || l.key == name)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "{} has no layer '{name}'; its layers are {}",
+                    self.name(),
+                    self.layers
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+    pub fn params(&self) -> u64 {
+        self.layers.iter().map(Layer::params).sum()
+    }
+    /// Multiply-accumulates per image.
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().map(Layer::macs).sum()
+    }
+
+    /// Returns a copy with the config changed by `f`, validated again.
+    pub fn modified(&self, f: impl FnOnce(&mut Config)) -> Result<Model> {
+        let mut c = self.config.clone();
+        f(&mut c);
+        Model::new(c)
+    }
+    pub fn with_classes(&self, classes: usize) -> Result<Model> {
+        self.modified(|c| c.classes = classes)
+    }
+    /// Input channels, height and width.
+    pub fn with_input(&self, channels: usize, h: usize, w: usize) -> Result<Model> {
+        self.modified(|c| {
+            c.in_channels = channels;
+            c.input = (h, w);
+        })
+    }
+    pub fn with_hidden(&self, hidden: &[usize]) -> Result<Model> {
+        self.modified(|c| c.hidden = hidden.to_vec())
+    }
+    pub fn with_avgpool(&self, avgpool: Option<(usize, usize)>) -> Result<Model> {
+        self.modified(|c| c.avgpool = avgpool)
+    }
+    pub fn with_batch_norm(&self, bn: bool) -> Result<Model> {
+        self.modified(|c| c.batch_norm = bn)
+    }
+    /// Scales every conv's channel count by `factor` (rounded, at least 1).
+    pub fn with_width(&self, factor: f64) -> Result<Model> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(invalid(format!("width factor {factor} must be positive")));
+        }
+        self.modified(|c| {
+            for f in &mut c.features {
+                if let Feature::Conv { out, .. } = f {
+                    *out = ((*out as f64 * factor).round() as usize).max(1);
+                }
+            }
+        })
+    }
+}
+
+fn build_layers(c: &Config) -> Result<Vec<Layer>> {
+    let (h0, w0) = c.input;
+    if c.in_channels == 0 || h0 == 0 || w0 == 0 {
+        return Err(invalid(format!(
+            "input {}x{}x{} has an empty dimension",
+            c.in_channels, h0, w0
+        )));
+    }
+    if c.classes == 0 || c.hidden.contains(&0) {
+        return Err(invalid(
+            "classes and hidden widths must be at least 1".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&c.dropout) {
+        return Err(invalid(format!("dropout {} must be in [0, 1)", c.dropout)));
+    }
+    if !c.features.iter().any(|f| matches!(f, Feature::Conv { .. })) {
+        return Err(invalid("a model needs at least one convolution".into()));
+    }
+    let mut layers = Vec::new();
+    let mut cur: Dims = [c.in_channels, h0, w0];
+    let (mut block, mut conv_in_block) = (1, 0);
+    let mut idx = 0;
+    let mut push = |layers: &mut Vec<Layer>, name: String, op: Op, out: Dims, cur: &mut Dims| {
+        layers.push(Layer {
+            name,
+            key: format!("features.{idx}"),
+            op,
+            input: *cur,
+            output: out,
+        });
+        idx += 1;
+        *cur = out;
+    };
+    for f in &c.features {
+        match *f {
+            Feature::Conv { out, k } => {
+                conv_in_block += 1;
+                let id = format!("{block}_{conv_in_block}");
+                let [c_in, h, w] = cur;
+                let o = [out, h, w];
+                push(
+                    &mut layers,
+                    format!("conv{id}"),
+                    Op::Conv {
+                        c_in,
+                        c_out: out,
+                        k,
+                    },
+                    o,
+                    &mut cur,
+                );
+                if c.batch_norm {
+                    push(
+                        &mut layers,
+                        format!("bn{id}"),
+                        Op::BatchNorm { c: out },
+                        o,
+                        &mut cur,
+                    );
+                }
+                push(&mut layers, format!("relu{id}"), Op::Relu, o, &mut cur);
+            }
+            Feature::Lrn => push(
+                &mut layers,
+                format!("lrn{block}"),
+                Op::Lrn(c.lrn),
+                cur,
+                &mut cur,
+            ),
+            Feature::Pool => {
+                let [ch, h, w] = cur;
+                if h < 2 || w < 2 {
+                    return Err(invalid(format!(
+                        "pool{block} would pool a {h}x{w} map; the input {h0}x{w0} is too small \
+                         for this model's pools"
+                    )));
+                }
+                push(
+                    &mut layers,
+                    format!("pool{block}"),
+                    Op::MaxPool,
+                    [ch, h / 2, w / 2],
+                    &mut cur,
+                );
+                block += 1;
+                conv_in_block = 0;
+            }
+        }
+    }
+    let add =
+        |layers: &mut Vec<Layer>, name: &str, key: String, op: Op, out: Dims, cur: &mut Dims| {
+            layers.push(Layer {
+                name: name.to_string(),
+                key,
+                op,
+                input: *cur,
+                output: out,
+            });
+            *cur = out;
+        };
+    if let Some((ah, aw)) = c.avgpool {
+        if ah == 0 || aw == 0 {
+            return Err(invalid("average pool output must be at least 1x1".into()));
+        }
+        let out = [cur[0], ah, aw];
+        let op = Op::AdaptiveAvgPool { h: ah, w: aw };
+        add(&mut layers, "avgpool", "avgpool".into(), op, out, &mut cur);
+    }
+    let flat = [cur.iter().product(), 1, 1];
+    add(
+        &mut layers,
+        "flatten",
+        "flatten".into(),
+        Op::Flatten,
+        flat,
+        &mut cur,
+    );
+    // FC layers continue the block numbering: fc6 after VGG's five blocks.
+    let fc0 = if conv_in_block == 0 { block } else { block + 1 };
+    let key = |i: usize| format!("classifier.{i}");
+    for (i, &width) in c.hidden.iter().enumerate() {
+        let (k, n) = (cur[0], fc0 + i);
+        let op = Op::Linear { k, n: width };
+        add(
+            &mut layers,
+            &format!("fc{n}"),
+            key(3 * i),
+            op,
+            [width, 1, 1],
+            &mut cur,
+        );
+        let o = cur;
+        add(
+            &mut layers,
+            &format!("relu{n}"),
+            key(3 * i + 1),
+            Op::Relu,
+            o,
+            &mut cur,
+        );
+        let op = Op::Dropout { p: c.dropout };
+        add(
+            &mut layers,
+            &format!("drop{n}"),
+            key(3 * i + 2),
+            op,
+            o,
+            &mut cur,
+        );
+    }
+    let (k, name) = (cur[0], format!("fc{}", fc0 + c.hidden.len()));
+    let op = Op::Linear { k, n: c.classes };
+    add(
+        &mut layers,
+        &name,
+        key(3 * c.hidden.len()),
+        op,
+        [c.classes, 1, 1],
+        &mut cur,
+    );
+    Ok(layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_totals() {
+        // torchvision's published parameter counts and GMACs (its "GFLOPS" column).
+        let cases: &[(Model, u64, &str)] = &[
+            (Model::vgg11(), 132_863_336, "7.61"),
+            (Model::vgg13(), 133_047_848, "11.31"),
+            (Model::vgg16_c(), 133_638_952, "11.77"),
+            (Model::vgg16(), 138_357_544, "15.47"),
+            (Model::vgg19(), 143_667_240, "19.63"),
+        ];
+        for (m, params, gmac) in cases {
+            assert_eq!(m.params(), *params, "{}", m.name());
+            assert_eq!(
+                format!("{:.2}", m.macs() as f64 / 1e9),
+                *gmac,
+                "{}",
+                m.name()
+            );
+        }
+        let bn = Model::by_name("vgg16_bn").unwrap();
+        assert_eq!(bn.params(), 138_365_992);
+        assert_eq!(bn.macs(), Model::vgg16().macs());
+        // LRN has no parameters: A-LRN counts as A.
+        assert_eq!(Model::vgg11_lrn().params(), Model::vgg11().params());
+    }
+
+    #[test]
+    fn torchvision_keys() {
+        let m = Model::by_name("vgg16_bn").unwrap();
+        let keys: Vec<_> = m.layers().iter().map(|l| l.key.as_str()).collect();
+        assert_eq!(
+            &keys[..4],
+            ["features.0", "features.1", "features.2", "features.3"]
+        );
+        let fc: Vec<_> = m
+            .layers()
+            .iter()
+            .filter(|l| matches!(l.op, Op::Linear { .. }))
+            .map(|l| (l.key.as_str(), l.name.as_str()))
+            .collect();
+        assert_eq!(
+            fc,
+            [
+                ("classifier.0", "fc6"),
+                ("classifier.3", "fc7"),
+                ("classifier.6", "fc8")
+            ]
+        );
+        // vgg16_bn's last feature layer is features.43, the pool.
+        let pool5 = &m.layers()[m.layer_index("pool5").unwrap()];
+        assert_eq!(pool5.key, "features.43");
+        assert_eq!(pool5.output, [512, 7, 7]);
+    }
+
+    #[test]
+    fn custom_and_errors() {
+        let m = Model::parse("8,M,16:1,L,M")
+            .and_then(|m| m.with_input(1, 28, 28))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[32]))
+            .and_then(|m| m.with_classes(10))
+            .unwrap();
+        let last = m.layers().last().unwrap();
+        assert_eq!((last.name.as_str(), last.output), ("fc4", [10, 1, 1]));
+        assert_eq!(
+            m.layers()[m.layer_index("flatten").unwrap()].output,
+            [16 * 49, 1, 1]
+        );
+        assert!(Model::parse("8,X").is_err());
+        assert!(Model::parse("vgg17").is_err());
+        assert!(Model::vgg16().with_input(3, 16, 16).is_err());
+        assert!(Model::vgg16().with_classes(0).is_err());
+        let half = Model::vgg16().with_width(0.5).unwrap();
+        assert_eq!(half.layers()[0].output[0], 32);
+    }
+}

@@ -1,0 +1,205 @@
+//! Host-side tensors and a model's named weights (torchvision's key names), with the two
+//! initialisations the engine offers.
+
+use super::{Model, Op};
+use crate::error::{Error, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+/// A dense f32 tensor in row-major (NCHW) order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// Checks that `data` fills `shape`.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Shape(format!(
+                "tensor of shape {shape:?} needs {n} elements, got {}",
+                data.len()
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+    pub fn zeros(shape: Vec<usize>) -> Tensor {
+        let n = shape.iter().product();
+        Tensor {
+            shape,
+            data: vec![0.0; n],
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// Row `i` of the leading dimension (one image of a batch).
+    pub fn row(&self, i: usize) -> &[f32] {
+        let per = self.data.len() / self.shape.first().copied().unwrap_or(1).max(1);
+        &self.data[i * per..(i + 1) * per]
+    }
+}
+
+/// How fresh weights are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// The paper's: weights from N(0, 1e-2) (variance 1e-2), biases zero.
+    Paper,
+    /// torchvision's: Kaiming normal (fan-out, ReLU gain) for convs, N(0, 0.01) for FC
+    /// layers, biases zero, batch norm as identity.
+    Kaiming,
+}
+
+/// A model's weights by torchvision name (`features.0.weight`, `classifier.6.bias`, ...;
+/// batch-norm layers add `running_mean` and `running_var`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Weights {
+    tensors: BTreeMap<String, Tensor>,
+}
+
+/// Normal samples by Box-Muller, so the initialisation needs no extra crate.
+fn normal(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
+        })
+        .collect()
+}
+
+impl Weights {
+    pub fn new() -> Weights {
+        Weights::default()
+    }
+
+    /// Fresh weights for `model`, reproducible from `seed`.
+    pub fn init(model: &Model, init: Init, seed: u64) -> Weights {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut w = Weights::new();
+        for layer in model.layers() {
+            let t = layer.tensors();
+            match layer.op {
+                Op::Conv { c_out, k, .. } => {
+                    let std = match init {
+                        Init::Paper => 0.1,
+                        Init::Kaiming => (2.0 / (c_out * k * k) as f64).sqrt(),
+                    };
+                    let n = t[0].1.iter().product();
+                    w.insert_unchecked(&t[0].0, t[0].1.clone(), normal(&mut rng, n, std));
+                    w.insert_unchecked(&t[1].0, t[1].1.clone(), vec![0.0; c_out]);
+                }
+                Op::Linear { k, n } => {
+                    let std = match init {
+                        Init::Paper => 0.1,
+                        Init::Kaiming => 0.01,
+                    };
+                    w.insert_unchecked(&t[0].0, t[0].1.clone(), normal(&mut rng, n * k, std));
+                    w.insert_unchecked(&t[1].0, t[1].1.clone(), vec![0.0; n]);
+                }
+                Op::BatchNorm { c } => {
+                    for (i, v) in [1.0, 0.0, 0.0, 1.0].into_iter().enumerate() {
+                        w.insert_unchecked(&t[i].0, t[i].1.clone(), vec![v; c]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        w
+    }
+
+    fn insert_unchecked(&mut self, name: &str, shape: Vec<usize>, data: Vec<f32>) {
+        self.tensors
+            .insert(name.to_string(), Tensor { shape, data });
+    }
+
+    pub fn insert(&mut self, name: &str, tensor: Tensor) {
+        self.tensors.insert(name.to_string(), tensor);
+    }
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Tensor> {
+        self.tensors.get_mut(name)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.tensors.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The tensor `name`, checked against the shape the model expects.
+    pub fn expect(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
+        let t = self.get(name).ok_or_else(|| {
+            Error::Shape(format!("weights have no tensor '{name}' (shape {shape:?})"))
+        })?;
+        if t.shape != shape {
+            return Err(Error::Shape(format!(
+                "tensor '{name}': expected shape {shape:?}, found {:?}",
+                t.shape
+            )));
+        }
+        Ok(t)
+    }
+
+    /// Checks that every tensor `model` needs is present with its shape and finite values.
+    pub fn validate(&self, model: &Model) -> Result<()> {
+        for layer in model.layers() {
+            for (name, shape) in layer.tensors() {
+                let t = self.expect(&name, &shape)?;
+                if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::Shape(format!(
+                        "tensor '{name}' holds a non-finite value ({}) at element {i}",
+                        t.data[i]
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_is_seeded_and_scaled() {
+        let m = Model::vgg11().with_hidden(&[256]).unwrap();
+        let a = Weights::init(&m, Init::Paper, 7);
+        assert_eq!(a, Weights::init(&m, Init::Paper, 7));
+        assert_ne!(a, Weights::init(&m, Init::Paper, 8));
+        let std = |t: &Tensor| {
+            let n = t.len() as f64;
+            (t.data.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n).sqrt()
+        };
+        // The paper: variance 1e-2 (std 0.1), zero biases.
+        let w = a.get("features.3.weight").unwrap();
+        assert!((std(w) - 0.1).abs() < 0.002, "{}", std(w));
+        assert!(a
+            .get("features.3.bias")
+            .unwrap()
+            .data
+            .iter()
+            .all(|v| *v == 0.0));
+        // torchvision's Kaiming: std sqrt(2 / (c_out * 9)) for conv (features.3 is 64 -> 128),
+        let k = Weights::init(&m, Init::Kaiming, 7);
+        let w = k.get("features.3.weight").unwrap();
+        let want = (2.0 / (128.0 * 9.0f64)).sqrt();
+        assert!((std(w) / want - 1.0).abs() < 0.02, "{} vs {want}", std(w));
+        // and N(0, 0.01) for FC layers.
+        let fc = k.get("classifier.0.weight").unwrap();
+        assert!((std(fc) / 0.01 - 1.0).abs() < 0.01);
+        assert!(k.validate(&m).is_ok());
+    }
+}

@@ -1,0 +1,235 @@
+//! The executor against the whole-network CPU reference: every config of the family, the
+//! batch split for tensors over the binding limit, one submit per forward, memory errors,
+//! and (slow, one test) the full VGG16 at 224x224.
+
+mod common;
+use common::{gpu, seed};
+use vgg_wgpu::check::{compare, TensorRng};
+use vgg_wgpu::graph::PROB;
+use vgg_wgpu::kernels::conv::ConvTune;
+use vgg_wgpu::model::{Op, Summary};
+use vgg_wgpu::reference::network as reference;
+use vgg_wgpu::{Init, Model, Network, NetworkOptions, Tensor, Weights};
+
+use vgg_wgpu::check::F32_NETWORK_TOL as NET_TOL;
+
+/// Kaiming weights with every bias and batch-norm statistic made non-trivial, so a kernel
+/// that dropped a bias or a fold that used the wrong statistic would show.
+fn random_weights(model: &Model, seed: u64) -> Weights {
+    let mut w = Weights::init(model, Init::Kaiming, seed);
+    let mut rng = TensorRng::new(seed ^ 0x5eed);
+    for l in model.layers() {
+        for (name, shape) in l.tensors() {
+            let n: usize = shape.iter().product();
+            let t = w.get_mut(&name).expect("init makes every tensor");
+            let fresh = match (l.op, name.rsplit('.').next()) {
+                (Op::BatchNorm { .. }, Some("weight")) => rng.range(n, 0.5, 1.5),
+                (Op::BatchNorm { .. }, Some("running_var")) => rng.range(n, 0.5, 2.0),
+                (Op::BatchNorm { .. }, Some(_)) => rng.range(n, -0.2, 0.2),
+                (_, Some("bias")) => rng.range(n, -0.1, 0.1),
+                // torchvision's N(0, 0.01) FC init lets the biases drown the signal in
+                // small networks; a He-scaled uniform keeps every input's effect visible.
+                (Op::Linear { k, .. }, Some("weight")) => {
+                    let a = (6.0 / k as f32).sqrt();
+                    rng.range(n, -a, a)
+                }
+                _ => continue,
+            };
+            t.data = fresh;
+        }
+    }
+    w
+}
+
+fn input(model: &Model, n: usize, seed: u64) -> Tensor {
+    let [c, h, w] = model.input_dims();
+    let data = TensorRng::new(seed).range(n * c * h * w, -1.0, 1.0);
+    Tensor::new(vec![n, c, h, w], data).expect("shape matches")
+}
+
+/// GPU forward (activations poisoned first) vs the CPU reference at the named layer.
+fn check_model(model: &Model, n: usize, layer: &str, opts: NetworkOptions, seed: u64) {
+    let weights = random_weights(model, seed);
+    let x = input(model, n, seed + 1);
+    let mut net = Network::with_options(gpu(), model, &weights, opts)
+        .unwrap_or_else(|e| panic!("{}: {e}", model.name()));
+    net.prepare(n, &[layer]).unwrap_or_else(|e| panic!("{e}"));
+    net.poison();
+    let got = net
+        .forward_features(&x, layer)
+        .unwrap_or_else(|e| panic!("{}: {e}", model.name()));
+    let idx = model.layer_index(layer).ok();
+    let mut want = reference::forward(model, &weights, &x, idx).unwrap_or_else(|e| panic!("{e}"));
+    if layer == PROB {
+        let cols = model.classes();
+        want.data = vgg_wgpu::reference::softmax(&want.data, n, cols);
+    }
+    assert_eq!(got.shape, want.shape);
+    assert!(
+        want.data.iter().any(|v| *v != 0.0),
+        "a reference of zeros tests nothing"
+    );
+    let d = compare(&got.data, &want.data);
+    eprintln!(
+        "[{}] {} n={n} {layer}: {d}",
+        gpu().info().name,
+        model.name()
+    );
+    assert!(d.passes(NET_TOL), "{} {layer}: {d}", model.name());
+}
+
+fn small(model: Model) -> Model {
+    model
+        .with_input(3, 32, 32)
+        .and_then(|m| m.with_hidden(&[64, 48]))
+        .and_then(|m| m.with_classes(10))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_config_matches_reference_at_32x32() {
+    for (i, name) in [
+        "vgg11",
+        "vgg11_lrn",
+        "vgg13",
+        "vgg16_c",
+        "vgg16",
+        "vgg19",
+        "vgg11_bn",
+        "vgg13_bn",
+        "vgg16_bn",
+        "vgg19_bn",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let m = small(Model::by_name(name).unwrap_or_else(|e| panic!("{e}")));
+        check_model(
+            &m,
+            2,
+            "fc8",
+            NetworkOptions::default(),
+            seed() + 10 * i as u64,
+        );
+    }
+}
+
+#[test]
+fn named_layers_and_probabilities_match_reference() {
+    let m = small(Model::by_name("vgg11_bn").unwrap_or_else(|e| panic!("{e}")));
+    for (i, layer) in ["bn1_1", "relu2_1", "pool5", "avgpool", "fc6", "drop7", PROB]
+        .iter()
+        .enumerate()
+    {
+        check_model(&m, 3, layer, NetworkOptions::default(), seed() + i as u64);
+    }
+}
+
+#[test]
+fn custom_odd_model_matches_reference() {
+    // One input channel, odd sizes, channel counts off every tile, a 1x1 conv and LRN.
+    let m = Model::parse("5,M,12,13:1,L,M,7")
+        .and_then(|m| m.with_input(1, 13, 15))
+        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_hidden(&[19]))
+        .and_then(|m| m.with_classes(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    check_model(&m, 3, "fc5", NetworkOptions::default(), seed());
+}
+
+#[test]
+fn tensors_over_the_binding_limit_are_split_and_match() {
+    let m = Model::parse("16,16,M,32,M")
+        .and_then(|m| m.with_input(3, 24, 20))
+        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_hidden(&[40]))
+        .and_then(|m| m.with_classes(7))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // conv1 output is 16*24*20*4 = 30720 bytes an image; 5 images are 153600 bytes. A
+    // 65536-byte binding holds 2 images, so the first block runs in groups (2 + 2 + 1), and
+    // the 40x1920 FC weight (307200 bytes) splits into 5 row chunks.
+    let limit = 65536;
+    let opts = || NetworkOptions {
+        max_binding: Some(limit),
+        ..Default::default()
+    };
+    let weights = random_weights(&m, seed());
+    let mut net = Network::with_options(gpu(), &m, &weights, opts()).unwrap();
+    let plan = net.prepare(5, &["fc4"]).unwrap().clone();
+    eprintln!("stages: {:?}", plan.stages);
+    assert!(plan.stages[0].chunk < 5, "{:?}", plan.stages);
+    assert_eq!(plan.chunks(0), vec![2, 2, 1]);
+    for p in plan.local.values() {
+        assert!(p.bytes <= limit);
+    }
+    check_model(&m, 5, "fc4", opts(), seed());
+    // A tensor asked for from inside a split stage comes back whole.
+    check_model(&m, 5, "relu1_2", opts(), seed() + 1);
+}
+
+#[test]
+fn planned_memory_reuses_buffers() {
+    let m = Model::vgg16();
+    let weights = Weights::init(&m, Init::Kaiming, 1);
+    let net = Network::new(gpu(), &m, &weights).unwrap();
+    let plan = net.plan(8, &["fc8"]).unwrap();
+    let all = Summary {
+        model: &m,
+        batch: 8,
+    }
+    .activation_bytes();
+    eprintln!(
+        "vgg16 batch 8: planned activations {} bytes, all layer outputs {all} bytes",
+        plan.activation_bytes()
+    );
+    assert!(plan.activation_bytes() * 10 < all * 4);
+}
+
+#[test]
+fn a_batch_that_does_not_fit_fails_before_gpu_work() {
+    let m = small(Model::vgg11());
+    let weights = random_weights(&m, seed());
+    // Weights alone over the limit.
+    let e = Network::with_options(
+        gpu(),
+        &m,
+        &weights,
+        NetworkOptions {
+            memory_limit: Some(1 << 20),
+            ..Default::default()
+        },
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        e.contains("need") && e.contains("1048576 bytes are available"),
+        "{e}"
+    );
+    // Weights fit, a huge batch does not.
+    let need = vgg_wgpu::graph::weight_bytes(&m, ConvTune::default_for(gpu()));
+    let mut net = Network::with_options(
+        gpu(),
+        &m,
+        &weights,
+        NetworkOptions {
+            memory_limit: Some(need + (8 << 20)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let x = input(&m, 2048, seed());
+    let before = gpu().submit_count();
+    let e = net.forward(&x).unwrap_err().to_string();
+    assert!(e.contains("needs") && e.contains("available"), "{e}");
+    assert_eq!(gpu().submit_count(), before, "no GPU work before the error");
+    // A bad input shape is an error, not a panic.
+    let bad = Tensor::zeros(vec![1, 3, 31, 32]);
+    assert!(net.forward(&bad).is_err());
+}
+
+#[test]
+fn full_vgg16_224_batch2_matches_reference() {
+    let m = Model::vgg16();
+    check_model(&m, 2, "fc8", NetworkOptions::default(), seed());
+}
