@@ -233,3 +233,26 @@ fn full_vgg16_224_batch2_matches_reference() {
     let m = Model::vgg16();
     check_model(&m, 2, "fc8", NetworkOptions::default(), seed());
 }
+
+#[test]
+fn adapter_binding_limit_splits_a_large_activation() {
+    // 16 x 1024 x 1024 f32 is 64 MiB an image; three images pass lavapipe's 128 MiB binding
+    // limit, so on such an adapter the first block runs in groups under its real limit.
+    let m = Model::parse("16,M")
+        .and_then(|m| m.with_input(3, 1024, 1024))
+        .and_then(|m| m.with_avgpool(Some((4, 4))))
+        .and_then(|m| m.with_hidden(&[]))
+        .and_then(|m| m.with_classes(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let weights = random_weights(&m, seed());
+    let mut net = Network::new(gpu(), &m, &weights).unwrap();
+    let plan = net.prepare(3, &["fc2"]).unwrap().clone();
+    let over = 3 * 16 * 1024 * 1024 * 4 > gpu().max_binding_bytes();
+    eprintln!(
+        "binding limit {}: {:?}",
+        gpu().max_binding_bytes(),
+        plan.stages
+    );
+    assert_eq!(plan.chunked(0), over);
+    check_model(&m, 3, "fc2", NetworkOptions::default(), seed());
+}
