@@ -22,6 +22,8 @@ pub enum Error {
     Limit(String),
     /// An error reported by wgpu (validation, out of memory) or the device was lost.
     Gpu { op: String, message: String },
+    /// A file that cannot be read, decoded or written, or whose contents are wrong.
+    File { path: String, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -48,6 +50,7 @@ impl fmt::Display for Error {
             Error::Shape(m) => write!(f, "shape error: {m}"),
             Error::Limit(m) => write!(f, "adapter limit: {m}"),
             Error::Gpu { op, message } => write!(f, "GPU error in {op}: {message}"),
+            Error::File { path, message } => write!(f, "{path}: {message}"),
         }
     }
 }

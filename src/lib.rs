@@ -10,6 +10,8 @@ pub mod check;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod infer;
+pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod reference;

@@ -1,12 +1,14 @@
 //! `vgg`: the command-line front end. Parses, calls the library, prints.
 
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use vgg_wgpu::graph::{self, Graph, Limits};
+use vgg_wgpu::io::image::Preprocess;
 use vgg_wgpu::kernels::conv::ConvTune;
 use vgg_wgpu::model::summary::{bytes as fmt_bytes, thousands};
 use vgg_wgpu::model::{Model, Summary, NAMES};
-use vgg_wgpu::{bench, check, gpu, Error, Gpu, GpuOptions};
+use vgg_wgpu::{bench, check, gpu, Error, Gpu, GpuOptions, Network};
 
 #[derive(Parser)]
 #[command(
@@ -164,6 +166,51 @@ enum Command {
         #[command(flatten)]
         gpu: AdapterArgs,
     },
+    /// Classify images (top-k classes with probabilities), or extract a layer's features
+    Infer {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Weights: a safetensors file with torchvision's names (see tools/export_torchvision.py)
+        #[arg(long, short)]
+        weights: PathBuf,
+        /// Image files (JPEG, PNG) or directories of them
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Images per forward pass
+        #[arg(long, short, default_value_t = 8)]
+        batch_size: usize,
+        /// Classes shown per image
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Print the results as JSON on stdout
+        #[arg(long)]
+        json: bool,
+        /// Class names, one per line [default: ImageNet's 1000 when the model has 1000
+        /// classes, else class numbers]
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Shorter side after resizing (torchvision's preset: 256)
+        #[arg(long, default_value_t = 256)]
+        resize: u32,
+        /// Side of the center crop (torchvision's preset: 224); must match the model's
+        /// input (--input)
+        #[arg(long, default_value_t = 224)]
+        crop: u32,
+        /// Stop at the first file that is not a readable image, before classifying any
+        /// [default: skip it with a warning]
+        #[arg(long)]
+        strict: bool,
+        /// Extract this layer's output (pool5, relu5_3, fc7, ...; see `vgg summary`)
+        /// instead of classifying; needs --out
+        #[arg(long, requires = "out")]
+        features: Option<String>,
+        /// Where --features go: a .npy file (one array, images in input order) or a
+        /// .safetensors file (the layer's name as tensor name, file list in the metadata)
+        #[arg(long, requires = "features")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        gpu: AdapterArgs,
+    },
     /// Time the kernels at VGG16 layer shapes (GFLOP/s or GB/s)
     Bench {
         #[command(flatten)]
@@ -215,6 +262,42 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             }
             summary(&model.build()?, batch, &gpu.options())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Infer {
+            model,
+            weights,
+            images,
+            batch_size,
+            top,
+            json,
+            labels,
+            resize,
+            crop,
+            strict,
+            features,
+            out,
+            gpu,
+        } => {
+            let mut model = model.build()?;
+            if model.config().input != (crop as usize, crop as usize) {
+                let c = model.config().in_channels;
+                model = model.with_input(c, crop as usize, crop as usize)?;
+            }
+            let opts = InferArgs {
+                batch_size,
+                top,
+                json,
+                labels,
+                pre: Preprocess {
+                    resize,
+                    crop: Some(crop),
+                    ..Preprocess::default()
+                },
+                strict,
+                features,
+                out,
+            };
+            infer(&model, &weights, &images, &opts, &gpu.options())
         }
         Command::Bench { gpu, quick } => {
             let gpu = Gpu::new(&gpu.options())?;
@@ -364,4 +447,160 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
         println!("  {first} .. {last}: {} GPU ops {how}", s.nodes.len());
     }
     Ok(())
+}
+
+struct InferArgs {
+    batch_size: usize,
+    top: usize,
+    json: bool,
+    labels: Option<PathBuf>,
+    pre: Preprocess,
+    strict: bool,
+    features: Option<String>,
+    out: Option<PathBuf>,
+}
+
+fn infer(
+    model: &Model,
+    weights: &std::path::Path,
+    inputs: &[PathBuf],
+    a: &InferArgs,
+    opts: &GpuOptions,
+) -> vgg_wgpu::Result<ExitCode> {
+    use vgg_wgpu::infer;
+    use vgg_wgpu::io;
+    let files = infer::collect_images(inputs)?;
+    if files.is_empty() {
+        return Err(Error::InvalidOption {
+            option: "images".into(),
+            message: format!(
+                "no image files ({}) found in the paths given",
+                infer::IMAGE_EXTENSIONS.join(", ")
+            ),
+        });
+    }
+    if let Some(out) = &a.out {
+        let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "npy" && ext != "safetensors" {
+            return Err(Error::InvalidOption {
+                option: "--out".into(),
+                message: format!("{}: use a .npy or .safetensors file name", out.display()),
+            });
+        }
+    }
+    if let Some(layer) = &a.features {
+        if layer != graph::PROB {
+            model.layer_index(layer)?;
+        }
+    }
+    let labels = match &a.labels {
+        Some(p) => io::labels::from_file(p)?,
+        None if model.classes() == 1000 => io::labels::imagenet(),
+        None => (0..model.classes()).map(|i| format!("class {i}")).collect(),
+    };
+    let w = io::load_weights(weights, model)?;
+    let gpu = Gpu::new(opts)?;
+    let mut net = Network::new(&gpu, model, &w)?;
+    drop(w);
+    let t0 = std::time::Instant::now();
+    let mut json_results = Vec::new();
+    let label = |i: usize| {
+        labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("class {i}"))
+    };
+    let (stats, feats, kept) = infer::run(
+        &mut net,
+        &files,
+        &a.pre,
+        a.batch_size,
+        a.top,
+        a.strict,
+        a.features.as_deref(),
+        |r| {
+            if a.features.is_some() {
+                return;
+            }
+            if a.json {
+                let top: Vec<_> = r
+                    .top
+                    .iter()
+                    .map(|&(c, p)| {
+                        serde_json::json!({"class": c, "label": label(c), "probability": p})
+                    })
+                    .collect();
+                json_results.push(serde_json::json!({
+                    "file": r.path.display().to_string(),
+                    "top": top,
+                }));
+            } else {
+                println!("{}", r.path.display());
+                for (rank, &(c, p)) in r.top.iter().enumerate() {
+                    println!(
+                        "  {:>2}  {:>7.3}%  {} (class {c})",
+                        rank + 1,
+                        p * 100.0,
+                        label(c)
+                    );
+                }
+            }
+        },
+    )?;
+    let total = t0.elapsed().as_secs_f64();
+    for e in &stats.skipped {
+        eprintln!("warning: skipped {e}");
+    }
+    if let (Some(out), Some(f), Some(layer)) = (&a.out, &feats, &a.features) {
+        let names: Vec<String> = kept.iter().map(|p| p.display().to_string()).collect();
+        if out.extension().and_then(|e| e.to_str()) == Some("npy") {
+            io::npy::save(out, f)?;
+        } else {
+            let meta = [
+                ("model".to_string(), model.name().to_string()),
+                ("layer".to_string(), layer.clone()),
+                ("files".to_string(), serde_json::json!(names).to_string()),
+            ];
+            io::save_safetensors(
+                out,
+                &[(layer.as_str(), f)],
+                Some(meta.into_iter().collect()),
+            )?;
+        }
+        eprintln!(
+            "wrote {} of shape {:?} to {}",
+            layer,
+            f.shape,
+            out.display()
+        );
+    }
+    if a.json && a.features.is_none() {
+        let skipped: Vec<String> = stats.skipped.iter().map(|e| e.to_string()).collect();
+        let doc = serde_json::json!({
+            "model": model.name(),
+            "adapter": gpu.describe(),
+            "results": json_results,
+            "skipped": skipped,
+            "images_per_second": stats.images as f64 / total,
+        });
+        println!("{doc:#}");
+    }
+    let n = stats.images.max(1) as f64;
+    eprintln!(
+        "{}: {} images in {total:.2} s: {:.2} images/s, {:.1} ms per image (forward {:.1} ms, \
+         decoding {:.1} ms) on {}",
+        model.name(),
+        stats.images,
+        stats.images as f64 / total,
+        1e3 * total / n,
+        1e3 * stats.forward.as_secs_f64() / n,
+        1e3 * stats.decode.as_secs_f64() / n,
+        gpu.describe()
+    );
+    Ok(if stats.images == 0 {
+        eprintln!("error: no image could be classified");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

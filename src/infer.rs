@@ -1,0 +1,169 @@
+//! Classification and feature extraction over image files: input collection, batching,
+//! per-file error handling. The `vgg infer` command is a thin layer over this.
+
+use crate::error::{Error, Result};
+use crate::graph::{Network, PROB};
+use crate::io::file_err;
+use crate::io::image::{load_rgb, Preprocess};
+use crate::io::labels::top_k;
+use crate::model::Tensor;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// File extensions taken from a directory (files named explicitly are tried whatever their
+/// name).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+
+/// The files to classify: each path given, with directories expanded (recursively, sorted,
+/// images by extension only). A path that does not exist is an error.
+pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(file_err(p, "no such file or directory"));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// What one image produced.
+#[derive(Clone, Debug)]
+pub struct ImageResult {
+    pub path: PathBuf,
+    /// (class index, probability), best first; empty when extracting features.
+    pub top: Vec<(usize, f32)>,
+}
+
+/// Progress and outcome of a run.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    pub images: usize,
+    pub skipped: Vec<Error>,
+    /// Wall time of decoding and preprocessing.
+    pub decode: Duration,
+    /// Wall time of the forward passes, readback included.
+    pub forward: Duration,
+}
+
+/// Batches `files` through `net`, calling `on_result` for each classified image in order.
+/// With `features`, the named layer's output is collected (rows in file order) instead of
+/// class probabilities. A file that cannot be decoded is skipped and recorded, or, with
+/// `strict`, ends the run with its error before any image is classified.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    net: &mut Network<'_>,
+    files: &[PathBuf],
+    pre: &Preprocess,
+    batch_size: usize,
+    top: usize,
+    strict: bool,
+    features: Option<&str>,
+    mut on_result: impl FnMut(&ImageResult),
+) -> Result<(RunStats, Option<Tensor>, Vec<PathBuf>)> {
+    if batch_size == 0 {
+        return Err(Error::InvalidOption {
+            option: "--batch-size".into(),
+            message: "must be at least 1".into(),
+        });
+    }
+    if strict {
+        for f in files {
+            load_rgb(f)?;
+        }
+    }
+    let [c, h, w] = net.model().input_dims();
+    let per = c * h * w;
+    let mut stats = RunStats::default();
+    let mut feats: Option<Tensor> = None;
+    let mut kept = Vec::new();
+    let mut pending: Vec<(PathBuf, Vec<f32>)> = Vec::new();
+    let mut flush = |pending: &mut Vec<(PathBuf, Vec<f32>)>,
+                     stats: &mut RunStats,
+                     feats: &mut Option<Tensor>|
+     -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let n = pending.len();
+        let mut data = Vec::with_capacity(n * per);
+        for (_, x) in pending.iter() {
+            data.extend_from_slice(x);
+        }
+        let x = Tensor::new(vec![n, c, h, w], data)?;
+        let t = Instant::now();
+        let layer = features.unwrap_or(PROB);
+        let out = net.forward_features(&x, layer)?;
+        stats.forward += t.elapsed();
+        for (i, (path, _)) in pending.iter().enumerate() {
+            let top = if features.is_some() {
+                Vec::new()
+            } else {
+                top_k(out.row(i), top)
+            };
+            on_result(&ImageResult {
+                path: path.clone(),
+                top,
+            });
+            kept.push(path.clone());
+        }
+        stats.images += n;
+        if features.is_some() {
+            match feats {
+                None => *feats = Some(out),
+                Some(f) => {
+                    f.shape[0] += out.shape[0];
+                    f.data.extend_from_slice(&out.data);
+                }
+            }
+        }
+        pending.clear();
+        Ok(())
+    };
+    for f in files {
+        let t = Instant::now();
+        let decoded = load_rgb(f).and_then(|img| pre.apply(&img));
+        stats.decode += t.elapsed();
+        match decoded {
+            Ok(x) if x.len() == per => pending.push((f.clone(), x)),
+            Ok(x) => {
+                return Err(Error::Shape(format!(
+                    "{} preprocesses to {} values, the model takes {c}x{h}x{w} = {per}; set \
+                     --crop to the model's input size",
+                    f.display(),
+                    x.len()
+                )))
+            }
+            Err(e) if strict => return Err(e),
+            Err(e) => stats.skipped.push(e),
+        }
+        if pending.len() == batch_size {
+            flush(&mut pending, &mut stats, &mut feats)?;
+        }
+    }
+    flush(&mut pending, &mut stats, &mut feats)?;
+    Ok((stats, feats, kept))
+}

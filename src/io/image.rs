@@ -1,0 +1,297 @@
+//! Images in, network inputs out: decoding (JPEG, PNG; EXIF orientation applied, grayscale
+//! widened and alpha dropped as PIL's `convert("RGB")` does), and torchvision's
+//! `ImageClassification` preprocessing on PIL images, reproduced: resize of the shorter
+//! side with PIL's antialiased bilinear filter in its 8-bit fixed-point arithmetic, center
+//! crop, scaling to [0, 1] and normalisation.
+
+use super::file_err;
+use crate::error::{Error, Result};
+use ::image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use std::path::Path;
+
+/// ImageNet channel means and standard deviations (torchvision's).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The preprocessing settings; the default is torchvision's preset for VGG.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preprocess {
+    /// The shorter side is resized to this.
+    pub resize: u32,
+    /// Then a centered square of this side is cut out; `None` keeps the whole resized image
+    /// (dense evaluation).
+    pub crop: Option<u32>,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess {
+            resize: 256,
+            crop: Some(224),
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+}
+
+/// Decodes an image file to 8-bit RGB, upright per its EXIF orientation.
+///
+/// JPEGs are decoded twice: first by the image crate, whose errors are clean (not an image,
+/// truncated, corrupt), then, for the pixels, by libjpeg-turbo (the mozjpeg crate), the
+/// decoder PIL uses, so the pixels are those torchvision sees. The two differ by up to a
+/// few levels per pixel (IDCT rounding and chroma upsampling), enough to move a
+/// preprocessed pixel by 3/255.
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    // By content, not by name: a text file called x.jpg is not an image.
+    let format = match ::image::guess_format(&bytes) {
+        Ok(f @ (::image::ImageFormat::Jpeg | ::image::ImageFormat::Png)) => f,
+        Ok(f) => {
+            return Err(file_err(
+                path,
+                format!("{f:?} images are not supported (JPEG or PNG expected)"),
+            ))
+        }
+        Err(_) => return Err(file_err(path, "not an image (JPEG or PNG expected)")),
+    };
+    let mut reader = ImageReader::new(std::io::Cursor::new(&bytes));
+    reader.set_format(format);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| file_err(path, format!("cannot decode: {e}")))?;
+    let orientation = decoder
+        .orientation()
+        .map_err(|e| file_err(path, format!("cannot read its orientation: {e}")))?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(file_err(path, "the image has no pixels"));
+    }
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| file_err(path, format!("cannot decode: {e}")))?;
+    if format == ::image::ImageFormat::Jpeg {
+        if !jpeg_complete(&bytes) {
+            // Decoders fill a truncated scan with gray; PIL refuses it, and so do we.
+            return Err(file_err(
+                path,
+                "truncated JPEG (no end-of-image marker after the last scan)",
+            ));
+        }
+        if let Some(exact) = libjpeg_rgb(&bytes) {
+            img = DynamicImage::ImageRgb8(exact);
+        }
+    }
+    img.apply_orientation(orientation);
+    Ok(img.to_rgb8())
+}
+
+/// libjpeg-turbo's RGB decoding of a JPEG the image crate already decoded, or `None` if it
+/// declines (libjpeg reports fatal errors by unwinding; those are caught here).
+fn libjpeg_rgb(bytes: &[u8]) -> Option<RgbImage> {
+    std::panic::catch_unwind(|| -> Option<RgbImage> {
+        let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
+        let mut rgb = d.rgb().ok()?;
+        let (w, h) = (rgb.width() as u32, rgb.height() as u32);
+        let px: Vec<[u8; 3]> = rgb.read_scanlines().ok()?;
+        rgb.finish().ok()?;
+        RgbImage::from_raw(w, h, px.into_iter().flatten().collect())
+    })
+    .ok()
+    .flatten()
+}
+
+/// Whether an end-of-image marker follows the last start-of-scan. Entropy-coded data
+/// escapes 0xFF, so neither marker can appear inside a scan.
+fn jpeg_complete(b: &[u8]) -> bool {
+    let last = |m: u8| b.windows(2).rposition(|w| w[0] == 0xFF && w[1] == m);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
+}
+
+/// PIL's bilinear filter.
+fn triangle(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// PIL's `precompute_coeffs` for one axis, then its 8-bit fixed-point normalisation:
+/// per output position, the first input index and the integer weights.
+fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // bilinear support 1.0, widened when downscaling
+    let ss = 1.0 / filterscale;
+    (0..out_size)
+        .map(|xx| {
+            let center = (xx as f64 + 0.5) * scale;
+            // C's (int) cast truncates toward zero; the result is then clamped at 0.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let w: Vec<f64> = (xmin..xmax)
+                .map(|x| triangle((x as f64 - center + 0.5) * ss))
+                .collect();
+            let total: f64 = w.iter().sum();
+            let k = w
+                .iter()
+                .map(|v| {
+                    let v = if total != 0.0 { v / total } else { *v };
+                    let f = v * (1u64 << PRECISION_BITS) as f64;
+                    (if f < 0.0 { f - 0.5 } else { f + 0.5 }) as i32
+                })
+                .collect();
+            (xmin, k)
+        })
+        .collect()
+}
+
+fn clip8(acc: i64) -> u8 {
+    (acc >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes to `w` x `h` exactly as PIL's `Image.resize(..., BILINEAR)` does on an RGB
+/// image: a horizontal pass, then a vertical one, each rounding to 8 bits.
+pub fn resize_bilinear(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let (w, h) = (w as usize, h as usize);
+    let src = img.as_raw();
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let mut tmp = src.clone();
+    let mut tw = iw;
+    if w != iw {
+        let cx = coeffs(iw, w);
+        tmp = vec![0u8; w * ih * 3];
+        for y in 0..ih {
+            for (x, (x0, k)) in cx.iter().enumerate() {
+                for c in 0..3 {
+                    let mut acc = half;
+                    for (i, kv) in k.iter().enumerate() {
+                        acc += src[(y * iw + x0 + i) * 3 + c] as i64 * *kv as i64;
+                    }
+                    tmp[(y * w + x) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        tw = w;
+    }
+    let mut out = tmp.clone();
+    if h != ih {
+        let cy = coeffs(ih, h);
+        out = vec![0u8; tw * h * 3];
+        for (y, (y0, k)) in cy.iter().enumerate() {
+            for x in 0..tw {
+                for c in 0..3 {
+                    let mut acc = half;
+                    for (i, kv) in k.iter().enumerate() {
+                        acc += tmp[((y0 + i) * tw + x) * 3 + c] as i64 * *kv as i64;
+                    }
+                    out[(y * tw + x) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+    }
+    RgbImage::from_raw(tw as u32, h as u32, out).unwrap_or_else(|| RgbImage::new(1, 1))
+}
+
+/// torchvision's output size for `Resize(size)` with an int: the shorter side becomes
+/// `size`, the longer `int(size * long / short)`.
+pub fn resized_size(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    let new_long = (size as u64 * long as u64 / short as u64) as u32;
+    if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
+}
+
+/// Python's `round` (half to even) of `v / 2` for a non-negative integer v.
+fn half_round_even(v: u32) -> u32 {
+    let q = v / 2;
+    if v % 2 == 1 && q % 2 == 1 {
+        q + 1
+    } else {
+        q
+    }
+}
+
+impl Preprocess {
+    /// Resized and cropped RGB image, before scaling and normalisation.
+    pub fn geometry(&self, img: &RgbImage) -> Result<RgbImage> {
+        if self.resize == 0 || self.crop == Some(0) {
+            return Err(Error::InvalidOption {
+                option: "preprocessing".into(),
+                message: "resize and crop sizes must be at least 1".into(),
+            });
+        }
+        if let Some(c) = self.crop.filter(|c| *c > self.resize) {
+            return Err(Error::InvalidOption {
+                option: "--crop".into(),
+                message: format!("crop {c} is larger than the resize {}", self.resize),
+            });
+        }
+        let (w, h) = resized_size(img.width(), img.height(), self.resize);
+        let r = resize_bilinear(img, w.max(1), h.max(1));
+        let Some(c) = self.crop else { return Ok(r) };
+        // torchvision: top = int(round((h - c) / 2)), Python rounding.
+        let top = half_round_even(r.height() - c);
+        let left = half_round_even(r.width() - c);
+        Ok(::image::imageops::crop_imm(&r, left, top, c, c).to_image())
+    }
+
+    /// The normalised CHW f32 tensor data for one image.
+    pub fn apply(&self, img: &RgbImage) -> Result<Vec<f32>> {
+        let g = self.geometry(img)?;
+        Ok(to_chw(&g, self.mean, self.std))
+    }
+}
+
+/// 8-bit RGB to normalised CHW f32: (v / 255 - mean) / std per channel.
+pub fn to_chw(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let mut out = vec![0.0f32; 3 * w * h];
+    for c in 0..3 {
+        for p in 0..w * h {
+            out[c * w * h + p] = (raw[p * 3 + c] as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    out
+}
+
+/// Mirrors an image left to right (for the flipped half of dense evaluation).
+pub fn flip_horizontal(img: &RgbImage) -> RgbImage {
+    ::image::imageops::flip_horizontal(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_rounding_follow_torchvision() {
+        assert_eq!(resized_size(640, 480, 256), (341, 256));
+        assert_eq!(resized_size(300, 451, 256), (256, 384));
+        assert_eq!(half_round_even(117), 58); // round(58.5) == 58
+        assert_eq!(half_round_even(119), 60); // round(59.5) == 60
+        assert_eq!(half_round_even(32), 16);
+    }
+
+    #[test]
+    fn resize_to_the_same_size_is_identity() {
+        let img = RgbImage::from_fn(5, 4, |x, y| ::image::Rgb([x as u8 * 40, y as u8 * 60, 7]));
+        assert_eq!(resize_bilinear(&img, 5, 4), img);
+        // A constant image stays constant under any resize.
+        let flat = RgbImage::from_pixel(37, 23, ::image::Rgb([10, 200, 99]));
+        let r = resize_bilinear(&flat, 11, 51);
+        assert!(r.pixels().all(|p| p.0 == [10, 200, 99]));
+    }
+}

@@ -1,0 +1,38 @@
+//! Class names: ImageNet's 1000 (torchvision's list, bundled), or a text file, one per line.
+
+use super::file_err;
+use crate::error::Result;
+use std::path::Path;
+
+const IMAGENET: &str = include_str!("imagenet_classes.txt");
+
+/// The 1000 ImageNet class names in torchvision's order.
+pub fn imagenet() -> Vec<String> {
+    IMAGENET.lines().map(str::to_string).collect()
+}
+
+/// Class names from a file, one per line.
+pub fn from_file(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| file_err(path, format!("cannot read labels: {e}")))?;
+    Ok(text.lines().map(|l| l.trim().to_string()).collect())
+}
+
+/// The `k` largest entries of a row as (class index, value), largest first.
+pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.into_iter().take(k).map(|i| (i, row[i])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn imagenet_has_1000_names() {
+        let l = super::imagenet();
+        assert_eq!(l.len(), 1000);
+        assert_eq!((l[0].as_str(), l[281].as_str()), ("tench", "tabby"));
+        let t = super::top_k(&[0.1, 0.7, 0.2, 0.7], 3);
+        assert_eq!(t, vec![(1, 0.7), (3, 0.7), (2, 0.2)]);
+    }
+}

@@ -1,0 +1,134 @@
+//! safetensors files: a model's weights by torchvision name, in f32, f16 or bf16.
+//!
+//! Names follow torchvision's `VGG` module: `features.N.weight` / `.bias` for the N-th
+//! module of the feature extractor (conv, batch norm, ReLU, pool each take an index; in
+//! config A-LRN the LRN takes one too, after the first ReLU), batch norm adds
+//! `features.N.running_mean` / `.running_var`, and the classifier's FC layers are
+//! `classifier.0`, `classifier.3`, `classifier.6` (every third index, with ReLU and dropout
+//! between). Config C and custom models use the same scheme; `vgg summary` prints each
+//! layer's name.
+
+use super::file_err;
+use crate::error::Result;
+use crate::model::{Model, Tensor, Weights};
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Decodes one tensor to f32, from f32, f16 or bf16 little-endian data.
+fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
+    let d = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => d
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => d
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => d
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(file_err(
+                path,
+                format!("tensor '{name}' has dtype {other:?}; f32, f16 or bf16 expected"),
+            ))
+        }
+    })
+}
+
+/// Every tensor of a safetensors file, as f32 (f16 and bf16 widened). Tensors of other
+/// dtypes (PyTorch's integer `num_batches_tracked`) are skipped.
+pub fn read_safetensors(path: &Path) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    let mut w = Weights::new();
+    for (name, view) in st.tensors() {
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            continue;
+        }
+        let data = to_f32(path, &name, &view)?;
+        w.insert(&name, Tensor::new(view.shape().to_vec(), data)?);
+    }
+    Ok(w)
+}
+
+/// Loads the weights `model` needs from a safetensors file, checking each tensor's
+/// presence, dtype, shape and values; the first problem is reported by tensor name.
+pub fn load_weights(path: &Path, model: &Model) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    let mut w = Weights::new();
+    for layer in model.layers() {
+        for (name, shape) in layer.tensors() {
+            let view = st.tensor(&name).map_err(|_| {
+                file_err(
+                    path,
+                    format!(
+                        "missing tensor '{name}' (shape {shape:?}) for {} layer {}",
+                        model.name(),
+                        layer.name
+                    ),
+                )
+            })?;
+            let data = to_f32(path, &name, &view)?;
+            if view.shape() != shape.as_slice() {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "tensor '{name}': expected shape {shape:?} for {} layer {}, found {:?}",
+                        model.name(),
+                        layer.name,
+                        view.shape()
+                    ),
+                ));
+            }
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(file_err(
+                    path,
+                    format!("tensor '{name}' holds {} at element {i}", data[i]),
+                ));
+            }
+            w.insert(&name, Tensor::new(shape, data)?);
+        }
+    }
+    Ok(w)
+}
+
+/// Writes tensors as f32 safetensors, with optional string metadata, atomically.
+pub fn save_safetensors(
+    path: &Path,
+    tensors: &[(&str, &Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map(|v| (name.to_string(), v))
+                .map_err(|e| file_err(path, format!("tensor '{name}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let out = safetensors::serialize(views, metadata)
+        .map_err(|e| file_err(path, format!("cannot encode safetensors: {e}")))?;
+    super::write_atomically(path, &out)
+}
+
+impl Weights {
+    /// Saves every tensor as f32 safetensors.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let list: Vec<(&str, &Tensor)> = self.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        save_safetensors(path, &list, None)
+    }
+}

@@ -1,0 +1,118 @@
+//! The engine against PyTorch and torchvision, through fixtures that tools/make_fixtures.py
+//! wrote from them (committed; these tests need no Python): preprocessing of real photos,
+//! and small torchvision-style networks with seeded weights in f32, f16 and bf16.
+
+mod common;
+use common::gpu;
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+use vgg_wgpu::check::{compare, F32_NETWORK_TOL};
+use vgg_wgpu::io::image::{load_rgb, Preprocess};
+use vgg_wgpu::io::labels::top_k;
+use vgg_wgpu::io::{load_weights, read_safetensors};
+use vgg_wgpu::reference::network as reference;
+use vgg_wgpu::{Model, Network, Tensor};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+#[test]
+fn preprocessing_matches_torchvision() {
+    let bytes = std::fs::read(fixtures().join("preprocess.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = st.names();
+    names.sort();
+    assert_eq!(names.len(), 5);
+    for name in names {
+        let want = st.tensor(name).unwrap();
+        assert_eq!(
+            (want.dtype(), want.shape()),
+            (Dtype::U8, &[3, 224, 224][..])
+        );
+        let img = load_rgb(&fixtures().join("images").join(name)).unwrap();
+        let got = Preprocess::default().geometry(&img).unwrap();
+        assert_eq!((got.width(), got.height()), (224, 224));
+        let (mut max, mut sum) = (0i32, 0i64);
+        for c in 0..3 {
+            for p in 0..224 * 224 {
+                let g = got.as_raw()[p * 3 + c] as i32;
+                let w = want.data()[c * 224 * 224 + p] as i32;
+                max = max.max((g - w).abs());
+                sum += (g - w).abs() as i64;
+            }
+        }
+        let mean = sum as f64 / (3.0 * 224.0 * 224.0);
+        eprintln!("{name}: max abs difference {max}/255, mean {mean:.4}/255");
+        assert!(max <= 2, "{name}: max abs difference {max}/255");
+    }
+}
+
+/// (net description, weights file, dtype tag) for every fixture net and dtype.
+fn nets() -> Vec<(serde_json::Value, String, String)> {
+    let text = std::fs::read_to_string(fixtures().join("nets.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for net in v["nets"].as_array().unwrap() {
+        for (tag, file) in net["weights"].as_object().unwrap() {
+            out.push((net.clone(), file.as_str().unwrap().to_string(), tag.clone()));
+        }
+    }
+    out
+}
+
+fn model_of(net: &serde_json::Value) -> Model {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap() as usize;
+    let hidden: Vec<usize> = net["hidden"].as_array().unwrap().iter().map(n).collect();
+    let avgpool = net["avgpool"].as_array().map(|a| (n(&a[0]), n(&a[1])));
+    Model::parse(net["model"].as_str().unwrap())
+        .and_then(|m| m.with_batch_norm(net["bn"].as_bool().unwrap()))
+        .and_then(|m| {
+            m.with_input(
+                n(&net["in_channels"]),
+                n(&net["input"][0]),
+                n(&net["input"][1]),
+            )
+        })
+        .and_then(|m| m.with_avgpool(avgpool))
+        .and_then(|m| m.with_hidden(&hidden))
+        .and_then(|m| m.with_classes(n(&net["classes"])))
+        .unwrap()
+}
+
+#[test]
+fn fixture_networks_match_pytorch() {
+    let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
+    let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
+    let all = nets();
+    assert!(all.len() >= 6, "{} nets", all.len());
+    for (net, file, tag) in all {
+        let name = net["name"].as_str().unwrap();
+        let key = if tag == "f32" {
+            name.to_string()
+        } else {
+            format!("{name}_{tag}")
+        };
+        let model = model_of(&net);
+        let weights = load_weights(&fixtures().join(&file), &model).unwrap();
+        let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
+        let want = logits.get(&key).unwrap();
+        let mut gpu_net = Network::new(gpu(), &model, &weights).unwrap();
+        let got = gpu_net.forward(x).unwrap();
+        let cpu = reference::forward(&model, &weights, x, None).unwrap();
+        assert_eq!(got.shape, want.shape);
+        let d = compare(&got.data, &want.data);
+        let dc = compare(&cpu.data, &want.data);
+        eprintln!(
+            "[{}] {key} ({tag} weights) vs PyTorch: GPU {d}; CPU reference {dc}",
+            gpu().info().name
+        );
+        assert!(d.passes(F32_NETWORK_TOL), "{key}: {d}");
+        assert!(dc.passes(F32_NETWORK_TOL), "{key} reference: {dc}");
+        for row in 0..got.shape[0] {
+            let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
+            assert_eq!(top(&got), top(want), "{key} row {row} top-5");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Exports torchvision VGG weights to a safetensors file that `vgg infer --weights` loads.
+
+  # ImageNet weights (torchvision downloads them once into its cache):
+  python tools/export_torchvision.py vgg16 -o vgg16.safetensors
+  # a state dict saved with torch.save (a .pth file), for any of the ten architectures:
+  python tools/export_torchvision.py vgg16_bn --pth vgg16_bn-6c64b313.pth -o vgg16_bn.safetensors
+  # seeded random weights (no download), e.g. to compare the engine with PyTorch:
+  python tools/export_torchvision.py vgg16 --random --seed 0 -o vgg16_random.safetensors
+
+Key names stay torchvision's (features.N.weight, classifier.6.bias, BN running stats);
+PyTorch's integer num_batches_tracked is dropped. --dtype f16 or bf16 halves the file; the
+engine widens to f32 when it loads.
+
+With --logits OUT IMAGE..., also writes PyTorch's logits for those images (torchvision's
+preprocessing of the weights' preset: resize 256, center crop 224, normalise) to OUT as a
+safetensors tensor "logits", for comparing with `vgg infer --features fc8`.
+
+Needs: torch, torchvision, safetensors (pip install torch torchvision safetensors).
+"""
+
+import argparse
+import sys
+
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+ARCHS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def build(args):
+    ctor = getattr(torchvision.models, args.arch)
+    if args.random:
+        torch.manual_seed(args.seed)
+        return ctor(weights=None), f"random (torch.manual_seed({args.seed}))"
+    if args.pth:
+        net = ctor(weights=None)
+        sd = torch.load(args.pth, map_location="cpu", weights_only=True)
+        if "state_dict" in sd and isinstance(sd["state_dict"], dict):
+            sd = sd["state_dict"]
+        net.load_state_dict(sd)
+        return net, args.pth
+    enum = torchvision.models.get_model_weights(args.arch)
+    w = enum[args.weights] if args.weights else enum.DEFAULT
+    return ctor(weights=w), f"torchvision {args.arch} {w}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("arch", choices=ARCHS)
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--pth", help="a state dict saved with torch.save")
+    src.add_argument("--weights", help="torchvision weights enum member, e.g. IMAGENET1K_V1 "
+                                        "[default: the architecture's DEFAULT]")
+    src.add_argument("--random", action="store_true", help="seeded random weights")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=DTYPES, default="f32")
+    ap.add_argument("-o", "--out", required=True, help="the .safetensors file to write")
+    ap.add_argument("--logits", help="also write PyTorch's logits for --images here")
+    ap.add_argument("--images", nargs="*", default=[])
+    args = ap.parse_args()
+    if args.logits and not args.images:
+        ap.error("--logits needs --images")
+
+    net, source = build(args)
+    net.eval()
+    sd = {k: v.to(DTYPES[args.dtype]).contiguous() for k, v in net.state_dict().items()
+          if v.is_floating_point()}
+    save_file(sd, args.out, metadata={"arch": args.arch, "source": source,
+                                      "format": "torchvision VGG state dict"})
+    n = sum(v.numel() for k, v in sd.items() if "running" not in k)
+    print(f"wrote {args.out}: {len(sd)} tensors, {n:,} parameters, {args.dtype}, from {source}")
+
+    if args.logits:
+        from PIL import Image, ImageOps
+        from torchvision.models.vgg import VGG16_Weights
+        preset = VGG16_Weights.IMAGENET1K_V1.transforms()  # the same preset for every VGG
+        if args.dtype != "f32":
+            net.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+        xs = [preset(ImageOps.exif_transpose(Image.open(p)).convert("RGB"))
+              for p in args.images]
+        with torch.no_grad():
+            logits = net(torch.stack(xs)).contiguous()
+        save_file({"logits": logits}, args.logits,
+                  metadata={"images": "\n".join(args.images)})
+        top = logits.softmax(1).topk(5)
+        for p, i in zip(args.images, top.indices.tolist()):
+            print(f"{p}: PyTorch top-5 {i}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Builds tests/fixtures from an independent implementation (PyTorch and torchvision).
+
+Writes:
+  images/            real photos from scikit-image (JPEG, PNG, grayscale, RGBA, and a JPEG
+                     stored sideways with an EXIF orientation tag)
+  preprocess.safetensors
+                     for each image, torchvision's VGG preset (resize 256, antialiased
+                     bilinear, center crop 224) as a [3, 224, 224] uint8 tensor: the values
+                     ToTensor divides by 255, before normalisation
+  nets.json          small torchvision-style VGG networks: layer list and options as the
+                     `vgg` CLI spells them, weights file, input name
+  <net>.safetensors  seeded random weights in torchvision's key names (f32; one net also in
+                     f16 and bf16)
+  inputs.safetensors network inputs: the two photos normalised ("photos", [2, 3, 224, 224])
+                     and a random batch ("random32", [3, 3, 32, 32])
+  logits.safetensors PyTorch's outputs for every net on its input, keyed by net name
+
+Usage: python tools/make_fixtures.py [--out tests/fixtures]
+Needs: torch, torchvision, scikit-image, safetensors, pillow (pip install ...).
+"""
+
+import argparse
+import io
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image, ImageOps
+from safetensors.torch import save_file
+from skimage import data as skdata
+from torchvision.models.vgg import make_layers
+from torchvision.transforms import functional as F
+
+torch.set_num_threads(2)
+
+
+def preset(img):
+    """torchvision's ImageClassification(crop_size=224, resize_size=256) up to ToTensor,
+    as 8-bit values (ToTensor divides them by 255)."""
+    img = F.resize(img, [256], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
+    img = F.center_crop(img, [224, 224])
+    return F.pil_to_tensor(img)
+
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def write_images(out):
+    d = os.path.join(out, "images")
+    os.makedirs(d, exist_ok=True)
+    astronaut = Image.fromarray(skdata.astronaut())
+    chelsea = Image.fromarray(skdata.chelsea())
+    astronaut.save(os.path.join(d, "astronaut.jpg"), quality=90)
+    chelsea.save(os.path.join(d, "chelsea.png"))
+    Image.fromarray(skdata.camera()).resize((300, 300), Image.BILINEAR).save(
+        os.path.join(d, "camera_gray.png"))
+    coffee = Image.fromarray(skdata.coffee()).resize((300, 200), Image.BILINEAR).convert("RGBA")
+    alpha = Image.linear_gradient("L").resize(coffee.size)
+    coffee.putalpha(alpha)
+    coffee.save(os.path.join(d, "coffee_rgba.png"))
+    # Stored rotated 90 degrees; EXIF orientation 6 ("rotate 90 CW to view") makes it upright.
+    rocket = Image.fromarray(skdata.rocket()).resize((320, 214), Image.BILINEAR)
+    sideways = rocket.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways.save(os.path.join(d, "rocket_exif6.jpg"), quality=92, exif=exif)
+    names = ["astronaut.jpg", "chelsea.png", "camera_gray.png", "coffee_rgba.png",
+             "rocket_exif6.jpg"]
+    pre = {}
+    for n in names:
+        img = Image.open(os.path.join(d, n))
+        img = ImageOps.exif_transpose(img).convert("RGB")
+        pre[n] = preset(img).contiguous()
+    save_file(pre, os.path.join(out, "preprocess.safetensors"))
+    photos = torch.stack([pre["astronaut.jpg"], pre["chelsea.png"]]).float() / 255.0
+    return (photos - MEAN) / STD
+
+
+class Net(nn.Module):
+    """torchvision's VGG layout (features, avgpool, classifier) at any size."""
+
+    def __init__(self, features, last_channels, avgpool, hidden, classes):
+        super().__init__()
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d(avgpool) if avgpool else nn.Identity()
+        dims = last_channels * (avgpool[0] * avgpool[1] if avgpool else 1)
+        layers = []
+        for h in hidden:
+            layers += [nn.Linear(dims, h), nn.ReLU(True), nn.Dropout()]
+            dims = h
+        layers.append(nn.Linear(dims, classes))
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def features_from_spec(spec, in_channels, bn):
+    """The `vgg` CLI's layer list (N, N:1, M, L) as an nn.Sequential in torchvision order."""
+    layers, c = [], in_channels
+    for tok in spec.split(","):
+        if tok == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        elif tok == "L":
+            layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
+        else:
+            out, _, k = tok.partition(":")
+            k = int(k or 3)
+            layers.append(nn.Conv2d(c, int(out), kernel_size=k, padding=k // 2))
+            if bn:
+                layers.append(nn.BatchNorm2d(int(out)))
+            layers.append(nn.ReLU(True))
+            c = int(out)
+    return nn.Sequential(*layers), c
+
+
+def randomize(net, seed):
+    """Seeded weights with non-trivial biases and batch-norm statistics."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                bound = (6.0 / fan_in) ** 0.5
+                m.weight.copy_((torch.rand(m.weight.shape, generator=g) * 2 - 1) * bound)
+                m.bias.copy_((torch.rand(m.bias.shape, generator=g) * 2 - 1) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_((torch.rand(n, generator=g) * 2 - 1) * 0.2)
+                m.running_mean.copy_((torch.rand(n, generator=g) * 2 - 1) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+
+
+def state(net, dtype=torch.float32):
+    return {k: v.to(dtype).contiguous() for k, v in net.state_dict().items()
+            if v.is_floating_point()}
+
+
+NETS = [
+    # name, layer list, bn, input (c, h, w), avgpool, hidden, classes, input tensor
+    ("tiny_a", "8,M,16,M,24,24,M,32,32,M,32,32,M", False, (3, 224, 224), (7, 7), [64, 64], 10,
+     "photos"),
+    ("tiny_bn", "8,M,16,M,24,24,M,32,32,M,32,32,M", True, (3, 224, 224), (7, 7), [64, 64], 10,
+     "photos"),
+    ("tiny_c_lrn", "8,L,M,16,M,24,24:1,M,32,32:1,M,32,M", False, (3, 224, 224), (7, 7), [48], 7,
+     "photos"),
+    ("cifar_like", "16,16,M,32,M,64,M", False, (3, 32, 32), (7, 7), [32], 10, "random32"),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
+                                                  "fixtures"))
+    args = ap.parse_args()
+    out = os.path.normpath(args.out)
+    os.makedirs(out, exist_ok=True)
+    photos = write_images(out)
+    g = torch.Generator().manual_seed(1234)
+    inputs = {"photos": photos.contiguous(),
+              "random32": (torch.rand(3, 3, 32, 32, generator=g) * 2 - 1).contiguous()}
+    save_file(inputs, os.path.join(out, "inputs.safetensors"))
+    meta, logits = [], {}
+    for i, (name, spec, bn, (c, h, w), avgpool, hidden, classes, x) in enumerate(NETS):
+        feats, last = features_from_spec(spec, c, bn)
+        net = Net(feats, last, avgpool, hidden, classes)
+        randomize(net, 100 + i)
+        net.eval()
+        files = {"f32": f"{name}.safetensors"}
+        save_file(state(net), os.path.join(out, files["f32"]))
+        with torch.no_grad():
+            logits[name] = net(inputs[x]).contiguous()
+        if name == "tiny_a":
+            # The same net stored in f16 and bf16; PyTorch's reference runs those rounded
+            # weights in f32, as the engine does after widening them.
+            for tag, dt in (("f16", torch.float16), ("bf16", torch.bfloat16)):
+                files[tag] = f"{name}_{tag}.safetensors"
+                rounded = state(net, dt)
+                save_file(rounded, os.path.join(out, files[tag]))
+                net.load_state_dict({k: v.float() for k, v in rounded.items()}, strict=False)
+                with torch.no_grad():
+                    logits[f"{name}_{tag}"] = net(inputs[x]).contiguous()
+        meta.append({"name": name, "model": spec, "bn": bn, "in_channels": c,
+                     "input": [h, w], "avgpool": list(avgpool) if avgpool else None,
+                     "hidden": hidden, "classes": classes, "weights": files, "input_tensor": x})
+    save_file(logits, os.path.join(out, "logits.safetensors"))
+    with open(os.path.join(out, "nets.json"), "w") as f:
+        json.dump({"generator": f"torch {torch.__version__}", "nets": meta}, f, indent=1)
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
