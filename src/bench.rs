@@ -8,6 +8,7 @@ use crate::kernels::{
     adaptive_pool::AdaptiveAvgPool,
     affine::ChannelAffine,
     conv::{Conv2d, ConvShape, ConvTune},
+    im2col::Im2col,
     linear::{Linear, LinearShape},
     lrn::{Lrn, LrnParams},
     maxpool::MaxPool,
@@ -214,6 +215,21 @@ pub fn elementwise(gpu: &Gpu, dims: Dims, runs: usize) -> Result<Vec<Measurement
     let t = time_pass(gpu, runs, |p| ap.encode(gpu, p, &bg))?;
     let bytes = 4.0 * (len + ap.output_len()) as f64;
     out.push(measure("adaptive_avgpool 7x7".into(), shape, t, 0.0, bytes));
+
+    // Dense evaluation's window gather at pool5 of a 384x384 image (12x12 -> 36 rows).
+    let (gd, win) = ((n, 512, 12, 12), (7, 7));
+    let ic = Im2col::new(gpu, gd, win)?;
+    let g = buffers(gpu, &mut rng, &[n * 512 * 144, ic.output_len()])?;
+    let bg = ic.bind(gpu, &g[0], &g[1])?;
+    let t = time_pass(gpu, runs, |p| ic.encode(gpu, p, &bg))?;
+    let bytes = 8.0 * ic.output_len() as f64;
+    out.push(measure(
+        "im2col 7x7 (dense fc6)".into(),
+        format!("{n}x512x12x12"),
+        t,
+        0.0,
+        bytes,
+    ));
     Ok(out)
 }
 

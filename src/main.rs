@@ -208,6 +208,11 @@ enum Command {
         /// .safetensors file (the layer's name as tensor name, file list in the metadata)
         #[arg(long, requires = "features")]
         out: Option<PathBuf>,
+        /// The paper's dense evaluation: no crop (the shorter side resized to --resize,
+        /// at least 224), the FC layers run as convolutions over the whole image, class
+        /// posteriors averaged over positions and over the mirrored image
+        #[arg(long, conflicts_with = "features")]
+        dense: bool,
         #[command(flatten)]
         gpu: AdapterArgs,
     },
@@ -276,6 +281,7 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             strict,
             features,
             out,
+            dense,
             gpu,
         } => {
             let mut model = model.build()?;
@@ -296,6 +302,7 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
                 strict,
                 features,
                 out,
+                dense,
             };
             infer(&model, &weights, &images, &opts, &gpu.options())
         }
@@ -458,6 +465,7 @@ struct InferArgs {
     strict: bool,
     features: Option<String>,
     out: Option<PathBuf>,
+    dense: bool,
 }
 
 fn infer(
@@ -510,43 +518,41 @@ fn infer(
             .cloned()
             .unwrap_or_else(|| format!("class {i}"))
     };
-    let (stats, feats, kept) = infer::run(
-        &mut net,
-        &files,
-        &a.pre,
-        a.batch_size,
-        a.top,
-        a.strict,
-        a.features.as_deref(),
-        |r| {
-            if a.features.is_some() {
-                return;
+    let run_opts = infer::Options {
+        pre: a.pre.clone(),
+        batch_size: a.batch_size,
+        top: a.top,
+        strict: a.strict,
+        features: a.features.as_deref(),
+        dense: a.dense,
+    };
+    let (stats, feats, kept) = infer::run(&mut net, &files, &run_opts, |r| {
+        if a.features.is_some() {
+            return;
+        }
+        if a.json {
+            let top: Vec<_> = r
+                .top
+                .iter()
+                .map(|&(c, p)| serde_json::json!({"class": c, "label": label(c), "probability": p}))
+                .collect();
+            json_results.push(serde_json::json!({
+                "file": r.path.display().to_string(),
+                "top": top,
+            }));
+        } else {
+            println!("{}", r.path.display());
+            for (rank, &(c, p)) in r.top.iter().enumerate() {
+                let name = label(c);
+                let class = if name == format!("class {c}") {
+                    name
+                } else {
+                    format!("{name} (class {c})")
+                };
+                println!("  {:>2}  {:>7.3}%  {class}", rank + 1, p * 100.0);
             }
-            if a.json {
-                let top: Vec<_> = r
-                    .top
-                    .iter()
-                    .map(|&(c, p)| {
-                        serde_json::json!({"class": c, "label": label(c), "probability": p})
-                    })
-                    .collect();
-                json_results.push(serde_json::json!({
-                    "file": r.path.display().to_string(),
-                    "top": top,
-                }));
-            } else {
-                println!("{}", r.path.display());
-                for (rank, &(c, p)) in r.top.iter().enumerate() {
-                    println!(
-                        "  {:>2}  {:>7.3}%  {} (class {c})",
-                        rank + 1,
-                        p * 100.0,
-                        label(c)
-                    );
-                }
-            }
-        },
-    )?;
+        }
+    })?;
     let total = t0.elapsed().as_secs_f64();
     for e in &stats.skipped {
         eprintln!("warning: skipped {e}");

@@ -314,3 +314,32 @@ fn bad_weights_fail_cleanly() {
     ]);
     assert_clean_error(&r, "expected shape [64, 3, 3, 3]");
 }
+
+#[test]
+fn dense_evaluation_runs_on_whole_images() {
+    let img = fixtures().join("images");
+    let w = fixtures().join("tiny_a.safetensors");
+    let r = infer(
+        &w,
+        &[
+            img.to_str().unwrap(),
+            "--dense",
+            "--resize",
+            "288",
+            "--json",
+        ],
+    );
+    assert_eq!(r.0, Some(0), "{}", r.2);
+    let doc: serde_json::Value = serde_json::from_str(&r.1).unwrap();
+    for res in doc["results"].as_array().unwrap() {
+        let p: f64 = res["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["probability"].as_f64().unwrap())
+            .sum();
+        assert!(p > 0.0 && p <= 1.0 + 1e-5, "{res}");
+    }
+    let r = infer(&w, &[img.to_str().unwrap(), "--dense", "--resize", "200"]);
+    assert_clean_error(&r, "at least 7x7");
+}

@@ -264,3 +264,18 @@ fn subgroup_conv_without_subgroups_is_a_clear_error() {
         .map(|e| e.to_string());
     assert!(err.is_some_and(|e| e.contains("needs subgroups")));
 }
+
+#[test]
+fn im2col_matches_reference() {
+    for (i, (dims, win)) in [
+        ((2, 5, 9, 11), (7, 7)),
+        ((1, 3, 7, 7), (7, 7)),
+        ((3, 2, 4, 5), (2, 3)),
+        ((1, 16, 12, 12), (1, 1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_pass(check::im2col(gpu(), dims, win, seed() + i as u64));
+    }
+}

@@ -256,3 +256,37 @@ fn adapter_binding_limit_splits_a_large_activation() {
     assert_eq!(plan.chunked(0), over);
     check_model(&m, 3, "fc2", NetworkOptions::default(), seed());
 }
+
+#[test]
+fn dense_evaluation_matches_reference_and_the_plain_forward() {
+    let m = Model::parse("8,M,16,M,24,M,32,M,32,M")
+        .and_then(|m| m.with_hidden(&[40, 24]))
+        .and_then(|m| m.with_classes(11))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let weights = random_weights(&m, seed());
+    let mut net = Network::new(gpu(), &m, &weights).unwrap();
+    // At the training size there is one position, and the scores are the plain forward's.
+    let x = input(&m, 2, seed());
+    let plain = net.forward(&x).unwrap();
+    let dense = net.forward_dense(&x).unwrap();
+    assert_eq!(dense.shape, vec![2, 1, 11]);
+    assert_eq!(dense.data, plain.data);
+    // A larger, non-square image: pool5 is 8x10, so 2 x 4 positions.
+    net.set_input_size(256, 320).unwrap();
+    let big = m.with_input(3, 256, 320).unwrap();
+    let x = input(&big, 2, seed() + 1);
+    net.forward_dense(&x).unwrap();
+    net.poison();
+    let got = net.forward_dense(&x).unwrap();
+    let want = reference::forward_dense(&big, &weights, &x).unwrap();
+    assert_eq!(got.shape, vec![2, 8, 11]);
+    assert_eq!(want.shape, got.shape);
+    let d = compare(&got.data, &want.data);
+    eprintln!("[{}] dense 2x3x256x320: {d}", gpu().info().name);
+    assert!(d.passes(NET_TOL), "{d}");
+    // Too small an image for the 7x7 window is a clear error.
+    net.set_input_size(160, 160).unwrap();
+    let small = input(&m.with_input(3, 160, 160).unwrap(), 1, 0);
+    let e = net.forward_dense(&small).unwrap_err().to_string();
+    assert!(e.contains("at least 7x7"), "{e}");
+}

@@ -113,6 +113,7 @@ use crate::kernels::{
     adaptive_pool::AdaptiveAvgPool,
     affine::{BatchNorm, ChannelAffine},
     conv::{Conv2d, ConvShape, ConvTune},
+    im2col::Im2col,
     linear::{Linear, LinearShape},
     lrn::{Lrn, LrnParams},
     maxpool::MaxPool,
@@ -405,6 +406,26 @@ pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> R
     ))
 }
 
+/// Window gathering for dense evaluation.
+pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let (n, c, h, w) = dims;
+    let x = rng.uniform(n * c * h * w);
+    let k = Im2col::new(gpu, dims, window)?;
+    let xb = gpu.upload("x", &x)?;
+    let ob = poisoned(gpu, "y", k.output_len())?;
+    let bg = k.bind(gpu, &xb, &ob)?;
+    gpu.run_pass("im2col", |pass| k.encode(gpu, pass, &bg))?;
+    let got = gpu.read::<f32>(&ob, k.output_len())?;
+    let want = reference::im2col(&x, dims, window.0, window.1);
+    Ok(outcome(
+        "im2col",
+        format!("{} window {}x{}", dims_str(dims), window.0, window.1),
+        &got,
+        &want,
+    ))
+}
+
 /// The kernel self-check behind `vgg check`: every forward kernel at a set of shapes that
 /// includes the edge cases (1x1 spatial, odd sizes, channel counts off every tile, a weight
 /// split over bindings). `full` adds VGG16's 392 MiB first FC layer. Outcomes are passed
@@ -476,6 +497,7 @@ pub fn self_check(
         Box::new(|s| batchnorm_folded(gpu, cs(2, 3, 13, 13, 15, 3), s)),
         Box::new(|s| adaptive_pool(gpu, (3, 5, 13, 15), (7, 7), s)),
         Box::new(|s| adaptive_pool(gpu, (1, 8, 7, 7), (7, 7), s)),
+        Box::new(|s| im2col(gpu, (2, 5, 9, 11), (7, 7), s)),
     ];
     if full {
         cases.push(Box::new(|s| {

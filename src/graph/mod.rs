@@ -59,6 +59,11 @@ pub enum NodeOp {
         relu: bool,
     },
     Softmax,
+    /// Windows of the last feature map as rows, for FC layers run as convolutions.
+    Im2col {
+        kh: usize,
+        kw: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -97,6 +102,19 @@ impl Graph {
     /// needs the tensor in between. Dropout and flatten are views of their input; so is an
     /// average pool that maps a map to its own size.
     pub fn build(model: &Model, outputs: &[&str]) -> Result<Graph> {
+        Graph::build_with(model, outputs, false)
+    }
+
+    /// The paper's dense evaluation: the FC layers run as convolutions over every position
+    /// of the last feature map (fc6 as a window the size of the average pool's output, then
+    /// 1x1), so an image larger than the training size yields a map of class scores. The
+    /// output is the last layer's scores, [positions, classes] per image.
+    pub fn build_dense(model: &Model) -> Result<Graph> {
+        let last = &model.layers()[model.layers().len() - 1].name;
+        Graph::build_with(model, &[last], true)
+    }
+
+    fn build_with(model: &Model, outputs: &[&str], dense: bool) -> Result<Graph> {
         let layers = model.layers();
         let n_layers = layers.len();
         let mut wanted = Vec::new();
@@ -127,6 +145,9 @@ impl Graph {
         let mut at = vec![None; n_layers + 1];
         let mut cur: TensorId = 0;
         let mut i = 0;
+        // Dense evaluation: the window fc6 covers, and the positions per image after it.
+        let mut window = None;
+        let mut positions = 1;
         while i <= last {
             let l = &layers[i];
             let relu_after = |j: usize| {
@@ -163,19 +184,53 @@ impl Graph {
                 Op::Linear { .. } => {
                     let relu = relu_after(i + 1);
                     let last_fused = if relu { i + 1 } else { i };
+                    let [f, _, _] = layers[last_fused].output;
                     cur = g.node(
                         &fused_name(&layers[i..=last_fused]),
                         NodeOp::Linear { layer: i, relu },
                         cur,
-                        layers[last_fused].output,
+                        [positions * f, 1, 1],
                     );
                     at[last_fused] = Some(cur);
                     i = last_fused + 1;
                     continue;
                 }
-                Op::Relu => cur = g.node(&l.name, NodeOp::Relu, cur, l.output),
+                Op::Relu => {
+                    let [c, h, w] = l.output;
+                    let out = if l.flat() {
+                        [positions * c, 1, 1]
+                    } else {
+                        [c, h, w]
+                    };
+                    cur = g.node(&l.name, NodeOp::Relu, cur, out)
+                }
                 Op::Lrn(_) => cur = g.node(&l.name, NodeOp::Lrn { layer: i }, cur, l.output),
                 Op::MaxPool => cur = g.node(&l.name, NodeOp::MaxPool, cur, l.output),
+                Op::AdaptiveAvgPool { h, w } if dense => {
+                    let [_, mh, mw] = l.input;
+                    if mh < h || mw < w {
+                        return Err(Error::Shape(format!(
+                            "dense evaluation needs a feature map of at least {h}x{w} at {}, \
+                             the input gives {mh}x{mw}; use a larger image",
+                            l.name
+                        )));
+                    }
+                    window = Some((h, w));
+                    positions = (mh - h + 1) * (mw - w + 1);
+                }
+                Op::Flatten if dense => {
+                    let Some((kh, kw)) = window else {
+                        return Err(Error::InvalidOption {
+                            option: "--dense".into(),
+                            message: "dense evaluation needs the model's average pool (its \
+                                      size is the window fc6 covers)"
+                                .into(),
+                        });
+                    };
+                    let [c, _, _] = l.input;
+                    let out = [positions * c * kh * kw, 1, 1];
+                    cur = g.node(&l.name, NodeOp::Im2col { kh, kw }, cur, out);
+                }
                 Op::AdaptiveAvgPool { h, w } => {
                     if l.input[1..] != [h, w] {
                         cur = g.node(&l.name, NodeOp::AvgPool { h, w }, cur, l.output);
@@ -199,7 +254,10 @@ impl Graph {
             at[n_layers] = Some(g.node(PROB, NodeOp::Softmax, logits, out));
         }
         for (&w, name) in wanted.iter().zip(outputs) {
-            let shape = layers[w.min(n_layers - 1)].shape();
+            let mut shape = layers[w.min(n_layers - 1)].shape();
+            if dense {
+                shape.insert(0, positions);
+            }
             let t = at[w]
                 .ok_or_else(|| Error::Shape(format!("layer {name} has no tensor in the graph")))?;
             g.outputs.push((t, shape, name.to_string()));

@@ -8,6 +8,7 @@ use crate::gpu::Gpu;
 use crate::kernels::adaptive_pool::AdaptiveAvgPool;
 use crate::kernels::affine::{BatchNorm, ChannelAffine};
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
+use crate::kernels::im2col::Im2col;
 use crate::kernels::linear::{row_chunks, Linear, LinearParams, LinearShape};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::maxpool::MaxPool;
@@ -37,6 +38,7 @@ enum Kernel {
     AvgPool(AdaptiveAvgPool, wgpu::BindGroup),
     Linear(Linear, Vec<wgpu::BindGroup>),
     Softmax(Softmax, wgpu::BindGroup),
+    Im2col(Im2col, wgpu::BindGroup),
 }
 
 impl Kernel {
@@ -49,6 +51,7 @@ impl Kernel {
             Kernel::AvgPool(k, bg) => k.encode(gpu, pass, bg),
             Kernel::Linear(k, bgs) => k.encode(gpu, pass, bgs),
             Kernel::Softmax(k, bg) => k.encode(gpu, pass, bg),
+            Kernel::Im2col(k, bg) => k.encode(gpu, pass, bg),
         }
     }
 }
@@ -57,6 +60,7 @@ impl Kernel {
 struct Prepared {
     batch: usize,
     outputs: Vec<String>,
+    dense: bool,
     graph: Graph,
     plan: Plan,
     slots: Vec<wgpu::Buffer>,
@@ -231,9 +235,57 @@ impl<'g> Network<'g> {
             .ok_or_else(|| Error::Shape("the forward returned no output".into()))
     }
 
-    /// Runs the layers needed for `outputs` and returns them in that order. One command
-    /// encoder and one queue submit; the outputs are the only data read back.
-    pub fn run(&mut self, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>> {
+    /// Switches to another input size with the same weights (they do not depend on it as
+    /// long as the model has its average pool, which keeps the classifier's input fixed).
+    pub fn set_input_size(&mut self, h: usize, w: usize) -> Result<()> {
+        let c = self.model.config().in_channels;
+        if self.model.config().input == (h, w) {
+            return Ok(());
+        }
+        let m = self.model.with_input(c, h, w)?;
+        let same = m
+            .layers()
+            .iter()
+            .zip(self.model.layers())
+            .all(|(a, b)| a.tensors() == b.tensors());
+        if !same {
+            return Err(Error::Shape(format!(
+                "{} at {h}x{w} would need other weights (its classifier input changes with the \
+                 input size without an average pool)",
+                self.model.name()
+            )));
+        }
+        self.model = m;
+        self.prepared = None;
+        Ok(())
+    }
+
+    /// Dense evaluation (the paper's): class scores at every position of the last feature
+    /// map, [n, positions, classes], for input [n, c, h, w] at the current input size.
+    pub fn forward_dense(&mut self, input: &Tensor) -> Result<Tensor> {
+        self.check_input(input)?;
+        let batch = input.shape[0];
+        let last = self.model.layers()[self.model.layers().len() - 1]
+            .name
+            .clone();
+        let stale = self
+            .prepared
+            .as_ref()
+            .is_none_or(|p| p.batch != batch || !p.dense);
+        if stale {
+            self.prepared = None;
+            let graph = Graph::build_dense(&self.model)?;
+            self.prepared = Some(self.build(batch, &[&last], graph, true)?);
+        }
+        let Some(p) = self.prepared.as_ref() else {
+            return Err(Error::Shape("no plan".into()));
+        };
+        let mut out = self.encode_and_read(p, input)?;
+        out.pop()
+            .ok_or_else(|| Error::Shape("the forward returned no output".into()))
+    }
+
+    fn check_input(&self, input: &Tensor) -> Result<()> {
         let [c, h, w] = self.model.input_dims();
         if input.shape.len() != 4 || input.shape[1..] != [c, h, w] || input.shape[0] == 0 {
             return Err(Error::Shape(format!(
@@ -242,6 +294,13 @@ impl<'g> Network<'g> {
                 self.model.name()
             )));
         }
+        Ok(())
+    }
+
+    /// Runs the layers needed for `outputs` and returns them in that order. One command
+    /// encoder and one queue submit; the outputs are the only data read back.
+    pub fn run(&mut self, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>> {
+        self.check_input(input)?;
         self.prepare(input.shape[0], outputs)?;
         let Some(p) = self.prepared.as_ref() else {
             return Err(Error::Shape("no plan".into()));
@@ -255,11 +314,12 @@ impl<'g> Network<'g> {
         let stale = self
             .prepared
             .as_ref()
-            .is_none_or(|p| p.batch != batch || p.outputs != outputs);
+            .is_none_or(|p| p.batch != batch || p.outputs != outputs || p.dense);
         if stale {
             // Free the old plan's buffers before allocating the new one.
             self.prepared = None;
-            self.prepared = Some(self.build(batch, outputs)?);
+            let graph = Graph::build(&self.model, outputs)?;
+            self.prepared = Some(self.build(batch, outputs, graph, false)?);
         }
         match &self.prepared {
             Some(p) => Ok(&p.plan),
@@ -277,9 +337,8 @@ impl<'g> Network<'g> {
         }
     }
 
-    fn build(&self, batch: usize, outputs: &[&str]) -> Result<Prepared> {
+    fn build(&self, batch: usize, outputs: &[&str], graph: Graph, dense: bool) -> Result<Prepared> {
         let gpu = self.gpu;
-        let graph = Graph::build(&self.model, outputs)?;
         let plan = plan(&graph, batch, self.limits, self.budget())?;
         let slots = plan
             .slots
@@ -325,6 +384,7 @@ impl<'g> Network<'g> {
         Ok(Prepared {
             batch,
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            dense,
             graph,
             plan,
             slots,
@@ -390,11 +450,22 @@ impl<'g> Network<'g> {
                 let Op::Linear { k, n: n_out } = layers[layer].op else {
                     return Err(Error::Shape(format!("layer {layer} is not FC")));
                 };
-                let shape = LinearShape { m: n, k, n_out };
+                // Dense evaluation feeds several rows (window positions) per image.
+                let rows = c * h * w / k;
+                let shape = LinearShape {
+                    m: n * rows,
+                    k,
+                    n_out,
+                };
                 let lin = Linear::with_binding_limit(gpu, shape, relu, self.limits.max_binding)?;
                 let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
                 let bgs = lin.bind(gpu, x, params, y)?;
                 Kernel::Linear(lin, bgs)
+            }
+            NodeOp::Im2col { kh, kw } => {
+                let k = Im2col::new(gpu, dims, (kh, kw))?;
+                let bg = k.bind(gpu, x, y)?;
+                Kernel::Im2col(k, bg)
             }
             NodeOp::Softmax => {
                 let k = Softmax::new(gpu, n, c * h * w)?;

@@ -4,6 +4,7 @@
 pub mod adaptive_pool;
 pub mod affine;
 pub mod conv;
+pub mod im2col;
 pub mod linear;
 pub mod lrn;
 pub mod maxpool;

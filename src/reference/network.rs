@@ -65,3 +65,41 @@ pub fn forward(
     shape.extend(model.layers()[last].shape());
     Tensor::new(shape, x)
 }
+
+/// Dense evaluation on the CPU: the feature layers as in [`forward`], then each FC layer
+/// applied at every window position of the last feature map (fc6's window is the average
+/// pool's output size). Returns [n, positions, classes].
+pub fn forward_dense(model: &Model, weights: &Weights, input: &Tensor) -> Result<Tensor> {
+    let layers = model.layers();
+    let pool = layers
+        .iter()
+        .position(|l| matches!(l.op, Op::AdaptiveAvgPool { .. }))
+        .ok_or_else(|| shape_err!("dense evaluation needs the model's average pool"))?;
+    let Op::AdaptiveAvgPool { h: kh, w: kw } = layers[pool].op else {
+        return Err(shape_err!("layer {pool} is not the average pool"));
+    };
+    let n = input.shape[0];
+    let feats = forward(model, weights, input, Some(pool - 1))?;
+    let [c, h, w] = layers[pool].input;
+    if h < kh || w < kw {
+        return Err(shape_err!(
+            "a {h}x{w} feature map is smaller than the {kh}x{kw} window"
+        ));
+    }
+    let positions = (h - kh + 1) * (w - kw + 1);
+    let mut x = super::im2col(&feats.data, (n, c, h, w), kh, kw);
+    let mut classes = 0;
+    for layer in &layers[pool + 1..] {
+        match layer.op {
+            Op::Linear { k, n: n_out } => {
+                let wt = weights.expect(&format!("{}.weight", layer.key), &[n_out, k])?;
+                let b = weights.expect(&format!("{}.bias", layer.key), &[n_out])?;
+                x = linear(&x, n * positions, k, &wt.data, &b.data, n_out, false);
+                classes = n_out;
+            }
+            Op::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            _ => {}
+        }
+    }
+    Tensor::new(vec![n, positions, classes], x)
+}

@@ -1,0 +1,34 @@
+// Gathers every kh x kw window of an NCHW map (stride 1, no padding) into a row, so a fully
+// connected layer can run as a convolution over all positions at once (the paper's dense
+// evaluation: fc6 as a 7x7 convolution over pool5). Output [N][OH * OW][C][KH][KW], the
+// flatten order of a window, so the FC weight applies unchanged. One invocation per output.
+
+override N: u32;
+override C: u32;
+override H: u32;
+override W: u32;
+override KH: u32;
+override KW: u32;
+override WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let oh = H - KH + 1u;
+    let ow = W - KW + 1u;
+    let row_len = C * KH * KW;
+    let i = (wid.x + wid.z * nwg.x) * WG + lid;
+    if (i >= N * oh * ow * row_len) { return; }
+    let col = i % row_len;
+    let row = i / row_len;
+    let kx = col % KW;
+    let ky = (col / KW) % KH;
+    let c = col / (KW * KH);
+    let ox = row % ow;
+    let oy = (row / ow) % oh;
+    let n = row / (ow * oh);
+    output[i] = input[((n * C + c) * H + oy + ky) * W + ox + kx];
+}
