@@ -9,8 +9,8 @@ override OH: u32 = 7u;
 override OW: u32 = 7u;
 override WG: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -27,8 +27,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc = 0.0;
     for (var y = y0; y < y1; y++) {
         for (var x = x0; x < x1; x++) {
-            acc += input[(plane * H + y) * W + x];
+            acc += f32(input[(plane * H + y) * W + x]);
         }
     }
-    output[i] = acc / f32((y1 - y0) * (x1 - x0));
+    output[i] = S(acc / f32((y1 - y0) * (x1 - x0)));
 }

@@ -7,10 +7,10 @@ override HW: u32;
 override RELU: bool = false;
 override WG: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> scale: array<f32>;
-@group(0) @binding(2) var<storage, read> shift: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read> scale: array<S>;
+@group(0) @binding(2) var<storage, read> shift: array<S>;
+@group(0) @binding(3) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -18,7 +18,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = (wid.x + wid.z * nwg.x) * WG + lid;
     if (i >= N * C * HW) { return; }
     let c = (i / HW) % C;
-    var y = fma(input[i], scale[c], shift[c]);
+    var y = fma(f32(input[i]), f32(scale[c]), f32(shift[c]));
     if (RELU) { y = max(y, 0.0); }
-    output[i] = y;
+    output[i] = S(y);
 }

@@ -23,10 +23,10 @@ override TM: u32 = 8u;
 const TN: u32 = 4u;
 const TM_MAX: u32 = 16u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read> weight: array<S>;
+@group(0) @binding(2) var<storage, read> bias: array<S>;
+@group(0) @binding(3) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
@@ -46,7 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 
     var acc: array<vec4<f32>, TM_MAX>;
     for (var m = 0u; m < TM; m++) {
-        acc[m] = vec4<f32>(bias[co0 + m]);
+        acc[m] = vec4<f32>(f32(bias[co0 + m]));
     }
     let pad = i32(KS / 2u);
     let wblock = wid.y * C_IN * KS * KS * TM;
@@ -60,13 +60,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             for (var j = 0u; j < TN + KS - 1u; j++) {
                 let ix = i32(x0 + j) - pad;
                 let ok = row_ok && ix >= 0 && ix < i32(W);
-                r[j] = select(0.0, input[row + u32(clamp(ix, 0, i32(W) - 1))], ok);
+                r[j] = select(0.0, f32(input[row + u32(clamp(ix, 0, i32(W) - 1))]), ok);
             }
             for (var kx = 0u; kx < KS; kx++) {
                 let v = vec4<f32>(r[kx], r[kx + 1u], r[kx + 2u], r[kx + 3u]);
                 let wb = wblock + ((ci * KS + ky) * KS + kx) * TM;
                 for (var m = 0u; m < TM; m++) {
-                    acc[m] = fma(vec4<f32>(weight[wb + m]), v, acc[m]);
+                    acc[m] = fma(vec4<f32>(f32(weight[wb + m])), v, acc[m]);
                 }
             }
         }
@@ -79,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         if (RELU) { a = max(a, vec4<f32>(0.0)); }
         let o = ((n * C_OUT + co) * H + y) * W + x0;
         for (var j = 0u; j < TN; j++) {
-            if (x0 + j < W) { output[o + j] = a[j]; }
+            if (x0 + j < W) { output[o + j] = S(a[j]); }
         }
     }
 }

@@ -24,10 +24,10 @@ override WG: u32 = 64u;
 const TN: u32 = 4u;
 const TM: u32 = 8u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read> weight: array<vec4<S>>;
+@group(0) @binding(2) var<storage, read> bias: array<S>;
+@group(0) @binding(3) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
@@ -49,7 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 
     var acc: array<vec4<f32>, TM>;
     for (var m = 0u; m < TM; m++) {
-        acc[m] = vec4<f32>(bias[co0 + m]);
+        acc[m] = vec4<f32>(f32(bias[co0 + m]));
     }
     let pad = i32(KS / 2u);
     let wblock = wid.y * C_IN * KS;
@@ -63,9 +63,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
             for (var j = 0u; j < TN + KS - 1u; j++) {
                 let ix = i32(x0 + j) - pad;
                 let ok = row_ok && ix >= 0 && ix < i32(W);
-                r[j] = select(0.0, input[row + u32(clamp(ix, 0, i32(W) - 1))], ok);
+                r[j] = select(0.0, f32(input[row + u32(clamp(ix, 0, i32(W) - 1))]), ok);
             }
-            let wv = weight[((wblock + ci * KS + ky) * TM) + lane];
+            let wv = vec4<f32>(weight[((wblock + ci * KS + ky) * TM) + lane]);
             let v0 = vec4<f32>(r[0], r[1], r[2], r[3]);
             if (KS == 3u) {
                 let v1 = vec4<f32>(r[1], r[2], r[3], r[4]);
@@ -90,7 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         if (RELU) { a = max(a, vec4<f32>(0.0)); }
         let o = ((n * C_OUT + co) * H + y) * W + x0;
         for (var j = 0u; j < TN; j++) {
-            if (x0 + j < W) { output[o + j] = a[j]; }
+            if (x0 + j < W) { output[o + j] = S(a[j]); }
         }
     }
 }

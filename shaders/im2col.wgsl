@@ -11,8 +11,8 @@ override KH: u32;
 override KW: u32;
 override WG: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

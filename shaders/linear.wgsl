@@ -17,10 +17,10 @@ override WG: u32 = 64u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<S>;
+@group(0) @binding(1) var<storage, read> weight: array<S>;
+@group(0) @binding(2) var<storage, read> bias: array<S>;
+@group(0) @binding(3) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -37,9 +37,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var j = 0u; j < TN; j++) { wr[j] = min(r0 + j, ROWS - 1u) * K; }
     var acc: array<vec4<f32>, TM>;
     for (var k = 0u; k < K; k++) {
-        let wv = vec4<f32>(weight[wr[0] + k], weight[wr[1] + k], weight[wr[2] + k], weight[wr[3] + k]);
+        let wv = vec4<f32>(f32(weight[wr[0] + k]), f32(weight[wr[1] + k]), f32(weight[wr[2] + k]), f32(weight[wr[3] + k]));
         for (var i = 0u; i < TM; i++) {
-            acc[i] = fma(vec4<f32>(x[xr[i] + k]), wv, acc[i]);
+            acc[i] = fma(vec4<f32>(f32(x[xr[i] + k])), wv, acc[i]);
         }
     }
     for (var i = 0u; i < TM; i++) {
@@ -47,9 +47,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var j = 0u; j < TN; j++) {
             if (r0 + j >= ROWS) { break; }
             let o = ROW0 + r0 + j;
-            var y = acc[i][j] + bias[o];
+            var y = acc[i][j] + f32(bias[o]);
             if (RELU) { y = max(y, 0.0); }
-            output[(m0 + i) * N_OUT + o] = y;
+            output[(m0 + i) * N_OUT + o] = S(y);
         }
     }
 }

@@ -11,8 +11,8 @@ override BETA: f32 = 0.75;
 override K: f32 = 2.0;
 override WG: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read_write> output: array<S>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -26,8 +26,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let hi = min(c + (SIZE - 1u) / 2u, C - 1u);
     var sq = 0.0;
     for (var j = u32(max(lo, 0)); j <= hi; j++) {
-        let v = input[(n * C + j) * HW + p];
+        let v = f32(input[(n * C + j) * HW + p]);
         sq = fma(v, v, sq);
     }
-    output[i] = input[i] * pow(K + ALPHA / f32(SIZE) * sq, -BETA);
+    output[i] = S(f32(input[i]) * pow(K + ALPHA / f32(SIZE) * sq, -BETA));
 }

@@ -8,8 +8,8 @@ override H: u32;
 override W: u32;
 override WG: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read_write> output: array<S>;
 @group(0) @binding(2) var<storage, read_write> argmax: array<u32>;
 
 struct Max { value: f32, index: u32 }
@@ -24,7 +24,7 @@ fn pool(i: u32) -> Max {
     var best = Max(0.0, 0u);
     for (var t = 0u; t < 4u; t++) {
         let idx = (oy * 2u + t / 2u) * W + ox * 2u + t % 2u;
-        let v = input[plane * H * W + idx];
+        let v = f32(input[plane * H * W + idx]);
         if (t == 0u || v > best.value || v != v) {
             best = Max(v, idx);
         }
@@ -41,7 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let i = out_index(wid, nwg, lid);
     if (i >= N * C * (H / 2u) * (W / 2u)) { return; }
-    output[i] = pool(i).value;
+    output[i] = S(pool(i).value);
 }
 
 @compute @workgroup_size(WG)
@@ -50,6 +50,6 @@ fn main_index(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let i = out_index(wid, nwg, lid);
     if (i >= N * C * (H / 2u) * (W / 2u)) { return; }
     let m = pool(i);
-    output[i] = m.value;
+    output[i] = S(m.value);
     argmax[i] = m.index;
 }

@@ -5,8 +5,8 @@ override ROWS: u32;
 override COLS: u32;
 const WG: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(1) var<storage, read_write> output: array<S>;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -42,11 +42,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= ROWS) { return; }
     let base = row * COLS;
     var m = -3.402823e38;
-    for (var c = lid; c < COLS; c += WG) { m = max(m, input[base + c]); }
+    for (var c = lid; c < COLS; c += WG) { m = max(m, f32(input[base + c])); }
     m = reduce_max(m, lid);
     var s = 0.0;
-    for (var c = lid; c < COLS; c += WG) { s += exp(input[base + c] - m); }
+    for (var c = lid; c < COLS; c += WG) { s += exp(f32(input[base + c]) - m); }
     s = reduce_sum(s, lid);
     let inv = 1.0 / s;
-    for (var c = lid; c < COLS; c += WG) { output[base + c] = exp(input[base + c] - m) * inv; }
+    for (var c = lid; c < COLS; c += WG) { output[base + c] = S(exp(f32(input[base + c]) - m) * inv); }
 }

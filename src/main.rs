@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vgg_wgpu::gpu::Precision;
 use vgg_wgpu::graph::{self, Graph, Limits};
 use vgg_wgpu::io::image::Preprocess;
 use vgg_wgpu::kernels::conv::ConvTune;
@@ -213,6 +214,10 @@ enum Command {
         /// posteriors averaged over positions and over the mirrored image
         #[arg(long, conflicts_with = "features")]
         dense: bool,
+        /// Storage of weights and activations on the GPU: f32, or f16 (half the memory and
+        /// bandwidth; needs the adapter's shader-f16 feature; arithmetic stays f32)
+        #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+        precision: String,
         #[command(flatten)]
         gpu: AdapterArgs,
     },
@@ -282,6 +287,7 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             features,
             out,
             dense,
+            precision,
             gpu,
         } => {
             let mut model = model.build()?;
@@ -303,6 +309,11 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
                 features,
                 out,
                 dense,
+                precision: if precision == "f16" {
+                    Precision::F16
+                } else {
+                    Precision::F32
+                },
             };
             infer(&model, &weights, &images, &opts, &gpu.options())
         }
@@ -466,6 +477,7 @@ struct InferArgs {
     features: Option<String>,
     out: Option<PathBuf>,
     dense: bool,
+    precision: Precision,
 }
 
 fn infer(
@@ -508,7 +520,11 @@ fn infer(
     };
     let w = io::load_weights(weights, model)?;
     let gpu = Gpu::new(opts)?;
-    let mut net = Network::new(&gpu, model, &w)?;
+    let net_opts = vgg_wgpu::NetworkOptions {
+        precision: a.precision,
+        ..Default::default()
+    };
+    let mut net = Network::with_options(&gpu, model, &w, net_opts)?;
     drop(w);
     let t0 = std::time::Instant::now();
     let mut json_results = Vec::new();

@@ -116,3 +116,39 @@ fn fixture_networks_match_pytorch() {
         }
     }
 }
+
+#[test]
+fn fixture_networks_in_f16_keep_the_f32_top5() {
+    use vgg_wgpu::gpu::Precision;
+    use vgg_wgpu::NetworkOptions;
+    if !gpu().features().contains(wgpu::Features::SHADER_F16) {
+        eprintln!("skipped: {} has no shader-f16", gpu().info().name);
+        return;
+    }
+    let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
+    let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
+    for (net, file, tag) in nets().into_iter().filter(|n| n.2 == "f32") {
+        let name = net["name"].as_str().unwrap();
+        let model = model_of(&net);
+        let weights = load_weights(&fixtures().join(&file), &model).unwrap();
+        let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
+        let want = logits.get(name).unwrap();
+        let opts = NetworkOptions {
+            precision: Precision::F16,
+            ..Default::default()
+        };
+        let got = Network::with_options(gpu(), &model, &weights, opts)
+            .and_then(|mut n| n.forward(x))
+            .unwrap();
+        let d = compare(&got.data, &want.data);
+        eprintln!(
+            "[{}] {name} in f16 ({tag} weights) vs PyTorch f32: {d}",
+            gpu().info().name
+        );
+        assert!(d.passes(1e-2), "{name}: {d}");
+        for row in 0..got.shape[0] {
+            let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
+            assert_eq!(top(&got), top(want), "{name} row {row} top-5 in f16");
+        }
+    }
+}

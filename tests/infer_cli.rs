@@ -343,3 +343,34 @@ fn dense_evaluation_runs_on_whole_images() {
     let r = infer(&w, &[img.to_str().unwrap(), "--dense", "--resize", "200"]);
     assert_clean_error(&r, "at least 7x7");
 }
+
+#[test]
+fn f16_precision_where_the_adapter_has_it() {
+    let img = fixtures().join("images/chelsea.png");
+    let w = fixtures().join("tiny_a.safetensors");
+    let f32_run = infer(&w, &[img.to_str().unwrap(), "--json"]);
+    let f16_run = infer(&w, &[img.to_str().unwrap(), "--json", "--precision", "f16"]);
+    assert_eq!(f32_run.0, Some(0), "{}", f32_run.2);
+    let has_f16 = vgg(&["devices"])
+        .1
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.contains("shader-f16"));
+    if !has_f16 {
+        assert_clean_error(&f16_run, "shader-f16");
+        return;
+    }
+    assert_eq!(f16_run.0, Some(0), "{}", f16_run.2);
+    let classes = |out: &str| -> Vec<u64> {
+        let doc: serde_json::Value = serde_json::from_str(out).unwrap();
+        doc["results"][0]["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["class"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(classes(&f16_run.1), classes(&f32_run.1));
+    let r = infer(&w, &[img.to_str().unwrap(), "--precision", "f8"]);
+    assert_eq!(r.0, Some(2), "clap rejects an unknown precision: {}", r.2);
+}

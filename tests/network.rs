@@ -49,6 +49,18 @@ fn input(model: &Model, n: usize, seed: u64) -> Tensor {
 
 /// GPU forward (activations poisoned first) vs the CPU reference at the named layer.
 fn check_model(model: &Model, n: usize, layer: &str, opts: NetworkOptions, seed: u64) {
+    check_model_tol(model, n, layer, opts, seed, NET_TOL)
+}
+
+fn check_model_tol(
+    model: &Model,
+    n: usize,
+    layer: &str,
+    opts: NetworkOptions,
+    seed: u64,
+    tol: f64,
+) {
+    let precision = opts.precision;
     let weights = random_weights(model, seed);
     let x = input(model, n, seed + 1);
     let mut net = Network::with_options(gpu(), model, &weights, opts)
@@ -71,11 +83,11 @@ fn check_model(model: &Model, n: usize, layer: &str, opts: NetworkOptions, seed:
     );
     let d = compare(&got.data, &want.data);
     eprintln!(
-        "[{}] {} n={n} {layer}: {d}",
+        "[{}] {} n={n} {layer} {precision:?}: {d}",
         gpu().info().name,
         model.name()
     );
-    assert!(d.passes(NET_TOL), "{} {layer}: {d}", model.name());
+    assert!(d.passes(tol), "{} {layer}: {d}", model.name());
 }
 
 fn small(model: Model) -> Model {
@@ -289,4 +301,35 @@ fn dense_evaluation_matches_reference_and_the_plain_forward() {
     let small = input(&m.with_input(3, 160, 160).unwrap(), 1, 0);
     let e = net.forward_dense(&small).unwrap_err().to_string();
     assert!(e.contains("at least 7x7"), "{e}");
+}
+
+#[test]
+fn f16_storage_stays_within_1e_2_of_the_f32_reference() {
+    use vgg_wgpu::gpu::Precision;
+    if !gpu().features().contains(wgpu::Features::SHADER_F16) {
+        eprintln!("skipped: {} has no shader-f16", gpu().info().name);
+        return;
+    }
+    for (i, name) in ["vgg11_lrn", "vgg16_c", "vgg13_bn"].iter().enumerate() {
+        let m = small(Model::by_name(name).unwrap_or_else(|e| panic!("{e}")));
+        let opts = NetworkOptions {
+            precision: Precision::F16,
+            ..Default::default()
+        };
+        check_model_tol(&m, 3, "fc8", opts, seed() + i as u64, 1e-2);
+    }
+    // Odd sizes, a tensor split into groups, and softmax, in f16.
+    let m = Model::parse("6,M,10:1,L,M")
+        .and_then(|m| m.with_input(3, 26, 20))
+        .and_then(|m| m.with_avgpool(Some((3, 3))))
+        .and_then(|m| m.with_hidden(&[18]))
+        .and_then(|m| m.with_classes(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let opts = || NetworkOptions {
+        precision: Precision::F16,
+        max_binding: Some(16384),
+        ..Default::default()
+    };
+    check_model_tol(&m, 4, "fc4", opts(), seed(), 1e-2);
+    check_model_tol(&m, 3, PROB, opts(), seed() + 1, 1e-2);
 }

@@ -46,6 +46,16 @@ impl Gpu {
         })
     }
 
+    /// A storage buffer holding `data` stored as `precision`.
+    pub fn upload_as(
+        &self,
+        label: &str,
+        data: &[f32],
+        precision: super::Precision,
+    ) -> Result<wgpu::Buffer> {
+        self.upload(label, &precision.encode(data))
+    }
+
     /// An uninitialised storage buffer of `bytes` bytes (rounded up to 4).
     pub fn alloc(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         let size = bytes.max(4).div_ceil(4) * 4;

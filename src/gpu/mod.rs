@@ -6,7 +6,7 @@ mod pipeline;
 mod timing;
 
 pub use buffer::POISON_BITS;
-pub use pipeline::Shader;
+pub use pipeline::{Precision, Shader};
 pub use timing::GpuTimer;
 
 use crate::error::{Error, Result};
@@ -174,7 +174,7 @@ pub fn select(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result<wgpu::A
         })
 }
 
-type PipelineKey = (&'static str, &'static str, Vec<(String, u64)>);
+type PipelineKey = (&'static str, Precision, &'static str, Vec<(String, u64)>);
 
 /// A device on one adapter, with the adapter's own limits and the optional features it has.
 pub struct Gpu {
@@ -184,7 +184,7 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     features: wgpu::Features,
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(&'static str, Precision), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     lost: Arc<Mutex<Option<String>>>,
     bounds_checks: bool,

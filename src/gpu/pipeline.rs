@@ -9,6 +9,67 @@ use crate::error::Result;
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    pub precision: Precision,
+}
+
+/// The element type of tensors in GPU memory. Kernels compute in f32 either way; f16
+/// halves the memory and bandwidth where the adapter has SHADER_F16.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    /// Declares the storage type `S` the shaders are written in. (A type alias is the one
+    /// thing an override constant cannot choose.)
+    fn prelude(self) -> &'static str {
+        match self {
+            Precision::F32 => "alias S = f32;\n",
+            Precision::F16 => "enable f16;\nalias S = f16;\n",
+        }
+    }
+
+    /// Encodes f32 values in this precision's bytes (f16 rounds to nearest).
+    pub fn encode(self, data: &[f32]) -> Vec<u8> {
+        match self {
+            Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+            Precision::F16 => data
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        }
+    }
+
+    /// Decodes this precision's bytes to f32.
+    pub fn decode(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            Precision::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Precision::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        }
+    }
+}
+
+impl Shader {
+    /// The same source with tensors stored as `precision`.
+    pub fn with_precision(self, precision: Precision) -> Shader {
+        Shader { precision, ..self }
+    }
 }
 
 impl Gpu {
@@ -26,7 +87,7 @@ impl Gpu {
             .map(|(k, v)| (k.to_string(), v.to_bits()))
             .collect();
         consts.sort();
-        let key = (shader.name, entry, consts);
+        let key = (shader.name, shader.precision, entry, consts);
         if let Some(p) = self
             .pipelines
             .lock()
@@ -58,18 +119,23 @@ impl Gpu {
     }
 
     fn module(&self, shader: &Shader) -> Result<wgpu::ShaderModule> {
-        if let Some(m) = self
-            .modules
-            .lock()
-            .ok()
-            .and_then(|m| m.get(shader.name).cloned())
-        {
+        let key = (shader.name, shader.precision);
+        if let Some(m) = self.modules.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(m);
         }
+        if shader.precision == Precision::F16
+            && !self.features().contains(wgpu::Features::SHADER_F16)
+        {
+            return Err(crate::error::Error::Limit(format!(
+                "f16 kernels need the shader-f16 feature, which {} lacks",
+                self.info().name
+            )));
+        }
+        let source = format!("{}{}", shader.precision.prelude(), shader.source);
         let module = self.scoped(&format!("shader {}", shader.name), || {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             };
             if self.bounds_checks() {
                 self.device.create_shader_module(desc)
@@ -85,7 +151,7 @@ impl Gpu {
             }
         })?;
         if let Ok(mut m) = self.modules.lock() {
-            m.insert(shader.name, module.clone());
+            m.insert(key, module.clone());
         }
         Ok(module)
     }

@@ -27,11 +27,14 @@ pub type TensorId = usize;
 pub struct TensorInfo {
     pub name: String,
     pub dims: Dims,
+    /// Bytes per element on the GPU (4 for f32, 2 for f16).
+    pub elem_bytes: u64,
 }
 
 impl TensorInfo {
+    /// Bytes of one image's worth of this tensor on the GPU.
     pub fn image_bytes(&self) -> u64 {
-        self.dims.iter().product::<usize>() as u64 * 4
+        self.dims.iter().product::<usize>() as u64 * self.elem_bytes
     }
 }
 
@@ -137,6 +140,7 @@ impl Graph {
             tensors: vec![TensorInfo {
                 name: "input".into(),
                 dims: model.input_dims(),
+                elem_bytes: 4,
             }],
             nodes: Vec::new(),
             outputs: Vec::new(),
@@ -272,6 +276,7 @@ impl Graph {
         self.tensors.push(TensorInfo {
             name: tensor.into(),
             dims: out,
+            elem_bytes: 4,
         });
         self.nodes.push(Node {
             name: name.into(),
@@ -280,6 +285,14 @@ impl Graph {
             output: id,
         });
         id
+    }
+
+    /// The same graph with tensors stored as `precision` on the GPU.
+    pub fn with_precision(mut self, precision: crate::gpu::Precision) -> Graph {
+        for t in &mut self.tensors {
+            t.elem_bytes = precision.bytes() as u64;
+        }
+        self
     }
 
     /// The node that writes each tensor (None for the input).

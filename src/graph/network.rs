@@ -4,7 +4,7 @@
 use super::plan::{plan, Limits, Plan};
 use super::{Graph, NodeOp, TensorId};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 use crate::kernels::adaptive_pool::AdaptiveAvgPool;
 use crate::kernels::affine::{BatchNorm, ChannelAffine};
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
@@ -27,6 +27,8 @@ pub struct NetworkOptions {
     pub memory_limit: Option<u64>,
     /// Convolution variant and tunables; the adapter's default when `None`.
     pub conv: Option<ConvTune>,
+    /// How weights and activations are stored on the GPU (f16 needs SHADER_F16).
+    pub precision: Precision,
 }
 
 /// One dispatchable op with its bind groups.
@@ -76,6 +78,7 @@ pub struct Network<'g> {
     gpu: &'g Gpu,
     model: Model,
     tune: ConvTune,
+    precision: Precision,
     limits: Limits,
     memory_limit: Option<u64>,
     convs: BTreeMap<usize, ConvParams>,
@@ -84,8 +87,8 @@ pub struct Network<'g> {
     prepared: Option<Prepared>,
 }
 
-/// Bytes of the GPU copies of a model's weights with these conv tunables (packed conv
-/// weights are padded to whole channel blocks; batch norm folds into its conv).
+/// Bytes of the GPU copies of a model's weights with these conv tunables, in f32 (packed
+/// conv weights are padded to whole channel blocks; batch norm folds into its conv).
 pub fn weight_bytes(model: &Model, tune: ConvTune) -> u64 {
     model
         .layers()
@@ -114,6 +117,13 @@ impl<'g> Network<'g> {
         opts: NetworkOptions,
     ) -> Result<Network<'g>> {
         weights.validate(model)?;
+        let precision = opts.precision;
+        if precision == Precision::F16 && !gpu.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Limit(format!(
+                "f16 precision needs the shader-f16 feature, which {} lacks; use f32",
+                gpu.info().name
+            )));
+        }
         let tune = opts.conv.unwrap_or_else(|| ConvTune::default_for(gpu));
         let max_binding = opts
             .max_binding
@@ -123,7 +133,7 @@ impl<'g> Network<'g> {
             max_binding,
             max_buffer: gpu.limits().max_buffer_size,
         };
-        let need = weight_bytes(model, tune);
+        let need = weight_bytes(model, tune) / 4 * precision.bytes() as u64;
         if let Some(avail) = available(gpu, opts.memory_limit) {
             if need > avail {
                 return Err(Error::Limit(format!(
@@ -162,12 +172,13 @@ impl<'g> Network<'g> {
                         }
                         _ => (w, b),
                     };
-                    convs.insert(i, tune.upload(gpu, c_in, c_out, k, w, b)?);
+                    convs.insert(i, tune.upload(gpu, c_in, c_out, k, w, b, precision)?);
                 }
                 Op::Linear { k, n } => {
-                    let rows = row_chunks(gpu, k, n, limits.max_binding)?;
+                    let rows = row_chunks(gpu, k, n, limits.max_binding, precision)?;
                     let (w, b) = (get(format!("{key}.weight"))?, get(format!("{key}.bias"))?);
-                    linears.insert(i, LinearParams::upload(gpu, k, n, &rows, w, b)?);
+                    let p = LinearParams::upload(gpu, k, n, &rows, w, b, precision)?;
+                    linears.insert(i, p);
                 }
                 _ => {}
             }
@@ -176,6 +187,7 @@ impl<'g> Network<'g> {
             gpu,
             model: model.clone(),
             tune,
+            precision,
             limits,
             memory_limit: opts.memory_limit,
             convs,
@@ -198,6 +210,9 @@ impl<'g> Network<'g> {
     pub fn conv_tune(&self) -> ConvTune {
         self.tune
     }
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
     /// The limits plans are made under.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -205,7 +220,7 @@ impl<'g> Network<'g> {
 
     /// The plan a forward at `batch` returning `outputs` would use, without allocating it.
     pub fn plan(&self, batch: usize, outputs: &[&str]) -> Result<Plan> {
-        let graph = Graph::build(&self.model, outputs)?;
+        let graph = Graph::build(&self.model, outputs)?.with_precision(self.precision);
         plan(&graph, batch, self.limits, self.budget())
     }
 
@@ -274,7 +289,7 @@ impl<'g> Network<'g> {
             .is_none_or(|p| p.batch != batch || !p.dense);
         if stale {
             self.prepared = None;
-            let graph = Graph::build_dense(&self.model)?;
+            let graph = Graph::build_dense(&self.model)?.with_precision(self.precision);
             self.prepared = Some(self.build(batch, &[&last], graph, true)?);
         }
         let Some(p) = self.prepared.as_ref() else {
@@ -318,7 +333,7 @@ impl<'g> Network<'g> {
         if stale {
             // Free the old plan's buffers before allocating the new one.
             self.prepared = None;
-            let graph = Graph::build(&self.model, outputs)?;
+            let graph = Graph::build(&self.model, outputs)?.with_precision(self.precision);
             self.prepared = Some(self.build(batch, outputs, graph, false)?);
         }
         match &self.prepared {
@@ -415,15 +430,15 @@ impl<'g> Network<'g> {
                     return Err(Error::Shape(format!("layer {layer} is not a conv")));
                 };
                 let shape = ConvShape::new(n, c_in, c_out, h, w, k);
-                let conv = Conv2d::with_tune(gpu, shape, relu, self.tune)?;
+                let conv = Conv2d::with_precision(gpu, shape, relu, self.tune, self.precision)?;
                 let params = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
                 let bg = conv.bind(gpu, x, params, y)?;
                 Kernel::Conv(conv, bg)
             }
             NodeOp::Relu => {
-                let scale = gpu.upload("relu scale", &vec![1.0f32; c])?;
-                let shift = gpu.upload("relu shift", &vec![0.0f32; c])?;
-                let k = ChannelAffine::new(gpu, dims, true)?;
+                let scale = gpu.upload_as("relu scale", &vec![1.0f32; c], self.precision)?;
+                let shift = gpu.upload_as("relu shift", &vec![0.0f32; c], self.precision)?;
+                let k = ChannelAffine::with_precision(gpu, dims, true, self.precision)?;
                 let bg = k.bind(gpu, x, &scale, &shift, y)?;
                 identity.extend([scale, shift]);
                 Kernel::Affine(k, bg)
@@ -432,17 +447,17 @@ impl<'g> Network<'g> {
                 let Op::Lrn(p) = layers[layer].op else {
                     return Err(Error::Shape(format!("layer {layer} is not LRN")));
                 };
-                let k = Lrn::new(gpu, dims, p)?;
+                let k = Lrn::with_precision(gpu, dims, p, self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
                 Kernel::Lrn(k, bg)
             }
             NodeOp::MaxPool => {
-                let k = MaxPool::new(gpu, dims, false)?;
+                let k = MaxPool::with_precision(gpu, dims, false, self.precision)?;
                 let bg = k.bind(gpu, x, y, None)?;
                 Kernel::Pool(k, bg)
             }
             NodeOp::AvgPool { h: oh, w: ow } => {
-                let k = AdaptiveAvgPool::new(gpu, dims, (oh, ow))?;
+                let k = AdaptiveAvgPool::with_precision(gpu, dims, (oh, ow), self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
                 Kernel::AvgPool(k, bg)
             }
@@ -457,18 +472,19 @@ impl<'g> Network<'g> {
                     k,
                     n_out,
                 };
-                let lin = Linear::with_binding_limit(gpu, shape, relu, self.limits.max_binding)?;
+                let max = self.limits.max_binding;
+                let lin = Linear::with_options(gpu, shape, relu, max, self.precision)?;
                 let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
                 let bgs = lin.bind(gpu, x, params, y)?;
                 Kernel::Linear(lin, bgs)
             }
             NodeOp::Im2col { kh, kw } => {
-                let k = Im2col::new(gpu, dims, (kh, kw))?;
+                let k = Im2col::with_precision(gpu, dims, (kh, kw), self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
                 Kernel::Im2col(k, bg)
             }
             NodeOp::Softmax => {
-                let k = Softmax::new(gpu, n, c * h * w)?;
+                let k = Softmax::with_precision(gpu, n, c * h * w, self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
                 Kernel::Softmax(k, bg)
             }
@@ -481,11 +497,11 @@ impl<'g> Network<'g> {
         let t = &p.graph.tensors;
         let input_place = plan.full[0]
             .ok_or_else(|| Error::Shape("the input has no place in the plan".into()))?;
-        gpu.queue.write_buffer(
-            &p.slots[input_place.slot],
-            0,
-            bytemuck::cast_slice(&input.data),
-        );
+        let mut bytes = self.precision.encode(&input.data);
+        // Queue writes move whole 4-byte words; the slot is allocated in whole words.
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+        gpu.queue
+            .write_buffer(&p.slots[input_place.slot], 0, &bytes);
         let producers = p.graph.producers();
         let stage_of_tensor = |id: TensorId| producers[id].map(|n| plan.stage_of(n));
         gpu.scoped("forward", || -> Result<()> {
@@ -549,22 +565,26 @@ impl<'g> Network<'g> {
             let mut off = 0;
             for (id, _, _) in &p.graph.outputs {
                 let full = plan.full[*id].ok_or_else(|| no_full(*id))?;
-                let bytes = t[*id].image_bytes() * p.batch as u64;
+                // Copies move whole 4-byte words; slots are allocated in whole words too.
+                let bytes = (t[*id].image_bytes() * p.batch as u64).next_multiple_of(4);
                 enc.copy_buffer_to_buffer(&p.slots[full.slot], 0, &p.readback, off, Some(bytes));
                 off += bytes;
             }
             gpu.submit(enc.finish());
             Ok(())
         })??;
-        let data: Vec<f32> = gpu.map_read(&p.readback, "forward")?;
+        let bytes: Vec<u8> = gpu.map_read(&p.readback, "forward")?;
         let mut out = Vec::new();
         let mut off = 0;
         for (id, shape, _) in &p.graph.outputs {
-            let len = t[*id].image_bytes() as usize / 4 * p.batch;
+            let len = (t[*id].image_bytes() * p.batch as u64) as usize;
             let mut s = vec![p.batch];
             s.extend(shape);
-            out.push(Tensor::new(s, data[off..off + len].to_vec())?);
-            off += len;
+            out.push(Tensor::new(
+                s,
+                self.precision.decode(&bytes[off..off + len]),
+            )?);
+            off += len.next_multiple_of(4);
         }
         Ok(out)
     }

@@ -149,6 +149,23 @@ fn plan_with_cap(
         let groups = batch.div_ceil(s.chunk);
         s.chunk = batch.div_ceil(groups);
     }
+    // Group copies start at image b0 and must be 4-byte aligned (2-byte f16 tensors with
+    // an odd element count per image would not be).
+    for (si, s) in stages.iter().enumerate() {
+        if s.chunk < batch {
+            for n in &nodes[s.nodes.clone()] {
+                for id in [n.input, n.output] {
+                    if !t[id].image_bytes().is_multiple_of(4) {
+                        return Err(Error::Limit(format!(
+                            "stage {si} runs in groups of images, and {} holds an odd number \
+                             of 2-byte elements per image; use f32 or a smaller batch",
+                            t[id].name
+                        )));
+                    }
+                }
+            }
+        }
+    }
     let stage_of = |node: usize| stages.iter().position(|s| s.nodes.contains(&node));
     let chunked = |s: usize| stages[s].chunk < batch;
     let end = nodes.len() + 1;
@@ -270,7 +287,7 @@ fn plan_with_cap(
     let readback = graph
         .outputs
         .iter()
-        .map(|o| t[o.0].image_bytes() * batch as u64)
+        .map(|o| (t[o.0].image_bytes() * batch as u64).next_multiple_of(4))
         .sum();
     Ok(Plan {
         batch,

@@ -2,11 +2,12 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 const WG: u32 = 64;
 
 pub struct AdaptiveAvgPool {
+    pub precision: Precision,
     pub dims: (usize, usize, usize, usize),
     pub out: (usize, usize),
     pipeline: wgpu::ComputePipeline,
@@ -14,6 +15,16 @@ pub struct AdaptiveAvgPool {
 
 impl AdaptiveAvgPool {
     pub fn new(gpu: &Gpu, dims: (usize, usize, usize, usize), out: (usize, usize)) -> Result<Self> {
+        AdaptiveAvgPool::with_precision(gpu, dims, out, Precision::F32)
+    }
+
+    /// As `new`, with tensors stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        dims: (usize, usize, usize, usize),
+        out: (usize, usize),
+        precision: Precision,
+    ) -> Result<Self> {
         let (n, c, h, w) = dims;
         if n * c * h * w == 0 || out.0 == 0 || out.1 == 0 {
             return Err(shape_err!(
@@ -21,7 +32,7 @@ impl AdaptiveAvgPool {
             ));
         }
         let pipeline = gpu.pipeline(
-            &shader!("adaptive_avgpool"),
+            &shader!("adaptive_avgpool").with_precision(precision),
             "main",
             &[
                 ("N", n as f64),
@@ -36,6 +47,7 @@ impl AdaptiveAvgPool {
         Ok(AdaptiveAvgPool {
             dims,
             out,
+            precision,
             pipeline,
         })
     }
@@ -51,8 +63,20 @@ impl AdaptiveAvgPool {
         output: &wgpu::Buffer,
     ) -> Result<wgpu::BindGroup> {
         let (n, c, h, w) = self.dims;
-        check_buffer(gpu, "adaptive pool input", input, n * c * h * w, 4)?;
-        check_buffer(gpu, "adaptive pool output", output, self.output_len(), 4)?;
+        check_buffer(
+            gpu,
+            "adaptive pool input",
+            input,
+            n * c * h * w,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "adaptive pool output",
+            output,
+            self.output_len(),
+            self.precision.bytes(),
+        )?;
         Ok(bind(
             gpu,
             &self.pipeline,

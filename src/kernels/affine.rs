@@ -3,7 +3,7 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 const WG: u32 = 64;
 
@@ -57,6 +57,7 @@ impl BatchNorm {
 
 /// y = x * scale[c] + shift[c] over NCHW, optionally followed by ReLU.
 pub struct ChannelAffine {
+    pub precision: Precision,
     pub dims: (usize, usize, usize, usize),
     pub relu: bool,
     pipeline: wgpu::ComputePipeline,
@@ -64,12 +65,22 @@ pub struct ChannelAffine {
 
 impl ChannelAffine {
     pub fn new(gpu: &Gpu, dims: (usize, usize, usize, usize), relu: bool) -> Result<Self> {
+        ChannelAffine::with_precision(gpu, dims, relu, Precision::F32)
+    }
+
+    /// As `new`, with tensors stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        dims: (usize, usize, usize, usize),
+        relu: bool,
+        precision: Precision,
+    ) -> Result<Self> {
         let (n, c, h, w) = dims;
         if n * c * h * w == 0 {
             return Err(shape_err!("channel affine over an empty tensor {dims:?}"));
         }
         let pipeline = gpu.pipeline(
-            &shader!("channel_affine"),
+            &shader!("channel_affine").with_precision(precision),
             "main",
             &[
                 ("N", n as f64),
@@ -82,6 +93,7 @@ impl ChannelAffine {
         Ok(ChannelAffine {
             dims,
             relu,
+            precision,
             pipeline,
         })
     }
@@ -99,10 +111,34 @@ impl ChannelAffine {
         shift: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<wgpu::BindGroup> {
-        check_buffer(gpu, "affine input", input, self.len(), 4)?;
-        check_buffer(gpu, "affine scale", scale, self.dims.1, 4)?;
-        check_buffer(gpu, "affine shift", shift, self.dims.1, 4)?;
-        check_buffer(gpu, "affine output", output, self.len(), 4)?;
+        check_buffer(
+            gpu,
+            "affine input",
+            input,
+            self.len(),
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "affine scale",
+            scale,
+            self.dims.1,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "affine shift",
+            shift,
+            self.dims.1,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "affine output",
+            output,
+            self.len(),
+            self.precision.bytes(),
+        )?;
         Ok(bind(
             gpu,
             &self.pipeline,

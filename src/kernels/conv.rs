@@ -3,7 +3,7 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 /// NCHW input [n, c_in, h, w] -> output [n, c_out, h, w]; weight [c_out, c_in, k, k].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -145,7 +145,8 @@ impl ConvTune {
         Ok((w, b))
     }
 
-    /// Packs and uploads weights and bias.
+    /// Packs and uploads weights and bias, stored as `precision`.
+    #[allow(clippy::too_many_arguments)]
     pub fn upload(
         &self,
         gpu: &Gpu,
@@ -154,11 +155,12 @@ impl ConvTune {
         k: usize,
         weight: &[f32],
         bias: &[f32],
+        precision: Precision,
     ) -> Result<ConvParams> {
         let (w, b) = self.pack(c_in, c_out, k, weight, bias)?;
         Ok(ConvParams {
-            weight: gpu.upload("conv weight", &w)?,
-            bias: gpu.upload("conv bias", &b)?,
+            weight: gpu.upload_as("conv weight", &w, precision)?,
+            bias: gpu.upload_as("conv bias", &b, precision)?,
         })
     }
 
@@ -180,6 +182,7 @@ pub struct Conv2d {
     pub shape: ConvShape,
     pub relu: bool,
     pub tune: ConvTune,
+    pub precision: Precision,
     pipeline: wgpu::ComputePipeline,
 }
 
@@ -191,6 +194,17 @@ impl Conv2d {
     }
 
     pub fn with_tune(gpu: &Gpu, shape: ConvShape, relu: bool, tune: ConvTune) -> Result<Conv2d> {
+        Conv2d::with_precision(gpu, shape, relu, tune, Precision::F32)
+    }
+
+    /// As `with_tune`, with tensors and weights stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        shape: ConvShape,
+        relu: bool,
+        tune: ConvTune,
+        precision: Precision,
+    ) -> Result<Conv2d> {
         shape.validate()?;
         if !matches!(tune.tm, 1 | 2 | 4 | 8 | 16) || tune.wg == 0 {
             return Err(shape_err!("conv tunables out of range: {tune:?}"));
@@ -216,14 +230,18 @@ impl Conv2d {
             ("WG", tune.wg as f64),
         ];
         let pipeline = if sg {
-            gpu.pipeline(&shader!("conv_subgroup"), "main", &consts)?
+            gpu.pipeline(
+                &shader!("conv_subgroup").with_precision(precision),
+                "main",
+                &consts,
+            )?
         } else {
             consts.push(("TM", tm));
             let shader = match tune.variant {
                 ConvVariant::Shared => shader!("conv_shared"),
                 _ => shader!("conv_direct"),
             };
-            gpu.pipeline(&shader, "main", &consts)?
+            gpu.pipeline(&shader.with_precision(precision), "main", &consts)?
         };
         let tune = ConvTune {
             tm: tm as u32,
@@ -233,6 +251,7 @@ impl Conv2d {
             shape,
             relu,
             tune,
+            precision,
             pipeline,
         })
     }
@@ -257,7 +276,8 @@ impl Conv2d {
     /// Packs and uploads weights and bias.
     pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<ConvParams> {
         let s = self.shape;
-        self.tune.upload(gpu, s.c_in, s.c_out, s.k, weight, bias)
+        self.tune
+            .upload(gpu, s.c_in, s.c_out, s.k, weight, bias, self.precision)
     }
 
     /// A bind group over input, packed parameters and output, after checking their sizes.
@@ -270,10 +290,11 @@ impl Conv2d {
     ) -> Result<wgpu::BindGroup> {
         let s = self.shape;
         let tm = self.tune.tm as usize;
-        check_buffer(gpu, "conv input", input, s.input_len(), 4)?;
-        check_buffer(gpu, "conv output", output, s.output_len(), 4)?;
-        check_buffer(gpu, "conv weight", &params.weight, self.weight_elems(), 4)?;
-        check_buffer(gpu, "conv bias", &params.bias, self.blocks() * tm, 4)?;
+        let e = self.precision.bytes();
+        check_buffer(gpu, "conv input", input, s.input_len(), e)?;
+        check_buffer(gpu, "conv output", output, s.output_len(), e)?;
+        check_buffer(gpu, "conv weight", &params.weight, self.weight_elems(), e)?;
+        check_buffer(gpu, "conv bias", &params.bias, self.blocks() * tm, e)?;
         Ok(bind(
             gpu,
             &self.pipeline,

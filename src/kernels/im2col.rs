@@ -3,7 +3,7 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 const WG: u32 = 64;
 
@@ -11,6 +11,7 @@ pub struct Im2col {
     /// Input dims (n, c, h, w).
     pub dims: (usize, usize, usize, usize),
     pub window: (usize, usize),
+    pub precision: Precision,
     pipeline: wgpu::ComputePipeline,
 }
 
@@ -20,6 +21,16 @@ impl Im2col {
         dims: (usize, usize, usize, usize),
         window: (usize, usize),
     ) -> Result<Self> {
+        Im2col::with_precision(gpu, dims, window, Precision::F32)
+    }
+
+    /// As `new`, with tensors stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        dims: (usize, usize, usize, usize),
+        window: (usize, usize),
+        precision: Precision,
+    ) -> Result<Self> {
         let (n, c, h, w) = dims;
         let (kh, kw) = window;
         if n * c == 0 || kh == 0 || kw == 0 || h < kh || w < kw {
@@ -28,7 +39,7 @@ impl Im2col {
             ));
         }
         let pipeline = gpu.pipeline(
-            &shader!("im2col"),
+            &shader!("im2col").with_precision(precision),
             "main",
             &[
                 ("N", n as f64),
@@ -43,6 +54,7 @@ impl Im2col {
         Ok(Im2col {
             dims,
             window,
+            precision,
             pipeline,
         })
     }
@@ -65,8 +77,9 @@ impl Im2col {
         output: &wgpu::Buffer,
     ) -> Result<wgpu::BindGroup> {
         let (n, c, h, w) = self.dims;
-        check_buffer(gpu, "im2col input", input, n * c * h * w, 4)?;
-        check_buffer(gpu, "im2col output", output, self.output_len(), 4)?;
+        let e = self.precision.bytes();
+        check_buffer(gpu, "im2col input", input, n * c * h * w, e)?;
+        check_buffer(gpu, "im2col output", output, self.output_len(), e)?;
         Ok(bind(gpu, &self.pipeline, "im2col", &[input, output]))
     }
 

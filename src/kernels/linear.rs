@@ -5,7 +5,7 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 /// x [m, k] -> y [m, n_out].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub struct Linear {
     pub shape: LinearShape,
     pub relu: bool,
     pub subgroup: bool,
+    pub precision: Precision,
     wg: u32,
     tm: usize,
     /// (first row, rows, pipeline) per weight chunk.
@@ -46,9 +47,10 @@ pub fn row_chunks(
     k: usize,
     n_out: usize,
     max_bytes: u64,
+    precision: Precision,
 ) -> Result<Vec<(usize, usize)>> {
     let max_bytes = max_bytes.min(gpu.max_binding_bytes());
-    let row_bytes = (k * 4) as u64;
+    let row_bytes = (k * precision.bytes()) as u64;
     let rows_per = (max_bytes / row_bytes) as usize;
     if rows_per == 0 {
         return Err(Error::Limit(format!(
@@ -62,7 +64,8 @@ pub fn row_chunks(
 }
 
 impl LinearParams {
-    /// Uploads weight [n_out, k] split at `rows` (from [`row_chunks`]), and the bias.
+    /// Uploads weight [n_out, k] split at `rows` (from [`row_chunks`]), and the bias,
+    /// stored as `precision`.
     pub fn upload(
         gpu: &Gpu,
         k: usize,
@@ -70,6 +73,7 @@ impl LinearParams {
         rows: &[(usize, usize)],
         weight: &[f32],
         bias: &[f32],
+        precision: Precision,
     ) -> Result<LinearParams> {
         if weight.len() != n_out * k || bias.len() != n_out {
             return Err(shape_err!(
@@ -81,11 +85,11 @@ impl LinearParams {
         }
         let chunks = rows
             .iter()
-            .map(|(r0, n)| gpu.upload("linear weight", &weight[r0 * k..(r0 + n) * k]))
+            .map(|(r0, n)| gpu.upload_as("linear weight", &weight[r0 * k..(r0 + n) * k], precision))
             .collect::<Result<Vec<_>>>()?;
         Ok(LinearParams {
             chunks,
-            bias: gpu.upload("linear bias", bias)?,
+            bias: gpu.upload_as("linear bias", bias, precision)?,
         })
     }
 }
@@ -103,6 +107,17 @@ impl Linear {
         relu: bool,
         max_bytes: u64,
     ) -> Result<Self> {
+        Linear::with_options(gpu, shape, relu, max_bytes, Precision::F32)
+    }
+
+    /// As `with_binding_limit`, with tensors and weights stored as `precision`.
+    pub fn with_options(
+        gpu: &Gpu,
+        shape: LinearShape,
+        relu: bool,
+        max_bytes: u64,
+        precision: Precision,
+    ) -> Result<Self> {
         let LinearShape { m, k, n_out } = shape;
         if m * k * n_out == 0 {
             return Err(shape_err!(
@@ -111,13 +126,13 @@ impl Linear {
         }
         let subgroup = gpu.subgroups_of_at_least(8);
         let (name, tm) = if subgroup {
-            (shader!("linear_subgroup"), 8)
+            (shader!("linear_subgroup").with_precision(precision), 8)
         } else {
-            (shader!("linear"), 4)
+            (shader!("linear").with_precision(precision), 4)
         };
         let wg = if gpu.is_cpu() { 16 } else { 64 };
         let mut chunks = Vec::new();
-        for (row0, rows) in row_chunks(gpu, k, n_out, max_bytes)? {
+        for (row0, rows) in row_chunks(gpu, k, n_out, max_bytes, precision)? {
             let p = gpu.pipeline(
                 &name,
                 "main",
@@ -137,6 +152,7 @@ impl Linear {
             shape,
             relu,
             subgroup,
+            precision,
             wg,
             tm,
             chunks,
@@ -151,7 +167,8 @@ impl Linear {
     /// Uploads weight [n_out, k] as row chunks, and the bias.
     pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<LinearParams> {
         let rows: Vec<_> = self.chunks.iter().map(|c| (c.0, c.1)).collect();
-        LinearParams::upload(gpu, self.shape.k, self.shape.n_out, &rows, weight, bias)
+        let s = self.shape;
+        LinearParams::upload(gpu, s.k, s.n_out, &rows, weight, bias, self.precision)
     }
 
     /// One bind group per weight chunk.
@@ -163,9 +180,21 @@ impl Linear {
         output: &wgpu::Buffer,
     ) -> Result<Vec<wgpu::BindGroup>> {
         let s = self.shape;
-        check_buffer(gpu, "linear input", x, s.m * s.k, 4)?;
-        check_buffer(gpu, "linear output", output, s.m * s.n_out, 4)?;
-        check_buffer(gpu, "linear bias", &params.bias, s.n_out, 4)?;
+        check_buffer(gpu, "linear input", x, s.m * s.k, self.precision.bytes())?;
+        check_buffer(
+            gpu,
+            "linear output",
+            output,
+            s.m * s.n_out,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "linear bias",
+            &params.bias,
+            s.n_out,
+            self.precision.bytes(),
+        )?;
         if params.chunks.len() != self.chunks.len() {
             return Err(shape_err!(
                 "linear weight has {} chunks, the layer was planned with {}",
@@ -177,7 +206,13 @@ impl Linear {
             .iter()
             .zip(&params.chunks)
             .map(|((_, rows, p), w)| {
-                check_buffer(gpu, "linear weight chunk", w, rows * s.k, 4)?;
+                check_buffer(
+                    gpu,
+                    "linear weight chunk",
+                    w,
+                    rows * s.k,
+                    self.precision.bytes(),
+                )?;
                 Ok(bind(gpu, p, "linear", &[x, w, &params.bias, output]))
             })
             .collect()

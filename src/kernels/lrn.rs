@@ -2,7 +2,7 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 const WG: u32 = 64;
 
@@ -27,6 +27,7 @@ impl Default for LrnParams {
 }
 
 pub struct Lrn {
+    pub precision: Precision,
     pub dims: (usize, usize, usize, usize),
     pub params: LrnParams,
     pipeline: wgpu::ComputePipeline,
@@ -34,12 +35,22 @@ pub struct Lrn {
 
 impl Lrn {
     pub fn new(gpu: &Gpu, dims: (usize, usize, usize, usize), params: LrnParams) -> Result<Self> {
+        Lrn::with_precision(gpu, dims, params, Precision::F32)
+    }
+
+    /// As `new`, with tensors stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        dims: (usize, usize, usize, usize),
+        params: LrnParams,
+        precision: Precision,
+    ) -> Result<Self> {
         let (n, c, h, w) = dims;
         if n * c * h * w == 0 || params.size == 0 {
             return Err(shape_err!("LRN over {dims:?} with size {}", params.size));
         }
         let pipeline = gpu.pipeline(
-            &shader!("lrn"),
+            &shader!("lrn").with_precision(precision),
             "main",
             &[
                 ("N", n as f64),
@@ -55,6 +66,7 @@ impl Lrn {
         Ok(Lrn {
             dims,
             params,
+            precision,
             pipeline,
         })
     }
@@ -70,8 +82,14 @@ impl Lrn {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<wgpu::BindGroup> {
-        check_buffer(gpu, "LRN input", input, self.len(), 4)?;
-        check_buffer(gpu, "LRN output", output, self.len(), 4)?;
+        check_buffer(gpu, "LRN input", input, self.len(), self.precision.bytes())?;
+        check_buffer(
+            gpu,
+            "LRN output",
+            output,
+            self.len(),
+            self.precision.bytes(),
+        )?;
         Ok(bind(gpu, &self.pipeline, "lrn", &[input, output]))
     }
 

@@ -2,11 +2,12 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 const WG: u32 = 64;
 
 pub struct MaxPool {
+    pub precision: Precision,
     /// Input dims (n, c, h, w).
     pub dims: (usize, usize, usize, usize),
     pub with_index: bool,
@@ -15,6 +16,16 @@ pub struct MaxPool {
 
 impl MaxPool {
     pub fn new(gpu: &Gpu, dims: (usize, usize, usize, usize), with_index: bool) -> Result<Self> {
+        MaxPool::with_precision(gpu, dims, with_index, Precision::F32)
+    }
+
+    /// As `new`, with tensors stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        dims: (usize, usize, usize, usize),
+        with_index: bool,
+        precision: Precision,
+    ) -> Result<Self> {
         let (n, c, h, w) = dims;
         if n * c == 0 || h < 2 || w < 2 {
             return Err(shape_err!(
@@ -23,7 +34,7 @@ impl MaxPool {
         }
         let entry = if with_index { "main_index" } else { "main" };
         let pipeline = gpu.pipeline(
-            &shader!("maxpool"),
+            &shader!("maxpool").with_precision(precision),
             entry,
             &[
                 ("N", n as f64),
@@ -36,6 +47,7 @@ impl MaxPool {
         Ok(MaxPool {
             dims,
             with_index,
+            precision,
             pipeline,
         })
     }
@@ -59,8 +71,20 @@ impl MaxPool {
         argmax: Option<&wgpu::Buffer>,
     ) -> Result<wgpu::BindGroup> {
         let (n, c, h, w) = self.dims;
-        check_buffer(gpu, "max pool input", input, n * c * h * w, 4)?;
-        check_buffer(gpu, "max pool output", output, self.output_len(), 4)?;
+        check_buffer(
+            gpu,
+            "max pool input",
+            input,
+            n * c * h * w,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "max pool output",
+            output,
+            self.output_len(),
+            self.precision.bytes(),
+        )?;
         match (self.with_index, argmax) {
             (true, Some(a)) => {
                 check_buffer(gpu, "max pool argmax", a, self.output_len(), 4)?;

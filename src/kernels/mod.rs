@@ -17,6 +17,7 @@ macro_rules! shader {
     ($name:literal) => {
         $crate::gpu::Shader {
             name: $name,
+            precision: $crate::gpu::Precision::F32,
             source: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/shaders/",

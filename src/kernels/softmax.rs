@@ -2,9 +2,10 @@
 
 use super::{bind, check_buffer, dispatch, fold, shader};
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 
 pub struct Softmax {
+    pub precision: Precision,
     pub rows: usize,
     pub cols: usize,
     pipeline: wgpu::ComputePipeline,
@@ -12,17 +13,28 @@ pub struct Softmax {
 
 impl Softmax {
     pub fn new(gpu: &Gpu, rows: usize, cols: usize) -> Result<Self> {
+        Softmax::with_precision(gpu, rows, cols, Precision::F32)
+    }
+
+    /// As `new`, with tensors stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        precision: Precision,
+    ) -> Result<Self> {
         if rows == 0 || cols == 0 {
             return Err(shape_err!("softmax over an empty [{rows}, {cols}] matrix"));
         }
         let pipeline = gpu.pipeline(
-            &shader!("softmax"),
+            &shader!("softmax").with_precision(precision),
             "main",
             &[("ROWS", rows as f64), ("COLS", cols as f64)],
         )?;
         Ok(Softmax {
             rows,
             cols,
+            precision,
             pipeline,
         })
     }
@@ -33,8 +45,20 @@ impl Softmax {
         input: &wgpu::Buffer,
         output: &wgpu::Buffer,
     ) -> Result<wgpu::BindGroup> {
-        check_buffer(gpu, "softmax input", input, self.rows * self.cols, 4)?;
-        check_buffer(gpu, "softmax output", output, self.rows * self.cols, 4)?;
+        check_buffer(
+            gpu,
+            "softmax input",
+            input,
+            self.rows * self.cols,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "softmax output",
+            output,
+            self.rows * self.cols,
+            self.precision.bytes(),
+        )?;
         Ok(bind(gpu, &self.pipeline, "softmax", &[input, output]))
     }
 
