@@ -3,7 +3,7 @@
 
 use crate::check::TensorRng;
 use crate::error::Result;
-use crate::gpu::{Gpu, GpuTimer};
+use crate::gpu::{Gpu, GpuTimer, Precision};
 use crate::kernels::{
     adaptive_pool::AdaptiveAvgPool,
     affine::ChannelAffine,
@@ -125,35 +125,82 @@ fn buffers(gpu: &Gpu, rng: &mut TensorRng, lens: &[usize]) -> Result<Vec<wgpu::B
         .collect()
 }
 
+fn buffers_as(
+    gpu: &Gpu,
+    rng: &mut TensorRng,
+    lens: &[usize],
+    p: Precision,
+) -> Result<Vec<wgpu::Buffer>> {
+    lens.iter()
+        .map(|&l| gpu.upload_as("bench", &rng.uniform(l), p))
+        .collect()
+}
+
 /// Times a convolution with the given tunables (None: the adapter's default).
 pub fn conv(gpu: &Gpu, s: ConvShape, tune: Option<ConvTune>, runs: usize) -> Result<Measurement> {
+    conv_as(gpu, s, tune, Precision::F32, runs)
+}
+
+/// `conv` with tensors stored as `precision`.
+pub fn conv_as(
+    gpu: &Gpu,
+    s: ConvShape,
+    tune: Option<ConvTune>,
+    precision: Precision,
+    runs: usize,
+) -> Result<Measurement> {
     let mut rng = TensorRng::new(1);
-    let conv = match tune {
-        Some(t) => Conv2d::with_tune(gpu, s, true, t)?,
-        None => Conv2d::new(gpu, s, true)?,
-    };
+    let tune = tune.unwrap_or_else(|| ConvTune::default_for(gpu));
+    let conv = Conv2d::with_precision(gpu, s, true, tune, precision)?;
     let p = conv.upload(gpu, &rng.uniform(s.weight_len()), &rng.uniform(s.c_out))?;
-    let b = buffers(gpu, &mut rng, &[s.input_len(), s.output_len()])?;
+    let b = buffers_as(gpu, &mut rng, &[s.input_len(), s.output_len()], precision)?;
     let bg = conv.bind(gpu, &b[0], &p, &b[1])?;
     let t = time_pass(gpu, runs, |pass| conv.encode(gpu, pass, &bg))?;
     let name = format!(
-        "conv{}x{} {:?}/{}",
-        s.k, s.k, conv.tune.variant, conv.tune.wg
+        "conv{}x{} {:?}/{}{}",
+        s.k,
+        s.k,
+        conv.tune.variant,
+        conv.tune.wg,
+        if precision == Precision::F16 {
+            " f16"
+        } else {
+            ""
+        }
     );
     let shape = format!("{}x{}x{}x{} -> {}", s.n, s.c_in, s.h, s.w, s.c_out);
-    let bytes = 4.0 * (s.input_len() + s.output_len() + s.weight_len()) as f64;
+    let e = precision.bytes() as f64;
+    let bytes = e * (s.input_len() + s.output_len() + s.weight_len()) as f64;
     Ok(measure(name, shape, t, 2.0 * s.macs() as f64, bytes))
 }
 
 /// Times a fully connected layer.
 pub fn linear(gpu: &Gpu, s: LinearShape, runs: usize) -> Result<Measurement> {
+    linear_as(gpu, s, Precision::F32, runs)
+}
+
+/// `linear` with tensors and weights stored as `precision`.
+pub fn linear_as(
+    gpu: &Gpu,
+    s: LinearShape,
+    precision: Precision,
+    runs: usize,
+) -> Result<Measurement> {
     let mut rng = TensorRng::new(2);
-    let fc = Linear::new(gpu, s, true)?;
+    let fc = Linear::with_options(gpu, s, true, gpu.max_binding_bytes(), precision)?;
     let p = fc.upload(gpu, &rng.uniform(s.k * s.n_out), &rng.uniform(s.n_out))?;
-    let b = buffers(gpu, &mut rng, &[s.m * s.k, s.m * s.n_out])?;
+    let b = buffers_as(gpu, &mut rng, &[s.m * s.k, s.m * s.n_out], precision)?;
     let bgs = fc.bind(gpu, &b[0], &p, &b[1])?;
     let t = time_pass(gpu, runs, |pass| fc.encode(gpu, pass, &bgs))?;
-    let name = format!("linear{}", if fc.subgroup { " subgroup" } else { "" });
+    let name = format!(
+        "linear{}{}",
+        if fc.subgroup { " subgroup" } else { "" },
+        if precision == Precision::F16 {
+            " f16"
+        } else {
+            ""
+        }
+    );
     let shape = format!(
         "{}x{} -> {} ({} bindings)",
         s.m,
@@ -161,7 +208,8 @@ pub fn linear(gpu: &Gpu, s: LinearShape, runs: usize) -> Result<Measurement> {
         s.n_out,
         fc.chunk_count()
     );
-    let bytes = 4.0 * (s.m * s.k + s.k * s.n_out + s.m * s.n_out) as f64;
+    let e = precision.bytes() as f64;
+    let bytes = e * (s.m * s.k + s.k * s.n_out + s.m * s.n_out) as f64;
     Ok(measure(name, shape, t, 2.0 * s.macs() as f64, bytes))
 }
 
@@ -282,6 +330,17 @@ pub fn suite(
     for m in [1, 32] {
         for (k, n_out) in [(25088, 4096), (4096, 4096)] {
             push(linear(gpu, LinearShape { m, k, n_out }, runs)?);
+        }
+    }
+    if gpu.features().contains(wgpu::Features::SHADER_F16) {
+        push(conv_as(gpu, conv3[0], None, Precision::F16, runs)?);
+        for m in [1, 32] {
+            let s = LinearShape {
+                m,
+                k: 25088,
+                n_out: 4096,
+            };
+            push(linear_as(gpu, s, Precision::F16, runs)?);
         }
     }
     for m in elementwise(gpu, (1, 64, 224, 224), runs)? {

@@ -193,8 +193,8 @@ enum Command {
         /// Shorter side after resizing (torchvision's preset: 256)
         #[arg(long, default_value_t = 256)]
         resize: u32,
-        /// Side of the center crop (torchvision's preset: 224); must match the model's
-        /// input (--input)
+        /// Side of the center crop (torchvision's preset: 224), which is the network's
+        /// input size
         #[arg(long, default_value_t = 224)]
         crop: u32,
         /// Stop at the first file that is not a readable image, before classifying any
@@ -290,6 +290,18 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             precision,
             gpu,
         } => {
+            if let Some((h, w)) = model
+                .input
+                .filter(|hw| *hw != (crop as usize, crop as usize))
+            {
+                return Err(Error::InvalidOption {
+                    option: "--input".into(),
+                    message: format!(
+                        "{h}x{w} disagrees with --crop {crop}: for infer the crop is the \
+                         network's input; set --crop (and --resize) instead"
+                    ),
+                });
+            }
             let mut model = model.build()?;
             if model.config().input != (crop as usize, crop as usize) {
                 let c = model.config().in_channels;
