@@ -97,3 +97,126 @@ fn summary_totals_match_the_published_ones() {
         "{out}"
     );
 }
+
+#[test]
+fn bench_quick_json_has_every_field() {
+    let (ok, out, err) = vgg(&["bench", "--quick", "--json"]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for field in [
+        "schema",
+        "tool",
+        "adapter",
+        "date",
+        "git_commit",
+        "model",
+        "input",
+        "batches",
+        "peak",
+        "kernels",
+        "networks",
+        "notes",
+    ] {
+        assert!(!r[field].is_null(), "missing {field}");
+    }
+    for field in ["name", "backend", "device_type", "driver"] {
+        assert!(r["adapter"][field].is_string(), "adapter.{field}");
+    }
+    assert!(r["peak"]["gflops"].as_f64().unwrap() > 0.0);
+    assert!(r["peak"]["gbytes_per_s"].as_f64().unwrap() > 0.0);
+    let kernels = r["kernels"].as_array().unwrap();
+    let ops: std::collections::BTreeSet<&str> =
+        kernels.iter().map(|k| k["op"].as_str().unwrap()).collect();
+    for op in [
+        "peak_fma",
+        "peak_copy",
+        "conv3x3",
+        "maxpool2x2",
+        "linear",
+        "softmax",
+        "lrn",
+        "batchnorm+relu",
+        "adaptive_avgpool",
+        "im2col",
+    ] {
+        assert!(ops.contains(op), "no {op} in {ops:?}");
+    }
+    for k in kernels {
+        for f in [
+            "median_ms",
+            "min_ms",
+            "max_ms",
+            "gbytes_per_s",
+            "fraction_of_peak",
+        ] {
+            assert!(k[f].as_f64().is_some(), "{f} in {k}");
+        }
+        assert!(k["runs"].as_u64().unwrap() >= 3);
+        if k["op"].as_str().unwrap().starts_with("conv") {
+            assert!(k["gflops"].as_f64().is_some() && k["cpu_reference_ms"].as_f64().is_some());
+        }
+    }
+    let nets = r["networks"].as_array().unwrap();
+    assert!(
+        nets.iter().any(|n| n["batch"] == 1) && nets.len() >= 2,
+        "{nets:?}"
+    );
+    assert!(nets
+        .iter()
+        .all(|n| n["images_per_second"].as_f64().unwrap() > 0.0));
+    // The table goes to stderr when JSON takes stdout.
+    assert!(err.contains("measured peak"), "{err}");
+}
+
+#[test]
+fn bench_compares_with_another_report() {
+    let dir = std::env::temp_dir().join(format!("vgg-bench-cmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = dir.join("a.json");
+    let (ok, _, err) = vgg(&[
+        "bench",
+        "--quick",
+        "--no-cpu",
+        "--networks",
+        "none",
+        "--runs",
+        "1",
+        "--model",
+        "8,M,16,M",
+        "--input",
+        "16x16",
+        "--hidden",
+        "8",
+        "--classes",
+        "3",
+        "--json",
+        a.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = vgg(&[
+        "bench",
+        "--quick",
+        "--no-cpu",
+        "--networks",
+        "none",
+        "--runs",
+        "1",
+        "--model",
+        "8,M,16,M",
+        "--input",
+        "16x16",
+        "--hidden",
+        "8",
+        "--classes",
+        "3",
+        "--compare",
+        a.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("entries matched") && out.contains("conv3x3"),
+        "{out}"
+    );
+    let (ok, _, err) = vgg(&["bench", "--quick", "--compare", "/nonexistent.json"]);
+    assert!(!ok && err.starts_with("error: "), "{err}");
+}

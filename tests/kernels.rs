@@ -279,3 +279,30 @@ fn im2col_matches_reference() {
         assert_pass(check::im2col(gpu(), dims, win, seed() + i as u64));
     }
 }
+
+#[test]
+fn peak_kernels_compute_what_they_claim() {
+    use vgg_wgpu::kernels::peak::{peak_fma_reference, PeakCopy, PeakFma};
+    let g = gpu();
+    // 1000 invocations: not a multiple of the workgroup, so the tail is exercised.
+    let fma = PeakFma::new(g, 1000, 37).unwrap();
+    let out = g.alloc("out", (fma.output_len() * 4) as u64).unwrap();
+    g.poison(&out);
+    let bg = fma.bind(g, &out).unwrap();
+    g.run_pass("peak_fma", |p| fma.encode(g, p, &bg)).unwrap();
+    let got: Vec<f32> = g.read(&out, fma.output_len()).unwrap();
+    let want: Vec<f32> = (0..1000).flat_map(|i| peak_fma_reference(i, 37)).collect();
+    let d = check::compare(&got, &want);
+    eprintln!("[{}] peak_fma: {d}", g.info().name);
+    assert!(d.passes(check::F32_KERNEL_TOL), "{d}");
+
+    let len = 4 * 1001;
+    let copy = PeakCopy::new(g, len).unwrap();
+    let x = check::TensorRng::new(seed()).uniform(len);
+    let xb = g.upload("x", &x).unwrap();
+    let y = g.alloc("y", (len * 4) as u64).unwrap();
+    g.poison(&y);
+    let bg = copy.bind(g, &xb, &y).unwrap();
+    g.run_pass("peak_copy", |p| copy.encode(g, p, &bg)).unwrap();
+    assert_eq!(g.read::<f32>(&y, len).unwrap(), x);
+}

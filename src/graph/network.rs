@@ -25,7 +25,9 @@ pub struct NetworkOptions {
     /// Total bytes the network may use (weights and activations), below what the adapter
     /// reports.
     pub memory_limit: Option<u64>,
-    /// Convolution variant and tunables; the adapter's default when `None`.
+    /// Convolution variant and tunables for every conv layer. When `None`, each layer
+    /// takes what `vgg bench --tune` stored for its shape on this adapter, else the
+    /// adapter's default.
     pub conv: Option<ConvTune>,
     /// How weights and activations are stored on the GPU (f16 needs SHADER_F16).
     pub precision: Precision,
@@ -81,7 +83,8 @@ pub struct Network<'g> {
     precision: Precision,
     limits: Limits,
     memory_limit: Option<u64>,
-    convs: BTreeMap<usize, ConvParams>,
+    /// Per conv layer: its tunables and its weights packed for them.
+    convs: BTreeMap<usize, (ConvTune, ConvParams)>,
     linears: BTreeMap<usize, LinearParams>,
     weight_bytes: u64,
     prepared: Option<Prepared>,
@@ -172,7 +175,14 @@ impl<'g> Network<'g> {
                         }
                         _ => (w, b),
                     };
-                    convs.insert(i, tune.upload(gpu, c_in, c_out, k, w, b, precision)?);
+                    let [_, h, wd] = l.output;
+                    let shape = ConvShape::new(1, c_in, c_out, h, wd, k);
+                    let t = opts
+                        .conv
+                        .or_else(|| crate::bench::tune::lookup(gpu, shape))
+                        .unwrap_or(tune);
+                    let p = t.upload(gpu, c_in, c_out, k, w, b, precision)?;
+                    convs.insert(i, (t, p));
                 }
                 Op::Linear { k, n } => {
                     let rows = row_chunks(gpu, k, n, limits.max_binding, precision)?;
@@ -207,8 +217,9 @@ impl<'g> Network<'g> {
     pub fn weight_bytes(&self) -> u64 {
         self.weight_bytes
     }
-    pub fn conv_tune(&self) -> ConvTune {
-        self.tune
+    /// The conv tunables of layer `layer` (the network default for other layers).
+    pub fn conv_tune(&self, layer: usize) -> ConvTune {
+        self.convs.get(&layer).map_or(self.tune, |c| c.0)
     }
     pub fn precision(&self) -> Precision {
         self.precision
@@ -430,8 +441,8 @@ impl<'g> Network<'g> {
                     return Err(Error::Shape(format!("layer {layer} is not a conv")));
                 };
                 let shape = ConvShape::new(n, c_in, c_out, h, w, k);
-                let conv = Conv2d::with_precision(gpu, shape, relu, self.tune, self.precision)?;
-                let params = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
+                let (tune, params) = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
+                let conv = Conv2d::with_precision(gpu, shape, relu, *tune, self.precision)?;
                 let bg = conv.bind(gpu, x, params, y)?;
                 Kernel::Conv(conv, bg)
             }

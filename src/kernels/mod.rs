@@ -8,6 +8,7 @@ pub mod im2col;
 pub mod linear;
 pub mod lrn;
 pub mod maxpool;
+pub mod peak;
 pub mod softmax;
 
 use crate::error::{shape_err, Result};

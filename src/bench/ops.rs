@@ -1,0 +1,368 @@
+//! One timing function per kernel: GPU time (rotating among several inputs), work, bytes,
+//! and optionally the CPU reference's time for the same op.
+
+use super::report::Kernel;
+use super::{time_pass, time_wall, Timing};
+use crate::check::TensorRng;
+use crate::error::Result;
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::{
+    adaptive_pool::AdaptiveAvgPool,
+    affine::ChannelAffine,
+    conv::{Conv2d, ConvShape, ConvTune},
+    im2col::Im2col,
+    linear::{Linear, LinearShape},
+    lrn::{Lrn, LrnParams},
+    maxpool::MaxPool,
+    peak::{PeakCopy, PeakFma},
+    softmax::Softmax,
+};
+use crate::reference;
+
+/// Input buffers each kernel rotates among.
+pub const ROTATE: usize = 3;
+
+/// Per-kernel settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub runs: usize,
+    /// Also time the CPU reference of the op.
+    pub cpu: bool,
+}
+
+fn upload_n(gpu: &Gpu, rng: &mut TensorRng, len: usize, p: Precision) -> Result<Vec<wgpu::Buffer>> {
+    (0..ROTATE)
+        .map(|_| gpu.upload_as("bench input", &rng.uniform(len), p))
+        .collect()
+}
+
+fn entry(op: &str, shape: String, t: Timing, flops: f64, bytes: f64) -> Kernel {
+    Kernel {
+        op: op.into(),
+        layers: String::new(),
+        shape,
+        variant: String::new(),
+        precision: "f32".into(),
+        median_ms: t.median_s * 1e3,
+        min_ms: t.min_s * 1e3,
+        max_ms: t.max_s * 1e3,
+        runs: t.runs,
+        clock: t.clock.into(),
+        gflops: (flops > 0.0).then(|| flops / t.median_s / 1e9),
+        gbytes_per_s: bytes / t.median_s / 1e9,
+        flops,
+        bytes,
+        fraction_of_peak: None,
+        cpu_reference_ms: None,
+        speedup_vs_cpu: None,
+        is_default: true,
+        tuned: false,
+    }
+}
+
+fn with_cpu(mut k: Kernel, cpu: Option<Timing>) -> Kernel {
+    if let Some(c) = cpu {
+        k.cpu_reference_ms = Some(c.min_s * 1e3);
+        k.speedup_vs_cpu = Some(c.min_s * 1e3 / k.median_ms);
+    }
+    k
+}
+
+fn dims_str((n, c, h, w): (usize, usize, usize, usize)) -> String {
+    format!("{n}x{c}x{h}x{w}")
+}
+
+/// Convolution with `tune` (the adapter's default if None), ReLU fused.
+pub fn conv(
+    gpu: &Gpu,
+    s: ConvShape,
+    tune: Option<ConvTune>,
+    precision: Precision,
+    set: Settings,
+) -> Result<Kernel> {
+    let mut rng = TensorRng::new(1);
+    let default = ConvTune::default_for(gpu);
+    let t = tune.unwrap_or(default);
+    let conv = Conv2d::with_precision(gpu, s, true, t, precision)?;
+    let w = rng.uniform(s.weight_len());
+    let b = rng.uniform(s.c_out);
+    let p = conv.upload(gpu, &w, &b)?;
+    let xs = upload_n(gpu, &mut rng, s.input_len(), precision)?;
+    let y = gpu.alloc("bench output", (s.output_len() * precision.bytes()) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| conv.bind(gpu, x, &p, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let timing = time_pass(gpu, set.runs, |pass, i| {
+        conv.encode(gpu, pass, &bgs[i % ROTATE])
+    })?;
+    let e = precision.bytes() as f64;
+    let bytes = e * (s.input_len() + s.output_len() + s.weight_len()) as f64;
+    let op = format!("conv{}x{}", s.k, s.k);
+    let shape = format!("{}x{}x{}x{} -> {}", s.n, s.c_in, s.h, s.w, s.c_out);
+    let mut k = entry(&op, shape, timing, 2.0 * s.macs() as f64, bytes);
+    k.variant = format!(
+        "{:?}/wg{}/tm{}",
+        conv.tune.variant, conv.tune.wg, conv.tune.tm
+    );
+    k.precision = format!("{precision:?}").to_lowercase();
+    k.is_default = t == default && precision == Precision::F32;
+    let cpu = if set.cpu && precision == Precision::F32 {
+        let x = rng.uniform(s.input_len());
+        Some(time_wall(1, || {
+            Ok(reference::conv2d(
+                &x,
+                (s.n, s.c_in, s.h, s.w),
+                &w,
+                &b,
+                s.c_out,
+                s.k,
+                true,
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok(with_cpu(k, cpu))
+}
+
+/// Fully connected layer, ReLU fused, weight split over bindings where needed.
+pub fn linear(gpu: &Gpu, s: LinearShape, precision: Precision, set: Settings) -> Result<Kernel> {
+    let mut rng = TensorRng::new(2);
+    let fc = Linear::with_options(gpu, s, true, gpu.max_binding_bytes(), precision)?;
+    let w = rng.uniform(s.k * s.n_out);
+    let b = rng.uniform(s.n_out);
+    let p = fc.upload(gpu, &w, &b)?;
+    let xs = upload_n(gpu, &mut rng, s.m * s.k, precision)?;
+    let y = gpu.alloc("bench output", (s.m * s.n_out * precision.bytes()) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| fc.bind(gpu, x, &p, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let timing = time_pass(gpu, set.runs, |pass, i| {
+        fc.encode(gpu, pass, &bgs[i % ROTATE])
+    })?;
+    let e = precision.bytes() as f64;
+    let bytes = e * (s.m * s.k + s.k * s.n_out + s.m * s.n_out) as f64;
+    let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
+    let mut k = entry("linear", shape, timing, 2.0 * s.macs() as f64, bytes);
+    k.variant = format!(
+        "{}{} bindings",
+        if fc.subgroup { "subgroup, " } else { "" },
+        fc.chunk_count()
+    );
+    k.precision = format!("{precision:?}").to_lowercase();
+    k.is_default = precision == Precision::F32;
+    let cpu = if set.cpu && precision == Precision::F32 {
+        let x = rng.uniform(s.m * s.k);
+        Some(time_wall(1, || {
+            Ok(reference::linear(&x, s.m, s.k, &w, &b, s.n_out, true))
+        })?)
+    } else {
+        None
+    };
+    Ok(with_cpu(k, cpu))
+}
+
+/// 2x2 max pooling (inference form, no argmax).
+pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
+    let mut rng = TensorRng::new(3);
+    let (n, c, h, w) = dims;
+    let pool = MaxPool::new(gpu, dims, false)?;
+    let xs = upload_n(gpu, &mut rng, n * c * h * w, Precision::F32)?;
+    let y = gpu.alloc("bench output", (pool.output_len() * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| pool.bind(gpu, x, &y, None))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| pool.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let bytes = 4.0 * (n * c * h * w + pool.output_len()) as f64;
+    let k = entry("maxpool2x2", dims_str(dims), t, 0.0, bytes);
+    let cpu = if set.cpu {
+        let x = rng.uniform(n * c * h * w);
+        Some(time_wall(1, || Ok(reference::maxpool2x2(&x, dims)))?)
+    } else {
+        None
+    };
+    Ok(with_cpu(k, cpu))
+}
+
+/// Batch norm in inference form with ReLU (the per-channel affine kernel).
+pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
+    let mut rng = TensorRng::new(4);
+    let (n, c, h, w) = dims;
+    let len = n * c * h * w;
+    let k = ChannelAffine::new(gpu, dims, true)?;
+    let xs = upload_n(gpu, &mut rng, len, Precision::F32)?;
+    let scale = gpu.upload("scale", &rng.range(c, 0.5, 1.5))?;
+    let shift = gpu.upload("shift", &rng.uniform(c))?;
+    let y = gpu.alloc("bench output", (len * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| k.bind(gpu, x, &scale, &shift, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let e = entry("batchnorm+relu", dims_str(dims), t, 0.0, 8.0 * len as f64);
+    let cpu = if set.cpu {
+        let x = rng.uniform(len);
+        let (g, b, m, v) = (vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]);
+        Some(time_wall(1, || {
+            Ok(reference::batchnorm(&x, dims, &g, &b, &m, &v, 1e-5, true))
+        })?)
+    } else {
+        None
+    };
+    Ok(with_cpu(e, cpu))
+}
+
+/// Local response normalisation (config A-LRN's constants).
+pub fn lrn(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
+    let mut rng = TensorRng::new(5);
+    let (n, c, h, w) = dims;
+    let len = n * c * h * w;
+    let p = LrnParams::default();
+    let k = Lrn::new(gpu, dims, p)?;
+    let xs = upload_n(gpu, &mut rng, len, Precision::F32)?;
+    let y = gpu.alloc("bench output", (len * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| k.bind(gpu, x, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |pp, i| k.encode(gpu, pp, &bgs[i % ROTATE]))?;
+    let e = entry("lrn", dims_str(dims), t, 0.0, 8.0 * len as f64);
+    let cpu = if set.cpu {
+        let x = rng.uniform(len);
+        Some(time_wall(1, || {
+            Ok(reference::lrn(&x, dims, p.size, p.alpha, p.beta, p.k))
+        })?)
+    } else {
+        None
+    };
+    Ok(with_cpu(e, cpu))
+}
+
+/// Adaptive average pooling to `out`.
+pub fn adaptive_pool(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    out: (usize, usize),
+    set: Settings,
+) -> Result<Kernel> {
+    let mut rng = TensorRng::new(6);
+    let (n, c, h, w) = dims;
+    let k = AdaptiveAvgPool::new(gpu, dims, out)?;
+    let xs = upload_n(gpu, &mut rng, n * c * h * w, Precision::F32)?;
+    let y = gpu.alloc("bench output", (k.output_len() * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| k.bind(gpu, x, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let bytes = 4.0 * (n * c * h * w + k.output_len()) as f64;
+    let shape = format!("{} -> {}x{}", dims_str(dims), out.0, out.1);
+    let e = entry("adaptive_avgpool", shape, t, 0.0, bytes);
+    let cpu = if set.cpu {
+        let x = rng.uniform(n * c * h * w);
+        Some(time_wall(1, || {
+            Ok(reference::adaptive_avg_pool(&x, dims, out.0, out.1))
+        })?)
+    } else {
+        None
+    };
+    Ok(with_cpu(e, cpu))
+}
+
+/// Dense evaluation's window gather.
+pub fn im2col(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    window: (usize, usize),
+    set: Settings,
+) -> Result<Kernel> {
+    let mut rng = TensorRng::new(7);
+    let (n, c, h, w) = dims;
+    let k = Im2col::new(gpu, dims, window)?;
+    let xs = upload_n(gpu, &mut rng, n * c * h * w, Precision::F32)?;
+    let y = gpu.alloc("bench output", (k.output_len() * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| k.bind(gpu, x, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let bytes = 8.0 * k.output_len() as f64;
+    let shape = format!("{} window {}x{}", dims_str(dims), window.0, window.1);
+    let e = entry("im2col", shape, t, 0.0, bytes);
+    let cpu = if set.cpu {
+        let x = rng.uniform(n * c * h * w);
+        Some(time_wall(1, || {
+            Ok(reference::im2col(&x, dims, window.0, window.1))
+        })?)
+    } else {
+        None
+    };
+    Ok(with_cpu(e, cpu))
+}
+
+/// Softmax over [rows, cols].
+pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
+    let mut rng = TensorRng::new(8);
+    let k = Softmax::new(gpu, rows, cols)?;
+    let xs = upload_n(gpu, &mut rng, rows * cols, Precision::F32)?;
+    let y = gpu.alloc("bench output", (rows * cols * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| k.bind(gpu, x, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let e = entry(
+        "softmax",
+        format!("{rows}x{cols}"),
+        t,
+        0.0,
+        8.0 * (rows * cols) as f64,
+    );
+    let cpu = if set.cpu {
+        let x = rng.uniform(rows * cols);
+        Some(time_wall(1, || Ok(reference::softmax(&x, rows, cols)))?)
+    } else {
+        None
+    };
+    Ok(with_cpu(e, cpu))
+}
+
+/// The adapter's FMA throughput and copy bandwidth, each the median of `runs`.
+pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
+    // Enough invocations to fill any GPU several times over; the loop length keeps one run
+    // in the tens of milliseconds on a CPU driver.
+    let threads = if gpu.is_cpu() { 1 << 14 } else { 1 << 20 };
+    let fma = PeakFma::new(gpu, threads, 1024)?;
+    let out = gpu.alloc("peak out", (fma.output_len() * 4) as u64)?;
+    let bg = fma.bind(gpu, &out)?;
+    let t = time_pass(gpu, runs, |p, _| fma.encode(gpu, p, &bg))?;
+    let f = entry(
+        "peak_fma",
+        format!("{threads} x 1024 x 16 FMA"),
+        t,
+        fma.flops(),
+        0.0,
+    );
+    // 64 MiB each way: past any GPU cache, within every binding limit.
+    let len = ((64u64 << 20).min(gpu.max_binding_bytes()) / 4) as usize / 4 * 4;
+    let copy = PeakCopy::new(gpu, len)?;
+    let mut rng = TensorRng::new(9);
+    let xs = upload_n(gpu, &mut rng, len, Precision::F32)?;
+    let y = gpu.alloc("copy out", (len * 4) as u64)?;
+    let bgs = xs
+        .iter()
+        .map(|x| copy.bind(gpu, x, &y))
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, runs, |p, i| copy.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let c = entry(
+        "peak_copy",
+        format!("{} MiB", (len * 4) >> 20),
+        t,
+        0.0,
+        copy.bytes(),
+    );
+    Ok((f, c))
+}

@@ -1,0 +1,335 @@
+//! The whole benchmark: peaks, every kernel at every distinct layer shape of a model,
+//! optional tuning, and networks end to end.
+
+use super::report::{self, Adapter, Kernel, Network, Peak, Report};
+use super::{ops, time_wall, tune, Settings};
+use crate::error::Result;
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::conv::{ConvShape, ConvTune};
+use crate::kernels::linear::LinearShape;
+use crate::model::{Init, Model, Op, Tensor, Weights};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The model whose layer shapes are measured (VGG16 by default), at its input size.
+    pub model: Model,
+    pub batches: Vec<usize>,
+    /// Timed runs per kernel (after one warm-up).
+    pub runs: usize,
+    /// Fewer runs, default variants only, a smaller network run.
+    pub quick: bool,
+    /// Time the CPU reference of each op too.
+    pub cpu: bool,
+    /// Search conv tunables first and store the best in the tuning file.
+    pub tune: bool,
+    /// Whole networks: these models at batch 1 and at `e2e_batch`.
+    pub networks: Vec<Model>,
+    pub e2e_batch: usize,
+}
+
+/// One distinct shape of an op, with the layers that have it.
+struct Site<T> {
+    shape: T,
+    layers: Vec<String>,
+}
+
+fn collect<T: PartialEq + Copy>(sites: &mut Vec<Site<T>>, shape: T, layer: &str) {
+    match sites.iter_mut().find(|s| s.shape == shape) {
+        Some(s) => s.layers.push(layer.to_string()),
+        None => sites.push(Site {
+            shape,
+            layers: vec![layer.to_string()],
+        }),
+    }
+}
+
+/// Runs the benchmark and returns its report; `progress` gets a line per finished item.
+pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
+    let set = Settings {
+        runs: o.runs,
+        cpu: o.cpu,
+    };
+    let mut kernels: Vec<Kernel> = Vec::new();
+    let mut notes = Vec::new();
+    let mut push = |k: Kernel, progress: &mut dyn FnMut(&str)| {
+        progress(&format!(
+            "{:<16} {:<22} {:<30} {:>10.3} ms",
+            k.op, k.layers, k.shape, k.median_ms
+        ));
+        kernels.push(k);
+    };
+
+    let (fma, copy) = ops::peaks(gpu, o.runs.max(5))?;
+    let peak = Peak {
+        gflops: fma.gflops.unwrap_or(0.0),
+        gbytes_per_s: copy.gbytes_per_s,
+    };
+    push(fma, &mut progress);
+    push(copy, &mut progress);
+
+    // Distinct shapes per op, per image.
+    let m = &o.model;
+    let (mut convs, mut pools, mut fcs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lrn_at, mut bn_at, mut avg_at) = (None, Vec::new(), None);
+    let mut first_conv_out = None;
+    for (i, l) in m.layers().iter().enumerate() {
+        let [c, h, w] = l.input;
+        match l.op {
+            Op::Conv { c_in, c_out, k } => {
+                collect(&mut convs, (c_in, c_out, h, w, k), &l.name);
+                first_conv_out.get_or_insert((c_out, h, w));
+                if matches!(
+                    m.layers().get(i + 1).map(|n| n.op),
+                    Some(Op::BatchNorm { .. })
+                ) {
+                    collect(&mut bn_at, (c_out, h, w), &m.layers()[i + 1].name);
+                }
+            }
+            Op::MaxPool => collect(&mut pools, (c, h, w), &l.name),
+            Op::Linear { k, n } => collect(&mut fcs, (k, n), &l.name),
+            Op::Lrn(_) => {
+                lrn_at.get_or_insert(((c, h, w), l.name.clone()));
+            }
+            Op::AdaptiveAvgPool { h: oh, w: ow } => avg_at = Some(((c, h, w), (oh, ow))),
+            _ => {}
+        }
+    }
+    let first = first_conv_out.unwrap_or((64, 224, 224));
+    let lrn_at = lrn_at.unwrap_or((first, "(A-LRN's lrn1 shape)".into()));
+    if bn_at.is_empty() {
+        bn_at.push(Site {
+            shape: first,
+            layers: vec!["(a _bn model's bn1_1 shape)".into()],
+        });
+    }
+
+    let tuning_path = tune::default_path();
+    let mut tuning = match &tuning_path {
+        Some(p) => tune::TuningFile::load(p)?,
+        None => tune::TuningFile::default(),
+    };
+    if o.tune {
+        let b = o.batches[0];
+        for site in &convs {
+            let (ci, co, h, w, k) = site.shape;
+            let s = ConvShape::new(b, ci, co, h, w, k);
+            progress(&format!(
+                "tuning {} ({})",
+                site.layers.join(", "),
+                tune::shape_key(s)
+            ));
+            let (best, _) = tune::search(gpu, s, o.runs.clamp(3, 5), &mut progress)?;
+            progress(&format!(
+                "  best {}/wg{}/tm{}: {:.3} ms (default {:.3} ms)",
+                best.variant, best.wg, best.tm, best.median_ms, best.default_ms
+            ));
+            tuning
+                .adapters
+                .entry(tune::adapter_key(gpu))
+                .or_default()
+                .conv
+                .insert(tune::shape_key(s), best);
+        }
+        if let Some(p) = &tuning_path {
+            tuning.save(p)?;
+            notes.push(format!("tuning saved to {}", p.display()));
+        }
+    }
+
+    let limit = gpu.max_binding_bytes();
+    for &b in &o.batches {
+        let fits = |elems: usize| (elems * 4) as u64 <= limit;
+        for site in &convs {
+            let (ci, co, h, w, k) = site.shape;
+            let s = ConvShape::new(b, ci, co, h, w, k);
+            if !fits(s.input_len().max(s.output_len())) {
+                notes.push(format!(
+                    "{} at batch {b} skipped: a tensor passes the binding limit (the executor \
+                     splits such batches)",
+                    site.layers.join(", ")
+                ));
+                continue;
+            }
+            let default = ConvTune::default_for(gpu);
+            let tuned = tuning.conv(gpu, s).and_then(|t| t.tune());
+            let mut tunes: Vec<ConvTune> = if o.quick {
+                vec![default]
+            } else {
+                ConvTune::variants_for(gpu)
+            };
+            if let Some(t) = tuned.filter(|t| !tunes.contains(t)) {
+                tunes.push(t);
+            }
+            for t in tunes {
+                let mut kk = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
+                kk.layers = site.layers.join(", ");
+                kk.tuned = Some(t) == tuned;
+                push(kk, &mut progress);
+            }
+        }
+        for site in &pools {
+            let (c, h, w) = site.shape;
+            if !fits(b * c * h * w) {
+                continue;
+            }
+            let mut k = ops::maxpool(gpu, (b, c, h, w), set)?;
+            k.layers = site.layers.join(", ");
+            push(k, &mut progress);
+        }
+        for site in &bn_at {
+            let (c, h, w) = site.shape;
+            if !fits(b * c * h * w) {
+                continue;
+            }
+            let mut k = ops::batchnorm(gpu, (b, c, h, w), set)?;
+            k.layers = site.layers.join(", ");
+            push(k, &mut progress);
+        }
+        let ((c, h, w), name) = &lrn_at;
+        if fits(b * c * h * w) {
+            let mut k = ops::lrn(gpu, (b, *c, *h, *w), set)?;
+            k.layers = name.clone();
+            push(k, &mut progress);
+        }
+        if let Some(((c, h, w), out)) = avg_at {
+            let mut k = ops::adaptive_pool(gpu, (b, c, h, w), out, set)?;
+            k.layers = "avgpool".into();
+            push(k, &mut progress);
+            // Dense evaluation of an image 5 positions larger each way than the training size.
+            let mut k = ops::im2col(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
+            k.layers = "dense fc6 windows".into();
+            push(k, &mut progress);
+        }
+        for site in &fcs {
+            let (k, n_out) = site.shape;
+            let mut e = ops::linear(gpu, LinearShape { m: b, k, n_out }, Precision::F32, set)?;
+            e.layers = site.layers.join(", ");
+            push(e, &mut progress);
+        }
+        let mut k = ops::softmax(gpu, b, m.classes(), set)?;
+        k.layers = "prob".into();
+        push(k, &mut progress);
+        if !o.quick && gpu.features().contains(wgpu::Features::SHADER_F16) {
+            // f16 storage at the most expensive conv and the largest FC layer.
+            let costly = convs
+                .iter()
+                .max_by_key(|s| s.shape.0 * s.shape.1 * s.shape.2 * s.shape.3 * s.shape.4);
+            if let Some(site) = costly {
+                let (ci, co, h, w, k) = site.shape;
+                let s = ConvShape::new(b, ci, co, h, w, k);
+                if fits(s.input_len().max(s.output_len())) {
+                    let mut e = ops::conv(gpu, s, None, Precision::F16, set)?;
+                    e.layers = site.layers.join(", ");
+                    push(e, &mut progress);
+                }
+            }
+            if let Some(site) = fcs.iter().max_by_key(|s| s.shape.0 * s.shape.1) {
+                let (k, n_out) = site.shape;
+                let s = LinearShape { m: b, k, n_out };
+                let mut e = ops::linear(gpu, s, Precision::F16, set)?;
+                e.layers = site.layers.join(", ");
+                push(e, &mut progress);
+            }
+        }
+    }
+    for k in &mut kernels {
+        k.fraction_of_peak = match k.gflops {
+            Some(g) if peak.gflops > 0.0 => Some(g / peak.gflops),
+            None if peak.gbytes_per_s > 0.0 => Some(k.gbytes_per_s / peak.gbytes_per_s),
+            _ => None,
+        };
+    }
+
+    let mut networks = Vec::new();
+    for net in &o.networks {
+        for b in [1, o.e2e_batch] {
+            if b == 0
+                || networks
+                    .iter()
+                    .any(|n: &Network| n.model == net.name() && n.batch == b)
+            {
+                continue;
+            }
+            let n = network(gpu, net, b, o.runs.clamp(1, 3))?;
+            progress(&format!(
+                "{} batch {b}: {:.1} ms, {:.2} images/s",
+                n.model, n.ms_per_batch, n.images_per_second
+            ));
+            networks.push(n);
+        }
+    }
+    notes.push(
+        "training step: not measured yet (the engine's backward pass and optimizer are still \
+         to come)"
+            .into(),
+    );
+    let [c, h, w] = m.input_dims();
+    Ok(Report {
+        schema: report::SCHEMA.into(),
+        tool: "vgg-wgpu".into(),
+        adapter: Adapter::from(gpu),
+        date: report::today(),
+        git_commit: report::git_commit(),
+        model: m.name().into(),
+        input: format!("{c}x{h}x{w}"),
+        batches: o.batches.clone(),
+        quick: o.quick,
+        peak: Some(peak),
+        kernels,
+        networks,
+        notes,
+    })
+}
+
+/// One network end to end with seeded weights: the median wall time of `runs` forwards
+/// after a first one that plans, allocates and compiles.
+fn network(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<Network> {
+    let weights = Weights::init(model, Init::Kaiming, 0);
+    let mut net = crate::graph::Network::new(gpu, model, &weights)?;
+    drop(weights);
+    let [c, h, w] = model.input_dims();
+    let x = Tensor::new(
+        vec![batch, c, h, w],
+        crate::check::TensorRng::new(1).uniform(batch * c * h * w),
+    )?;
+    net.forward(&x)?;
+    let t = time_wall(runs, || net.forward(&x))?;
+    let ms = t.median_s * 1e3;
+    Ok(Network {
+        model: model.name().into(),
+        mode: "inference".into(),
+        batch,
+        input: format!("{c}x{h}x{w}"),
+        ms_per_batch: ms,
+        images_per_second: batch as f64 / t.median_s,
+        runs: t.runs,
+    })
+}
+
+/// The default options: VGG16's shapes at 224x224, batch 1, 10 runs, the CPU reference,
+/// vgg11/16/19 end to end at batch 1 and 8. `quick` shrinks all of it to finish within a
+/// minute on a CPU driver: 32x32 input, 3 runs, default variants, one network.
+pub fn default_options(model: Model, quick: bool) -> Result<Options> {
+    let runs = if quick { 3 } else { 10 };
+    let (model, networks) = if quick {
+        let m = if model.config().input == (224, 224) {
+            model.with_input(model.config().in_channels, 32, 32)?
+        } else {
+            model
+        };
+        (m.clone(), vec![m])
+    } else {
+        let nets = vec![Model::vgg11(), Model::vgg16(), Model::vgg19()];
+        (model, nets)
+    };
+    Ok(Options {
+        model,
+        batches: vec![1],
+        runs,
+        quick,
+        cpu: true,
+        tune: false,
+        networks,
+        e2e_batch: if quick { 2 } else { 8 },
+    })
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Times in PyTorch the same kernels and networks as a `vgg bench` report, and writes the
+same JSON schema (vgg-bench/1), for `vgg bench --compare`.
+
+  vgg bench --json engine.json                         # the engine's run lists the shapes
+  python tools/bench_torch.py --shapes-from engine.json -o torch-cpu.json
+  python tools/bench_torch.py --shapes-from engine.json --device cuda -o torch-cuda.json
+  vgg bench --compare torch-cpu.json
+
+Every f32 kernel of the engine's report is timed at the same shape with the matching
+torch.nn.functional op (conv2d+relu, linear+relu, max_pool2d, batch_norm+relu,
+local_response_norm, adaptive_avg_pool2d, unfold for im2col, softmax), median of --runs
+after a warm-up; the networks (torchvision vgg11/16/19, random weights, eval mode) at the
+report's batch sizes. Wall clock, with torch.cuda.synchronize() on CUDA.
+
+Needs: torch, torchvision.
+"""
+
+import argparse
+import datetime
+import json
+import re
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+
+def parse_dims(s):
+    return [int(v) for v in s.split("x")]
+
+
+def build(op, shape, dev):
+    """A zero-argument callable running `op` at `shape`, plus its flops and bytes."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def rnd(*dims):
+        return (torch.rand(*dims, generator=g) * 2 - 1).to(dev)
+
+    if op in ("conv3x3", "conv1x1"):
+        m = re.fullmatch(r"(\S+) -> (\d+)", shape)
+        n, c, h, w = parse_dims(m.group(1))
+        co, k = int(m.group(2)), 3 if op == "conv3x3" else 1
+        x, wt, b = rnd(n, c, h, w), rnd(co, c, k, k), rnd(co)
+        flops = 2.0 * n * co * h * w * c * k * k
+        return (lambda: F.relu(F.conv2d(x, wt, b, padding=k // 2))), flops, 4.0 * (
+            x.numel() + n * co * h * w + wt.numel())
+    if op == "linear":
+        m = re.fullmatch(r"(\d+)x(\d+) -> (\d+)", shape)
+        mm, k, n = (int(v) for v in m.groups())
+        x, wt, b = rnd(mm, k), rnd(n, k), rnd(n)
+        return (lambda: F.relu(F.linear(x, wt, b))), 2.0 * mm * k * n, 4.0 * (
+            mm * k + k * n + mm * n)
+    if op == "maxpool2x2":
+        x = rnd(*parse_dims(shape))
+        return (lambda: F.max_pool2d(x, 2)), 0.0, 4.0 * x.numel() * 1.25
+    if op == "batchnorm+relu":
+        x = rnd(*parse_dims(shape))
+        c = x.shape[1]
+        mean, var = torch.zeros(c, device=dev), torch.ones(c, device=dev)
+        gamma, beta = rnd(c), rnd(c)
+        return (lambda: F.relu(F.batch_norm(x, mean, var, gamma, beta, False))), 0.0, \
+            8.0 * x.numel()
+    if op == "lrn":
+        x = rnd(*parse_dims(shape))
+        return (lambda: F.local_response_norm(x, 5, 1e-4, 0.75, 2.0)), 0.0, 8.0 * x.numel()
+    if op == "adaptive_avgpool":
+        m = re.fullmatch(r"(\S+) -> (\d+)x(\d+)", shape)
+        x = rnd(*parse_dims(m.group(1)))
+        out = (int(m.group(2)), int(m.group(3)))
+        n, c = x.shape[:2]
+        return (lambda: F.adaptive_avg_pool2d(x, out)), 0.0, 4.0 * (
+            x.numel() + n * c * out[0] * out[1])
+    if op == "im2col":
+        m = re.fullmatch(r"(\S+) window (\d+)x(\d+)", shape)
+        x = rnd(*parse_dims(m.group(1)))
+        kh, kw = int(m.group(2)), int(m.group(3))
+        n, c, h, w = x.shape
+        out = n * c * kh * kw * (h - kh + 1) * (w - kw + 1)
+        return (lambda: F.unfold(x, (kh, kw))), 0.0, 8.0 * out
+    if op == "softmax":
+        x = rnd(*parse_dims(shape))
+        return (lambda: F.softmax(x, dim=1)), 0.0, 8.0 * x.numel()
+    return None
+
+
+def timed(fn, runs, dev):
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    with torch.no_grad():
+        fn()
+        sync()
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes-from", required=True, help="a `vgg bench --json` report")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads [default: torch's]")
+    ap.add_argument("-o", "--out", required=True)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = args.device
+    if dev == "cuda" and not torch.cuda.is_available():
+        ap.error("CUDA is not available to this PyTorch")
+    src = json.load(open(args.shapes_from))
+
+    kernels = []
+    for k in src["kernels"]:
+        if k["precision"] != "f32" or not k["is_default"]:
+            continue
+        made = build(k["op"], k["shape"], dev)
+        if made is None:
+            continue
+        fn, flops, nbytes = made
+        times = sorted(timed(fn, args.runs, dev))
+        med = statistics.median(times)
+        kernels.append({
+            "op": k["op"], "layers": k["layers"], "shape": k["shape"], "variant": "torch",
+            "precision": "f32", "median_ms": med * 1e3, "min_ms": times[0] * 1e3,
+            "max_ms": times[-1] * 1e3, "runs": len(times), "clock": "wall", "flops": flops,
+            "bytes": nbytes, "gflops": flops / med / 1e9 if flops else None,
+            "gbytes_per_s": nbytes / med / 1e9, "fraction_of_peak": None,
+            "cpu_reference_ms": None, "speedup_vs_cpu": None, "is_default": True,
+            "tuned": False,
+        })
+        print(f"{k['op']:<17} {k['shape']:<32} {med * 1e3:10.3f} ms")
+
+    networks = []
+    for n in src["networks"]:
+        name, batch = n["model"], n["batch"]
+        if not hasattr(torchvision.models, name):
+            continue
+        c, h, w = parse_dims(n["input"])
+        net = getattr(torchvision.models, name)(weights=None).eval().to(dev)
+        x = torch.rand(batch, c, h, w).to(dev)
+        times = sorted(timed(lambda: net(x), max(1, min(args.runs, 3)), dev))
+        med = statistics.median(times)
+        networks.append({"model": name, "mode": "inference", "batch": batch,
+                         "input": n["input"], "ms_per_batch": med * 1e3,
+                         "images_per_second": batch / med, "runs": len(times)})
+        print(f"{name} batch {batch}: {med * 1e3:.1f} ms, {batch / med:.2f} images/s")
+
+    if dev == "cuda":
+        name = f"PyTorch {torch.__version__} CUDA on {torch.cuda.get_device_name()}"
+    else:
+        name = f"PyTorch {torch.__version__} CPU ({torch.get_num_threads()} threads)"
+    report = {
+        "schema": "vgg-bench/1", "tool": "pytorch",
+        "adapter": {"name": name, "backend": dev, "device_type": "Cpu" if dev == "cpu" else
+                    "DiscreteGpu", "driver": f"torch {torch.__version__}"},
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "git_commit": "n/a", "model": src["model"], "input": src["input"],
+        "batches": src["batches"], "quick": src["quick"], "peak": None, "kernels": kernels,
+        "networks": networks,
+        "notes": [f"shapes from {args.shapes_from}; wall clock, median of {args.runs}"],
+    }
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
