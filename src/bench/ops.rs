@@ -164,81 +164,98 @@ pub fn linear(gpu: &Gpu, s: LinearShape, precision: Precision, set: Settings) ->
     Ok(with_cpu(k, cpu))
 }
 
-/// 2x2 max pooling (inference form, no argmax).
-pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
-    let mut rng = TensorRng::new(3);
-    let (n, c, h, w) = dims;
-    let pool = MaxPool::new(gpu, dims, false)?;
-    let xs = upload_n(gpu, &mut rng, n * c * h * w, Precision::F32)?;
-    let y = gpu.alloc("bench output", (pool.output_len() * 4) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| pool.bind(gpu, x, &y, None))
-        .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| pool.encode(gpu, p, &bgs[i % ROTATE]))?;
-    let bytes = 4.0 * (n * c * h * w + pool.output_len()) as f64;
-    let k = entry("maxpool2x2", dims_str(dims), t, 0.0, bytes);
+/// Times a one-input kernel, rotating among `ROTATE` inputs of `in_len` f32 writing one
+/// output of `out_len`, and (when asked) its CPU reference `cpu_op` on a fresh input.
+#[allow(clippy::too_many_arguments)]
+fn unary<R>(
+    gpu: &Gpu,
+    set: Settings,
+    seed: u64,
+    in_len: usize,
+    out_len: usize,
+    bind: impl Fn(&wgpu::Buffer, &wgpu::Buffer) -> Result<wgpu::BindGroup>,
+    encode: impl Fn(&mut wgpu::ComputePass<'_>, &wgpu::BindGroup) -> Result<()>,
+    mut cpu_op: impl FnMut(&[f32]) -> R,
+) -> Result<(Timing, Option<Timing>)> {
+    let mut rng = TensorRng::new(seed);
+    let xs = upload_n(gpu, &mut rng, in_len, Precision::F32)?;
+    let y = gpu.alloc("bench output", (out_len * 4) as u64)?;
+    let bgs = xs.iter().map(|x| bind(x, &y)).collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| encode(p, &bgs[i % ROTATE]))?;
     let cpu = if set.cpu {
-        let x = rng.uniform(n * c * h * w);
-        Some(time_wall(1, || Ok(reference::maxpool2x2(&x, dims)))?)
+        let x = rng.uniform(in_len);
+        Some(time_wall(1, || Ok(cpu_op(&x)))?)
     } else {
         None
     };
-    Ok(with_cpu(k, cpu))
+    Ok((t, cpu))
+}
+
+fn len((n, c, h, w): (usize, usize, usize, usize)) -> usize {
+    n * c * h * w
+}
+
+/// 2x2 max pooling (inference form, no argmax).
+pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
+    let k = MaxPool::new(gpu, dims, false)?;
+    let (t, cpu) = unary(
+        gpu,
+        set,
+        3,
+        len(dims),
+        k.output_len(),
+        |x, y| k.bind(gpu, x, y, None),
+        |p, bg| k.encode(gpu, p, bg),
+        |x| reference::maxpool2x2(x, dims),
+    )?;
+    let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
+    Ok(with_cpu(
+        entry("maxpool2x2", dims_str(dims), t, 0.0, bytes),
+        cpu,
+    ))
 }
 
 /// Batch norm in inference form with ReLU (the per-channel affine kernel).
 pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
-    let mut rng = TensorRng::new(4);
-    let (n, c, h, w) = dims;
-    let len = n * c * h * w;
+    let c = dims.1;
     let k = ChannelAffine::new(gpu, dims, true)?;
-    let xs = upload_n(gpu, &mut rng, len, Precision::F32)?;
+    let mut rng = TensorRng::new(40);
     let scale = gpu.upload("scale", &rng.range(c, 0.5, 1.5))?;
     let shift = gpu.upload("shift", &rng.uniform(c))?;
-    let y = gpu.alloc("bench output", (len * 4) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| k.bind(gpu, x, &scale, &shift, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
-    let e = entry("batchnorm+relu", dims_str(dims), t, 0.0, 8.0 * len as f64);
-    let cpu = if set.cpu {
-        let x = rng.uniform(len);
-        let (g, b, m, v) = (vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]);
-        Some(time_wall(1, || {
-            Ok(reference::batchnorm(&x, dims, &g, &b, &m, &v, 1e-5, true))
-        })?)
-    } else {
-        None
-    };
-    Ok(with_cpu(e, cpu))
+    let (g, b, m, v) = (vec![1.0; c], vec![0.0; c], vec![0.0; c], vec![1.0; c]);
+    let (t, cpu) = unary(
+        gpu,
+        set,
+        4,
+        len(dims),
+        len(dims),
+        |x, y| k.bind(gpu, x, &scale, &shift, y),
+        |p, bg| k.encode(gpu, p, bg),
+        |x| reference::batchnorm(x, dims, &g, &b, &m, &v, 1e-5, true),
+    )?;
+    let bytes = 8.0 * len(dims) as f64;
+    Ok(with_cpu(
+        entry("batchnorm+relu", dims_str(dims), t, 0.0, bytes),
+        cpu,
+    ))
 }
 
 /// Local response normalisation (config A-LRN's constants).
 pub fn lrn(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
-    let mut rng = TensorRng::new(5);
-    let (n, c, h, w) = dims;
-    let len = n * c * h * w;
     let p = LrnParams::default();
     let k = Lrn::new(gpu, dims, p)?;
-    let xs = upload_n(gpu, &mut rng, len, Precision::F32)?;
-    let y = gpu.alloc("bench output", (len * 4) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| k.bind(gpu, x, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |pp, i| k.encode(gpu, pp, &bgs[i % ROTATE]))?;
-    let e = entry("lrn", dims_str(dims), t, 0.0, 8.0 * len as f64);
-    let cpu = if set.cpu {
-        let x = rng.uniform(len);
-        Some(time_wall(1, || {
-            Ok(reference::lrn(&x, dims, p.size, p.alpha, p.beta, p.k))
-        })?)
-    } else {
-        None
-    };
-    Ok(with_cpu(e, cpu))
+    let (t, cpu) = unary(
+        gpu,
+        set,
+        5,
+        len(dims),
+        len(dims),
+        |x, y| k.bind(gpu, x, y),
+        |pass, bg| k.encode(gpu, pass, bg),
+        |x| reference::lrn(x, dims, p.size, p.alpha, p.beta, p.k),
+    )?;
+    let bytes = 8.0 * len(dims) as f64;
+    Ok(with_cpu(entry("lrn", dims_str(dims), t, 0.0, bytes), cpu))
 }
 
 /// Adaptive average pooling to `out`.
@@ -248,28 +265,23 @@ pub fn adaptive_pool(
     out: (usize, usize),
     set: Settings,
 ) -> Result<Kernel> {
-    let mut rng = TensorRng::new(6);
-    let (n, c, h, w) = dims;
     let k = AdaptiveAvgPool::new(gpu, dims, out)?;
-    let xs = upload_n(gpu, &mut rng, n * c * h * w, Precision::F32)?;
-    let y = gpu.alloc("bench output", (k.output_len() * 4) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| k.bind(gpu, x, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
-    let bytes = 4.0 * (n * c * h * w + k.output_len()) as f64;
+    let (t, cpu) = unary(
+        gpu,
+        set,
+        6,
+        len(dims),
+        k.output_len(),
+        |x, y| k.bind(gpu, x, y),
+        |p, bg| k.encode(gpu, p, bg),
+        |x| reference::adaptive_avg_pool(x, dims, out.0, out.1),
+    )?;
+    let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
     let shape = format!("{} -> {}x{}", dims_str(dims), out.0, out.1);
-    let e = entry("adaptive_avgpool", shape, t, 0.0, bytes);
-    let cpu = if set.cpu {
-        let x = rng.uniform(n * c * h * w);
-        Some(time_wall(1, || {
-            Ok(reference::adaptive_avg_pool(&x, dims, out.0, out.1))
-        })?)
-    } else {
-        None
-    };
-    Ok(with_cpu(e, cpu))
+    Ok(with_cpu(
+        entry("adaptive_avgpool", shape, t, 0.0, bytes),
+        cpu,
+    ))
 }
 
 /// Dense evaluation's window gather.
@@ -279,55 +291,40 @@ pub fn im2col(
     window: (usize, usize),
     set: Settings,
 ) -> Result<Kernel> {
-    let mut rng = TensorRng::new(7);
-    let (n, c, h, w) = dims;
     let k = Im2col::new(gpu, dims, window)?;
-    let xs = upload_n(gpu, &mut rng, n * c * h * w, Precision::F32)?;
-    let y = gpu.alloc("bench output", (k.output_len() * 4) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| k.bind(gpu, x, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let (t, cpu) = unary(
+        gpu,
+        set,
+        7,
+        len(dims),
+        k.output_len(),
+        |x, y| k.bind(gpu, x, y),
+        |p, bg| k.encode(gpu, p, bg),
+        |x| reference::im2col(x, dims, window.0, window.1),
+    )?;
     let bytes = 8.0 * k.output_len() as f64;
     let shape = format!("{} window {}x{}", dims_str(dims), window.0, window.1);
-    let e = entry("im2col", shape, t, 0.0, bytes);
-    let cpu = if set.cpu {
-        let x = rng.uniform(n * c * h * w);
-        Some(time_wall(1, || {
-            Ok(reference::im2col(&x, dims, window.0, window.1))
-        })?)
-    } else {
-        None
-    };
-    Ok(with_cpu(e, cpu))
+    Ok(with_cpu(entry("im2col", shape, t, 0.0, bytes), cpu))
 }
 
 /// Softmax over [rows, cols].
 pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
-    let mut rng = TensorRng::new(8);
     let k = Softmax::new(gpu, rows, cols)?;
-    let xs = upload_n(gpu, &mut rng, rows * cols, Precision::F32)?;
-    let y = gpu.alloc("bench output", (rows * cols * 4) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| k.bind(gpu, x, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
-    let e = entry(
-        "softmax",
-        format!("{rows}x{cols}"),
-        t,
-        0.0,
-        8.0 * (rows * cols) as f64,
-    );
-    let cpu = if set.cpu {
-        let x = rng.uniform(rows * cols);
-        Some(time_wall(1, || Ok(reference::softmax(&x, rows, cols)))?)
-    } else {
-        None
-    };
-    Ok(with_cpu(e, cpu))
+    let (t, cpu) = unary(
+        gpu,
+        set,
+        8,
+        rows * cols,
+        rows * cols,
+        |x, y| k.bind(gpu, x, y),
+        |p, bg| k.encode(gpu, p, bg),
+        |x| reference::softmax(x, rows, cols),
+    )?;
+    let bytes = 8.0 * (rows * cols) as f64;
+    Ok(with_cpu(
+        entry("softmax", format!("{rows}x{cols}"), t, 0.0, bytes),
+        cpu,
+    ))
 }
 
 /// The adapter's FMA throughput and copy bandwidth, each the median of `runs`.
