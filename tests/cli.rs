@@ -173,7 +173,7 @@ fn bench_compares_with_another_report() {
     let dir = std::env::temp_dir().join(format!("vgg-bench-cmp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let a = dir.join("a.json");
-    let (ok, _, err) = vgg(&[
+    let tiny = [
         "bench",
         "--quick",
         "--no-cpu",
@@ -189,29 +189,11 @@ fn bench_compares_with_another_report() {
         "8",
         "--classes",
         "3",
-        "--json",
-        a.to_str().unwrap(),
-    ]);
+    ];
+    let a_path = a.to_str().unwrap();
+    let (ok, _, err) = vgg(&[&tiny[..], &["--json", a_path]].concat());
     assert!(ok, "{err}");
-    let (ok, out, err) = vgg(&[
-        "bench",
-        "--quick",
-        "--no-cpu",
-        "--networks",
-        "none",
-        "--runs",
-        "1",
-        "--model",
-        "8,M,16,M",
-        "--input",
-        "16x16",
-        "--hidden",
-        "8",
-        "--classes",
-        "3",
-        "--compare",
-        a.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = vgg(&[&tiny[..], &["--compare", a_path]].concat());
     assert!(ok, "{err}");
     assert!(
         out.contains("entries matched") && out.contains("conv3x3"),
