@@ -363,3 +363,198 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
     );
     Ok((f, c))
 }
+
+/// Times a backward kernel on random inputs of the given lengths, writing `out_len`.
+#[allow(clippy::too_many_arguments)]
+fn grad(
+    gpu: &Gpu,
+    set: Settings,
+    op: &crate::kernels::backward::GradOp,
+    inputs: &[usize],
+    zeroed: &[usize],
+    out_len: usize,
+    name: &str,
+    shape: String,
+    flops: f64,
+    cpu_op: Option<&dyn Fn(&[Vec<f32>])>,
+) -> Result<Kernel> {
+    let mut rng = TensorRng::new(11);
+    // Inputs listed in `zeroed` hold zeros (class labels, which must be valid indices).
+    let data: Vec<Vec<f32>> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            if zeroed.contains(&i) {
+                vec![0.0; l]
+            } else {
+                rng.uniform(l)
+            }
+        })
+        .collect();
+    let mut bufs = data
+        .iter()
+        .map(|d| gpu.upload("bench input", d))
+        .collect::<Result<Vec<_>>>()?;
+    bufs.push(gpu.alloc("bench output", (out_len * 4) as u64)?);
+    let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
+    let bg = op.bind(gpu, &refs)?;
+    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bg))?;
+    let bytes = 4.0 * (inputs.iter().sum::<usize>() + out_len) as f64;
+    let k = entry(name, shape, t, flops, bytes);
+    let cpu = match cpu_op.filter(|_| set.cpu) {
+        Some(f) => Some(time_wall(1, || {
+            f(&data);
+            Ok(())
+        })?),
+        None => None,
+    };
+    Ok(with_cpu(k, cpu))
+}
+
+/// The backward kernels of one conv layer: input gradient, weight gradient, bias gradient.
+pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
+    use crate::kernels::backward as b;
+    let shape = format!("{}x{}x{}x{} -> {}", s.n, s.c_in, s.h, s.w, s.c_out);
+    let macs = 2.0 * s.macs() as f64;
+    let dims = (s.n, s.c_in, s.h, s.w);
+    // The reference computes all three gradients in one call; it is timed under dgrad.
+    let full = |d: &[Vec<f32>]| {
+        let x = TensorRng::new(12).uniform(s.input_len());
+        let _ = crate::reference::backward::conv2d_backward(&x, dims, &d[1], &d[0], s.c_out, s.k);
+    };
+    let op = format!("conv{}x{}", s.k, s.k);
+    Ok(vec![
+        grad(
+            gpu,
+            set,
+            &b::conv_dgrad(gpu, s)?,
+            &[s.output_len(), s.weight_len()],
+            &[],
+            s.input_len(),
+            &format!("{op} dgrad"),
+            shape.clone(),
+            macs,
+            Some(&full),
+        )?,
+        grad(
+            gpu,
+            set,
+            &b::conv_wgrad(gpu, s, false)?,
+            &[s.input_len(), s.output_len()],
+            &[],
+            s.weight_len(),
+            &format!("{op} wgrad"),
+            shape.clone(),
+            macs,
+            None,
+        )?,
+        grad(
+            gpu,
+            set,
+            &b::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?,
+            &[s.output_len()],
+            &[],
+            s.c_out,
+            &format!("{op} bias grad"),
+            shape,
+            0.0,
+            None,
+        )?,
+    ])
+}
+
+/// The backward kernels of one FC layer (weight in one binding): dx, dw.
+pub fn linear_backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>> {
+    use crate::kernels::backward as b;
+    let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
+    let macs = 2.0 * s.macs() as f64;
+    let full = |d: &[Vec<f32>]| {
+        let x = TensorRng::new(13).uniform(s.m * s.k);
+        let _ = crate::reference::backward::linear_backward(&x, s.m, s.k, &d[0], &d[1], s.n_out);
+    };
+    Ok(vec![
+        grad(
+            gpu,
+            set,
+            &b::linear_dx(gpu, s, 0, s.n_out, false)?,
+            &[s.n_out * s.k, s.m * s.n_out],
+            &[],
+            s.m * s.k,
+            "linear dx",
+            shape.clone(),
+            macs,
+            Some(&full),
+        )?,
+        grad(
+            gpu,
+            set,
+            &b::linear_dw(gpu, s, 0, s.n_out, false)?,
+            &[s.m * s.k, s.m * s.n_out],
+            &[],
+            s.n_out * s.k,
+            "linear dw",
+            shape,
+            macs,
+            None,
+        )?,
+    ])
+}
+
+/// Max-pool backward, softmax cross-entropy and the SGD step at one size each.
+pub fn training_misc(
+    gpu: &Gpu,
+    pool: (usize, usize, usize, usize),
+    rows: usize,
+    cols: usize,
+    params: usize,
+    set: Settings,
+) -> Result<Vec<Kernel>> {
+    use crate::kernels::backward as b;
+    let (n, c, h, w) = pool;
+    let out = n * c * (h / 2) * (w / 2);
+    Ok(vec![
+        grad(
+            gpu,
+            set,
+            &b::maxpool_backward(gpu, pool)?,
+            &[out, out],
+            &[],
+            n * c * h * w,
+            "maxpool2x2 backward",
+            dims_str(pool),
+            0.0,
+            None,
+        )?,
+        grad(
+            gpu,
+            set,
+            &b::softmax_xent(gpu, rows, cols, 1.0 / rows as f32)?,
+            &[rows * cols, rows, rows * cols],
+            &[1],
+            rows * 2,
+            "softmax xent",
+            format!("{rows}x{cols}"),
+            0.0,
+            None,
+        )?,
+        {
+            // Weights, gradients and momentum, then the hyperparameters in the output slot
+            // (zeros: the same loads and stores as any step). Traffic: 3 reads, 2 writes.
+            let mut k = grad(
+                gpu,
+                set,
+                &b::sgd(gpu, params)?,
+                &[params, params, params],
+                &[],
+                3,
+                "sgd",
+                format!("{params} parameters"),
+                0.0,
+                None,
+            )?;
+            k.bytes = 20.0 * params as f64;
+            k.gbytes_per_s = k.bytes / (k.median_ms * 1e-3) / 1e9;
+            k
+        },
+    ])
+}

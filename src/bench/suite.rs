@@ -209,6 +209,48 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
         let mut k = ops::softmax(gpu, b, m.classes(), set)?;
         k.layers = "prob".into();
         push(k, &mut progress);
+        // Backward and training kernels at every distinct conv and FC shape.
+        for site in &convs {
+            let (ci, co, h, w, k) = site.shape;
+            let s = ConvShape::new(b, ci, co, h, w, k);
+            if !fits(s.input_len().max(s.output_len())) {
+                continue;
+            }
+            for mut e in ops::conv_backward(gpu, s, set)? {
+                e.layers = site.layers.join(", ");
+                push(e, &mut progress);
+            }
+        }
+        for site in &fcs {
+            let (k, n_out) = site.shape;
+            if !fits(k * n_out) {
+                // The backward of a weight over one binding runs per chunk in training.
+                continue;
+            }
+            for mut e in ops::linear_backward(gpu, LinearShape { m: b, k, n_out }, set)? {
+                e.layers = site.layers.join(", ");
+                push(e, &mut progress);
+            }
+        }
+        if let Some(site) = pools.first() {
+            let (c, h, w) = site.shape;
+            // SGD over the largest conv weight (the step runs once per weight tensor).
+            let params = convs
+                .iter()
+                .map(|s| s.shape.0 * s.shape.1 * s.shape.4 * s.shape.4)
+                .max()
+                .unwrap_or(1);
+            if fits(b * c * h * w) {
+                for mut e in ops::training_misc(gpu, (b, c, h, w), b, m.classes(), params, set)? {
+                    e.layers = match e.op.as_str() {
+                        "maxpool2x2 backward" => site.layers.join(", "),
+                        "sgd" => "largest conv weight".into(),
+                        _ => "loss".into(),
+                    };
+                    push(e, &mut progress);
+                }
+            }
+        }
         if !o.quick && gpu.features().contains(wgpu::Features::SHADER_F16) {
             // f16 storage at the most expensive conv and the largest FC layer.
             let costly = convs

@@ -3,6 +3,7 @@
 
 pub mod adaptive_pool;
 pub mod affine;
+pub mod backward;
 pub mod conv;
 pub mod im2col;
 pub mod linear;

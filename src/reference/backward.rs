@@ -278,9 +278,14 @@ pub fn dropout_bits(seed: u32, i: u32) -> u32 {
     h
 }
 
-/// Whether element `i` is kept: its bits, as a fraction of 2^32, are at least `p`.
+/// The bits threshold for dropping with probability `p`: p * 2^32, rounded.
+pub fn dropout_threshold(p: f64) -> u32 {
+    (p * 4_294_967_296.0).round().min(u32::MAX as f64) as u32
+}
+
+/// Whether element `i` is kept: its bits are at least the threshold.
 pub fn dropout_keep(seed: u32, i: u32, p: f64) -> bool {
-    dropout_bits(seed, i) as f64 >= p * 4_294_967_296.0
+    dropout_bits(seed, i) >= dropout_threshold(p)
 }
 
 /// Dropout (inverted: kept elements scaled by 1 / (1 - p)); the same call on dy gives the

@@ -1,0 +1,36 @@
+// Per-channel sums over an NCHW tensor: out[c] (+)= sum over n, h, w of x[n, c, h, w]. The
+// bias gradient of a conv (and, with HW = 1, of an FC layer). One workgroup per channel,
+// a tree reduction in workgroup memory; ACCUMULATE adds to out (gradient accumulation).
+
+override N: u32;
+override C: u32;
+override HW: u32;
+override ACCUMULATE: bool = false;
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x + wid.z * nwg.x;
+    // Workgroup-uniform exit, so the barriers below stay in uniform control flow.
+    if (c >= C) { return; }
+    var s = 0.0;
+    for (var n = 0u; n < N; n++) {
+        let base = (n * C + c) * HW;
+        for (var p = lid; p < HW; p += WG) { s += x[base + p]; }
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        if (lid < stride) { red[lid] += red[lid + stride]; }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        if (ACCUMULATE) { out[c] += red[0]; } else { out[c] = red[0]; }
+    }
+}
