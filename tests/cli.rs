@@ -138,6 +138,14 @@ fn bench_quick_json_has_every_field() {
         "batchnorm+relu",
         "adaptive_avgpool",
         "im2col",
+        "conv3x3 dgrad",
+        "conv3x3 wgrad",
+        "conv3x3 bias grad",
+        "linear dx",
+        "linear dw",
+        "maxpool2x2 backward",
+        "softmax xent",
+        "sgd",
     ] {
         assert!(ops.contains(op), "no {op} in {ops:?}");
     }
@@ -152,7 +160,8 @@ fn bench_quick_json_has_every_field() {
             assert!(k[f].as_f64().is_some(), "{f} in {k}");
         }
         assert!(k["runs"].as_u64().unwrap() >= 3);
-        if k["op"].as_str().unwrap().starts_with("conv") {
+        let op = k["op"].as_str().unwrap();
+        if op == "conv3x3" || op.ends_with("dgrad") {
             assert!(k["gflops"].as_f64().is_some() && k["cpu_reference_ms"].as_f64().is_some());
         }
     }

@@ -364,6 +364,9 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
     Ok((f, c))
 }
 
+/// A CPU reference run on the benchmark's inputs.
+type CpuOp<'a> = dyn Fn(&[Vec<f32>]) + 'a;
+
 /// Times a backward kernel on random inputs of the given lengths, writing `out_len`.
 #[allow(clippy::too_many_arguments)]
 fn grad(
@@ -376,7 +379,7 @@ fn grad(
     name: &str,
     shape: String,
     flops: f64,
-    cpu_op: Option<&dyn Fn(&[Vec<f32>])>,
+    cpu_op: Option<&CpuOp>,
 ) -> Result<Kernel> {
     let mut rng = TensorRng::new(11);
     // Inputs listed in `zeroed` hold zeros (class labels, which must be valid indices).
