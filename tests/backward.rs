@@ -250,3 +250,146 @@ fn sgd_and_dropout_match_reference() {
         assert_eq!(zeros(&got), zeros(&want), "the same mask");
     }
 }
+
+#[test]
+fn lrn_backward_matches_reference() {
+    use vgg_wgpu::kernels::lrn::LrnParams;
+    for (i, dims) in [(2, 7, 3, 5), (1, 64, 4, 4), (2, 3, 1, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let (n, c, h, w) = dims;
+        let len = n * c * h * w;
+        let mut rng = TensorRng::new(seed() + i as u64);
+        // Large inputs, so the normalisation (and its cross terms) is far from identity.
+        let x = rng.range(len, -20.0, 20.0);
+        let dy = rng.uniform(len);
+        let p = LrnParams::default();
+        let want = r::lrn_backward(
+            &x,
+            dims,
+            p.size,
+            p.alpha as f64,
+            p.beta as f64,
+            p.k as f64,
+            &dy,
+        );
+        let got = run(
+            &k::lrn_backward(gpu(), dims, p).unwrap(),
+            &[&x, &dy],
+            len,
+            None,
+        );
+        pass(
+            &format!("lrn backward {dims:?}"),
+            &got,
+            &want,
+            F32_KERNEL_TOL,
+        );
+    }
+}
+
+#[test]
+fn batchnorm_training_matches_reference() {
+    let g = gpu();
+    // At least 4 values per channel: with 2, batch norm maps them to +-1 whatever they
+    // are, dx cancels to ~1e-7, and a relative comparison measures only rounding.
+    for (i, (n, c, h, w)) in [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)]
+        .into_iter()
+        .enumerate()
+    {
+        let (hw, len) = (h * w, n * c * h * w);
+        let mut rng = TensorRng::new(seed() + i as u64);
+        let x: Vec<f32> = rng.uniform(len).iter().map(|v| v * 3.0 + 0.5).collect();
+        let gamma = rng.range(c, 0.5, 1.5);
+        let beta = rng.uniform(c);
+        let dy = rng.uniform(len);
+        let (rm0, rv0) = (rng.uniform(c), rng.range(c, 0.5, 2.0));
+        let dims = (n, c, h, w);
+        let (y, mean, var) = r::batchnorm_train(&x, dims, &gamma, &beta, 1e-5);
+        let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
+        r::batchnorm_running_update(&mut rm, &mut rv, &mean, &var, n * hw, 0.1);
+        let (dx, dgamma, dbeta) = r::batchnorm_train_backward(&x, dims, &gamma, 1e-5, &dy);
+
+        let up = |d: &[f32]| g.upload("t", d).unwrap();
+        let (xb, gb, bb, dyb) = (up(&x), up(&gamma), up(&beta), up(&dy));
+        let (rmb, rvb) = (up(&rm0), up(&rv0));
+        let poisoned = |elems: usize| {
+            let b = g.alloc("t", (elems * 4) as u64).unwrap();
+            g.poison(&b);
+            b
+        };
+        let (stats, yb, sums, dgb, dbb, dxb) = (
+            poisoned(2 * c),
+            poisoned(len),
+            poisoned(2 * c),
+            poisoned(c),
+            poisoned(c),
+            poisoned(len),
+        );
+        let ops = [
+            (
+                k::bn_stats(g, n, c, hw, 1e-5, 0.1).unwrap(),
+                vec![&xb, &stats, &rmb, &rvb],
+            ),
+            (
+                k::bn_apply(g, n, c, hw, false).unwrap(),
+                vec![&xb, &gb, &bb, &stats, &yb],
+            ),
+            (
+                k::bn_backward_reduce(g, n, c, hw, false).unwrap(),
+                vec![&xb, &dyb, &stats, &sums, &dgb, &dbb],
+            ),
+            (
+                k::bn_backward_apply(g, n, c, hw).unwrap(),
+                vec![&xb, &dyb, &gb, &stats, &sums, &dxb],
+            ),
+        ];
+        let bgs: Vec<_> = ops.iter().map(|(op, b)| op.bind(g, b).unwrap()).collect();
+        g.run_pass("batchnorm training", |p| {
+            for ((op, _), bg) in ops.iter().zip(&bgs) {
+                op.encode(g, p, bg)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let read = |b: &wgpu::Buffer, l: usize| g.read::<f32>(b, l).unwrap();
+        let tag = format!("{n}x{c}x{h}x{w}");
+        pass(
+            &format!("bn train y {tag}"),
+            &read(&yb, len),
+            &y,
+            F32_KERNEL_TOL,
+        );
+        pass(
+            &format!("bn running mean {tag}"),
+            &read(&rmb, c),
+            &rm,
+            F32_KERNEL_TOL,
+        );
+        pass(
+            &format!("bn running var {tag}"),
+            &read(&rvb, c),
+            &rv,
+            F32_KERNEL_TOL,
+        );
+        pass(
+            &format!("bn dx {tag}"),
+            &read(&dxb, len),
+            &dx,
+            F32_KERNEL_TOL,
+        );
+        pass(
+            &format!("bn dgamma {tag}"),
+            &read(&dgb, c),
+            &dgamma,
+            F32_KERNEL_TOL,
+        );
+        pass(
+            &format!("bn dbeta {tag}"),
+            &read(&dbb, c),
+            &dbeta,
+            F32_KERNEL_TOL,
+        );
+    }
+}

@@ -515,7 +515,44 @@ pub fn training_misc(
     use crate::kernels::backward as b;
     let (n, c, h, w) = pool;
     let out = n * c * (h / 2) * (w / 2);
+    let (len, hw) = (n * c * h * w, h * w);
     Ok(vec![
+        grad(
+            gpu,
+            set,
+            &b::lrn_backward(gpu, pool, LrnParams::default())?,
+            &[len, len],
+            &[],
+            len,
+            "lrn backward",
+            dims_str(pool),
+            0.0,
+            None,
+        )?,
+        grad(
+            gpu,
+            set,
+            &b::bn_apply(gpu, n, c, hw, true)?,
+            &[len, c, c, 2 * c],
+            &[],
+            len,
+            "batchnorm train apply",
+            dims_str(pool),
+            0.0,
+            None,
+        )?,
+        grad(
+            gpu,
+            set,
+            &b::bn_backward_apply(gpu, n, c, hw)?,
+            &[len, len, c, 2 * c, 2 * c],
+            &[],
+            len,
+            "batchnorm backward",
+            dims_str(pool),
+            0.0,
+            None,
+        )?,
         grad(
             gpu,
             set,

@@ -244,6 +244,9 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
                 for mut e in ops::training_misc(gpu, (b, c, h, w), b, m.classes(), params, set)? {
                     e.layers = match e.op.as_str() {
                         "maxpool2x2 backward" => site.layers.join(", "),
+                        "lrn backward" | "batchnorm train apply" | "batchnorm backward" => {
+                            "(the first conv's output)".into()
+                        }
                         "sgd" => "largest conv weight".into(),
                         _ => "loss".into(),
                     };

@@ -291,3 +291,137 @@ pub fn dropout(gpu: &Gpu, len: usize, p: f64) -> Result<GradOp> {
         vec![("x", len), ("seed", 1), ("y", len)],
     )
 }
+
+fn nchw_consts(n: usize, c: usize, hw: usize) -> Vec<(&'static str, f64)> {
+    vec![("N", n as f64), ("C", c as f64), ("HW", hw as f64)]
+}
+
+/// Batch norm (training) statistics and running update: buffers (x, stats [c][2] =
+/// (mean, invstd), running_mean, running_var).
+pub fn bn_stats(
+    gpu: &Gpu,
+    n: usize,
+    c: usize,
+    hw: usize,
+    eps: f32,
+    momentum: f32,
+) -> Result<GradOp> {
+    let mut k = nchw_consts(n, c, hw);
+    k.extend([("EPS", eps as f64), ("MOMENTUM", momentum as f64)]);
+    GradOp::new(
+        gpu,
+        "bn_stats",
+        shader!("bn_stats"),
+        "main",
+        &k,
+        c as u64,
+        vec![
+            ("x", n * c * hw),
+            ("stats", 2 * c),
+            ("running_mean", c),
+            ("running_var", c),
+        ],
+    )
+}
+
+/// Batch norm (training) normalisation with the batch statistics, optional ReLU: buffers
+/// (x, gamma, beta, stats, y).
+pub fn bn_apply(gpu: &Gpu, n: usize, c: usize, hw: usize, relu: bool) -> Result<GradOp> {
+    let mut k = nchw_consts(n, c, hw);
+    k.extend([("RELU", relu as u8 as f64), ("WG", WG as f64)]);
+    let len = n * c * hw;
+    GradOp::new(
+        gpu,
+        "bn_apply",
+        shader!("bn_apply"),
+        "main",
+        &k,
+        per_elem(len),
+        vec![
+            ("x", len),
+            ("gamma", c),
+            ("beta", c),
+            ("stats", 2 * c),
+            ("y", len),
+        ],
+    )
+}
+
+/// Batch norm backward sums (and dgamma, dbeta): buffers (x, dy, stats, sums [c][2],
+/// dgamma, dbeta).
+pub fn bn_backward_reduce(
+    gpu: &Gpu,
+    n: usize,
+    c: usize,
+    hw: usize,
+    accumulate: bool,
+) -> Result<GradOp> {
+    let mut k = nchw_consts(n, c, hw);
+    k.push(("ACCUMULATE", accumulate as u8 as f64));
+    let len = n * c * hw;
+    GradOp::new(
+        gpu,
+        "bn_backward_reduce",
+        shader!("bn_backward_reduce"),
+        "main",
+        &k,
+        c as u64,
+        vec![
+            ("x", len),
+            ("dy", len),
+            ("stats", 2 * c),
+            ("sums", 2 * c),
+            ("dgamma", c),
+            ("dbeta", c),
+        ],
+    )
+}
+
+/// Batch norm input gradient: buffers (x, dy, gamma, stats, sums, dx).
+pub fn bn_backward_apply(gpu: &Gpu, n: usize, c: usize, hw: usize) -> Result<GradOp> {
+    let mut k = nchw_consts(n, c, hw);
+    k.push(("WG", WG as f64));
+    let len = n * c * hw;
+    GradOp::new(
+        gpu,
+        "bn_backward_apply",
+        shader!("bn_backward_apply"),
+        "main",
+        &k,
+        per_elem(len),
+        vec![
+            ("x", len),
+            ("dy", len),
+            ("gamma", c),
+            ("stats", 2 * c),
+            ("sums", 2 * c),
+            ("dx", len),
+        ],
+    )
+}
+
+/// LRN input gradient: buffers (x, dy, dx).
+pub fn lrn_backward(
+    gpu: &Gpu,
+    (n, c, h, w): (usize, usize, usize, usize),
+    p: crate::kernels::lrn::LrnParams,
+) -> Result<GradOp> {
+    let mut k = nchw_consts(n, c, h * w);
+    k.extend([
+        ("SIZE", p.size as f64),
+        ("ALPHA", p.alpha as f64),
+        ("BETA", p.beta as f64),
+        ("K", p.k as f64),
+        ("WG", WG as f64),
+    ]);
+    let len = n * c * h * w;
+    GradOp::new(
+        gpu,
+        "lrn_backward",
+        shader!("lrn_backward"),
+        "main",
+        &k,
+        per_elem(len),
+        vec![("x", len), ("dy", len), ("dx", len)],
+    )
+}
