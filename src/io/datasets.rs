@@ -253,7 +253,7 @@ mod tests {
         let d = cifar10(&[&tmp("c.bin", &bytes)]).unwrap();
         assert_eq!((d.len(), d.labels.clone()), (3, vec![0, 3, 6]));
         // Red plane first: pixel 0 of image 1 is byte 1 of its record.
-        assert_eq!(d.image(1)[0], (0u8 ^ 1) as f32 / 255.0);
+        assert_eq!(d.image(1)[0], 1.0 / 255.0);
         assert_eq!(d.image(1)[1024], ((1024 % 256) as u8 ^ 1) as f32 / 255.0);
         let e = cifar10(&[&tmp("short.bin", &bytes[..5000])])
             .unwrap_err()
