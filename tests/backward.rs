@@ -393,3 +393,23 @@ fn batchnorm_training_matches_reference() {
         );
     }
 }
+
+#[test]
+fn conv_weights_repack_on_the_gpu_as_on_the_host() {
+    use vgg_wgpu::kernels::conv::ConvTune;
+    for (i, &(ci, co, ks)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].iter().enumerate() {
+        let mut variants = ConvTune::variants_for(gpu());
+        variants.push(ConvTune {
+            tm: 4,
+            ..variants[0]
+        });
+        for tune in variants {
+            let mut rng = TensorRng::new(seed() + i as u64);
+            let w = rng.uniform(co * ci * ks * ks);
+            let (want, _) = tune.pack(ci, co, ks, &w, &vec![0.0; co]).unwrap();
+            let op = k::conv_pack(gpu(), ci, co, ks, tune).unwrap();
+            let got = run(&op, &[&w], want.len(), None);
+            assert_eq!(got, want, "{ci}->{co} k{ks} {tune:?}");
+        }
+    }
+}
