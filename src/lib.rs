@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod reference;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

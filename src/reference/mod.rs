@@ -282,3 +282,4 @@ pub fn im2col(
 
 pub mod backward;
 pub mod network;
+pub mod train;

@@ -1,0 +1,155 @@
+//! One training step of a whole network on the CPU: forward keeping every layer's output,
+//! softmax cross-entropy, backward through every layer, SGD on every parameter. Dropout is
+//! the identity here (the GPU comparison runs with it off); batch norm uses batch
+//! statistics and updates the running ones, as PyTorch's train mode does.
+
+use super::backward as b;
+use super::{conv2d, linear, lrn, maxpool2x2};
+use crate::error::{shape_err, Result};
+use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
+
+/// Hyperparameters of one step.
+#[derive(Clone, Copy, Debug)]
+pub struct Sgd {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
+/// Runs one step on `x` [n, c, h, w] with `labels`, updating `weights` (and their batch
+/// norm running statistics) and `velocity` (momentum buffers by parameter name, created
+/// as zeros when missing). Returns the mean loss and the correct count.
+pub fn step(
+    model: &Model,
+    weights: &mut Weights,
+    velocity: &mut Weights,
+    x: &Tensor,
+    labels: &[u32],
+    sgd: Sgd,
+) -> Result<(f64, usize)> {
+    let n = x.shape[0];
+    let layers = model.layers();
+    let get = |w: &Weights, name: String| -> Result<Vec<f32>> {
+        Ok(w.get(&name)
+            .ok_or_else(|| shape_err!("no tensor {name}"))?
+            .data
+            .clone())
+    };
+    // Forward, keeping each layer's output and what its backward needs.
+    let mut outs: Vec<Vec<f32>> = Vec::new();
+    let mut argmax: Vec<Vec<u32>> = vec![Vec::new(); layers.len()];
+    let mut cur = x.data.clone();
+    for (i, l) in layers.iter().enumerate() {
+        let [c, h, w] = l.input;
+        let dims = (n, c, h, w);
+        let k = &l.key;
+        cur = match l.op {
+            Op::Conv { c_out, k: ks, .. } => {
+                let (wt, bs) = (
+                    get(weights, format!("{k}.weight"))?,
+                    get(weights, format!("{k}.bias"))?,
+                );
+                conv2d(&cur, dims, &wt, &bs, c_out, ks, false)
+            }
+            Op::BatchNorm { c: ch } => {
+                let (g, bt) = (
+                    get(weights, format!("{k}.weight"))?,
+                    get(weights, format!("{k}.bias"))?,
+                );
+                let (y, mean, var) = b::batchnorm_train(&cur, dims, &g, &bt, BN_EPS as f64);
+                let mut rm = get(weights, format!("{k}.running_mean"))?;
+                let mut rv = get(weights, format!("{k}.running_var"))?;
+                b::batchnorm_running_update(&mut rm, &mut rv, &mean, &var, n * h * w, 0.1);
+                weights.insert(&format!("{k}.running_mean"), Tensor::new(vec![ch], rm)?);
+                weights.insert(&format!("{k}.running_var"), Tensor::new(vec![ch], rv)?);
+                y
+            }
+            Op::Relu => cur.iter().map(|v| v.max(0.0)).collect(),
+            Op::Lrn(p) => lrn(&cur, dims, p.size, p.alpha, p.beta, p.k),
+            Op::MaxPool => {
+                let (y, idx) = maxpool2x2(&cur, dims);
+                argmax[i] = idx;
+                y
+            }
+            Op::AdaptiveAvgPool { h: oh, w: ow } if (h, w) == (oh, ow) => cur,
+            Op::AdaptiveAvgPool { .. } => {
+                return Err(shape_err!("no backward for a resizing average pool"))
+            }
+            Op::Flatten | Op::Dropout { .. } => cur,
+            Op::Linear { k: kk, n: no } => {
+                let (wt, bs) = (
+                    get(weights, format!("{k}.weight"))?,
+                    get(weights, format!("{k}.bias"))?,
+                );
+                linear(&cur, n, kk, &wt, &bs, no, false)
+            }
+        };
+        outs.push(cur.clone());
+    }
+    let classes = model.classes();
+    let (loss, mut g, correct) = b::softmax_cross_entropy(&cur, n, classes, labels, 1.0 / n as f64);
+    // Backward.
+    let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
+    for i in (0..layers.len()).rev() {
+        let l = &layers[i];
+        let [c, h, w] = l.input;
+        let dims = (n, c, h, w);
+        let xin: &[f32] = if i == 0 { &x.data } else { &outs[i - 1] };
+        let k = &l.key;
+        g = match l.op {
+            Op::Conv { c_out, k: ks, .. } => {
+                let wt = get(weights, format!("{k}.weight"))?;
+                let (dx, dw, db) = b::conv2d_backward(xin, dims, &wt, &g, c_out, ks);
+                grads.push((format!("{k}.weight"), dw));
+                grads.push((format!("{k}.bias"), db));
+                dx
+            }
+            Op::BatchNorm { .. } => {
+                let gm = get(weights, format!("{k}.weight"))?;
+                let (dx, dg, dbt) = b::batchnorm_train_backward(xin, dims, &gm, BN_EPS as f64, &g);
+                grads.push((format!("{k}.weight"), dg));
+                grads.push((format!("{k}.bias"), dbt));
+                dx
+            }
+            Op::Relu => b::relu_backward(&outs[i], &g),
+            Op::Lrn(p) => b::lrn_backward(
+                xin,
+                dims,
+                p.size,
+                p.alpha as f64,
+                p.beta as f64,
+                p.k as f64,
+                &g,
+            ),
+            Op::MaxPool => b::maxpool2x2_backward(&g, &argmax[i], dims),
+            Op::AdaptiveAvgPool { .. } | Op::Flatten | Op::Dropout { .. } => g,
+            Op::Linear { k: kk, n: no } => {
+                let wt = get(weights, format!("{k}.weight"))?;
+                let (dx, dw, db) = b::linear_backward(xin, n, kk, &wt, &g, no);
+                grads.push((format!("{k}.weight"), dw));
+                grads.push((format!("{k}.bias"), db));
+                dx
+            }
+        };
+    }
+    for (name, gr) in grads {
+        let t = weights
+            .get_mut(&name)
+            .ok_or_else(|| shape_err!("no tensor {name}"))?;
+        if velocity.get(&name).is_none() {
+            velocity.insert(&name, Tensor::zeros(t.shape.clone()));
+        }
+        let v = velocity
+            .get_mut(&name)
+            .ok_or_else(|| shape_err!("no velocity {name}"))?;
+        b::sgd_step(
+            &mut t.data,
+            &gr,
+            &mut v.data,
+            sgd.lr,
+            sgd.momentum,
+            sgd.weight_decay,
+        );
+    }
+    Ok((loss, correct))
+}

@@ -1,0 +1,121 @@
+//! Training on the GPU against the CPU reference: the same three SGD steps from the same
+//! weights on the same batches give the same parameters; and a short run's loss falls.
+
+mod common;
+use common::{gpu, seed};
+use vgg_wgpu::check::{compare, TensorRng};
+use vgg_wgpu::reference::train::{step as ref_step, Sgd};
+use vgg_wgpu::train::{TrainOptions, Trainer};
+use vgg_wgpu::{Init, Model, Tensor, Weights};
+
+fn model(bn: bool) -> Model {
+    Model::parse("6,M,8:1,L,M,10")
+        .and_then(|m| m.with_input(2, 12, 10))
+        .and_then(|m| m.with_batch_norm(bn))
+        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_hidden(&[12]))
+        .and_then(|m| m.with_classes(5))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn batch(m: &Model, n: usize, seed: u64) -> (Tensor, Vec<u32>) {
+    let [c, h, w] = m.input_dims();
+    let mut rng = TensorRng::new(seed);
+    let x = Tensor::new(vec![n, c, h, w], rng.uniform(n * c * h * w)).unwrap();
+    let labels = (0..n)
+        .map(|i| ((i * 3 + seed as usize) % m.classes()) as u32)
+        .collect();
+    (x, labels)
+}
+
+#[test]
+fn three_sgd_steps_match_the_reference() {
+    for (bn, accumulate) in [(false, 1), (true, 1), (false, 2)] {
+        let m = model(bn);
+        let mut w = Weights::init(&m, Init::Kaiming, seed());
+        // Non-trivial biases and batch-norm parameters.
+        let mut rng = TensorRng::new(seed() + 1);
+        let names: Vec<String> = w.iter().map(|(n, _)| n.clone()).collect();
+        for name in names {
+            let t = w.get_mut(&name).unwrap();
+            if name.ends_with("bias") || name.ends_with("running_mean") {
+                t.data = rng.range(t.len(), -0.1, 0.1);
+            } else if name.ends_with("running_var") {
+                t.data = rng.range(t.len(), 0.5, 1.5);
+            }
+        }
+        let opts = TrainOptions {
+            batch: 4,
+            accumulate,
+            dropout: false,
+            ..Default::default()
+        };
+        let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+        let sgd = Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        };
+        let (mut rw, mut rv) = (w.clone(), Weights::new());
+        for s in 0..3u64 {
+            let (x, labels) = batch(&m, 4 * accumulate, seed() + 10 + s);
+            let got = t.step(&x, &labels, sgd.lr as f32).unwrap();
+            // The reference steps each micro-batch's gradient separately only when there is
+            // one; with accumulation it takes the whole logical batch at once, which is the
+            // same mean gradient.
+            let (loss, correct) = ref_step(&m, &mut rw, &mut rv, &x, &labels, sgd).unwrap();
+            assert!(
+                (got.loss - loss).abs() <= 1e-4 * loss.abs().max(1.0),
+                "step {s}: {} vs {loss}",
+                got.loss
+            );
+            assert_eq!(got.correct, correct, "step {s}");
+        }
+        let gw = t.weights().unwrap();
+        for (name, want) in rw.iter() {
+            // The steps must have moved every trainable tensor, or the comparison is empty.
+            if !name.contains("running") {
+                let init = w.get(name).unwrap();
+                let moved = compare(&want.data, &init.data);
+                assert!(moved.rel_l2 > 1e-4, "{name} barely moved: {moved}");
+            }
+            let got = gw.get(name).unwrap_or_else(|| panic!("no {name}"));
+            let d = compare(&got.data, &want.data);
+            assert!(d.passes(1e-4), "{name}: {d}");
+            if name.contains("running") {
+                continue;
+            }
+            // The updates themselves, which are small against the weights, so the check on
+            // the weights alone would hide a wrong gradient. Their f32 rounding (one ulp
+            // of the weight, about 1e-4 of the update) bounds how close they can be.
+            let init = &w.get(name).unwrap().data;
+            let delta = |v: &[f32]| v.iter().zip(init).map(|(a, b)| a - b).collect::<Vec<_>>();
+            let dd = compare(&delta(&got.data), &delta(&want.data));
+            eprintln!(
+                "[{}] bn={bn} accumulate={accumulate} {name}: weights {d}; updates {dd}",
+                gpu().info().name
+            );
+            assert!(dd.passes(1e-3), "{name} updates: {dd}");
+        }
+    }
+}
+
+#[test]
+fn a_short_run_lowers_the_loss() {
+    let m = model(true);
+    let w = Weights::init(&m, Init::Kaiming, seed());
+    let opts = TrainOptions {
+        batch: 8,
+        ..Default::default()
+    };
+    let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+    let (x, labels) = batch(&m, 8, seed());
+    let first = t.step(&x, &labels, 0.05).unwrap().loss;
+    let losses: Vec<f64> = (0..60)
+        .map(|_| t.step(&x, &labels, 0.05).unwrap().loss)
+        .collect();
+    // Dropout is on, so single steps are noisy: compare the mean of the last ten.
+    let last = losses[50..].iter().sum::<f64>() / 10.0;
+    eprintln!("loss {first:.4} -> {last:.4} (mean of the last 10 of 60 steps)");
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+}
