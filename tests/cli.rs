@@ -211,3 +211,49 @@ fn bench_compares_with_another_report() {
     let (ok, _, err) = vgg(&["bench", "--quick", "--compare", "/nonexistent.json"]);
     assert!(!ok && err.starts_with("error: "), "{err}");
 }
+
+#[test]
+fn demo_classifies_the_held_out_digits() {
+    let (ok, out, err) = vgg(&["demo"]);
+    assert!(ok, "{err}");
+    eprintln!("{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("accuracy "))
+        .unwrap_or_default();
+    let pct: f64 = line
+        .trim_start_matches("accuracy ")
+        .split('%')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(pct >= 96.0, "{line}");
+    assert!(out.starts_with("adapter: "), "{out}");
+}
+
+#[test]
+fn train_runs_checkpoints_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("vgg-train-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let args = [
+        "train",
+        "--mnist-model",
+        "--holdout",
+        "4880",
+        "--batch-size",
+        "20",
+        "--out",
+        d,
+    ];
+    let (ok, _, err) = vgg(&[&args[..], &["--epochs", "1"]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("held-out accuracy"), "{err}");
+    for f in ["checkpoint.safetensors", "metrics.csv", "model.safetensors"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let (ok, _, err) = vgg(&[&args[..], &["--epochs", "2", "--resume"]].concat());
+    assert!(ok && err.contains("epoch 2:"), "{err}");
+    let (ok, _, err) = vgg(&["train", "--format", "cifar10"]);
+    assert!(!ok && err.starts_with("error: "), "{err}");
+}

@@ -119,3 +119,97 @@ fn a_short_run_lowers_the_loss() {
     eprintln!("loss {first:.4} -> {last:.4} (mean of the last 10 of 60 steps)");
     assert!(last < 0.7 * first, "loss {first} -> {last}");
 }
+
+#[test]
+fn evaluation_agrees_with_the_reference() {
+    use vgg_wgpu::io::datasets::mnist_5k;
+    use vgg_wgpu::io::labels::top_k;
+    let m = vgg_wgpu::train::mnist_model().unwrap();
+    let w = Weights::init(&m, Init::Kaiming, seed());
+    let data = mnist_5k().unwrap().slice(0..40);
+    let acc = vgg_wgpu::train::fit::evaluate(gpu(), &m, &w, &data).unwrap();
+    let x = Tensor::new(vec![40, 1, 28, 28], data.images.clone()).unwrap();
+    let logits = vgg_wgpu::reference::network::forward(&m, &w, &x, None).unwrap();
+    let correct = (0..40)
+        .filter(|&i| top_k(logits.row(i), 1)[0].0 == data.labels[i] as usize)
+        .count();
+    assert_eq!(acc, correct as f64 / 40.0);
+}
+
+#[test]
+fn resuming_from_a_checkpoint_continues_exactly() {
+    use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
+    let m = vgg_wgpu::train::mnist_model().unwrap();
+    let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
+    let (train, test) = data
+        .select(&(0..5000).step_by(25).collect::<Vec<_>>())
+        .split(40)
+        .unwrap();
+    let w = Weights::init(&m, Init::Kaiming, 3);
+    let dir = |name: &str| {
+        let d = std::env::temp_dir().join(format!("vgg-resume-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    };
+    let opts = |epochs, out| FitOptions {
+        epochs,
+        lr: 0.05,
+        schedule: Schedule::Step {
+            every: 1,
+            factor: 0.5,
+        },
+        train: TrainOptions {
+            batch: 16,
+            seed: 9,
+            ..Default::default()
+        },
+        out: Some(out),
+    };
+    let (a, b) = (dir("a"), dir("b"));
+    let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
+    let (wa, ha) = fit(
+        gpu(),
+        &m,
+        &w,
+        &train,
+        &test,
+        &opts(3, a),
+        None,
+        quiet,
+        |_| {},
+    )
+    .unwrap();
+    fit(
+        gpu(),
+        &m,
+        &w,
+        &train,
+        &test,
+        &opts(1, b.clone()),
+        None,
+        quiet,
+        |_| {},
+    )
+    .unwrap();
+    let ckpt = b.join("checkpoint.safetensors");
+    let (wb, hb) = fit(
+        gpu(),
+        &m,
+        &w,
+        &train,
+        &test,
+        &opts(3, b.clone()),
+        Some(&ckpt),
+        quiet,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(hb.len(), 2, "the resumed run does epochs 2 and 3");
+    for (x, y) in ha[1..].iter().zip(&hb) {
+        eprintln!("epoch {}: loss {} vs resumed {}", x.epoch, x.loss, y.loss);
+        assert_eq!((x.epoch, x.loss, x.lr), (y.epoch, y.loss, y.lr));
+    }
+    assert_eq!(wa, wb, "the same weights after the same epochs");
+    let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+}

@@ -47,8 +47,26 @@ impl Dataset {
             classes: self.classes,
         }
     }
-    /// The first `len - held_out` rows and the last `held_out`.
+    /// The rows at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let mut images = Vec::with_capacity(indices.len() * self.image_len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+        }
+        Dataset {
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            dims: self.dims,
+            classes: self.classes,
+        }
+    }
+
+    /// A training set and `held_out` rows for evaluation, picked by a fixed pseudo-random
+    /// permutation (the same split every time), since data files are often sorted by class
+    /// (the bundled MNIST subset is: 500 zeros, then 500 ones, ...).
     pub fn split(&self, held_out: usize) -> Result<(Dataset, Dataset)> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
         if held_out == 0 || held_out >= self.len() {
             return Err(Error::InvalidOption {
                 option: "held-out split".into(),
@@ -58,8 +76,12 @@ impl Dataset {
                 ),
             });
         }
-        let cut = self.len() - held_out;
-        Ok((self.slice(0..cut), self.slice(cut..self.len())))
+        let mut perm: Vec<usize> = (0..self.len()).collect();
+        perm.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed));
+        let (mut test, mut train) = (perm[..held_out].to_vec(), perm[held_out..].to_vec());
+        test.sort_unstable();
+        train.sort_unstable();
+        Ok((self.select(&train), self.select(&test)))
     }
 }
 
@@ -240,7 +262,12 @@ mod tests {
         }
         let (train, test) = d.split(1000).unwrap();
         assert_eq!((train.len(), test.len()), (4000, 1000));
-        assert_eq!(test.image(0), d.image(4000));
+        // Every digit is in both parts, in roughly its share.
+        for digit in 0..10 {
+            let n = test.labels.iter().filter(|l| **l == digit).count();
+            assert!((60..140).contains(&n), "digit {digit}: {n} held out");
+        }
+        assert_eq!(d.split(1000).unwrap().1, test, "the split is fixed");
     }
 
     #[test]

@@ -62,7 +62,12 @@ pub fn read_safetensors(path: &Path) -> Result<Weights> {
 /// presence, dtype, shape and values; the first problem is reported by tensor name.
 pub fn load_weights(path: &Path, model: &Model) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes)
+    load_weights_bytes(&bytes, path, model)
+}
+
+/// `load_weights` from the bytes of a safetensors file; `path` names it in errors.
+pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<Weights> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
     let mut w = Weights::new();
     for layer in model.layers() {
