@@ -233,9 +233,14 @@ enum Command {
         /// comma-separated (cifar10) [default: the bundled 5000 MNIST digits]
         #[arg(long)]
         data: Option<String>,
-        /// mnist-csv, mnist-idx or cifar10
+        /// mnist-csv, mnist-idx, cifar10, or folder (one subdirectory of JPEG/PNG images per
+        /// class, resized and center-cropped to the model's input)
         #[arg(long, default_value = "mnist-csv")]
         format: String,
+        /// Random horizontal flips and crops (from a 4-pixel padding) of the training
+        /// images [default: on for cifar10 and folder, off for digits]
+        #[arg(long)]
+        augment: Option<bool>,
         #[arg(long, default_value_t = 10)]
         epochs: usize,
         /// Images per micro-batch
@@ -259,8 +264,8 @@ enum Command {
         /// Turn dropout off
         #[arg(long)]
         no_dropout: bool,
-        /// Directory for checkpoint.safetensors (every epoch), metrics.csv and the final
-        /// model.safetensors
+        /// Directory for checkpoint.safetensors (every epoch), metrics.csv, and at the end
+        /// model.safetensors and metrics.svg (loss and accuracy per epoch)
         #[arg(long, default_value = "train-out")]
         out: PathBuf,
         /// Continue from OUT/checkpoint.safetensors exactly where it stopped
@@ -430,6 +435,7 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             mnist_model,
             data,
             format,
+            augment,
             epochs,
             batch_size,
             accumulate,
@@ -447,7 +453,8 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             } else {
                 model.build()?
             };
-            let data = load_data(&format, data.as_deref())?;
+            let [ic, ih, iw] = model.input_dims();
+            let data = load_data(&format, data.as_deref(), ic, ih.max(iw) as u32)?;
             let (train, test) = data.split(holdout)?;
             let o = vgg_wgpu::train::fit::FitOptions {
                 epochs,
@@ -461,6 +468,8 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
                     ..Default::default()
                 },
                 out: Some(out.clone()),
+                augment: augment.unwrap_or(format == "cifar10" || format == "folder"),
+                augment_pad: 4,
             };
             let gpu = Gpu::new(&gpu.options())?;
             eprintln!(
@@ -914,9 +923,12 @@ fn infer(
     })
 }
 
+/// Training data by format; `channels` and `side` size the images of a folder.
 fn load_data(
     format: &str,
     data: Option<&str>,
+    channels: usize,
+    side: u32,
 ) -> vgg_wgpu::Result<vgg_wgpu::io::datasets::Dataset> {
     use vgg_wgpu::io::datasets as ds;
     let paths: Vec<PathBuf> = data
@@ -929,11 +941,12 @@ fn load_data(
         ("cifar10", ps) if !ps.is_empty() => {
             ds::cifar10(&ps.iter().map(|p| p.as_path()).collect::<Vec<_>>())
         }
+        ("folder", [dir]) => ds::folder(dir, channels, side).map(|(d, _)| d),
         _ => Err(Error::InvalidOption {
             option: "--data/--format".into(),
             message: format!(
                 "{format} takes: mnist-csv [FILE] (default: the bundled digits), mnist-idx \
-                 IMAGES,LABELS, cifar10 BATCH[,BATCH...]"
+                 IMAGES,LABELS, cifar10 BATCH[,BATCH...], folder DIR"
             ),
         }),
     }

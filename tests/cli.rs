@@ -249,7 +249,12 @@ fn train_runs_checkpoints_and_resumes() {
     let (ok, _, err) = vgg(&[&args[..], &["--epochs", "1"]].concat());
     assert!(ok, "{err}");
     assert!(err.contains("held-out accuracy"), "{err}");
-    for f in ["checkpoint.safetensors", "metrics.csv", "model.safetensors"] {
+    for f in [
+        "checkpoint.safetensors",
+        "metrics.csv",
+        "model.safetensors",
+        "metrics.svg",
+    ] {
         assert!(dir.join(f).exists(), "{f}");
     }
     let (ok, _, err) = vgg(&[&args[..], &["--epochs", "2", "--resume"]].concat());

@@ -77,7 +77,7 @@ fn three_sgd_steps_match_the_reference() {
             if !name.contains("running") {
                 let init = w.get(name).unwrap();
                 let moved = compare(&want.data, &init.data);
-                assert!(moved.rel_l2 > 1e-4, "{name} barely moved: {moved}");
+                assert!(moved.rel_l2 > 1e-7, "{name} did not move: {moved}");
             }
             let got = gw.get(name).unwrap_or_else(|| panic!("no {name}"));
             let d = compare(&got.data, &want.data);
@@ -95,7 +95,12 @@ fn three_sgd_steps_match_the_reference() {
                 "[{}] bn={bn} accumulate={accumulate} {name}: weights {d}; updates {dd}",
                 gpu().info().name
             );
-            assert!(dd.passes(1e-3), "{name} updates: {dd}");
+            // Where an update is tiny against its weight, a few ulps of the weight bound it.
+            let ulp = f32::EPSILON as f64 * init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            assert!(
+                dd.passes(1e-3) || dd.max_abs <= 4.0 * ulp,
+                "{name} updates: {dd}"
+            );
         }
     }
 }
@@ -164,6 +169,8 @@ fn resuming_from_a_checkpoint_continues_exactly() {
             ..Default::default()
         },
         out: Some(out),
+        augment: true,
+        augment_pad: 2,
     };
     let (a, b) = (dir("a"), dir("b"));
     let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
@@ -212,4 +219,31 @@ fn resuming_from_a_checkpoint_continues_exactly() {
     assert_eq!(wa, wb, "the same weights after the same epochs");
     let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+}
+
+#[test]
+fn an_image_folder_loads_by_class() {
+    let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+    let dir = std::env::temp_dir().join(format!("vgg-folder-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (class, files) in [
+        ("cats", &["chelsea.png"][..]),
+        ("things", &["astronaut.jpg", "coffee_rgba.png"][..]),
+    ] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for f in files {
+            std::fs::copy(fx.join(f), dir.join(class).join(f)).unwrap();
+        }
+    }
+    let (d, names) = vgg_wgpu::io::datasets::folder(&dir, 3, 32).unwrap();
+    assert_eq!(names, ["cats", "things"]);
+    assert_eq!((d.len(), d.dims, d.classes), (3, (3, 32, 32), 2));
+    assert_eq!(d.labels, [0, 1, 1]);
+    assert!(d.images.iter().all(|v| (0.0..=1.0).contains(v)));
+    let (g, _) = vgg_wgpu::io::datasets::folder(&dir, 1, 16).unwrap();
+    assert_eq!(g.dims, (1, 16, 16));
+    assert!(
+        vgg_wgpu::io::datasets::folder(&fx, 3, 32).is_err(),
+        "no class subdirectories"
+    );
 }

@@ -310,3 +310,121 @@ mod tests {
         assert!(e.contains("line 1") && e.contains("785 expected"), "{e}");
     }
 }
+
+/// An image folder: one subdirectory per class (classes in name order), JPEG and PNG files
+/// inside, each resized (shorter side) and center-cropped to `side` x `side`, scaled to
+/// [0, 1]; one channel (the mean of R, G and B) when `channels` is 1. Returns the data and
+/// the class names.
+pub fn folder(dir: &Path, channels: usize, side: u32) -> Result<(Dataset, Vec<String>)> {
+    use super::image::{load_rgb, Preprocess};
+    let mut classes: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    classes.sort();
+    if classes.is_empty() || !(channels == 1 || channels == 3) {
+        return Err(file_err(
+            dir,
+            "expected one subdirectory of images per class (and a 1- or 3-channel model)",
+        ));
+    }
+    let pre = Preprocess {
+        resize: side,
+        crop: Some(side),
+        ..Preprocess::default()
+    };
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for (label, (_, path)) in classes.iter().enumerate() {
+        for file in crate::infer::collect_images(std::slice::from_ref(path))? {
+            let img = pre.geometry(&load_rgb(&file)?)?;
+            let px = img.as_raw();
+            let plane = (side * side) as usize;
+            if channels == 3 {
+                for c in 0..3 {
+                    images.extend((0..plane).map(|p| px[p * 3 + c] as f32 / 255.0));
+                }
+            } else {
+                images.extend((0..plane).map(|p| {
+                    (px[p * 3] as f32 + px[p * 3 + 1] as f32 + px[p * 3 + 2] as f32) / 765.0
+                }));
+            }
+            labels.push(label as u32);
+        }
+    }
+    if labels.is_empty() {
+        return Err(file_err(dir, "no images in the class subdirectories"));
+    }
+    let d = Dataset {
+        images,
+        labels,
+        dims: (channels, side as usize, side as usize),
+        classes: classes.len(),
+    };
+    Ok((d, classes.into_iter().map(|c| c.0).collect()))
+}
+
+/// The paper's augmentation for image data, in place on one [c, h, w] image: a horizontal
+/// flip with probability 1/2, then a random crop of the image padded by `pad` zeros on
+/// each side (the image keeps its size). `r` supplies the randomness.
+pub fn augment(
+    img: &mut [f32],
+    (c, h, w): (usize, usize, usize),
+    pad: usize,
+    r: &mut impl rand::Rng,
+) {
+    if r.random_bool(0.5) {
+        for row in img.chunks_mut(w) {
+            row.reverse();
+        }
+    }
+    if pad == 0 {
+        return;
+    }
+    let (dy, dx) = (r.random_range(0..=2 * pad), r.random_range(0..=2 * pad));
+    let src = img.to_vec();
+    for ch in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                let (sy, sx) = (y + dy, x + dx);
+                let inside = sy >= pad && sy < h + pad && sx >= pad && sx < w + pad;
+                img[(ch * h + y) * w + x] = if inside {
+                    src[(ch * h + sy - pad) * w + sx - pad]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod augment_tests {
+    use rand::SeedableRng;
+
+    #[test]
+    fn augmentation_flips_and_shifts_within_the_padding() {
+        let (c, h, w) = (2, 3, 4);
+        let orig: Vec<f32> = (0..c * h * w).map(|v| v as f32 + 1.0).collect();
+        let mut flips = 0;
+        for s in 0..40 {
+            let mut img = orig.clone();
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+            super::augment(&mut img, (c, h, w), 1, &mut r);
+            // Every value is 0 (padding) or one of the original row's values.
+            for (ch, row) in img.chunks(w).enumerate() {
+                let src = &orig[(ch / h * h) * w..(ch / h * h + h) * w];
+                assert!(row.iter().all(|v| *v == 0.0 || src.contains(v)));
+            }
+            let mut no_pad = orig.clone();
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(s);
+            super::augment(&mut no_pad, (c, h, w), 0, &mut r);
+            if no_pad != orig {
+                flips += 1;
+                assert_eq!(no_pad[0], orig[w - 1]);
+            }
+        }
+        assert!((10..30).contains(&flips), "{flips} flips of 40");
+    }
+}

@@ -61,6 +61,10 @@ pub struct FitOptions {
     pub train: TrainOptions,
     /// Where checkpoints (`checkpoint.safetensors`) and `metrics.csv` go.
     pub out: Option<PathBuf>,
+    /// Random horizontal flips and crops from a `augment_pad`-pixel zero padding (image
+    /// data; not digits).
+    pub augment: bool,
+    pub augment_pad: usize,
 }
 
 /// One epoch's record.
@@ -200,8 +204,17 @@ pub fn fit(
         for s in 0..steps_per_epoch {
             let idx = &order[s * per_step..(s + 1) * per_step];
             let mut data = Vec::with_capacity(per_step * img);
+            // Seeded by (seed, epoch, step): a resumed run draws the same augmentations.
+            let mut aug = rand_chacha::ChaCha8Rng::seed_from_u64(
+                o.train.seed ^ ((epoch * steps_per_epoch + s) as u64).wrapping_mul(0x85EB_CA6B),
+            );
             for &i in idx {
+                let start = data.len();
                 data.extend_from_slice(train.image(i));
+                if o.augment {
+                    let pad = o.augment_pad;
+                    crate::io::datasets::augment(&mut data[start..], train.dims, pad, &mut aug);
+                }
             }
             let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i]).collect();
             let x = Tensor::new(vec![per_step, c, h, w], data)?;
@@ -284,4 +297,68 @@ fn append_metrics(path: &Path, r: &EpochStats) -> Result<()> {
     ));
     f.write_all(text.as_bytes())
         .map_err(|e| crate::io::file_err(path, format!("cannot write: {e}")))
+}
+
+/// Loss and accuracies per epoch from a `metrics.csv`, drawn as an SVG (loss above,
+/// training and held-out accuracy below).
+pub fn plot_metrics(csv: &Path, svg: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let text = std::fs::read_to_string(csv)
+        .map_err(|e| crate::io::file_err(csv, format!("cannot read: {e}")))?;
+    let rows: Vec<Vec<f64>> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').map(|v| v.parse().ok()).collect())
+        .collect();
+    if rows.is_empty() {
+        return Err(crate::io::file_err(csv, "no epochs to plot"));
+    }
+    let err = |e: &dyn std::fmt::Display| crate::io::file_err(svg, format!("cannot plot: {e}"));
+    let last = rows.len() as f64 + 0.5;
+    let max_loss = rows.iter().map(|r| r[2]).fold(0.0, f64::max) * 1.1 + 1e-9;
+    let root = SVGBackend::new(svg, (800, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (top, bottom) = root.split_vertically(300);
+    let mut c = ChartBuilder::on(&top)
+        .caption("training loss per epoch", ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.5..last, 0.0..max_loss)
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("epoch")
+        .draw()
+        .map_err(|e| err(&e))?;
+    c.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r[0], r[2])),
+        RED.stroke_width(2),
+    ))
+    .map_err(|e| err(&e))?;
+    let mut c = ChartBuilder::on(&bottom)
+        .caption(
+            "accuracy: training (blue), held-out (green)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.5..last, 0.0..1.0)
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("epoch")
+        .draw()
+        .map_err(|e| err(&e))?;
+    c.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r[0], r[3])),
+        BLUE.stroke_width(2),
+    ))
+    .map_err(|e| err(&e))?;
+    c.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r[0], r[4])),
+        GREEN.stroke_width(2),
+    ))
+    .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
 }
