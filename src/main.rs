@@ -164,6 +164,12 @@ enum Command {
         /// List the built-in models and exit
         #[arg(long)]
         list: bool,
+        /// Also print the training memory plan at this batch (micro-batch) size
+        #[arg(long)]
+        train: bool,
+        /// Micro-batches per step, for --train
+        #[arg(long, default_value_t = 1)]
+        accumulate: usize,
         #[command(flatten)]
         gpu: AdapterArgs,
     },
@@ -363,6 +369,8 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             model,
             batch,
             list,
+            train,
+            accumulate,
             gpu,
         } => {
             if list {
@@ -371,7 +379,39 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            summary(&model.build()?, batch, &gpu.options())?;
+            let model = model.build()?;
+            summary(&model, batch, &gpu.options())?;
+            if train {
+                let opts = vgg_wgpu::train::TrainOptions {
+                    batch,
+                    accumulate: accumulate.max(1),
+                    ..Default::default()
+                };
+                let tune = match Gpu::new(&gpu.options()) {
+                    Ok(g) => ConvTune::default_for(&g),
+                    Err(_) => ConvTune {
+                        variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
+                        wg: 64,
+                        tm: 8,
+                    },
+                };
+                let plan = vgg_wgpu::train::memory_plan(&model, &opts, tune);
+                println!(
+                    "training memory plan at micro-batch {batch} x {} (every activation kept \
+                     for the backward pass):",
+                    opts.accumulate
+                );
+                for (what, b) in &plan {
+                    println!("  {what:<52} {:>12}", fmt_bytes(*b));
+                }
+                let total: u64 = plan.iter().map(|p| p.1).sum();
+                println!(
+                    "  {:<52} {:>12} ({} bytes)",
+                    "total",
+                    fmt_bytes(total),
+                    thousands(total)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Infer {

@@ -91,6 +91,12 @@ fn summary_totals_match_the_published_ones() {
         !ok && err.starts_with("error: ") && err.contains("too small"),
         "{err}"
     );
+    let (ok, out, err) = vgg(&["summary", "--model", "vgg11_bn", "--train", "--batch", "4"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("training memory plan at micro-batch 4") && out.contains("activations kept"),
+        "{out}"
+    );
     let (ok, out, _) = vgg(&["summary", "--list"]);
     assert!(
         ok && out.contains("vgg11_lrn") && out.contains("vgg19_bn"),

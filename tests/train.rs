@@ -247,3 +247,25 @@ fn an_image_folder_loads_by_class() {
         "no class subdirectories"
     );
 }
+
+#[test]
+fn the_training_memory_plan_is_what_the_trainer_allocates() {
+    for bn in [false, true] {
+        let m = model(bn);
+        let w = Weights::init(&m, Init::Kaiming, 1);
+        let opts = TrainOptions {
+            batch: 6,
+            accumulate: 3,
+            ..Default::default()
+        };
+        let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+        let tune = vgg_wgpu::kernels::conv::ConvTune::default_for(gpu());
+        let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, tune)
+            .iter()
+            .map(|p| p.1)
+            .sum();
+        // The readback buffer is the only allocation the plan leaves out.
+        let readback = (2 * 6 * 3 * 4) as u64;
+        assert_eq!(plan + readback, t.allocated_bytes(), "bn={bn}");
+    }
+}

@@ -726,3 +726,68 @@ pub fn demo_weights() -> Result<Weights> {
     let what = std::path::Path::new("bundled mnist_vgg.safetensors");
     crate::io::weights::load_weights_bytes(BYTES, what, &mnist_model()?)
 }
+
+/// The GPU memory a [`Trainer`] allocates for `model` at these options, by kind, without a
+/// device: what `vgg summary --train` prints.
+pub fn memory_plan(model: &Model, opts: &TrainOptions, tune: ConvTune) -> Vec<(&'static str, u64)> {
+    let (n, acc) = (opts.batch, opts.accumulate);
+    let [c, h, w] = model.input_dims();
+    let (mut params, mut packed, mut acts, mut small, mut max_act) =
+        (0u64, 0u64, 0u64, 0u64, 1usize);
+    let b = |e: usize| bytes(e);
+    for l in model.layers() {
+        let out = n * l.output_len();
+        max_act = max_act.max(l.output_len());
+        match l.op {
+            Op::Conv { c_in, c_out, k } => {
+                params += 3 * (b(c_out * c_in * k * k) + b(c_out));
+                let (wl, bl) = tune.packed_elems(c_in, c_out, k);
+                packed += b(wl) + b(bl);
+                acts += b(out);
+            }
+            Op::BatchNorm { c: ch } => {
+                params += 3 * 2 * b(ch);
+                small += 2 * b(ch) + 2 * b(2 * ch);
+                acts += b(out);
+            }
+            Op::Relu => {
+                let ch = if l.flat() { l.output[0] } else { l.input[0] };
+                small += 2 * b(ch);
+                acts += b(out);
+            }
+            Op::Lrn(_) => acts += b(out),
+            Op::MaxPool => acts += 2 * b(out),
+            Op::Linear { k, n: no } => {
+                params += 3 * (b(no * k) + b(no));
+                acts += b(out);
+            }
+            Op::Dropout { p } if opts.dropout && p > 0.0 => {
+                small += b(acc) + b(1);
+                acts += b(out);
+            }
+            _ => {}
+        }
+    }
+    let io = b(n * c * h * w)
+        + b(n)
+        + b(2 * n)
+        + b(acc * n * c * h * w)
+        + b(acc * n)
+        + b(acc * 2 * n)
+        + b(3);
+    vec![
+        ("weights, gradients and momentum", params),
+        ("conv weights packed for the forward kernels", packed),
+        ("activations kept for the backward pass", acts),
+        ("gradient ping-pong buffers", 2 * b(n * max_act)),
+        ("batch norm statistics, ReLU and dropout constants", small),
+        ("inputs, labels and losses of the step", io),
+    ]
+}
+
+impl Trainer<'_> {
+    /// Bytes of every GPU buffer this trainer holds (the readback buffer included).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.bufs.iter().map(|b| b.size()).sum::<u64>() + self.readback.size()
+    }
+}
