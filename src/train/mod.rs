@@ -13,7 +13,7 @@ use crate::kernels::backward::{self as bk, GradOp};
 use crate::kernels::{
     affine::ChannelAffine,
     conv::{Conv2d, ConvShape, ConvTune},
-    linear::{Linear, LinearShape},
+    linear::{row_chunks, Linear, LinearShape},
     lrn::Lrn,
     maxpool::MaxPool,
 };
@@ -33,6 +33,9 @@ pub struct TrainOptions {
     pub dropout: bool,
     /// Seed of the dropout masks (mixed with the step number).
     pub seed: u64,
+    /// Split FC weights as if one binding held at most this many bytes (tests use it to
+    /// exercise the split on small layers); the adapter's limit otherwise.
+    pub max_binding: Option<u64>,
 }
 
 impl Default for TrainOptions {
@@ -44,6 +47,7 @@ impl Default for TrainOptions {
             weight_decay: 5e-4,
             dropout: true,
             seed: 0,
+            max_binding: None,
         }
     }
 }
@@ -74,10 +78,22 @@ impl K {
 /// A trainable tensor: weights, gradient and momentum buffers, by torchvision name.
 struct Param {
     name: String,
+    /// The whole tensor's shape; a weight split over bindings has one `Param` per row
+    /// chunk, with `rows` saying which.
     shape: Vec<usize>,
+    rows: Option<(usize, usize)>,
     w: usize,
     g: usize,
     v: usize,
+}
+
+impl Param {
+    fn len(&self) -> usize {
+        match self.rows {
+            Some((_, rows)) => rows * self.shape[1],
+            None => self.shape.iter().product(),
+        }
+    }
 }
 
 /// What one step reports.
@@ -173,13 +189,29 @@ impl<'g> Trainer<'g> {
     }
 
     fn param(&mut self, weights: &Weights, name: &str, shape: &[usize]) -> Result<usize> {
+        self.param_rows(weights, name, shape, None)
+    }
+
+    /// A trainable tensor, or rows `row0 .. row0 + rows` of a [rows, cols] one.
+    fn param_rows(
+        &mut self,
+        weights: &Weights,
+        name: &str,
+        shape: &[usize],
+        rows: Option<(usize, usize)>,
+    ) -> Result<usize> {
         let t = weights.expect(name, shape)?;
-        let w = self.upload(name, &t.data)?;
-        let g = self.alloc("grad", t.len())?;
-        let v = self.upload("momentum", &vec![0.0; t.len()])?;
+        let data = match rows {
+            Some((r0, n)) => &t.data[r0 * shape[1]..(r0 + n) * shape[1]],
+            None => &t.data[..],
+        };
+        let w = self.upload(name, data)?;
+        let g = self.alloc("grad", data.len())?;
+        let v = self.upload("momentum", &vec![0.0; data.len()])?;
         self.params.push(Param {
             name: name.into(),
             shape: shape.to_vec(),
+            rows,
             w,
             g,
             v,
@@ -289,17 +321,20 @@ impl<'g> Trainer<'g> {
                 }
                 Op::Flatten => {}
                 Op::Linear { k, n: n_out } => {
-                    if (n_out * k * 4) as u64 > gpu.max_binding_bytes() {
-                        return Err(Error::Limit(format!(
-                            "training keeps {} in one binding, and {n_out}x{k} f32 passes the \
-                             adapter's limit of {} bytes",
-                            l.name,
-                            gpu.max_binding_bytes()
-                        )));
+                    let max = self.opts.max_binding.unwrap_or(u64::MAX);
+                    let chunks = row_chunks(gpu, k, n_out, max, crate::gpu::Precision::F32)?;
+                    let name = format!("{}.weight", l.key);
+                    let mut ps = Vec::new();
+                    if chunks.len() == 1 {
+                        ps.push(self.param(weights, &name, &[n_out, k])?);
+                    } else {
+                        for &rows in &chunks {
+                            ps.push(self.param_rows(weights, &name, &[n_out, k], Some(rows))?);
+                        }
                     }
-                    let pw = self.param(weights, &format!("{}.weight", l.key), &[n_out, k])?;
-                    let pb = self.param(weights, &format!("{}.bias", l.key), &[n_out])?;
-                    s.params = vec![pw, pb];
+                    ps.push(self.param(weights, &format!("{}.bias", l.key), &[n_out])?);
+                    s.params = ps;
+                    s.rows = chunks;
                     cur = self.alloc("activation", out_len)?;
                 }
                 Op::Dropout { p } => {
@@ -385,18 +420,21 @@ impl<'g> Trainer<'g> {
                     Op::AdaptiveAvgPool { .. } | Op::Flatten => {}
                     Op::Linear { k, n: n_out } => {
                         let shape = LinearShape { m: n, k, n_out };
-                        let (pw, pb) = (
-                            &self.params[saved[i].params[0]],
-                            &self.params[saved[i].params[1]],
-                        );
-                        let (w_id, dw, db) = (pw.w, pw.g, pb.g);
-                        let op = bk::linear_dw(gpu, shape, 0, n_out, accumulate)?;
-                        merged.push(self.grad_op(op, &[x, g_cur, dw])?);
+                        let ps = &saved[i].params;
+                        let db = self.params[ps[ps.len() - 1]].g;
+                        for (j, &(row0, rows)) in saved[i].rows.iter().enumerate() {
+                            let (w_id, dw) = (self.params[ps[j]].w, self.params[ps[j]].g);
+                            let op = bk::linear_dw(gpu, shape, row0, rows, accumulate)?;
+                            merged.push(self.grad_op(op, &[x, g_cur, dw])?);
+                            if needs_dx {
+                                // Every chunk adds its rows' share of dx.
+                                let op = bk::linear_dx(gpu, shape, row0, rows, j > 0)?;
+                                merged.push(self.grad_op(op, &[w_id, g_cur, other])?);
+                            }
+                        }
                         let op = bk::channel_sum(gpu, n, n_out, 1, accumulate)?;
                         merged.push(self.grad_op(op, &[g_cur, db])?);
                         if needs_dx {
-                            let op = bk::linear_dx(gpu, shape, 0, n_out, false)?;
-                            merged.push(self.grad_op(op, &[w_id, g_cur, other])?);
                             std::mem::swap(&mut g_cur, &mut other);
                         }
                     }
@@ -417,8 +455,7 @@ impl<'g> Trainer<'g> {
         }
         for i in 0..self.params.len() {
             let p = &self.params[i];
-            let len: usize = p.shape.iter().product();
-            let op = bk::sgd(gpu, len)?;
+            let op = bk::sgd(gpu, p.len())?;
             let ids = [p.w, p.g, p.v, self.hyper];
             let k = self.grad_op(op, &ids)?;
             self.sgd.push(k);
@@ -502,10 +539,15 @@ impl<'g> Trainer<'g> {
                 }
                 Op::Linear { k, n: n_out } => {
                     let shape = LinearShape { m: n, k, n_out };
-                    let lin = Linear::new(gpu, shape, false)?;
+                    let max = self.opts.max_binding.unwrap_or(u64::MAX);
+                    let lin = Linear::with_binding_limit(gpu, shape, false, max)?;
+                    let ps = &saved[i].params;
                     let params = crate::kernels::linear::LinearParams {
-                        chunks: vec![self.bufs[self.params[saved[i].params[0]].w].clone()],
-                        bias: self.bufs[self.params[saved[i].params[1]].w].clone(),
+                        chunks: ps[..ps.len() - 1]
+                            .iter()
+                            .map(|&p| self.bufs[self.params[p].w].clone())
+                            .collect(),
+                        bias: self.bufs[self.params[ps[ps.len() - 1]].w].clone(),
                     };
                     let bgs = lin.bind(gpu, &self.bufs[x], &params, &self.bufs[y])?;
                     Some(vec![K::Linear(lin, bgs)])
@@ -656,14 +698,28 @@ impl<'g> Trainer<'g> {
         self.step
     }
 
-    /// The current weights (and batch-norm running statistics), read back.
-    pub fn weights(&self) -> Result<Weights> {
+    /// Every parameter's buffer `pick` (weights or momentum) read back and, for weights
+    /// split over bindings, reassembled.
+    fn gather(&self, pick: impl Fn(&Param) -> usize) -> Result<Weights> {
         let mut w = Weights::new();
         for p in &self.params {
-            let len = p.shape.iter().product();
-            let data = self.gpu.read::<f32>(&self.bufs[p.w], len)?;
-            w.insert(&p.name, Tensor::new(p.shape.clone(), data)?);
+            let data = self.gpu.read::<f32>(&self.bufs[pick(p)], p.len())?;
+            match (p.rows, w.get_mut(&p.name)) {
+                (Some((r0, _)), Some(t)) if r0 > 0 => t.data.extend(data),
+                _ => w.insert(&p.name, Tensor::new(vec![p.len()], data)?),
+            }
         }
+        for p in &self.params {
+            if let Some(t) = w.get_mut(&p.name) {
+                t.shape = p.shape.clone();
+            }
+        }
+        Ok(w)
+    }
+
+    /// The current weights (and batch-norm running statistics), read back.
+    pub fn weights(&self) -> Result<Weights> {
+        let mut w = self.gather(|p| p.w)?;
         for (name, id, len) in &self.running {
             let data = self.gpu.read::<f32>(&self.bufs[*id], *len)?;
             w.insert(name, Tensor::new(vec![*len], data)?);
@@ -673,20 +729,18 @@ impl<'g> Trainer<'g> {
 
     /// The momentum buffers, by parameter name (for checkpoints).
     pub fn momentum(&self) -> Result<Weights> {
-        let mut w = Weights::new();
-        for p in &self.params {
-            let len = p.shape.iter().product();
-            let data = self.gpu.read::<f32>(&self.bufs[p.v], len)?;
-            w.insert(&p.name, Tensor::new(p.shape.clone(), data)?);
-        }
-        Ok(w)
+        self.gather(|p| p.v)
     }
 
     /// Restores momentum buffers saved with [`Trainer::momentum`] and the step count.
     pub fn set_momentum(&mut self, m: &Weights, steps: u64) -> Result<()> {
         for p in &self.params {
             let t = m.expect(&p.name, &p.shape)?;
-            self.gpu.write(&self.bufs[p.v], &t.data);
+            let data = match p.rows {
+                Some((r0, rows)) => &t.data[r0 * p.shape[1]..(r0 + rows) * p.shape[1]],
+                None => &t.data[..],
+            };
+            self.gpu.write(&self.bufs[p.v], data);
         }
         self.step = steps;
         Ok(())
@@ -702,6 +756,8 @@ struct LayerSaved {
     extra: Vec<usize>,
     shape: Option<ConvShape>,
     dropout: Option<f32>,
+    /// FC: the weight's row chunks (one per binding).
+    rows: Vec<(usize, usize)>,
 }
 
 /// The demo's network: a small VGG for 28x28 digits (three blocks of 3x3 convs and max
