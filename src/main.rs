@@ -309,8 +309,9 @@ enum Command {
         /// ($VGG_TUNING_FILE, else ~/.cache/vgg-wgpu/tuning.json)
         #[arg(long)]
         tune: bool,
-        /// Whole networks to run end to end, comma-separated, or "none"
-        /// [default: vgg11,vgg16,vgg19; quick: the --model]
+        /// Whole networks to run end to end, comma-separated, or "none" (which also skips
+        /// the training step) [default: vgg11,vgg16,vgg19 and a vgg11 training step; quick:
+        /// the --model]
         #[arg(long)]
         networks: Option<String>,
         /// The large batch of the end-to-end runs (the other is 1) [default: 8, quick: 2]
@@ -612,6 +613,7 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             }
             if let Some(list) = networks {
                 o.networks = if list.trim() == "none" {
+                    o.training.clear();
                     Vec::new()
                 } else {
                     list.split(',')

@@ -172,6 +172,7 @@ fn bench_quick_json_has_every_field() {
         }
     }
     let nets = r["networks"].as_array().unwrap();
+    assert!(nets.iter().any(|n| n["mode"] == "training"), "{nets:?}");
     assert!(
         nets.iter().any(|n| n["batch"] == 1) && nets.len() >= 2,
         "{nets:?}"

@@ -25,6 +25,9 @@ pub struct Options {
     /// Whole networks: these models at batch 1 and at `e2e_batch`.
     pub networks: Vec<Model>,
     pub e2e_batch: usize,
+    /// Training steps (forward, backward, SGD; dropout on) of these models at `train_batch`.
+    pub training: Vec<Model>,
+    pub train_batch: usize,
 }
 
 /// One distinct shape of an op, with the layers that have it.
@@ -303,11 +306,14 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             networks.push(n);
         }
     }
-    notes.push(
-        "training step: not measured yet (the engine's backward pass and optimizer are still \
-         to come)"
-            .into(),
-    );
+    for net in &o.training {
+        let n = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3))?;
+        progress(&format!(
+            "{} training step at batch {}: {:.1} ms, {:.2} images/s",
+            n.model, n.batch, n.ms_per_batch, n.images_per_second
+        ));
+        networks.push(n);
+    }
     let [c, h, w] = m.input_dims();
     Ok(Report {
         schema: report::SCHEMA.into(),
@@ -351,21 +357,53 @@ fn network(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<Networ
     })
 }
 
+/// One training step end to end (upload of the batch, forward, loss, backward, SGD,
+/// readback of the losses): the median of `runs` steps after a first one.
+fn training_step(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<Network> {
+    let weights = Weights::init(model, Init::Kaiming, 0);
+    let opts = crate::train::TrainOptions {
+        batch,
+        ..Default::default()
+    };
+    let mut t = crate::train::Trainer::new(gpu, model, &weights, opts)?;
+    drop(weights);
+    let [c, h, w] = model.input_dims();
+    let x = Tensor::new(
+        vec![batch, c, h, w],
+        crate::check::TensorRng::new(2).uniform(batch * c * h * w),
+    )?;
+    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes()) as u32).collect();
+    t.step(&x, &labels, 0.01)?;
+    let tm = time_wall(runs, || t.step(&x, &labels, 0.01))?;
+    Ok(Network {
+        model: model.name().into(),
+        mode: "training".into(),
+        batch,
+        input: format!("{c}x{h}x{w}"),
+        ms_per_batch: tm.median_s * 1e3,
+        images_per_second: batch as f64 / tm.median_s,
+        runs: tm.runs,
+    })
+}
+
 /// The default options: VGG16's shapes at 224x224, batch 1, 10 runs, the CPU reference,
-/// vgg11/16/19 end to end at batch 1 and 8. `quick` shrinks all of it to finish within a
-/// minute on a CPU driver: 32x32 input, 3 runs, default variants, one network.
+/// vgg11/16/19 end to end at batch 1 and 8, and a vgg11 training step at batch 2. `quick`
+/// shrinks all of it to finish within a minute on a CPU driver: 32x32 input, 3 runs,
+/// default variants, one network.
 pub fn default_options(model: Model, quick: bool) -> Result<Options> {
     let runs = if quick { 3 } else { 10 };
-    let (model, networks) = if quick {
+    let (model, networks, training) = if quick {
         let m = if model.config().input == (224, 224) {
             model.with_input(model.config().in_channels, 32, 32)?
         } else {
             model
         };
-        (m.clone(), vec![m])
+        // Training has no backward for an upsampling average pool (1x1 to 7x7 at 32x32).
+        let t = m.with_avgpool(None)?;
+        (m.clone(), vec![m], vec![t])
     } else {
         let nets = vec![Model::vgg11(), Model::vgg16(), Model::vgg19()];
-        (model, nets)
+        (model, nets, vec![Model::vgg11()])
     };
     Ok(Options {
         model,
@@ -376,5 +414,7 @@ pub fn default_options(model: Model, quick: bool) -> Result<Options> {
         tune: false,
         networks,
         e2e_batch: if quick { 2 } else { 8 },
+        training,
+        train_batch: 2,
     })
 }
