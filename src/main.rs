@@ -565,10 +565,13 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
             )?;
             let path = out.join("model.safetensors");
             weights.save(&path)?;
+            let (csv, svg) = (out.join("metrics.csv"), out.join("metrics.svg"));
+            vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
             eprintln!(
-                "wrote {} (metrics in {})",
+                "wrote {} (metrics in {}, plotted in {})",
                 path.display(),
-                out.join("metrics.csv").display()
+                csv.display(),
+                svg.display()
             );
             Ok(ExitCode::SUCCESS)
         }
