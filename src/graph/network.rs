@@ -13,6 +13,7 @@ use crate::kernels::linear::{row_chunks, Linear, LinearParams, LinearShape};
 use crate::kernels::lrn::Lrn;
 use crate::kernels::maxpool::MaxPool;
 use crate::kernels::softmax::Softmax;
+use crate::kernels::Bound;
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 use std::collections::BTreeMap;
 
@@ -33,33 +34,6 @@ pub struct NetworkOptions {
     pub precision: Precision,
 }
 
-/// One dispatchable op with its bind groups.
-enum Kernel {
-    Conv(Conv2d, wgpu::BindGroup),
-    Pool(MaxPool, wgpu::BindGroup),
-    Lrn(Lrn, wgpu::BindGroup),
-    Affine(ChannelAffine, wgpu::BindGroup),
-    AvgPool(AdaptiveAvgPool, wgpu::BindGroup),
-    Linear(Linear, Vec<wgpu::BindGroup>),
-    Softmax(Softmax, wgpu::BindGroup),
-    Im2col(Im2col, wgpu::BindGroup),
-}
-
-impl Kernel {
-    fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
-        match self {
-            Kernel::Conv(k, bg) => k.encode(gpu, pass, bg),
-            Kernel::Pool(k, bg) => k.encode(gpu, pass, bg),
-            Kernel::Lrn(k, bg) => k.encode(gpu, pass, bg),
-            Kernel::Affine(k, bg) => k.encode(gpu, pass, bg),
-            Kernel::AvgPool(k, bg) => k.encode(gpu, pass, bg),
-            Kernel::Linear(k, bgs) => k.encode(gpu, pass, bgs),
-            Kernel::Softmax(k, bg) => k.encode(gpu, pass, bg),
-            Kernel::Im2col(k, bg) => k.encode(gpu, pass, bg),
-        }
-    }
-}
-
 /// A plan made real: buffers, kernels per (stage, chunk size), and the readback buffer.
 struct Prepared {
     batch: usize,
@@ -70,7 +44,7 @@ struct Prepared {
     slots: Vec<wgpu::Buffer>,
     readback: wgpu::Buffer,
     /// Per stage: the kernels for each chunk size the stage runs at.
-    programs: Vec<BTreeMap<usize, Vec<Kernel>>>,
+    programs: Vec<BTreeMap<usize, Vec<Bound>>>,
     /// Ones and zeros for ReLUs run as a channel affine map, kept alive here.
     _identity: Vec<wgpu::Buffer>,
 }
@@ -430,7 +404,7 @@ impl<'g> Network<'g> {
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
         identity: &mut Vec<wgpu::Buffer>,
-    ) -> Result<Kernel> {
+    ) -> Result<Bound> {
         let gpu = self.gpu;
         let [c, h, w] = graph.tensors[input].dims;
         let dims = (n, c, h, w);
@@ -444,7 +418,7 @@ impl<'g> Network<'g> {
                 let (tune, params) = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
                 let conv = Conv2d::with_precision(gpu, shape, relu, *tune, self.precision)?;
                 let bg = conv.bind(gpu, x, params, y)?;
-                Kernel::Conv(conv, bg)
+                Bound::Conv(conv, bg)
             }
             NodeOp::Relu => {
                 let scale = gpu.upload_as("relu scale", &vec![1.0f32; c], self.precision)?;
@@ -452,7 +426,7 @@ impl<'g> Network<'g> {
                 let k = ChannelAffine::with_precision(gpu, dims, true, self.precision)?;
                 let bg = k.bind(gpu, x, &scale, &shift, y)?;
                 identity.extend([scale, shift]);
-                Kernel::Affine(k, bg)
+                Bound::Affine(k, bg)
             }
             NodeOp::Lrn { layer } => {
                 let Op::Lrn(p) = layers[layer].op else {
@@ -460,17 +434,17 @@ impl<'g> Network<'g> {
                 };
                 let k = Lrn::with_precision(gpu, dims, p, self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
-                Kernel::Lrn(k, bg)
+                Bound::Lrn(k, bg)
             }
             NodeOp::MaxPool => {
                 let k = MaxPool::with_precision(gpu, dims, false, self.precision)?;
                 let bg = k.bind(gpu, x, y, None)?;
-                Kernel::Pool(k, bg)
+                Bound::Pool(k, bg)
             }
             NodeOp::AvgPool { h: oh, w: ow } => {
                 let k = AdaptiveAvgPool::with_precision(gpu, dims, (oh, ow), self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
-                Kernel::AvgPool(k, bg)
+                Bound::AvgPool(k, bg)
             }
             NodeOp::Linear { layer, relu } => {
                 let Op::Linear { k, n: n_out } = layers[layer].op else {
@@ -487,17 +461,17 @@ impl<'g> Network<'g> {
                 let lin = Linear::with_options(gpu, shape, relu, max, self.precision)?;
                 let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
                 let bgs = lin.bind(gpu, x, params, y)?;
-                Kernel::Linear(lin, bgs)
+                Bound::Linear(lin, bgs)
             }
             NodeOp::Im2col { kh, kw } => {
                 let k = Im2col::with_precision(gpu, dims, (kh, kw), self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
-                Kernel::Im2col(k, bg)
+                Bound::Im2col(k, bg)
             }
             NodeOp::Softmax => {
                 let k = Softmax::with_precision(gpu, n, c * h * w, self.precision)?;
                 let bg = k.bind(gpu, x, y)?;
-                Kernel::Softmax(k, bg)
+                Bound::Softmax(k, bg)
             }
         })
     }

@@ -133,3 +133,33 @@ pub(crate) fn dispatch(
         pass.dispatch_workgroups(x, y, z);
     }
 }
+
+/// A compiled kernel with its bind groups, ready to encode: what the executor and the
+/// trainer record into their passes.
+pub enum Bound {
+    Conv(conv::Conv2d, wgpu::BindGroup),
+    Pool(maxpool::MaxPool, wgpu::BindGroup),
+    Lrn(lrn::Lrn, wgpu::BindGroup),
+    Affine(affine::ChannelAffine, wgpu::BindGroup),
+    AvgPool(adaptive_pool::AdaptiveAvgPool, wgpu::BindGroup),
+    Linear(linear::Linear, Vec<wgpu::BindGroup>),
+    Softmax(softmax::Softmax, wgpu::BindGroup),
+    Im2col(im2col::Im2col, wgpu::BindGroup),
+    Grad(backward::GradOp, wgpu::BindGroup),
+}
+
+impl Bound {
+    pub fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
+        match self {
+            Bound::Conv(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Pool(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Lrn(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Affine(k, bg) => k.encode(gpu, pass, bg),
+            Bound::AvgPool(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Linear(k, bgs) => k.encode(gpu, pass, bgs),
+            Bound::Softmax(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Im2col(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Grad(k, bg) => k.encode(gpu, pass, bg),
+        }
+    }
+}

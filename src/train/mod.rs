@@ -16,6 +16,7 @@ use crate::kernels::{
     linear::{row_chunks, Linear, LinearShape},
     lrn::Lrn,
     maxpool::MaxPool,
+    Bound,
 };
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 
@@ -48,29 +49,6 @@ impl Default for TrainOptions {
             dropout: true,
             seed: 0,
             max_binding: None,
-        }
-    }
-}
-
-/// One dispatch with its bindings.
-enum K {
-    Conv(Conv2d, wgpu::BindGroup),
-    Pool(MaxPool, wgpu::BindGroup),
-    Lrn(Lrn, wgpu::BindGroup),
-    Affine(ChannelAffine, wgpu::BindGroup),
-    Linear(Linear, Vec<wgpu::BindGroup>),
-    Grad(GradOp, wgpu::BindGroup),
-}
-
-impl K {
-    fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
-        match self {
-            K::Conv(k, b) => k.encode(gpu, pass, b),
-            K::Pool(k, b) => k.encode(gpu, pass, b),
-            K::Lrn(k, b) => k.encode(gpu, pass, b),
-            K::Affine(k, b) => k.encode(gpu, pass, b),
-            K::Linear(k, b) => k.encode(gpu, pass, b),
-            K::Grad(k, b) => k.encode(gpu, pass, b),
         }
     }
 }
@@ -116,12 +94,12 @@ pub struct Trainer<'g> {
     running: Vec<(String, usize, usize)>,
     /// Per step, before the micro-batches: bias copies (src, dst, bytes) then repacking.
     bias_copies: Vec<(usize, usize, u64)>,
-    pack: Vec<K>,
+    pack: Vec<Bound>,
     /// Per micro-batch: forward, loss and backward; the first micro-batch's backward
     /// writes gradients, the others add to them.
-    first: Vec<K>,
-    rest: Vec<K>,
-    sgd: Vec<K>,
+    first: Vec<Bound>,
+    rest: Vec<Bound>,
+    sgd: Vec<Bound>,
     input: usize,
     labels: usize,
     stats: usize,
@@ -219,10 +197,10 @@ impl<'g> Trainer<'g> {
         Ok(self.params.len() - 1)
     }
 
-    fn grad_op(&self, op: GradOp, ids: &[usize]) -> Result<K> {
+    fn grad_op(&self, op: GradOp, ids: &[usize]) -> Result<Bound> {
         let b: Vec<&wgpu::Buffer> = ids.iter().map(|&i| &self.bufs[i]).collect();
         let bg = op.bind(self.gpu, &b)?;
-        Ok(K::Grad(op, bg))
+        Ok(Bound::Grad(op, bg))
     }
 
     fn build(&mut self, weights: &Weights) -> Result<()> {
@@ -469,7 +447,7 @@ impl<'g> Trainer<'g> {
         saved: &[LayerSaved],
         act: &[usize],
         tune: ConvTune,
-    ) -> Result<Vec<K>> {
+    ) -> Result<Vec<Bound>> {
         let gpu = self.gpu;
         let n = self.opts.batch;
         let mut out = Vec::new();
@@ -478,7 +456,7 @@ impl<'g> Trainer<'g> {
             let y = act[i];
             let [c, h, w] = l.input;
             let dims = (n, c, h, w);
-            let ks: Option<Vec<K>> = match l.op {
+            let ks: Option<Vec<Bound>> = match l.op {
                 Op::Conv { .. } => {
                     let shape = saved[i]
                         .shape
@@ -489,7 +467,7 @@ impl<'g> Trainer<'g> {
                         bias: self.bufs[saved[i].extra[1]].clone(),
                     };
                     let bg = conv.bind(gpu, &self.bufs[x], &params, &self.bufs[y])?;
-                    Some(vec![K::Conv(conv, bg)])
+                    Some(vec![Bound::Conv(conv, bg)])
                 }
                 Op::BatchNorm { c: ch } => {
                     let hw = h * w;
@@ -520,12 +498,12 @@ impl<'g> Trainer<'g> {
                         (&self.bufs[saved[i].extra[0]], &self.bufs[saved[i].extra[1]]);
                     let k = ChannelAffine::new(gpu, (n, ch, hw, 1), true)?;
                     let bg = k.bind(gpu, &self.bufs[x], ones, zeros, &self.bufs[y])?;
-                    Some(vec![K::Affine(k, bg)])
+                    Some(vec![Bound::Affine(k, bg)])
                 }
                 Op::Lrn(p) => {
                     let k = Lrn::new(gpu, dims, p)?;
                     let bg = k.bind(gpu, &self.bufs[x], &self.bufs[y])?;
-                    Some(vec![K::Lrn(k, bg)])
+                    Some(vec![Bound::Lrn(k, bg)])
                 }
                 Op::MaxPool => {
                     let k = MaxPool::new(gpu, dims, true)?;
@@ -535,7 +513,7 @@ impl<'g> Trainer<'g> {
                         &self.bufs[y],
                         Some(&self.bufs[saved[i].extra[0]]),
                     )?;
-                    Some(vec![K::Pool(k, bg)])
+                    Some(vec![Bound::Pool(k, bg)])
                 }
                 Op::Linear { k, n: n_out } => {
                     let shape = LinearShape { m: n, k, n_out };
@@ -550,7 +528,7 @@ impl<'g> Trainer<'g> {
                         bias: self.bufs[self.params[ps[ps.len() - 1]].w].clone(),
                     };
                     let bgs = lin.bind(gpu, &self.bufs[x], &params, &self.bufs[y])?;
-                    Some(vec![K::Linear(lin, bgs)])
+                    Some(vec![Bound::Linear(lin, bgs)])
                 }
                 Op::Dropout { .. } => match saved[i].dropout {
                     Some(p) => {
@@ -682,7 +660,7 @@ impl<'g> Trainer<'g> {
         })
     }
 
-    fn pass(&self, enc: &mut wgpu::CommandEncoder, ks: &[K]) -> Result<()> {
+    fn pass(&self, enc: &mut wgpu::CommandEncoder, ks: &[Bound]) -> Result<()> {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("train"),
             timestamp_writes: None,
