@@ -1006,9 +1006,9 @@ fn demo(opts: &GpuOptions) -> vgg_wgpu::Result<ExitCode> {
     let gpu = Gpu::new(opts)?;
     println!("adapter: {}", gpu.describe());
     let t0 = std::time::Instant::now();
-    let acc = vgg_wgpu::train::fit::evaluate(&gpu, &model, &weights, &test)?;
-    let secs = t0.elapsed().as_secs_f64();
     let mut net = Network::new(&gpu, &model, &weights)?;
+    let acc = vgg_wgpu::train::fit::evaluate(&mut net, &test)?;
+    let secs = t0.elapsed().as_secs_f64();
     // Eight digits spread over the held-out set (it is in class order).
     let picks: Vec<usize> = (0..8).map(|i| i * 125 + 7).collect();
     let sample = test.select(&picks);

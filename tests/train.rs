@@ -143,7 +143,8 @@ fn evaluation_agrees_with_the_reference() {
     let m = vgg_wgpu::train::mnist_model().unwrap();
     let w = Weights::init(&m, Init::Kaiming, seed());
     let data = mnist_5k().unwrap().slice(0..40);
-    let acc = vgg_wgpu::train::fit::evaluate(gpu(), &m, &w, &data).unwrap();
+    let mut net = vgg_wgpu::Network::new(gpu(), &m, &w).unwrap();
+    let acc = vgg_wgpu::train::fit::evaluate(&mut net, &data).unwrap();
     let x = Tensor::new(vec![40, 1, 28, 28], data.images.clone()).unwrap();
     let logits = vgg_wgpu::reference::network::forward(&m, &w, &x, None).unwrap();
     let correct = (0..40)

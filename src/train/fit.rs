@@ -78,9 +78,8 @@ pub struct EpochStats {
     pub images_per_second: f64,
 }
 
-/// Accuracy of `weights` on `data`, on the GPU through the inference executor.
-pub fn evaluate(gpu: &Gpu, model: &Model, weights: &Weights, data: &Dataset) -> Result<f64> {
-    let mut net = Network::new(gpu, model, weights)?;
+/// Accuracy of a network on `data` (inference executor, batches of 250).
+pub fn evaluate(net: &mut Network<'_>, data: &Dataset) -> Result<f64> {
     let (c, h, w) = data.dims;
     let mut correct = 0;
     let chunk = 250;
@@ -226,7 +225,7 @@ pub fn fit(
         }
         let secs = t0.elapsed().as_secs_f64();
         let weights = trainer.weights()?;
-        let acc = evaluate(gpu, model, &weights, test)?;
+        let acc = evaluate(&mut Network::new(gpu, model, &weights)?, test)?;
         let rec = EpochStats {
             epoch: epoch + 1,
             lr,
