@@ -20,6 +20,8 @@ pub enum Error {
     Shape(String),
     /// The adapter's limits cannot hold a request, even split.
     Limit(String),
+    /// The adapter lacks something the engine cannot do without (compute shaders).
+    Unsupported(String),
     /// An error reported by wgpu (validation, out of memory) or the device was lost.
     Gpu { op: String, message: String },
     /// A file that cannot be read, decoded or written, or whose contents are wrong.
@@ -49,6 +51,7 @@ impl fmt::Display for Error {
             Error::RequestDevice(m) => write!(f, "the adapter refused the device request: {m}"),
             Error::Shape(m) => write!(f, "shape error: {m}"),
             Error::Limit(m) => write!(f, "adapter limit: {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported adapter: {m}"),
             Error::Gpu { op, message } => write!(f, "GPU error in {op}: {message}"),
             Error::File { path, message } => write!(f, "{path}: {message}"),
         }

@@ -1,7 +1,7 @@
 //! `vgg`: the command-line front end. Parses, calls the library, prints.
 
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vgg_wgpu::gpu::Precision;
 use vgg_wgpu::graph::{self, Graph, Limits};
@@ -39,6 +39,10 @@ struct AdapterArgs {
     /// Compile kernels with runtime bounds checks (slower; for debugging a driver)
     #[arg(long, env = "VGG_BOUNDS_CHECKS")]
     bounds_checks: bool,
+    /// Report a wait for the GPU longer than this many seconds as an error instead of
+    /// waiting on (a hung or far too slow adapter) [default: 600]
+    #[arg(long, value_name = "SECONDS", env = "VGG_GPU_TIMEOUT", value_parser = positive_seconds)]
+    gpu_timeout: Option<f64>,
 }
 
 impl AdapterArgs {
@@ -47,6 +51,8 @@ impl AdapterArgs {
             adapter: self.adapter.clone(),
             backend: self.backend.clone(),
             bounds_checks: self.bounds_checks,
+            timeout: self.gpu_timeout.map(std::time::Duration::from_secs_f64),
+            shader_dir: None,
         }
     }
 }
@@ -142,16 +148,42 @@ enum Command {
         #[arg(long, env = "WGPU_BACKEND")]
         backend: Option<String>,
     },
-    /// Run every kernel on random inputs and compare with the CPU reference
+    /// Conformance: every forward and backward kernel, a whole-network forward and one
+    /// training step on fresh random inputs against the CPU reference, each run twice to
+    /// check determinism; a table per adapter, exit code 1 on any failure
+    #[command(
+        after_help = "Each row: op, shape, max abs error, relative L2 error, max ULP \
+        distance, `det` where a second run on the same input gave the same bits, pass or \
+        FAIL with the reason. Cases the adapter cannot run (no shader-f16, no subgroups) are \
+        listed as skipped with the reason. VGG_SHADER_DIR=DIR replaces built-in kernels with \
+        DIR/NAME.wgsl, to try a patched kernel; the report names them."
+    )]
     Check {
         #[command(flatten)]
         gpu: AdapterArgs,
-        /// Also run VGG16's 392 MiB first FC layer (split over bindings where needed)
+        /// Check every adapter found (on --backend), one after another
+        #[arg(long, conflicts_with = "adapter")]
+        all: bool,
+        /// Add the full-size cases: VGG16's 392 MiB first FC layer (split over bindings
+        /// where needed) and the whole VGG16 at 224x224
         #[arg(long)]
         full: bool,
         /// Seed for the random inputs [default: drawn from the clock and printed]
         #[arg(long, env = "VGG_SEED")]
         seed: Option<u64>,
+        /// Write the report as JSON to FILE, or to stdout when no FILE is given (the table
+        /// then goes to stderr)
+        #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+        json: Option<PathBuf>,
+        /// Write the report as Markdown to FILE
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Run each case once (skip the determinism check, which runs it twice)
+        #[arg(long)]
+        no_determinism: bool,
+        /// Report a case that takes longer than this (seconds, CPU reference included) as slow
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
+        slow: f64,
     },
     /// Per-layer table of a model (output shape, parameters, MACs, activation bytes), its
     /// totals, and the executor's GPU memory plan at a batch size
@@ -352,19 +384,23 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
     match cli.command {
         Command::Devices { backend } => devices(backend),
-        Command::Check { gpu, full, seed } => {
-            let gpu = Gpu::new(&gpu.options())?;
-            let seed = seed.unwrap_or_else(clock_seed);
-            println!("adapter: {}", gpu.describe());
-            println!("seed: {seed} (replay with --seed {seed})");
-            let outcomes = check::self_check(&gpu, seed, full, |o| println!("{o}"))?;
-            let failed = outcomes.iter().filter(|o| !o.passed()).count();
-            println!("{} passed, {failed} failed", outcomes.len() - failed);
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+        Command::Check {
+            gpu,
+            all,
+            full,
+            seed,
+            json,
+            markdown,
+            no_determinism,
+            slow,
+        } => {
+            let opts = check::suite::SuiteOptions {
+                seed: seed.unwrap_or_else(clock_seed),
+                full,
+                determinism: !no_determinism,
+                slow_seconds: slow,
+            };
+            conformance(&gpu.options(), all, &opts, json, markdown)
         }
         Command::Summary {
             model,
@@ -682,6 +718,117 @@ fn bytes(b: u64) -> String {
     } else {
         format!("{} KiB", b >> 10)
     }
+}
+
+/// A positive, finite number of seconds (at most a year, which Duration can hold).
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 3.2e7 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// `vgg check`: the suite on one adapter or all, the table as it goes, the reports at the end.
+fn conformance(
+    gpu_opts: &GpuOptions,
+    all: bool,
+    opts: &check::suite::SuiteOptions,
+    json: Option<PathBuf>,
+    markdown: Option<PathBuf>,
+) -> vgg_wgpu::Result<ExitCode> {
+    use check::report::{AdapterReport, Report, Status};
+    let gpu_opts = gpu_opts.clone().with_env();
+    let adapters = gpu::enumerate(gpu_opts.backends()?);
+    let chosen: Vec<(usize, wgpu::Adapter)> = if all {
+        if adapters.is_empty() {
+            return Err(vgg_wgpu::Error::NoAdapter {
+                backends: gpu_opts.backend.clone().unwrap_or_else(|| "all".into()),
+            });
+        }
+        adapters.into_iter().enumerate().collect()
+    } else {
+        let picked = gpu::select(adapters.clone(), &gpu_opts)?;
+        let key = |a: &wgpu::Adapter| {
+            let i = a.get_info();
+            (i.name, i.backend, i.driver, i.device_type)
+        };
+        let index = adapters
+            .iter()
+            .position(|a| key(a) == key(&picked))
+            .unwrap_or(0);
+        vec![(index, picked)]
+    };
+    // With the JSON on stdout, the table goes to stderr.
+    let json_stdout = json.as_deref() == Some(Path::new("-"));
+    let say = |line: &str| {
+        if json_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let seed = opts.seed;
+    say(&format!("seed: {seed} (replay with --seed {seed})"));
+    let mut report = Report::new(seed, opts.full, opts.determinism);
+    for (index, adapter) in chosen {
+        let mut ar = AdapterReport::new(index, &adapter.get_info());
+        say(&format!("\n== {}", ar.title()));
+        match Gpu::open(adapter, &gpu_opts) {
+            Err(vgg_wgpu::Error::Unsupported(m)) => {
+                ar.status = Status::Unsupported;
+                ar.message = Some(m);
+            }
+            Err(e) => ar.message = Some(e.to_string()),
+            Ok(gpu) => {
+                ar.describe(&gpu);
+                let started = std::time::Instant::now();
+                let (outcomes, skipped) = check::suite::run(&gpu, opts, |o| say(&o.to_string()));
+                for s in &skipped {
+                    say(&format!("{:<22} skipped: {}", s.op, s.reason));
+                }
+                ar.record(&outcomes, skipped, started.elapsed().as_secs_f64());
+                ar.shader_overrides = gpu.shader_overrides_used();
+                if !ar.shader_overrides.is_empty() {
+                    say(&format!(
+                        "kernels replaced from VGG_SHADER_DIR: {}",
+                        ar.shader_overrides.join(", ")
+                    ));
+                }
+            }
+        }
+        say(&ar.summary());
+        report.adapters.push(ar);
+    }
+    if let Some(path) = &json {
+        if json_stdout {
+            println!("{}", report.json());
+        } else {
+            write_text(path, &report.json())?;
+            say(&format!("wrote {}", path.display()));
+        }
+    }
+    if let Some(path) = &markdown {
+        write_text(path, &report.markdown())?;
+        say(&format!("wrote {}", path.display()));
+    }
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_text(path: &Path, text: &str) -> vgg_wgpu::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| vgg_wgpu::Error::File {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    std::fs::write(path, text).map_err(|e| vgg_wgpu::Error::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn devices(backend: Option<String>) -> vgg_wgpu::Result<ExitCode> {

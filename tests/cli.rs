@@ -26,15 +26,161 @@ fn devices_lists_adapters_with_limits() {
     );
 }
 
+/// `--all` where the tests run on every adapter, else the default adapter.
+fn adapter_scope() -> Vec<&'static str> {
+    if std::env::var("VGG_TEST_ALL_ADAPTERS").is_ok_and(|v| v == "1") {
+        vec!["--all"]
+    } else {
+        vec![]
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vgg-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
-fn check_passes_and_names_the_adapter() {
-    let (ok, out, err) = vgg(&["check", "--seed", "11"]);
+fn check_passes_and_writes_the_conformance_report() {
+    let dir = temp_dir("check");
+    let (json, md) = (dir.join("report.json"), dir.join("report.md"));
+    let mut args = vec!["check", "--seed", "11", "--json", json.to_str().unwrap()];
+    args.extend(["--markdown", md.to_str().unwrap()]);
+    args.extend(adapter_scope());
+    let (ok, out, err) = vgg(&args);
     eprintln!("{out}");
     assert!(ok, "{out}{err}");
+    assert!(out.contains("PASSED: ") && !out.contains("FAIL"), "{out}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r["schema"], "vgg-conformance/1");
+    assert_eq!(r["seed"], 11);
+    let adapters = r["adapters"].as_array().unwrap();
+    assert!(!adapters.is_empty());
+    let mut ran = 0;
+    for a in adapters {
+        for key in ["name", "vendor", "backend", "driver", "device_type"] {
+            assert!(a[key].is_string(), "{key} missing: {a}");
+        }
+        if a["status"] == "unsupported" {
+            assert!(a["message"].is_string());
+            continue;
+        }
+        ran += 1;
+        assert_eq!(a["status"], "passed", "{}", a["name"]);
+        let rows = a["results"].as_array().unwrap();
+        for op in [
+            "conv3x3+relu",
+            "conv dgrad",
+            "conv wgrad",
+            "maxpool2x2 backward",
+            "linear dw",
+            "batchnorm dx",
+            "lrn backward",
+            "sgd weights",
+            "network forward",
+            "training update",
+        ] {
+            assert!(rows.iter().any(|r| r["op"] == op), "no {op} row");
+        }
+        // The edge cases: tensors over the binding limit, grids over 65535 workgroups.
+        assert!(rows
+            .iter()
+            .any(|r| r["shape"].as_str().unwrap().contains("bindings")));
+        assert!(rows.iter().any(|r| r["shape"] == "66000x3x1x1->4 Direct/16"
+            || r["shape"].as_str().unwrap().starts_with("66000x3x1x1->4")));
+        for row in rows {
+            assert_eq!(row["pass"], true, "{row}");
+            assert_eq!(row["deterministic"], true, "{row}");
+            assert!(
+                row["rel_l2"].is_number() && row["max_ulp"].is_number(),
+                "{row}"
+            );
+        }
+        assert_eq!(a["failed"], 0);
+        for s in a["skipped"].as_array().unwrap() {
+            assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
+        }
+    }
+    assert!(ran >= 1, "no adapter could run");
+    let md = std::fs::read_to_string(&md).unwrap();
     assert!(
-        out.starts_with("adapter: ") && out.contains(" passed, 0 failed"),
-        "{out}"
+        md.contains("| op | shape | max abs | rel L2 | max ULP |"),
+        "{md}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn check_catches_an_off_by_one_kernel() {
+    // The max-pool kernel with its window loop one short: the bottom-right element of each
+    // 2x2 window is never looked at.
+    let dir = temp_dir("offbyone");
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/maxpool.wgsl"))
+            .unwrap();
+    assert_eq!(source.matches("t < 4u").count(), 1);
+    std::fs::write(dir.join("maxpool.wgsl"), source.replace("t < 4u", "t < 3u")).unwrap();
+    let json = dir.join("report.json");
+    let mut args = vec![
+        "check",
+        "--no-determinism",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend(adapter_scope());
+    let out = Command::new(env!("CARGO_BIN_EXE_vgg"))
+        .args(&args)
+        .env_remove("VGG_ADAPTER")
+        .env("VGG_SHADER_DIR", &dir)
+        .output()
+        .expect("run vgg");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // Every forward max-pool case fails with a line that says what and by how much; the
+    // only other failures are the whole networks and the training step, which pool.
+    let pools: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("maxpool2x2 ") && !l.contains(" backward "))
+        .collect();
+    assert!(pools.len() >= 3, "{stdout}");
+    for line in &pools {
+        assert!(
+            line.contains("FAIL: rel L2 ") && line.contains("argmax indices differ"),
+            "{line}"
+        );
+    }
+    let pooling = ["maxpool2x2 ", "network forward ", "training "];
+    for line in stdout.lines().filter(|l| l.contains(" FAIL: ")) {
+        assert!(
+            pooling.iter().any(|p| line.starts_with(p)),
+            "a kernel that does not pool failed: {line}"
+        );
+    }
+    assert!(
+        stdout.contains("kernels replaced from VGG_SHADER_DIR: maxpool"),
+        "{stdout}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for a in r["adapters"].as_array().unwrap() {
+        if a["status"] == "unsupported" {
+            continue;
+        }
+        assert_eq!(a["status"], "failed");
+        assert_eq!(a["shader_overrides"][0], "maxpool");
+        let failed: Vec<&serde_json::Value> = a["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["pass"] == false)
+            .collect();
+        let pool_rows = failed.iter().filter(|r| r["op"] == "maxpool2x2").count();
+        assert_eq!(pool_rows, 3, "the three forward max-pool cases");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! and small torchvision-style networks with seeded weights in f32, f16 and bf16.
 
 mod common;
-use common::gpu;
+use common::{gpu, on_each_gpu};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
@@ -83,72 +83,76 @@ fn model_of(net: &serde_json::Value) -> Model {
 
 #[test]
 fn fixture_networks_match_pytorch() {
-    let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
-    let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
-    let all = nets();
-    assert!(all.len() >= 6, "{} nets", all.len());
-    for (net, file, tag) in all {
-        let name = net["name"].as_str().unwrap();
-        let key = if tag == "f32" {
-            name.to_string()
-        } else {
-            format!("{name}_{tag}")
-        };
-        let model = model_of(&net);
-        let weights = load_weights(&fixtures().join(&file), &model).unwrap();
-        let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
-        let want = logits.get(&key).unwrap();
-        let mut gpu_net = Network::new(gpu(), &model, &weights).unwrap();
-        let got = gpu_net.forward(x).unwrap();
-        let cpu = reference::forward(&model, &weights, x, None).unwrap();
-        assert_eq!(got.shape, want.shape);
-        let d = compare(&got.data, &want.data);
-        let dc = compare(&cpu.data, &want.data);
-        eprintln!(
-            "[{}] {key} ({tag} weights) vs PyTorch: GPU {d}; CPU reference {dc}",
-            gpu().info().name
-        );
-        assert!(d.passes(F32_NETWORK_TOL), "{key}: {d}");
-        assert!(dc.passes(F32_NETWORK_TOL), "{key} reference: {dc}");
-        for row in 0..got.shape[0] {
-            let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
-            assert_eq!(top(&got), top(want), "{key} row {row} top-5");
+    on_each_gpu(|| {
+        let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
+        let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
+        let all = nets();
+        assert!(all.len() >= 6, "{} nets", all.len());
+        for (net, file, tag) in all {
+            let name = net["name"].as_str().unwrap();
+            let key = if tag == "f32" {
+                name.to_string()
+            } else {
+                format!("{name}_{tag}")
+            };
+            let model = model_of(&net);
+            let weights = load_weights(&fixtures().join(&file), &model).unwrap();
+            let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
+            let want = logits.get(&key).unwrap();
+            let mut gpu_net = Network::new(gpu(), &model, &weights).unwrap();
+            let got = gpu_net.forward(x).unwrap();
+            let cpu = reference::forward(&model, &weights, x, None).unwrap();
+            assert_eq!(got.shape, want.shape);
+            let d = compare(&got.data, &want.data);
+            let dc = compare(&cpu.data, &want.data);
+            eprintln!(
+                "[{}] {key} ({tag} weights) vs PyTorch: GPU {d}; CPU reference {dc}",
+                gpu().info().name
+            );
+            assert!(d.passes(F32_NETWORK_TOL), "{key}: {d}");
+            assert!(dc.passes(F32_NETWORK_TOL), "{key} reference: {dc}");
+            for row in 0..got.shape[0] {
+                let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
+                assert_eq!(top(&got), top(want), "{key} row {row} top-5");
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn fixture_networks_in_f16_keep_the_f32_top5() {
-    use vgg_wgpu::gpu::Precision;
-    use vgg_wgpu::NetworkOptions;
-    if !gpu().features().contains(wgpu::Features::SHADER_F16) {
-        eprintln!("skipped: {} has no shader-f16", gpu().info().name);
-        return;
-    }
-    let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
-    let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
-    for (net, file, tag) in nets().into_iter().filter(|n| n.2 == "f32") {
-        let name = net["name"].as_str().unwrap();
-        let model = model_of(&net);
-        let weights = load_weights(&fixtures().join(&file), &model).unwrap();
-        let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
-        let want = logits.get(name).unwrap();
-        let opts = NetworkOptions {
-            precision: Precision::F16,
-            ..Default::default()
-        };
-        let got = Network::with_options(gpu(), &model, &weights, opts)
-            .and_then(|mut n| n.forward(x))
-            .unwrap();
-        let d = compare(&got.data, &want.data);
-        eprintln!(
-            "[{}] {name} in f16 ({tag} weights) vs PyTorch f32: {d}",
-            gpu().info().name
-        );
-        assert!(d.passes(1e-2), "{name}: {d}");
-        for row in 0..got.shape[0] {
-            let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
-            assert_eq!(top(&got), top(want), "{name} row {row} top-5 in f16");
+    on_each_gpu(|| {
+        use vgg_wgpu::gpu::Precision;
+        use vgg_wgpu::NetworkOptions;
+        if !gpu().features().contains(wgpu::Features::SHADER_F16) {
+            eprintln!("skipped: {} has no shader-f16", gpu().info().name);
+            return;
         }
-    }
+        let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
+        let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
+        for (net, file, tag) in nets().into_iter().filter(|n| n.2 == "f32") {
+            let name = net["name"].as_str().unwrap();
+            let model = model_of(&net);
+            let weights = load_weights(&fixtures().join(&file), &model).unwrap();
+            let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
+            let want = logits.get(name).unwrap();
+            let opts = NetworkOptions {
+                precision: Precision::F16,
+                ..Default::default()
+            };
+            let got = Network::with_options(gpu(), &model, &weights, opts)
+                .and_then(|mut n| n.forward(x))
+                .unwrap();
+            let d = compare(&got.data, &want.data);
+            eprintln!(
+                "[{}] {name} in f16 ({tag} weights) vs PyTorch f32: {d}",
+                gpu().info().name
+            );
+            assert!(d.passes(1e-2), "{name}: {d}");
+            for row in 0..got.shape[0] {
+                let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
+                assert_eq!(top(&got), top(want), "{name} row {row} top-5 in f16");
+            }
+        }
+    });
 }

@@ -4,7 +4,7 @@
 //! over 65535 workgroups in a dimension where a kernel's grid can reach that.
 
 mod common;
-use common::{assert_pass, gpu, seed};
+use common::{assert_pass, gpu, on_each_gpu, seed};
 use vgg_wgpu::check;
 use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune};
 use vgg_wgpu::kernels::linear::LinearShape;
@@ -27,218 +27,248 @@ const CONV3_SHAPES: &[(usize, usize, usize, usize, usize)] = &[
 
 #[test]
 fn conv3x3_matches_reference() {
-    for (i, &(n, ci, co, h, w)) in CONV3_SHAPES.iter().enumerate() {
-        for tune in conv_variants() {
-            for relu in [false, true] {
+    on_each_gpu(|| {
+        for (i, &(n, ci, co, h, w)) in CONV3_SHAPES.iter().enumerate() {
+            for tune in conv_variants() {
+                for relu in [false, true] {
+                    assert_pass(check::conv(
+                        gpu(),
+                        cs(n, ci, co, h, w, 3),
+                        relu,
+                        Some(tune),
+                        seed() + i as u64,
+                    ));
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn conv1x1_matches_reference() {
+    on_each_gpu(|| {
+        for (i, &(n, ci, co, h, w)) in [(3, 5, 11, 13, 15), (1, 64, 24, 7, 7), (2, 3, 1, 1, 1)]
+            .iter()
+            .enumerate()
+        {
+            for tune in conv_variants() {
                 assert_pass(check::conv(
                     gpu(),
-                    cs(n, ci, co, h, w, 3),
-                    relu,
+                    cs(n, ci, co, h, w, 1),
+                    true,
                     Some(tune),
                     seed() + i as u64,
                 ));
             }
         }
-    }
-}
-
-#[test]
-fn conv1x1_matches_reference() {
-    for (i, &(n, ci, co, h, w)) in [(3, 5, 11, 13, 15), (1, 64, 24, 7, 7), (2, 3, 1, 1, 1)]
-        .iter()
-        .enumerate()
-    {
-        for tune in conv_variants() {
-            assert_pass(check::conv(
-                gpu(),
-                cs(n, ci, co, h, w, 1),
-                true,
-                Some(tune),
-                seed() + i as u64,
-            ));
-        }
-    }
+    });
 }
 
 #[test]
 fn conv_grid_over_65535_workgroups() {
-    // 16-lane workgroups of 4 pixels each: 1024 rows of 1025 pixel groups need 65600.
-    let s = cs(1, 1, 3, 1024, 4100, 3);
-    for tune in conv_variants() {
-        let tune = ConvTune { wg: 16, ..tune };
-        let (x, _, z) = Conv2d::with_tune(gpu(), s, false, tune)
-            .unwrap()
-            .grid(gpu())
-            .unwrap();
-        assert!(
-            z > 1 && x as u64 * z as u64 > 65535,
-            "grid ({x}, _, {z}) does not fold"
-        );
-        assert_pass(check::conv(gpu(), s, false, Some(tune), seed()));
-    }
+    on_each_gpu(|| {
+        // 16-lane workgroups of 4 pixels each: 1024 rows of 1025 pixel groups need 65600.
+        let s = cs(1, 1, 3, 1024, 4100, 3);
+        for tune in conv_variants() {
+            let tune = ConvTune { wg: 16, ..tune };
+            let (x, _, z) = Conv2d::with_tune(gpu(), s, false, tune)
+                .unwrap()
+                .grid(gpu())
+                .unwrap();
+            assert!(
+                z > 1 && x as u64 * z as u64 > 65535,
+                "grid ({x}, _, {z}) does not fold"
+            );
+            assert_pass(check::conv(gpu(), s, false, Some(tune), seed()));
+        }
+    });
 }
 
 #[test]
 fn maxpool_matches_reference_with_indices() {
-    for (i, d) in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)]
-        .into_iter()
-        .enumerate()
-    {
-        assert_pass(check::maxpool(gpu(), d, seed() + i as u64));
-    }
+    on_each_gpu(|| {
+        for (i, d) in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            assert_pass(check::maxpool(gpu(), d, seed() + i as u64));
+        }
+    });
 }
 
 #[test]
 fn maxpool_grid_over_65535_workgroups() {
-    // 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 75264 workgroups.
-    assert_pass(check::maxpool(gpu(), (3, 128, 224, 224), seed()));
+    on_each_gpu(|| {
+        // 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 75264 workgroups.
+        assert_pass(check::maxpool(gpu(), (3, 128, 224, 224), seed()));
+    });
 }
 
 #[test]
 fn linear_matches_reference() {
-    let shapes = [(1, 100, 13), (3, 37, 29), (2, 4096, 1000), (5, 1, 3)];
-    for (i, &(m, k, n_out)) in shapes.iter().enumerate() {
-        for relu in [false, true] {
-            assert_pass(check::linear(
-                gpu(),
-                LinearShape { m, k, n_out },
-                relu,
-                None,
-                seed() + i as u64,
-            ));
+    on_each_gpu(|| {
+        let shapes = [(1, 100, 13), (3, 37, 29), (2, 4096, 1000), (5, 1, 3)];
+        for (i, &(m, k, n_out)) in shapes.iter().enumerate() {
+            for relu in [false, true] {
+                assert_pass(check::linear(
+                    gpu(),
+                    LinearShape { m, k, n_out },
+                    relu,
+                    None,
+                    seed() + i as u64,
+                ));
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn linear_weight_split_over_bindings() {
-    // A 10-row binding limit splits 77 rows into 8 chunks, the last one short.
-    let s = LinearShape {
-        m: 3,
-        k: 50,
-        n_out: 77,
-    };
-    assert_pass(check::linear(gpu(), s, true, Some(50 * 4 * 10), seed()));
+    on_each_gpu(|| {
+        // A 10-row binding limit splits 77 rows into 8 chunks, the last one short.
+        let s = LinearShape {
+            m: 3,
+            k: 50,
+            n_out: 77,
+        };
+        assert_pass(check::linear(gpu(), s, true, Some(50 * 4 * 10), seed()));
+    });
 }
 
 #[test]
 fn linear_grid_over_65535_workgroups() {
-    // One output feature, 600000 rows of 8 per workgroup: 75000 workgroups.
-    let s = LinearShape {
-        m: 600_000,
-        k: 3,
-        n_out: 1,
-    };
-    assert_pass(check::linear(gpu(), s, false, None, seed()));
+    on_each_gpu(|| {
+        // One output feature, 600000 rows of 8 per workgroup: 75000 workgroups.
+        let s = LinearShape {
+            m: 600_000,
+            k: 3,
+            n_out: 1,
+        };
+        assert_pass(check::linear(gpu(), s, false, None, seed()));
+    });
 }
 
 #[test]
 fn linear_vgg16_fc1_weight_over_binding_limit() {
-    // VGG16's first classifier layer: a 25088 x 4096 f32 weight, 392 MiB.
-    let s = LinearShape {
-        m: 2,
-        k: 25088,
-        n_out: 4096,
-    };
-    let weight_bytes = (s.k * s.n_out * 4) as u64;
-    let limit = gpu().max_binding_bytes();
-    eprintln!("weight {weight_bytes} bytes, binding limit {limit}");
-    assert_pass(check::linear(gpu(), s, true, None, seed()));
-    if weight_bytes > limit {
-        let fc = vgg_wgpu::kernels::linear::Linear::new(gpu(), s, true).unwrap();
-        assert!(fc.chunk_count() >= weight_bytes.div_ceil(limit) as usize);
-    }
+    on_each_gpu(|| {
+        // VGG16's first classifier layer: a 25088 x 4096 f32 weight, 392 MiB.
+        let s = LinearShape {
+            m: 2,
+            k: 25088,
+            n_out: 4096,
+        };
+        let weight_bytes = (s.k * s.n_out * 4) as u64;
+        let limit = gpu().max_binding_bytes();
+        eprintln!("weight {weight_bytes} bytes, binding limit {limit}");
+        assert_pass(check::linear(gpu(), s, true, None, seed()));
+        if weight_bytes > limit {
+            let fc = vgg_wgpu::kernels::linear::Linear::new(gpu(), s, true).unwrap();
+            assert!(fc.chunk_count() >= weight_bytes.div_ceil(limit) as usize);
+        }
+    });
 }
 
 #[test]
 fn softmax_matches_reference() {
-    for (i, &(r, c)) in [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)]
-        .iter()
-        .enumerate()
-    {
-        assert_pass(check::softmax(gpu(), r, c, seed() + i as u64));
-    }
+    on_each_gpu(|| {
+        for (i, &(r, c)) in [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)]
+            .iter()
+            .enumerate()
+        {
+            assert_pass(check::softmax(gpu(), r, c, seed() + i as u64));
+        }
+    });
 }
 
 #[test]
 fn lrn_matches_reference() {
-    for (i, d) in [(1, 3, 13, 15), (3, 7, 7, 7), (2, 64, 1, 1), (1, 2, 5, 5)]
-        .into_iter()
-        .enumerate()
-    {
-        assert_pass(check::lrn(gpu(), d, seed() + i as u64));
-    }
+    on_each_gpu(|| {
+        for (i, d) in [(1, 3, 13, 15), (3, 7, 7, 7), (2, 64, 1, 1), (1, 2, 5, 5)]
+            .into_iter()
+            .enumerate()
+        {
+            assert_pass(check::lrn(gpu(), d, seed() + i as u64));
+        }
+    });
 }
 
 #[test]
 fn batchnorm_matches_reference() {
-    for (i, d) in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)]
-        .into_iter()
-        .enumerate()
-    {
-        for relu in [false, true] {
-            assert_pass(check::batchnorm(gpu(), d, relu, seed() + i as u64));
+    on_each_gpu(|| {
+        for (i, d) in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            for relu in [false, true] {
+                assert_pass(check::batchnorm(gpu(), d, relu, seed() + i as u64));
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn batchnorm_folded_into_conv_matches_unfolded_reference() {
-    for (i, s) in [
-        cs(2, 3, 13, 13, 15, 3),
-        cs(3, 8, 20, 7, 7, 3),
-        cs(1, 5, 6, 1, 1, 3),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        assert_pass(check::batchnorm_folded(gpu(), s, seed() + i as u64));
-    }
+    on_each_gpu(|| {
+        for (i, s) in [
+            cs(2, 3, 13, 13, 15, 3),
+            cs(3, 8, 20, 7, 7, 3),
+            cs(1, 5, 6, 1, 1, 3),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_pass(check::batchnorm_folded(gpu(), s, seed() + i as u64));
+        }
+    });
 }
 
 #[test]
 fn adaptive_avg_pool_matches_reference() {
-    let cases = [
-        ((1, 8, 7, 7), (7, 7)),     // identity, as at 224x224 input
-        ((3, 5, 13, 15), (7, 7)),   // overlapping bins
-        ((2, 4, 1, 1), (7, 7)),     // replication
-        ((1, 2, 224, 224), (7, 7)), // large bins
-        ((1, 3, 10, 9), (3, 4)),
-    ];
-    for (i, (d, o)) in cases.into_iter().enumerate() {
-        assert_pass(check::adaptive_pool(gpu(), d, o, seed() + i as u64));
-    }
+    on_each_gpu(|| {
+        let cases = [
+            ((1, 8, 7, 7), (7, 7)),     // identity, as at 224x224 input
+            ((3, 5, 13, 15), (7, 7)),   // overlapping bins
+            ((2, 4, 1, 1), (7, 7)),     // replication
+            ((1, 2, 224, 224), (7, 7)), // large bins
+            ((1, 3, 10, 9), (3, 4)),
+        ];
+        for (i, (d, o)) in cases.into_iter().enumerate() {
+            assert_pass(check::adaptive_pool(gpu(), d, o, seed() + i as u64));
+        }
+    });
 }
 
 #[test]
 fn kernels_agree_with_bounds_checks_on() {
-    // The default build drops naga's runtime bounds checks (host-side size checks cover
-    // them); the checked build must compute the same thing.
-    let opts = vgg_wgpu::GpuOptions {
-        bounds_checks: true,
-        ..Default::default()
-    };
-    let checked = vgg_wgpu::Gpu::new(&opts).unwrap();
-    assert!(checked.bounds_checks());
-    assert_pass(check::conv(
-        &checked,
-        cs(3, 5, 11, 13, 15, 3),
-        true,
-        None,
-        seed(),
-    ));
-    assert_pass(check::maxpool(&checked, (3, 5, 13, 15), seed()));
-    assert_pass(check::linear(
-        &checked,
-        LinearShape {
-            m: 3,
-            k: 37,
-            n_out: 29,
-        },
-        true,
-        None,
-        seed(),
-    ));
+    on_each_gpu(|| {
+        // The default build drops naga's runtime bounds checks (host-side size checks cover
+        // them); the checked build must compute the same thing.
+        let opts = vgg_wgpu::GpuOptions {
+            bounds_checks: true,
+            ..Default::default()
+        };
+        let checked = vgg_wgpu::Gpu::open(gpu().adapter().clone(), &opts).unwrap();
+        assert!(checked.bounds_checks());
+        assert_pass(check::conv(
+            &checked,
+            cs(3, 5, 11, 13, 15, 3),
+            true,
+            None,
+            seed(),
+        ));
+        assert_pass(check::maxpool(&checked, (3, 5, 13, 15), seed()));
+        assert_pass(check::linear(
+            &checked,
+            LinearShape {
+                m: 3,
+                k: 37,
+                n_out: 29,
+            },
+            true,
+            None,
+            seed(),
+        ));
+    });
 }
 
 #[test]
@@ -267,42 +297,46 @@ fn subgroup_conv_without_subgroups_is_a_clear_error() {
 
 #[test]
 fn im2col_matches_reference() {
-    for (i, (dims, win)) in [
-        ((2, 5, 9, 11), (7, 7)),
-        ((1, 3, 7, 7), (7, 7)),
-        ((3, 2, 4, 5), (2, 3)),
-        ((1, 16, 12, 12), (1, 1)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        assert_pass(check::im2col(gpu(), dims, win, seed() + i as u64));
-    }
+    on_each_gpu(|| {
+        for (i, (dims, win)) in [
+            ((2, 5, 9, 11), (7, 7)),
+            ((1, 3, 7, 7), (7, 7)),
+            ((3, 2, 4, 5), (2, 3)),
+            ((1, 16, 12, 12), (1, 1)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_pass(check::im2col(gpu(), dims, win, seed() + i as u64));
+        }
+    });
 }
 
 #[test]
 fn peak_kernels_compute_what_they_claim() {
-    use vgg_wgpu::kernels::peak::{peak_fma_reference, PeakCopy, PeakFma};
-    let g = gpu();
-    // 1000 invocations: not a multiple of the workgroup, so the tail is exercised.
-    let fma = PeakFma::new(g, 1000, 37).unwrap();
-    let out = g.alloc("out", (fma.output_len() * 4) as u64).unwrap();
-    g.poison(&out);
-    let bg = fma.bind(g, &out).unwrap();
-    g.run_pass("peak_fma", |p| fma.encode(g, p, &bg)).unwrap();
-    let got: Vec<f32> = g.read(&out, fma.output_len()).unwrap();
-    let want: Vec<f32> = (0..1000).flat_map(|i| peak_fma_reference(i, 37)).collect();
-    let d = check::compare(&got, &want);
-    eprintln!("[{}] peak_fma: {d}", g.info().name);
-    assert!(d.passes(check::F32_KERNEL_TOL), "{d}");
+    on_each_gpu(|| {
+        use vgg_wgpu::kernels::peak::{peak_fma_reference, PeakCopy, PeakFma};
+        let g = gpu();
+        // 1000 invocations: not a multiple of the workgroup, so the tail is exercised.
+        let fma = PeakFma::new(g, 1000, 37).unwrap();
+        let out = g.alloc("out", (fma.output_len() * 4) as u64).unwrap();
+        g.poison(&out);
+        let bg = fma.bind(g, &out).unwrap();
+        g.run_pass("peak_fma", |p| fma.encode(g, p, &bg)).unwrap();
+        let got: Vec<f32> = g.read(&out, fma.output_len()).unwrap();
+        let want: Vec<f32> = (0..1000).flat_map(|i| peak_fma_reference(i, 37)).collect();
+        let d = check::compare(&got, &want);
+        eprintln!("[{}] peak_fma: {d}", g.info().name);
+        assert!(d.passes(check::F32_KERNEL_TOL), "{d}");
 
-    let len = 4 * 1001;
-    let copy = PeakCopy::new(g, len).unwrap();
-    let x = check::TensorRng::new(seed()).uniform(len);
-    let xb = g.upload("x", &x).unwrap();
-    let y = g.alloc("y", (len * 4) as u64).unwrap();
-    g.poison(&y);
-    let bg = copy.bind(g, &xb, &y).unwrap();
-    g.run_pass("peak_copy", |p| copy.encode(g, p, &bg)).unwrap();
-    assert_eq!(g.read::<f32>(&y, len).unwrap(), x);
+        let len = 4 * 1001;
+        let copy = PeakCopy::new(g, len).unwrap();
+        let x = check::TensorRng::new(seed()).uniform(len);
+        let xb = g.upload("x", &x).unwrap();
+        let y = g.alloc("y", (len * 4) as u64).unwrap();
+        g.poison(&y);
+        let bg = copy.bind(g, &xb, &y).unwrap();
+        g.run_pass("peak_copy", |p| copy.encode(g, p, &bg)).unwrap();
+        assert_eq!(g.read::<f32>(&y, len).unwrap(), x);
+    });
 }

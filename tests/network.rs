@@ -3,48 +3,22 @@
 //! and (slow, one test) the full VGG16 at 224x224.
 
 mod common;
-use common::{gpu, seed};
-use vgg_wgpu::check::{compare, TensorRng};
+use common::{gpu, on_each_gpu, seed};
+use vgg_wgpu::check::compare;
 use vgg_wgpu::graph::PROB;
 use vgg_wgpu::kernels::conv::ConvTune;
-use vgg_wgpu::model::{Op, Summary};
+use vgg_wgpu::model::Summary;
 use vgg_wgpu::reference::network as reference;
 use vgg_wgpu::{Init, Model, Network, NetworkOptions, Tensor, Weights};
 
 use vgg_wgpu::check::F32_NETWORK_TOL as NET_TOL;
 
-/// Kaiming weights with every bias and batch-norm statistic made non-trivial, so a kernel
-/// that dropped a bias or a fold that used the wrong statistic would show.
 fn random_weights(model: &Model, seed: u64) -> Weights {
-    let mut w = Weights::init(model, Init::Kaiming, seed);
-    let mut rng = TensorRng::new(seed ^ 0x5eed);
-    for l in model.layers() {
-        for (name, shape) in l.tensors() {
-            let n: usize = shape.iter().product();
-            let t = w.get_mut(&name).expect("init makes every tensor");
-            let fresh = match (l.op, name.rsplit('.').next()) {
-                (Op::BatchNorm { .. }, Some("weight")) => rng.range(n, 0.5, 1.5),
-                (Op::BatchNorm { .. }, Some("running_var")) => rng.range(n, 0.5, 2.0),
-                (Op::BatchNorm { .. }, Some(_)) => rng.range(n, -0.2, 0.2),
-                (_, Some("bias")) => rng.range(n, -0.1, 0.1),
-                // torchvision's N(0, 0.01) FC init lets the biases drown the signal in
-                // small networks; a He-scaled uniform keeps every input's effect visible.
-                (Op::Linear { k, .. }, Some("weight")) => {
-                    let a = (6.0 / k as f32).sqrt();
-                    rng.range(n, -a, a)
-                }
-                _ => continue,
-            };
-            t.data = fresh;
-        }
-    }
-    w
+    vgg_wgpu::check::suite::random_weights(model, seed)
 }
 
 fn input(model: &Model, n: usize, seed: u64) -> Tensor {
-    let [c, h, w] = model.input_dims();
-    let data = TensorRng::new(seed).range(n * c * h * w, -1.0, 1.0);
-    Tensor::new(vec![n, c, h, w], data).expect("shape matches")
+    vgg_wgpu::check::suite::random_input(model, n, seed)
 }
 
 /// GPU forward (activations poisoned first) vs the CPU reference at the named layer.
@@ -100,236 +74,256 @@ fn small(model: Model) -> Model {
 
 #[test]
 fn every_config_matches_reference_at_32x32() {
-    for (i, name) in [
-        "vgg11",
-        "vgg11_lrn",
-        "vgg13",
-        "vgg16_c",
-        "vgg16",
-        "vgg19",
-        "vgg11_bn",
-        "vgg13_bn",
-        "vgg16_bn",
-        "vgg19_bn",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let m = small(Model::by_name(name).unwrap_or_else(|e| panic!("{e}")));
-        check_model(
-            &m,
-            2,
-            "fc8",
-            NetworkOptions::default(),
-            seed() + 10 * i as u64,
-        );
-    }
+    on_each_gpu(|| {
+        for (i, name) in [
+            "vgg11",
+            "vgg11_lrn",
+            "vgg13",
+            "vgg16_c",
+            "vgg16",
+            "vgg19",
+            "vgg11_bn",
+            "vgg13_bn",
+            "vgg16_bn",
+            "vgg19_bn",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let m = small(Model::by_name(name).unwrap_or_else(|e| panic!("{e}")));
+            check_model(
+                &m,
+                2,
+                "fc8",
+                NetworkOptions::default(),
+                seed() + 10 * i as u64,
+            );
+        }
+    });
 }
 
 #[test]
 fn named_layers_and_probabilities_match_reference() {
-    let m = small(Model::by_name("vgg11_bn").unwrap_or_else(|e| panic!("{e}")));
-    for (i, layer) in ["bn1_1", "relu2_1", "pool5", "avgpool", "fc6", "drop7", PROB]
-        .iter()
-        .enumerate()
-    {
-        check_model(&m, 3, layer, NetworkOptions::default(), seed() + i as u64);
-    }
+    on_each_gpu(|| {
+        let m = small(Model::by_name("vgg11_bn").unwrap_or_else(|e| panic!("{e}")));
+        for (i, layer) in ["bn1_1", "relu2_1", "pool5", "avgpool", "fc6", "drop7", PROB]
+            .iter()
+            .enumerate()
+        {
+            check_model(&m, 3, layer, NetworkOptions::default(), seed() + i as u64);
+        }
+    });
 }
 
 #[test]
 fn custom_odd_model_matches_reference() {
-    // One input channel, odd sizes, channel counts off every tile, a 1x1 conv and LRN.
-    let m = Model::parse("5,M,12,13:1,L,M,7")
-        .and_then(|m| m.with_input(1, 13, 15))
-        .and_then(|m| m.with_avgpool(None))
-        .and_then(|m| m.with_hidden(&[19]))
-        .and_then(|m| m.with_classes(3))
-        .unwrap_or_else(|e| panic!("{e}"));
-    check_model(&m, 3, "fc5", NetworkOptions::default(), seed());
+    on_each_gpu(|| {
+        // One input channel, odd sizes, channel counts off every tile, a 1x1 conv and LRN.
+        let m = Model::parse("5,M,12,13:1,L,M,7")
+            .and_then(|m| m.with_input(1, 13, 15))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[19]))
+            .and_then(|m| m.with_classes(3))
+            .unwrap_or_else(|e| panic!("{e}"));
+        check_model(&m, 3, "fc5", NetworkOptions::default(), seed());
+    });
 }
 
 #[test]
 fn tensors_over_the_binding_limit_are_split_and_match() {
-    let m = Model::parse("16,16,M,32,M")
-        .and_then(|m| m.with_input(3, 24, 20))
-        .and_then(|m| m.with_avgpool(None))
-        .and_then(|m| m.with_hidden(&[40]))
-        .and_then(|m| m.with_classes(7))
-        .unwrap_or_else(|e| panic!("{e}"));
-    // conv1 output is 16*24*20*4 = 30720 bytes an image; 5 images are 153600 bytes. A
-    // 65536-byte binding holds 2 images, so the first block runs in groups (2 + 2 + 1), and
-    // the 40x1920 FC weight (307200 bytes) splits into 5 row chunks.
-    let limit = 65536;
-    let opts = || NetworkOptions {
-        max_binding: Some(limit),
-        ..Default::default()
-    };
-    let weights = random_weights(&m, seed());
-    let mut net = Network::with_options(gpu(), &m, &weights, opts()).unwrap();
-    let plan = net.prepare(5, &["fc4"]).unwrap().clone();
-    eprintln!("stages: {:?}", plan.stages);
-    assert!(plan.stages[0].chunk < 5, "{:?}", plan.stages);
-    assert_eq!(plan.chunks(0), vec![2, 2, 1]);
-    for p in plan.local.values() {
-        assert!(p.bytes <= limit);
-    }
-    check_model(&m, 5, "fc4", opts(), seed());
-    // A tensor asked for from inside a split stage comes back whole.
-    check_model(&m, 5, "relu1_2", opts(), seed() + 1);
+    on_each_gpu(|| {
+        let m = Model::parse("16,16,M,32,M")
+            .and_then(|m| m.with_input(3, 24, 20))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[40]))
+            .and_then(|m| m.with_classes(7))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // conv1 output is 16*24*20*4 = 30720 bytes an image; 5 images are 153600 bytes. A
+        // 65536-byte binding holds 2 images, so the first block runs in groups (2 + 2 + 1), and
+        // the 40x1920 FC weight (307200 bytes) splits into 5 row chunks.
+        let limit = 65536;
+        let opts = || NetworkOptions {
+            max_binding: Some(limit),
+            ..Default::default()
+        };
+        let weights = random_weights(&m, seed());
+        let mut net = Network::with_options(gpu(), &m, &weights, opts()).unwrap();
+        let plan = net.prepare(5, &["fc4"]).unwrap().clone();
+        eprintln!("stages: {:?}", plan.stages);
+        assert!(plan.stages[0].chunk < 5, "{:?}", plan.stages);
+        assert_eq!(plan.chunks(0), vec![2, 2, 1]);
+        for p in plan.local.values() {
+            assert!(p.bytes <= limit);
+        }
+        check_model(&m, 5, "fc4", opts(), seed());
+        // A tensor asked for from inside a split stage comes back whole.
+        check_model(&m, 5, "relu1_2", opts(), seed() + 1);
+    });
 }
 
 #[test]
 fn planned_memory_reuses_buffers() {
-    let m = Model::vgg16();
-    let weights = Weights::init(&m, Init::Kaiming, 1);
-    let net = Network::new(gpu(), &m, &weights).unwrap();
-    let plan = net.plan(8, &["fc8"]).unwrap();
-    let all = Summary {
-        model: &m,
-        batch: 8,
-    }
-    .activation_bytes();
-    eprintln!(
-        "vgg16 batch 8: planned activations {} bytes, all layer outputs {all} bytes",
-        plan.activation_bytes()
-    );
-    assert!(plan.activation_bytes() * 10 < all * 4);
+    on_each_gpu(|| {
+        let m = Model::vgg16();
+        let weights = Weights::init(&m, Init::Kaiming, 1);
+        let net = Network::new(gpu(), &m, &weights).unwrap();
+        let plan = net.plan(8, &["fc8"]).unwrap();
+        let all = Summary {
+            model: &m,
+            batch: 8,
+        }
+        .activation_bytes();
+        eprintln!(
+            "vgg16 batch 8: planned activations {} bytes, all layer outputs {all} bytes",
+            plan.activation_bytes()
+        );
+        assert!(plan.activation_bytes() * 10 < all * 4);
+    });
 }
 
 #[test]
 fn a_batch_that_does_not_fit_fails_before_gpu_work() {
-    let m = small(Model::vgg11());
-    let weights = random_weights(&m, seed());
-    // Weights alone over the limit.
-    let e = Network::with_options(
-        gpu(),
-        &m,
-        &weights,
-        NetworkOptions {
-            memory_limit: Some(1 << 20),
-            ..Default::default()
-        },
-    )
-    .err()
-    .map(|e| e.to_string())
-    .unwrap_or_default();
-    assert!(
-        e.contains("need") && e.contains("1048576 bytes are available"),
-        "{e}"
-    );
-    // Weights fit, a huge batch does not.
-    let need = vgg_wgpu::graph::weight_bytes(&m, ConvTune::default_for(gpu()));
-    let mut net = Network::with_options(
-        gpu(),
-        &m,
-        &weights,
-        NetworkOptions {
-            memory_limit: Some(need + (8 << 20)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let x = input(&m, 2048, seed());
-    let before = gpu().submit_count();
-    let e = net.forward(&x).unwrap_err().to_string();
-    assert!(e.contains("needs") && e.contains("available"), "{e}");
-    assert_eq!(gpu().submit_count(), before, "no GPU work before the error");
-    // A bad input shape is an error, not a panic.
-    let bad = Tensor::zeros(vec![1, 3, 31, 32]);
-    assert!(net.forward(&bad).is_err());
+    on_each_gpu(|| {
+        let m = small(Model::vgg11());
+        let weights = random_weights(&m, seed());
+        // Weights alone over the limit.
+        let e = Network::with_options(
+            gpu(),
+            &m,
+            &weights,
+            NetworkOptions {
+                memory_limit: Some(1 << 20),
+                ..Default::default()
+            },
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("need") && e.contains("1048576 bytes are available"),
+            "{e}"
+        );
+        // Weights fit, a huge batch does not.
+        let need = vgg_wgpu::graph::weight_bytes(&m, ConvTune::default_for(gpu()));
+        let mut net = Network::with_options(
+            gpu(),
+            &m,
+            &weights,
+            NetworkOptions {
+                memory_limit: Some(need + (8 << 20)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let x = input(&m, 2048, seed());
+        let before = gpu().submit_count();
+        let e = net.forward(&x).unwrap_err().to_string();
+        assert!(e.contains("needs") && e.contains("available"), "{e}");
+        assert_eq!(gpu().submit_count(), before, "no GPU work before the error");
+        // A bad input shape is an error, not a panic.
+        let bad = Tensor::zeros(vec![1, 3, 31, 32]);
+        assert!(net.forward(&bad).is_err());
+    });
 }
 
 #[test]
 fn full_vgg16_224_batch2_matches_reference() {
-    let m = Model::vgg16();
-    check_model(&m, 2, "fc8", NetworkOptions::default(), seed());
+    on_each_gpu(|| {
+        let m = Model::vgg16();
+        check_model(&m, 2, "fc8", NetworkOptions::default(), seed());
+    });
 }
 
 #[test]
 fn adapter_binding_limit_splits_a_large_activation() {
-    // 16 x 1024 x 1024 f32 is 64 MiB an image; three images pass lavapipe's 128 MiB binding
-    // limit, so on such an adapter the first block runs in groups under its real limit.
-    let m = Model::parse("16,M")
-        .and_then(|m| m.with_input(3, 1024, 1024))
-        .and_then(|m| m.with_avgpool(Some((4, 4))))
-        .and_then(|m| m.with_hidden(&[]))
-        .and_then(|m| m.with_classes(10))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let weights = random_weights(&m, seed());
-    let mut net = Network::new(gpu(), &m, &weights).unwrap();
-    let plan = net.prepare(3, &["fc2"]).unwrap().clone();
-    let over = 3 * 16 * 1024 * 1024 * 4 > gpu().max_binding_bytes();
-    eprintln!(
-        "binding limit {}: {:?}",
-        gpu().max_binding_bytes(),
-        plan.stages
-    );
-    assert_eq!(plan.chunked(0), over);
-    check_model(&m, 3, "fc2", NetworkOptions::default(), seed());
+    on_each_gpu(|| {
+        // 16 x 1024 x 1024 f32 is 64 MiB an image; three images pass lavapipe's 128 MiB binding
+        // limit, so on such an adapter the first block runs in groups under its real limit.
+        let m = Model::parse("16,M")
+            .and_then(|m| m.with_input(3, 1024, 1024))
+            .and_then(|m| m.with_avgpool(Some((4, 4))))
+            .and_then(|m| m.with_hidden(&[]))
+            .and_then(|m| m.with_classes(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let weights = random_weights(&m, seed());
+        let mut net = Network::new(gpu(), &m, &weights).unwrap();
+        let plan = net.prepare(3, &["fc2"]).unwrap().clone();
+        let over = 3 * 16 * 1024 * 1024 * 4 > gpu().max_binding_bytes();
+        eprintln!(
+            "binding limit {}: {:?}",
+            gpu().max_binding_bytes(),
+            plan.stages
+        );
+        assert_eq!(plan.chunked(0), over);
+        check_model(&m, 3, "fc2", NetworkOptions::default(), seed());
+    });
 }
 
 #[test]
 fn dense_evaluation_matches_reference_and_the_plain_forward() {
-    let m = Model::parse("8,M,16,M,24,M,32,M,32,M")
-        .and_then(|m| m.with_hidden(&[40, 24]))
-        .and_then(|m| m.with_classes(11))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let weights = random_weights(&m, seed());
-    let mut net = Network::new(gpu(), &m, &weights).unwrap();
-    // At the training size there is one position, and the scores are the plain forward's.
-    let x = input(&m, 2, seed());
-    let plain = net.forward(&x).unwrap();
-    let dense = net.forward_dense(&x).unwrap();
-    assert_eq!(dense.shape, vec![2, 1, 11]);
-    assert_eq!(dense.data, plain.data);
-    // A larger, non-square image: pool5 is 8x10, so 2 x 4 positions.
-    net.set_input_size(256, 320).unwrap();
-    let big = m.with_input(3, 256, 320).unwrap();
-    let x = input(&big, 2, seed() + 1);
-    net.forward_dense(&x).unwrap();
-    net.poison();
-    let got = net.forward_dense(&x).unwrap();
-    let want = reference::forward_dense(&big, &weights, &x).unwrap();
-    assert_eq!(got.shape, vec![2, 8, 11]);
-    assert_eq!(want.shape, got.shape);
-    let d = compare(&got.data, &want.data);
-    eprintln!("[{}] dense 2x3x256x320: {d}", gpu().info().name);
-    assert!(d.passes(NET_TOL), "{d}");
-    // Too small an image for the 7x7 window is a clear error.
-    net.set_input_size(160, 160).unwrap();
-    let small = input(&m.with_input(3, 160, 160).unwrap(), 1, 0);
-    let e = net.forward_dense(&small).unwrap_err().to_string();
-    assert!(e.contains("at least 7x7"), "{e}");
+    on_each_gpu(|| {
+        let m = Model::parse("8,M,16,M,24,M,32,M,32,M")
+            .and_then(|m| m.with_hidden(&[40, 24]))
+            .and_then(|m| m.with_classes(11))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let weights = random_weights(&m, seed());
+        let mut net = Network::new(gpu(), &m, &weights).unwrap();
+        // At the training size there is one position, and the scores are the plain forward's.
+        let x = input(&m, 2, seed());
+        let plain = net.forward(&x).unwrap();
+        let dense = net.forward_dense(&x).unwrap();
+        assert_eq!(dense.shape, vec![2, 1, 11]);
+        assert_eq!(dense.data, plain.data);
+        // A larger, non-square image: pool5 is 8x10, so 2 x 4 positions.
+        net.set_input_size(256, 320).unwrap();
+        let big = m.with_input(3, 256, 320).unwrap();
+        let x = input(&big, 2, seed() + 1);
+        net.forward_dense(&x).unwrap();
+        net.poison();
+        let got = net.forward_dense(&x).unwrap();
+        let want = reference::forward_dense(&big, &weights, &x).unwrap();
+        assert_eq!(got.shape, vec![2, 8, 11]);
+        assert_eq!(want.shape, got.shape);
+        let d = compare(&got.data, &want.data);
+        eprintln!("[{}] dense 2x3x256x320: {d}", gpu().info().name);
+        assert!(d.passes(NET_TOL), "{d}");
+        // Too small an image for the 7x7 window is a clear error.
+        net.set_input_size(160, 160).unwrap();
+        let small = input(&m.with_input(3, 160, 160).unwrap(), 1, 0);
+        let e = net.forward_dense(&small).unwrap_err().to_string();
+        assert!(e.contains("at least 7x7"), "{e}");
+    });
 }
 
 #[test]
 fn f16_storage_stays_within_1e_2_of_the_f32_reference() {
-    use vgg_wgpu::gpu::Precision;
-    if !gpu().features().contains(wgpu::Features::SHADER_F16) {
-        eprintln!("skipped: {} has no shader-f16", gpu().info().name);
-        return;
-    }
-    for (i, name) in ["vgg11_lrn", "vgg16_c", "vgg13_bn"].iter().enumerate() {
-        let m = small(Model::by_name(name).unwrap_or_else(|e| panic!("{e}")));
-        let opts = NetworkOptions {
+    on_each_gpu(|| {
+        use vgg_wgpu::gpu::Precision;
+        if !gpu().features().contains(wgpu::Features::SHADER_F16) {
+            eprintln!("skipped: {} has no shader-f16", gpu().info().name);
+            return;
+        }
+        for (i, name) in ["vgg11_lrn", "vgg16_c", "vgg13_bn"].iter().enumerate() {
+            let m = small(Model::by_name(name).unwrap_or_else(|e| panic!("{e}")));
+            let opts = NetworkOptions {
+                precision: Precision::F16,
+                ..Default::default()
+            };
+            check_model_tol(&m, 3, "fc8", opts, seed() + i as u64, 1e-2);
+        }
+        // Odd sizes, a tensor split into groups, and softmax, in f16.
+        let m = Model::parse("6,M,10:1,L,M")
+            .and_then(|m| m.with_input(3, 26, 20))
+            .and_then(|m| m.with_avgpool(Some((3, 3))))
+            .and_then(|m| m.with_hidden(&[18]))
+            .and_then(|m| m.with_classes(5))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opts = || NetworkOptions {
             precision: Precision::F16,
+            max_binding: Some(16384),
             ..Default::default()
         };
-        check_model_tol(&m, 3, "fc8", opts, seed() + i as u64, 1e-2);
-    }
-    // Odd sizes, a tensor split into groups, and softmax, in f16.
-    let m = Model::parse("6,M,10:1,L,M")
-        .and_then(|m| m.with_input(3, 26, 20))
-        .and_then(|m| m.with_avgpool(Some((3, 3))))
-        .and_then(|m| m.with_hidden(&[18]))
-        .and_then(|m| m.with_classes(5))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let opts = || NetworkOptions {
-        precision: Precision::F16,
-        max_binding: Some(16384),
-        ..Default::default()
-    };
-    check_model_tol(&m, 4, "fc4", opts(), seed(), 1e-2);
-    check_model_tol(&m, 3, PROB, opts(), seed() + 1, 1e-2);
+        check_model_tol(&m, 4, "fc4", opts(), seed(), 1e-2);
+        check_model_tol(&m, 3, PROB, opts(), seed() + 1, 1e-2);
+    });
 }

@@ -2,7 +2,7 @@
 //! weights on the same batches give the same parameters; and a short run's loss falls.
 
 mod common;
-use common::{gpu, seed};
+use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::{compare, TensorRng};
 use vgg_wgpu::reference::train::{step as ref_step, Sgd};
 use vgg_wgpu::train::{TrainOptions, Trainer};
@@ -30,207 +30,216 @@ fn batch(m: &Model, n: usize, seed: u64) -> (Tensor, Vec<u32>) {
 
 #[test]
 fn three_sgd_steps_match_the_reference() {
-    // The last cases split fc's 12x60 weight (2880 bytes) over bindings of 1000 bytes.
-    // Batch norm is not combined with accumulation here: the GPU normalises each
-    // micro-batch by its own statistics, as PyTorch would, while the reference step takes
-    // the logical batch at once.
-    for (bn, accumulate, max_binding) in [
-        (false, 1, None),
-        (true, 1, None),
-        (false, 2, None),
-        (true, 1, Some(1000)),
-        (false, 2, Some(1000)),
-    ] {
-        let m = model(bn);
-        let mut w = Weights::init(&m, Init::Kaiming, seed());
-        // Non-trivial biases and batch-norm parameters.
-        let mut rng = TensorRng::new(seed() + 1);
-        let names: Vec<String> = w.iter().map(|(n, _)| n.clone()).collect();
-        for name in names {
-            let t = w.get_mut(&name).unwrap();
-            if name.ends_with("bias") || name.ends_with("running_mean") {
-                t.data = rng.range(t.len(), -0.1, 0.1);
-            } else if name.ends_with("running_var") {
-                t.data = rng.range(t.len(), 0.5, 1.5);
+    on_each_gpu(|| {
+        // The last cases split fc's 12x60 weight (2880 bytes) over bindings of 1000 bytes.
+        // Batch norm is not combined with accumulation here: the GPU normalises each
+        // micro-batch by its own statistics, as PyTorch would, while the reference step takes
+        // the logical batch at once.
+        for (bn, accumulate, max_binding) in [
+            (false, 1, None),
+            (true, 1, None),
+            (false, 2, None),
+            (true, 1, Some(1000)),
+            (false, 2, Some(1000)),
+        ] {
+            let m = model(bn);
+            let mut w = Weights::init(&m, Init::Kaiming, seed());
+            // Non-trivial biases and batch-norm parameters.
+            let mut rng = TensorRng::new(seed() + 1);
+            let names: Vec<String> = w.iter().map(|(n, _)| n.clone()).collect();
+            for name in names {
+                let t = w.get_mut(&name).unwrap();
+                if name.ends_with("bias") || name.ends_with("running_mean") {
+                    t.data = rng.range(t.len(), -0.1, 0.1);
+                } else if name.ends_with("running_var") {
+                    t.data = rng.range(t.len(), 0.5, 1.5);
+                }
+            }
+            let opts = TrainOptions {
+                batch: 4,
+                accumulate,
+                dropout: false,
+                max_binding,
+                ..Default::default()
+            };
+            let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+            let sgd = Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            };
+            let (mut rw, mut rv) = (w.clone(), Weights::new());
+            for s in 0..3u64 {
+                let (x, labels) = batch(&m, 4 * accumulate, seed() + 10 + s);
+                let got = t.step(&x, &labels, sgd.lr as f32).unwrap();
+                // The reference steps each micro-batch's gradient separately only when there is
+                // one; with accumulation it takes the whole logical batch at once, which is the
+                // same mean gradient.
+                let (loss, correct) = ref_step(&m, &mut rw, &mut rv, &x, &labels, sgd).unwrap();
+                assert!(
+                    (got.loss - loss).abs() <= 1e-4 * loss.abs().max(1.0),
+                    "step {s}: {} vs {loss}",
+                    got.loss
+                );
+                assert_eq!(got.correct, correct, "step {s}");
+            }
+            let gw = t.weights().unwrap();
+            for (name, want) in rw.iter() {
+                // The steps must have moved every trainable tensor, or the comparison is empty.
+                if !name.contains("running") {
+                    let init = w.get(name).unwrap();
+                    let moved = compare(&want.data, &init.data);
+                    assert!(moved.rel_l2 > 1e-7, "{name} did not move: {moved}");
+                }
+                let got = gw.get(name).unwrap_or_else(|| panic!("no {name}"));
+                let d = compare(&got.data, &want.data);
+                assert!(d.passes(1e-4), "{name}: {d}");
+                if name.contains("running") {
+                    continue;
+                }
+                // The updates themselves, which are small against the weights, so the check on
+                // the weights alone would hide a wrong gradient. Their f32 rounding (one ulp
+                // of the weight, about 1e-4 of the update) bounds how close they can be.
+                let init = &w.get(name).unwrap().data;
+                let delta = |v: &[f32]| v.iter().zip(init).map(|(a, b)| a - b).collect::<Vec<_>>();
+                let dd = compare(&delta(&got.data), &delta(&want.data));
+                eprintln!(
+                    "[{}] bn={bn} accumulate={accumulate} {name}: weights {d}; updates {dd}",
+                    gpu().info().name
+                );
+                // Where an update is tiny against its weight, a few ulps of the weight bound it.
+                let ulp =
+                    f32::EPSILON as f64 * init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+                assert!(
+                    dd.passes(1e-3) || dd.max_abs <= 4.0 * ulp,
+                    "{name} updates: {dd}"
+                );
             }
         }
-        let opts = TrainOptions {
-            batch: 4,
-            accumulate,
-            dropout: false,
-            max_binding,
-            ..Default::default()
-        };
-        let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
-        let sgd = Sgd {
-            lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-        };
-        let (mut rw, mut rv) = (w.clone(), Weights::new());
-        for s in 0..3u64 {
-            let (x, labels) = batch(&m, 4 * accumulate, seed() + 10 + s);
-            let got = t.step(&x, &labels, sgd.lr as f32).unwrap();
-            // The reference steps each micro-batch's gradient separately only when there is
-            // one; with accumulation it takes the whole logical batch at once, which is the
-            // same mean gradient.
-            let (loss, correct) = ref_step(&m, &mut rw, &mut rv, &x, &labels, sgd).unwrap();
-            assert!(
-                (got.loss - loss).abs() <= 1e-4 * loss.abs().max(1.0),
-                "step {s}: {} vs {loss}",
-                got.loss
-            );
-            assert_eq!(got.correct, correct, "step {s}");
-        }
-        let gw = t.weights().unwrap();
-        for (name, want) in rw.iter() {
-            // The steps must have moved every trainable tensor, or the comparison is empty.
-            if !name.contains("running") {
-                let init = w.get(name).unwrap();
-                let moved = compare(&want.data, &init.data);
-                assert!(moved.rel_l2 > 1e-7, "{name} did not move: {moved}");
-            }
-            let got = gw.get(name).unwrap_or_else(|| panic!("no {name}"));
-            let d = compare(&got.data, &want.data);
-            assert!(d.passes(1e-4), "{name}: {d}");
-            if name.contains("running") {
-                continue;
-            }
-            // The updates themselves, which are small against the weights, so the check on
-            // the weights alone would hide a wrong gradient. Their f32 rounding (one ulp
-            // of the weight, about 1e-4 of the update) bounds how close they can be.
-            let init = &w.get(name).unwrap().data;
-            let delta = |v: &[f32]| v.iter().zip(init).map(|(a, b)| a - b).collect::<Vec<_>>();
-            let dd = compare(&delta(&got.data), &delta(&want.data));
-            eprintln!(
-                "[{}] bn={bn} accumulate={accumulate} {name}: weights {d}; updates {dd}",
-                gpu().info().name
-            );
-            // Where an update is tiny against its weight, a few ulps of the weight bound it.
-            let ulp = f32::EPSILON as f64 * init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-            assert!(
-                dd.passes(1e-3) || dd.max_abs <= 4.0 * ulp,
-                "{name} updates: {dd}"
-            );
-        }
-    }
+    });
 }
 
 #[test]
 fn a_short_run_lowers_the_loss() {
-    let m = model(true);
-    let w = Weights::init(&m, Init::Kaiming, seed());
-    let opts = TrainOptions {
-        batch: 8,
-        ..Default::default()
-    };
-    let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
-    let (x, labels) = batch(&m, 8, seed());
-    let first = t.step(&x, &labels, 0.05).unwrap().loss;
-    let losses: Vec<f64> = (0..60)
-        .map(|_| t.step(&x, &labels, 0.05).unwrap().loss)
-        .collect();
-    // Dropout is on, so single steps are noisy: compare the mean of the last ten.
-    let last = losses[50..].iter().sum::<f64>() / 10.0;
-    eprintln!("loss {first:.4} -> {last:.4} (mean of the last 10 of 60 steps)");
-    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    on_each_gpu(|| {
+        let m = model(true);
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let opts = TrainOptions {
+            batch: 8,
+            ..Default::default()
+        };
+        let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+        let (x, labels) = batch(&m, 8, seed());
+        let first = t.step(&x, &labels, 0.05).unwrap().loss;
+        let losses: Vec<f64> = (0..60)
+            .map(|_| t.step(&x, &labels, 0.05).unwrap().loss)
+            .collect();
+        // Dropout is on, so single steps are noisy: compare the mean of the last ten.
+        let last = losses[50..].iter().sum::<f64>() / 10.0;
+        eprintln!("loss {first:.4} -> {last:.4} (mean of the last 10 of 60 steps)");
+        assert!(last < 0.7 * first, "loss {first} -> {last}");
+    });
 }
 
 #[test]
 fn evaluation_agrees_with_the_reference() {
-    use vgg_wgpu::io::datasets::mnist_5k;
-    use vgg_wgpu::io::labels::top_k;
-    let m = vgg_wgpu::train::mnist_model().unwrap();
-    let w = Weights::init(&m, Init::Kaiming, seed());
-    let data = mnist_5k().unwrap().slice(0..40);
-    let mut net = vgg_wgpu::Network::new(gpu(), &m, &w).unwrap();
-    let acc = vgg_wgpu::train::fit::evaluate(&mut net, &data).unwrap();
-    let x = Tensor::new(vec![40, 1, 28, 28], data.images.clone()).unwrap();
-    let logits = vgg_wgpu::reference::network::forward(&m, &w, &x, None).unwrap();
-    let correct = (0..40)
-        .filter(|&i| top_k(logits.row(i), 1)[0].0 == data.labels[i] as usize)
-        .count();
-    assert_eq!(acc, correct as f64 / 40.0);
+    on_each_gpu(|| {
+        use vgg_wgpu::io::datasets::mnist_5k;
+        use vgg_wgpu::io::labels::top_k;
+        let m = vgg_wgpu::train::mnist_model().unwrap();
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let data = mnist_5k().unwrap().slice(0..40);
+        let mut net = vgg_wgpu::Network::new(gpu(), &m, &w).unwrap();
+        let acc = vgg_wgpu::train::fit::evaluate(&mut net, &data).unwrap();
+        let x = Tensor::new(vec![40, 1, 28, 28], data.images.clone()).unwrap();
+        let logits = vgg_wgpu::reference::network::forward(&m, &w, &x, None).unwrap();
+        let correct = (0..40)
+            .filter(|&i| top_k(logits.row(i), 1)[0].0 == data.labels[i] as usize)
+            .count();
+        assert_eq!(acc, correct as f64 / 40.0);
+    });
 }
 
 #[test]
 fn resuming_from_a_checkpoint_continues_exactly() {
-    use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
-    let m = vgg_wgpu::train::mnist_model().unwrap();
-    let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
-    let (train, test) = data
-        .select(&(0..5000).step_by(25).collect::<Vec<_>>())
-        .split(40)
+    on_each_gpu(|| {
+        use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
+        let m = vgg_wgpu::train::mnist_model().unwrap();
+        let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
+        let (train, test) = data
+            .select(&(0..5000).step_by(25).collect::<Vec<_>>())
+            .split(40)
+            .unwrap();
+        let w = Weights::init(&m, Init::Kaiming, 3);
+        let dir = |name: &str| {
+            let d = std::env::temp_dir().join(format!("vgg-resume-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            d
+        };
+        let opts = |epochs, out| FitOptions {
+            epochs,
+            lr: 0.05,
+            schedule: Schedule::Step {
+                every: 1,
+                factor: 0.5,
+            },
+            train: TrainOptions {
+                batch: 16,
+                seed: 9,
+                ..Default::default()
+            },
+            out: Some(out),
+            augment: true,
+            augment_pad: 2,
+        };
+        let (a, b) = (dir("a"), dir("b"));
+        let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
+        let (wa, ha) = fit(
+            gpu(),
+            &m,
+            &w,
+            &train,
+            &test,
+            &opts(3, a),
+            None,
+            quiet,
+            |_| {},
+        )
         .unwrap();
-    let w = Weights::init(&m, Init::Kaiming, 3);
-    let dir = |name: &str| {
-        let d = std::env::temp_dir().join(format!("vgg-resume-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    };
-    let opts = |epochs, out| FitOptions {
-        epochs,
-        lr: 0.05,
-        schedule: Schedule::Step {
-            every: 1,
-            factor: 0.5,
-        },
-        train: TrainOptions {
-            batch: 16,
-            seed: 9,
-            ..Default::default()
-        },
-        out: Some(out),
-        augment: true,
-        augment_pad: 2,
-    };
-    let (a, b) = (dir("a"), dir("b"));
-    let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
-    let (wa, ha) = fit(
-        gpu(),
-        &m,
-        &w,
-        &train,
-        &test,
-        &opts(3, a),
-        None,
-        quiet,
-        |_| {},
-    )
-    .unwrap();
-    fit(
-        gpu(),
-        &m,
-        &w,
-        &train,
-        &test,
-        &opts(1, b.clone()),
-        None,
-        quiet,
-        |_| {},
-    )
-    .unwrap();
-    let ckpt = b.join("checkpoint.safetensors");
-    let (wb, hb) = fit(
-        gpu(),
-        &m,
-        &w,
-        &train,
-        &test,
-        &opts(3, b.clone()),
-        Some(&ckpt),
-        quiet,
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(hb.len(), 2, "the resumed run does epochs 2 and 3");
-    for (x, y) in ha[1..].iter().zip(&hb) {
-        eprintln!("epoch {}: loss {} vs resumed {}", x.epoch, x.loss, y.loss);
-        assert_eq!((x.epoch, x.loss, x.lr), (y.epoch, y.loss, y.lr));
-    }
-    assert_eq!(wa, wb, "the same weights after the same epochs");
-    let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 4, "{csv}");
+        fit(
+            gpu(),
+            &m,
+            &w,
+            &train,
+            &test,
+            &opts(1, b.clone()),
+            None,
+            quiet,
+            |_| {},
+        )
+        .unwrap();
+        let ckpt = b.join("checkpoint.safetensors");
+        let (wb, hb) = fit(
+            gpu(),
+            &m,
+            &w,
+            &train,
+            &test,
+            &opts(3, b.clone()),
+            Some(&ckpt),
+            quiet,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(hb.len(), 2, "the resumed run does epochs 2 and 3");
+        for (x, y) in ha[1..].iter().zip(&hb) {
+            eprintln!("epoch {}: loss {} vs resumed {}", x.epoch, x.loss, y.loss);
+            assert_eq!((x.epoch, x.loss, x.lr), (y.epoch, y.loss, y.lr));
+        }
+        assert_eq!(wa, wb, "the same weights after the same epochs");
+        let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 4, "{csv}");
+    });
 }
 
 #[test]
@@ -262,22 +271,24 @@ fn an_image_folder_loads_by_class() {
 
 #[test]
 fn the_training_memory_plan_is_what_the_trainer_allocates() {
-    for bn in [false, true] {
-        let m = model(bn);
-        let w = Weights::init(&m, Init::Kaiming, 1);
-        let opts = TrainOptions {
-            batch: 6,
-            accumulate: 3,
-            ..Default::default()
-        };
-        let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
-        let tune = vgg_wgpu::kernels::conv::ConvTune::default_for(gpu());
-        let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, tune)
-            .iter()
-            .map(|p| p.1)
-            .sum();
-        // The readback buffer is the only allocation the plan leaves out.
-        let readback = (2 * 6 * 3 * 4) as u64;
-        assert_eq!(plan + readback, t.allocated_bytes(), "bn={bn}");
-    }
+    on_each_gpu(|| {
+        for bn in [false, true] {
+            let m = model(bn);
+            let w = Weights::init(&m, Init::Kaiming, 1);
+            let opts = TrainOptions {
+                batch: 6,
+                accumulate: 3,
+                ..Default::default()
+            };
+            let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+            let tune = vgg_wgpu::kernels::conv::ConvTune::default_for(gpu());
+            let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, tune)
+                .iter()
+                .map(|p| p.1)
+                .sum();
+            // The readback buffer is the only allocation the plan leaves out.
+            let readback = (2 * 6 * 3 * 4) as u64;
+            assert_eq!(plan + readback, t.allocated_bytes(), "bn={bn}");
+        }
+    });
 }

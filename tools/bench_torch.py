@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--threads", type=int, help="torch.set_num_threads [default: torch's]")
+    ap.add_argument("--tf32", action="store_true",
+                    help="on CUDA, let cuDNN/cuBLAS use TF32 [default: true f32]")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     if args.threads:
@@ -114,6 +116,14 @@ def main():
     dev = args.device
     if dev == "cuda" and not torch.cuda.is_available():
         ap.error("CUDA is not available to this PyTorch")
+    notes = []
+    if dev == "cuda":
+        # The engine computes in f32; cuDNN and cuBLAS would otherwise round operands to
+        # TF32 on Ampere and later. Autotuning picks cuDNN's fastest algorithm per shape.
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cudnn.benchmark = True
+        notes.append(f"cudnn.benchmark on, TF32 {'allowed' if args.tf32 else 'off (true f32)'}")
     src = json.load(open(args.shapes_from))
 
     kernels = []
@@ -145,7 +155,8 @@ def main():
         c, h, w = parse_dims(n["input"])
         net = getattr(torchvision.models, name)(weights=None).eval().to(dev)
         x = torch.rand(batch, c, h, w).to(dev)
-        times = sorted(timed(lambda: net(x), max(1, min(args.runs, 3)), dev))
+        net_runs = args.runs if dev == "cuda" else max(1, min(args.runs, 3))
+        times = sorted(timed(lambda: net(x), net_runs, dev))
         med = statistics.median(times)
         networks.append({"model": name, "mode": "inference", "batch": batch,
                          "input": n["input"], "ms_per_batch": med * 1e3,
@@ -164,7 +175,7 @@ def main():
         "git_commit": "n/a", "model": src["model"], "input": src["input"],
         "batches": src["batches"], "quick": src["quick"], "peak": None, "kernels": kernels,
         "networks": networks,
-        "notes": [f"shapes from {args.shapes_from}; wall clock, median of {args.runs}"],
+        "notes": [f"shapes from {args.shapes_from}; wall clock, median of {args.runs}"] + notes,
     }
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)

@@ -1,5 +1,10 @@
 //! Comparison of GPU kernels with the CPU reference on fresh random inputs: the shared
-//! machinery of the tests, `vgg check` and the benchmark suite.
+//! machinery of the tests, `vgg check` and the benchmark suite. `suite` is the conformance
+//! suite, `report` its per-adapter tables in text, JSON and Markdown.
+
+pub mod backward;
+pub mod report;
+pub mod suite;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -108,7 +113,7 @@ pub fn compare(got: &[f32], want: &[f32]) -> Diff {
 }
 
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
     adaptive_pool::AdaptiveAvgPool,
     affine::{BatchNorm, ChannelAffine},
@@ -126,63 +131,226 @@ pub const F32_KERNEL_TOL: f64 = 1e-5;
 /// Relative L2 tolerance for a whole f32 network (design.md): errors of many layers add.
 pub const F32_NETWORK_TOL: f64 = 1e-4;
 
+/// Whether two runs of a kernel on the same input wrote the same bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Determinism {
+    /// Run once only.
+    #[default]
+    NotChecked,
+    Identical,
+    /// `elements` of `of` output elements differed, by up to `max_ulp`.
+    Differs {
+        elements: usize,
+        of: usize,
+        max_ulp: u64,
+    },
+}
+
+impl Determinism {
+    /// Compares the outputs of two runs bit for bit.
+    pub fn of(first: &[u32], second: &[u32]) -> Determinism {
+        if first.len() != second.len() {
+            return Determinism::Differs {
+                elements: first.len().max(second.len()),
+                of: first.len(),
+                max_ulp: u64::MAX,
+            };
+        }
+        let (mut elements, mut max_ulp) = (0, 0u64);
+        for (a, b) in first.iter().zip(second) {
+            if a != b {
+                elements += 1;
+                let d = ordered(f32::from_bits(*a)) - ordered(f32::from_bits(*b));
+                max_ulp = max_ulp.max(d.unsigned_abs());
+            }
+        }
+        if elements == 0 {
+            Determinism::Identical
+        } else {
+            Determinism::Differs {
+                elements,
+                of: first.len(),
+                max_ulp,
+            }
+        }
+    }
+}
+
 /// One comparison of a GPU kernel with the CPU reference.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub op: String,
     pub shape: String,
     pub diff: Diff,
+    /// The relative L2 error allowed.
     pub tol: f64,
+    /// An absolute error that passes too (0: none). For values that are tiny against the
+    /// numbers they were computed from, where relative error measures only rounding.
+    pub abs_tol: f64,
     /// Integer outputs (argmax indices) that differ from the reference.
     pub index_mismatches: usize,
+    /// The bits the GPU wrote (values, then any indices), kept for the determinism check.
+    pub output: Vec<u32>,
+    pub determinism: Determinism,
+    /// Why the case could not run (a GPU error naming the op, a limit), if it could not.
+    pub error: Option<String>,
+    /// Wall-clock seconds of the case, reference included.
+    pub seconds: f64,
+    /// Took longer than the suite's slow threshold.
+    pub slow: bool,
 }
 
 impl Outcome {
+    /// A comparison of `got` with `want` at the kernel tolerance.
+    pub fn new(op: &str, shape: String, got: &[f32], want: &[f32]) -> Outcome {
+        Outcome {
+            op: op.into(),
+            shape,
+            diff: compare(got, want),
+            tol: F32_KERNEL_TOL,
+            abs_tol: 0.0,
+            index_mismatches: 0,
+            output: got.iter().map(|v| v.to_bits()).collect(),
+            determinism: Determinism::NotChecked,
+            error: None,
+            seconds: 0.0,
+            slow: false,
+        }
+    }
+
+    /// A case that did not produce a result.
+    pub fn failed(op: &str, shape: String, error: String) -> Outcome {
+        Outcome {
+            error: Some(error),
+            diff: Diff {
+                rel_l2: f64::INFINITY,
+                max_abs: f64::INFINITY,
+                max_ulp: u64::MAX,
+                len: 0,
+            },
+            ..Outcome::new(op, shape, &[], &[])
+        }
+    }
+
+    /// With a relative L2 tolerance other than the kernel default.
+    pub fn tol(mut self, tol: f64) -> Outcome {
+        self.tol = tol;
+        self
+    }
+
+    /// Records integer outputs: mismatches fail the case, and their bits join the
+    /// determinism check.
+    pub fn indices(mut self, got: &[u32], want: &[u32]) -> Outcome {
+        self.index_mismatches = if got.len() == want.len() {
+            got.iter().zip(want).filter(|(a, b)| a != b).count()
+        } else {
+            got.len().max(want.len())
+        };
+        self.output.extend_from_slice(got);
+        self
+    }
+
+    /// Within tolerance (or the absolute bound), no index mismatch, no error, and the same
+    /// bits on a second run where that was checked.
     pub fn passed(&self) -> bool {
-        self.diff.passes(self.tol) && self.index_mismatches == 0
+        self.error.is_none()
+            && (self.diff.passes(self.tol) || self.diff.max_abs <= self.abs_tol)
+            && self.index_mismatches == 0
+            && !matches!(self.determinism, Determinism::Differs { .. })
+    }
+
+    /// Why the case failed, in words; empty when it passed.
+    pub fn failure(&self) -> String {
+        if let Some(e) = &self.error {
+            return e.clone();
+        }
+        let mut why = Vec::new();
+        if !(self.diff.passes(self.tol) || self.diff.max_abs <= self.abs_tol) {
+            if self.diff.rel_l2.is_infinite() {
+                why.push("NaN/inf or unwritten elements where the reference is finite".into());
+            } else {
+                why.push(format!(
+                    "rel L2 {:.2e} over the tolerance {:.0e}",
+                    self.diff.rel_l2, self.tol
+                ));
+            }
+        }
+        if self.index_mismatches > 0 {
+            why.push(format!("{} argmax indices differ", self.index_mismatches));
+        }
+        if let Determinism::Differs {
+            elements,
+            of,
+            max_ulp,
+        } = self.determinism
+        {
+            why.push(format!(
+                "not deterministic: a second run on the same input differs in {elements} of \
+                 {of} elements (up to {max_ulp} ulp)"
+            ));
+        }
+        why.join("; ")
     }
 }
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:<16} {:<44} {} {}",
-            self.op,
-            self.shape,
-            self.diff,
-            if self.passed() {
-                "pass".to_string()
-            } else if self.index_mismatches > 0 {
-                format!("FAIL ({} argmax indices differ)", self.index_mismatches)
-            } else {
-                format!("FAIL (tolerance {:.0e})", self.tol)
-            }
-        )
+        let det = match self.determinism {
+            Determinism::NotChecked => "",
+            Determinism::Identical => " det",
+            Determinism::Differs { .. } => " NONDET",
+        };
+        write!(f, "{:<22} {:<40} ", self.op, self.shape)?;
+        if self.error.is_none() {
+            write!(f, "{}{det}", self.diff)?;
+        }
+        if self.slow {
+            write!(f, " SLOW ({:.1} s)", self.seconds)?;
+        }
+        if self.passed() {
+            write!(f, " pass")
+        } else {
+            write!(f, " FAIL: {}", self.failure())
+        }
     }
 }
 
 fn outcome(op: &str, shape: String, got: &[f32], want: &[f32]) -> Outcome {
-    Outcome {
-        op: op.into(),
-        shape,
-        diff: compare(got, want),
-        tol: F32_KERNEL_TOL,
-        index_mismatches: 0,
-    }
+    Outcome::new(op, shape, got, want)
 }
 
 /// An output buffer of `len` f32, filled with NaN.
-fn poisoned(gpu: &Gpu, label: &str, len: usize) -> Result<wgpu::Buffer> {
+pub(crate) fn poisoned(gpu: &Gpu, label: &str, len: usize) -> Result<wgpu::Buffer> {
     let b = gpu.alloc(label, (len * 4) as u64)?;
     gpu.poison(&b);
     Ok(b)
 }
 
-type Dims = (usize, usize, usize, usize);
+pub(crate) type Dims = (usize, usize, usize, usize);
 
-fn dims_str((n, c, h, w): Dims) -> String {
+pub(crate) fn dims_str((n, c, h, w): Dims) -> String {
     format!("{n}x{c}x{h}x{w}")
+}
+
+/// Relative L2 tolerance of kernels that store tensors in f16 (and compute in f32), against
+/// the f32 reference on the same f16-rounded inputs: rounding each output to f16 alone
+/// costs up to 2^-11 = 4.9e-4 of it.
+pub const F16_KERNEL_TOL: f64 = 1e-3;
+
+/// Rounds values to f16 and back, as an f16 upload stores them.
+fn f16_rounded(v: Vec<f32>) -> Vec<f32> {
+    v.into_iter()
+        .map(|x| half::f16::from_f32(x).to_f32())
+        .collect()
+}
+
+/// Reads `len` elements of `precision` back as f32.
+fn read_as(gpu: &Gpu, buf: &wgpu::Buffer, len: usize, precision: Precision) -> Result<Vec<f32>> {
+    // Copies move whole 4-byte words; an odd count of f16 reads one element more.
+    let bytes = gpu.read::<u8>(buf, (len * precision.bytes()).div_ceil(4) * 4)?;
+    let mut out = precision.decode(&bytes);
+    out.truncate(len);
+    Ok(out)
 }
 
 /// Convolution (kernel 1 or 3) against the reference; `tune` None takes the adapter default.
@@ -193,22 +361,47 @@ pub fn conv(
     tune: Option<ConvTune>,
     seed: u64,
 ) -> Result<Outcome> {
+    conv_as(gpu, s, relu, tune, Precision::F32, seed)
+}
+
+/// `conv` with tensors and weights stored as `precision`.
+pub fn conv_as(
+    gpu: &Gpu,
+    s: ConvShape,
+    relu: bool,
+    tune: Option<ConvTune>,
+    precision: Precision,
+    seed: u64,
+) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
-    let x = rng.uniform(s.input_len());
-    let w = rng.uniform(s.weight_len());
-    let b = rng.uniform(s.c_out);
-    let conv = match tune {
-        Some(t) => Conv2d::with_tune(gpu, s, relu, t)?,
-        None => Conv2d::new(gpu, s, relu)?,
-    };
+    let (mut x, mut w, mut b) = (
+        rng.uniform(s.input_len()),
+        rng.uniform(s.weight_len()),
+        rng.uniform(s.c_out),
+    );
+    if precision == Precision::F16 {
+        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
+    }
+    let tune = tune.unwrap_or_else(|| ConvTune::default_for(gpu));
+    let conv = Conv2d::with_precision(gpu, s, relu, tune, precision)?;
     let params = conv.upload(gpu, &w, &b)?;
-    let xb = gpu.upload("x", &x)?;
+    let xb = gpu.upload_as("x", &x, precision)?;
     let out = poisoned(gpu, "y", s.output_len())?;
     let bg = conv.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, s.output_len())?;
+    let got = read_as(gpu, &out, s.output_len(), precision)?;
     let want = reference::conv2d(&x, (s.n, s.c_in, s.h, s.w), &w, &b, s.c_out, s.k, relu);
-    let op = format!("conv{}x{}{}", s.k, s.k, if relu { "+relu" } else { "" });
+    let op = format!(
+        "conv{}x{}{}{}",
+        s.k,
+        s.k,
+        if relu { "+relu" } else { "" },
+        if precision == Precision::F16 {
+            " f16"
+        } else {
+            ""
+        }
+    );
     let shape = format!(
         "{}->{} {:?}/{}",
         dims_str((s.n, s.c_in, s.h, s.w)),
@@ -216,7 +409,11 @@ pub fn conv(
         conv.tune.variant,
         conv.tune.wg
     );
-    Ok(outcome(&op, shape, &got, &want))
+    let tol = match precision {
+        Precision::F32 => F32_KERNEL_TOL,
+        Precision::F16 => F16_KERNEL_TOL,
+    };
+    Ok(outcome(&op, shape, &got, &want).tol(tol))
 }
 
 /// Max pooling, values and argmax indices.
@@ -233,13 +430,7 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let got = gpu.read::<f32>(&out, pool.output_len())?;
     let got_idx = gpu.read::<u32>(&idx, pool.output_len())?;
     let (want, want_idx) = reference::maxpool2x2(&x, dims);
-    let mut o = outcome("maxpool2x2", dims_str(dims), &got, &want);
-    o.index_mismatches = got_idx
-        .iter()
-        .zip(&want_idx)
-        .filter(|(a, b)| a != b)
-        .count();
-    Ok(o)
+    Ok(outcome("maxpool2x2", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
 }
 
 /// Fully connected layer; `max_binding` forces the weight split below the adapter's limit.
@@ -250,17 +441,34 @@ pub fn linear(
     max_binding: Option<u64>,
     seed: u64,
 ) -> Result<Outcome> {
+    linear_as(gpu, s, relu, max_binding, Precision::F32, seed)
+}
+
+/// `linear` with tensors and weights stored as `precision`.
+pub fn linear_as(
+    gpu: &Gpu,
+    s: LinearShape,
+    relu: bool,
+    max_binding: Option<u64>,
+    precision: Precision,
+    seed: u64,
+) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
-    let x = rng.uniform(s.m * s.k);
-    let w = rng.uniform(s.n_out * s.k);
-    let b = rng.uniform(s.n_out);
-    let fc = Linear::with_binding_limit(gpu, s, relu, max_binding.unwrap_or(u64::MAX))?;
+    let (mut x, mut w, mut b) = (
+        rng.uniform(s.m * s.k),
+        rng.uniform(s.n_out * s.k),
+        rng.uniform(s.n_out),
+    );
+    if precision == Precision::F16 {
+        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
+    }
+    let fc = Linear::with_options(gpu, s, relu, max_binding.unwrap_or(u64::MAX), precision)?;
     let params = fc.upload(gpu, &w, &b)?;
-    let xb = gpu.upload("x", &x)?;
+    let xb = gpu.upload_as("x", &x, precision)?;
     let out = poisoned(gpu, "y", s.m * s.n_out)?;
     let bgs = fc.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
-    let got = gpu.read::<f32>(&out, s.m * s.n_out)?;
+    let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
     let want = reference::linear(&x, s.m, s.k, &w, &b, s.n_out, relu);
     let shape = format!(
         "{}x{} -> {} ({} binding{})",
@@ -270,12 +478,13 @@ pub fn linear(
         fc.chunk_count(),
         if fc.chunk_count() == 1 { "" } else { "s" }
     );
-    Ok(outcome(
-        if relu { "linear+relu" } else { "linear" },
-        shape,
-        &got,
-        &want,
-    ))
+    let (op, tol) = match (relu, precision) {
+        (true, Precision::F32) => ("linear+relu", F32_KERNEL_TOL),
+        (false, Precision::F32) => ("linear", F32_KERNEL_TOL),
+        (true, Precision::F16) => ("linear+relu f16", F16_KERNEL_TOL),
+        (false, Precision::F16) => ("linear f16", F16_KERNEL_TOL),
+    };
+    Ok(outcome(op, shape, &got, &want).tol(tol))
 }
 
 /// Softmax over rows; logits spread over [-20, 20) so the max shift matters.
@@ -424,103 +633,6 @@ pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Resul
         &got,
         &want,
     ))
-}
-
-/// The kernel self-check behind `vgg check`: every forward kernel at a set of shapes that
-/// includes the edge cases (1x1 spatial, odd sizes, channel counts off every tile, a weight
-/// split over bindings). `full` adds VGG16's 392 MiB first FC layer. Outcomes are passed
-/// to `report` as they finish; an error (not a mismatch) stops the run.
-pub fn self_check(
-    gpu: &Gpu,
-    seed: u64,
-    full: bool,
-    mut report: impl FnMut(&Outcome),
-) -> Result<Vec<Outcome>> {
-    let cs = |n, c_in, c_out, h, w, k| ConvShape {
-        n,
-        c_in,
-        c_out,
-        h,
-        w,
-        k,
-    };
-    let mut cases: Vec<Box<dyn Fn(u64) -> Result<Outcome> + '_>> = vec![
-        Box::new(|s| conv(gpu, cs(1, 3, 13, 13, 15, 3), true, None, s)),
-        Box::new(|s| conv(gpu, cs(3, 16, 20, 7, 7, 3), false, None, s)),
-        Box::new(|s| conv(gpu, cs(2, 8, 5, 1, 1, 3), true, None, s)),
-        Box::new(|s| conv(gpu, cs(1, 64, 72, 28, 28, 3), true, None, s)),
-        Box::new(|s| conv(gpu, cs(3, 5, 11, 13, 15, 1), true, None, s)),
-        Box::new(|s| maxpool(gpu, (1, 3, 13, 15), s)),
-        Box::new(|s| maxpool(gpu, (3, 5, 7, 7), s)),
-        Box::new(|s| {
-            linear(
-                gpu,
-                LinearShape {
-                    m: 3,
-                    k: 37,
-                    n_out: 29,
-                },
-                true,
-                None,
-                s,
-            )
-        }),
-        Box::new(|s| {
-            linear(
-                gpu,
-                LinearShape {
-                    m: 2,
-                    k: 4096,
-                    n_out: 1000,
-                },
-                false,
-                None,
-                s,
-            )
-        }),
-        Box::new(|s| {
-            linear(
-                gpu,
-                LinearShape {
-                    m: 3,
-                    k: 50,
-                    n_out: 77,
-                },
-                true,
-                Some(2000),
-                s,
-            )
-        }),
-        Box::new(|s| softmax(gpu, 3, 1000, s)),
-        Box::new(|s| lrn(gpu, (3, 7, 7, 7), s)),
-        Box::new(|s| batchnorm(gpu, (3, 13, 13, 15), true, s)),
-        Box::new(|s| batchnorm_folded(gpu, cs(2, 3, 13, 13, 15, 3), s)),
-        Box::new(|s| adaptive_pool(gpu, (3, 5, 13, 15), (7, 7), s)),
-        Box::new(|s| adaptive_pool(gpu, (1, 8, 7, 7), (7, 7), s)),
-        Box::new(|s| im2col(gpu, (2, 5, 9, 11), (7, 7), s)),
-    ];
-    if full {
-        cases.push(Box::new(|s| {
-            linear(
-                gpu,
-                LinearShape {
-                    m: 2,
-                    k: 25088,
-                    n_out: 4096,
-                },
-                true,
-                None,
-                s,
-            )
-        }));
-    }
-    let mut out = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        let o = case(seed.wrapping_add(i as u64))?;
-        report(&o);
-        out.push(o);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use super::Gpu;
 use crate::error::{Error, Result};
-use wgpu::util::DeviceExt;
 
 /// Every engine buffer can be bound as storage and copied both ways, so any tensor can be
 /// read back or refilled without knowing who made it.
@@ -36,14 +35,25 @@ impl Gpu {
         } else {
             bytes
         };
-        self.scoped(label, || {
-            self.device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents,
-                    usage: USAGE,
-                })
-        })
+        // wgpu's create_buffer_init panics where the mapping fails (a lost device); map by
+        // hand so that it is an error naming the buffer.
+        let buffer = self.scoped(label, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (contents.len() as u64).div_ceil(4) * 4,
+                usage: USAGE,
+                mapped_at_creation: true,
+            })
+        })?;
+        {
+            let mut view = buffer.get_mapped_range_mut(..).map_err(|e| Error::Gpu {
+                op: format!("upload of {label}"),
+                message: e.to_string(),
+            })?;
+            view.slice(..contents.len()).copy_from_slice(contents);
+        }
+        buffer.unmap();
+        Ok(buffer)
     }
 
     /// A storage buffer holding `data` stored as `precision`.

@@ -11,8 +11,10 @@ pub use timing::GpuTimer;
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The optional features the engine uses when the adapter has them.
 pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
@@ -33,7 +35,18 @@ pub struct GpuOptions {
     /// default: every kernel's buffer sizes are checked against its shape on the host before
     /// binding, and the checks cost half the speed of the convolution on lavapipe.
     pub bounds_checks: bool,
+    /// The longest a wait for submitted work may take before it is reported as an error
+    /// naming the op (`VGG_GPU_TIMEOUT`, seconds) rather than hanging [default: 10 minutes].
+    pub timeout: Option<Duration>,
+    /// Load `NAME.wgsl` from this folder, where present, instead of the built-in kernel
+    /// `NAME` (`VGG_SHADER_DIR`): to try a patched kernel, or to check that `vgg check`
+    /// catches a broken one, without rebuilding.
+    pub shader_dir: Option<PathBuf>,
 }
+
+/// How long a wait for the GPU may take when nobody says: far above any single submission
+/// of the engine on a software adapter, far below "hung".
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl GpuOptions {
     /// Fills the fields left empty from the environment.
@@ -47,6 +60,15 @@ impl GpuOptions {
         }
         if env("VGG_BOUNDS_CHECKS").is_some_and(|v| v != "0") {
             self.bounds_checks = true;
+        }
+        if self.timeout.is_none() {
+            self.timeout = env("VGG_GPU_TIMEOUT")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|s| *s > 0.0)
+                .map(Duration::from_secs_f64);
+        }
+        if self.shader_dir.is_none() {
+            self.shader_dir = env("VGG_SHADER_DIR").map(PathBuf::from);
         }
         self
     }
@@ -86,6 +108,7 @@ fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
     desc.backends = backends;
     // Validation layers are for developing wgpu itself; honour WGPU_DEBUG etc. only when asked.
     desc.flags = wgpu::InstanceFlags::empty().with_env();
+    desc.backend_options = wgpu::BackendOptions::from_env_or_default();
     wgpu::Instance::new(desc)
 }
 
@@ -187,7 +210,12 @@ pub struct Gpu {
     modules: Mutex<HashMap<(&'static str, Precision), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error wgpu raised outside any error scope.
+    uncaptured: Arc<Mutex<Option<String>>>,
     bounds_checks: bool,
+    timeout: Duration,
+    shader_dir: Option<PathBuf>,
+    overrides_used: Mutex<std::collections::BTreeSet<String>>,
     submits: AtomicU64,
 }
 
@@ -196,8 +224,17 @@ impl Gpu {
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
         let opts = opts.clone().with_env();
         let adapters = enumerate(opts.backends()?);
-        let mut gpu = Gpu::from_adapter(select(adapters, &opts)?)?;
+        Gpu::open(select(adapters, &opts)?, &opts)
+    }
+
+    /// Opens a device on `adapter` with `opts`'s kernel options (adapter and backend are
+    /// ignored: the adapter is given).
+    pub fn open(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
+        let opts = opts.clone().with_env();
+        let mut gpu = Gpu::from_adapter(adapter)?;
         gpu.bounds_checks = opts.bounds_checks;
+        gpu.timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        gpu.shader_dir = opts.shader_dir;
         Ok(gpu)
     }
 
@@ -206,6 +243,18 @@ impl Gpu {
     /// of [`WANTED_FEATURES`] it has.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
+        // wgpu lists adapters it cannot run compute on: an OpenGL context below 4.3 or
+        // ES 3.1 (NVIDIA's EGL hands wgpu's 3.3 core request exactly 3.3).
+        let downlevel = adapter.get_downlevel_capabilities();
+        if !downlevel
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        {
+            return Err(Error::Unsupported(format!(
+                "{} ({:?}, driver {}) offers no compute shaders through wgpu",
+                info.name, info.backend, info.driver_info
+            )));
+        }
         let limits = adapter.limits();
         let wanted = WANTED_FEATURES
             .iter()
@@ -227,6 +276,15 @@ impl Gpu {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
+        // wgpu's default handler panics. Every call that can fail runs in error scopes, so
+        // this catches only what slipped past them; it is reported at the next wait.
+        let uncaptured = Arc::new(Mutex::new(None));
+        let uncaptured_cb = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut u) = uncaptured_cb.lock() {
+                u.get_or_insert_with(|| e.to_string());
+            }
+        }));
         Ok(Gpu {
             device,
             queue,
@@ -237,7 +295,11 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             lost,
+            uncaptured,
             bounds_checks: false,
+            timeout: DEFAULT_TIMEOUT,
+            shader_dir: None,
+            overrides_used: Mutex::new(Default::default()),
             submits: AtomicU64::new(0),
         })
     }
@@ -325,36 +387,101 @@ impl Gpu {
             .min(self.limits.max_buffer_size)
     }
 
-    /// Waits for all submitted work; reports a lost device as an error naming `op`.
+    /// Waits for all submitted work, at most the device's timeout; reports a lost device, a
+    /// timeout or an uncaptured error as an error naming `op`.
     pub fn wait(&self, op: &str) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                op: op.into(),
-                message: e.to_string(),
-            })?;
-        self.check_lost(op)
+        let started = std::time::Instant::now();
+        let polled = if self.info.backend == wgpu::Backend::Gl {
+            self.wait_by_polling(started)
+        } else {
+            self.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: None,
+                    timeout: Some(self.timeout),
+                })
+                .map(|_| ())
+        };
+        self.check_lost(op)?;
+        polled.map_err(|e| Error::Gpu {
+            op: op.into(),
+            message: match e {
+                wgpu::PollError::Timeout => format!(
+                    "the GPU did not finish within {:.3?} (waited {:.3?}): the adapter is too \
+                     slow for this work or hung; raise VGG_GPU_TIMEOUT to wait longer",
+                    self.timeout,
+                    started.elapsed()
+                ),
+                other => other.to_string(),
+            },
+        })?;
+        Ok(())
+    }
+
+    /// wgpu's OpenGL backend holds its one GL context's lock through a blocking wait, and
+    /// any other thread that needs the context meanwhile gives up after 6 s with a panic.
+    /// Polling takes the lock only for a moment at a time.
+    fn wait_by_polling(
+        &self,
+        started: std::time::Instant,
+    ) -> std::result::Result<(), wgpu::PollError> {
+        loop {
+            if self.device.poll(wgpu::PollType::Poll)?.is_queue_empty() {
+                return Ok(());
+            }
+            if started.elapsed() >= self.timeout {
+                return Err(wgpu::PollError::Timeout);
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Kernels loaded from the shader folder instead of the built-in sources so far.
+    pub fn shader_overrides_used(&self) -> Vec<String> {
+        self.overrides_used
+            .lock()
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The timeout of [`Gpu::wait`].
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether the device was lost (after which every later call fails).
+    pub fn is_lost(&self) -> bool {
+        self.lost.lock().map(|l| l.is_some()).unwrap_or(true)
     }
 
     fn check_lost(&self, op: &str) -> Result<()> {
-        match self.lost.lock().ok().and_then(|l| l.clone()) {
-            Some(msg) => Err(Error::Gpu {
+        if let Some(msg) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::Gpu {
                 op: op.into(),
                 message: format!("device lost: {msg}"),
-            }),
-            None => Ok(()),
+            });
         }
+        if let Some(msg) = self.uncaptured.lock().ok().and_then(|mut u| u.take()) {
+            return Err(Error::Gpu {
+                op: op.into(),
+                message: msg,
+            });
+        }
+        Ok(())
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes, so a bad dispatch or an
     /// allocation the device cannot satisfy surfaces as an error naming `op`.
     pub fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
+        // Some wgpu calls panic on a lost device instead of reporting it.
+        self.check_lost(op)?;
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
         let v = pollster::block_on(val.pop());
         let o = pollster::block_on(oom.pop());
-        if let Some(e) = v.or(o) {
+        let i = pollster::block_on(internal.pop());
+        if let Some(e) = v.or(o).or(i) {
             return Err(Error::Gpu {
                 op: op.into(),
                 message: e.to_string(),

@@ -118,6 +118,30 @@ impl Gpu {
         Ok(pipeline)
     }
 
+    /// The kernel's source: the built-in one, unless the shader folder holds a replacement.
+    fn shader_source(&self, shader: &Shader) -> Result<std::borrow::Cow<'static, str>> {
+        match self.shader_override(shader.name) {
+            None => Ok(shader.source.into()),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| crate::error::Error::File {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
+                if let Ok(mut used) = self.overrides_used.lock() {
+                    used.insert(shader.name.to_string());
+                }
+                Ok(text.into())
+            }
+        }
+    }
+
+    /// The file that replaces the built-in kernel `name`, if the shader folder has one.
+    pub fn shader_override(&self, name: &str) -> Option<std::path::PathBuf> {
+        let path = self.shader_dir.as_ref()?.join(format!("{name}.wgsl"));
+        path.is_file().then_some(path)
+    }
+
     fn module(&self, shader: &Shader) -> Result<wgpu::ShaderModule> {
         let key = (shader.name, shader.precision);
         if let Some(m) = self.modules.lock().ok().and_then(|m| m.get(&key).cloned()) {
@@ -131,7 +155,11 @@ impl Gpu {
                 self.info().name
             )));
         }
-        let source = format!("{}{}", shader.precision.prelude(), shader.source);
+        let source = format!(
+            "{}{}",
+            shader.precision.prelude(),
+            self.shader_source(shader)?
+        );
         let module = self.scoped(&format!("shader {}", shader.name), || {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),

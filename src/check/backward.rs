@@ -1,0 +1,322 @@
+//! The backward and training kernels against the CPU reference (whose gradients the
+//! library's unit tests check against finite differences): fresh random inputs, outputs
+//! poisoned with NaN, or prefilled with random values where a kernel accumulates.
+
+use super::{dims_str, poisoned, Dims, Outcome, TensorRng};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::backward::{self as k, GradOp};
+use crate::kernels::conv::{ConvShape, ConvTune};
+use crate::kernels::linear::LinearShape;
+use crate::kernels::lrn::LrnParams;
+use crate::reference::{self, backward as r};
+
+/// Uploads `inputs`, runs `op` with a last (output) buffer of `out_len` elements holding
+/// `prefill` (NaN poison when None), and reads the output back.
+pub fn run_op(
+    gpu: &Gpu,
+    op: &GradOp,
+    inputs: &[&[f32]],
+    out_len: usize,
+    prefill: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let mut bufs = inputs
+        .iter()
+        .map(|x| gpu.upload(op.name, x))
+        .collect::<Result<Vec<_>>>()?;
+    bufs.push(match prefill {
+        Some(p) => gpu.upload(op.name, p)?,
+        None => poisoned(gpu, op.name, out_len)?,
+    });
+    let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
+    let bg = op.bind(gpu, &refs)?;
+    gpu.run_pass(op.name, |p| op.encode(gpu, p, &bg))?;
+    gpu.read(&bufs[bufs.len() - 1], out_len)
+}
+
+/// u32 values carried through an f32 upload.
+fn bits(v: &[u32]) -> Vec<f32> {
+    v.iter().map(|u| f32::from_bits(*u)).collect()
+}
+
+fn conv_tag(s: &ConvShape) -> String {
+    format!(
+        "{}->{} k{}",
+        dims_str((s.n, s.c_in, s.h, s.w)),
+        s.c_out,
+        s.k
+    )
+}
+
+/// Conv input gradient, weight gradient (fresh and accumulated onto a previous
+/// micro-batch's) and bias gradient.
+pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(s.input_len());
+    let wt = rng.uniform(s.weight_len());
+    let dy = rng.uniform(s.output_len());
+    let prev = rng.uniform(s.weight_len());
+    let (dx, dw, db) = r::conv2d_backward(&x, (s.n, s.c_in, s.h, s.w), &wt, &dy, s.c_out, s.k);
+    let tag = conv_tag(&s);
+    let got = run_op(
+        gpu,
+        &k::conv_dgrad(gpu, s)?,
+        &[&dy, &wt],
+        s.input_len(),
+        None,
+    )?;
+    let mut out = vec![Outcome::new("conv dgrad", tag.clone(), &got, &dx)];
+    let got = run_op(
+        gpu,
+        &k::conv_wgrad(gpu, s, false)?,
+        &[&x, &dy],
+        s.weight_len(),
+        None,
+    )?;
+    out.push(Outcome::new("conv wgrad", tag.clone(), &got, &dw));
+    let got = run_op(
+        gpu,
+        &k::conv_wgrad(gpu, s, true)?,
+        &[&x, &dy],
+        s.weight_len(),
+        Some(&prev),
+    )?;
+    let want: Vec<f32> = prev.iter().zip(&dw).map(|(a, b)| a + b).collect();
+    out.push(Outcome::new(
+        "conv wgrad accumulate",
+        tag.clone(),
+        &got,
+        &want,
+    ));
+    let op = k::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
+    let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
+    out.push(Outcome::new("conv bias grad", tag, &got, &db));
+    Ok(out)
+}
+
+/// Max-pool gradient through the forward argmax (exact: a gather).
+pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+    let (n, c, h, w) = dims;
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(n * c * h * w);
+    let (_, idx) = reference::maxpool2x2(&x, dims);
+    let dy = rng.uniform(idx.len());
+    let want = r::maxpool2x2_backward(&dy, &idx, dims);
+    let op = k::maxpool_backward(gpu, dims)?;
+    let got = run_op(gpu, &op, &[&dy, &bits(&idx)], n * c * h * w, None)?;
+    // A gather moves values: anything but the exact value is wrong.
+    Ok(Outcome::new("maxpool2x2 backward", dims_str(dims), &got, &want).tol(0.0))
+}
+
+/// ReLU gradient from the forward output.
+pub fn relu(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let y: Vec<f32> = rng.uniform(len).into_iter().map(|v| v.max(0.0)).collect();
+    let dy = rng.uniform(len);
+    let got = run_op(gpu, &k::relu_backward(gpu, len)?, &[&y, &dy], len, None)?;
+    let want = r::relu_backward(&y, &dy);
+    Ok(Outcome::new("relu backward", len.to_string(), &got, &want).tol(0.0))
+}
+
+/// FC gradients with the weight in row chunks, as the forward splits a weight over
+/// bindings: dx accumulates over the chunks, dw is per chunk, db is a column sum.
+pub fn linear(
+    gpu: &Gpu,
+    s: LinearShape,
+    chunks: &[(usize, usize)],
+    seed: u64,
+) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(s.m * s.k);
+    let wt = rng.uniform(s.n_out * s.k);
+    let dy = rng.uniform(s.m * s.n_out);
+    let (dx, dw, db) = r::linear_backward(&x, s.m, s.k, &wt, &dy, s.n_out);
+    let tag = format!("{}x{} -> {} ({} chunks)", s.m, s.k, s.n_out, chunks.len());
+    let mut got_dx: Option<Vec<f32>> = None;
+    let mut got_dw = Vec::with_capacity(dw.len());
+    for (j, &(r0, rows)) in chunks.iter().enumerate() {
+        let op = k::linear_dx(gpu, s, r0, rows, j > 0)?;
+        let wc = &wt[r0 * s.k..(r0 + rows) * s.k];
+        got_dx = Some(run_op(gpu, &op, &[wc, &dy], s.m * s.k, got_dx.as_deref())?);
+        let op = k::linear_dw(gpu, s, r0, rows, false)?;
+        got_dw.extend(run_op(gpu, &op, &[&x, &dy], rows * s.k, None)?);
+    }
+    let op = k::channel_sum(gpu, s.m, s.n_out, 1, false)?;
+    let got_db = run_op(gpu, &op, &[&dy], s.n_out, None)?;
+    Ok(vec![
+        Outcome::new("linear dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
+        Outcome::new("linear dw", tag.clone(), &got_dw, &dw),
+        Outcome::new("linear bias grad", tag, &got_db, &db),
+    ])
+}
+
+/// Softmax cross-entropy: the logits' gradient, and the per-row loss and correctness.
+pub fn softmax_xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let z = rng.range(rows * cols, -4.0, 4.0);
+    let labels: Vec<u32> = (0..rows)
+        .map(|r| ((r * 7 + seed as usize) % cols) as u32)
+        .collect();
+    let scale = 1.0 / 16.0;
+    let (loss, dz, correct) = r::softmax_cross_entropy(&z, rows, cols, &labels, scale);
+    let op = k::softmax_xent(gpu, rows, cols, scale as f32)?;
+    let zb = gpu.upload("z", &z)?;
+    let lb = gpu.upload("labels", &labels)?;
+    let dzb = poisoned(gpu, "dz", rows * cols)?;
+    let sb = poisoned(gpu, "stats", rows * 2)?;
+    let bg = op.bind(gpu, &[&zb, &lb, &dzb, &sb])?;
+    gpu.run_pass(op.name, |p| op.encode(gpu, p, &bg))?;
+    let got_dz: Vec<f32> = gpu.read(&dzb, rows * cols)?;
+    let stats: Vec<f32> = gpu.read(&sb, rows * 2)?;
+    let got_loss: f64 = stats.chunks(2).map(|s| s[0] as f64).sum::<f64>() / rows as f64;
+    let got_correct: Vec<u32> = stats.chunks(2).map(|s| (s[1] == 1.0) as u32).collect();
+    // The reference gives only the count of correct rows; the check wants them per row.
+    let want_correct: Vec<u32> = (0..rows)
+        .map(|r| {
+            let row = &z[r * cols..(r + 1) * cols];
+            let best = (0..cols).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+            (best == labels[r] as usize) as u32
+        })
+        .collect();
+    debug_assert_eq!(want_correct.iter().sum::<u32>() as usize, correct);
+    let tag = format!("{rows}x{cols}");
+    Ok(vec![
+        Outcome::new("softmax xent dz", tag.clone(), &got_dz, &dz),
+        Outcome::new("softmax xent loss", tag, &[got_loss as f32], &[loss as f32])
+            .indices(&got_correct, &want_correct),
+    ])
+}
+
+/// The fused SGD step (momentum, weight decay): weights and velocities.
+pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let (w0, grad, v0) = (rng.uniform(len), rng.uniform(len), rng.uniform(len));
+    let (mut w, mut v) = (w0.clone(), v0.clone());
+    r::sgd_step(&mut w, &grad, &mut v, 0.05, 0.9, 5e-4);
+    let op = k::sgd(gpu, len)?;
+    let (wb, gb, vb) = (
+        gpu.upload("w", &w0)?,
+        gpu.upload("g", &grad)?,
+        gpu.upload("v", &v0)?,
+    );
+    let hb = gpu.upload("hyper", &[0.05f32, 0.9, 5e-4])?;
+    let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
+    gpu.run_pass(op.name, |p| op.encode(gpu, p, &bg))?;
+    Ok(vec![
+        Outcome::new("sgd weights", len.to_string(), &gpu.read(&wb, len)?, &w),
+        Outcome::new("sgd momentum", len.to_string(), &gpu.read(&vb, len)?, &v),
+    ])
+}
+
+/// Dropout with the counter-based mask the reference shares.
+pub fn dropout(gpu: &Gpu, len: usize, p: f64, seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(len);
+    let mask_seed = seed as u32 | 1;
+    let want = r::dropout(&x, p, mask_seed);
+    let got = run_op(
+        gpu,
+        &k::dropout(gpu, len, p)?,
+        &[&x, &bits(&[mask_seed])],
+        len,
+        None,
+    )?;
+    let zeros = |v: &[f32]| v.iter().map(|x| (*x == 0.0) as u32).collect::<Vec<_>>();
+    Ok(Outcome::new("dropout", format!("{len} p={p}"), &got, &want)
+        .indices(&zeros(&got), &zeros(&want)))
+}
+
+/// LRN gradient, on inputs large enough for the normaliser's cross terms to matter.
+pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+    let (n, c, h, w) = dims;
+    let len = n * c * h * w;
+    let mut rng = TensorRng::new(seed);
+    let x = rng.range(len, -20.0, 20.0);
+    let dy = rng.uniform(len);
+    let p = LrnParams::default();
+    let (alpha, beta, kk) = (p.alpha as f64, p.beta as f64, p.k as f64);
+    let want = r::lrn_backward(&x, dims, p.size, alpha, beta, kk, &dy);
+    let got = run_op(gpu, &k::lrn_backward(gpu, dims, p)?, &[&x, &dy], len, None)?;
+    Ok(Outcome::new("lrn backward", dims_str(dims), &got, &want))
+}
+
+/// Batch norm in training: batch statistics, the running update, the output, and the
+/// gradients of input, scale and shift, as one pass of four kernels.
+pub fn batchnorm(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {
+    let (n, c, h, w) = dims;
+    let (hw, len) = (h * w, n * c * h * w);
+    let mut rng = TensorRng::new(seed);
+    let x: Vec<f32> = rng.uniform(len).iter().map(|v| v * 3.0 + 0.5).collect();
+    let gamma = rng.range(c, 0.5, 1.5);
+    let beta = rng.uniform(c);
+    let dy = rng.uniform(len);
+    let (rm0, rv0) = (rng.uniform(c), rng.range(c, 0.5, 2.0));
+    let (y, mean, var) = r::batchnorm_train(&x, dims, &gamma, &beta, 1e-5);
+    let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
+    r::batchnorm_running_update(&mut rm, &mut rv, &mean, &var, n * hw, 0.1);
+    let (dx, dgamma, dbeta) = r::batchnorm_train_backward(&x, dims, &gamma, 1e-5, &dy);
+
+    let up = |d: &[f32]| gpu.upload("bn", d);
+    let (xb, gb, bb, dyb) = (up(&x)?, up(&gamma)?, up(&beta)?, up(&dy)?);
+    let (rmb, rvb) = (up(&rm0)?, up(&rv0)?);
+    let p = |elems| poisoned(gpu, "bn", elems);
+    let (stats, yb, sums, dgb, dbb, dxb) = (p(2 * c)?, p(len)?, p(2 * c)?, p(c)?, p(c)?, p(len)?);
+    let ops = [
+        (
+            k::bn_stats(gpu, n, c, hw, 1e-5, 0.1)?,
+            vec![&xb, &stats, &rmb, &rvb],
+        ),
+        (
+            k::bn_apply(gpu, n, c, hw, false)?,
+            vec![&xb, &gb, &bb, &stats, &yb],
+        ),
+        (
+            k::bn_backward_reduce(gpu, n, c, hw, false)?,
+            vec![&xb, &dyb, &stats, &sums, &dgb, &dbb],
+        ),
+        (
+            k::bn_backward_apply(gpu, n, c, hw)?,
+            vec![&xb, &dyb, &gb, &stats, &sums, &dxb],
+        ),
+    ];
+    let bgs = ops
+        .iter()
+        .map(|(op, b)| op.bind(gpu, b))
+        .collect::<Result<Vec<_>>>()?;
+    gpu.run_pass("batchnorm training", |pass| {
+        for ((op, _), bg) in ops.iter().zip(&bgs) {
+            op.encode(gpu, pass, bg)?;
+        }
+        Ok(())
+    })?;
+    let tag = dims_str(dims);
+    let o = |op: &str, b: &wgpu::Buffer, l: usize, want: &[f32]| -> Result<Outcome> {
+        Ok(Outcome::new(op, tag.clone(), &gpu.read(b, l)?, want))
+    };
+    Ok(vec![
+        o("batchnorm train y", &yb, len, &y)?,
+        o("batchnorm running mean", &rmb, c, &rm)?,
+        o("batchnorm running var", &rvb, c, &rv)?,
+        o("batchnorm dx", &dxb, len, &dx)?,
+        o("batchnorm dgamma", &dgb, c, &dgamma)?,
+        o("batchnorm dbeta", &dbb, c, &dbeta)?,
+    ])
+}
+
+/// Canonical weights repacked on the GPU into `tune`'s forward layout, against the host
+/// packing (exact: a permutation).
+pub fn conv_pack(
+    gpu: &Gpu,
+    c_in: usize,
+    c_out: usize,
+    ks: usize,
+    tune: ConvTune,
+    seed: u64,
+) -> Result<Outcome> {
+    let w = TensorRng::new(seed).uniform(c_out * c_in * ks * ks);
+    let (want, _) = tune.pack(c_in, c_out, ks, &w, &vec![0.0; c_out])?;
+    let op = k::conv_pack(gpu, c_in, c_out, ks, tune)?;
+    let got = run_op(gpu, &op, &[&w], want.len(), None)?;
+    let shape = format!("{c_in}->{c_out} k{ks} {:?}/tm{}", tune.variant, tune.tm);
+    Ok(Outcome::new("conv weight pack", shape, &got, &want).tol(0.0))
+}

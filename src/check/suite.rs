@@ -1,0 +1,528 @@
+//! The conformance suite behind `vgg check`: every forward and backward kernel at a fixed
+//! set of shapes with the edge cases (1x1 spatial, odd sizes, channel counts off every
+//! tile, tensors over the binding limit, grids over 65535 workgroups in a dimension), a
+//! whole-network forward and one training step, each against the CPU reference, each run
+//! twice to check that the same input gives the same bits.
+
+use super::{backward as bw, Determinism, Outcome, TensorRng, F32_NETWORK_TOL};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant};
+use crate::kernels::linear::LinearShape;
+use crate::model::{Model, Op};
+use crate::reference;
+use crate::train::{TrainOptions, Trainer};
+use crate::{Init, Network, NetworkOptions, Tensor, Weights};
+use std::time::Instant;
+
+/// How to run the suite.
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    pub seed: u64,
+    /// Add the full-size cases: VGG16's 392 MiB first FC layer (split over bindings where
+    /// the adapter needs it) and the whole VGG16 at 224x224.
+    pub full: bool,
+    /// Run each case a second time on the same input and require the same bits.
+    pub determinism: bool,
+    /// A case slower than this (seconds, reference included) is reported as slow.
+    pub slow_seconds: f64,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        SuiteOptions {
+            seed: 0,
+            full: false,
+            determinism: true,
+            slow_seconds: 30.0,
+        }
+    }
+}
+
+/// A check the adapter cannot run, and why.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Skipped {
+    pub op: String,
+    pub reason: String,
+}
+
+type Run<'a> = Box<dyn Fn(u64) -> Result<Vec<Outcome>> + 'a>;
+
+/// One entry of the suite: a case to run, or one skipped on this adapter.
+pub enum Case<'a> {
+    Run {
+        op: String,
+        shape: String,
+        run: Run<'a>,
+    },
+    Skip(Skipped),
+}
+
+fn case<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a) -> Case<'a> {
+    Case::Run {
+        op: op.into(),
+        shape: shape.into(),
+        run: Box::new(f),
+    }
+}
+
+fn one<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Outcome> + 'a) -> Case<'a> {
+    case(op, shape, move |s| f(s).map(|o| vec![o]))
+}
+
+fn skip<'a>(op: &str, reason: impl Into<String>) -> Case<'a> {
+    Case::Skip(Skipped {
+        op: op.into(),
+        reason: reason.into(),
+    })
+}
+
+fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
+    ConvShape::new(n, c_in, c_out, h, w, k)
+}
+
+fn ls(m: usize, k: usize, n_out: usize) -> LinearShape {
+    LinearShape { m, k, n_out }
+}
+
+/// The suite for `gpu`: cases that need a feature the adapter lacks come back as skipped.
+pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
+    use super::{
+        adaptive_pool, batchnorm, batchnorm_folded, conv, conv_as, im2col, linear, linear_as, lrn,
+        maxpool, softmax,
+    };
+    let mut v = vec![
+        // Forward kernels, on the adapter's default conv variant.
+        one("conv3x3+relu", "C_in 3, odd", |s| {
+            conv(gpu, cs(1, 3, 13, 13, 15, 3), true, None, s)
+        }),
+        one("conv3x3", "7x7", |s| {
+            conv(gpu, cs(3, 16, 20, 7, 7, 3), false, None, s)
+        }),
+        one("conv3x3+relu", "1x1 spatial", |s| {
+            conv(gpu, cs(2, 8, 5, 1, 1, 3), true, None, s)
+        }),
+        one("conv3x3+relu", "28x28", |s| {
+            conv(gpu, cs(1, 64, 72, 28, 28, 3), true, None, s)
+        }),
+        one("conv1x1+relu", "odd", |s| {
+            conv(gpu, cs(3, 5, 11, 13, 15, 1), true, None, s)
+        }),
+        // 66000 images of 1x1: one workgroup each, past 65535 in one dimension.
+        one("conv3x3+relu", "grid over 65535", |s| {
+            conv(gpu, cs(66000, 3, 4, 1, 1, 3), true, None, s)
+        }),
+    ];
+    // Every conv variant the adapter offers, and the ones it does not, named.
+    let offered = ConvTune::variants_for(gpu);
+    for variant in [
+        ConvVariant::Direct,
+        ConvVariant::Shared,
+        ConvVariant::Subgroup,
+    ] {
+        let name = format!("conv3x3 {variant:?}");
+        match offered.iter().find(|t| t.variant == variant) {
+            Some(&tune) => {
+                v.push(one(&name, "odd", move |s| {
+                    conv(gpu, cs(2, 19, 37, 11, 9, 3), true, Some(tune), s)
+                }));
+                v.push(one(&format!("conv1x1 {variant:?}"), "odd", move |s| {
+                    conv(gpu, cs(2, 7, 9, 5, 3, 1), false, Some(tune), s)
+                }));
+            }
+            None => v.push(skip(&name, no_subgroups(gpu))),
+        }
+    }
+    let f16 = gpu.features().contains(wgpu::Features::SHADER_F16);
+    if f16 {
+        v.push(one("conv3x3+relu f16", "odd", |s| {
+            conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
+        }));
+        v.push(one("linear+relu f16", "odd", |s| {
+            linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, s)
+        }));
+    } else {
+        let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
+        v.push(skip("conv3x3+relu f16", why.clone()));
+        v.push(skip("linear+relu f16", why));
+    }
+    v.extend([
+        one("maxpool2x2", "odd", |s| maxpool(gpu, (1, 3, 13, 15), s)),
+        one("maxpool2x2", "7x7", |s| maxpool(gpu, (3, 5, 7, 7), s)),
+        // 4.26M outputs, 66.5k workgroups of 64.
+        one("maxpool2x2", "grid over 65535", |s| {
+            maxpool(gpu, (1, 17, 1000, 1002), s)
+        }),
+        one("linear+relu", "odd", |s| {
+            linear(gpu, ls(3, 37, 29), true, None, s)
+        }),
+        one("linear", "fc8", |s| {
+            linear(gpu, ls(2, 4096, 1000), false, None, s)
+        }),
+        // The weight (15.4 KB) over bindings of 2000 bytes.
+        one("linear+relu", "over binding limit", |s| {
+            linear(gpu, ls(3, 50, 77), true, Some(2000), s)
+        }),
+        one("softmax", "1000 classes", |s| softmax(gpu, 3, 1000, s)),
+        // One workgroup per row.
+        one("softmax", "grid over 65535", |s| softmax(gpu, 70000, 3, s)),
+        one("lrn", "odd", |s| lrn(gpu, (3, 7, 7, 7), s)),
+        one("lrn", "1x1 spatial", |s| lrn(gpu, (2, 9, 1, 1), s)),
+        one("batchnorm+relu", "odd", |s| {
+            batchnorm(gpu, (3, 13, 13, 15), true, s)
+        }),
+        one("conv+bn folded", "odd", |s| {
+            batchnorm_folded(gpu, cs(2, 3, 13, 13, 15, 3), s)
+        }),
+        one("adaptive_avgpool", "13x15 -> 7x7", |s| {
+            adaptive_pool(gpu, (3, 5, 13, 15), (7, 7), s)
+        }),
+        one("adaptive_avgpool", "identity", |s| {
+            adaptive_pool(gpu, (1, 8, 7, 7), (7, 7), s)
+        }),
+        one("adaptive_avgpool", "1x1 -> 7x7", |s| {
+            adaptive_pool(gpu, (2, 3, 1, 1), (7, 7), s)
+        }),
+        one("im2col", "odd", |s| im2col(gpu, (2, 5, 9, 11), (7, 7), s)),
+    ]);
+    if opts.full {
+        v.push(one("linear+relu", "VGG16 fc6, 392 MiB", |s| {
+            linear(gpu, ls(2, 25088, 4096), true, None, s)
+        }));
+    } else {
+        v.push(skip(
+            "linear+relu VGG16 fc6",
+            "full-size case: run with --full",
+        ));
+    }
+
+    // Backward and training kernels.
+    for (what, s) in [
+        ("C_in 3", cs(2, 3, 5, 7, 9, 3)),
+        ("odd", cs(1, 8, 16, 13, 15, 3)),
+        ("1x1 spatial", cs(3, 6, 4, 1, 1, 3)),
+        ("1x1 conv", cs(2, 5, 7, 6, 5, 1)),
+    ] {
+        v.push(case("conv backward", what, move |seed| {
+            bw::conv(gpu, s, seed)
+        }));
+    }
+    v.extend([
+        one("maxpool2x2 backward", "odd", |s| {
+            bw::maxpool(gpu, (2, 3, 7, 5), s)
+        }),
+        one("maxpool2x2 backward", "3x2", |s| {
+            bw::maxpool(gpu, (3, 2, 3, 2), s)
+        }),
+        one("relu backward", "odd", |s| bw::relu(gpu, 1001, s)),
+        // 4.2M elements, 65.6k workgroups of 64.
+        one("relu backward", "grid over 65535", |s| {
+            bw::relu(gpu, 4_200_000, s)
+        }),
+        case("linear backward", "3 weight chunks", |s| {
+            bw::linear(gpu, ls(5, 37, 23), &[(0, 10), (10, 10), (20, 3)], s)
+        }),
+        case("linear backward", "fc8", |s| {
+            bw::linear(gpu, ls(3, 4096, 1000), &[(0, 1000)], s)
+        }),
+        case("softmax xent", "odd", |s| bw::softmax_xent(gpu, 3, 10, s)),
+        case("softmax xent", "1000 classes", |s| {
+            bw::softmax_xent(gpu, 7, 1000, s)
+        }),
+        case("sgd", "odd", |s| bw::sgd(gpu, 1003, s)),
+        one("dropout", "p 0.5", |s| bw::dropout(gpu, 1003, 0.5, s)),
+        one("lrn backward", "odd", |s| bw::lrn(gpu, (2, 7, 3, 5), s)),
+        one("lrn backward", "1x1 spatial", |s| {
+            bw::lrn(gpu, (2, 3, 1, 1), s)
+        }),
+        case("batchnorm training", "odd", |s| {
+            bw::batchnorm(gpu, (3, 5, 7, 3), s)
+        }),
+        case("batchnorm training", "1x1 spatial", |s| {
+            bw::batchnorm(gpu, (4, 16, 1, 1), s)
+        }),
+    ]);
+    for tune in offered {
+        v.push(one(
+            "conv weight pack",
+            &format!("{:?}", tune.variant),
+            move |s| bw::conv_pack(gpu, 5, 9, 3, tune, s),
+        ));
+    }
+
+    // Whole networks.
+    v.extend([
+        one("network forward", "vgg16 at 32x32", |s| {
+            network(gpu, &small("vgg16")?, 2, None, s)
+        }),
+        one("network forward", "vgg11_bn at 32x32", |s| {
+            network(gpu, &small("vgg11_bn")?, 2, None, s)
+        }),
+        // Activations over a 64 KiB binding run in groups of images; the FC weight splits.
+        one("network forward", "over binding limit", |s| {
+            let m = Model::parse("16,16,M,32,M")
+                .and_then(|m| m.with_input(3, 24, 20))
+                .and_then(|m| m.with_avgpool(None))
+                .and_then(|m| m.with_hidden(&[40]))
+                .and_then(|m| m.with_classes(7))?;
+            network(gpu, &m, 5, Some(65536), s)
+        }),
+        one("network forward", "1 channel, LRN, 1x1 conv", |s| {
+            let m = Model::parse("5,M,12,13:1,L,M,7")
+                .and_then(|m| m.with_input(1, 13, 15))
+                .and_then(|m| m.with_avgpool(None))
+                .and_then(|m| m.with_hidden(&[19]))
+                .and_then(|m| m.with_classes(3))?;
+            network(gpu, &m, 3, None, s)
+        }),
+    ]);
+    if opts.full {
+        v.push(one("network forward", "vgg16 at 224x224", |s| {
+            network(gpu, &Model::vgg16(), 1, None, s)
+        }));
+    } else {
+        v.push(skip(
+            "network forward vgg16 224",
+            "full-size case: run with --full",
+        ));
+    }
+    v.push(case("training step", "BN, LRN, 1x1, split FC", |s| {
+        training_step(gpu, s)
+    }));
+    v
+}
+
+fn no_subgroups(gpu: &Gpu) -> String {
+    if gpu.features().contains(wgpu::Features::SUBGROUP) {
+        format!(
+            "{}'s subgroups can be {} lanes wide; the kernel needs at least 8",
+            gpu.info().name,
+            gpu.info().subgroup_min_size
+        )
+    } else {
+        format!("{} has no subgroup operations", gpu.info().name)
+    }
+}
+
+/// A named configuration at 32x32 with small FC layers.
+fn small(name: &str) -> Result<Model> {
+    Model::by_name(name)?
+        .with_input(3, 32, 32)
+        .and_then(|m| m.with_hidden(&[64, 48]))
+        .and_then(|m| m.with_classes(10))
+}
+
+/// Kaiming weights with every bias and batch-norm statistic made non-trivial, so a kernel
+/// that dropped a bias or a fold that used the wrong statistic would show.
+pub fn random_weights(model: &Model, seed: u64) -> Weights {
+    let mut w = Weights::init(model, Init::Kaiming, seed);
+    let mut rng = TensorRng::new(seed ^ 0x5eed);
+    for l in model.layers() {
+        for (name, shape) in l.tensors() {
+            let n: usize = shape.iter().product();
+            let Some(t) = w.get_mut(&name) else { continue };
+            let fresh = match (l.op, name.rsplit('.').next()) {
+                (Op::BatchNorm { .. }, Some("weight")) => rng.range(n, 0.5, 1.5),
+                (Op::BatchNorm { .. }, Some("running_var")) => rng.range(n, 0.5, 2.0),
+                (Op::BatchNorm { .. }, Some(_)) => rng.range(n, -0.2, 0.2),
+                (_, Some("bias")) => rng.range(n, -0.1, 0.1),
+                // torchvision's N(0, 0.01) FC init lets the biases drown the signal in
+                // small networks; a He-scaled uniform keeps every input's effect visible.
+                (Op::Linear { k, .. }, Some("weight")) => {
+                    let a = (6.0 / k as f32).sqrt();
+                    rng.range(n, -a, a)
+                }
+                _ => continue,
+            };
+            t.data = fresh;
+        }
+    }
+    w
+}
+
+/// A batch of `n` inputs uniform in [-1, 1).
+pub fn random_input(model: &Model, n: usize, seed: u64) -> Tensor {
+    let [c, h, w] = model.input_dims();
+    let data = TensorRng::new(seed).uniform(n * c * h * w);
+    Tensor {
+        shape: vec![n, c, h, w],
+        data,
+    }
+}
+
+/// The executor's logits (activations poisoned first) against the whole-network reference.
+pub fn network(
+    gpu: &Gpu,
+    model: &Model,
+    n: usize,
+    max_binding: Option<u64>,
+    seed: u64,
+) -> Result<Outcome> {
+    let weights = random_weights(model, seed);
+    let x = random_input(model, n, seed + 1);
+    let opts = NetworkOptions {
+        max_binding,
+        ..Default::default()
+    };
+    let mut net = Network::with_options(gpu, model, &weights, opts)?;
+    let last = model
+        .layers()
+        .last()
+        .map(|l| l.name.clone())
+        .unwrap_or_default();
+    net.prepare(n, &[&last])?;
+    net.poison();
+    let got = net.forward_features(&x, &last)?;
+    let want = reference::network::forward(model, &weights, &x, None)?;
+    let [c, h, w] = model.input_dims();
+    let shape = format!(
+        "{} {n}x{c}x{h}x{w}{}",
+        model.name(),
+        match max_binding {
+            Some(b) => format!(", bindings of {b} B"),
+            None => String::new(),
+        }
+    );
+    Ok(Outcome::new("network forward", shape, &got.data, &want.data).tol(F32_NETWORK_TOL))
+}
+
+/// One SGD step of the trainer (momentum, weight decay, batch norm, LRN, a 1x1 conv, the
+/// FC weight split over bindings) against the reference step: the loss, and each
+/// parameter's update.
+pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
+    let m = Model::parse("6,M,8:1,L,M,10")
+        .and_then(|m| m.with_input(2, 12, 10))
+        .and_then(|m| m.with_batch_norm(true))
+        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_hidden(&[12]))
+        .and_then(|m| m.with_classes(5))?;
+    let w = random_weights(&m, seed);
+    let batch = 4;
+    let x = random_input(&m, batch, seed + 1);
+    let labels: Vec<u32> = (0..batch).map(|i| ((i * 3) % m.classes()) as u32).collect();
+    let opts = TrainOptions {
+        batch,
+        dropout: false,
+        // fc's 12x60 weight (2880 bytes) in three chunks.
+        max_binding: Some(1000),
+        ..Default::default()
+    };
+    let lr = 0.05;
+    let mut t = Trainer::new(gpu, &m, &w, opts)?;
+    let got = t.step(&x, &labels, lr)?;
+    let sgd = reference::train::Sgd {
+        lr: lr as f64,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+    };
+    let (mut rw, mut rv) = (w.clone(), Weights::new());
+    let (loss, correct) = reference::train::step(&m, &mut rw, &mut rv, &x, &labels, sgd)?;
+    let gw = t.weights()?;
+    let tag = format!("{} batch {batch}", m.name());
+    let mut out = vec![Outcome::new(
+        "training loss",
+        tag.clone(),
+        &[got.loss as f32],
+        &[loss as f32],
+    )
+    .tol(1e-4)
+    .indices(&[got.correct as u32], &[correct as u32])];
+    for (name, want) in rw.iter() {
+        let init = &w
+            .get(name)
+            .ok_or_else(|| Error::Shape(format!("no {name}")))?
+            .data;
+        let g = &gw
+            .get(name)
+            .ok_or_else(|| Error::Shape(format!("the trainer has no {name}")))?
+            .data;
+        let o = if name.contains("running") {
+            // Running statistics are not trained; they follow the batch.
+            Outcome::new("training running stat", name.clone(), g, &want.data)
+        } else {
+            // The update, not the weight: an update is ~1e-3 of its weight, so a wrong
+            // gradient would hide in the weights' rounding. Its f32 rounding (an ulp of the
+            // weight) bounds how close it can be, hence the absolute bound.
+            let delta = |v: &[f32]| v.iter().zip(init).map(|(a, b)| a - b).collect::<Vec<_>>();
+            if delta(&want.data).iter().all(|d| *d == 0.0) {
+                return Err(Error::Shape(format!(
+                    "the reference step left {name} unchanged: nothing to compare"
+                )));
+            }
+            let ulp = f32::EPSILON as f64 * init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            let mut o = Outcome::new(
+                "training update",
+                name.clone(),
+                &delta(g),
+                &delta(&want.data),
+            )
+            .tol(1e-3);
+            o.abs_tol = 4.0 * ulp;
+            o
+        };
+        out.push(o);
+    }
+    Ok(out)
+}
+
+/// Runs every case on `gpu`, each twice on the same input when `opts.determinism`, and
+/// passes each outcome to `report` as it finishes. A case that errors is a failed outcome
+/// naming the op; after a lost device the remaining cases are skipped.
+pub fn run(
+    gpu: &Gpu,
+    opts: &SuiteOptions,
+    mut report: impl FnMut(&Outcome),
+) -> (Vec<Outcome>, Vec<Skipped>) {
+    let (mut outcomes, mut skipped) = (Vec::new(), Vec::new());
+    for (i, c) in cases(gpu, opts).into_iter().enumerate() {
+        let (op, shape, run) = match c {
+            Case::Skip(s) => {
+                skipped.push(s);
+                continue;
+            }
+            Case::Run { op, shape, run } => (op, shape, run),
+        };
+        if gpu.is_lost() {
+            skipped.push(Skipped {
+                op: format!("{op} {shape}"),
+                reason: "the device was lost earlier in the run".into(),
+            });
+            continue;
+        }
+        let seed = opts.seed.wrapping_add(i as u64);
+        let started = Instant::now();
+        let first = run(seed);
+        let seconds = started.elapsed().as_secs_f64();
+        let mut results = match first {
+            Ok(r) => r,
+            Err(e) => vec![Outcome::failed(&op, shape.clone(), e.to_string())],
+        };
+        if opts.determinism && results.iter().all(|o| o.error.is_none()) {
+            match run(seed) {
+                Ok(again) if again.len() == results.len() => {
+                    for (o, a) in results.iter_mut().zip(&again) {
+                        o.determinism = Determinism::of(&o.output, &a.output);
+                    }
+                }
+                Ok(_) => {
+                    for o in &mut results {
+                        o.error = Some("the second run gave a different number of results".into());
+                    }
+                }
+                Err(e) => {
+                    for o in &mut results {
+                        o.error = Some(format!("second run: {e}"));
+                    }
+                }
+            }
+        }
+        for mut o in results {
+            o.output = Vec::new();
+            o.seconds = seconds;
+            o.slow = seconds > opts.slow_seconds;
+            report(&o);
+            outcomes.push(o);
+        }
+    }
+    (outcomes, skipped)
+}

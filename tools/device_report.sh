@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Conformance and speed on a lent GPU machine, in one call: adapters, `vgg check --all`,
+# the benchmark suite, and PyTorch (CUDA) at the same shapes for comparison.
+#
+#   tools/device_report.sh BIN OUTDIR [STEPS]
+#
+# BIN is a release `vgg` built elsewhere (the GPU machine has no Rust toolchain); STEPS is
+# a comma-separated subset of devices,check,bench,torch (default: all). Every step's output
+# goes to OUTDIR/log.txt; reports to OUTDIR/*.json and *.md. A step that fails is logged
+# and the next one still runs, so one call returns everything it could measure.
+set -uo pipefail
+bin=$1
+out=$2
+steps=${3:-devices,check,bench,torch}
+mkdir -p "$out"
+log=$out/log.txt
+want() { [[ ",$steps," == *",$1,"* ]]; }
+step() { echo "== $* ($(date -u +%H:%M:%S))" | tee -a "$log"; }
+
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}
+mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
+# The NVIDIA driver's loader manifests live outside the default search paths there.
+nv=/usr/local/nvidia/share
+[ -f $nv/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=$nv/vulkan/icd.d/nvidia_icd.json
+[ -f $nv/glvnd/egl_vendor.d/10_nvidia.json ] &&
+    export __EGL_VENDOR_LIBRARY_FILENAMES=$nv/glvnd/egl_vendor.d/10_nvidia.json
+
+if want devices; then
+    step devices
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$log"
+    "$bin" devices 2>&1 | tee -a "$log"
+fi
+if want check; then
+    step check --all
+    timeout 480 "$bin" check --all --full --json "$out/conformance.json" \
+        --markdown "$out/conformance.md" 2>&1 | tee -a "$log"
+    echo "exit ${PIPESTATUS[0]}" | tee -a "$log"
+fi
+if want bench; then
+    step bench vgg16
+    timeout 420 "$bin" bench --backend vulkan --no-cpu --batch 1,32 --networks vgg16 \
+        --e2e-batch 128 --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee -a "$log"
+fi
+if want torch && [ -f "$out/bench.json" ]; then
+    step pytorch cuda
+    timeout 300 python3 tools/bench_torch.py --shapes-from "$out/bench.json" --device cuda \
+        -o "$out/torch-cuda.json" 2>&1 | tee -a "$log"
+    "$bin" bench --report "$out/bench.json" --compare "$out/torch-cuda.json" 2>&1 | tee -a "$log"
+fi
+step done
