@@ -48,7 +48,7 @@ impl Gpu {
         {
             let mut view = buffer.get_mapped_range_mut(..).map_err(|e| Error::Gpu {
                 op: format!("upload of {label}"),
-                message: e.to_string(),
+                message: super::one_line(&e.to_string()),
             })?;
             view.slice(..contents.len()).copy_from_slice(contents);
         }
@@ -141,7 +141,7 @@ impl Gpu {
             })?;
         let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
             op: op.into(),
-            message: e.to_string(),
+            message: super::one_line(&e.to_string()),
         })?;
         // The mapped range need not be aligned for T; copy through bytes.
         let count = view.len() / std::mem::size_of::<T>();

@@ -234,6 +234,12 @@ impl Gpu {
         let mut gpu = Gpu::from_adapter(adapter)?;
         gpu.bounds_checks = opts.bounds_checks;
         gpu.timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if let Some(dir) = opts.shader_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(Error::File {
+                path: dir.display().to_string(),
+                message: "the shader folder (VGG_SHADER_DIR) is not a directory".into(),
+            });
+        }
         gpu.shader_dir = opts.shader_dir;
         Ok(gpu)
     }
@@ -282,10 +288,10 @@ impl Gpu {
         let uncaptured_cb = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut u) = uncaptured_cb.lock() {
-                u.get_or_insert_with(|| e.to_string());
+                u.get_or_insert_with(|| one_line(&e.to_string()));
             }
         }));
-        Ok(Gpu {
+        let gpu = Gpu {
             device,
             queue,
             adapter,
@@ -301,6 +307,41 @@ impl Gpu {
             shader_dir: None,
             overrides_used: Mutex::new(Default::default()),
             submits: AtomicU64::new(0),
+        };
+        gpu.probe()?;
+        Ok(gpu)
+    }
+
+    /// Builds a minimal compute pipeline with a storage buffer. Some drivers pass wgpu's
+    /// capability checks and still refuse compute at pipeline creation (NVIDIA's OpenGL
+    /// through EGL gives wgpu a 3.3 context): better one clear refusal here than a failure
+    /// in every kernel.
+    fn probe(&self) -> Result<()> {
+        const PROBE: &str = "@group(0) @binding(0) var<storage, read_write> b: array<u32>;\n\
+            @compute @workgroup_size(1) fn main() { b[0] = 1u; }";
+        self.scoped("probe", || {
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("probe"),
+                    source: wgpu::ShaderSource::Wgsl(PROBE.into()),
+                });
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("probe"),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Unsupported(format!(
+                "{} ({:?}, driver {}) cannot build a compute pipeline through wgpu: {e}",
+                self.info.name, self.info.backend, self.info.driver_info
+            ))
         })
     }
 
@@ -484,7 +525,7 @@ impl Gpu {
         if let Some(e) = v.or(o).or(i) {
             return Err(Error::Gpu {
                 op: op.into(),
-                message: e.to_string(),
+                message: one_line(&e.to_string()),
             });
         }
         self.check_lost(op)?;
@@ -534,6 +575,17 @@ impl Gpu {
             f(&mut pass)
         })
     }
+}
+
+/// wgpu's errors span lines ("Validation Error", "Caused by:", indented causes); a report
+/// row or an `error:` line wants them on one.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "Caused by:")
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// `MemAvailable` from /proc/meminfo (Linux), in bytes.

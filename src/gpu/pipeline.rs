@@ -126,7 +126,7 @@ impl Gpu {
                 let text =
                     std::fs::read_to_string(&path).map_err(|e| crate::error::Error::File {
                         path: path.display().to_string(),
-                        message: e.to_string(),
+                        message: super::one_line(&e.to_string()),
                     })?;
                 if let Ok(mut used) = self.overrides_used.lock() {
                     used.insert(shader.name.to_string());
