@@ -7,7 +7,8 @@ mod common;
 use common::{assert_pass, gpu, on_each_gpu, seed};
 use vgg_wgpu::check;
 use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune};
-use vgg_wgpu::kernels::linear::LinearShape;
+use vgg_wgpu::gpu::Precision;
+use vgg_wgpu::kernels::linear::{LinearShape, LinearVariant};
 
 fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
     ConvShape::new(n, c_in, c_out, h, w, k)
@@ -107,16 +108,27 @@ fn maxpool_grid_over_65535_workgroups() {
 #[test]
 fn linear_matches_reference() {
     on_each_gpu(|| {
-        let shapes = [(1, 100, 13), (3, 37, 29), (2, 4096, 1000), (5, 1, 3)];
+        let shapes = [
+            (1, 100, 13),
+            (3, 37, 29),
+            (2, 4096, 1000),
+            (5, 1, 3),
+            (9, 130, 6),
+            (17, 33, 5),
+        ];
         for (i, &(m, k, n_out)) in shapes.iter().enumerate() {
-            for relu in [false, true] {
-                assert_pass(check::linear(
-                    gpu(),
-                    LinearShape { m, k, n_out },
-                    relu,
-                    None,
-                    seed() + i as u64,
-                ));
+            for variant in LinearVariant::ALL {
+                for relu in [false, true] {
+                    assert_pass(check::linear_as(
+                        gpu(),
+                        LinearShape { m, k, n_out },
+                        relu,
+                        None,
+                        Precision::F32,
+                        Some(variant),
+                        seed() + i as u64,
+                    ));
+                }
             }
         }
     });
@@ -131,7 +143,17 @@ fn linear_weight_split_over_bindings() {
             k: 50,
             n_out: 77,
         };
-        assert_pass(check::linear(gpu(), s, true, Some(50 * 4 * 10), seed()));
+        for variant in LinearVariant::ALL {
+            assert_pass(check::linear_as(
+                gpu(),
+                s,
+                true,
+                Some(50 * 4 * 10),
+                Precision::F32,
+                Some(variant),
+                seed(),
+            ));
+        }
     });
 }
 
@@ -144,7 +166,17 @@ fn linear_grid_over_65535_workgroups() {
             k: 3,
             n_out: 1,
         };
-        assert_pass(check::linear(gpu(), s, false, None, seed()));
+        for variant in LinearVariant::ALL {
+            assert_pass(check::linear_as(
+                gpu(),
+                s,
+                false,
+                None,
+                Precision::F32,
+                Some(variant),
+                seed(),
+            ));
+        }
     });
 }
 

@@ -11,7 +11,7 @@ use crate::kernels::{
     affine::ChannelAffine,
     conv::{Conv2d, ConvShape, ConvTune},
     im2col::Im2col,
-    linear::{Linear, LinearShape},
+    linear::{Linear, LinearShape, LinearVariant},
     lrn::{Lrn, LrnParams},
     maxpool::MaxPool,
     peak::{PeakCopy, PeakFma},
@@ -127,9 +127,16 @@ pub fn conv(
 }
 
 /// Fully connected layer, ReLU fused, weight split over bindings where needed.
-pub fn linear(gpu: &Gpu, s: LinearShape, precision: Precision, set: Settings) -> Result<Kernel> {
+pub fn linear(
+    gpu: &Gpu,
+    s: LinearShape,
+    precision: Precision,
+    variant: LinearVariant,
+    set: Settings,
+) -> Result<Kernel> {
     let mut rng = TensorRng::new(2);
-    let fc = Linear::with_options(gpu, s, true, gpu.max_binding_bytes(), precision)?;
+    let max = gpu.max_binding_bytes();
+    let fc = Linear::with_variant(gpu, s, true, max, precision, variant)?;
     let w = rng.uniform(s.k * s.n_out);
     let b = rng.uniform(s.n_out);
     let p = fc.upload(gpu, &w, &b)?;
@@ -147,12 +154,13 @@ pub fn linear(gpu: &Gpu, s: LinearShape, precision: Precision, set: Settings) ->
     let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
     let mut k = entry("linear", shape, timing, 2.0 * s.macs() as f64, bytes);
     k.variant = format!(
-        "{}{} bindings",
-        if fc.subgroup { "subgroup, " } else { "" },
+        "{:?}{}, {} bindings",
+        variant,
+        if fc.subgroup { " subgroup" } else { "" },
         fc.chunk_count()
     );
     k.precision = format!("{precision:?}").to_lowercase();
-    k.is_default = precision == Precision::F32;
+    k.is_default = precision == Precision::F32 && variant == LinearVariant::default_for(gpu);
     let cpu = if set.cpu && precision == Precision::F32 {
         let x = rng.uniform(s.m * s.k);
         Some(time_wall(1, || {

@@ -6,7 +6,7 @@ use super::{ops, time_wall, tune, Settings};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::{ConvShape, ConvTune};
-use crate::kernels::linear::LinearShape;
+use crate::kernels::linear::{LinearShape, LinearVariant};
 use crate::model::{Init, Model, Op, Tensor, Weights};
 
 #[derive(Clone, Debug)]
@@ -203,11 +203,19 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             k.layers = "dense fc6 windows".into();
             push(k, &mut progress);
         }
+        let linear_variants = if o.quick {
+            vec![LinearVariant::default_for(gpu)]
+        } else {
+            LinearVariant::ALL.to_vec()
+        };
         for site in &fcs {
             let (k, n_out) = site.shape;
-            let mut e = ops::linear(gpu, LinearShape { m: b, k, n_out }, Precision::F32, set)?;
-            e.layers = site.layers.join(", ");
-            push(e, &mut progress);
+            for &v in &linear_variants {
+                let s = LinearShape { m: b, k, n_out };
+                let mut e = ops::linear(gpu, s, Precision::F32, v, set)?;
+                e.layers = site.layers.join(", ");
+                push(e, &mut progress);
+            }
         }
         let mut k = ops::softmax(gpu, b, m.classes(), set)?;
         k.layers = "prob".into();
@@ -274,7 +282,8 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             if let Some(site) = fcs.iter().max_by_key(|s| s.shape.0 * s.shape.1) {
                 let (k, n_out) = site.shape;
                 let s = LinearShape { m: b, k, n_out };
-                let mut e = ops::linear(gpu, s, Precision::F16, set)?;
+                let v = LinearVariant::default_for(gpu);
+                let mut e = ops::linear(gpu, s, Precision::F16, v, set)?;
                 e.layers = site.layers.join(", ");
                 push(e, &mut progress);
             }

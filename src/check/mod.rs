@@ -119,7 +119,7 @@ use crate::kernels::{
     affine::{BatchNorm, ChannelAffine},
     conv::{Conv2d, ConvShape, ConvTune},
     im2col::Im2col,
-    linear::{Linear, LinearShape},
+    linear::{Linear, LinearShape, LinearVariant},
     lrn::{Lrn, LrnParams},
     maxpool::MaxPool,
     softmax::Softmax,
@@ -441,16 +441,18 @@ pub fn linear(
     max_binding: Option<u64>,
     seed: u64,
 ) -> Result<Outcome> {
-    linear_as(gpu, s, relu, max_binding, Precision::F32, seed)
+    linear_as(gpu, s, relu, max_binding, Precision::F32, None, seed)
 }
 
-/// `linear` with tensors and weights stored as `precision`.
+/// `linear` with tensors and weights stored as `precision`, in `variant` (None: the
+/// adapter's default).
 pub fn linear_as(
     gpu: &Gpu,
     s: LinearShape,
     relu: bool,
     max_binding: Option<u64>,
     precision: Precision,
+    variant: Option<LinearVariant>,
     seed: u64,
 ) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
@@ -462,7 +464,9 @@ pub fn linear_as(
     if precision == Precision::F16 {
         (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
     }
-    let fc = Linear::with_options(gpu, s, relu, max_binding.unwrap_or(u64::MAX), precision)?;
+    let variant = variant.unwrap_or_else(|| LinearVariant::default_for(gpu));
+    let max_binding = max_binding.unwrap_or(u64::MAX);
+    let fc = Linear::with_variant(gpu, s, relu, max_binding, precision, variant)?;
     let params = fc.upload(gpu, &w, &b)?;
     let xb = gpu.upload_as("x", &x, precision)?;
     let out = poisoned(gpu, "y", s.m * s.n_out)?;
@@ -471,10 +475,11 @@ pub fn linear_as(
     let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
     let want = reference::linear(&x, s.m, s.k, &w, &b, s.n_out, relu);
     let shape = format!(
-        "{}x{} -> {} ({} binding{})",
+        "{}x{} -> {} ({:?}, {} binding{})",
         s.m,
         s.k,
         s.n_out,
+        fc.variant,
         fc.chunk_count(),
         if fc.chunk_count() == 1 { "" } else { "s" }
     );

@@ -8,7 +8,7 @@ use super::{backward as bw, Determinism, Outcome, TensorRng, F32_NETWORK_TOL};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant};
-use crate::kernels::linear::LinearShape;
+use crate::kernels::linear::{LinearShape, LinearVariant};
 use crate::model::{Model, Op};
 use crate::reference;
 use crate::train::{TrainOptions, Trainer};
@@ -133,13 +133,30 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             None => v.push(skip(&name, no_subgroups(gpu))),
         }
     }
+    // Every linear variant, whichever is the adapter's default.
+    for variant in LinearVariant::ALL {
+        let name = format!("linear+relu {variant:?}");
+        let f32 = Precision::F32;
+        v.extend([
+            one(&name, "odd", move |s| {
+                linear_as(gpu, ls(3, 37, 29), true, None, f32, Some(variant), s)
+            }),
+            one(&name, "batch 11", move |s| {
+                linear_as(gpu, ls(11, 300, 9), true, None, f32, Some(variant), s)
+            }),
+            // The weight (15.4 KB) over bindings of 2000 bytes.
+            one(&name, "over binding limit", move |s| {
+                linear_as(gpu, ls(3, 50, 77), true, Some(2000), f32, Some(variant), s)
+            }),
+        ]);
+    }
     let f16 = gpu.features().contains(wgpu::Features::SHADER_F16);
     if f16 {
         v.push(one("conv3x3+relu f16", "odd", |s| {
             conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
         }));
         v.push(one("linear+relu f16", "odd", |s| {
-            linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, s)
+            linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
         }));
     } else {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
@@ -153,15 +170,8 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         one("maxpool2x2", "grid over 65535", |s| {
             maxpool(gpu, (1, 17, 1000, 1002), s)
         }),
-        one("linear+relu", "odd", |s| {
-            linear(gpu, ls(3, 37, 29), true, None, s)
-        }),
         one("linear", "fc8", |s| {
             linear(gpu, ls(2, 4096, 1000), false, None, s)
-        }),
-        // The weight (15.4 KB) over bindings of 2000 bytes.
-        one("linear+relu", "over binding limit", |s| {
-            linear(gpu, ls(3, 50, 77), true, Some(2000), s)
         }),
         one("softmax", "1000 classes", |s| softmax(gpu, 3, 1000, s)),
         // One workgroup per row.

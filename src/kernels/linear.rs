@@ -23,9 +23,43 @@ impl LinearShape {
 
 const TN: usize = 4;
 
+/// How a linear layer's work is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinearVariant {
+    /// Each invocation computes a register tile (4 batch rows x 4 features, or 8 x 4 with
+    /// subgroup sharing of x) over all of k: few, long invocations, the right shape for a
+    /// CPU driver's SIMD lanes.
+    Rows,
+    /// Each workgroup splits k over its invocations and sums in workgroup memory: coalesced
+    /// weight reads and enough workgroups to fill a GPU even at batch 1.
+    Reduce,
+}
+
+impl LinearVariant {
+    /// `Reduce` on GPUs, `Rows` on CPU adapters (where it is 3x faster on lavapipe: there a
+    /// workgroup's invocations run one after another, so the reduction buys nothing).
+    pub fn default_for(gpu: &Gpu) -> LinearVariant {
+        if gpu.is_cpu() {
+            LinearVariant::Rows
+        } else {
+            LinearVariant::Reduce
+        }
+    }
+
+    pub const ALL: [LinearVariant; 2] = [LinearVariant::Rows, LinearVariant::Reduce];
+}
+
+/// Invocations per workgroup of the `Reduce` variant (its shader holds at most 128).
+const REDUCE_WG: u32 = 128;
+/// Batch rows per workgroup of the `Reduce` variant.
+const REDUCE_TM: usize = 8;
+/// Output features per workgroup of the `Reduce` variant.
+const REDUCE_R: usize = 4;
+
 pub struct Linear {
     pub shape: LinearShape,
     pub relu: bool,
+    pub variant: LinearVariant,
     pub subgroup: bool,
     pub precision: Precision,
     wg: u32,
@@ -110,7 +144,8 @@ impl Linear {
         Linear::with_options(gpu, shape, relu, max_bytes, Precision::F32)
     }
 
-    /// As `with_binding_limit`, with tensors and weights stored as `precision`.
+    /// As `with_binding_limit`, with tensors and weights stored as `precision`, in the
+    /// adapter's default variant.
     pub fn with_options(
         gpu: &Gpu,
         shape: LinearShape,
@@ -118,39 +153,64 @@ impl Linear {
         max_bytes: u64,
         precision: Precision,
     ) -> Result<Self> {
+        let variant = LinearVariant::default_for(gpu);
+        Linear::with_variant(gpu, shape, relu, max_bytes, precision, variant)
+    }
+
+    /// As `with_options`, in the given variant.
+    pub fn with_variant(
+        gpu: &Gpu,
+        shape: LinearShape,
+        relu: bool,
+        max_bytes: u64,
+        precision: Precision,
+        variant: LinearVariant,
+    ) -> Result<Self> {
         let LinearShape { m, k, n_out } = shape;
         if m * k * n_out == 0 {
             return Err(shape_err!(
                 "linear layer with an empty dimension: {shape:?}"
             ));
         }
-        let subgroup = gpu.subgroups_of_at_least(8);
-        let (name, tm) = if subgroup {
-            (shader!("linear_subgroup").with_precision(precision), 8)
-        } else {
-            (shader!("linear").with_precision(precision), 4)
+        let subgroup = variant == LinearVariant::Rows && gpu.subgroups_of_at_least(8);
+        let (name, tm, wg) = match variant {
+            LinearVariant::Reduce => (
+                shader!("linear_reduce").with_precision(precision),
+                m.min(REDUCE_TM),
+                REDUCE_WG,
+            ),
+            LinearVariant::Rows if subgroup => (
+                shader!("linear_subgroup").with_precision(precision),
+                8,
+                if gpu.is_cpu() { 16 } else { 64 },
+            ),
+            LinearVariant::Rows => (
+                shader!("linear").with_precision(precision),
+                4,
+                if gpu.is_cpu() { 16 } else { 64 },
+            ),
         };
-        let wg = if gpu.is_cpu() { 16 } else { 64 };
         let mut chunks = Vec::new();
         for (row0, rows) in row_chunks(gpu, k, n_out, max_bytes, precision)? {
-            let p = gpu.pipeline(
-                &name,
-                "main",
-                &[
-                    ("M", m as f64),
-                    ("K", k as f64),
-                    ("N_OUT", n_out as f64),
-                    ("ROW0", row0 as f64),
-                    ("ROWS", rows as f64),
-                    ("RELU", relu as u8 as f64),
-                    ("WG", wg as f64),
-                ],
-            )?;
+            let mut consts = vec![
+                ("M", m as f64),
+                ("K", k as f64),
+                ("N_OUT", n_out as f64),
+                ("ROW0", row0 as f64),
+                ("ROWS", rows as f64),
+                ("RELU", relu as u8 as f64),
+                ("WG", wg as f64),
+            ];
+            if variant == LinearVariant::Reduce {
+                consts.push(("TMV", tm as f64));
+            }
+            let p = gpu.pipeline(&name, "main", &consts)?;
             chunks.push((row0, rows, p));
         }
         Ok(Linear {
             shape,
             relu,
+            variant,
             subgroup,
             precision,
             wg,
@@ -225,7 +285,10 @@ impl Linear {
         bgs: &[wgpu::BindGroup],
     ) -> Result<()> {
         for ((_, rows, p), bg) in self.chunks.iter().zip(bgs) {
-            let otiles = rows.div_ceil(TN * self.wg as usize);
+            let otiles = match self.variant {
+                LinearVariant::Rows => rows.div_ceil(TN * self.wg as usize),
+                LinearVariant::Reduce => rows.div_ceil(REDUCE_R),
+            };
             let total = otiles * self.shape.m.div_ceil(self.tm);
             let (x, z) = fold(gpu, total as u64)?;
             dispatch(pass, p, bg, (x, 1, z));
