@@ -6,8 +6,8 @@
 mod common;
 use common::{assert_pass, gpu, on_each_gpu, seed};
 use vgg_wgpu::check;
-use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune};
 use vgg_wgpu::gpu::Precision;
+use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune};
 use vgg_wgpu::kernels::linear::{LinearShape, LinearVariant};
 
 fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {

@@ -32,18 +32,21 @@ if want devices; then
 fi
 if want check; then
     step check --all
-    timeout 480 "$bin" check --all --full --json "$out/conformance.json" \
+    timeout 300 "$bin" check --all --full --json "$out/conformance.json" \
         --markdown "$out/conformance.md" 2>&1 | tee -a "$log"
     echo "exit ${PIPESTATUS[0]}" | tee -a "$log"
 fi
 if want bench; then
+    # Tuned per layer shape first (the last batch size's choice is kept), so the end-to-end
+    # runs use the best variant found for each layer on this adapter.
     step bench vgg16
-    timeout 420 "$bin" bench --backend vulkan --no-cpu --batch 1,32 --networks vgg16 \
-        --e2e-batch 128 --json "$out/bench.json" --markdown "$out/bench.md" 2>&1 | tee -a "$log"
+    VGG_TUNING_FILE="$out/tuning.json" timeout 420 "$bin" bench --backend vulkan --no-cpu \
+        --tune --batch 1,32 --networks vgg16 --e2e-batch 128 --json "$out/bench.json" \
+        --markdown "$out/bench.md" 2>&1 | tee -a "$log"
 fi
 if want torch && [ -f "$out/bench.json" ]; then
     step pytorch cuda
-    timeout 300 python3 tools/bench_torch.py --shapes-from "$out/bench.json" --device cuda \
+    timeout 150 python3 tools/bench_torch.py --shapes-from "$out/bench.json" --device cuda \
         -o "$out/torch-cuda.json" 2>&1 | tee -a "$log"
     "$bin" bench --report "$out/bench.json" --compare "$out/torch-cuda.json" 2>&1 | tee -a "$log"
 fi
