@@ -414,16 +414,12 @@ pub fn today() -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// The source's git commit, where the benchmark runs from a checkout.
+/// The git commit the binary was built from ("unknown" outside a git checkout).
 pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    match env!("VGG_GIT_COMMIT") {
+        "" => "unknown".into(),
+        c => c.into(),
+    }
 }
 
 impl From<&crate::gpu::Gpu> for Adapter {
