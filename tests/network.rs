@@ -103,6 +103,21 @@ fn every_config_matches_reference_at_32x32() {
 }
 
 #[test]
+fn every_conv_variant_runs_a_whole_network() {
+    on_each_gpu(|| {
+        let m = small(Model::by_name("vgg11_bn").unwrap_or_else(|e| panic!("{e}")));
+        for (i, tune) in ConvTune::variants_for(gpu()).into_iter().enumerate() {
+            let opts = NetworkOptions {
+                conv: Some(tune),
+                ..Default::default()
+            };
+            eprintln!("{tune:?}");
+            check_model(&m, 2, "fc8", opts, seed() + i as u64);
+        }
+    });
+}
+
+#[test]
 fn named_layers_and_probabilities_match_reference() {
     on_each_gpu(|| {
         let m = small(Model::by_name("vgg11_bn").unwrap_or_else(|e| panic!("{e}")));

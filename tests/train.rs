@@ -4,6 +4,7 @@
 mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::{compare, TensorRng};
+use vgg_wgpu::kernels::conv::{ConvTune, ConvVariant};
 use vgg_wgpu::reference::train::{step as ref_step, Sgd};
 use vgg_wgpu::train::{TrainOptions, Trainer};
 use vgg_wgpu::{Init, Model, Tensor, Weights};
@@ -34,13 +35,18 @@ fn three_sgd_steps_match_the_reference() {
         // The last cases split fc's 12x60 weight (2880 bytes) over bindings of 1000 bytes.
         // Batch norm is not combined with accumulation here: the GPU normalises each
         // micro-batch by its own statistics, as PyTorch would, while the reference step takes
-        // the logical batch at once.
-        for (bn, accumulate, max_binding) in [
-            (false, 1, None),
-            (true, 1, None),
-            (false, 2, None),
-            (true, 1, Some(1000)),
-            (false, 2, Some(1000)),
+        // the logical batch at once. The last case runs the GEMM conv variant, the default
+        // on GPUs but not on the CPU adapters CI has.
+        let gemm = ConvTune::variants_for(gpu())
+            .into_iter()
+            .find(|t| t.variant == ConvVariant::Gemm);
+        for (bn, accumulate, max_binding, conv) in [
+            (false, 1, None, None),
+            (true, 1, None, None),
+            (false, 2, None, None),
+            (true, 1, Some(1000), None),
+            (false, 2, Some(1000), None),
+            (true, 1, Some(1000), gemm),
         ] {
             let m = model(bn);
             let mut w = Weights::init(&m, Init::Kaiming, seed());
@@ -60,6 +66,7 @@ fn three_sgd_steps_match_the_reference() {
                 accumulate,
                 dropout: false,
                 max_binding,
+                conv,
                 ..Default::default()
             };
             let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();

@@ -26,6 +26,7 @@ impl TunedConv {
             "Direct" => ConvVariant::Direct,
             "Subgroup" => ConvVariant::Subgroup,
             "Shared" => ConvVariant::Shared,
+            "Gemm" => ConvVariant::Gemm,
             _ => return None,
         };
         Some(ConvTune {
@@ -120,6 +121,10 @@ pub fn candidates(gpu: &Gpu) -> Vec<ConvTune> {
     let max = gpu.limits().max_compute_invocations_per_workgroup;
     let mut out = Vec::new();
     for base in ConvTune::variants_for(gpu) {
+        if base.variant == ConvVariant::Gemm {
+            out.push(base);
+            continue;
+        }
         for wg in [16, 32, 64, 128, 256].into_iter().filter(|w| *w <= max) {
             let tms: &[u32] = match base.variant {
                 ConvVariant::Subgroup => &[8],

@@ -119,6 +119,7 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         ConvVariant::Direct,
         ConvVariant::Shared,
         ConvVariant::Subgroup,
+        ConvVariant::Gemm,
     ] {
         let name = format!("conv3x3 {variant:?}");
         match offered.iter().find(|t| t.variant == variant) {
@@ -130,6 +131,14 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                     conv(gpu, cs(2, 7, 9, 5, 3, 1), false, Some(tune), s)
                 }));
             }
+            None if variant == ConvVariant::Gemm => v.push(skip(
+                &name,
+                format!(
+                    "{} allows {} invocations per workgroup; the kernel needs 256",
+                    gpu.info().name,
+                    gpu.limits().max_compute_invocations_per_workgroup
+                ),
+            )),
             None => v.push(skip(&name, no_subgroups(gpu))),
         }
     }

@@ -37,6 +37,8 @@ pub struct TrainOptions {
     /// Split FC weights as if one binding held at most this many bytes (tests use it to
     /// exercise the split on small layers); the adapter's limit otherwise.
     pub max_binding: Option<u64>,
+    /// The forward convolution variant of every layer [default: the adapter's].
+    pub conv: Option<ConvTune>,
 }
 
 impl Default for TrainOptions {
@@ -49,6 +51,7 @@ impl Default for TrainOptions {
             dropout: true,
             seed: 0,
             max_binding: None,
+            conv: None,
         }
     }
 }
@@ -221,7 +224,7 @@ impl<'g> Trainer<'g> {
             self.alloc("grad a", max_act)?,
             self.alloc("grad b", max_act)?,
         ];
-        let tune = ConvTune::default_for(gpu);
+        let tune = self.opts.conv.unwrap_or_else(|| ConvTune::default_for(gpu));
         // Forward: the buffer holding each layer's output (aliases for views).
         let mut act = Vec::with_capacity(layers.len());
         let mut saved: Vec<LayerSaved> = Vec::new();
