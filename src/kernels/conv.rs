@@ -84,11 +84,9 @@ pub struct ConvTune {
 impl ConvTune {
     /// The default for an adapter, from measurements recorded in the README.
     pub fn default_for(gpu: &Gpu) -> ConvTune {
-        // On an H100 over Vulkan the GEMM variant ran VGG16's convolutions at batch 32 in
-        // 62 ms against 79 (Subgroup) and 70 (Shared), though not fastest at every layer.
-        if !gpu.is_cpu() && gpu.limits().max_compute_invocations_per_workgroup >= GEMM.wg {
-            return GEMM;
-        }
+        // Not Gemm, even on GPUs: on an H100 it ran VGG16's convolutions at batch 32 in 62 ms
+        // against 79 for Subgroup, but at batch 1 its few 128x128 tiles leave the GPU idle
+        // (VGG16 forward 42 ms against 14 to 21). `vgg bench --tune` picks it per layer.
         let variant = if gpu.subgroups_of_at_least(8) {
             ConvVariant::Subgroup
         } else {
@@ -182,7 +180,11 @@ impl ConvTune {
 
     /// Every variant this adapter can run, with the default tunables otherwise.
     pub fn variants_for(gpu: &Gpu) -> Vec<ConvTune> {
-        let d = ConvTune::default_for(gpu);
+        // The register-blocked variants' default tunables (Gemm has its own, fixed).
+        let d = ConvTune {
+            variant: ConvVariant::Direct,
+            ..ConvTune::default_for(gpu)
+        };
         let mut v = vec![ConvVariant::Direct, ConvVariant::Shared];
         if gpu.subgroups_of_at_least(8) {
             v.push(ConvVariant::Subgroup);
