@@ -84,9 +84,10 @@ pub struct ConvTune {
 impl ConvTune {
     /// The default for an adapter, from measurements recorded in the README.
     pub fn default_for(gpu: &Gpu) -> ConvTune {
-        // Not Gemm, even on GPUs: on an H100 it ran VGG16's convolutions at batch 32 in 62 ms
-        // against 79 for Subgroup, but at batch 1 its few 128x128 tiles leave the GPU idle
-        // (VGG16 forward 42 ms against 14 to 21). `vgg bench --tune` picks it per layer.
+        // Not Gemm, yet: on an H100 it ran VGG16's convolutions at batch 32 in 62 ms against
+        // 79 for Subgroup (one noisy run each), but whole forwards were no faster with it
+        // (batch 128: 256 to 272 ms over three runs, against 262 ms). `vgg bench --tune`
+        // picks it per layer where it wins.
         let variant = if gpu.subgroups_of_at_least(8) {
             ConvVariant::Subgroup
         } else {
