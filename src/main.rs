@@ -148,7 +148,7 @@ enum Command {
         #[arg(long, env = "WGPU_BACKEND")]
         backend: Option<String>,
     },
-    /// Conformance: every forward and backward kernel, a whole-network forward and one
+    /// Conformance: every forward and backward kernel, whole-network forwards and one
     /// training step on fresh random inputs against the CPU reference, each run twice to
     /// check determinism; a table per adapter, exit code 1 on any failure
     #[command(
@@ -336,8 +336,8 @@ enum Command {
         /// Skip the CPU reference timings (they take a while at full size)
         #[arg(long)]
         no_cpu: bool,
-        /// First search conv variants and tunables per layer shape, and store the best
-        /// for this adapter and driver in the tuning file the executor reads
+        /// First search conv variants and tunables per layer shape (at the first --batch),
+        /// and store the best for this adapter and driver in the tuning file the executor reads
         /// ($VGG_TUNING_FILE, else ~/.cache/vgg-wgpu/tuning.json)
         #[arg(long)]
         tune: bool,

@@ -37,8 +37,8 @@ if want check; then
     echo "exit ${PIPESTATUS[0]}" | tee -a "$log"
 fi
 if want bench; then
-    # Tuned per layer shape first (the last batch size's choice is kept), so the end-to-end
-    # runs use the best variant found for each layer on this adapter.
+    # Tuned per layer shape first (at the first batch size), so the end-to-end runs use the
+    # best variant found for each layer on this adapter.
     step bench vgg16
     VGG_TUNING_FILE="$out/tuning.json" timeout 420 "$bin" bench --backend vulkan --no-cpu \
         --tune --batch 1,32 --networks vgg16 --e2e-batch 128 --json "$out/bench.json" \
