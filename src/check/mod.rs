@@ -315,10 +315,6 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-fn outcome(op: &str, shape: String, got: &[f32], want: &[f32]) -> Outcome {
-    Outcome::new(op, shape, got, want)
-}
-
 /// An output buffer of `len` f32, filled with NaN.
 pub(crate) fn poisoned(gpu: &Gpu, label: &str, len: usize) -> Result<wgpu::Buffer> {
     let b = gpu.alloc(label, (len * 4) as u64)?;
@@ -413,7 +409,7 @@ pub fn conv_as(
         Precision::F32 => F32_KERNEL_TOL,
         Precision::F16 => F16_KERNEL_TOL,
     };
-    Ok(outcome(&op, shape, &got, &want).tol(tol))
+    Ok(Outcome::new(&op, shape, &got, &want).tol(tol))
 }
 
 /// Max pooling, values and argmax indices.
@@ -430,7 +426,7 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let got = gpu.read::<f32>(&out, pool.output_len())?;
     let got_idx = gpu.read::<u32>(&idx, pool.output_len())?;
     let (want, want_idx) = reference::maxpool2x2(&x, dims);
-    Ok(outcome("maxpool2x2", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
+    Ok(Outcome::new("maxpool2x2", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
 }
 
 /// Fully connected layer; `max_binding` forces the weight split below the adapter's limit.
@@ -489,7 +485,7 @@ pub fn linear_as(
         (true, Precision::F16) => ("linear+relu f16", F16_KERNEL_TOL),
         (false, Precision::F16) => ("linear f16", F16_KERNEL_TOL),
     };
-    Ok(outcome(op, shape, &got, &want).tol(tol))
+    Ok(Outcome::new(op, shape, &got, &want).tol(tol))
 }
 
 /// Softmax over rows; logits spread over [-20, 20) so the max shift matters.
@@ -502,7 +498,7 @@ pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome
     let bg = sm.bind(gpu, &xb, &out)?;
     gpu.run_pass("softmax", |pass| sm.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, rows * cols)?;
-    Ok(outcome(
+    Ok(Outcome::new(
         "softmax",
         format!("{rows}x{cols}"),
         &got,
@@ -523,7 +519,7 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     gpu.run_pass("lrn", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, x.len())?;
     let want = reference::lrn(&x, dims, p.size, p.alpha, p.beta, p.k);
-    Ok(outcome("lrn", dims_str(dims), &got, &want))
+    Ok(Outcome::new("lrn", dims_str(dims), &got, &want))
 }
 
 fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
@@ -556,7 +552,7 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome
     let want = reference::batchnorm(
         &x, dims, &bn.gamma, &bn.beta, &bn.mean, &bn.var, bn.eps, relu,
     );
-    Ok(outcome(
+    Ok(Outcome::new(
         if relu { "batchnorm+relu" } else { "batchnorm" },
         dims_str(dims),
         &got,
@@ -592,7 +588,7 @@ pub fn batchnorm_folded(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
         bn.eps,
         true,
     );
-    Ok(outcome(
+    Ok(Outcome::new(
         "conv+bn folded",
         format!("{}->{}", dims_str(dims), s.c_out),
         &got,
@@ -612,7 +608,7 @@ pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> R
     gpu.run_pass("adaptive_avgpool", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&ob, k.output_len())?;
     let want = reference::adaptive_avg_pool(&x, dims, out.0, out.1);
-    Ok(outcome(
+    Ok(Outcome::new(
         "adaptive_avgpool",
         format!("{} -> {}x{}", dims_str(dims), out.0, out.1),
         &got,
@@ -632,7 +628,7 @@ pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Resul
     gpu.run_pass("im2col", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&ob, k.output_len())?;
     let want = reference::im2col(&x, dims, window.0, window.1);
-    Ok(outcome(
+    Ok(Outcome::new(
         "im2col",
         format!("{} window {}x{}", dims_str(dims), window.0, window.1),
         &got,
