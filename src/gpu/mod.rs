@@ -231,15 +231,15 @@ impl Gpu {
     /// ignored: the adapter is given).
     pub fn open(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let opts = opts.clone().with_env();
-        let mut gpu = Gpu::from_adapter(adapter)?;
-        gpu.bounds_checks = opts.bounds_checks;
-        gpu.timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if let Some(dir) = opts.shader_dir.as_ref().filter(|d| !d.is_dir()) {
             return Err(Error::File {
                 path: dir.display().to_string(),
                 message: "the shader folder (VGG_SHADER_DIR) is not a directory".into(),
             });
         }
+        let mut gpu = Gpu::from_adapter(adapter)?;
+        gpu.bounds_checks = opts.bounds_checks;
+        gpu.timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
         gpu.shader_dir = opts.shader_dir;
         Ok(gpu)
     }
@@ -249,8 +249,8 @@ impl Gpu {
     /// of [`WANTED_FEATURES`] it has.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
-        // wgpu lists adapters it cannot run compute on: an OpenGL context below 4.3 or
-        // ES 3.1 (NVIDIA's EGL hands wgpu's 3.3 core request exactly 3.3).
+        // wgpu lists adapters it cannot run compute on (an OpenGL context below 4.3 or ES
+        // 3.1). Some say they can and cannot; `probe` below finds those.
         let downlevel = adapter.get_downlevel_capabilities();
         if !downlevel
             .flags
