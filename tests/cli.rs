@@ -88,8 +88,9 @@ fn check_passes_and_writes_the_conformance_report() {
         assert!(rows
             .iter()
             .any(|r| r["shape"].as_str().unwrap().contains("bindings")));
-        assert!(rows.iter().any(|r| r["shape"] == "66000x3x1x1->4 Direct/16"
-            || r["shape"].as_str().unwrap().starts_with("66000x3x1x1->4")));
+        assert!(rows
+            .iter()
+            .any(|r| r["shape"].as_str().unwrap().starts_with("66000x3x1x1->4")));
         for row in rows {
             assert_eq!(row["pass"], true, "{row}");
             assert_eq!(row["deterministic"], true, "{row}");
