@@ -5,6 +5,7 @@
 mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::compare;
+use vgg_wgpu::check::suite::{random_input as input, random_weights};
 use vgg_wgpu::graph::PROB;
 use vgg_wgpu::kernels::conv::ConvTune;
 use vgg_wgpu::model::Summary;
@@ -12,14 +13,6 @@ use vgg_wgpu::reference::network as reference;
 use vgg_wgpu::{Init, Model, Network, NetworkOptions, Tensor, Weights};
 
 use vgg_wgpu::check::F32_NETWORK_TOL as NET_TOL;
-
-fn random_weights(model: &Model, seed: u64) -> Weights {
-    vgg_wgpu::check::suite::random_weights(model, seed)
-}
-
-fn input(model: &Model, n: usize, seed: u64) -> Tensor {
-    vgg_wgpu::check::suite::random_input(model, n, seed)
-}
 
 /// GPU forward (activations poisoned first) vs the CPU reference at the named layer.
 fn check_model(model: &Model, n: usize, layer: &str, opts: NetworkOptions, seed: u64) {
