@@ -3,52 +3,11 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Network, PROB};
-use crate::io::file_err;
 use crate::io::image::{load_rgb, Preprocess};
 use crate::io::labels::top_k;
 use crate::model::Tensor;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// File extensions taken from a directory (files named explicitly are tried whatever their
-/// name).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
-
-/// The files to classify: each path given, with directories expanded (recursively, sorted,
-/// images by extension only). A path that does not exist is an error.
-pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            return Err(file_err(p, "no such file or directory"));
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
 
 /// What one image produced.
 #[derive(Clone, Debug)]

@@ -26,3 +26,6 @@ pub use model::{Init, Model, Tensor, Weights};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod layering;

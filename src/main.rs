@@ -155,8 +155,9 @@ enum Command {
         after_help = "Each row: op, shape, max abs error, relative L2 error, max ULP \
         distance, `det` where a second run on the same input gave the same bits, pass or \
         FAIL with the reason. Cases the adapter cannot run (no shader-f16, no subgroups) are \
-        listed as skipped with the reason. VGG_SHADER_DIR=DIR replaces built-in kernels with \
-        DIR/NAME.wgsl, to try a patched kernel; the report names them."
+        listed as skipped with the reason. VGG_SHADER_DIR=DIR replaces built-in kernels \
+        shaders/OP/PASS.wgsl with DIR/OP/PASS.wgsl, to try a patched kernel; the report names \
+        them."
     )]
     Check {
         #[command(flatten)]
@@ -424,15 +425,15 @@ fn run(cli: Cli) -> vgg_wgpu::Result<ExitCode> {
                     accumulate: accumulate.max(1),
                     ..Default::default()
                 };
-                let tune = match Gpu::new(&gpu.options()) {
-                    Ok(g) => ConvTune::default_for(&g),
-                    Err(_) => ConvTune {
+                let device = Gpu::new(&gpu.options()).ok();
+                let plan = vgg_wgpu::train::memory_plan(&model, &opts, |s| match &device {
+                    Some(g) => vgg_wgpu::kernels::conv::select(g, s, None),
+                    None => ConvTune {
                         variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
                         wg: 64,
                         tm: 8,
                     },
-                };
-                let plan = vgg_wgpu::train::memory_plan(&model, &opts, tune);
+                });
                 println!(
                     "training memory plan at micro-batch {batch} x {} (every activation kept \
                      for the backward pass):",
@@ -977,13 +978,13 @@ fn infer(
 ) -> vgg_wgpu::Result<ExitCode> {
     use vgg_wgpu::infer;
     use vgg_wgpu::io;
-    let files = infer::collect_images(inputs)?;
+    let files = vgg_wgpu::io::image::collect_images(inputs)?;
     if files.is_empty() {
         return Err(Error::InvalidOption {
             option: "images".into(),
             message: format!(
                 "no image files ({}) found in the paths given",
-                infer::IMAGE_EXTENSIONS.join(", ")
+                vgg_wgpu::io::image::IMAGE_EXTENSIONS.join(", ")
             ),
         });
     }

@@ -118,11 +118,18 @@ fn check_catches_an_off_by_one_kernel() {
     // The max-pool kernel with its window loop one short: the bottom-right element of each
     // 2x2 window is never looked at.
     let dir = temp_dir("offbyone");
-    let source =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/maxpool.wgsl"))
-            .unwrap();
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/shaders/pool/forward.wgsl"
+    ))
+    .unwrap();
     assert_eq!(source.matches("t < 4u").count(), 1);
-    std::fs::write(dir.join("maxpool.wgsl"), source.replace("t < 4u", "t < 3u")).unwrap();
+    std::fs::create_dir_all(dir.join("pool")).unwrap();
+    std::fs::write(
+        dir.join("pool/forward.wgsl"),
+        source.replace("t < 4u", "t < 3u"),
+    )
+    .unwrap();
     let json = dir.join("report.json");
     let mut args = vec![
         "check",
@@ -161,7 +168,7 @@ fn check_catches_an_off_by_one_kernel() {
         );
     }
     assert!(
-        stdout.contains("kernels replaced from VGG_SHADER_DIR: maxpool"),
+        stdout.contains("kernels replaced from VGG_SHADER_DIR: pool/forward"),
         "{stdout}"
     );
     let r: serde_json::Value =
@@ -171,7 +178,7 @@ fn check_catches_an_off_by_one_kernel() {
             continue;
         }
         assert_eq!(a["status"], "failed");
-        assert_eq!(a["shader_overrides"][0], "maxpool");
+        assert_eq!(a["shader_overrides"][0], "pool/forward");
         let failed: Vec<&serde_json::Value> = a["results"]
             .as_array()
             .unwrap()

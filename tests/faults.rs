@@ -15,8 +15,8 @@ fn reopen(opts: GpuOptions) -> Gpu {
 fn a_kernel_that_does_not_compile_is_an_error_naming_it() {
     on_each_gpu(|| {
         let dir = std::env::temp_dir().join(format!("vgg-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("maxpool.wgsl"), "this is not WGSL").unwrap();
+        std::fs::create_dir_all(dir.join("pool")).unwrap();
+        std::fs::write(dir.join("pool/forward.wgsl"), "this is not WGSL").unwrap();
         let g = reopen(GpuOptions {
             shader_dir: Some(dir.clone()),
             ..Default::default()
@@ -26,8 +26,8 @@ fn a_kernel_that_does_not_compile_is_an_error_naming_it() {
             Err(e) => e.to_string(),
         };
         eprintln!("{e}");
-        assert!(e.contains("maxpool"), "{e}");
-        assert_eq!(g.shader_overrides_used(), vec!["maxpool".to_string()]);
+        assert!(e.contains("pool/forward"), "{e}");
+        assert_eq!(g.shader_overrides_used(), vec!["pool/forward".to_string()]);
         // The device is still usable for other kernels.
         let o = check::softmax(&g, 2, 10, seed()).unwrap();
         assert!(o.passed(), "{o}");

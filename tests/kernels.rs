@@ -351,7 +351,7 @@ fn im2col_matches_reference() {
 #[test]
 fn peak_kernels_compute_what_they_claim() {
     on_each_gpu(|| {
-        use vgg_wgpu::kernels::peak::{peak_fma_reference, PeakCopy, PeakFma};
+        use vgg_wgpu::kernels::peak::{PeakCopy, PeakFma};
         let g = gpu();
         // 1000 invocations: not a multiple of the workgroup, so the tail is exercised.
         let fma = PeakFma::new(g, 1000, 37).unwrap();
@@ -360,7 +360,9 @@ fn peak_kernels_compute_what_they_claim() {
         let bg = fma.bind(g, &out).unwrap();
         g.run_pass("peak_fma", |p| fma.encode(g, p, &bg)).unwrap();
         let got: Vec<f32> = g.read(&out, fma.output_len()).unwrap();
-        let want: Vec<f32> = (0..1000).flat_map(|i| peak_fma_reference(i, 37)).collect();
+        let want: Vec<f32> = (0..1000)
+            .flat_map(|i| vgg_wgpu::reference::peak::fma(i, 37))
+            .collect();
         let d = check::compare(&got, &want);
         eprintln!("[{}] peak_fma: {d}", g.info().name);
         assert!(d.passes(check::F32_KERNEL_TOL), "{d}");

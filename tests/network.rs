@@ -41,7 +41,7 @@ fn check_model_tol(
     let mut want = reference::forward(model, &weights, &x, idx).unwrap_or_else(|e| panic!("{e}"));
     if layer == PROB {
         let cols = model.classes();
-        want.data = vgg_wgpu::reference::softmax(&want.data, n, cols);
+        want.data = vgg_wgpu::reference::softmax::forward(&want.data, n, cols);
     }
     assert_eq!(got.shape, want.shape);
     assert!(

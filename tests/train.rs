@@ -288,8 +288,8 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
                 ..Default::default()
             };
             let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
-            let tune = vgg_wgpu::kernels::conv::ConvTune::default_for(gpu());
-            let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, tune)
+            let select = |s| vgg_wgpu::kernels::conv::select(gpu(), s, None);
+            let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, select)
                 .iter()
                 .map(|p| p.1)
                 .sum();

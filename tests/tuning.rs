@@ -1,16 +1,20 @@
-//! The executor runs the conv configuration `vgg bench --tune` stored for its adapter. Alone
-//! in its binary: it points VGG_TUNING_FILE at a file of its own for the whole process.
+//! The executor and the trainer run the conv configuration `vgg bench --tune` stored for
+//! their adapter. Alone in its binary: it points VGG_TUNING_FILE at a file of its own for the
+//! whole process, written before any device of the process reads it (each `Gpu` reads the
+//! file once).
 
 mod common;
 use common::{gpu, on_each_gpu, seed};
-use vgg_wgpu::bench::tune::{adapter_key, shape_key, TunedConv, TuningFile};
 use vgg_wgpu::check::{compare, TensorRng, F32_NETWORK_TOL};
+use vgg_wgpu::gpu::tuning::{adapter_key, TunedConv, TuningFile};
 use vgg_wgpu::kernels::conv::{ConvShape, ConvTune, ConvVariant};
 use vgg_wgpu::reference::network as reference;
+use vgg_wgpu::reference::train::{step as ref_step, Sgd};
+use vgg_wgpu::train::{TrainOptions, Trainer};
 use vgg_wgpu::{Init, Model, Network, Tensor, Weights};
 
 #[test]
-fn the_executor_uses_the_tuning_file() {
+fn the_executor_and_the_trainer_use_the_tuning_file() {
     on_each_gpu(|| {
         let path = std::env::temp_dir().join(format!("vgg-tuning-{}.json", std::process::id()));
         // SAFETY: set before any other thread of this test binary reads the environment.
@@ -34,7 +38,7 @@ fn the_executor_uses_the_tuning_file() {
             .or_default()
             .conv
             .insert(
-                shape_key(ConvShape::new(1, 12, 20, 8, 9, 3)),
+                ConvShape::new(1, 12, 20, 8, 9, 3).tuning_key(),
                 TunedConv {
                     variant: "Direct".into(),
                     wg: 32,
@@ -58,6 +62,35 @@ fn the_executor_uses_the_tuning_file() {
         let want = reference::forward(&m, &weights, &x, None).unwrap();
         let d = compare(&got.data, &want.data);
         assert!(d.passes(F32_NETWORK_TOL), "{d}");
+
+        // The trainer selects the same way, and its step still matches the reference's.
+        let opts = TrainOptions {
+            batch: 2,
+            dropout: false,
+            ..Default::default()
+        };
+        let mut t = Trainer::new(gpu(), &m, &weights, opts).unwrap();
+        assert_eq!(t.conv_tune(conv2), Some(tuned));
+        assert_eq!(t.conv_tune(0), Some(ConvTune::default_for(gpu())));
+        let sgd = Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        };
+        let labels = [1u32, 3];
+        let got = t.step(&x, &labels, sgd.lr as f32).unwrap();
+        let (mut rw, mut rv) = (weights.clone(), Weights::new());
+        let (loss, _) = ref_step(&m, &mut rw, &mut rv, &x, &labels, sgd).unwrap();
+        assert!(
+            (got.loss - loss).abs() <= 1e-4 * loss.abs().max(1.0),
+            "{} vs {loss}",
+            got.loss
+        );
+        let gw = t.weights().unwrap();
+        for (name, want) in rw.iter() {
+            let d = compare(&gw.get(name).unwrap().data, &want.data);
+            assert!(d.passes(1e-4), "{name}: {d}");
+        }
         let _ = std::fs::remove_file(&path);
     });
 }

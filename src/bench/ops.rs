@@ -7,14 +7,14 @@ use crate::check::TensorRng;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
-    adaptive_pool::AdaptiveAvgPool,
-    affine::ChannelAffine,
+    avgpool::AdaptiveAvgPool,
+    batchnorm::ChannelAffine,
     conv::{Conv2d, ConvShape, ConvTune},
     im2col::Im2col,
     linear::{Linear, LinearShape, LinearVariant},
     lrn::{Lrn, LrnParams},
-    maxpool::MaxPool,
     peak::{PeakCopy, PeakFma},
+    pool::MaxPool,
     softmax::Softmax,
 };
 use crate::reference;
@@ -110,7 +110,7 @@ pub fn conv(
     let cpu = if set.cpu && precision == Precision::F32 {
         let x = rng.uniform(s.input_len());
         Some(time_wall(1, || {
-            Ok(reference::conv2d(
+            Ok(reference::conv::forward(
                 &x,
                 (s.n, s.c_in, s.h, s.w),
                 &w,
@@ -164,7 +164,9 @@ pub fn linear(
     let cpu = if set.cpu && precision == Precision::F32 {
         let x = rng.uniform(s.m * s.k);
         Some(time_wall(1, || {
-            Ok(reference::linear(&x, s.m, s.k, &w, &b, s.n_out, true))
+            Ok(reference::linear::forward(
+                &x, s.m, s.k, &w, &b, s.n_out, true,
+            ))
         })?)
     } else {
         None
@@ -214,7 +216,7 @@ pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> 
         k.output_len(),
         |x, y| k.bind(gpu, x, y, None),
         |p, bg| k.encode(gpu, p, bg),
-        |x| reference::maxpool2x2(x, dims),
+        |x| reference::pool::forward(x, dims),
     )?;
     let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
     Ok(with_cpu(
@@ -239,7 +241,7 @@ pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -
         len(dims),
         |x, y| k.bind(gpu, x, &scale, &shift, y),
         |p, bg| k.encode(gpu, p, bg),
-        |x| reference::batchnorm(x, dims, &g, &b, &m, &v, 1e-5, true),
+        |x| reference::batchnorm::forward(x, dims, &g, &b, &m, &v, 1e-5, true),
     )?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
@@ -260,7 +262,7 @@ pub fn lrn(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Resu
         len(dims),
         |x, y| k.bind(gpu, x, y),
         |pass, bg| k.encode(gpu, pass, bg),
-        |x| reference::lrn(x, dims, p.size, p.alpha, p.beta, p.k),
+        |x| reference::lrn::forward(x, dims, p.size, p.alpha, p.beta, p.k),
     )?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(entry("lrn", dims_str(dims), t, 0.0, bytes), cpu))
@@ -282,7 +284,7 @@ pub fn adaptive_pool(
         k.output_len(),
         |x, y| k.bind(gpu, x, y),
         |p, bg| k.encode(gpu, p, bg),
-        |x| reference::adaptive_avg_pool(x, dims, out.0, out.1),
+        |x| reference::avgpool::forward(x, dims, out.0, out.1),
     )?;
     let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
     let shape = format!("{} -> {}x{}", dims_str(dims), out.0, out.1);
@@ -308,7 +310,7 @@ pub fn im2col(
         k.output_len(),
         |x, y| k.bind(gpu, x, y),
         |p, bg| k.encode(gpu, p, bg),
-        |x| reference::im2col(x, dims, window.0, window.1),
+        |x| reference::im2col::forward(x, dims, window.0, window.1),
     )?;
     let bytes = 8.0 * k.output_len() as f64;
     let shape = format!("{} window {}x{}", dims_str(dims), window.0, window.1);
@@ -326,7 +328,7 @@ pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Ker
         rows * cols,
         |x, y| k.bind(gpu, x, y),
         |p, bg| k.encode(gpu, p, bg),
-        |x| reference::softmax(x, rows, cols),
+        |x| reference::softmax::forward(x, rows, cols),
     )?;
     let bytes = 8.0 * (rows * cols) as f64;
     Ok(with_cpu(
@@ -380,7 +382,7 @@ type CpuOp<'a> = dyn Fn(&[Vec<f32>]) + 'a;
 fn grad(
     gpu: &Gpu,
     set: Settings,
-    op: &crate::kernels::backward::GradOp,
+    op: &crate::kernels::Kernel,
     inputs: &[usize],
     zeroed: &[usize],
     out_len: usize,
@@ -424,21 +426,20 @@ fn grad(
 
 /// The backward kernels of one conv layer: input gradient, weight gradient, bias gradient.
 pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
-    use crate::kernels::backward as b;
     let shape = format!("{}x{}x{}x{} -> {}", s.n, s.c_in, s.h, s.w, s.c_out);
     let macs = 2.0 * s.macs() as f64;
     let dims = (s.n, s.c_in, s.h, s.w);
     // The reference computes all three gradients in one call; it is timed under dgrad.
     let full = |d: &[Vec<f32>]| {
         let x = TensorRng::new(12).uniform(s.input_len());
-        let _ = crate::reference::backward::conv2d_backward(&x, dims, &d[1], &d[0], s.c_out, s.k);
+        let _ = crate::reference::conv::backward(&x, dims, &d[1], &d[0], s.c_out, s.k);
     };
     let op = format!("conv{}x{}", s.k, s.k);
     Ok(vec![
         grad(
             gpu,
             set,
-            &b::conv_dgrad(gpu, s)?,
+            &crate::kernels::conv::dgrad(gpu, s)?,
             &[s.output_len(), s.weight_len()],
             &[],
             s.input_len(),
@@ -450,7 +451,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
         grad(
             gpu,
             set,
-            &b::conv_wgrad(gpu, s, false)?,
+            &crate::kernels::conv::wgrad(gpu, s, false)?,
             &[s.input_len(), s.output_len()],
             &[],
             s.weight_len(),
@@ -462,7 +463,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
         grad(
             gpu,
             set,
-            &b::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?,
+            &crate::kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?,
             &[s.output_len()],
             &[],
             s.c_out,
@@ -476,18 +477,17 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
 
 /// The backward kernels of one FC layer (weight in one binding): dx, dw.
 pub fn linear_backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>> {
-    use crate::kernels::backward as b;
     let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
     let macs = 2.0 * s.macs() as f64;
     let full = |d: &[Vec<f32>]| {
         let x = TensorRng::new(13).uniform(s.m * s.k);
-        let _ = crate::reference::backward::linear_backward(&x, s.m, s.k, &d[0], &d[1], s.n_out);
+        let _ = crate::reference::linear::backward(&x, s.m, s.k, &d[0], &d[1], s.n_out);
     };
     Ok(vec![
         grad(
             gpu,
             set,
-            &b::linear_dx(gpu, s, 0, s.n_out, false)?,
+            &crate::kernels::linear::dx(gpu, s, 0, s.n_out, false)?,
             &[s.n_out * s.k, s.m * s.n_out],
             &[],
             s.m * s.k,
@@ -499,7 +499,7 @@ pub fn linear_backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<K
         grad(
             gpu,
             set,
-            &b::linear_dw(gpu, s, 0, s.n_out, false)?,
+            &crate::kernels::linear::dw(gpu, s, 0, s.n_out, false)?,
             &[s.m * s.k, s.m * s.n_out],
             &[],
             s.n_out * s.k,
@@ -520,7 +520,6 @@ pub fn training_misc(
     params: usize,
     set: Settings,
 ) -> Result<Vec<Kernel>> {
-    use crate::kernels::backward as b;
     let (n, c, h, w) = pool;
     let out = n * c * (h / 2) * (w / 2);
     let (len, hw) = (n * c * h * w, h * w);
@@ -528,7 +527,7 @@ pub fn training_misc(
         grad(
             gpu,
             set,
-            &b::lrn_backward(gpu, pool, LrnParams::default())?,
+            &crate::kernels::lrn::backward(gpu, pool, LrnParams::default())?,
             &[len, len],
             &[],
             len,
@@ -540,7 +539,7 @@ pub fn training_misc(
         grad(
             gpu,
             set,
-            &b::bn_apply(gpu, n, c, hw, true)?,
+            &crate::kernels::batchnorm::apply(gpu, n, c, hw, true)?,
             &[len, c, c, 2 * c],
             &[],
             len,
@@ -552,7 +551,7 @@ pub fn training_misc(
         grad(
             gpu,
             set,
-            &b::bn_backward_apply(gpu, n, c, hw)?,
+            &crate::kernels::batchnorm::backward_apply(gpu, n, c, hw)?,
             &[len, len, c, 2 * c, 2 * c],
             &[],
             len,
@@ -564,7 +563,7 @@ pub fn training_misc(
         grad(
             gpu,
             set,
-            &b::maxpool_backward(gpu, pool)?,
+            &crate::kernels::pool::backward(gpu, pool)?,
             &[out, out],
             &[],
             n * c * h * w,
@@ -576,7 +575,7 @@ pub fn training_misc(
         grad(
             gpu,
             set,
-            &b::softmax_xent(gpu, rows, cols, 1.0 / rows as f32)?,
+            &crate::kernels::softmax::xent(gpu, rows, cols, 1.0 / rows as f32)?,
             &[rows * cols, rows, rows * cols],
             &[1],
             rows * 2,
@@ -591,7 +590,7 @@ pub fn training_misc(
             let mut k = grad(
                 gpu,
                 set,
-                &b::sgd(gpu, params)?,
+                &crate::kernels::optim::sgd(gpu, params)?,
                 &[params, params, params],
                 &[],
                 3,

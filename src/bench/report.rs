@@ -396,32 +396,6 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Today's UTC date as YYYY-MM-DD (civil-from-days, so no date crate is needed).
-pub fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let z = (secs / 86400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// The git commit the binary was built from ("unknown" outside a git checkout).
-pub fn git_commit() -> String {
-    match env!("VGG_GIT_COMMIT") {
-        "" => "unknown".into(),
-        c => c.into(),
-    }
-}
-
 impl From<&crate::gpu::Gpu> for Adapter {
     fn from(g: &crate::gpu::Gpu) -> Adapter {
         let i = g.info();
@@ -455,7 +429,7 @@ pub fn validate(r: &Report) -> Result<()> {
 mod tests {
     #[test]
     fn today_is_a_date() {
-        let d = super::today();
+        let d = crate::check::report::today();
         assert_eq!(d.len(), 10);
         assert!(d.starts_with("20"), "{d}");
     }

@@ -4,7 +4,7 @@
 use super::report::{self, Adapter, Kernel, Network, Peak, Report};
 use super::{ops, time_wall, tune, Settings};
 use crate::error::Result;
-use crate::gpu::{Gpu, Precision};
+use crate::gpu::{tuning, Gpu, Precision};
 use crate::kernels::conv::{ConvShape, ConvTune};
 use crate::kernels::linear::{LinearShape, LinearVariant};
 use crate::model::{Init, Model, Op, Tensor, Weights};
@@ -106,10 +106,10 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
         });
     }
 
-    let tuning_path = tune::default_path();
+    let tuning_path = tuning::default_path();
     let mut tuning = match &tuning_path {
-        Some(p) => tune::TuningFile::load(p)?,
-        None => tune::TuningFile::default(),
+        Some(p) => tuning::TuningFile::load(p)?,
+        None => tuning::TuningFile::default(),
     };
     if o.tune {
         let b = o.batches[0];
@@ -119,7 +119,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             progress(&format!(
                 "tuning {} ({})",
                 site.layers.join(", "),
-                tune::shape_key(s)
+                s.tuning_key()
             ));
             let (best, _) = tune::search(gpu, s, o.runs.clamp(3, 5), &mut progress)?;
             progress(&format!(
@@ -128,15 +128,17 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             ));
             tuning
                 .adapters
-                .entry(tune::adapter_key(gpu))
+                .entry(tuning::adapter_key(gpu))
                 .or_default()
                 .conv
-                .insert(tune::shape_key(s), best);
+                .insert(s.tuning_key(), best);
         }
         if let Some(p) = &tuning_path {
             tuning.save(p)?;
             notes.push(format!("tuning saved to {}", p.display()));
         }
+        // The networks timed below select by the new results.
+        gpu.set_tuning(tuning.clone());
     }
 
     let limit = gpu.max_binding_bytes();
@@ -154,7 +156,9 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
                 continue;
             }
             let default = ConvTune::default_for(gpu);
-            let tuned = tuning.conv(gpu, s).and_then(|t| t.tune());
+            let tuned = tuning
+                .conv(gpu, &s.tuning_key())
+                .and_then(ConvTune::from_tuned);
             let mut tunes: Vec<ConvTune> = if o.quick {
                 vec![default]
             } else {
@@ -328,8 +332,8 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
         schema: report::SCHEMA.into(),
         tool: "vgg-wgpu".into(),
         adapter: Adapter::from(gpu),
-        date: report::today(),
-        git_commit: report::git_commit(),
+        date: crate::check::report::today(),
+        git_commit: crate::check::report::git_commit(),
         model: m.name().into(),
         input: format!("{c}x{h}x{w}"),
         batches: o.batches.clone(),

@@ -5,32 +5,32 @@
 use super::{dims_str, poisoned, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::backward::{self as k, GradOp};
 use crate::kernels::conv::{ConvShape, ConvTune};
 use crate::kernels::linear::LinearShape;
 use crate::kernels::lrn::LrnParams;
-use crate::reference::{self, backward as r};
+use crate::kernels::{self, Kernel};
+use crate::reference;
 
 /// Uploads `inputs`, runs `op` with a last (output) buffer of `out_len` elements holding
 /// `prefill` (NaN poison when None), and reads the output back.
 pub fn run_op(
     gpu: &Gpu,
-    op: &GradOp,
+    op: &Kernel,
     inputs: &[&[f32]],
     out_len: usize,
     prefill: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let mut bufs = inputs
         .iter()
-        .map(|x| gpu.upload(op.name, x))
+        .map(|x| gpu.upload(&op.name, x))
         .collect::<Result<Vec<_>>>()?;
     bufs.push(match prefill {
-        Some(p) => gpu.upload(op.name, p)?,
-        None => poisoned(gpu, op.name, out_len)?,
+        Some(p) => gpu.upload(&op.name, p)?,
+        None => poisoned(gpu, &op.name, out_len)?,
     });
     let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     let bg = op.bind(gpu, &refs)?;
-    gpu.run_pass(op.name, |p| op.encode(gpu, p, &bg))?;
+    gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
     gpu.read(&bufs[bufs.len() - 1], out_len)
 }
 
@@ -56,11 +56,12 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     let wt = rng.uniform(s.weight_len());
     let dy = rng.uniform(s.output_len());
     let prev = rng.uniform(s.weight_len());
-    let (dx, dw, db) = r::conv2d_backward(&x, (s.n, s.c_in, s.h, s.w), &wt, &dy, s.c_out, s.k);
+    let (dx, dw, db) =
+        reference::conv::backward(&x, (s.n, s.c_in, s.h, s.w), &wt, &dy, s.c_out, s.k);
     let tag = conv_tag(&s);
     let got = run_op(
         gpu,
-        &k::conv_dgrad(gpu, s)?,
+        &kernels::conv::dgrad(gpu, s)?,
         &[&dy, &wt],
         s.input_len(),
         None,
@@ -68,7 +69,7 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     let mut out = vec![Outcome::new("conv dgrad", tag.clone(), &got, &dx)];
     let got = run_op(
         gpu,
-        &k::conv_wgrad(gpu, s, false)?,
+        &kernels::conv::wgrad(gpu, s, false)?,
         &[&x, &dy],
         s.weight_len(),
         None,
@@ -76,7 +77,7 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     out.push(Outcome::new("conv wgrad", tag.clone(), &got, &dw));
     let got = run_op(
         gpu,
-        &k::conv_wgrad(gpu, s, true)?,
+        &kernels::conv::wgrad(gpu, s, true)?,
         &[&x, &dy],
         s.weight_len(),
         Some(&prev),
@@ -88,7 +89,7 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         &got,
         &want,
     ));
-    let op = k::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
+    let op = kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
     let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
     out.push(Outcome::new("conv bias grad", tag, &got, &db));
     Ok(out)
@@ -99,10 +100,10 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(n * c * h * w);
-    let (_, idx) = reference::maxpool2x2(&x, dims);
+    let (_, idx) = reference::pool::forward(&x, dims);
     let dy = rng.uniform(idx.len());
-    let want = r::maxpool2x2_backward(&dy, &idx, dims);
-    let op = k::maxpool_backward(gpu, dims)?;
+    let want = reference::pool::backward(&dy, &idx, dims);
+    let op = kernels::pool::backward(gpu, dims)?;
     let got = run_op(gpu, &op, &[&dy, &bits(&idx)], n * c * h * w, None)?;
     // A gather moves values: anything but the exact value is wrong.
     Ok(Outcome::new("maxpool2x2 backward", dims_str(dims), &got, &want).tol(0.0))
@@ -113,8 +114,14 @@ pub fn relu(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let y: Vec<f32> = rng.uniform(len).into_iter().map(|v| v.max(0.0)).collect();
     let dy = rng.uniform(len);
-    let got = run_op(gpu, &k::relu_backward(gpu, len)?, &[&y, &dy], len, None)?;
-    let want = r::relu_backward(&y, &dy);
+    let got = run_op(
+        gpu,
+        &kernels::elementwise::relu_backward(gpu, len)?,
+        &[&y, &dy],
+        len,
+        None,
+    )?;
+    let want = reference::elementwise::relu_backward(&y, &dy);
     Ok(Outcome::new("relu backward", len.to_string(), &got, &want).tol(0.0))
 }
 
@@ -130,18 +137,18 @@ pub fn linear(
     let x = rng.uniform(s.m * s.k);
     let wt = rng.uniform(s.n_out * s.k);
     let dy = rng.uniform(s.m * s.n_out);
-    let (dx, dw, db) = r::linear_backward(&x, s.m, s.k, &wt, &dy, s.n_out);
+    let (dx, dw, db) = reference::linear::backward(&x, s.m, s.k, &wt, &dy, s.n_out);
     let tag = format!("{}x{} -> {} ({} chunks)", s.m, s.k, s.n_out, chunks.len());
     let mut got_dx: Option<Vec<f32>> = None;
     let mut got_dw = Vec::with_capacity(dw.len());
     for (j, &(r0, rows)) in chunks.iter().enumerate() {
-        let op = k::linear_dx(gpu, s, r0, rows, j > 0)?;
+        let op = kernels::linear::dx(gpu, s, r0, rows, j > 0)?;
         let wc = &wt[r0 * s.k..(r0 + rows) * s.k];
         got_dx = Some(run_op(gpu, &op, &[wc, &dy], s.m * s.k, got_dx.as_deref())?);
-        let op = k::linear_dw(gpu, s, r0, rows, false)?;
+        let op = kernels::linear::dw(gpu, s, r0, rows, false)?;
         got_dw.extend(run_op(gpu, &op, &[&x, &dy], rows * s.k, None)?);
     }
-    let op = k::channel_sum(gpu, s.m, s.n_out, 1, false)?;
+    let op = kernels::elementwise::channel_sum(gpu, s.m, s.n_out, 1, false)?;
     let got_db = run_op(gpu, &op, &[&dy], s.n_out, None)?;
     Ok(vec![
         Outcome::new("linear dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
@@ -158,14 +165,14 @@ pub fn softmax_xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Ve
         .map(|r| ((r * 7 + seed as usize) % cols) as u32)
         .collect();
     let scale = 1.0 / 16.0;
-    let (loss, dz, correct) = r::softmax_cross_entropy(&z, rows, cols, &labels, scale);
-    let op = k::softmax_xent(gpu, rows, cols, scale as f32)?;
+    let (loss, dz, correct) = reference::softmax::xent(&z, rows, cols, &labels, scale);
+    let op = kernels::softmax::xent(gpu, rows, cols, scale as f32)?;
     let zb = gpu.upload("z", &z)?;
     let lb = gpu.upload("labels", &labels)?;
     let dzb = poisoned(gpu, "dz", rows * cols)?;
     let sb = poisoned(gpu, "stats", rows * 2)?;
     let bg = op.bind(gpu, &[&zb, &lb, &dzb, &sb])?;
-    gpu.run_pass(op.name, |p| op.encode(gpu, p, &bg))?;
+    gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
     let got_dz: Vec<f32> = gpu.read(&dzb, rows * cols)?;
     let stats: Vec<f32> = gpu.read(&sb, rows * 2)?;
     let got_loss: f64 = stats.chunks(2).map(|s| s[0] as f64).sum::<f64>() / rows as f64;
@@ -192,8 +199,8 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let (w0, grad, v0) = (rng.uniform(len), rng.uniform(len), rng.uniform(len));
     let (mut w, mut v) = (w0.clone(), v0.clone());
-    r::sgd_step(&mut w, &grad, &mut v, 0.05, 0.9, 5e-4);
-    let op = k::sgd(gpu, len)?;
+    reference::optim::sgd(&mut w, &grad, &mut v, 0.05, 0.9, 5e-4);
+    let op = kernels::optim::sgd(gpu, len)?;
     let (wb, gb, vb) = (
         gpu.upload("w", &w0)?,
         gpu.upload("g", &grad)?,
@@ -201,7 +208,7 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     );
     let hb = gpu.upload("hyper", &[0.05f32, 0.9, 5e-4])?;
     let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
-    gpu.run_pass(op.name, |p| op.encode(gpu, p, &bg))?;
+    gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
     Ok(vec![
         Outcome::new("sgd weights", len.to_string(), &gpu.read(&wb, len)?, &w),
         Outcome::new("sgd momentum", len.to_string(), &gpu.read(&vb, len)?, &v),
@@ -213,10 +220,10 @@ pub fn dropout(gpu: &Gpu, len: usize, p: f64, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(len);
     let mask_seed = seed as u32 | 1;
-    let want = r::dropout(&x, p, mask_seed);
+    let want = reference::elementwise::dropout(&x, p, mask_seed);
     let got = run_op(
         gpu,
-        &k::dropout(gpu, len, p)?,
+        &kernels::elementwise::dropout(gpu, len, p)?,
         &[&x, &bits(&[mask_seed])],
         len,
         None,
@@ -235,8 +242,14 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let dy = rng.uniform(len);
     let p = LrnParams::default();
     let (alpha, beta, kk) = (p.alpha as f64, p.beta as f64, p.k as f64);
-    let want = r::lrn_backward(&x, dims, p.size, alpha, beta, kk, &dy);
-    let got = run_op(gpu, &k::lrn_backward(gpu, dims, p)?, &[&x, &dy], len, None)?;
+    let want = reference::lrn::backward(&x, dims, p.size, alpha, beta, kk, &dy);
+    let got = run_op(
+        gpu,
+        &kernels::lrn::backward(gpu, dims, p)?,
+        &[&x, &dy],
+        len,
+        None,
+    )?;
     Ok(Outcome::new("lrn backward", dims_str(dims), &got, &want))
 }
 
@@ -251,10 +264,10 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {
     let beta = rng.uniform(c);
     let dy = rng.uniform(len);
     let (rm0, rv0) = (rng.uniform(c), rng.range(c, 0.5, 2.0));
-    let (y, mean, var) = r::batchnorm_train(&x, dims, &gamma, &beta, 1e-5);
+    let (y, mean, var) = reference::batchnorm::train(&x, dims, &gamma, &beta, 1e-5);
     let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
-    r::batchnorm_running_update(&mut rm, &mut rv, &mean, &var, n * hw, 0.1);
-    let (dx, dgamma, dbeta) = r::batchnorm_train_backward(&x, dims, &gamma, 1e-5, &dy);
+    reference::batchnorm::running_update(&mut rm, &mut rv, &mean, &var, n * hw, 0.1);
+    let (dx, dgamma, dbeta) = reference::batchnorm::backward(&x, dims, &gamma, 1e-5, &dy);
 
     let up = |d: &[f32]| gpu.upload("bn", d);
     let (xb, gb, bb, dyb) = (up(&x)?, up(&gamma)?, up(&beta)?, up(&dy)?);
@@ -263,19 +276,19 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {
     let (stats, yb, sums, dgb, dbb, dxb) = (p(2 * c)?, p(len)?, p(2 * c)?, p(c)?, p(c)?, p(len)?);
     let ops = [
         (
-            k::bn_stats(gpu, n, c, hw, 1e-5, 0.1)?,
+            kernels::batchnorm::stats(gpu, n, c, hw, 1e-5, 0.1)?,
             vec![&xb, &stats, &rmb, &rvb],
         ),
         (
-            k::bn_apply(gpu, n, c, hw, false)?,
+            kernels::batchnorm::apply(gpu, n, c, hw, false)?,
             vec![&xb, &gb, &bb, &stats, &yb],
         ),
         (
-            k::bn_backward_reduce(gpu, n, c, hw, false)?,
+            kernels::batchnorm::backward_reduce(gpu, n, c, hw, false)?,
             vec![&xb, &dyb, &stats, &sums, &dgb, &dbb],
         ),
         (
-            k::bn_backward_apply(gpu, n, c, hw)?,
+            kernels::batchnorm::backward_apply(gpu, n, c, hw)?,
             vec![&xb, &dyb, &gb, &stats, &sums, &dxb],
         ),
     ];
@@ -315,7 +328,7 @@ pub fn conv_pack(
 ) -> Result<Outcome> {
     let w = TensorRng::new(seed).uniform(c_out * c_in * ks * ks);
     let (want, _) = tune.pack(c_in, c_out, ks, &w, &vec![0.0; c_out])?;
-    let op = k::conv_pack(gpu, c_in, c_out, ks, tune)?;
+    let op = kernels::conv::pack(gpu, c_in, c_out, ks, tune)?;
     let got = run_op(gpu, &op, &[&w], want.len(), None)?;
     let shape = format!("{c_in}->{c_out} k{ks} {:?}/tm{}", tune.variant, tune.tm);
     Ok(Outcome::new("conv weight pack", shape, &got, &want).tol(0.0))

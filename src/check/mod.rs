@@ -115,13 +115,13 @@ pub fn compare(got: &[f32], want: &[f32]) -> Diff {
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
-    adaptive_pool::AdaptiveAvgPool,
-    affine::{BatchNorm, ChannelAffine},
+    avgpool::AdaptiveAvgPool,
+    batchnorm::{BatchNorm, ChannelAffine},
     conv::{Conv2d, ConvShape, ConvTune},
     im2col::Im2col,
     linear::{Linear, LinearShape, LinearVariant},
     lrn::{Lrn, LrnParams},
-    maxpool::MaxPool,
+    pool::MaxPool,
     softmax::Softmax,
 };
 use crate::reference;
@@ -386,7 +386,7 @@ pub fn conv_as(
     let bg = conv.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
     let got = read_as(gpu, &out, s.output_len(), precision)?;
-    let want = reference::conv2d(&x, (s.n, s.c_in, s.h, s.w), &w, &b, s.c_out, s.k, relu);
+    let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), &w, &b, s.c_out, s.k, relu);
     let op = format!(
         "conv{}x{}{}{}",
         s.k,
@@ -425,7 +425,7 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     gpu.run_pass("maxpool", |pass| pool.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, pool.output_len())?;
     let got_idx = gpu.read::<u32>(&idx, pool.output_len())?;
-    let (want, want_idx) = reference::maxpool2x2(&x, dims);
+    let (want, want_idx) = reference::pool::forward(&x, dims);
     Ok(Outcome::new("maxpool2x2", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
 }
 
@@ -469,7 +469,7 @@ pub fn linear_as(
     let bgs = fc.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
     let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
-    let want = reference::linear(&x, s.m, s.k, &w, &b, s.n_out, relu);
+    let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, relu);
     let shape = format!(
         "{}x{} -> {} ({:?}, {} binding{})",
         s.m,
@@ -502,7 +502,7 @@ pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome
         "softmax",
         format!("{rows}x{cols}"),
         &got,
-        &reference::softmax(&x, rows, cols),
+        &reference::softmax::forward(&x, rows, cols),
     ))
 }
 
@@ -518,7 +518,7 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let bg = k.bind(gpu, &xb, &out)?;
     gpu.run_pass("lrn", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, x.len())?;
-    let want = reference::lrn(&x, dims, p.size, p.alpha, p.beta, p.k);
+    let want = reference::lrn::forward(&x, dims, p.size, p.alpha, p.beta, p.k);
     Ok(Outcome::new("lrn", dims_str(dims), &got, &want))
 }
 
@@ -549,7 +549,7 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome
     let bg = k.bind(gpu, &xb, &sb, &tb, &out)?;
     gpu.run_pass("batchnorm", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, x.len())?;
-    let want = reference::batchnorm(
+    let want = reference::batchnorm::forward(
         &x, dims, &bn.gamma, &bn.beta, &bn.mean, &bn.var, bn.eps, relu,
     );
     Ok(Outcome::new(
@@ -577,8 +577,8 @@ pub fn batchnorm_folded(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
     gpu.run_pass("conv+bn", |pass| conv.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, s.output_len())?;
     let dims = (s.n, s.c_in, s.h, s.w);
-    let y = reference::conv2d(&x, dims, &w, &b, s.c_out, s.k, false);
-    let want = reference::batchnorm(
+    let y = reference::conv::forward(&x, dims, &w, &b, s.c_out, s.k, false);
+    let want = reference::batchnorm::forward(
         &y,
         (s.n, s.c_out, s.h, s.w),
         &bn.gamma,
@@ -607,7 +607,7 @@ pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> R
     let bg = k.bind(gpu, &xb, &ob)?;
     gpu.run_pass("adaptive_avgpool", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&ob, k.output_len())?;
-    let want = reference::adaptive_avg_pool(&x, dims, out.0, out.1);
+    let want = reference::avgpool::forward(&x, dims, out.0, out.1);
     Ok(Outcome::new(
         "adaptive_avgpool",
         format!("{} -> {}x{}", dims_str(dims), out.0, out.1),
@@ -627,7 +627,7 @@ pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Resul
     let bg = k.bind(gpu, &xb, &ob)?;
     gpu.run_pass("im2col", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&ob, k.output_len())?;
-    let want = reference::im2col(&x, dims, window.0, window.1);
+    let want = reference::im2col::forward(&x, dims, window.0, window.1);
     Ok(Outcome::new(
         "im2col",
         format!("{} window {}x{}", dims_str(dims), window.0, window.1),
@@ -668,7 +668,7 @@ mod tests {
         let x = rng.uniform(2 * 3 * 9 * 11);
         let w = rng.uniform(4 * 3 * 9);
         let b = rng.uniform(4);
-        let y = reference::conv2d(&x, (2, 3, 9, 11), &w, &b, 4, 3, false);
+        let y = reference::conv::forward(&x, (2, 3, 9, 11), &w, &b, 4, 3, false);
         let mut shifted = y.clone();
         shifted.rotate_left(1);
         assert!(!compare(&shifted, &y).passes(F32_KERNEL_TOL));

@@ -261,8 +261,8 @@ impl Report {
         Report {
             schema: SCHEMA.into(),
             engine: format!("vgg-wgpu {}", env!("CARGO_PKG_VERSION")),
-            date: crate::bench::report::today(),
-            git_commit: crate::bench::report::git_commit(),
+            date: today(),
+            git_commit: git_commit(),
             seed,
             full,
             determinism_checked: determinism,
@@ -381,5 +381,31 @@ impl Report {
             }
         }
         s
+    }
+}
+
+/// Today's UTC date as YYYY-MM-DD (civil-from-days, so no date crate is needed).
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let z = (secs / 86400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The git commit the binary was built from ("unknown" outside a git checkout).
+pub fn git_commit() -> String {
+    match env!("VGG_GIT_COMMIT") {
+        "" => "unknown".into(),
+        c => c.into(),
     }
 }

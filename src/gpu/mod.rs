@@ -4,6 +4,7 @@
 mod buffer;
 mod pipeline;
 mod timing;
+pub mod tuning;
 
 pub use buffer::POISON_BITS;
 pub use pipeline::{Precision, Shader};
@@ -38,9 +39,9 @@ pub struct GpuOptions {
     /// The longest a wait for submitted work may take before it is reported as an error
     /// naming the op (`VGG_GPU_TIMEOUT`, seconds) rather than hanging [default: 10 minutes].
     pub timeout: Option<Duration>,
-    /// Load `NAME.wgsl` from this folder, where present, instead of the built-in kernel
-    /// `NAME` (`VGG_SHADER_DIR`): to try a patched kernel, or to check that `vgg check`
-    /// catches a broken one, without rebuilding.
+    /// Load `OP/PASS.wgsl` from this folder, where present, instead of the built-in
+    /// `shaders/OP/PASS.wgsl` (`VGG_SHADER_DIR`): to try a patched kernel, or to check that
+    /// `vgg check` catches a broken one, without rebuilding.
     pub shader_dir: Option<PathBuf>,
 }
 
@@ -217,6 +218,8 @@ pub struct Gpu {
     shader_dir: Option<PathBuf>,
     overrides_used: Mutex<std::collections::BTreeSet<String>>,
     submits: AtomicU64,
+    /// The default tuning file, read on first use (or as `set_tuning` replaced it).
+    tuning: Mutex<Option<Arc<tuning::TuningFile>>>,
 }
 
 impl Gpu {
@@ -306,6 +309,7 @@ impl Gpu {
             timeout: DEFAULT_TIMEOUT,
             shader_dir: None,
             overrides_used: Mutex::new(Default::default()),
+            tuning: Mutex::new(None),
             submits: AtomicU64::new(0),
         };
         gpu.probe()?;
@@ -473,6 +477,29 @@ impl Gpu {
                 return Err(wgpu::PollError::Timeout);
             }
             std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// The default tuning file (`tuning::default_path`), read once for this device: a
+    /// missing or unreadable file is an empty one, since tuning only ever makes things faster.
+    pub fn tuning(&self) -> Arc<tuning::TuningFile> {
+        let Ok(mut t) = self.tuning.lock() else {
+            return Arc::default();
+        };
+        t.get_or_insert_with(|| {
+            Arc::new(
+                tuning::default_path()
+                    .and_then(|p| tuning::TuningFile::load(&p).ok())
+                    .unwrap_or_default(),
+            )
+        })
+        .clone()
+    }
+
+    /// Replaces the tuning this device selects by (after `vgg bench --tune` wrote a new file).
+    pub fn set_tuning(&self, file: tuning::TuningFile) {
+        if let Ok(mut t) = self.tuning.lock() {
+            *t = Some(Arc::new(file));
         }
     }
 

@@ -3,6 +3,10 @@
 use super::Gpu;
 use crate::error::Result;
 
+/// Every file under shaders/ as (name, source), the name being its path without `.wgsl`:
+/// what `#include` lines resolve against.
+const SHADERS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+
 /// A WGSL source compiled into the binary. Tunables are `override` constants given at
 /// pipeline creation, so one source serves every tile size and shape.
 #[derive(Clone, Copy, Debug)]
@@ -118,10 +122,55 @@ impl Gpu {
         Ok(pipeline)
     }
 
-    /// The kernel's source: the built-in one, unless the shader folder holds a replacement.
-    fn shader_source(&self, shader: &Shader) -> Result<std::borrow::Cow<'static, str>> {
-        match self.shader_override(shader.name) {
-            None => Ok(shader.source.into()),
+    /// The kernel's source with its `#include "NAME"` lines replaced by those files (each
+    /// once, recursively): the built-in sources, or the shader folder's replacements.
+    fn shader_source(&self, shader: &Shader) -> Result<String> {
+        let mut seen = vec![shader.name];
+        let mut out = String::new();
+        self.expand(
+            shader.name,
+            self.source_of(shader.name, shader.source)?,
+            &mut seen,
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    fn expand(
+        &self,
+        name: &str,
+        text: std::borrow::Cow<'static, str>,
+        seen: &mut Vec<&'static str>,
+        out: &mut String,
+    ) -> Result<()> {
+        for line in text.lines() {
+            let Some(inc) = line.trim().strip_prefix("#include ") else {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            };
+            let inc = inc.trim().trim_matches('"');
+            let Some(&(inc, source)) = SHADERS.iter().find(|(n, _)| *n == inc) else {
+                return Err(crate::error::Error::Shape(format!(
+                    "shader {name} includes \"{inc}\", which is not under shaders/"
+                )));
+            };
+            if !seen.contains(&inc) {
+                seen.push(inc);
+                self.expand(inc, self.source_of(inc, source)?, seen, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of shader file `name`: `builtin`, unless the shader folder replaces it.
+    fn source_of(
+        &self,
+        name: &str,
+        builtin: &'static str,
+    ) -> Result<std::borrow::Cow<'static, str>> {
+        match self.shader_override(name) {
+            None => Ok(builtin.into()),
             Some(path) => {
                 let text =
                     std::fs::read_to_string(&path).map_err(|e| crate::error::Error::File {
@@ -129,7 +178,7 @@ impl Gpu {
                         message: super::one_line(&e.to_string()),
                     })?;
                 if let Ok(mut used) = self.overrides_used.lock() {
-                    used.insert(shader.name.to_string());
+                    used.insert(name.to_string());
                 }
                 Ok(text.into())
             }

@@ -5,13 +5,13 @@ use super::plan::{plan, Limits, Plan};
 use super::{Graph, NodeOp, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::adaptive_pool::AdaptiveAvgPool;
-use crate::kernels::affine::{BatchNorm, ChannelAffine};
+use crate::kernels::avgpool::AdaptiveAvgPool;
+use crate::kernels::batchnorm::{BatchNorm, ChannelAffine};
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
 use crate::kernels::im2col::Im2col;
 use crate::kernels::linear::{row_chunks, Linear, LinearParams, LinearShape};
 use crate::kernels::lrn::Lrn;
-use crate::kernels::maxpool::MaxPool;
+use crate::kernels::pool::MaxPool;
 use crate::kernels::softmax::Softmax;
 use crate::kernels::Bound;
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
@@ -151,10 +151,7 @@ impl<'g> Network<'g> {
                     };
                     let [_, h, wd] = l.output;
                     let shape = ConvShape::new(1, c_in, c_out, h, wd, k);
-                    let t = opts
-                        .conv
-                        .or_else(|| crate::bench::tune::lookup(gpu, shape))
-                        .unwrap_or(tune);
+                    let t = crate::kernels::conv::select(gpu, shape, opts.conv);
                     let p = t.upload(gpu, c_in, c_out, k, w, b, precision)?;
                     convs.insert(i, (t, p));
                 }

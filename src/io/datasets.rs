@@ -337,7 +337,7 @@ pub fn folder(dir: &Path, channels: usize, side: u32) -> Result<(Dataset, Vec<St
     };
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for (label, (_, path)) in classes.iter().enumerate() {
-        for file in crate::infer::collect_images(std::slice::from_ref(path))? {
+        for file in super::image::collect_images(std::slice::from_ref(path))? {
             let img = pre.geometry(&load_rgb(&file)?)?;
             let px = img.as_raw();
             let plane = (side * side) as usize;

@@ -7,7 +7,7 @@
 use super::file_err;
 use crate::error::{Error, Result};
 use ::image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// ImageNet channel means and standard deviations (torchvision's).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -270,6 +270,46 @@ pub fn to_chw(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
 /// Mirrors an image left to right (for the flipped half of dense evaluation).
 pub fn flip_horizontal(img: &RgbImage) -> RgbImage {
     ::image::imageops::flip_horizontal(img)
+}
+
+/// File extensions taken from a directory (files named explicitly are tried whatever their
+/// name).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
+
+/// The files to classify: each path given, with directories expanded (recursively, sorted,
+/// images by extension only). A path that does not exist is an error.
+pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(file_err(p, "no such file or directory"));
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,16 +1,24 @@
-//! One module per op: shape checks, dispatch-size math, bind groups, and encoding into a
-//! compute pass. The only Rust that knows a shader's bindings.
+//! One module per op, named as its shader folder (`shaders/<op>/`) and its reference
+//! (`reference/<op>.rs`): shape checks, dispatch-size math, bind groups, and encoding into a
+//! compute pass. The only Rust that knows a shader's bindings. In each op's folder, mod.rs
+//! holds the shape type and the forward kernel (`forward.wgsl`, or one per variant) and
+//! each other pass has a file with its shader's stem.
 
-pub mod adaptive_pool;
-pub mod affine;
-pub mod backward;
+pub mod avgpool;
+pub mod batchnorm;
 pub mod conv;
+pub mod elementwise;
 pub mod im2col;
+mod kernel;
 pub mod linear;
 pub mod lrn;
-pub mod maxpool;
+pub mod optim;
 pub mod peak;
+pub mod pool;
 pub mod softmax;
+
+pub use kernel::Kernel;
+pub(crate) use kernel::{nchw_consts, per_elem, WG};
 
 use crate::error::{shape_err, Result};
 use crate::gpu::Gpu;
@@ -138,14 +146,14 @@ pub(crate) fn dispatch(
 /// trainer record into their passes.
 pub enum Bound {
     Conv(conv::Conv2d, wgpu::BindGroup),
-    Pool(maxpool::MaxPool, wgpu::BindGroup),
+    Pool(pool::MaxPool, wgpu::BindGroup),
     Lrn(lrn::Lrn, wgpu::BindGroup),
-    Affine(affine::ChannelAffine, wgpu::BindGroup),
-    AvgPool(adaptive_pool::AdaptiveAvgPool, wgpu::BindGroup),
+    Affine(batchnorm::ChannelAffine, wgpu::BindGroup),
+    AvgPool(avgpool::AdaptiveAvgPool, wgpu::BindGroup),
     Linear(linear::Linear, Vec<wgpu::BindGroup>),
     Softmax(softmax::Softmax, wgpu::BindGroup),
     Im2col(im2col::Im2col, wgpu::BindGroup),
-    Grad(backward::GradOp, wgpu::BindGroup),
+    Kernel(Kernel, wgpu::BindGroup),
 }
 
 impl Bound {
@@ -159,7 +167,7 @@ impl Bound {
             Bound::Linear(k, bgs) => k.encode(gpu, pass, bgs),
             Bound::Softmax(k, bg) => k.encode(gpu, pass, bg),
             Bound::Im2col(k, bg) => k.encode(gpu, pass, bg),
-            Bound::Grad(k, bg) => k.encode(gpu, pass, bg),
+            Bound::Kernel(k, bg) => k.encode(gpu, pass, bg),
         }
     }
 }

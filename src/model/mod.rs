@@ -10,9 +10,28 @@ pub use summary::Summary;
 pub use weights::{Init, Tensor, Weights};
 
 use crate::error::{Error, Result};
-use crate::kernels::lrn::LrnParams;
 
 /// One entry of a feature-extractor configuration.
+/// The paper's (and torchvision-style) constants: size 5, alpha 1e-4, beta 0.75, k 2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrnParams {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub k: f32,
+}
+
+impl Default for LrnParams {
+    fn default() -> Self {
+        LrnParams {
+            size: 5,
+            alpha: 1e-4,
+            beta: 0.75,
+            k: 2.0,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Feature {
     /// Convolution with `out` channels and a `k`x`k` kernel (3, or 1 in config C), stride

@@ -1,7 +1,7 @@
 //! A whole network on the CPU, layer by layer from the reference ops and the model's layer
 //! list, unfused and in f32 storage with f64 accumulation: the yardstick for the executor.
 
-use super::{adaptive_avg_pool, batchnorm, conv2d, linear, lrn, maxpool2x2};
+use super::{avgpool, batchnorm, conv, im2col, linear, lrn, pool};
 use crate::error::{shape_err, Result};
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 
@@ -39,9 +39,9 @@ pub fn forward(
         };
         x = match layer.op {
             Op::Conv { c_out, k, .. } => {
-                conv2d(&x, dims, get("weight")?, get("bias")?, c_out, k, false)
+                conv::forward(&x, dims, get("weight")?, get("bias")?, c_out, k, false)
             }
-            Op::BatchNorm { .. } => batchnorm(
+            Op::BatchNorm { .. } => batchnorm::forward(
                 &x,
                 dims,
                 get("weight")?,
@@ -52,12 +52,12 @@ pub fn forward(
                 false,
             ),
             Op::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-            Op::Lrn(p) => lrn(&x, dims, p.size, p.alpha, p.beta, p.k),
-            Op::MaxPool => maxpool2x2(&x, dims).0,
-            Op::AdaptiveAvgPool { h, w } => adaptive_avg_pool(&x, dims, h, w),
+            Op::Lrn(p) => lrn::forward(&x, dims, p.size, p.alpha, p.beta, p.k),
+            Op::MaxPool => pool::forward(&x, dims).0,
+            Op::AdaptiveAvgPool { h, w } => avgpool::forward(&x, dims, h, w),
             Op::Flatten | Op::Dropout { .. } => x,
             Op::Linear { k, n: n_out } => {
-                linear(&x, n, k, get("weight")?, get("bias")?, n_out, false)
+                linear::forward(&x, n, k, get("weight")?, get("bias")?, n_out, false)
             }
         };
     }
@@ -87,14 +87,14 @@ pub fn forward_dense(model: &Model, weights: &Weights, input: &Tensor) -> Result
         ));
     }
     let positions = (h - kh + 1) * (w - kw + 1);
-    let mut x = super::im2col(&feats.data, (n, c, h, w), kh, kw);
+    let mut x = im2col::forward(&feats.data, (n, c, h, w), kh, kw);
     let mut classes = 0;
     for layer in &layers[pool + 1..] {
         match layer.op {
             Op::Linear { k, n: n_out } => {
                 let wt = weights.expect(&format!("{}.weight", layer.key), &[n_out, k])?;
                 let b = weights.expect(&format!("{}.bias", layer.key), &[n_out])?;
-                x = linear(&x, n * positions, k, &wt.data, &b.data, n_out, false);
+                x = linear::forward(&x, n * positions, k, &wt.data, &b.data, n_out, false);
                 classes = n_out;
             }
             Op::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),

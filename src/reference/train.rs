@@ -3,8 +3,7 @@
 //! the identity here (the GPU comparison runs with it off); batch norm uses batch
 //! statistics and updates the running ones, as PyTorch's train mode does.
 
-use super::backward as b;
-use super::{conv2d, linear, lrn, maxpool2x2};
+use super::{batchnorm, conv, elementwise, linear, lrn, optim, pool, softmax};
 use crate::error::{shape_err, Result};
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 
@@ -49,25 +48,25 @@ pub fn step(
                     get(weights, format!("{k}.weight"))?,
                     get(weights, format!("{k}.bias"))?,
                 );
-                conv2d(&cur, dims, &wt, &bs, c_out, ks, false)
+                conv::forward(&cur, dims, &wt, &bs, c_out, ks, false)
             }
             Op::BatchNorm { c: ch } => {
                 let (g, bt) = (
                     get(weights, format!("{k}.weight"))?,
                     get(weights, format!("{k}.bias"))?,
                 );
-                let (y, mean, var) = b::batchnorm_train(&cur, dims, &g, &bt, BN_EPS as f64);
+                let (y, mean, var) = batchnorm::train(&cur, dims, &g, &bt, BN_EPS as f64);
                 let mut rm = get(weights, format!("{k}.running_mean"))?;
                 let mut rv = get(weights, format!("{k}.running_var"))?;
-                b::batchnorm_running_update(&mut rm, &mut rv, &mean, &var, n * h * w, 0.1);
+                batchnorm::running_update(&mut rm, &mut rv, &mean, &var, n * h * w, 0.1);
                 weights.insert(&format!("{k}.running_mean"), Tensor::new(vec![ch], rm)?);
                 weights.insert(&format!("{k}.running_var"), Tensor::new(vec![ch], rv)?);
                 y
             }
             Op::Relu => cur.iter().map(|v| v.max(0.0)).collect(),
-            Op::Lrn(p) => lrn(&cur, dims, p.size, p.alpha, p.beta, p.k),
+            Op::Lrn(p) => lrn::forward(&cur, dims, p.size, p.alpha, p.beta, p.k),
             Op::MaxPool => {
-                let (y, idx) = maxpool2x2(&cur, dims);
+                let (y, idx) = pool::forward(&cur, dims);
                 argmax[i] = idx;
                 y
             }
@@ -81,13 +80,13 @@ pub fn step(
                     get(weights, format!("{k}.weight"))?,
                     get(weights, format!("{k}.bias"))?,
                 );
-                linear(&cur, n, kk, &wt, &bs, no, false)
+                linear::forward(&cur, n, kk, &wt, &bs, no, false)
             }
         };
         outs.push(cur.clone());
     }
     let classes = model.classes();
-    let (loss, mut g, correct) = b::softmax_cross_entropy(&cur, n, classes, labels, 1.0 / n as f64);
+    let (loss, mut g, correct) = softmax::xent(&cur, n, classes, labels, 1.0 / n as f64);
     // Backward.
     let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
     for i in (0..layers.len()).rev() {
@@ -99,20 +98,20 @@ pub fn step(
         g = match l.op {
             Op::Conv { c_out, k: ks, .. } => {
                 let wt = get(weights, format!("{k}.weight"))?;
-                let (dx, dw, db) = b::conv2d_backward(xin, dims, &wt, &g, c_out, ks);
+                let (dx, dw, db) = conv::backward(xin, dims, &wt, &g, c_out, ks);
                 grads.push((format!("{k}.weight"), dw));
                 grads.push((format!("{k}.bias"), db));
                 dx
             }
             Op::BatchNorm { .. } => {
                 let gm = get(weights, format!("{k}.weight"))?;
-                let (dx, dg, dbt) = b::batchnorm_train_backward(xin, dims, &gm, BN_EPS as f64, &g);
+                let (dx, dg, dbt) = batchnorm::backward(xin, dims, &gm, BN_EPS as f64, &g);
                 grads.push((format!("{k}.weight"), dg));
                 grads.push((format!("{k}.bias"), dbt));
                 dx
             }
-            Op::Relu => b::relu_backward(&outs[i], &g),
-            Op::Lrn(p) => b::lrn_backward(
+            Op::Relu => elementwise::relu_backward(&outs[i], &g),
+            Op::Lrn(p) => lrn::backward(
                 xin,
                 dims,
                 p.size,
@@ -121,11 +120,11 @@ pub fn step(
                 p.k as f64,
                 &g,
             ),
-            Op::MaxPool => b::maxpool2x2_backward(&g, &argmax[i], dims),
+            Op::MaxPool => pool::backward(&g, &argmax[i], dims),
             Op::AdaptiveAvgPool { .. } | Op::Flatten | Op::Dropout { .. } => g,
             Op::Linear { k: kk, n: no } => {
                 let wt = get(weights, format!("{k}.weight"))?;
-                let (dx, dw, db) = b::linear_backward(xin, n, kk, &wt, &g, no);
+                let (dx, dw, db) = linear::backward(xin, n, kk, &wt, &g, no);
                 grads.push((format!("{k}.weight"), dw));
                 grads.push((format!("{k}.bias"), db));
                 dx
@@ -142,7 +141,7 @@ pub fn step(
         let v = velocity
             .get_mut(&name)
             .ok_or_else(|| shape_err!("no velocity {name}"))?;
-        b::sgd_step(
+        optim::sgd(
             &mut t.data,
             &gr,
             &mut v.data,

@@ -9,13 +9,13 @@ pub mod fit;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::backward::{self as bk, GradOp};
+use crate::kernels::{self, Kernel};
 use crate::kernels::{
-    affine::ChannelAffine,
+    batchnorm::ChannelAffine,
     conv::{Conv2d, ConvShape, ConvTune},
     linear::{row_chunks, Linear, LinearShape},
     lrn::Lrn,
-    maxpool::MaxPool,
+    pool::MaxPool,
     Bound,
 };
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
@@ -114,6 +114,8 @@ pub struct Trainer<'g> {
     hyper: usize,
     /// Per dropout layer: (the step's seeds, one per micro-batch; the current seed).
     seeds: Vec<Vec<usize>>,
+    /// The forward configuration of each conv layer, by layer index.
+    conv_tunes: std::collections::BTreeMap<usize, ConvTune>,
     step: u64,
 }
 
@@ -153,6 +155,7 @@ impl<'g> Trainer<'g> {
                 .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate))?,
             hyper: 0,
             seeds: Vec::new(),
+            conv_tunes: Default::default(),
             step: 0,
         };
         t.build(weights)?;
@@ -200,10 +203,10 @@ impl<'g> Trainer<'g> {
         Ok(self.params.len() - 1)
     }
 
-    fn grad_op(&self, op: GradOp, ids: &[usize]) -> Result<Bound> {
+    fn grad_op(&self, op: Kernel, ids: &[usize]) -> Result<Bound> {
         let b: Vec<&wgpu::Buffer> = ids.iter().map(|&i| &self.bufs[i]).collect();
         let bg = op.bind(self.gpu, &b)?;
-        Ok(Bound::Grad(op, bg))
+        Ok(Bound::Kernel(op, bg))
     }
 
     fn build(&mut self, weights: &Weights) -> Result<()> {
@@ -224,12 +227,11 @@ impl<'g> Trainer<'g> {
             self.alloc("grad a", max_act)?,
             self.alloc("grad b", max_act)?,
         ];
-        let tune = self.opts.conv.unwrap_or_else(|| ConvTune::default_for(gpu));
         // Forward: the buffer holding each layer's output (aliases for views).
         let mut act = Vec::with_capacity(layers.len());
         let mut saved: Vec<LayerSaved> = Vec::new();
         let mut cur = self.input;
-        for l in &layers {
+        for (li, l) in layers.iter().enumerate() {
             let [c, h, w] = l.input;
             let out_len = n * l.output_len();
             let mut s = LayerSaved::default();
@@ -238,16 +240,21 @@ impl<'g> Trainer<'g> {
                     let pw =
                         self.param(weights, &format!("{}.weight", l.key), &[c_out, c_in, k, k])?;
                     let pb = self.param(weights, &format!("{}.bias", l.key), &[c_out])?;
+                    let shape = ConvShape::new(n, c_in, c_out, h, w, k);
+                    // The same choice as the executor's: inference and training run one
+                    // configuration per layer.
+                    let tune = kernels::conv::select(gpu, shape, self.opts.conv);
                     let (wl, bl) = tune.packed_elems(c_in, c_out, k);
                     let packed = self.alloc("packed weight", wl)?;
                     let packed_b = self.upload("packed bias", &vec![0.0; bl])?;
                     let (pw_id, pb_id) = (self.params[pw].w, self.params[pb].w);
                     self.bias_copies.push((pb_id, packed_b, bytes(c_out)));
-                    let op = bk::conv_pack(gpu, c_in, c_out, k, tune)?;
+                    let op = kernels::conv::pack(gpu, c_in, c_out, k, tune)?;
                     self.pack.push(self.grad_op(op, &[pw_id, packed])?);
                     let y = self.alloc("activation", out_len)?;
                     s.params = vec![pw, pb];
-                    s.shape = Some(ConvShape::new(n, c_in, c_out, h, w, k));
+                    s.conv = Some((shape, tune));
+                    self.conv_tunes.insert(li, tune);
                     s.extra = vec![packed, packed_b];
                     cur = y;
                 }
@@ -338,9 +345,9 @@ impl<'g> Trainer<'g> {
         let scale = 1.0 / (n * acc) as f32;
         for mb in 0..acc.min(2) {
             let accumulate = mb > 0;
-            let mut merged = self.forward_kernels(&layers, &saved, &act, tune)?;
+            let mut merged = self.forward_kernels(&layers, &saved, &act)?;
             // Loss.
-            let op = bk::softmax_xent(gpu, n, classes, scale)?;
+            let op = kernels::softmax::xent(gpu, n, classes, scale)?;
             merged.push(self.grad_op(op, &[logits, self.labels, grads[0], self.stats])?);
             // Backward.
             let mut g_cur = grads[0];
@@ -360,12 +367,12 @@ impl<'g> Trainer<'g> {
                             &self.params[saved[i].params[1]],
                         );
                         let (w_id, dw, db) = (pw.w, pw.g, pb.g);
-                        let op = bk::conv_wgrad(gpu, shape, accumulate)?;
+                        let op = kernels::conv::wgrad(gpu, shape, accumulate)?;
                         merged.push(self.grad_op(op, &[x, g_cur, dw])?);
-                        let op = bk::channel_sum(gpu, n, c_out, hw, accumulate)?;
+                        let op = kernels::elementwise::channel_sum(gpu, n, c_out, hw, accumulate)?;
                         merged.push(self.grad_op(op, &[g_cur, db])?);
                         if needs_dx {
-                            let op = bk::conv_dgrad(gpu, shape)?;
+                            let op = kernels::conv::dgrad(gpu, shape)?;
                             merged.push(self.grad_op(op, &[g_cur, w_id, other])?);
                             std::mem::swap(&mut g_cur, &mut other);
                         }
@@ -377,24 +384,24 @@ impl<'g> Trainer<'g> {
                         );
                         let (g_w, dg, dbt) = (pg.w, pg.g, pbeta.g);
                         let (stats, sums) = (saved[i].extra[0], saved[i].extra[1]);
-                        let op = bk::bn_backward_reduce(gpu, n, ch, hw, accumulate)?;
+                        let op = kernels::batchnorm::backward_reduce(gpu, n, ch, hw, accumulate)?;
                         merged.push(self.grad_op(op, &[x, g_cur, stats, sums, dg, dbt])?);
-                        let op = bk::bn_backward_apply(gpu, n, ch, hw)?;
+                        let op = kernels::batchnorm::backward_apply(gpu, n, ch, hw)?;
                         merged.push(self.grad_op(op, &[x, g_cur, g_w, stats, sums, other])?);
                         std::mem::swap(&mut g_cur, &mut other);
                     }
                     Op::Relu => {
-                        let op = bk::relu_backward(gpu, n * l.output_len())?;
+                        let op = kernels::elementwise::relu_backward(gpu, n * l.output_len())?;
                         merged.push(self.grad_op(op, &[y, g_cur, other])?);
                         std::mem::swap(&mut g_cur, &mut other);
                     }
                     Op::Lrn(p) => {
-                        let op = bk::lrn_backward(gpu, (n, c, h, w), p)?;
+                        let op = kernels::lrn::backward(gpu, (n, c, h, w), p)?;
                         merged.push(self.grad_op(op, &[x, g_cur, other])?);
                         std::mem::swap(&mut g_cur, &mut other);
                     }
                     Op::MaxPool => {
-                        let op = bk::maxpool_backward(gpu, (n, c, h, w))?;
+                        let op = kernels::pool::backward(gpu, (n, c, h, w))?;
                         merged.push(self.grad_op(op, &[g_cur, saved[i].extra[0], other])?);
                         std::mem::swap(&mut g_cur, &mut other);
                     }
@@ -405,15 +412,15 @@ impl<'g> Trainer<'g> {
                         let db = self.params[ps[ps.len() - 1]].g;
                         for (j, &(row0, rows)) in saved[i].rows.iter().enumerate() {
                             let (w_id, dw) = (self.params[ps[j]].w, self.params[ps[j]].g);
-                            let op = bk::linear_dw(gpu, shape, row0, rows, accumulate)?;
+                            let op = kernels::linear::dw(gpu, shape, row0, rows, accumulate)?;
                             merged.push(self.grad_op(op, &[x, g_cur, dw])?);
                             if needs_dx {
                                 // Every chunk adds its rows' share of dx.
-                                let op = bk::linear_dx(gpu, shape, row0, rows, j > 0)?;
+                                let op = kernels::linear::dx(gpu, shape, row0, rows, j > 0)?;
                                 merged.push(self.grad_op(op, &[w_id, g_cur, other])?);
                             }
                         }
-                        let op = bk::channel_sum(gpu, n, n_out, 1, accumulate)?;
+                        let op = kernels::elementwise::channel_sum(gpu, n, n_out, 1, accumulate)?;
                         merged.push(self.grad_op(op, &[g_cur, db])?);
                         if needs_dx {
                             std::mem::swap(&mut g_cur, &mut other);
@@ -421,7 +428,8 @@ impl<'g> Trainer<'g> {
                     }
                     Op::Dropout { .. } => {
                         if let Some(p) = saved[i].dropout {
-                            let op = bk::dropout(gpu, n * l.output_len(), p as f64)?;
+                            let op =
+                                kernels::elementwise::dropout(gpu, n * l.output_len(), p as f64)?;
                             merged.push(self.grad_op(op, &[g_cur, saved[i].extra[0], other])?);
                             std::mem::swap(&mut g_cur, &mut other);
                         }
@@ -436,7 +444,7 @@ impl<'g> Trainer<'g> {
         }
         for i in 0..self.params.len() {
             let p = &self.params[i];
-            let op = bk::sgd(gpu, p.len())?;
+            let op = kernels::optim::sgd(gpu, p.len())?;
             let ids = [p.w, p.g, p.v, self.hyper];
             let k = self.grad_op(op, &ids)?;
             self.sgd.push(k);
@@ -449,7 +457,6 @@ impl<'g> Trainer<'g> {
         layers: &[crate::model::Layer],
         saved: &[LayerSaved],
         act: &[usize],
-        tune: ConvTune,
     ) -> Result<Vec<Bound>> {
         let gpu = self.gpu;
         let n = self.opts.batch;
@@ -461,8 +468,8 @@ impl<'g> Trainer<'g> {
             let dims = (n, c, h, w);
             let ks: Option<Vec<Bound>> = match l.op {
                 Op::Conv { .. } => {
-                    let shape = saved[i]
-                        .shape
+                    let (shape, tune) = saved[i]
+                        .conv
                         .ok_or_else(|| Error::Shape("conv shape".into()))?;
                     let conv = Conv2d::with_tune(gpu, shape, false, tune)?;
                     let params = crate::kernels::conv::ConvParams {
@@ -482,11 +489,11 @@ impl<'g> Trainer<'g> {
                     );
                     Some(vec![
                         self.grad_op(
-                            bk::bn_stats(gpu, n, ch, hw, BN_EPS, 0.1)?,
+                            kernels::batchnorm::stats(gpu, n, ch, hw, BN_EPS, 0.1)?,
                             &[x, stats, rm, rv],
                         )?,
                         self.grad_op(
-                            bk::bn_apply(gpu, n, ch, hw, false)?,
+                            kernels::batchnorm::apply(gpu, n, ch, hw, false)?,
                             &[x, g_id, b_id, stats, y],
                         )?,
                     ])
@@ -535,7 +542,7 @@ impl<'g> Trainer<'g> {
                 }
                 Op::Dropout { .. } => match saved[i].dropout {
                     Some(p) => {
-                        let op = bk::dropout(gpu, n * l.output_len(), p as f64)?;
+                        let op = kernels::elementwise::dropout(gpu, n * l.output_len(), p as f64)?;
                         Some(vec![self.grad_op(op, &[x, saved[i].extra[0], y])?])
                     }
                     None => None,
@@ -584,7 +591,7 @@ impl<'g> Trainer<'g> {
             let v: Vec<u32> = (0..acc)
                 .map(|mb| {
                     let k = ((self.step * acc as u64 + mb as u64) << 8) + j as u64;
-                    crate::reference::backward::dropout_bits(self.opts.seed as u32, k as u32)
+                    crate::kernels::elementwise::dropout_bits(self.opts.seed as u32, k as u32)
                 })
                 .collect();
             gpu.queue
@@ -735,7 +742,8 @@ struct LayerSaved {
     /// conv: packed weight and bias; BN: stats, sums, running mean and var; ReLU: ones and
     /// zeros; max pool: argmax; dropout: the current seed.
     extra: Vec<usize>,
-    shape: Option<ConvShape>,
+    /// conv: the shape and the forward configuration chosen for it.
+    conv: Option<(ConvShape, ConvTune)>,
     dropout: Option<f32>,
     /// FC: the weight's row chunks (one per binding).
     rows: Vec<(usize, usize)>,
@@ -765,8 +773,13 @@ pub fn demo_weights() -> Result<Weights> {
 }
 
 /// The GPU memory a [`Trainer`] allocates for `model` at these options, by kind, without a
-/// device: what `vgg summary --train` prints.
-pub fn memory_plan(model: &Model, opts: &TrainOptions, tune: ConvTune) -> Vec<(&'static str, u64)> {
+/// device: what `vgg summary --train` prints. `tune` gives each conv layer's forward
+/// configuration (`kernels::conv::select` on the device that will train).
+pub fn memory_plan(
+    model: &Model,
+    opts: &TrainOptions,
+    tune: impl Fn(ConvShape) -> ConvTune,
+) -> Vec<(&'static str, u64)> {
     let (n, acc) = (opts.batch, opts.accumulate);
     let [c, h, w] = model.input_dims();
     let (mut params, mut packed, mut acts, mut small, mut max_act) =
@@ -778,7 +791,9 @@ pub fn memory_plan(model: &Model, opts: &TrainOptions, tune: ConvTune) -> Vec<(&
         match l.op {
             Op::Conv { c_in, c_out, k } => {
                 params += 3 * (b(c_out * c_in * k * k) + b(c_out));
-                let (wl, bl) = tune.packed_elems(c_in, c_out, k);
+                let [_, h, w] = l.input;
+                let (wl, bl) =
+                    tune(ConvShape::new(n, c_in, c_out, h, w, k)).packed_elems(c_in, c_out, k);
                 packed += b(wl) + b(bl);
                 acts += b(out);
             }
@@ -823,6 +838,11 @@ pub fn memory_plan(model: &Model, opts: &TrainOptions, tune: ConvTune) -> Vec<(&
 }
 
 impl Trainer<'_> {
+    /// The forward configuration conv layer `layer` trains with (None for other layers).
+    pub fn conv_tune(&self, layer: usize) -> Option<ConvTune> {
+        self.conv_tunes.get(&layer).copied()
+    }
+
     /// Bytes of every GPU buffer this trainer holds (the readback buffer included).
     pub fn allocated_bytes(&self) -> u64 {
         self.bufs.iter().map(|b| b.size()).sum::<u64>() + self.readback.size()

@@ -1,0 +1,14 @@
+// The shape and bindings every forward conv variant shares (`#include "conv/header"`); each
+// variant declares binding 1, the weights, in the layout it packs them in.
+
+override N: u32;
+override C_IN: u32;
+override C_OUT: u32;
+override H: u32;
+override W: u32;
+override KS: u32 = 3u;
+override RELU: bool = false;
+
+@group(0) @binding(0) var<storage, read> input: array<S>;
+@group(0) @binding(2) var<storage, read> bias: array<S>;
+@group(0) @binding(3) var<storage, read_write> output: array<S>;

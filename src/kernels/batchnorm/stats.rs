@@ -1,0 +1,27 @@
+//! Batch statistics and the running-statistics update of training-mode batch norm
+//! (shaders/batchnorm/stats.wgsl).
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::nchw_consts;
+use crate::kernels::{shader, Kernel};
+
+/// Batch norm (training) statistics and running update: buffers (x, stats [c][2] =
+/// (mean, invstd), running_mean, running_var).
+pub fn stats(gpu: &Gpu, n: usize, c: usize, hw: usize, eps: f32, momentum: f32) -> Result<Kernel> {
+    let mut k = nchw_consts(n, c, hw);
+    k.extend([("EPS", eps as f64), ("MOMENTUM", momentum as f64)]);
+    Kernel::new(
+        gpu,
+        shader!("batchnorm/stats"),
+        "main",
+        &k,
+        c as u64,
+        vec![
+            ("x", n * c * hw),
+            ("stats", 2 * c),
+            ("running_mean", c),
+            ("running_var", c),
+        ],
+    )
+}

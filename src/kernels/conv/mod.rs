@@ -1,0 +1,429 @@
+//! 2-D convolution, stride 1, "same" padding, square kernel of size 1 or 3 (VGG uses 3x3
+//! everywhere and 1x1 in config C), with bias and optional fused ReLU.
+
+mod dgrad;
+mod pack;
+mod wgrad;
+
+pub use dgrad::dgrad;
+pub use pack::pack;
+pub use wgrad::wgrad;
+
+use super::{bind, check_buffer, dispatch, fold, shader};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::tuning::TunedConv;
+use crate::gpu::{Gpu, Precision};
+
+/// NCHW input [n, c_in, h, w] -> output [n, c_out, h, w]; weight [c_out, c_in, k, k].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+}
+
+impl ConvShape {
+    pub fn new(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> Self {
+        ConvShape {
+            n,
+            c_in,
+            c_out,
+            h,
+            w,
+            k,
+        }
+    }
+    pub fn input_len(&self) -> usize {
+        self.n * self.c_in * self.h * self.w
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * self.c_out * self.h * self.w
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.k * self.k
+    }
+    /// Multiply-adds of one forward pass.
+    pub fn macs(&self) -> u64 {
+        (self.output_len() * self.c_in * self.k * self.k) as u64
+    }
+    /// The tuning file's key: `c_in,c_out,h,w,k` (the best choice does not depend on the
+    /// batch much, so one entry serves every batch).
+    pub fn tuning_key(&self) -> String {
+        format!(
+            "{},{},{},{},{}",
+            self.c_in, self.c_out, self.h, self.w, self.k
+        )
+    }
+    fn validate(&self) -> Result<()> {
+        if self.k != 1 && self.k != 3 {
+            return Err(shape_err!("conv kernel size {} (1 or 3 supported)", self.k));
+        }
+        if [self.n, self.c_in, self.c_out, self.h, self.w].contains(&0) {
+            return Err(shape_err!("conv shape has a zero dimension: {self:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// Which implementation runs the convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvVariant {
+    /// Register-blocked, no workgroup memory: weights are workgroup-uniform loads.
+    Direct,
+    /// As Direct, with the weights of 8 channels shared across a subgroup by broadcast.
+    Subgroup,
+    /// As Direct, with each chunk of weights staged through workgroup memory.
+    Shared,
+    /// An implicit GEMM for GPUs: 128 channels x 128 pixels per workgroup of 256, weights
+    /// and gathered input patches staged in workgroup memory, 8 x 8 outputs per invocation.
+    /// Its tunables are fixed: `wg` 256, `tm` 128 (the weight packing's channel block).
+    Gemm,
+}
+
+impl ConvVariant {
+    pub const ALL: [ConvVariant; 4] = [
+        ConvVariant::Direct,
+        ConvVariant::Shared,
+        ConvVariant::Subgroup,
+        ConvVariant::Gemm,
+    ];
+
+    /// The name the tuning file and the reports use (`Direct`, `Subgroup`, ...).
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    pub fn from_name(name: &str) -> Option<ConvVariant> {
+        ConvVariant::ALL.into_iter().find(|v| v.name() == name)
+    }
+}
+
+/// The conv configuration of a layer of `shape`, in order: an `explicit` choice, the
+/// adapter's entry in the tuning file (where the adapter can run it), the measured default.
+/// The executor and the trainer both choose through this.
+pub fn select(gpu: &Gpu, shape: ConvShape, explicit: Option<ConvTune>) -> ConvTune {
+    explicit
+        .or_else(|| {
+            let tune = ConvTune::from_tuned(gpu.tuning().conv(gpu, &shape.tuning_key())?)?;
+            ConvTune::variants_for(gpu)
+                .iter()
+                .any(|v| v.variant == tune.variant)
+                .then_some(tune)
+        })
+        .unwrap_or_else(|| ConvTune::default_for(gpu))
+}
+
+/// The `Gemm` variant's fixed tunables.
+const GEMM: ConvTune = ConvTune {
+    variant: ConvVariant::Gemm,
+    wg: 256,
+    tm: 128,
+};
+
+/// Tunables. `tm` is the output channels per invocation (direct) and `wg` the workgroup size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTune {
+    pub variant: ConvVariant,
+    pub wg: u32,
+    pub tm: u32,
+}
+
+impl ConvTune {
+    /// A tuning file's entry, where it names a known variant.
+    pub fn from_tuned(t: &TunedConv) -> Option<ConvTune> {
+        Some(ConvTune {
+            variant: ConvVariant::from_name(&t.variant)?,
+            wg: t.wg,
+            tm: t.tm,
+        })
+    }
+
+    /// The default for an adapter, from measurements recorded in the README.
+    pub fn default_for(gpu: &Gpu) -> ConvTune {
+        // Not Gemm, yet: on an H100 it ran VGG16's convolutions at batch 32 in 62 ms against
+        // 79 for Subgroup (one noisy run each), but whole forwards were no faster with it
+        // (batch 128: 256 to 272 ms over three runs, against 262 ms). `vgg bench --tune`
+        // picks it per layer where it wins.
+        let variant = if gpu.subgroups_of_at_least(8) {
+            ConvVariant::Subgroup
+        } else {
+            ConvVariant::Direct
+        };
+        // Measured on lavapipe (README): 16 lanes per workgroup beat 64 there; GPUs want
+        // wider workgroups to fill their SIMD units.
+        let wg = if gpu.is_cpu() { 16 } else { 64 };
+        ConvTune { variant, wg, tm: 8 }
+    }
+
+    /// Elements of the packed (weight, bias) buffers for a conv with these channels and
+    /// kernel size: whole blocks of output channels, zero padded.
+    pub fn packed_elems(&self, c_in: usize, c_out: usize, k: usize) -> (usize, usize) {
+        // Subgroup packing is fixed at 8 channels and a vec4 per kernel row.
+        let (tm, per_block) = match self.variant {
+            ConvVariant::Direct | ConvVariant::Shared | ConvVariant::Gemm => {
+                (self.tm as usize, c_in * k * k * self.tm as usize)
+            }
+            ConvVariant::Subgroup => (8, c_in * k * 8 * 4),
+        };
+        let blocks = c_out.div_ceil(tm);
+        (blocks * per_block, blocks * tm)
+    }
+
+    /// Reorders torchvision weights [c_out, c_in, k, k] and bias [c_out] into the layout the
+    /// variant reads: [c_out / tm][c_in][k][k][tm] (direct, shared) or
+    /// [c_out / 8][c_in][k][8][4] (subgroup: one vec4 of taps per channel and row), zero
+    /// padded; the bias is padded to whole blocks. The layout does not depend on the batch
+    /// or image size, so one upload serves every `Conv2d` of these channels.
+    pub fn pack(
+        &self,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        weight: &[f32],
+        bias: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        if weight.len() != c_out * c_in * k * k || bias.len() != c_out {
+            return Err(shape_err!(
+                "conv weight/bias have {}/{} elements, {c_out}x{c_in}x{k}x{k} needs {}/{c_out}",
+                weight.len(),
+                bias.len(),
+                c_out * c_in * k * k,
+            ));
+        }
+        let sg = self.variant == ConvVariant::Subgroup;
+        let tm = if sg { 8 } else { self.tm as usize };
+        let (w_len, b_len) = self.packed_elems(c_in, c_out, k);
+        let kk = k * k;
+        let mut w = vec![0.0f32; w_len];
+        for co in 0..c_out {
+            let (b, m) = (co / tm, co % tm);
+            for ci in 0..c_in {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let src = weight[((co * c_in + ci) * k + ky) * k + kx];
+                        let dst = if sg {
+                            (((b * c_in + ci) * k + ky) * tm + m) * 4 + kx
+                        } else {
+                            ((b * c_in + ci) * kk + ky * k + kx) * tm + m
+                        };
+                        w[dst] = src;
+                    }
+                }
+            }
+        }
+        let mut b = bias.to_vec();
+        b.resize(b_len, 0.0);
+        Ok((w, b))
+    }
+
+    /// Packs and uploads weights and bias, stored as `precision`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upload(
+        &self,
+        gpu: &Gpu,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        weight: &[f32],
+        bias: &[f32],
+        precision: Precision,
+    ) -> Result<ConvParams> {
+        let (w, b) = self.pack(c_in, c_out, k, weight, bias)?;
+        Ok(ConvParams {
+            weight: gpu.upload_as("conv weight", &w, precision)?,
+            bias: gpu.upload_as("conv bias", &b, precision)?,
+        })
+    }
+
+    /// Every variant this adapter can run, with the default tunables otherwise.
+    pub fn variants_for(gpu: &Gpu) -> Vec<ConvTune> {
+        // The register-blocked variants' default tunables (Gemm has its own, fixed).
+        let d = ConvTune {
+            variant: ConvVariant::Direct,
+            ..ConvTune::default_for(gpu)
+        };
+        let mut v = vec![ConvVariant::Direct, ConvVariant::Shared];
+        if gpu.subgroups_of_at_least(8) {
+            v.push(ConvVariant::Subgroup);
+        }
+        let mut out: Vec<ConvTune> = v
+            .into_iter()
+            .map(|variant| ConvTune { variant, ..d })
+            .collect();
+        if gpu.limits().max_compute_invocations_per_workgroup >= GEMM.wg {
+            out.push(GEMM);
+        }
+        out
+    }
+}
+
+/// A compiled convolution for one shape.
+pub struct Conv2d {
+    pub shape: ConvShape,
+    pub relu: bool,
+    pub tune: ConvTune,
+    pub precision: Precision,
+    pipeline: wgpu::ComputePipeline,
+}
+
+const TN: usize = 4;
+
+impl Conv2d {
+    pub fn new(gpu: &Gpu, shape: ConvShape, relu: bool) -> Result<Conv2d> {
+        Conv2d::with_tune(gpu, shape, relu, ConvTune::default_for(gpu))
+    }
+
+    pub fn with_tune(gpu: &Gpu, shape: ConvShape, relu: bool, tune: ConvTune) -> Result<Conv2d> {
+        Conv2d::with_precision(gpu, shape, relu, tune, Precision::F32)
+    }
+
+    /// As `with_tune`, with tensors and weights stored as `precision`.
+    pub fn with_precision(
+        gpu: &Gpu,
+        shape: ConvShape,
+        relu: bool,
+        tune: ConvTune,
+        precision: Precision,
+    ) -> Result<Conv2d> {
+        shape.validate()?;
+        let gemm = tune.variant == ConvVariant::Gemm;
+        if (gemm && tune != GEMM)
+            || (!gemm && !matches!(tune.tm, 1 | 2 | 4 | 8 | 16))
+            || tune.wg == 0
+        {
+            return Err(shape_err!("conv tunables out of range: {tune:?}"));
+        }
+        let s = shape;
+        let sg = tune.variant == ConvVariant::Subgroup;
+        if sg && !gpu.subgroups_of_at_least(8) {
+            return Err(Error::Limit(
+                "the subgroup conv variant needs subgroups of at least 8 lanes, which this \
+                 adapter lacks"
+                    .into(),
+            ));
+        }
+        let tm = if sg { 8.0 } else { tune.tm as f64 };
+        let mut consts = vec![
+            ("N", s.n as f64),
+            ("C_IN", s.c_in as f64),
+            ("C_OUT", s.c_out as f64),
+            ("H", s.h as f64),
+            ("W", s.w as f64),
+            ("KS", s.k as f64),
+            ("RELU", relu as u8 as f64),
+            ("WG", tune.wg as f64),
+        ];
+        let pipeline = if sg {
+            gpu.pipeline(
+                &shader!("conv/subgroup").with_precision(precision),
+                "main",
+                &consts,
+            )?
+        } else if gemm {
+            consts.retain(|(name, _)| *name != "WG");
+            gpu.pipeline(
+                &shader!("conv/gemm").with_precision(precision),
+                "main",
+                &consts,
+            )?
+        } else {
+            consts.push(("TM", tm));
+            let shader = match tune.variant {
+                ConvVariant::Shared => shader!("conv/shared"),
+                _ => shader!("conv/direct"),
+            };
+            gpu.pipeline(&shader.with_precision(precision), "main", &consts)?
+        };
+        let tune = ConvTune {
+            tm: tm as u32,
+            ..tune
+        };
+        Ok(Conv2d {
+            shape,
+            relu,
+            tune,
+            precision,
+            pipeline,
+        })
+    }
+
+    fn blocks(&self) -> usize {
+        self.shape.c_out.div_ceil(self.tune.tm as usize)
+    }
+
+    /// Elements of the packed weight buffer.
+    fn weight_elems(&self) -> usize {
+        self.tune
+            .packed_elems(self.shape.c_in, self.shape.c_out, self.shape.k)
+            .0
+    }
+
+    /// Reorders torchvision weights; see [`ConvTune::pack`].
+    pub fn pack(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let s = self.shape;
+        self.tune.pack(s.c_in, s.c_out, s.k, weight, bias)
+    }
+
+    /// Packs and uploads weights and bias.
+    pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<ConvParams> {
+        let s = self.shape;
+        self.tune
+            .upload(gpu, s.c_in, s.c_out, s.k, weight, bias, self.precision)
+    }
+
+    /// A bind group over input, packed parameters and output, after checking their sizes.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        input: &wgpu::Buffer,
+        params: &ConvParams,
+        output: &wgpu::Buffer,
+    ) -> Result<wgpu::BindGroup> {
+        let s = self.shape;
+        let tm = self.tune.tm as usize;
+        let e = self.precision.bytes();
+        check_buffer(gpu, "conv input", input, s.input_len(), e)?;
+        check_buffer(gpu, "conv output", output, s.output_len(), e)?;
+        check_buffer(gpu, "conv weight", &params.weight, self.weight_elems(), e)?;
+        check_buffer(gpu, "conv bias", &params.bias, self.blocks() * tm, e)?;
+        Ok(bind(
+            gpu,
+            &self.pipeline,
+            "conv",
+            &[input, &params.weight, &params.bias, output],
+        ))
+    }
+
+    /// Workgroup counts (x, y, z) for this shape.
+    pub fn grid(&self, gpu: &Gpu) -> Result<(u32, u32, u32)> {
+        let s = self.shape;
+        if self.tune.variant == ConvVariant::Gemm {
+            let tiles = (s.n * s.h * s.w).div_ceil(128);
+            let (x, z) = fold(gpu, tiles as u64)?;
+            return Ok((x, self.blocks() as u32, z));
+        }
+        let groups = s.h * s.w.div_ceil(TN);
+        let tiles = groups.div_ceil(self.tune.wg as usize);
+        let (x, z) = fold(gpu, (s.n * tiles) as u64)?;
+        Ok((x, self.blocks() as u32, z))
+    }
+
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        bg: &wgpu::BindGroup,
+    ) -> Result<()> {
+        dispatch(pass, &self.pipeline, bg, self.grid(gpu)?);
+        Ok(())
+    }
+}
+
+/// Weights and bias in the kernel's packed layout, on the GPU.
+pub struct ConvParams {
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+}

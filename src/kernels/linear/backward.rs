@@ -1,0 +1,43 @@
+//! FC gradients per weight chunk (shaders/linear/backward.wgsl, entries `dx` and `dw`).
+
+use super::LinearShape;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::{per_elem, shader, Kernel, WG};
+
+fn linear_consts(s: LinearShape, row0: usize, rows: usize, acc: bool) -> Vec<(&'static str, f64)> {
+    vec![
+        ("M", s.m as f64),
+        ("K", s.k as f64),
+        ("N_OUT", s.n_out as f64),
+        ("ROW0", row0 as f64),
+        ("ROWS", rows as f64),
+        ("ACCUMULATE", acc as u8 as f64),
+        ("WG", WG as f64),
+    ]
+}
+
+/// FC input gradient through weight rows `row0 .. row0 + rows`: buffers (w chunk, dy,
+/// dx). With several chunks, the first writes dx and the others `accumulate`.
+pub fn dx(gpu: &Gpu, s: LinearShape, row0: usize, rows: usize, accumulate: bool) -> Result<Kernel> {
+    Kernel::new(
+        gpu,
+        shader!("linear/backward"),
+        "dx",
+        &linear_consts(s, row0, rows, accumulate),
+        per_elem(s.m * s.k),
+        vec![("w", rows * s.k), ("dy", s.m * s.n_out), ("dx", s.m * s.k)],
+    )
+}
+
+/// FC weight gradient of rows `row0 .. row0 + rows`: buffers (x, dy, dw chunk).
+pub fn dw(gpu: &Gpu, s: LinearShape, row0: usize, rows: usize, accumulate: bool) -> Result<Kernel> {
+    Kernel::new(
+        gpu,
+        shader!("linear/backward"),
+        "dw",
+        &linear_consts(s, row0, rows, accumulate),
+        per_elem(rows * s.k),
+        vec![("x", s.m * s.k), ("dy", s.m * s.n_out), ("dw", rows * s.k)],
+    )
+}

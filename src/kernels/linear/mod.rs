@@ -1,0 +1,303 @@
+//! Fully connected layer y = x·Wᵀ + b, W in torchvision's [out, in] layout, optional fused
+//! ReLU. A weight larger than one storage binding (VGG16's first FC weight is 392 MiB, over
+//! the 128 MiB many adapters allow) is split into row chunks, each its own buffer and
+//! dispatch; every chunk writes its own columns of y, so no pass combines partial results.
+
+mod backward;
+
+pub use backward::{dw, dx};
+
+use super::{bind, check_buffer, dispatch, fold, shader};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::{Gpu, Precision};
+
+/// x [m, k] -> y [m, n_out].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub m: usize,
+    pub k: usize,
+    pub n_out: usize,
+}
+
+impl LinearShape {
+    pub fn macs(&self) -> u64 {
+        (self.m * self.k * self.n_out) as u64
+    }
+}
+
+const TN: usize = 4;
+
+/// How a linear layer's work is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinearVariant {
+    /// Each invocation computes a register tile (4 batch rows x 4 features, or 8 x 4 with
+    /// subgroup sharing of x) over all of k: few, long invocations, the right shape for a
+    /// CPU driver's SIMD lanes.
+    Rows,
+    /// Each workgroup splits k over its invocations and sums in workgroup memory: coalesced
+    /// weight reads and enough workgroups to fill a GPU even at batch 1.
+    Reduce,
+}
+
+impl LinearVariant {
+    /// `Reduce` on GPUs (130x faster than `Rows` for VGG16's fc6 at batch 1 on an H100),
+    /// `Rows` on CPU adapters: on lavapipe the two are equal on fc6 and fc7 and `Rows` is
+    /// faster on fc8, since there a workgroup's invocations run one after another.
+    pub fn default_for(gpu: &Gpu) -> LinearVariant {
+        if gpu.is_cpu() {
+            LinearVariant::Rows
+        } else {
+            LinearVariant::Reduce
+        }
+    }
+
+    pub const ALL: [LinearVariant; 2] = [LinearVariant::Rows, LinearVariant::Reduce];
+}
+
+/// Invocations per workgroup of the `Reduce` variant (its shader holds at most 128).
+const REDUCE_WG: u32 = 128;
+/// Batch rows per workgroup of the `Reduce` variant.
+const REDUCE_TM: usize = 8;
+/// Output features per workgroup of the `Reduce` variant.
+const REDUCE_R: usize = 4;
+
+pub struct Linear {
+    pub shape: LinearShape,
+    pub relu: bool,
+    pub variant: LinearVariant,
+    pub subgroup: bool,
+    pub precision: Precision,
+    wg: u32,
+    tm: usize,
+    /// (first row, rows, pipeline) per weight chunk.
+    chunks: Vec<(usize, usize, wgpu::ComputePipeline)>,
+}
+
+/// The weight's row chunks and the bias, on the GPU.
+pub struct LinearParams {
+    pub chunks: Vec<wgpu::Buffer>,
+    pub bias: wgpu::Buffer,
+}
+
+/// The (first row, rows) of each weight chunk when one binding holds at most `max_bytes`
+/// (capped at the adapter's limit).
+pub fn row_chunks(
+    gpu: &Gpu,
+    k: usize,
+    n_out: usize,
+    max_bytes: u64,
+    precision: Precision,
+) -> Result<Vec<(usize, usize)>> {
+    let max_bytes = max_bytes.min(gpu.max_binding_bytes());
+    let row_bytes = (k * precision.bytes()) as u64;
+    let rows_per = (max_bytes / row_bytes) as usize;
+    if rows_per == 0 {
+        return Err(Error::Limit(format!(
+            "one weight row of {k} f32 ({row_bytes} bytes) exceeds the binding limit {max_bytes}"
+        )));
+    }
+    Ok((0..n_out)
+        .step_by(rows_per)
+        .map(|r0| (r0, rows_per.min(n_out - r0)))
+        .collect())
+}
+
+impl LinearParams {
+    /// Uploads weight [n_out, k] split at `rows` (from [`row_chunks`]), and the bias,
+    /// stored as `precision`.
+    pub fn upload(
+        gpu: &Gpu,
+        k: usize,
+        n_out: usize,
+        rows: &[(usize, usize)],
+        weight: &[f32],
+        bias: &[f32],
+        precision: Precision,
+    ) -> Result<LinearParams> {
+        if weight.len() != n_out * k || bias.len() != n_out {
+            return Err(shape_err!(
+                "linear weight/bias have {}/{} elements, {n_out}x{k} needs {}/{n_out}",
+                weight.len(),
+                bias.len(),
+                n_out * k,
+            ));
+        }
+        let chunks = rows
+            .iter()
+            .map(|(r0, n)| gpu.upload_as("linear weight", &weight[r0 * k..(r0 + n) * k], precision))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LinearParams {
+            chunks,
+            bias: gpu.upload_as("linear bias", bias, precision)?,
+        })
+    }
+}
+
+impl Linear {
+    pub fn new(gpu: &Gpu, shape: LinearShape, relu: bool) -> Result<Self> {
+        Linear::with_binding_limit(gpu, shape, relu, gpu.max_binding_bytes())
+    }
+
+    /// As `new`, but splitting the weight as if one binding held at most `max_bytes`
+    /// (tests use it to exercise the split on small shapes).
+    pub fn with_binding_limit(
+        gpu: &Gpu,
+        shape: LinearShape,
+        relu: bool,
+        max_bytes: u64,
+    ) -> Result<Self> {
+        Linear::with_options(gpu, shape, relu, max_bytes, Precision::F32)
+    }
+
+    /// As `with_binding_limit`, with tensors and weights stored as `precision`, in the
+    /// adapter's default variant.
+    pub fn with_options(
+        gpu: &Gpu,
+        shape: LinearShape,
+        relu: bool,
+        max_bytes: u64,
+        precision: Precision,
+    ) -> Result<Self> {
+        let variant = LinearVariant::default_for(gpu);
+        Linear::with_variant(gpu, shape, relu, max_bytes, precision, variant)
+    }
+
+    /// As `with_options`, in the given variant.
+    pub fn with_variant(
+        gpu: &Gpu,
+        shape: LinearShape,
+        relu: bool,
+        max_bytes: u64,
+        precision: Precision,
+        variant: LinearVariant,
+    ) -> Result<Self> {
+        let LinearShape { m, k, n_out } = shape;
+        if m * k * n_out == 0 {
+            return Err(shape_err!(
+                "linear layer with an empty dimension: {shape:?}"
+            ));
+        }
+        let subgroup = variant == LinearVariant::Rows && gpu.subgroups_of_at_least(8);
+        let (name, tm, wg) = match variant {
+            LinearVariant::Reduce => (
+                shader!("linear/reduce").with_precision(precision),
+                m.min(REDUCE_TM),
+                REDUCE_WG,
+            ),
+            LinearVariant::Rows if subgroup => (
+                shader!("linear/subgroup").with_precision(precision),
+                8,
+                if gpu.is_cpu() { 16 } else { 64 },
+            ),
+            LinearVariant::Rows => (
+                shader!("linear/rows").with_precision(precision),
+                4,
+                if gpu.is_cpu() { 16 } else { 64 },
+            ),
+        };
+        let mut chunks = Vec::new();
+        for (row0, rows) in row_chunks(gpu, k, n_out, max_bytes, precision)? {
+            let mut consts = vec![
+                ("M", m as f64),
+                ("K", k as f64),
+                ("N_OUT", n_out as f64),
+                ("ROW0", row0 as f64),
+                ("ROWS", rows as f64),
+                ("RELU", relu as u8 as f64),
+                ("WG", wg as f64),
+            ];
+            if variant == LinearVariant::Reduce {
+                consts.push(("TMV", tm as f64));
+            }
+            let p = gpu.pipeline(&name, "main", &consts)?;
+            chunks.push((row0, rows, p));
+        }
+        Ok(Linear {
+            shape,
+            relu,
+            variant,
+            subgroup,
+            precision,
+            wg,
+            tm,
+            chunks,
+        })
+    }
+
+    /// How many bindings the weight is split over.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Uploads weight [n_out, k] as row chunks, and the bias.
+    pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<LinearParams> {
+        let rows: Vec<_> = self.chunks.iter().map(|c| (c.0, c.1)).collect();
+        let s = self.shape;
+        LinearParams::upload(gpu, s.k, s.n_out, &rows, weight, bias, self.precision)
+    }
+
+    /// One bind group per weight chunk.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        params: &LinearParams,
+        output: &wgpu::Buffer,
+    ) -> Result<Vec<wgpu::BindGroup>> {
+        let s = self.shape;
+        check_buffer(gpu, "linear input", x, s.m * s.k, self.precision.bytes())?;
+        check_buffer(
+            gpu,
+            "linear output",
+            output,
+            s.m * s.n_out,
+            self.precision.bytes(),
+        )?;
+        check_buffer(
+            gpu,
+            "linear bias",
+            &params.bias,
+            s.n_out,
+            self.precision.bytes(),
+        )?;
+        if params.chunks.len() != self.chunks.len() {
+            return Err(shape_err!(
+                "linear weight has {} chunks, the layer was planned with {}",
+                params.chunks.len(),
+                self.chunks.len()
+            ));
+        }
+        self.chunks
+            .iter()
+            .zip(&params.chunks)
+            .map(|((_, rows, p), w)| {
+                check_buffer(
+                    gpu,
+                    "linear weight chunk",
+                    w,
+                    rows * s.k,
+                    self.precision.bytes(),
+                )?;
+                Ok(bind(gpu, p, "linear", &[x, w, &params.bias, output]))
+            })
+            .collect()
+    }
+
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        bgs: &[wgpu::BindGroup],
+    ) -> Result<()> {
+        for ((_, rows, p), bg) in self.chunks.iter().zip(bgs) {
+            let otiles = match self.variant {
+                LinearVariant::Rows => rows.div_ceil(TN * self.wg as usize),
+                LinearVariant::Reduce => rows.div_ceil(REDUCE_R),
+            };
+            let total = otiles * self.shape.m.div_ceil(self.tm);
+            let (x, z) = fold(gpu, total as u64)?;
+            dispatch(pass, p, bg, (x, 1, z));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! LRN backward (shaders/lrn/backward.wgsl).
+
+use super::LrnParams;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::per_elem;
+use crate::kernels::{nchw_consts, shader, Kernel, WG};
+
+/// LRN input gradient: buffers (x, dy, dx).
+pub fn backward(
+    gpu: &Gpu,
+    (n, c, h, w): (usize, usize, usize, usize),
+    p: LrnParams,
+) -> Result<Kernel> {
+    let mut k = nchw_consts(n, c, h * w);
+    k.extend([
+        ("SIZE", p.size as f64),
+        ("ALPHA", p.alpha as f64),
+        ("BETA", p.beta as f64),
+        ("K", p.k as f64),
+        ("WG", WG as f64),
+    ]);
+    let len = n * c * h * w;
+    Kernel::new(
+        gpu,
+        shader!("lrn/backward"),
+        "main",
+        &k,
+        per_elem(len),
+        vec![("x", len), ("dy", len), ("dx", len)],
+    )
+}

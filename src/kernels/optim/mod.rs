@@ -1,0 +1,5 @@
+//! The optimiser.
+
+mod sgd;
+
+pub use sgd::sgd;

@@ -1,0 +1,26 @@
+//! Softmax cross-entropy: loss, correctness and the logits' gradient (shaders/softmax/xent.wgsl).
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::{shader, Kernel};
+
+/// Softmax cross-entropy with its gradient: buffers (z, labels, dz, stats [rows][2]).
+pub fn xent(gpu: &Gpu, rows: usize, cols: usize, scale: f32) -> Result<Kernel> {
+    Kernel::new(
+        gpu,
+        shader!("softmax/xent"),
+        "main",
+        &[
+            ("ROWS", rows as f64),
+            ("COLS", cols as f64),
+            ("SCALE", scale as f64),
+        ],
+        rows as u64,
+        vec![
+            ("z", rows * cols),
+            ("labels", rows),
+            ("dz", rows * cols),
+            ("stats", rows * 2),
+        ],
+    )
+}
