@@ -2,9 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::nchw_consts;
-use crate::kernels::per_elem;
-use crate::kernels::{shader, Kernel, WG};
+use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 
 /// Batch norm (training) normalisation with the batch statistics, optional ReLU: buffers
 /// (x, gamma, beta, stats, y).

@@ -2,9 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::nchw_consts;
-use crate::kernels::per_elem;
-use crate::kernels::{shader, Kernel, WG};
+use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 
 /// Batch norm input gradient: buffers (x, dy, gamma, stats, sums, dx).
 pub fn backward_apply(gpu: &Gpu, n: usize, c: usize, hw: usize) -> Result<Kernel> {

@@ -3,8 +3,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::nchw_consts;
-use crate::kernels::{shader, Kernel};
+use crate::kernels::{nchw_consts, shader, Kernel};
 
 /// Batch norm (training) statistics and running update: buffers (x, stats [c][2] =
 /// (mean, invstd), running_mean, running_var).

@@ -57,10 +57,26 @@ impl ConvShape {
             self.c_in, self.c_out, self.h, self.w, self.k
         )
     }
-    fn validate(&self) -> Result<()> {
+    /// The kernel sizes every conv shader handles.
+    pub(crate) fn check_kernel_size(&self) -> Result<()> {
         if self.k != 1 && self.k != 3 {
             return Err(shape_err!("conv kernel size {} (1 or 3 supported)", self.k));
         }
+        Ok(())
+    }
+    /// The shape's override constants, as every conv shader names them.
+    pub(crate) fn consts(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("N", self.n as f64),
+            ("C_IN", self.c_in as f64),
+            ("C_OUT", self.c_out as f64),
+            ("H", self.h as f64),
+            ("W", self.w as f64),
+            ("KS", self.k as f64),
+        ]
+    }
+    fn validate(&self) -> Result<()> {
+        self.check_kernel_size()?;
         if [self.n, self.c_in, self.c_out, self.h, self.w].contains(&0) {
             return Err(shape_err!("conv shape has a zero dimension: {self:?}"));
         }
@@ -306,16 +322,8 @@ impl Conv2d {
             ));
         }
         let tm = if sg { 8.0 } else { tune.tm as f64 };
-        let mut consts = vec![
-            ("N", s.n as f64),
-            ("C_IN", s.c_in as f64),
-            ("C_OUT", s.c_out as f64),
-            ("H", s.h as f64),
-            ("W", s.w as f64),
-            ("KS", s.k as f64),
-            ("RELU", relu as u8 as f64),
-            ("WG", tune.wg as f64),
-        ];
+        let mut consts = s.consts();
+        consts.extend([("RELU", relu as u8 as f64), ("WG", tune.wg as f64)]);
         let pipeline = if sg {
             gpu.pipeline(
                 &shader!("conv/subgroup").with_precision(precision),

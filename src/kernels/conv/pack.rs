@@ -4,8 +4,7 @@
 use super::{ConvTune, ConvVariant};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::per_elem;
-use crate::kernels::{shader, Kernel, WG};
+use crate::kernels::{per_elem, shader, Kernel, WG};
 
 /// Repacks a canonical conv weight into the layout `tune` reads: buffers (canonical
 /// weight, packed weight). The bias needs no kernel: it is the canonical bias followed by

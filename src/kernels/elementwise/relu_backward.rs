@@ -2,8 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::per_elem;
-use crate::kernels::{shader, Kernel, WG};
+use crate::kernels::{per_elem, shader, Kernel, WG};
 
 /// ReLU gradient from the forward output: buffers (y, dy, dx).
 pub fn relu_backward(gpu: &Gpu, len: usize) -> Result<Kernel> {

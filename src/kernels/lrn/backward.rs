@@ -3,8 +3,7 @@
 use super::LrnParams;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::per_elem;
-use crate::kernels::{nchw_consts, shader, Kernel, WG};
+use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 
 /// LRN input gradient: buffers (x, dy, dx).
 pub fn backward(

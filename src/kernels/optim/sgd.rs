@@ -2,8 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::per_elem;
-use crate::kernels::{shader, Kernel, WG};
+use crate::kernels::{per_elem, shader, Kernel, WG};
 
 /// The fused SGD step: buffers (w, g, v, hyperparameters [lr, momentum, wd]).
 pub fn sgd(gpu: &Gpu, len: usize) -> Result<Kernel> {

@@ -2,8 +2,7 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::per_elem;
-use crate::kernels::{shader, Kernel, WG};
+use crate::kernels::{per_elem, shader, Kernel, WG};
 
 /// Max-pool gradient from the forward argmax: buffers (dy, argmax, dx), dx [n, c, h, w].
 pub fn backward(gpu: &Gpu, (n, c, h, w): (usize, usize, usize, usize)) -> Result<Kernel> {
