@@ -45,33 +45,53 @@ pub struct GpuOptions {
     pub shader_dir: Option<PathBuf>,
 }
 
+/// A positive, finite number of seconds, at most a year (which `Duration` holds).
+pub fn seconds(s: &str) -> Option<f64> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 3.2e7)
+}
+
 /// How long a wait for the GPU may take when nobody says: far above any single submission
 /// of the engine on a software adapter, far below "hung".
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl GpuOptions {
-    /// Fills the fields left empty from the environment.
-    pub fn with_env(mut self) -> Self {
+    /// Fills the fields left empty from the environment: the one place the engine reads
+    /// `VGG_ADAPTER`, `WGPU_BACKEND`, `VGG_BOUNDS_CHECKS`, `VGG_GPU_TIMEOUT` and
+    /// `VGG_SHADER_DIR` (the command line's flags fill the fields first, so a flag wins).
+    /// A value that does not parse is an error naming the variable, not a silent default.
+    pub fn with_env(mut self) -> Result<Self> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let invalid = |k: &str, v: &str, what: &str| Error::InvalidOption {
+            option: k.to_string(),
+            message: format!("'{v}' is not {what}"),
+        };
         if self.adapter.is_none() {
             self.adapter = env("VGG_ADAPTER");
         }
         if self.backend.is_none() {
             self.backend = env("WGPU_BACKEND");
         }
-        if env("VGG_BOUNDS_CHECKS").is_some_and(|v| v != "0") {
-            self.bounds_checks = true;
+        if let Some(v) = env("VGG_BOUNDS_CHECKS") {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => self.bounds_checks = true,
+                "0" | "false" | "no" | "off" => {}
+                _ => return Err(invalid("VGG_BOUNDS_CHECKS", &v, "1 or 0")),
+            }
         }
         if self.timeout.is_none() {
-            self.timeout = env("VGG_GPU_TIMEOUT")
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|s| *s > 0.0)
-                .map(Duration::from_secs_f64);
+            if let Some(v) = env("VGG_GPU_TIMEOUT") {
+                let what = "a positive number of seconds";
+                let s = seconds(&v).ok_or_else(|| invalid("VGG_GPU_TIMEOUT", &v, what))?;
+                self.timeout = Some(Duration::from_secs_f64(s));
+            }
         }
         if self.shader_dir.is_none() {
             self.shader_dir = env("VGG_SHADER_DIR").map(PathBuf::from);
         }
-        self
+        Ok(self)
     }
 
     pub fn backends(&self) -> Result<wgpu::Backends> {
@@ -225,7 +245,7 @@ pub struct Gpu {
 impl Gpu {
     /// Picks an adapter as `opts` (then the environment) says, and opens a device on it.
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
-        let opts = opts.clone().with_env();
+        let opts = opts.clone().with_env()?;
         let adapters = enumerate(opts.backends()?);
         Gpu::open(select(adapters, &opts)?, &opts)
     }
@@ -233,7 +253,7 @@ impl Gpu {
     /// Opens a device on `adapter` with `opts`'s kernel options (adapter and backend are
     /// ignored: the adapter is given).
     pub fn open(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
-        let opts = opts.clone().with_env();
+        let opts = opts.clone().with_env()?;
         if let Some(dir) = opts.shader_dir.as_ref().filter(|d| !d.is_dir()) {
             return Err(Error::File {
                 path: dir.display().to_string(),

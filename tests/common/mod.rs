@@ -16,7 +16,9 @@ pub fn gpus() -> &'static [Gpu] {
     GPUS.get_or_init(|| {
         let all = std::env::var("VGG_TEST_ALL_ADAPTERS").is_ok_and(|v| v == "1");
         let gpus: Vec<Gpu> = if all {
-            let opts = GpuOptions::default().with_env();
+            let opts = GpuOptions::default()
+                .with_env()
+                .unwrap_or_else(|e| panic!("{e}"));
             let backends = opts.backends().unwrap_or_else(|e| panic!("{e}"));
             vgg_wgpu::gpu::enumerate(backends)
                 .into_iter()

@@ -1,0 +1,151 @@
+//! `vgg bench`: kernels at every layer shape against the peak and the CPU reference,
+//! whole networks end to end, comparisons with another report.
+
+use super::{AdapterArgs, ModelArgs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vgg_wgpu::model::Model;
+use vgg_wgpu::{bench, Error, Gpu};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Batch sizes, comma-separated
+    #[arg(long, short, default_value = "1")]
+    pub batch: String,
+    /// Finish within a minute on a CPU driver: 32x32 input (unless --input), 3 runs,
+    /// default variants only, one small network run
+    #[arg(long)]
+    pub quick: bool,
+    /// Timed runs per kernel, after one warm-up [default: 10, quick: 3]
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Skip the CPU reference timings (they take a while at full size)
+    #[arg(long)]
+    pub no_cpu: bool,
+    /// First search conv variants and tunables per layer shape (at the first --batch),
+    /// and store the best for this adapter and driver in the tuning file the executor reads
+    /// ($VGG_TUNING_FILE, else ~/.cache/vgg-wgpu/tuning.json)
+    #[arg(long)]
+    pub tune: bool,
+    /// Whole networks to run end to end, comma-separated, or "none" (which also skips
+    /// the training step) [default: vgg11,vgg16,vgg19 and a vgg11 training step; quick:
+    /// the --model]
+    #[arg(long)]
+    pub networks: Option<String>,
+    /// The large batch of the end-to-end runs (the other is 1) [default: 8, quick: 2]
+    #[arg(long)]
+    pub e2e_batch: Option<usize>,
+    /// Write the report as JSON to FILE, or to stdout when no FILE is given (the table
+    /// then goes to stderr)
+    #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the report as a Markdown table
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write an SVG chart of each layer's GFLOP/s against the measured peak
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Print this run beside another report (e.g. from tools/bench_torch.py) with ratios
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<PathBuf>,
+    /// Do not run: load this saved report instead (to print it, compare it, or write
+    /// it as Markdown or SVG)
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub gpu: AdapterArgs,
+}
+
+impl Args {
+    pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
+        let Args {
+            model,
+            batch,
+            quick,
+            runs,
+            no_cpu,
+            tune,
+            networks,
+            e2e_batch,
+            json,
+            markdown,
+            plot,
+            compare,
+            report,
+            gpu,
+        } = self;
+        let batches = batch
+            .split(',')
+            .map(|b| b.trim().parse::<usize>().ok().filter(|b| *b > 0))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::InvalidOption {
+                option: "--batch".into(),
+                message: format!("'{batch}' is not a list of batch sizes"),
+            })?;
+        let other = compare
+            .as_deref()
+            .map(bench::Report::load_json)
+            .transpose()?;
+        let mut o = bench::suite::default_options(model.build()?, quick)?;
+        o.batches = batches;
+        o.cpu = !no_cpu;
+        o.tune = tune;
+        if let Some(r) = runs {
+            o.runs = r.max(1);
+        }
+        if let Some(b) = e2e_batch {
+            o.e2e_batch = b;
+        }
+        if let Some(list) = networks {
+            o.networks = if list.trim() == "none" {
+                o.training.clear();
+                Vec::new()
+            } else {
+                list.split(',')
+                    .map(|n| Model::parse(n.trim()))
+                    .collect::<vgg_wgpu::Result<Vec<_>>>()?
+            };
+        }
+        let report = match report {
+            Some(p) => bench::Report::load_json(&p)?,
+            None => {
+                let gpu = Gpu::new(&gpu.options())?;
+                eprintln!("adapter: {}", gpu.describe());
+                bench::run(&gpu, &o, |line| eprintln!("{line}"))?
+            }
+        };
+        let table = report.table();
+        let json_stdout = json.as_deref() == Some(std::path::Path::new("-"));
+        if json_stdout {
+            eprint!("{table}");
+            let text =
+                serde_json::to_string_pretty(&report).map_err(|e| Error::Shape(e.to_string()))?;
+            println!("{text}");
+        } else {
+            print!("{table}");
+        }
+        if let Some(p) = json.filter(|_| !json_stdout) {
+            report.save_json(&p)?;
+            eprintln!("wrote {}", p.display());
+        }
+        if let Some(p) = markdown {
+            vgg_wgpu::io::write_atomically(&p, report.markdown().as_bytes())?;
+            eprintln!("wrote {}", p.display());
+        }
+        if let Some(p) = plot {
+            report.plot_svg(&p)?;
+            eprintln!("wrote {}", p.display());
+        }
+        if let Some(other) = other {
+            let text = report.compare(&other);
+            if json_stdout {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,254 @@
+//! `vgg infer`: classify images, or extract a layer's features.
+
+use super::{AdapterArgs, ModelArgs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vgg_wgpu::gpu::Precision;
+use vgg_wgpu::graph;
+use vgg_wgpu::io::image::Preprocess;
+use vgg_wgpu::model::Model;
+use vgg_wgpu::{Error, Gpu, Network};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Weights: a safetensors file with torchvision's names (see tools/export_torchvision.py)
+    #[arg(long, short)]
+    pub weights: PathBuf,
+    /// Image files (JPEG, PNG) or directories of them
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Images per forward pass
+    #[arg(long, short, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Classes shown per image
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Class names, one per line [default: ImageNet's 1000 when the model has 1000
+    /// classes, else class numbers]
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Shorter side after resizing (torchvision's preset: 256)
+    #[arg(long, default_value_t = 256)]
+    pub resize: u32,
+    /// Side of the center crop (torchvision's preset: 224), which is the network's
+    /// input size
+    #[arg(long, default_value_t = 224)]
+    pub crop: u32,
+    /// Stop at the first file that is not a readable image, before classifying any
+    /// [default: skip it with a warning]
+    #[arg(long)]
+    pub strict: bool,
+    /// Extract this layer's output (pool5, relu5_3, fc7, ...; see `vgg summary`)
+    /// instead of classifying; needs --out
+    #[arg(long, requires = "out")]
+    pub features: Option<String>,
+    /// Where --features go: a .npy file (one array, images in input order) or a
+    /// .safetensors file (the layer's name as tensor name, file list in the metadata)
+    #[arg(long, requires = "features")]
+    pub out: Option<PathBuf>,
+    /// The paper's dense evaluation: no crop (the shorter side resized to --resize,
+    /// at least 224), the FC layers run as convolutions over the whole image, class
+    /// posteriors averaged over positions and over the mirrored image
+    #[arg(long, conflicts_with = "features")]
+    pub dense: bool,
+    /// Storage of weights and activations on the GPU: f32, or f16 (half the memory and
+    /// bandwidth; needs the adapter's shader-f16 feature; arithmetic stays f32)
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    pub precision: String,
+    #[command(flatten)]
+    pub gpu: AdapterArgs,
+}
+
+impl Args {
+    pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
+        use vgg_wgpu::{infer, io};
+        let model = self.network_model()?;
+        let files = self.files(&model)?;
+        let labels = match &self.labels {
+            Some(p) => io::labels::from_file(p)?,
+            None if model.classes() == 1000 => io::labels::imagenet(),
+            None => (0..model.classes()).map(|i| format!("class {i}")).collect(),
+        };
+        let label = |i: usize| {
+            labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("class {i}"))
+        };
+        let w = io::load_weights(&self.weights, &model)?;
+        let gpu = Gpu::new(&self.gpu.options())?;
+        let net_opts = vgg_wgpu::NetworkOptions {
+            precision: if self.precision == "f16" {
+                Precision::F16
+            } else {
+                Precision::F32
+            },
+            ..Default::default()
+        };
+        let mut net = Network::with_options(&gpu, &model, &w, net_opts)?;
+        drop(w);
+        let run_opts = infer::Options {
+            pre: Preprocess {
+                resize: self.resize,
+                crop: Some(self.crop),
+                ..Preprocess::default()
+            },
+            batch_size: self.batch_size,
+            top: self.top,
+            strict: self.strict,
+            features: self.features.as_deref(),
+            dense: self.dense,
+        };
+        let t0 = std::time::Instant::now();
+        let mut json_results = Vec::new();
+        let (stats, feats, kept) = infer::run(&mut net, &files, &run_opts, |r| {
+            if self.features.is_some() {
+                return;
+            }
+            if self.json {
+                let top: Vec<_> = r
+                    .top
+                    .iter()
+                    .map(|&(c, p)| {
+                        serde_json::json!({"class": c, "label": label(c), "probability": p})
+                    })
+                    .collect();
+                json_results.push(serde_json::json!({
+                    "file": r.path.display().to_string(),
+                    "top": top,
+                }));
+            } else {
+                println!("{}", r.path.display());
+                for (rank, &(c, p)) in r.top.iter().enumerate() {
+                    let name = label(c);
+                    let class = if name == format!("class {c}") {
+                        name
+                    } else {
+                        format!("{name} (class {c})")
+                    };
+                    println!("  {:>2}  {:>7.3}%  {class}", rank + 1, p * 100.0);
+                }
+            }
+        })?;
+        let total = t0.elapsed().as_secs_f64();
+        for e in &stats.skipped {
+            eprintln!("warning: skipped {e}");
+        }
+        if let (Some(out), Some(f), Some(layer)) = (&self.out, &feats, &self.features) {
+            save_features(out, f, layer, &model, &kept)?;
+        }
+        if self.json && self.features.is_none() {
+            let skipped: Vec<String> = stats.skipped.iter().map(|e| e.to_string()).collect();
+            let doc = serde_json::json!({
+                "model": model.name(),
+                "adapter": gpu.describe(),
+                "results": json_results,
+                "skipped": skipped,
+                "images_per_second": stats.images as f64 / total,
+            });
+            println!("{doc:#}");
+        }
+        let n = stats.images.max(1) as f64;
+        eprintln!(
+            "{}: {} images in {total:.2} s: {:.2} images/s, {:.1} ms per image (forward {:.1} \
+             ms, decoding {:.1} ms) on {}",
+            model.name(),
+            stats.images,
+            stats.images as f64 / total,
+            1e3 * total / n,
+            1e3 * stats.forward.as_secs_f64() / n,
+            1e3 * stats.decode.as_secs_f64() / n,
+            gpu.describe()
+        );
+        Ok(if stats.images == 0 {
+            eprintln!("error: no image could be classified");
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    /// The model at the crop size, which is the network's input for infer.
+    fn network_model(&self) -> vgg_wgpu::Result<Model> {
+        let crop = self.crop as usize;
+        if let Some((h, w)) = self.model.input.filter(|hw| *hw != (crop, crop)) {
+            return Err(Error::InvalidOption {
+                option: "--input".into(),
+                message: format!(
+                    "{h}x{w} disagrees with --crop {crop}: for infer the crop is the \
+                     network's input; set --crop (and --resize) instead"
+                ),
+            });
+        }
+        let mut model = self.model.build()?;
+        if model.config().input != (crop, crop) {
+            let c = model.config().in_channels;
+            model = model.with_input(c, crop, crop)?;
+        }
+        Ok(model)
+    }
+
+    /// The image files to read, after checking the options that name outputs, so that a
+    /// mistake there fails before any work.
+    fn files(&self, model: &Model) -> vgg_wgpu::Result<Vec<PathBuf>> {
+        let files = vgg_wgpu::io::image::collect_images(&self.images)?;
+        if files.is_empty() {
+            return Err(Error::InvalidOption {
+                option: "images".into(),
+                message: format!(
+                    "no image files ({}) found in the paths given",
+                    vgg_wgpu::io::image::IMAGE_EXTENSIONS.join(", ")
+                ),
+            });
+        }
+        if let Some(out) = &self.out {
+            let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if ext != "npy" && ext != "safetensors" {
+                return Err(Error::InvalidOption {
+                    option: "--out".into(),
+                    message: format!("{}: use a .npy or .safetensors file name", out.display()),
+                });
+            }
+        }
+        if let Some(layer) = &self.features {
+            if layer != graph::PROB {
+                model.layer_index(layer)?;
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// `--features` output: a .npy array, or a safetensors file naming the layer and the files.
+fn save_features(
+    out: &Path,
+    f: &vgg_wgpu::Tensor,
+    layer: &str,
+    model: &Model,
+    kept: &[PathBuf],
+) -> vgg_wgpu::Result<()> {
+    use vgg_wgpu::io;
+    if out.extension().and_then(|e| e.to_str()) == Some("npy") {
+        io::npy::save(out, f)?;
+    } else {
+        let names: Vec<String> = kept.iter().map(|p| p.display().to_string()).collect();
+        let meta = [
+            ("model".to_string(), model.name().to_string()),
+            ("layer".to_string(), layer.to_string()),
+            ("files".to_string(), serde_json::json!(names).to_string()),
+        ];
+        io::save_safetensors(out, &[(layer, f)], Some(meta.into_iter().collect()))?;
+    }
+    eprintln!(
+        "wrote {} of shape {:?} to {}",
+        layer,
+        f.shape,
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The command line: one module per command, each a clap `Args` struct with its `run`.
+//! Shared argument groups (the adapter, the model) and small parsers live here.
+
+pub mod bench;
+pub mod check;
+pub mod demo;
+pub mod devices;
+pub mod infer;
+pub mod summary;
+pub mod train;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::Path;
+use std::process::ExitCode;
+use vgg_wgpu::model::Model;
+use vgg_wgpu::{Error, GpuOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "vgg",
+    version,
+    about = "VGG networks on any GPU wgpu reaches, with hand-written WGSL kernels",
+    long_about = "VGG networks on any GPU wgpu reaches (Vulkan, Metal, DX12, OpenGL, and \
+                  software drivers such as Mesa's lavapipe), with hand-written WGSL kernels \
+                  checked against an independent CPU reference.\n\n\
+                  Start with `vgg devices` to see the adapters, then `vgg check` to verify \
+                  every kernel on one of them."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct AdapterArgs {
+    /// Adapter to use: an index from `vgg devices` or a case-insensitive name substring
+    /// [default: $VGG_ADAPTER, else the best found: discrete, then integrated, then software]
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Backends to consider: vulkan, gl, metal, dx12 (comma-separated) [default:
+    /// $WGPU_BACKEND, else all]
+    #[arg(long)]
+    backend: Option<String>,
+    /// Compile kernels with runtime bounds checks (slower; for debugging a driver) [also
+    /// on with VGG_BOUNDS_CHECKS=1]
+    #[arg(long)]
+    bounds_checks: bool,
+    /// Report a wait for the GPU longer than this many seconds as an error instead of
+    /// waiting on (a hung or far too slow adapter) [default: $VGG_GPU_TIMEOUT, else 600]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    gpu_timeout: Option<f64>,
+}
+
+impl AdapterArgs {
+    pub fn options(&self) -> GpuOptions {
+        GpuOptions {
+            adapter: self.adapter.clone(),
+            backend: self.backend.clone(),
+            bounds_checks: self.bounds_checks,
+            timeout: self.gpu_timeout.map(std::time::Duration::from_secs_f64),
+            shader_dir: None,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// A built-in model (vgg11, vgg11_lrn, vgg13, vgg16_c, vgg16, vgg19, vgg11_bn, vgg13_bn,
+    /// vgg16_bn, vgg19_bn) or a layer list: channel counts for 3x3 convs, N:1 for a 1x1
+    /// conv, M for max pool, L for LRN, e.g. "32,M,64,M,128,128,M"
+    #[arg(long, short, default_value = "vgg16")]
+    model: String,
+    /// Input height and width, HxW [default: 224x224]
+    #[arg(long, value_parser = parse_hw)]
+    input: Option<(usize, usize)>,
+    /// Input channels [default: 3]
+    #[arg(long)]
+    in_channels: Option<usize>,
+    /// Number of classes [default: 1000]
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Hidden FC widths, comma-separated, or "none" [default: 4096,4096]
+    #[arg(long)]
+    hidden: Option<String>,
+    /// Scale every conv's channel count by this factor
+    #[arg(long)]
+    width: Option<f64>,
+    /// Add batch norm after every conv
+    #[arg(long)]
+    bn: bool,
+    /// Adaptive average pool before the classifier, HxW, or "none" [default: 7x7]
+    #[arg(long)]
+    avgpool: Option<String>,
+}
+
+pub fn parse_hw(s: &str) -> Result<(usize, usize), String> {
+    let (h, w) = s.split_once(['x', 'X']).unwrap_or((s, s));
+    match (h.trim().parse::<usize>(), w.trim().parse::<usize>()) {
+        (Ok(h), Ok(w)) if h > 0 && w > 0 => Ok((h, w)),
+        _ => Err(format!("'{s}' is not a size like 224x224")),
+    }
+}
+
+impl ModelArgs {
+    pub fn build(&self) -> vgg_wgpu::Result<Model> {
+        let mut m = Model::parse(&self.model)?;
+        if self.input.is_some() || self.in_channels.is_some() {
+            let (h, w) = self.input.unwrap_or(m.config().input);
+            m = m.with_input(self.in_channels.unwrap_or(m.config().in_channels), h, w)?;
+        }
+        if let Some(c) = self.classes {
+            m = m.with_classes(c)?;
+        }
+        if let Some(h) = &self.hidden {
+            let widths = if h.trim() == "none" {
+                Vec::new()
+            } else {
+                h.split(',')
+                    .map(|v| v.trim().parse::<usize>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| Error::InvalidOption {
+                        option: "--hidden".into(),
+                        message: format!("'{h}' is not a comma-separated list of widths"),
+                    })?
+            };
+            m = m.with_hidden(&widths)?;
+        }
+        if let Some(f) = self.width {
+            m = m.with_width(f)?;
+        }
+        if self.bn {
+            m = m.with_batch_norm(true)?;
+        }
+        if let Some(a) = &self.avgpool {
+            let pool = if a.trim() == "none" {
+                None
+            } else {
+                Some(parse_hw(a).map_err(|message| Error::InvalidOption {
+                    option: "--avgpool".into(),
+                    message,
+                })?)
+            };
+            m = m.with_avgpool(pool)?;
+        }
+        Ok(m)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List every adapter with its backend, driver, limits and features
+    Devices(devices::Args),
+    /// Conformance: every forward and backward kernel, whole-network forwards and one
+    /// training step on fresh random inputs against the CPU reference, each run twice to
+    /// check determinism; a table per adapter, exit code 1 on any failure
+    #[command(
+        after_help = "Each row: op, shape, max abs error, relative L2 error, max ULP \
+        distance, `det` where a second run on the same input gave the same bits, pass or \
+        FAIL with the reason. Cases the adapter cannot run (no shader-f16, no subgroups) are \
+        listed as skipped with the reason. VGG_SHADER_DIR=DIR replaces built-in kernels \
+        shaders/OP/PASS.wgsl with DIR/OP/PASS.wgsl, to try a patched kernel; the report names \
+        them."
+    )]
+    Check(check::Args),
+    /// Per-layer table of a model (output shape, parameters, MACs, activation bytes), its
+    /// totals, and the executor's GPU memory plan at a batch size
+    Summary(summary::Args),
+    /// Classify images (top-k classes with probabilities), or extract a layer's features
+    Infer(infer::Args),
+    /// Train a model on the GPU (SGD with momentum 0.9 and weight decay 5e-4), evaluating
+    /// on a held-out split after every epoch and checkpointing
+    Train(train::Args),
+    /// Classify the held-out bundled MNIST digits with the committed model trained by this
+    /// engine, on the GPU; no download, no arguments needed
+    Demo(demo::Args),
+    /// Benchmark every kernel at every distinct layer shape of a model, against the
+    /// adapter's measured peak and the CPU reference, plus whole networks end to end
+    Bench(bench::Args),
+}
+
+impl Command {
+    pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
+        match self {
+            Command::Devices(a) => a.run(),
+            Command::Check(a) => a.run(),
+            Command::Summary(a) => a.run(),
+            Command::Infer(a) => a.run(),
+            Command::Train(a) => a.run(),
+            Command::Demo(a) => a.run(),
+            Command::Bench(a) => a.run(),
+        }
+    }
+}
+
+/// A positive, finite number of seconds (at most a year, which Duration can hold).
+pub fn positive_seconds(s: &str) -> Result<f64, String> {
+    vgg_wgpu::gpu::seconds(s).ok_or_else(|| format!("'{s}' is not a positive number of seconds"))
+}
+
+/// Writes a report, creating its folder.
+pub fn write_text(path: &Path, text: &str) -> vgg_wgpu::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| vgg_wgpu::io::file_err(dir, e))?;
+    }
+    std::fs::write(path, text).map_err(|e| vgg_wgpu::io::file_err(path, e))
+}

@@ -1,0 +1,162 @@
+//! `vgg summary`: the layer table, the executor's memory plan and, with --train, the
+//! trainer's.
+
+use super::{AdapterArgs, ModelArgs};
+use std::process::ExitCode;
+use vgg_wgpu::graph::{self, Graph, Limits};
+use vgg_wgpu::kernels::conv::ConvTune;
+use vgg_wgpu::model::summary::{bytes as fmt_bytes, thousands};
+use vgg_wgpu::model::{Model, Summary, NAMES};
+use vgg_wgpu::{Gpu, GpuOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Batch size to plan for
+    #[arg(long, short, default_value_t = 1)]
+    pub batch: usize,
+    /// List the built-in models and exit
+    #[arg(long)]
+    pub list: bool,
+    /// Also print the training memory plan at this batch (micro-batch) size
+    #[arg(long)]
+    pub train: bool,
+    /// Micro-batches per step, for --train
+    #[arg(long, default_value_t = 1)]
+    pub accumulate: usize,
+    #[command(flatten)]
+    pub gpu: AdapterArgs,
+}
+
+impl Args {
+    pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
+        let Args {
+            model,
+            batch,
+            list,
+            train,
+            accumulate,
+            gpu,
+        } = self;
+        if list {
+            for (name, what) in NAMES {
+                println!("{name:<10} {what}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let model = model.build()?;
+        summary(&model, batch, &gpu.options())?;
+        if train {
+            let opts = vgg_wgpu::train::TrainOptions {
+                batch,
+                accumulate: accumulate.max(1),
+                ..Default::default()
+            };
+            let device = Gpu::new(&gpu.options()).ok();
+            let plan = vgg_wgpu::train::memory_plan(&model, &opts, |s| match &device {
+                Some(g) => vgg_wgpu::kernels::conv::select(g, s, None),
+                None => ConvTune {
+                    variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
+                    wg: 64,
+                    tm: 8,
+                },
+            });
+            println!(
+                "training memory plan at micro-batch {batch} x {} (every activation kept \
+                     for the backward pass):",
+                opts.accumulate
+            );
+            for (what, b) in &plan {
+                println!("  {what:<52} {:>12}", fmt_bytes(*b));
+            }
+            let total: u64 = plan.iter().map(|p| p.1).sum();
+            println!(
+                "  {:<52} {:>12} ({} bytes)",
+                "total",
+                fmt_bytes(total),
+                thousands(total)
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The layer table, then the memory plan on the chosen adapter (or, with none found, under
+/// wgpu's default limits).
+fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<()> {
+    let table = Summary { model, batch };
+    println!("{table}");
+    let gpu = Gpu::new(opts);
+    let (limits, tune, budget, on) = match &gpu {
+        Ok(g) => {
+            let tune = ConvTune::default_for(g);
+            let weights = graph::weight_bytes(model, tune);
+            let budget = g.memory_available().map(|a| {
+                if g.is_cpu() {
+                    a
+                } else {
+                    a.saturating_sub(weights)
+                }
+            });
+            let limits = Limits {
+                max_binding: g.max_binding_bytes(),
+                max_buffer: g.limits().max_buffer_size,
+            };
+            (limits, tune, budget, g.describe())
+        }
+        Err(e) => {
+            let d = wgpu::Limits::default();
+            let limits = Limits {
+                max_binding: d.max_storage_buffer_binding_size,
+                max_buffer: d.max_buffer_size,
+            };
+            let tune = ConvTune {
+                variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
+                wg: 64,
+                tm: 8,
+            };
+            (limits, tune, None, format!("wgpu's default limits ({e})"))
+        }
+    };
+    let last = &model.layers()[model.layers().len() - 1].name;
+    let g = Graph::build(model, &[last])?;
+    let plan = graph::plan::plan(&g, batch, limits, budget)?;
+    let weights = graph::weight_bytes(model, tune);
+    println!("planned GPU memory at batch {batch} on {on}:");
+    println!(
+        "  weights {} (conv weights packed for the {:?} kernel, batch norm folded)",
+        fmt_bytes(weights),
+        tune.variant
+    );
+    println!(
+        "  activations {} in {} reused buffers (the input included; all layer outputs \
+         together would take {})",
+        fmt_bytes(plan.activation_bytes()),
+        plan.slots.len(),
+        fmt_bytes(table.activation_bytes())
+    );
+    println!("  output readback {}", fmt_bytes(plan.readback));
+    println!(
+        "  total {} ({} bytes)",
+        fmt_bytes(weights + plan.bytes()),
+        thousands(weights + plan.bytes())
+    );
+    for (i, s) in plan.stages.iter().enumerate() {
+        let first = &g.nodes[s.nodes.start].name;
+        let last = &g.nodes[s.nodes.end - 1].name;
+        let how = if plan.chunked(i) {
+            format!(
+                "in {} groups of up to {} images (one image's tensors times the batch would \
+                 pass the {} binding limit)",
+                plan.chunks(i).len(),
+                s.chunk,
+                fmt_bytes(limits.max_binding)
+            )
+        } else {
+            "over the whole batch".to_string()
+        };
+        println!("  {first} .. {last}: {} GPU ops {how}", s.nodes.len());
+    }
+    Ok(())
+}

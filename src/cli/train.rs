@@ -1,0 +1,196 @@
+//! `vgg train`: train on the GPU, evaluate every epoch, checkpoint.
+
+use super::{AdapterArgs, ModelArgs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vgg_wgpu::{Error, Gpu};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Use the demo's small VGG for 28x28 digits instead of --model
+    #[arg(long)]
+    pub mnist_model: bool,
+    /// The data: a file (mnist-csv), IMAGES,LABELS (mnist-idx), or batch files
+    /// comma-separated (cifar10) [default: the bundled 5000 MNIST digits]
+    #[arg(long)]
+    pub data: Option<String>,
+    /// mnist-csv, mnist-idx, cifar10, or folder (one subdirectory of JPEG/PNG images per
+    /// class, resized and center-cropped to the model's input)
+    #[arg(long, default_value = "mnist-csv")]
+    pub format: String,
+    /// Random horizontal flips and crops (from a 4-pixel padding) of the training
+    /// images [default: on for cifar10 and folder, off for digits]
+    #[arg(long)]
+    pub augment: Option<bool>,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Images per micro-batch
+    #[arg(long, short, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Micro-batches per optimisation step (a logical batch of batch-size x accumulate)
+    #[arg(long, default_value_t = 1)]
+    pub accumulate: usize,
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f32,
+    /// constant, step:EVERY:FACTOR, or plateau[:PATIENCE] (the paper's: divide by 10
+    /// when held-out accuracy stops improving)
+    #[arg(long, default_value = "plateau:2")]
+    pub schedule: String,
+    /// Seed of the initial weights, the shuffling and the dropout masks
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images held out (the last ones) for evaluation
+    #[arg(long, default_value_t = 1000)]
+    pub holdout: usize,
+    /// Turn dropout off
+    #[arg(long)]
+    pub no_dropout: bool,
+    /// Directory for checkpoint.safetensors (every epoch), metrics.csv, and at the end
+    /// model.safetensors and metrics.svg (loss and accuracy per epoch)
+    #[arg(long, default_value = "train-out")]
+    pub out: PathBuf,
+    /// Continue from OUT/checkpoint.safetensors exactly where it stopped
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub gpu: AdapterArgs,
+}
+
+impl Args {
+    pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
+        let Args {
+            model,
+            mnist_model,
+            data,
+            format,
+            augment,
+            epochs,
+            batch_size,
+            accumulate,
+            lr,
+            schedule,
+            seed,
+            holdout,
+            no_dropout,
+            out,
+            resume,
+            gpu,
+        } = self;
+        let model = if mnist_model {
+            vgg_wgpu::train::mnist_model()?
+        } else {
+            model.build()?
+        };
+        let [ic, ih, iw] = model.input_dims();
+        let data = load_data(&format, data.as_deref(), ic, ih.max(iw) as u32)?;
+        let (train, test) = data.split(holdout)?;
+        let o = vgg_wgpu::train::fit::FitOptions {
+            epochs,
+            lr,
+            schedule: vgg_wgpu::train::fit::Schedule::parse(&schedule)?,
+            train: vgg_wgpu::train::TrainOptions {
+                batch: batch_size,
+                accumulate,
+                dropout: !no_dropout,
+                seed,
+                ..Default::default()
+            },
+            out: Some(out.clone()),
+            augment: augment.unwrap_or(format == "cifar10" || format == "folder"),
+            augment_pad: 4,
+        };
+        let gpu = Gpu::new(&gpu.options())?;
+        eprintln!(
+            "training {} on {} ({} train, {} held out) on {}",
+            model.name(),
+            format,
+            train.len(),
+            test.len(),
+            gpu.describe()
+        );
+        let init = vgg_wgpu::Weights::init(&model, vgg_wgpu::Init::Kaiming, seed);
+        let ckpt = out.join("checkpoint.safetensors");
+        if resume && !ckpt.exists() {
+            return Err(vgg_wgpu::io::file_err(
+                &ckpt,
+                "no checkpoint to resume from",
+            ));
+        }
+        let t0 = std::time::Instant::now();
+        let mut done = 0usize;
+        let (weights, _) = vgg_wgpu::train::fit::fit(
+            &gpu,
+            &model,
+            &init,
+            &train,
+            &test,
+            &o,
+            resume.then_some(ckpt.as_path()),
+            |epoch, s, steps, st| {
+                done += st.images;
+                let rate = done as f64 / t0.elapsed().as_secs_f64();
+                let left = (steps - s) * st.images;
+                eprint!(
+                        "\repoch {epoch}/{epochs} step {s}/{steps} loss {:.4} acc {:5.1}% {:.0} images/s, epoch ETA {:.0} s   ",
+                        st.loss,
+                        100.0 * st.correct as f64 / st.images as f64,
+                        rate,
+                        left as f64 / rate
+                    );
+            },
+            |e| {
+                eprintln!(
+                        "\repoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, lr {}, {:.0} images/s",
+                        e.epoch,
+                        e.loss,
+                        100.0 * e.train_accuracy,
+                        100.0 * e.test_accuracy,
+                        e.lr,
+                        e.images_per_second
+                    );
+            },
+        )?;
+        let path = out.join("model.safetensors");
+        weights.save(&path)?;
+        let (csv, svg) = (out.join("metrics.csv"), out.join("metrics.svg"));
+        vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
+        eprintln!(
+            "wrote {} (metrics in {}, plotted in {})",
+            path.display(),
+            csv.display(),
+            svg.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Training data by format; `channels` and `side` size the images of a folder.
+fn load_data(
+    format: &str,
+    data: Option<&str>,
+    channels: usize,
+    side: u32,
+) -> vgg_wgpu::Result<vgg_wgpu::io::datasets::Dataset> {
+    use vgg_wgpu::io::datasets as ds;
+    let paths: Vec<PathBuf> = data
+        .map(|d| d.split(',').map(PathBuf::from).collect())
+        .unwrap_or_default();
+    match (format, paths.as_slice()) {
+        ("mnist-csv", []) => ds::mnist_5k(),
+        ("mnist-csv", [p]) => ds::mnist_csv(p),
+        ("mnist-idx", [i, l]) => ds::mnist_idx(i, l),
+        ("cifar10", ps) if !ps.is_empty() => {
+            ds::cifar10(&ps.iter().map(|p| p.as_path()).collect::<Vec<_>>())
+        }
+        ("folder", [dir]) => ds::folder(dir, channels, side).map(|(d, _)| d),
+        _ => Err(Error::InvalidOption {
+            option: "--data/--format".into(),
+            message: format!(
+                "{format} takes: mnist-csv [FILE] (default: the bundled digits), mnist-idx \
+                 IMAGES,LABELS, cifar10 BATCH[,BATCH...], folder DIR"
+            ),
+        }),
+    }
+}
