@@ -290,6 +290,7 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
             let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
             let select = |s| vgg_wgpu::kernels::conv::select(gpu(), s, None);
             let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, select)
+                .unwrap()
                 .iter()
                 .map(|p| p.1)
                 .sum();

@@ -61,7 +61,7 @@ impl Args {
                     wg: 64,
                     tm: 8,
                 },
-            });
+            })?;
             println!(
                 "training memory plan at micro-batch {batch} x {} (every activation kept \
                      for the backward pass):",

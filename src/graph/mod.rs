@@ -11,6 +11,7 @@
 //! classifier after a chunked feature stage still runs once over the whole batch, so the
 //! large FC weights are read once per forward.
 
+pub mod lower;
 mod network;
 pub mod plan;
 
@@ -46,6 +47,17 @@ pub enum NodeOp {
         layer: usize,
         bn: Option<usize>,
         relu: bool,
+    },
+    /// Training's batch norm (batch statistics; inference folds it into the conv), with
+    /// the ReLU after it fused where present.
+    BatchNorm {
+        layer: usize,
+        relu: bool,
+    },
+    /// Training's dropout with drop probability `p` (a view of its input in inference).
+    Dropout {
+        layer: usize,
+        p: f32,
     },
     /// A ReLU the planner could not fuse (its input was asked for).
     Relu,
@@ -90,6 +102,18 @@ fn fused_name(layers: &[crate::model::Layer]) -> String {
 /// layer), computed on the GPU.
 pub const PROB: &str = "prob";
 
+/// What a graph is built for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Infer,
+    /// The paper's dense evaluation (see [`Graph::build_dense`]).
+    Dense,
+    /// A training forward: batch norm on batch statistics, dropout where it drops.
+    Train {
+        dropout: bool,
+    },
+}
+
 /// Nodes in execution order over tensors; tensor 0 is the input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
@@ -105,7 +129,16 @@ impl Graph {
     /// needs the tensor in between. Dropout and flatten are views of their input; so is an
     /// average pool that maps a map to its own size.
     pub fn build(model: &Model, outputs: &[&str]) -> Result<Graph> {
-        Graph::build_with(model, outputs, false)
+        Graph::build_with(model, outputs, Mode::Infer)
+    }
+
+    /// The forward of a training step, up to the last layer's scores: the same fused nodes
+    /// as inference (conv + ReLU, FC + ReLU), except that batch norm is a node of its own
+    /// (with its ReLU) computing batch statistics, and dropout, where `dropout` is on and a
+    /// layer drops, is a node whose mask the backward pass regenerates.
+    pub fn build_train(model: &Model, dropout: bool) -> Result<Graph> {
+        let last = &model.layers()[model.layers().len() - 1].name;
+        Graph::build_with(model, &[last], Mode::Train { dropout })
     }
 
     /// The paper's dense evaluation: the FC layers run as convolutions over every position
@@ -114,10 +147,12 @@ impl Graph {
     /// output is the last layer's scores, [positions, classes] per image.
     pub fn build_dense(model: &Model) -> Result<Graph> {
         let last = &model.layers()[model.layers().len() - 1].name;
-        Graph::build_with(model, &[last], true)
+        Graph::build_with(model, &[last], Mode::Dense)
     }
 
-    fn build_with(model: &Model, outputs: &[&str], dense: bool) -> Result<Graph> {
+    fn build_with(model: &Model, outputs: &[&str], mode: Mode) -> Result<Graph> {
+        let dense = mode == Mode::Dense;
+        let train = matches!(mode, Mode::Train { .. });
         let layers = model.layers();
         let n_layers = layers.len();
         let mut wanted = Vec::new();
@@ -159,8 +194,10 @@ impl Graph {
             };
             match l.op {
                 Op::Conv { .. } => {
+                    // Training keeps batch norm as a node of its own (batch statistics).
                     let bn = matches!(layers.get(i + 1).map(|l| l.op), Some(Op::BatchNorm { .. }))
-                        .then_some(i + 1);
+                        .then_some(i + 1)
+                        .filter(|_| !train);
                     if bn.is_some() && is_wanted(i) {
                         return Err(Error::InvalidOption {
                             option: "output".into(),
@@ -235,10 +272,37 @@ impl Graph {
                     let out = [positions * c * kh * kw, 1, 1];
                     cur = g.node(&l.name, NodeOp::Im2col { kh, kw }, cur, out);
                 }
-                Op::AdaptiveAvgPool { h, w } => {
-                    if l.input[1..] != [h, w] {
-                        cur = g.node(&l.name, NodeOp::AvgPool { h, w }, cur, l.output);
+                Op::AdaptiveAvgPool { h: oh, w: ow } => {
+                    let [_, h, w] = l.input;
+                    if (h, w) != (oh, ow) && train {
+                        return Err(Error::InvalidOption {
+                            option: "model".into(),
+                            message: format!(
+                                "training has no backward for an average pool from {h}x{w} to \
+                                 {oh}x{ow}; use --avgpool none, or an input whose last map is \
+                                 {oh}x{ow}"
+                            ),
+                        });
                     }
+                    if (h, w) != (oh, ow) {
+                        cur = g.node(&l.name, NodeOp::AvgPool { h: oh, w: ow }, cur, l.output);
+                    }
+                }
+                Op::BatchNorm { .. } if train => {
+                    let relu = relu_after(i + 1);
+                    let last_fused = if relu { i + 1 } else { i };
+                    cur = g.node(
+                        &fused_name(&layers[i..=last_fused]),
+                        NodeOp::BatchNorm { layer: i, relu },
+                        cur,
+                        layers[last_fused].output,
+                    );
+                    at[last_fused] = Some(cur);
+                    i = last_fused + 1;
+                    continue;
+                }
+                Op::Dropout { p } if p > 0.0 && mode == (Mode::Train { dropout: true }) => {
+                    cur = g.node(&l.name, NodeOp::Dropout { layer: i, p }, cur, l.output);
                 }
                 Op::BatchNorm { .. } => {
                     // Only reachable for a batch norm not after a conv, which no config makes.

@@ -1,18 +1,14 @@
 //! A model on the GPU: weights uploaded once, a plan per (batch, outputs), and a forward
 //! pass recorded into one command encoder and submitted once.
 
+use super::lower::{At, Binds, Lowering};
 use super::plan::{plan, Limits, Plan};
-use super::{Graph, NodeOp, TensorId};
+use super::{Graph, Node, NodeOp, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::avgpool::AdaptiveAvgPool;
-use crate::kernels::batchnorm::{BatchNorm, ChannelAffine};
-use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
-use crate::kernels::im2col::Im2col;
-use crate::kernels::linear::{row_chunks, Linear, LinearParams, LinearShape};
-use crate::kernels::lrn::Lrn;
-use crate::kernels::pool::MaxPool;
-use crate::kernels::softmax::Softmax;
+use crate::kernels::batchnorm::BatchNorm;
+use crate::kernels::conv::{ConvParams, ConvShape, ConvTune};
+use crate::kernels::linear::{row_chunks, LinearParams};
 use crate::kernels::Bound;
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 use std::collections::BTreeMap;
@@ -363,16 +359,8 @@ impl<'g> Network<'g> {
                             Error::Shape(format!("tensor {t} has no place in stage {si}"))
                         })
                     };
-                    let (x, y) = (place(node.input)?, place(node.output)?);
-                    kernels.push(self.kernel(
-                        &graph,
-                        node.op,
-                        n,
-                        node.input,
-                        x,
-                        y,
-                        &mut identity,
-                    )?);
+                    let xy = (place(node.input)?, place(node.output)?);
+                    kernels.extend(self.kernels(&graph, node, n, xy, &mut identity)?);
                 }
                 by_size.insert(n, kernels);
             }
@@ -391,86 +379,52 @@ impl<'g> Network<'g> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn kernel(
+    /// A node's forward kernels through the shared lowering, with this network's weights.
+    fn kernels(
         &self,
         graph: &Graph,
-        op: NodeOp,
+        node: &Node,
         n: usize,
-        input: TensorId,
-        x: &wgpu::Buffer,
-        y: &wgpu::Buffer,
+        (x, y): (&wgpu::Buffer, &wgpu::Buffer),
         identity: &mut Vec<wgpu::Buffer>,
-    ) -> Result<Bound> {
+    ) -> Result<Vec<Bound>> {
         let gpu = self.gpu;
-        let [c, h, w] = graph.tensors[input].dims;
-        let dims = (n, c, h, w);
-        let layers = self.model.layers();
-        Ok(match op {
-            NodeOp::Conv { layer, relu, .. } => {
-                let Op::Conv { c_in, c_out, k } = layers[layer].op else {
-                    return Err(Error::Shape(format!("layer {layer} is not a conv")));
-                };
-                let shape = ConvShape::new(n, c_in, c_out, h, w, k);
+        let at = At {
+            op: node.op,
+            n,
+            input: graph.tensors[node.input].dims,
+            output: graph.tensors[node.output].dims,
+        };
+        let lower = Lowering {
+            gpu,
+            model: &self.model,
+            precision: self.precision,
+            max_binding: self.limits.max_binding,
+        };
+        match node.op {
+            NodeOp::Conv { layer, .. } => {
                 let (tune, params) = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
-                let conv = Conv2d::with_precision(gpu, shape, relu, *tune, self.precision)?;
-                let bg = conv.bind(gpu, x, params, y)?;
-                Bound::Conv(conv, bg)
+                let tune = *tune;
+                lower.forward(&at, x, y, &Binds::Conv { tune, params })
+            }
+            NodeOp::Linear { layer, .. } => {
+                let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
+                lower.forward(&at, x, y, &Binds::Linear { params })
             }
             NodeOp::Relu => {
+                let c = at.input[0];
                 let scale = gpu.upload_as("relu scale", &vec![1.0f32; c], self.precision)?;
                 let shift = gpu.upload_as("relu shift", &vec![0.0f32; c], self.precision)?;
-                let k = ChannelAffine::with_precision(gpu, dims, true, self.precision)?;
-                let bg = k.bind(gpu, x, &scale, &shift, y)?;
+                let b = Binds::Relu {
+                    scale: &scale,
+                    shift: &shift,
+                };
+                let ks = lower.forward(&at, x, y, &b)?;
                 identity.extend([scale, shift]);
-                Bound::Affine(k, bg)
+                Ok(ks)
             }
-            NodeOp::Lrn { layer } => {
-                let Op::Lrn(p) = layers[layer].op else {
-                    return Err(Error::Shape(format!("layer {layer} is not LRN")));
-                };
-                let k = Lrn::with_precision(gpu, dims, p, self.precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                Bound::Lrn(k, bg)
-            }
-            NodeOp::MaxPool => {
-                let k = MaxPool::with_precision(gpu, dims, false, self.precision)?;
-                let bg = k.bind(gpu, x, y, None)?;
-                Bound::Pool(k, bg)
-            }
-            NodeOp::AvgPool { h: oh, w: ow } => {
-                let k = AdaptiveAvgPool::with_precision(gpu, dims, (oh, ow), self.precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                Bound::AvgPool(k, bg)
-            }
-            NodeOp::Linear { layer, relu } => {
-                let Op::Linear { k, n: n_out } = layers[layer].op else {
-                    return Err(Error::Shape(format!("layer {layer} is not FC")));
-                };
-                // Dense evaluation feeds several rows (window positions) per image.
-                let rows = c * h * w / k;
-                let shape = LinearShape {
-                    m: n * rows,
-                    k,
-                    n_out,
-                };
-                let max = self.limits.max_binding;
-                let lin = Linear::with_options(gpu, shape, relu, max, self.precision)?;
-                let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
-                let bgs = lin.bind(gpu, x, params, y)?;
-                Bound::Linear(lin, bgs)
-            }
-            NodeOp::Im2col { kh, kw } => {
-                let k = Im2col::with_precision(gpu, dims, (kh, kw), self.precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                Bound::Im2col(k, bg)
-            }
-            NodeOp::Softmax => {
-                let k = Softmax::with_precision(gpu, n, c * h * w, self.precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                Bound::Softmax(k, bg)
-            }
-        })
+            _ => lower.forward(&at, x, y, &Binds::Plain),
+        }
     }
 
     fn encode_and_read(&self, p: &Prepared, input: &Tensor) -> Result<Vec<Tensor>> {

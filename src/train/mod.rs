@@ -9,16 +9,16 @@ pub mod fit;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{self, Kernel};
+use crate::gpu::Precision;
+use crate::graph::lower::{At, Binds, Grads, Lowering, PingPong};
+use crate::graph::{Graph, NodeOp};
 use crate::kernels::{
-    batchnorm::ChannelAffine,
-    conv::{Conv2d, ConvShape, ConvTune},
-    linear::{row_chunks, Linear, LinearShape},
-    lrn::Lrn,
-    pool::MaxPool,
-    Bound,
+    self,
+    conv::{ConvParams, ConvShape, ConvTune},
+    linear::{row_chunks, LinearParams},
+    Bound, Kernel,
 };
-use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
+use crate::model::{Model, Op, Tensor, Weights};
 
 /// Optimisation settings (the paper's: momentum 0.9, weight decay 5e-4).
 #[derive(Clone, Copy, Debug)]
@@ -103,17 +103,10 @@ pub struct Trainer<'g> {
     first: Vec<Bound>,
     rest: Vec<Bound>,
     sgd: Vec<Bound>,
-    input: usize,
-    labels: usize,
-    stats: usize,
-    /// Whole-step staging: inputs, labels, stats of every micro-batch, and the readback.
-    all_inputs: usize,
-    all_labels: usize,
-    all_stats: usize,
+    io: Io,
     readback: wgpu::Buffer,
-    hyper: usize,
-    /// Per dropout layer: (the step's seeds, one per micro-batch; the current seed).
-    seeds: Vec<Vec<usize>>,
+    /// Per dropout node: (the step's seeds, one per micro-batch; the current seed).
+    seeds: Vec<(usize, usize)>,
     /// The forward configuration of each conv layer, by layer index.
     conv_tunes: std::collections::BTreeMap<usize, ConvTune>,
     step: u64,
@@ -121,6 +114,322 @@ pub struct Trainer<'g> {
 
 fn bytes(elems: usize) -> u64 {
     (elems.max(1) * 4) as u64
+}
+
+/// What a trainer's buffer holds: the rows of `vgg summary --train`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Params,
+    Packed,
+    Activations,
+    Gradients,
+    Constants,
+    Io,
+}
+
+impl Kind {
+    const ALL: [Kind; 6] = [
+        Kind::Params,
+        Kind::Packed,
+        Kind::Activations,
+        Kind::Gradients,
+        Kind::Constants,
+        Kind::Io,
+    ];
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Params => "weights, gradients and momentum",
+            Kind::Packed => "conv weights packed for the forward kernels",
+            Kind::Activations => "activations kept for the backward pass",
+            Kind::Gradients => "gradient ping-pong buffers",
+            Kind::Constants => "batch norm statistics, ReLU and dropout constants",
+            Kind::Io => "inputs, labels and losses of the step",
+        }
+    }
+}
+
+/// How a buffer starts (wgpu zero-fills new buffers).
+enum Fill {
+    Zeros,
+    Ones,
+    /// A tensor of the weights given, or rows `r0 .. r0 + rows` of a [rows, cols] one.
+    Weights {
+        name: String,
+        shape: Vec<usize>,
+        rows: Option<(usize, usize)>,
+    },
+}
+
+struct BufSpec {
+    label: &'static str,
+    kind: Kind,
+    elems: usize,
+    fill: Fill,
+}
+
+/// The step's own buffers (indices into the buffer list).
+#[derive(Clone, Copy, Default)]
+struct Io {
+    input: usize,
+    labels: usize,
+    stats: usize,
+    /// Whole-step staging: inputs, labels, stats of every micro-batch.
+    all_inputs: usize,
+    all_labels: usize,
+    all_stats: usize,
+    hyper: usize,
+}
+
+/// What a training node binds besides its input and output, by op: buffer indices, and
+/// for parameters indices into the parameter list.
+enum Saved {
+    Plain,
+    Conv {
+        weight: usize,
+        bias: usize,
+        packed: usize,
+        packed_bias: usize,
+        tune: ConvTune,
+    },
+    BatchNorm {
+        gamma: usize,
+        beta: usize,
+        stats: usize,
+        sums: usize,
+        running_mean: usize,
+        running_var: usize,
+    },
+    Relu {
+        ones: usize,
+        zeros: usize,
+    },
+    MaxPool {
+        argmax: usize,
+    },
+    /// Per row chunk of the weight (one per binding): (first row, rows, parameter).
+    Linear {
+        chunks: Vec<(usize, usize, usize)>,
+        bias: usize,
+    },
+    Dropout {
+        seeds: usize,
+        seed: usize,
+    },
+}
+
+/// A node of the training graph with its saved input (`x`) and output (`y`) buffers.
+struct TrainNode {
+    at: At,
+    x: usize,
+    y: usize,
+    saved: Saved,
+}
+
+/// Every buffer a trainer allocates and what each node binds, decided without a device:
+/// the trainer allocates exactly this list, and [`memory_plan`] sums it.
+struct Layout {
+    bufs: Vec<BufSpec>,
+    params: Vec<Param>,
+    nodes: Vec<TrainNode>,
+    running: Vec<(String, usize, usize)>,
+    io: Io,
+    grads: [usize; 2],
+}
+
+/// A layer's conv configuration, and the row chunks of an FC weight [n_out, k].
+type Choose<'a> = (
+    &'a dyn Fn(ConvShape) -> ConvTune,
+    &'a dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
+);
+
+impl Layout {
+    fn new(model: &Model, opts: &TrainOptions, (tune, chunks): Choose) -> Result<Layout> {
+        let graph = Graph::build_train(model, opts.dropout)?;
+        let (n, acc) = (opts.batch, opts.accumulate);
+        let mut l = Layout {
+            bufs: Vec::new(),
+            params: Vec::new(),
+            nodes: Vec::new(),
+            running: Vec::new(),
+            io: Io::default(),
+            grads: [0, 0],
+        };
+        let in_len = model.input_dims().iter().product::<usize>();
+        l.io = Io {
+            input: l.buf("train input", Kind::Io, n * in_len),
+            labels: l.buf("train labels", Kind::Io, n),
+            stats: l.buf("train stats", Kind::Io, 2 * n),
+            all_inputs: l.buf("step inputs", Kind::Io, acc * n * in_len),
+            all_labels: l.buf("step labels", Kind::Io, acc * n),
+            all_stats: l.buf("step stats", Kind::Io, acc * 2 * n),
+            hyper: l.buf("hyperparameters", Kind::Io, 3),
+        };
+        // The buffer holding each tensor of the graph.
+        let mut held = vec![l.io.input; graph.tensors.len()];
+        let mut max_act = 1;
+        for node in &graph.nodes {
+            let at = At {
+                op: node.op,
+                n,
+                input: graph.tensors[node.input].dims,
+                output: graph.tensors[node.output].dims,
+            };
+            max_act = max_act.max(at.output.iter().product::<usize>());
+            let y = l.buf(
+                "activation",
+                Kind::Activations,
+                n * at.output.iter().product::<usize>(),
+            );
+            let saved = l.saved(model, &at, tune, chunks)?;
+            held[node.output] = y;
+            l.nodes.push(TrainNode {
+                at,
+                x: held[node.input],
+                y,
+                saved,
+            });
+        }
+        l.grads = [
+            l.buf("grad a", Kind::Gradients, n * max_act),
+            l.buf("grad b", Kind::Gradients, n * max_act),
+        ];
+        Ok(l)
+    }
+
+    fn push(&mut self, label: &'static str, kind: Kind, elems: usize, fill: Fill) -> usize {
+        self.bufs.push(BufSpec {
+            label,
+            kind,
+            elems,
+            fill,
+        });
+        self.bufs.len() - 1
+    }
+
+    fn buf(&mut self, label: &'static str, kind: Kind, elems: usize) -> usize {
+        self.push(label, kind, elems, Fill::Zeros)
+    }
+
+    /// A trainable tensor (or rows of one): its weights, gradient and momentum.
+    fn param(&mut self, name: String, shape: &[usize], rows: Option<(usize, usize)>) -> usize {
+        let len = match rows {
+            Some((_, r)) => r * shape[1],
+            None => shape.iter().product(),
+        };
+        let fill = Fill::Weights {
+            name: name.clone(),
+            shape: shape.to_vec(),
+            rows,
+        };
+        let w = self.push("weight", Kind::Params, len, fill);
+        let g = self.buf("grad", Kind::Params, len);
+        let v = self.buf("momentum", Kind::Params, len);
+        self.params.push(Param {
+            name,
+            shape: shape.to_vec(),
+            rows,
+            w,
+            g,
+            v,
+        });
+        self.params.len() - 1
+    }
+
+    fn saved(
+        &mut self,
+        model: &Model,
+        at: &At,
+        tune: &dyn Fn(ConvShape) -> ConvTune,
+        chunks: &dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
+    ) -> Result<Saved> {
+        let (n, acc) = (at.n, self.bufs[self.io.all_labels].elems / at.n);
+        let [c, h, w] = at.input;
+        let layer = |i: usize| &model.layers()[i];
+        Ok(match at.op {
+            NodeOp::Conv { layer: i, .. } => {
+                let Op::Conv { c_in, c_out, k } = layer(i).op else {
+                    return Err(Error::Shape(format!("layer {i} is not a conv")));
+                };
+                let key = &layer(i).key;
+                let t = tune(ConvShape::new(n, c_in, c_out, h, w, k));
+                let (wl, bl) = t.packed_elems(c_in, c_out, k);
+                Saved::Conv {
+                    weight: self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None),
+                    bias: self.param(format!("{key}.bias"), &[c_out], None),
+                    packed: self.buf("packed weight", Kind::Packed, wl),
+                    packed_bias: self.buf("packed bias", Kind::Packed, bl),
+                    tune: t,
+                }
+            }
+            NodeOp::BatchNorm { layer: i, .. } => {
+                let key = &layer(i).key;
+                let mut running = |what: &str| {
+                    let name = format!("{key}.{what}");
+                    let fill = Fill::Weights {
+                        name: name.clone(),
+                        shape: vec![c],
+                        rows: None,
+                    };
+                    let id = self.push("running statistics", Kind::Constants, c, fill);
+                    self.running.push((name, id, c));
+                    id
+                };
+                let (running_mean, running_var) = (running("running_mean"), running("running_var"));
+                Saved::BatchNorm {
+                    gamma: self.param(format!("{key}.weight"), &[c], None),
+                    beta: self.param(format!("{key}.bias"), &[c], None),
+                    stats: self.buf("bn stats", Kind::Constants, 2 * c),
+                    sums: self.buf("bn sums", Kind::Constants, 2 * c),
+                    running_mean,
+                    running_var,
+                }
+            }
+            NodeOp::Relu => Saved::Relu {
+                ones: self.push("ones", Kind::Constants, c, Fill::Ones),
+                zeros: self.buf("zeros", Kind::Constants, c),
+            },
+            NodeOp::MaxPool => Saved::MaxPool {
+                argmax: self.buf(
+                    "argmax",
+                    Kind::Activations,
+                    at.n * at.output.iter().product::<usize>(),
+                ),
+            },
+            NodeOp::Linear { layer: i, .. } => {
+                let Op::Linear { k, n: n_out } = layer(i).op else {
+                    return Err(Error::Shape(format!("layer {i} is not FC")));
+                };
+                let key = &layer(i).key;
+                let rows = chunks(k, n_out)?;
+                let whole = rows.len() == 1;
+                let chunks = rows
+                    .iter()
+                    .map(|&(r0, r)| {
+                        let part = (!whole).then_some((r0, r));
+                        (
+                            r0,
+                            r,
+                            self.param(format!("{key}.weight"), &[n_out, k], part),
+                        )
+                    })
+                    .collect();
+                Saved::Linear {
+                    chunks,
+                    bias: self.param(format!("{key}.bias"), &[n_out], None),
+                }
+            }
+            NodeOp::Dropout { .. } => Saved::Dropout {
+                // This step's seeds, one per micro-batch, and the current one.
+                seeds: self.buf("dropout seeds", Kind::Constants, acc),
+                seed: self.buf("dropout seed", Kind::Constants, 1),
+            },
+            NodeOp::Lrn { .. } | NodeOp::AvgPool { .. } => Saved::Plain,
+            NodeOp::Softmax | NodeOp::Im2col { .. } => {
+                return Err(Error::Shape(format!("{:?} is not a training node", at.op)))
+            }
+        })
+    }
 }
 
 impl<'g> Trainer<'g> {
@@ -133,425 +442,216 @@ impl<'g> Trainer<'g> {
                 message: "batch size and accumulation steps must be at least 1".into(),
             });
         }
+        let max = opts.max_binding.unwrap_or(u64::MAX);
+        let lay = Layout::new(
+            model,
+            &opts,
+            (&|s| kernels::conv::select(gpu, s, opts.conv), &|k, n| {
+                row_chunks(gpu, k, n, max, Precision::F32)
+            }),
+        )?;
+        let mut bufs = Vec::with_capacity(lay.bufs.len());
+        for spec in &lay.bufs {
+            bufs.push(match &spec.fill {
+                Fill::Zeros => gpu.alloc(spec.label, bytes(spec.elems))?,
+                Fill::Ones => gpu.upload(spec.label, &vec![1.0f32; spec.elems])?,
+                Fill::Weights { name, shape, rows } => {
+                    let t = weights.expect(name, shape)?;
+                    let data = match rows {
+                        Some((r0, r)) => &t.data[r0 * shape[1]..(r0 + r) * shape[1]],
+                        None => &t.data[..],
+                    };
+                    gpu.upload(name, data)?
+                }
+            });
+        }
         let mut t = Trainer {
             gpu,
             model: model.clone(),
             opts,
-            bufs: Vec::new(),
-            params: Vec::new(),
-            running: Vec::new(),
+            bufs,
+            params: lay.params,
+            running: lay.running,
             bias_copies: Vec::new(),
             pack: Vec::new(),
             first: Vec::new(),
             rest: Vec::new(),
             sgd: Vec::new(),
-            input: 0,
-            labels: 0,
-            stats: 0,
-            all_inputs: 0,
-            all_labels: 0,
-            all_stats: 0,
+            io: lay.io,
             readback: gpu
                 .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate))?,
-            hyper: 0,
             seeds: Vec::new(),
             conv_tunes: Default::default(),
             step: 0,
         };
-        t.build(weights)?;
+        t.build(&lay.nodes, lay.grads)?;
         Ok(t)
     }
 
-    fn alloc(&mut self, label: &str, elems: usize) -> Result<usize> {
-        self.bufs.push(self.gpu.alloc(label, bytes(elems))?);
-        Ok(self.bufs.len() - 1)
+    fn lowering(&self) -> Lowering<'_> {
+        Lowering {
+            gpu: self.gpu,
+            model: &self.model,
+            precision: Precision::F32,
+            max_binding: self.opts.max_binding.unwrap_or(u64::MAX),
+        }
     }
 
-    fn upload(&mut self, label: &str, data: &[f32]) -> Result<usize> {
-        self.bufs.push(self.gpu.upload(label, data)?);
-        Ok(self.bufs.len() - 1)
+    /// The forward buffers of a node, and its backward ones, from its saved indices.
+    fn with_binds<T>(
+        &self,
+        saved: &Saved,
+        f: impl FnOnce(&Binds, &Grads) -> Result<T>,
+    ) -> Result<T> {
+        let b = |i: usize| &self.bufs[i];
+        let p = |i: usize| &self.params[i];
+        match saved {
+            Saved::Plain => f(&Binds::Plain, &Grads::None),
+            Saved::Conv {
+                weight,
+                bias,
+                packed,
+                packed_bias,
+                tune,
+            } => {
+                let params = ConvParams {
+                    weight: b(*packed).clone(),
+                    bias: b(*packed_bias).clone(),
+                };
+                let grads = Grads::Conv {
+                    weight: b(p(*weight).w),
+                    dw: b(p(*weight).g),
+                    db: b(p(*bias).g),
+                };
+                let binds = Binds::Conv {
+                    tune: *tune,
+                    params: &params,
+                };
+                f(&binds, &grads)
+            }
+            Saved::BatchNorm {
+                gamma,
+                beta,
+                stats,
+                sums,
+                running_mean,
+                running_var,
+            } => f(
+                &Binds::BatchNorm {
+                    gamma: b(p(*gamma).w),
+                    beta: b(p(*beta).w),
+                    stats: b(*stats),
+                    running_mean: b(*running_mean),
+                    running_var: b(*running_var),
+                },
+                &Grads::BatchNorm {
+                    dgamma: b(p(*gamma).g),
+                    dbeta: b(p(*beta).g),
+                    sums: b(*sums),
+                },
+            ),
+            Saved::Relu { ones, zeros } => f(
+                &Binds::Relu {
+                    scale: b(*ones),
+                    shift: b(*zeros),
+                },
+                &Grads::None,
+            ),
+            Saved::MaxPool { argmax } => f(&Binds::MaxPool { argmax: b(*argmax) }, &Grads::None),
+            Saved::Linear { chunks, bias } => {
+                let params = LinearParams {
+                    chunks: chunks.iter().map(|c| b(p(c.2).w).clone()).collect(),
+                    bias: b(p(*bias).w).clone(),
+                };
+                let grads = Grads::Linear {
+                    chunks: chunks
+                        .iter()
+                        .map(|&(r0, r, q)| (r0, r, b(p(q).w), b(p(q).g)))
+                        .collect(),
+                    db: b(p(*bias).g),
+                };
+                f(&Binds::Linear { params: &params }, &grads)
+            }
+            Saved::Dropout { seed, .. } => f(&Binds::Dropout { seed: b(*seed) }, &Grads::None),
+        }
     }
 
-    fn param(&mut self, weights: &Weights, name: &str, shape: &[usize]) -> Result<usize> {
-        self.param_rows(weights, name, shape, None)
-    }
-
-    /// A trainable tensor, or rows `row0 .. row0 + rows` of a [rows, cols] one.
-    fn param_rows(
-        &mut self,
-        weights: &Weights,
-        name: &str,
-        shape: &[usize],
-        rows: Option<(usize, usize)>,
-    ) -> Result<usize> {
-        let t = weights.expect(name, shape)?;
-        let data = match rows {
-            Some((r0, n)) => &t.data[r0 * shape[1]..(r0 + n) * shape[1]],
-            None => &t.data[..],
-        };
-        let w = self.upload(name, data)?;
-        let g = self.alloc("grad", data.len())?;
-        let v = self.upload("momentum", &vec![0.0; data.len()])?;
-        self.params.push(Param {
-            name: name.into(),
-            shape: shape.to_vec(),
-            rows,
-            w,
-            g,
-            v,
-        });
-        Ok(self.params.len() - 1)
-    }
-
-    fn grad_op(&self, op: Kernel, ids: &[usize]) -> Result<Bound> {
+    fn kernel(&self, op: Kernel, ids: &[usize]) -> Result<Bound> {
         let b: Vec<&wgpu::Buffer> = ids.iter().map(|&i| &self.bufs[i]).collect();
         let bg = op.bind(self.gpu, &b)?;
         Ok(Bound::Kernel(op, bg))
     }
 
-    fn build(&mut self, weights: &Weights) -> Result<()> {
+    /// Binds every node's forward and backward kernels (through the shared lowering), the
+    /// loss, the per-step repacking of conv weights and the optimiser.
+    fn build(&mut self, nodes: &[TrainNode], grads: [usize; 2]) -> Result<()> {
         let gpu = self.gpu;
         let (n, acc) = (self.opts.batch, self.opts.accumulate);
-        let [c0, h0, w0] = self.model.input_dims();
-        let in_len = c0 * h0 * w0;
-        self.input = self.alloc("train input", n * in_len)?;
-        self.labels = self.alloc("train labels", n)?;
-        self.stats = self.alloc("train stats", 2 * n)?;
-        self.all_inputs = self.alloc("step inputs", acc * n * in_len)?;
-        self.all_labels = self.alloc("step labels", acc * n)?;
-        self.all_stats = self.alloc("step stats", acc * 2 * n)?;
-        self.hyper = self.alloc("hyperparameters", 3)?;
-        let layers = self.model.layers().to_vec();
-        let max_act = layers.iter().map(|l| l.output_len()).max().unwrap_or(1) * n;
-        let grads = [
-            self.alloc("grad a", max_act)?,
-            self.alloc("grad b", max_act)?,
-        ];
-        // Forward: the buffer holding each layer's output (aliases for views).
-        let mut act = Vec::with_capacity(layers.len());
-        let mut saved: Vec<LayerSaved> = Vec::new();
-        let mut cur = self.input;
-        for (li, l) in layers.iter().enumerate() {
-            let [c, h, w] = l.input;
-            let out_len = n * l.output_len();
-            let mut s = LayerSaved::default();
-            match l.op {
-                Op::Conv { c_in, c_out, k } => {
-                    let pw =
-                        self.param(weights, &format!("{}.weight", l.key), &[c_out, c_in, k, k])?;
-                    let pb = self.param(weights, &format!("{}.bias", l.key), &[c_out])?;
-                    let shape = ConvShape::new(n, c_in, c_out, h, w, k);
+        for node in nodes {
+            match node.saved {
+                Saved::Conv {
+                    weight,
+                    bias,
+                    packed,
+                    packed_bias,
+                    tune,
+                } => {
+                    let NodeOp::Conv { layer, .. } = node.at.op else {
+                        return Err(Error::Shape("conv buffers on another op".into()));
+                    };
+                    let Op::Conv { c_in, c_out, k } = self.model.layers()[layer].op else {
+                        return Err(Error::Shape(format!("layer {layer} is not a conv")));
+                    };
                     // The same choice as the executor's: inference and training run one
                     // configuration per layer.
-                    let tune = kernels::conv::select(gpu, shape, self.opts.conv);
-                    let (wl, bl) = tune.packed_elems(c_in, c_out, k);
-                    let packed = self.alloc("packed weight", wl)?;
-                    let packed_b = self.upload("packed bias", &vec![0.0; bl])?;
-                    let (pw_id, pb_id) = (self.params[pw].w, self.params[pb].w);
-                    self.bias_copies.push((pb_id, packed_b, bytes(c_out)));
+                    self.conv_tunes.insert(layer, tune);
+                    let (w, b) = (self.params[weight].w, self.params[bias].w);
+                    self.bias_copies.push((b, packed_bias, bytes(c_out)));
                     let op = kernels::conv::pack(gpu, c_in, c_out, k, tune)?;
-                    self.pack.push(self.grad_op(op, &[pw_id, packed])?);
-                    let y = self.alloc("activation", out_len)?;
-                    s.params = vec![pw, pb];
-                    s.conv = Some((shape, tune));
-                    self.conv_tunes.insert(li, tune);
-                    s.extra = vec![packed, packed_b];
-                    cur = y;
+                    self.pack.push(self.kernel(op, &[w, packed])?);
                 }
-                Op::BatchNorm { c: ch } => {
-                    let pg = self.param(weights, &format!("{}.weight", l.key), &[ch])?;
-                    let pbeta = self.param(weights, &format!("{}.bias", l.key), &[ch])?;
-                    let rm_t = weights
-                        .expect(&format!("{}.running_mean", l.key), &[ch])?
-                        .data
-                        .clone();
-                    let rv_t = weights
-                        .expect(&format!("{}.running_var", l.key), &[ch])?
-                        .data
-                        .clone();
-                    let rm = self.upload("running mean", &rm_t)?;
-                    let rv = self.upload("running var", &rv_t)?;
-                    self.running
-                        .push((format!("{}.running_mean", l.key), rm, ch));
-                    self.running
-                        .push((format!("{}.running_var", l.key), rv, ch));
-                    let stats = self.alloc("bn stats", 2 * ch)?;
-                    let sums = self.alloc("bn sums", 2 * ch)?;
-                    let y = self.alloc("activation", out_len)?;
-                    s.params = vec![pg, pbeta];
-                    s.extra = vec![stats, sums, rm, rv];
-                    cur = y;
-                }
-                Op::Relu => {
-                    let ch = if l.flat() { l.output[0] } else { c };
-                    let ones = self.upload("ones", &vec![1.0; ch])?;
-                    let zeros = self.upload("zeros", &vec![0.0; ch])?;
-                    s.extra = vec![ones, zeros];
-                    cur = self.alloc("activation", out_len)?;
-                }
-                Op::Lrn(_) => cur = self.alloc("activation", out_len)?,
-                Op::MaxPool => {
-                    let y = self.alloc("activation", out_len)?;
-                    s.extra = vec![self.alloc("argmax", out_len)?];
-                    cur = y;
-                }
-                Op::AdaptiveAvgPool { h: oh, w: ow } => {
-                    if (h, w) != (oh, ow) {
-                        return Err(Error::InvalidOption {
-                            option: "model".into(),
-                            message: format!(
-                                "training has no backward for an average pool from {h}x{w} to \
-                                 {oh}x{ow}; use --avgpool none, or an input whose last map is \
-                                 {oh}x{ow}"
-                            ),
-                        });
-                    }
-                }
-                Op::Flatten => {}
-                Op::Linear { k, n: n_out } => {
-                    let max = self.opts.max_binding.unwrap_or(u64::MAX);
-                    let chunks = row_chunks(gpu, k, n_out, max, crate::gpu::Precision::F32)?;
-                    let name = format!("{}.weight", l.key);
-                    let mut ps = Vec::new();
-                    if chunks.len() == 1 {
-                        ps.push(self.param(weights, &name, &[n_out, k])?);
-                    } else {
-                        for &rows in &chunks {
-                            ps.push(self.param_rows(weights, &name, &[n_out, k], Some(rows))?);
-                        }
-                    }
-                    ps.push(self.param(weights, &format!("{}.bias", l.key), &[n_out])?);
-                    s.params = ps;
-                    s.rows = chunks;
-                    cur = self.alloc("activation", out_len)?;
-                }
-                Op::Dropout { p } => {
-                    if self.opts.dropout && p > 0.0 {
-                        // This step's seeds, one per micro-batch, and the current one.
-                        let all = self.alloc("dropout seeds", acc)?;
-                        let now = self.alloc("dropout seed", 1)?;
-                        self.seeds.push(vec![all, now]);
-                        s.extra = vec![now];
-                        s.dropout = Some(p);
-                        cur = self.alloc("activation", out_len)?;
-                    }
-                }
+                Saved::Dropout { seeds, seed } => self.seeds.push((seeds, seed)),
+                _ => {}
             }
-            act.push(cur);
-            saved.push(s);
         }
+        let lower = self.lowering();
         let classes = self.model.classes();
-        let logits = cur;
+        let logits = nodes.last().map_or(self.io.input, |t| t.y);
         let scale = 1.0 / (n * acc) as f32;
+        let mut lists = Vec::new();
         for mb in 0..acc.min(2) {
             let accumulate = mb > 0;
-            let mut merged = self.forward_kernels(&layers, &saved, &act)?;
-            // Loss.
+            let mut ks = Vec::new();
+            for t in nodes {
+                let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
+                ks.extend(self.with_binds(&t.saved, |b, _| lower.forward(&t.at, x, y, b))?);
+            }
             let op = kernels::softmax::xent(gpu, n, classes, scale)?;
-            merged.push(self.grad_op(op, &[logits, self.labels, grads[0], self.stats])?);
-            // Backward.
-            let mut g_cur = grads[0];
-            let mut other = grads[1];
-            for i in (0..layers.len()).rev() {
-                let l = &layers[i];
-                let x = if i == 0 { self.input } else { act[i - 1] };
-                let y = act[i];
-                let [c, h, w] = l.input;
-                let hw = h * w;
-                let needs_dx = i > 0;
-                match l.op {
-                    Op::Conv { c_in, c_out, k } => {
-                        let shape = ConvShape::new(n, c_in, c_out, h, w, k);
-                        let (pw, pb) = (
-                            &self.params[saved[i].params[0]],
-                            &self.params[saved[i].params[1]],
-                        );
-                        let (w_id, dw, db) = (pw.w, pw.g, pb.g);
-                        let op = kernels::conv::wgrad(gpu, shape, accumulate)?;
-                        merged.push(self.grad_op(op, &[x, g_cur, dw])?);
-                        let op = kernels::elementwise::channel_sum(gpu, n, c_out, hw, accumulate)?;
-                        merged.push(self.grad_op(op, &[g_cur, db])?);
-                        if needs_dx {
-                            let op = kernels::conv::dgrad(gpu, shape)?;
-                            merged.push(self.grad_op(op, &[g_cur, w_id, other])?);
-                            std::mem::swap(&mut g_cur, &mut other);
-                        }
-                    }
-                    Op::BatchNorm { c: ch } => {
-                        let (pg, pbeta) = (
-                            &self.params[saved[i].params[0]],
-                            &self.params[saved[i].params[1]],
-                        );
-                        let (g_w, dg, dbt) = (pg.w, pg.g, pbeta.g);
-                        let (stats, sums) = (saved[i].extra[0], saved[i].extra[1]);
-                        let op = kernels::batchnorm::backward_reduce(gpu, n, ch, hw, accumulate)?;
-                        merged.push(self.grad_op(op, &[x, g_cur, stats, sums, dg, dbt])?);
-                        let op = kernels::batchnorm::backward_apply(gpu, n, ch, hw)?;
-                        merged.push(self.grad_op(op, &[x, g_cur, g_w, stats, sums, other])?);
-                        std::mem::swap(&mut g_cur, &mut other);
-                    }
-                    Op::Relu => {
-                        let op = kernels::elementwise::relu_backward(gpu, n * l.output_len())?;
-                        merged.push(self.grad_op(op, &[y, g_cur, other])?);
-                        std::mem::swap(&mut g_cur, &mut other);
-                    }
-                    Op::Lrn(p) => {
-                        let op = kernels::lrn::backward(gpu, (n, c, h, w), p)?;
-                        merged.push(self.grad_op(op, &[x, g_cur, other])?);
-                        std::mem::swap(&mut g_cur, &mut other);
-                    }
-                    Op::MaxPool => {
-                        let op = kernels::pool::backward(gpu, (n, c, h, w))?;
-                        merged.push(self.grad_op(op, &[g_cur, saved[i].extra[0], other])?);
-                        std::mem::swap(&mut g_cur, &mut other);
-                    }
-                    Op::AdaptiveAvgPool { .. } | Op::Flatten => {}
-                    Op::Linear { k, n: n_out } => {
-                        let shape = LinearShape { m: n, k, n_out };
-                        let ps = &saved[i].params;
-                        let db = self.params[ps[ps.len() - 1]].g;
-                        for (j, &(row0, rows)) in saved[i].rows.iter().enumerate() {
-                            let (w_id, dw) = (self.params[ps[j]].w, self.params[ps[j]].g);
-                            let op = kernels::linear::dw(gpu, shape, row0, rows, accumulate)?;
-                            merged.push(self.grad_op(op, &[x, g_cur, dw])?);
-                            if needs_dx {
-                                // Every chunk adds its rows' share of dx.
-                                let op = kernels::linear::dx(gpu, shape, row0, rows, j > 0)?;
-                                merged.push(self.grad_op(op, &[w_id, g_cur, other])?);
-                            }
-                        }
-                        let op = kernels::elementwise::channel_sum(gpu, n, n_out, 1, accumulate)?;
-                        merged.push(self.grad_op(op, &[g_cur, db])?);
-                        if needs_dx {
-                            std::mem::swap(&mut g_cur, &mut other);
-                        }
-                    }
-                    Op::Dropout { .. } => {
-                        if let Some(p) = saved[i].dropout {
-                            let op =
-                                kernels::elementwise::dropout(gpu, n * l.output_len(), p as f64)?;
-                            merged.push(self.grad_op(op, &[g_cur, saved[i].extra[0], other])?);
-                            std::mem::swap(&mut g_cur, &mut other);
-                        }
-                    }
-                }
+            let io = self.io;
+            ks.push(self.kernel(op, &[logits, io.labels, grads[0], io.stats])?);
+            let mut g = PingPong {
+                cur: &self.bufs[grads[0]],
+                other: &self.bufs[grads[1]],
+            };
+            for (i, t) in nodes.iter().enumerate().rev() {
+                let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
+                ks.extend(self.with_binds(&t.saved, |b, d| {
+                    lower.backward(&t.at, x, y, &mut g, b, d, i > 0, accumulate)
+                })?);
             }
-            if mb == 0 {
-                self.first = merged;
-            } else {
-                self.rest = merged;
-            }
+            lists.push(ks);
         }
+        let mut lists = lists.into_iter();
+        self.first = lists.next().unwrap_or_default();
+        self.rest = lists.next().unwrap_or_default();
         for i in 0..self.params.len() {
             let p = &self.params[i];
             let op = kernels::optim::sgd(gpu, p.len())?;
-            let ids = [p.w, p.g, p.v, self.hyper];
-            let k = self.grad_op(op, &ids)?;
+            let ids = [p.w, p.g, p.v, self.io.hyper];
+            let k = self.kernel(op, &ids)?;
             self.sgd.push(k);
         }
         Ok(())
-    }
-
-    fn forward_kernels(
-        &self,
-        layers: &[crate::model::Layer],
-        saved: &[LayerSaved],
-        act: &[usize],
-    ) -> Result<Vec<Bound>> {
-        let gpu = self.gpu;
-        let n = self.opts.batch;
-        let mut out = Vec::new();
-        for (i, l) in layers.iter().enumerate() {
-            let x = if i == 0 { self.input } else { act[i - 1] };
-            let y = act[i];
-            let [c, h, w] = l.input;
-            let dims = (n, c, h, w);
-            let ks: Option<Vec<Bound>> = match l.op {
-                Op::Conv { .. } => {
-                    let (shape, tune) = saved[i]
-                        .conv
-                        .ok_or_else(|| Error::Shape("conv shape".into()))?;
-                    let conv = Conv2d::with_tune(gpu, shape, false, tune)?;
-                    let params = crate::kernels::conv::ConvParams {
-                        weight: self.bufs[saved[i].extra[0]].clone(),
-                        bias: self.bufs[saved[i].extra[1]].clone(),
-                    };
-                    let bg = conv.bind(gpu, &self.bufs[x], &params, &self.bufs[y])?;
-                    Some(vec![Bound::Conv(conv, bg)])
-                }
-                Op::BatchNorm { c: ch } => {
-                    let hw = h * w;
-                    let e = &saved[i].extra;
-                    let (stats, rm, rv) = (e[0], e[2], e[3]);
-                    let (g_id, b_id) = (
-                        self.params[saved[i].params[0]].w,
-                        self.params[saved[i].params[1]].w,
-                    );
-                    Some(vec![
-                        self.grad_op(
-                            kernels::batchnorm::stats(gpu, n, ch, hw, BN_EPS, 0.1)?,
-                            &[x, stats, rm, rv],
-                        )?,
-                        self.grad_op(
-                            kernels::batchnorm::apply(gpu, n, ch, hw, false)?,
-                            &[x, g_id, b_id, stats, y],
-                        )?,
-                    ])
-                }
-                Op::Relu => {
-                    let (ch, hw) = if l.flat() {
-                        (l.output[0], 1)
-                    } else {
-                        (c, h * w)
-                    };
-                    let (ones, zeros) =
-                        (&self.bufs[saved[i].extra[0]], &self.bufs[saved[i].extra[1]]);
-                    let k = ChannelAffine::new(gpu, (n, ch, hw, 1), true)?;
-                    let bg = k.bind(gpu, &self.bufs[x], ones, zeros, &self.bufs[y])?;
-                    Some(vec![Bound::Affine(k, bg)])
-                }
-                Op::Lrn(p) => {
-                    let k = Lrn::new(gpu, dims, p)?;
-                    let bg = k.bind(gpu, &self.bufs[x], &self.bufs[y])?;
-                    Some(vec![Bound::Lrn(k, bg)])
-                }
-                Op::MaxPool => {
-                    let k = MaxPool::new(gpu, dims, true)?;
-                    let bg = k.bind(
-                        gpu,
-                        &self.bufs[x],
-                        &self.bufs[y],
-                        Some(&self.bufs[saved[i].extra[0]]),
-                    )?;
-                    Some(vec![Bound::Pool(k, bg)])
-                }
-                Op::Linear { k, n: n_out } => {
-                    let shape = LinearShape { m: n, k, n_out };
-                    let max = self.opts.max_binding.unwrap_or(u64::MAX);
-                    let lin = Linear::with_binding_limit(gpu, shape, false, max)?;
-                    let ps = &saved[i].params;
-                    let params = crate::kernels::linear::LinearParams {
-                        chunks: ps[..ps.len() - 1]
-                            .iter()
-                            .map(|&p| self.bufs[self.params[p].w].clone())
-                            .collect(),
-                        bias: self.bufs[self.params[ps[ps.len() - 1]].w].clone(),
-                    };
-                    let bgs = lin.bind(gpu, &self.bufs[x], &params, &self.bufs[y])?;
-                    Some(vec![Bound::Linear(lin, bgs)])
-                }
-                Op::Dropout { .. } => match saved[i].dropout {
-                    Some(p) => {
-                        let op = kernels::elementwise::dropout(gpu, n * l.output_len(), p as f64)?;
-                        Some(vec![self.grad_op(op, &[x, saved[i].extra[0], y])?])
-                    }
-                    None => None,
-                },
-                Op::AdaptiveAvgPool { .. } | Op::Flatten => None,
-            };
-            out.extend(ks.into_iter().flatten());
-        }
-        Ok(out)
     }
 
     /// One optimisation step at learning rate `lr` over `batch * accumulate` images (NCHW)
@@ -577,15 +677,18 @@ impl<'g> Trainer<'g> {
             )));
         }
         gpu.queue.write_buffer(
-            &self.bufs[self.all_inputs],
+            &self.bufs[self.io.all_inputs],
             0,
             bytemuck::cast_slice(&images.data),
         );
-        gpu.queue
-            .write_buffer(&self.bufs[self.all_labels], 0, bytemuck::cast_slice(labels));
+        gpu.queue.write_buffer(
+            &self.bufs[self.io.all_labels],
+            0,
+            bytemuck::cast_slice(labels),
+        );
         let hyper = [lr, self.opts.momentum, self.opts.weight_decay];
         gpu.queue
-            .write_buffer(&self.bufs[self.hyper], 0, bytemuck::cast_slice(&hyper));
+            .write_buffer(&self.bufs[self.io.hyper], 0, bytemuck::cast_slice(&hyper));
         for (j, ids) in self.seeds.iter().enumerate() {
             // A fresh mask per layer, micro-batch and step, reproducible from the seed.
             let v: Vec<u32> = (0..acc)
@@ -595,7 +698,7 @@ impl<'g> Trainer<'g> {
                 })
                 .collect();
             gpu.queue
-                .write_buffer(&self.bufs[ids[0]], 0, bytemuck::cast_slice(&v));
+                .write_buffer(&self.bufs[ids.0], 0, bytemuck::cast_slice(&v));
         }
         gpu.scoped("train step", || -> Result<()> {
             let mut enc = gpu
@@ -610,25 +713,25 @@ impl<'g> Trainer<'g> {
             for mb in 0..acc {
                 let b_in = (n * per * 4) as u64;
                 enc.copy_buffer_to_buffer(
-                    &self.bufs[self.all_inputs],
+                    &self.bufs[self.io.all_inputs],
                     mb as u64 * b_in,
-                    &self.bufs[self.input],
+                    &self.bufs[self.io.input],
                     0,
                     Some(b_in),
                 );
                 let b_l = (n * 4) as u64;
                 enc.copy_buffer_to_buffer(
-                    &self.bufs[self.all_labels],
+                    &self.bufs[self.io.all_labels],
                     mb as u64 * b_l,
-                    &self.bufs[self.labels],
+                    &self.bufs[self.io.labels],
                     0,
                     Some(b_l),
                 );
                 for ids in &self.seeds {
                     enc.copy_buffer_to_buffer(
-                        &self.bufs[ids[0]],
+                        &self.bufs[ids.0],
                         mb as u64 * 4,
-                        &self.bufs[ids[1]],
+                        &self.bufs[ids.1],
                         0,
                         Some(4),
                     );
@@ -636,16 +739,16 @@ impl<'g> Trainer<'g> {
                 self.pass(&mut enc, if mb == 0 { &self.first } else { &self.rest })?;
                 let b_s = (2 * n * 4) as u64;
                 enc.copy_buffer_to_buffer(
-                    &self.bufs[self.stats],
+                    &self.bufs[self.io.stats],
                     0,
-                    &self.bufs[self.all_stats],
+                    &self.bufs[self.io.all_stats],
                     mb as u64 * b_s,
                     Some(b_s),
                 );
             }
             self.pass(&mut enc, &self.sgd)?;
             enc.copy_buffer_to_buffer(
-                &self.bufs[self.all_stats],
+                &self.bufs[self.io.all_stats],
                 0,
                 &self.readback,
                 0,
@@ -735,20 +838,6 @@ impl<'g> Trainer<'g> {
     }
 }
 
-/// What the backward pass of a layer needs besides activations.
-#[derive(Default)]
-struct LayerSaved {
-    params: Vec<usize>,
-    /// conv: packed weight and bias; BN: stats, sums, running mean and var; ReLU: ones and
-    /// zeros; max pool: argmax; dropout: the current seed.
-    extra: Vec<usize>,
-    /// conv: the shape and the forward configuration chosen for it.
-    conv: Option<(ConvShape, ConvTune)>,
-    dropout: Option<f32>,
-    /// FC: the weight's row chunks (one per binding).
-    rows: Vec<(usize, usize)>,
-}
-
 /// The demo's network: a small VGG for 28x28 digits (three blocks of 3x3 convs and max
 /// pooling, one hidden FC layer with dropout).
 pub const MNIST_MODEL: &str = "16,M,32,M,64,M";
@@ -774,67 +863,22 @@ pub fn demo_weights() -> Result<Weights> {
 
 /// The GPU memory a [`Trainer`] allocates for `model` at these options, by kind, without a
 /// device: what `vgg summary --train` prints. `tune` gives each conv layer's forward
-/// configuration (`kernels::conv::select` on the device that will train).
+/// configuration (`kernels::conv::select` on the device that will train). It sums the
+/// buffer list the trainer allocates (FC weights split over bindings take the same bytes).
 pub fn memory_plan(
     model: &Model,
     opts: &TrainOptions,
     tune: impl Fn(ConvShape) -> ConvTune,
-) -> Vec<(&'static str, u64)> {
-    let (n, acc) = (opts.batch, opts.accumulate);
-    let [c, h, w] = model.input_dims();
-    let (mut params, mut packed, mut acts, mut small, mut max_act) =
-        (0u64, 0u64, 0u64, 0u64, 1usize);
-    let b = |e: usize| bytes(e);
-    for l in model.layers() {
-        let out = n * l.output_len();
-        max_act = max_act.max(l.output_len());
-        match l.op {
-            Op::Conv { c_in, c_out, k } => {
-                params += 3 * (b(c_out * c_in * k * k) + b(c_out));
-                let [_, h, w] = l.input;
-                let (wl, bl) =
-                    tune(ConvShape::new(n, c_in, c_out, h, w, k)).packed_elems(c_in, c_out, k);
-                packed += b(wl) + b(bl);
-                acts += b(out);
-            }
-            Op::BatchNorm { c: ch } => {
-                params += 3 * 2 * b(ch);
-                small += 2 * b(ch) + 2 * b(2 * ch);
-                acts += b(out);
-            }
-            Op::Relu => {
-                let ch = if l.flat() { l.output[0] } else { l.input[0] };
-                small += 2 * b(ch);
-                acts += b(out);
-            }
-            Op::Lrn(_) => acts += b(out),
-            Op::MaxPool => acts += 2 * b(out),
-            Op::Linear { k, n: no } => {
-                params += 3 * (b(no * k) + b(no));
-                acts += b(out);
-            }
-            Op::Dropout { p } if opts.dropout && p > 0.0 => {
-                small += b(acc) + b(1);
-                acts += b(out);
-            }
-            _ => {}
-        }
-    }
-    let io = b(n * c * h * w)
-        + b(n)
-        + b(2 * n)
-        + b(acc * n * c * h * w)
-        + b(acc * n)
-        + b(acc * 2 * n)
-        + b(3);
-    vec![
-        ("weights, gradients and momentum", params),
-        ("conv weights packed for the forward kernels", packed),
-        ("activations kept for the backward pass", acts),
-        ("gradient ping-pong buffers", 2 * b(n * max_act)),
-        ("batch norm statistics, ReLU and dropout constants", small),
-        ("inputs, labels and losses of the step", io),
-    ]
+) -> Result<Vec<(&'static str, u64)>> {
+    let whole = |_k: usize, n: usize| Ok(vec![(0, n)]);
+    let lay = Layout::new(model, opts, (&tune, &whole))?;
+    Ok(Kind::ALL
+        .iter()
+        .map(|&kind| {
+            let b = lay.bufs.iter().filter(|s| s.kind == kind);
+            (kind.what(), b.map(|s| bytes(s.elems)).sum())
+        })
+        .collect())
 }
 
 impl Trainer<'_> {

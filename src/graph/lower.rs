@@ -1,0 +1,346 @@
+//! The one lowering of a graph node to GPU work, shared by the executor ([`super::Network`])
+//! and the trainer: [`Lowering::forward`] gives a node's forward kernels and
+//! [`Lowering::backward`] its backward kernels. Both callers build their nodes with
+//! [`super::Graph`] (the trainer with [`super::Graph::build_train`]), so training runs the
+//! same fused, tuned forward kernels as inference; what differs is only which buffers a
+//! node binds, which each caller owns and hands over as [`Binds`] and [`Grads`].
+
+use super::NodeOp;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::avgpool::AdaptiveAvgPool;
+use crate::kernels::batchnorm::ChannelAffine;
+use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
+use crate::kernels::im2col::Im2col;
+use crate::kernels::linear::{Linear, LinearParams, LinearShape};
+use crate::kernels::lrn::Lrn;
+use crate::kernels::pool::MaxPool;
+use crate::kernels::softmax::Softmax;
+use crate::kernels::{self, Bound, Kernel};
+use crate::model::{Dims, Model, Op, BN_EPS};
+use wgpu::Buffer;
+
+/// What a node's forward kernels bind besides its input and output, by op.
+pub enum Binds<'b> {
+    /// Max pool without indices, LRN, average pool, im2col, softmax.
+    Plain,
+    Conv {
+        tune: ConvTune,
+        params: &'b ConvParams,
+    },
+    Linear {
+        params: &'b LinearParams,
+    },
+    /// A ReLU not fused into its producer, run as the identity channel map then max(0, x).
+    Relu {
+        scale: &'b Buffer,
+        shift: &'b Buffer,
+    },
+    /// Training's batch norm: batch statistics into `stats` (mean, 1/std per channel), the
+    /// running statistics updated, then the affine map.
+    BatchNorm {
+        gamma: &'b Buffer,
+        beta: &'b Buffer,
+        stats: &'b Buffer,
+        running_mean: &'b Buffer,
+        running_var: &'b Buffer,
+    },
+    /// Training's max pool: the index of each window's maximum, for the backward pass.
+    MaxPool {
+        argmax: &'b Buffer,
+    },
+    /// Training's dropout: the current micro-batch's seed (the mask is regenerated from it
+    /// in the backward pass, not stored).
+    Dropout {
+        seed: &'b Buffer,
+    },
+}
+
+/// What a node's backward kernels write besides the input gradient: its parameters'
+/// gradients, with the weights the input gradient needs.
+pub enum Grads<'b> {
+    None,
+    Conv {
+        /// The weights in torchvision's layout [c_out, c_in, k, k] (not the packed copy).
+        weight: &'b Buffer,
+        dw: &'b Buffer,
+        db: &'b Buffer,
+    },
+    BatchNorm {
+        dgamma: &'b Buffer,
+        dbeta: &'b Buffer,
+        /// Scratch: per-channel sums of the reduction pass.
+        sums: &'b Buffer,
+    },
+    Linear {
+        /// Per row chunk of the weight (one per binding): (first row, rows, weight, dw).
+        chunks: Vec<(usize, usize, &'b Buffer, &'b Buffer)>,
+        db: &'b Buffer,
+    },
+}
+
+/// The gradient flowing back: `cur` holds dL/d(output) of the node being lowered; a kernel
+/// writes the next gradient to `other`, then the two swap.
+pub struct PingPong<'b> {
+    pub cur: &'b Buffer,
+    pub other: &'b Buffer,
+}
+
+impl PingPong<'_> {
+    fn swap(&mut self) {
+        std::mem::swap(&mut self.cur, &mut self.other);
+    }
+}
+
+/// One node as the lowering sees it: the op, the batch it runs at and its per-image
+/// input and output shapes (from the graph's tensors).
+#[derive(Clone, Copy, Debug)]
+pub struct At {
+    pub op: NodeOp,
+    pub n: usize,
+    pub input: Dims,
+    pub output: Dims,
+}
+
+impl At {
+    fn dims(&self) -> (usize, usize, usize, usize) {
+        let [c, h, w] = self.input;
+        (self.n, c, h, w)
+    }
+    fn out_len(&self) -> usize {
+        self.n * self.output.iter().product::<usize>()
+    }
+}
+
+/// The context every node is lowered in.
+pub struct Lowering<'a> {
+    pub gpu: &'a Gpu,
+    pub model: &'a Model,
+    pub precision: Precision,
+    /// The largest storage binding a kernel may use (FC weights are split over bindings).
+    pub max_binding: u64,
+}
+
+fn bound(gpu: &Gpu, k: Kernel, buffers: &[&Buffer]) -> Result<Bound> {
+    let bg = k.bind(gpu, buffers)?;
+    Ok(Bound::Kernel(k, bg))
+}
+
+fn wrong_binds(at: &At) -> Error {
+    Error::Shape(format!("{:?} was given buffers of another op", at.op))
+}
+
+impl Lowering<'_> {
+    fn conv_shape(&self, at: &At, layer: usize) -> Result<ConvShape> {
+        let Op::Conv { c_in, c_out, k } = self.model.layers()[layer].op else {
+            return Err(Error::Shape(format!("layer {layer} is not a conv")));
+        };
+        let [_, h, w] = at.input;
+        Ok(ConvShape::new(at.n, c_in, c_out, h, w, k))
+    }
+
+    fn linear_shape(&self, at: &At, layer: usize) -> Result<LinearShape> {
+        let Op::Linear { k, n: n_out } = self.model.layers()[layer].op else {
+            return Err(Error::Shape(format!("layer {layer} is not FC")));
+        };
+        // Dense evaluation feeds several rows (window positions) per image.
+        let rows = at.input.iter().product::<usize>() / k;
+        Ok(LinearShape {
+            m: at.n * rows,
+            k,
+            n_out,
+        })
+    }
+
+    /// The forward kernels of one node, reading `x` and writing `y`.
+    pub fn forward(&self, at: &At, x: &Buffer, y: &Buffer, b: &Binds) -> Result<Vec<Bound>> {
+        let (gpu, precision) = (self.gpu, self.precision);
+        let dims = at.dims();
+        let (n, c, h, w) = dims;
+        let one = |k: Bound| Ok(vec![k]);
+        match (at.op, b) {
+            (NodeOp::Conv { layer, relu, .. }, Binds::Conv { tune, params }) => {
+                let shape = self.conv_shape(at, layer)?;
+                let conv = Conv2d::with_precision(gpu, shape, relu, *tune, precision)?;
+                let bg = conv.bind(gpu, x, params, y)?;
+                one(Bound::Conv(conv, bg))
+            }
+            (NodeOp::Linear { layer, relu }, Binds::Linear { params }) => {
+                let shape = self.linear_shape(at, layer)?;
+                let lin = Linear::with_options(gpu, shape, relu, self.max_binding, precision)?;
+                let bgs = lin.bind(gpu, x, params, y)?;
+                one(Bound::Linear(lin, bgs))
+            }
+            (NodeOp::Relu, Binds::Relu { scale, shift }) => {
+                let k = ChannelAffine::with_precision(gpu, (n, c, h * w, 1), true, precision)?;
+                let bg = k.bind(gpu, x, scale, shift, y)?;
+                one(Bound::Affine(k, bg))
+            }
+            (NodeOp::BatchNorm { relu, .. }, bn) => {
+                let Binds::BatchNorm {
+                    gamma,
+                    beta,
+                    stats,
+                    running_mean,
+                    running_var,
+                } = bn
+                else {
+                    return Err(wrong_binds(at));
+                };
+                // The running statistics follow torchvision's momentum of 0.1.
+                let st = kernels::batchnorm::stats(gpu, n, c, h * w, BN_EPS, 0.1)?;
+                let apply = kernels::batchnorm::apply(gpu, n, c, h * w, relu)?;
+                Ok(vec![
+                    bound(gpu, st, &[x, stats, running_mean, running_var])?,
+                    bound(gpu, apply, &[x, gamma, beta, stats, y])?,
+                ])
+            }
+            (NodeOp::MaxPool, Binds::Plain) => {
+                let k = MaxPool::with_precision(gpu, dims, false, precision)?;
+                let bg = k.bind(gpu, x, y, None)?;
+                one(Bound::Pool(k, bg))
+            }
+            (NodeOp::MaxPool, Binds::MaxPool { argmax }) => {
+                let k = MaxPool::with_precision(gpu, dims, true, precision)?;
+                let bg = k.bind(gpu, x, y, Some(argmax))?;
+                one(Bound::Pool(k, bg))
+            }
+            (NodeOp::Dropout { p, .. }, Binds::Dropout { seed }) => {
+                let k = kernels::elementwise::dropout(gpu, at.out_len(), p as f64)?;
+                one(bound(gpu, k, &[x, seed, y])?)
+            }
+            (NodeOp::Lrn { layer }, Binds::Plain) => {
+                let Op::Lrn(p) = self.model.layers()[layer].op else {
+                    return Err(Error::Shape(format!("layer {layer} is not LRN")));
+                };
+                let k = Lrn::with_precision(gpu, dims, p, precision)?;
+                let bg = k.bind(gpu, x, y)?;
+                one(Bound::Lrn(k, bg))
+            }
+            (NodeOp::AvgPool { h: oh, w: ow }, Binds::Plain) => {
+                let k = AdaptiveAvgPool::with_precision(gpu, dims, (oh, ow), precision)?;
+                let bg = k.bind(gpu, x, y)?;
+                one(Bound::AvgPool(k, bg))
+            }
+            (NodeOp::Im2col { kh, kw }, Binds::Plain) => {
+                let k = Im2col::with_precision(gpu, dims, (kh, kw), precision)?;
+                let bg = k.bind(gpu, x, y)?;
+                one(Bound::Im2col(k, bg))
+            }
+            (NodeOp::Softmax, Binds::Plain) => {
+                let k = Softmax::with_precision(gpu, n, c * h * w, precision)?;
+                let bg = k.bind(gpu, x, y)?;
+                one(Bound::Softmax(k, bg))
+            }
+            _ => Err(wrong_binds(at)),
+        }
+    }
+
+    /// The backward kernels of one node: from `g.cur` (the gradient of its output) to its
+    /// parameters' gradients and, where `needs_dx`, the gradient of its input, left in
+    /// `g.cur`. `x` and `y` are the node's saved input and output; `accumulate` adds the
+    /// parameter gradients to what an earlier micro-batch left instead of replacing it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        at: &At,
+        x: &Buffer,
+        y: &Buffer,
+        g: &mut PingPong,
+        b: &Binds,
+        grads: &Grads,
+        needs_dx: bool,
+        accumulate: bool,
+    ) -> Result<Vec<Bound>> {
+        let gpu = self.gpu;
+        let dims = at.dims();
+        let (n, c, h, w) = dims;
+        let mut ks = Vec::new();
+        // A fused ReLU first: its mask is where the node's output is positive.
+        if let NodeOp::Conv { relu: true, .. }
+        | NodeOp::BatchNorm { relu: true, .. }
+        | NodeOp::Linear { relu: true, .. } = at.op
+        {
+            let k = kernels::elementwise::relu_backward(gpu, at.out_len())?;
+            ks.push(bound(gpu, k, &[y, g.cur, g.other])?);
+            g.swap();
+        }
+        match (at.op, b, grads) {
+            (NodeOp::Conv { layer, .. }, _, Grads::Conv { weight, dw, db }) => {
+                let shape = self.conv_shape(at, layer)?;
+                let k = kernels::conv::wgrad(gpu, shape, accumulate)?;
+                ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+                let hw = shape.h * shape.w;
+                let k = kernels::elementwise::channel_sum(gpu, n, shape.c_out, hw, accumulate)?;
+                ks.push(bound(gpu, k, &[g.cur, db])?);
+                if needs_dx {
+                    let k = kernels::conv::dgrad(gpu, shape)?;
+                    ks.push(bound(gpu, k, &[g.cur, weight, g.other])?);
+                    g.swap();
+                }
+            }
+            (
+                NodeOp::BatchNorm { .. },
+                Binds::BatchNorm { gamma, stats, .. },
+                Grads::BatchNorm {
+                    dgamma,
+                    dbeta,
+                    sums,
+                },
+            ) => {
+                let k = kernels::batchnorm::backward_reduce(gpu, n, c, h * w, accumulate)?;
+                ks.push(bound(gpu, k, &[x, g.cur, stats, sums, dgamma, dbeta])?);
+                let k = kernels::batchnorm::backward_apply(gpu, n, c, h * w)?;
+                ks.push(bound(gpu, k, &[x, g.cur, gamma, stats, sums, g.other])?);
+                g.swap();
+            }
+            (NodeOp::Linear { layer, .. }, _, Grads::Linear { chunks, db }) => {
+                let shape = self.linear_shape(at, layer)?;
+                for (j, &(row0, rows, weight, dw)) in chunks.iter().enumerate() {
+                    let k = kernels::linear::dw(gpu, shape, row0, rows, accumulate)?;
+                    ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+                    if needs_dx {
+                        // Every chunk adds its rows' share of dx.
+                        let k = kernels::linear::dx(gpu, shape, row0, rows, j > 0)?;
+                        ks.push(bound(gpu, k, &[weight, g.cur, g.other])?);
+                    }
+                }
+                let k = kernels::elementwise::channel_sum(gpu, n, shape.n_out, 1, accumulate)?;
+                ks.push(bound(gpu, k, &[g.cur, db])?);
+                if needs_dx {
+                    g.swap();
+                }
+            }
+            (NodeOp::Relu, _, Grads::None) => {
+                let k = kernels::elementwise::relu_backward(gpu, at.out_len())?;
+                ks.push(bound(gpu, k, &[y, g.cur, g.other])?);
+                g.swap();
+            }
+            (NodeOp::Lrn { layer }, _, Grads::None) => {
+                let Op::Lrn(p) = self.model.layers()[layer].op else {
+                    return Err(Error::Shape(format!("layer {layer} is not LRN")));
+                };
+                let k = kernels::lrn::backward(gpu, dims, p)?;
+                ks.push(bound(gpu, k, &[x, g.cur, g.other])?);
+                g.swap();
+            }
+            (NodeOp::MaxPool, Binds::MaxPool { argmax }, Grads::None) => {
+                let k = kernels::pool::backward(gpu, dims)?;
+                ks.push(bound(gpu, k, &[g.cur, argmax, g.other])?);
+                g.swap();
+            }
+            (NodeOp::Dropout { p, .. }, Binds::Dropout { seed }, Grads::None) => {
+                let k = kernels::elementwise::dropout(gpu, at.out_len(), p as f64)?;
+                ks.push(bound(gpu, k, &[g.cur, seed, g.other])?);
+                g.swap();
+            }
+            _ => {
+                return Err(Error::Shape(format!(
+                    "{:?} has no backward pass with these buffers",
+                    at.op
+                )))
+            }
+        }
+        Ok(ks)
+    }
+}
