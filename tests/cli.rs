@@ -71,16 +71,16 @@ fn check_passes_and_writes_the_conformance_report() {
         assert_eq!(a["status"], "passed", "{}", a["name"]);
         let rows = a["results"].as_array().unwrap();
         for op in [
-            "conv3x3+relu",
-            "conv dgrad",
-            "conv wgrad",
-            "maxpool2x2 backward",
-            "linear dw",
-            "batchnorm dx",
-            "lrn backward",
-            "sgd weights",
-            "network forward",
-            "training update",
+            "conv/forward",
+            "conv/dgrad",
+            "conv/wgrad",
+            "pool/backward",
+            "linear/dw",
+            "batchnorm/dx",
+            "lrn/backward",
+            "optim/sgd",
+            "network/forward",
+            "train/update",
         ] {
             assert!(rows.iter().any(|r| r["op"] == op), "no {op} row");
         }
@@ -90,7 +90,7 @@ fn check_passes_and_writes_the_conformance_report() {
             .any(|r| r["shape"].as_str().unwrap().contains("bindings")));
         assert!(rows
             .iter()
-            .any(|r| r["shape"].as_str().unwrap().starts_with("66000x3x1x1->4")));
+            .any(|r| r["shape"].as_str().unwrap().contains(" 66000x3x1x1->4 ")));
         for row in rows {
             assert_eq!(row["pass"], true, "{row}");
             assert_eq!(row["deterministic"], true, "{row}");
@@ -151,16 +151,19 @@ fn check_catches_an_off_by_one_kernel() {
     // only other failures are the whole networks and the training step, which pool.
     let pools: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.starts_with("maxpool2x2 ") && !l.contains(" backward "))
+        .filter(|l| l.starts_with("pool/forward "))
         .collect();
-    assert!(pools.len() >= 3, "{stdout}");
+    assert!(pools.len() >= 6, "{stdout}");
     for line in &pools {
+        // A window one short can miss no maximum by chance only where there are few
+        // windows: the two smallest cases.
+        let small = line.contains(" 1x2x3x2 ") || line.contains(" 2x4x2x2 ");
         assert!(
-            line.contains("FAIL: rel L2 ") && line.contains("argmax indices differ"),
+            small || (line.contains("FAIL: rel L2 ") && line.contains("argmax indices differ")),
             "{line}"
         );
     }
-    let pooling = ["maxpool2x2 ", "network forward ", "training "];
+    let pooling = ["pool/forward ", "network/forward ", "train/"];
     for line in stdout.lines().filter(|l| l.contains(" FAIL: ")) {
         assert!(
             pooling.iter().any(|p| line.starts_with(p)),
@@ -185,8 +188,8 @@ fn check_catches_an_off_by_one_kernel() {
             .iter()
             .filter(|r| r["pass"] == false)
             .collect();
-        let pool_rows = failed.iter().filter(|r| r["op"] == "maxpool2x2").count();
-        assert_eq!(pool_rows, 3, "the three forward max-pool cases");
+        let pool_rows = failed.iter().filter(|r| r["op"] == "pool/forward").count();
+        assert!(pool_rows >= 4, "the forward max-pool cases with many windows");
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -288,24 +291,24 @@ fn bench_quick_json_has_every_field() {
     let ops: std::collections::BTreeSet<&str> =
         kernels.iter().map(|k| k["op"].as_str().unwrap()).collect();
     for op in [
-        "peak_fma",
-        "peak_copy",
-        "conv3x3",
-        "maxpool2x2",
-        "linear",
-        "softmax",
-        "lrn",
-        "batchnorm+relu",
-        "adaptive_avgpool",
-        "im2col",
-        "conv3x3 dgrad",
-        "conv3x3 wgrad",
-        "conv3x3 bias grad",
-        "linear dx",
-        "linear dw",
-        "maxpool2x2 backward",
-        "softmax xent",
-        "sgd",
+        "peak/fma",
+        "peak/copy",
+        "conv/forward",
+        "pool/forward",
+        "linear/forward",
+        "softmax/forward",
+        "lrn/forward",
+        "batchnorm/affine",
+        "avgpool/forward",
+        "im2col/forward",
+        "conv/dgrad",
+        "conv/wgrad",
+        "conv/bias_grad",
+        "linear/dx",
+        "linear/dw",
+        "pool/backward",
+        "softmax/xent",
+        "optim/sgd",
     ] {
         assert!(ops.contains(op), "no {op} in {ops:?}");
     }
@@ -321,7 +324,7 @@ fn bench_quick_json_has_every_field() {
         }
         assert!(k["runs"].as_u64().unwrap() >= 3);
         let op = k["op"].as_str().unwrap();
-        if op == "conv3x3" || op.ends_with("dgrad") {
+        if op == "conv/forward" || op.ends_with("dgrad") {
             assert!(k["gflops"].as_f64().is_some() && k["cpu_reference_ms"].as_f64().is_some());
         }
     }
@@ -366,7 +369,21 @@ fn bench_compares_with_another_report() {
     let (ok, out, err) = vgg(&[&tiny[..], &["--compare", a_path]].concat());
     assert!(ok, "{err}");
     assert!(
-        out.contains("entries matched") && out.contains("conv3x3"),
+        out.contains("entries matched") && out.contains("conv/forward"),
+        "{out}"
+    );
+    // Reports saved before ops were named op/pass read with today's names and still pair.
+    let (ok, out, err) = vgg(&[
+        "bench",
+        "--report",
+        "benches/results/lavapipe.json",
+        "--compare",
+        "benches/results/pytorch-cpu.json",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("28 entries matched"), "{out}");
+    assert!(
+        out.contains("conv/forward") && !out.contains("conv3x3"),
         "{out}"
     );
     let (ok, _, err) = vgg(&["bench", "--quick", "--compare", "/nonexistent.json"]);

@@ -39,48 +39,49 @@ def build(op, shape, dev):
     def rnd(*dims):
         return (torch.rand(*dims, generator=g) * 2 - 1).to(dev)
 
-    if op in ("conv3x3", "conv1x1"):
-        m = re.fullmatch(r"(\S+) -> (\d+)", shape)
-        n, c, h, w = parse_dims(m.group(1))
-        co, k = int(m.group(2)), 3 if op == "conv3x3" else 1
+    if op == "conv/forward":
+        m = re.fullmatch(r"(\d+)x\d+ (\S+) -> (\d+)", shape)
+        k = int(m.group(1))
+        n, c, h, w = parse_dims(m.group(2))
+        co = int(m.group(3))
         x, wt, b = rnd(n, c, h, w), rnd(co, c, k, k), rnd(co)
         flops = 2.0 * n * co * h * w * c * k * k
         return (lambda: F.relu(F.conv2d(x, wt, b, padding=k // 2))), flops, 4.0 * (
             x.numel() + n * co * h * w + wt.numel())
-    if op == "linear":
+    if op == "linear/forward":
         m = re.fullmatch(r"(\d+)x(\d+) -> (\d+)", shape)
         mm, k, n = (int(v) for v in m.groups())
         x, wt, b = rnd(mm, k), rnd(n, k), rnd(n)
         return (lambda: F.relu(F.linear(x, wt, b))), 2.0 * mm * k * n, 4.0 * (
             mm * k + k * n + mm * n)
-    if op == "maxpool2x2":
+    if op == "pool/forward":
         x = rnd(*parse_dims(shape))
         return (lambda: F.max_pool2d(x, 2)), 0.0, 4.0 * x.numel() * 1.25
-    if op == "batchnorm+relu":
+    if op == "batchnorm/affine":
         x = rnd(*parse_dims(shape))
         c = x.shape[1]
         mean, var = torch.zeros(c, device=dev), torch.ones(c, device=dev)
         gamma, beta = rnd(c), rnd(c)
         return (lambda: F.relu(F.batch_norm(x, mean, var, gamma, beta, False))), 0.0, \
             8.0 * x.numel()
-    if op == "lrn":
+    if op == "lrn/forward":
         x = rnd(*parse_dims(shape))
         return (lambda: F.local_response_norm(x, 5, 1e-4, 0.75, 2.0)), 0.0, 8.0 * x.numel()
-    if op == "adaptive_avgpool":
+    if op == "avgpool/forward":
         m = re.fullmatch(r"(\S+) -> (\d+)x(\d+)", shape)
         x = rnd(*parse_dims(m.group(1)))
         out = (int(m.group(2)), int(m.group(3)))
         n, c = x.shape[:2]
         return (lambda: F.adaptive_avg_pool2d(x, out)), 0.0, 4.0 * (
             x.numel() + n * c * out[0] * out[1])
-    if op == "im2col":
+    if op == "im2col/forward":
         m = re.fullmatch(r"(\S+) window (\d+)x(\d+)", shape)
         x = rnd(*parse_dims(m.group(1)))
         kh, kw = int(m.group(2)), int(m.group(3))
         n, c, h, w = x.shape
         out = n * c * kh * kw * (h - kh + 1) * (w - kw + 1)
         return (lambda: F.unfold(x, (kh, kw))), 0.0, 8.0 * out
-    if op == "softmax":
+    if op == "softmax/forward":
         x = rnd(*parse_dims(shape))
         return (lambda: F.softmax(x, dim=1)), 0.0, 8.0 * x.numel()
     return None

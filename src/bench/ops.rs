@@ -98,9 +98,8 @@ pub fn conv(
     })?;
     let e = precision.bytes() as f64;
     let bytes = e * (s.input_len() + s.output_len() + s.weight_len()) as f64;
-    let op = format!("conv{}x{}", s.k, s.k);
-    let shape = format!("{}x{}x{}x{} -> {}", s.n, s.c_in, s.h, s.w, s.c_out);
-    let mut k = entry(&op, shape, timing, 2.0 * s.macs() as f64, bytes);
+    let shape = conv_shape(&s);
+    let mut k = entry("conv/forward", shape, timing, 2.0 * s.macs() as f64, bytes);
     k.variant = format!(
         "{:?}/wg{}/tm{}",
         conv.tune.variant, conv.tune.wg, conv.tune.tm
@@ -152,7 +151,13 @@ pub fn linear(
     let e = precision.bytes() as f64;
     let bytes = e * (s.m * s.k + s.k * s.n_out + s.m * s.n_out) as f64;
     let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
-    let mut k = entry("linear", shape, timing, 2.0 * s.macs() as f64, bytes);
+    let mut k = entry(
+        "linear/forward",
+        shape,
+        timing,
+        2.0 * s.macs() as f64,
+        bytes,
+    );
     k.variant = format!(
         "{:?}{}, {} bindings",
         variant,
@@ -220,7 +225,7 @@ pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> 
     )?;
     let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
     Ok(with_cpu(
-        entry("maxpool2x2", dims_str(dims), t, 0.0, bytes),
+        entry("pool/forward", dims_str(dims), t, 0.0, bytes),
         cpu,
     ))
 }
@@ -245,7 +250,7 @@ pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -
     )?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
-        entry("batchnorm+relu", dims_str(dims), t, 0.0, bytes),
+        entry("batchnorm/affine", dims_str(dims), t, 0.0, bytes),
         cpu,
     ))
 }
@@ -265,7 +270,10 @@ pub fn lrn(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Resu
         |x| reference::lrn::forward(x, dims, p.size, p.alpha, p.beta, p.k),
     )?;
     let bytes = 8.0 * len(dims) as f64;
-    Ok(with_cpu(entry("lrn", dims_str(dims), t, 0.0, bytes), cpu))
+    Ok(with_cpu(
+        entry("lrn/forward", dims_str(dims), t, 0.0, bytes),
+        cpu,
+    ))
 }
 
 /// Adaptive average pooling to `out`.
@@ -289,7 +297,7 @@ pub fn adaptive_pool(
     let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
     let shape = format!("{} -> {}x{}", dims_str(dims), out.0, out.1);
     Ok(with_cpu(
-        entry("adaptive_avgpool", shape, t, 0.0, bytes),
+        entry("avgpool/forward", shape, t, 0.0, bytes),
         cpu,
     ))
 }
@@ -314,7 +322,7 @@ pub fn im2col(
     )?;
     let bytes = 8.0 * k.output_len() as f64;
     let shape = format!("{} window {}x{}", dims_str(dims), window.0, window.1);
-    Ok(with_cpu(entry("im2col", shape, t, 0.0, bytes), cpu))
+    Ok(with_cpu(entry("im2col/forward", shape, t, 0.0, bytes), cpu))
 }
 
 /// Softmax over [rows, cols].
@@ -332,7 +340,7 @@ pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Ker
     )?;
     let bytes = 8.0 * (rows * cols) as f64;
     Ok(with_cpu(
-        entry("softmax", format!("{rows}x{cols}"), t, 0.0, bytes),
+        entry("softmax/forward", format!("{rows}x{cols}"), t, 0.0, bytes),
         cpu,
     ))
 }
@@ -347,7 +355,7 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
     let bg = fma.bind(gpu, &out)?;
     let t = time_pass(gpu, runs, |p, _| fma.encode(gpu, p, &bg))?;
     let f = entry(
-        "peak_fma",
+        "peak/fma",
         format!("{threads} x 1024 x 16 FMA"),
         t,
         fma.flops(),
@@ -365,7 +373,7 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
         .collect::<Result<Vec<_>>>()?;
     let t = time_pass(gpu, runs, |p, i| copy.encode(gpu, p, &bgs[i % ROTATE]))?;
     let c = entry(
-        "peak_copy",
+        "peak/copy",
         format!("{} MiB", (len * 4) >> 20),
         t,
         0.0,
@@ -376,6 +384,14 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
 
 /// A CPU reference run on the benchmark's inputs.
 type CpuOp<'a> = dyn Fn(&[Vec<f32>]) + 'a;
+
+/// A conv entry's shape: "3x3 1x64x224x224 -> 64" (kernel size, input, output channels).
+pub fn conv_shape(s: &ConvShape) -> String {
+    format!(
+        "{}x{} {}x{}x{}x{} -> {}",
+        s.k, s.k, s.n, s.c_in, s.h, s.w, s.c_out
+    )
+}
 
 /// Times a backward kernel on random inputs of the given lengths, writing `out_len`.
 #[allow(clippy::too_many_arguments)]
@@ -426,7 +442,7 @@ fn grad(
 
 /// The backward kernels of one conv layer: input gradient, weight gradient, bias gradient.
 pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
-    let shape = format!("{}x{}x{}x{} -> {}", s.n, s.c_in, s.h, s.w, s.c_out);
+    let shape = conv_shape(&s);
     let macs = 2.0 * s.macs() as f64;
     let dims = (s.n, s.c_in, s.h, s.w);
     // The reference computes all three gradients in one call; it is timed under dgrad.
@@ -434,7 +450,6 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
         let x = TensorRng::new(12).uniform(s.input_len());
         let _ = crate::reference::conv::backward(&x, dims, &d[1], &d[0], s.c_out, s.k);
     };
-    let op = format!("conv{}x{}", s.k, s.k);
     Ok(vec![
         grad(
             gpu,
@@ -443,7 +458,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
             &[s.output_len(), s.weight_len()],
             &[],
             s.input_len(),
-            &format!("{op} dgrad"),
+            "conv/dgrad",
             shape.clone(),
             macs,
             Some(&full),
@@ -455,7 +470,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
             &[s.input_len(), s.output_len()],
             &[],
             s.weight_len(),
-            &format!("{op} wgrad"),
+            "conv/wgrad",
             shape.clone(),
             macs,
             None,
@@ -467,7 +482,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
             &[s.output_len()],
             &[],
             s.c_out,
-            &format!("{op} bias grad"),
+            "conv/bias_grad",
             shape,
             0.0,
             None,
@@ -491,7 +506,7 @@ pub fn linear_backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<K
             &[s.n_out * s.k, s.m * s.n_out],
             &[],
             s.m * s.k,
-            "linear dx",
+            "linear/dx",
             shape.clone(),
             macs,
             Some(&full),
@@ -503,7 +518,7 @@ pub fn linear_backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<K
             &[s.m * s.k, s.m * s.n_out],
             &[],
             s.n_out * s.k,
-            "linear dw",
+            "linear/dw",
             shape,
             macs,
             None,
@@ -531,7 +546,7 @@ pub fn training_misc(
             &[len, len],
             &[],
             len,
-            "lrn backward",
+            "lrn/backward",
             dims_str(pool),
             0.0,
             None,
@@ -543,7 +558,7 @@ pub fn training_misc(
             &[len, c, c, 2 * c],
             &[],
             len,
-            "batchnorm train apply",
+            "batchnorm/apply",
             dims_str(pool),
             0.0,
             None,
@@ -555,7 +570,7 @@ pub fn training_misc(
             &[len, len, c, 2 * c, 2 * c],
             &[],
             len,
-            "batchnorm backward",
+            "batchnorm/backward",
             dims_str(pool),
             0.0,
             None,
@@ -567,7 +582,7 @@ pub fn training_misc(
             &[out, out],
             &[],
             n * c * h * w,
-            "maxpool2x2 backward",
+            "pool/backward",
             dims_str(pool),
             0.0,
             None,
@@ -579,7 +594,7 @@ pub fn training_misc(
             &[rows * cols, rows, rows * cols],
             &[1],
             rows * 2,
-            "softmax xent",
+            "softmax/xent",
             format!("{rows}x{cols}"),
             0.0,
             None,
@@ -594,7 +609,7 @@ pub fn training_misc(
                 &[params, params, params],
                 &[],
                 3,
-                "sgd",
+                "optim/sgd",
                 format!("{params} parameters"),
                 0.0,
                 None,

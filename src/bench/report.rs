@@ -7,11 +7,51 @@ use std::path::Path;
 
 pub const SCHEMA: &str = "vgg-bench/1";
 
+impl Kernel {
+    /// Reports written before ops were named `op/pass` (conv3x3, maxpool2x2 backward, ...;
+    /// the committed ones and tools/bench_torch.py's of that time) read with today's names,
+    /// so `--compare` still pairs them.
+    fn rename_old_op(&mut self) {
+        let (op, conv) = match self.op.as_str() {
+            "conv3x3" => ("conv/forward", "3x3"),
+            "conv1x1" => ("conv/forward", "1x1"),
+            "conv3x3 dgrad" => ("conv/dgrad", "3x3"),
+            "conv3x3 wgrad" => ("conv/wgrad", "3x3"),
+            "conv3x3 bias grad" => ("conv/bias_grad", "3x3"),
+            "conv1x1 dgrad" => ("conv/dgrad", "1x1"),
+            "conv1x1 wgrad" => ("conv/wgrad", "1x1"),
+            "conv1x1 bias grad" => ("conv/bias_grad", "1x1"),
+            "linear" => ("linear/forward", ""),
+            "linear dx" => ("linear/dx", ""),
+            "linear dw" => ("linear/dw", ""),
+            "maxpool2x2" => ("pool/forward", ""),
+            "maxpool2x2 backward" => ("pool/backward", ""),
+            "batchnorm+relu" => ("batchnorm/affine", ""),
+            "batchnorm train apply" => ("batchnorm/apply", ""),
+            "batchnorm backward" => ("batchnorm/backward", ""),
+            "lrn" => ("lrn/forward", ""),
+            "lrn backward" => ("lrn/backward", ""),
+            "adaptive_avgpool" => ("avgpool/forward", ""),
+            "im2col" => ("im2col/forward", ""),
+            "softmax" => ("softmax/forward", ""),
+            "softmax xent" => ("softmax/xent", ""),
+            "sgd" => ("optim/sgd", ""),
+            "peak_fma" => ("peak/fma", ""),
+            "peak_copy" => ("peak/copy", ""),
+            _ => return,
+        };
+        self.op = op.into();
+        if !conv.is_empty() {
+            self.shape = format!("{conv} {}", self.shape);
+        }
+    }
+}
+
 /// One kernel at one shape.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kernel {
-    /// conv3x3, conv1x1, linear, maxpool2x2, batchnorm+relu, lrn, adaptive_avgpool, im2col,
-    /// softmax, peak_fma, peak_copy.
+    /// The op and pass, as the shader folder and the conformance suite name them:
+    /// conv/forward, conv/dgrad, pool/forward, linear/dw, peak/fma, ...
     pub op: String,
     /// The model's layers with this shape (conv3_2, conv3_3).
     pub layers: String,
@@ -119,8 +159,13 @@ impl Report {
     pub fn load_json(path: &Path) -> Result<Report> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| crate::io::file_err(path, format!("cannot read: {e}")))?;
-        serde_json::from_str(&text)
-            .map_err(|e| crate::io::file_err(path, format!("not a {SCHEMA} benchmark report: {e}")))
+        let mut r: Report = serde_json::from_str(&text).map_err(|e| {
+            crate::io::file_err(path, format!("not a {SCHEMA} benchmark report: {e}"))
+        })?;
+        for k in &mut r.kernels {
+            k.rename_old_op();
+        }
+        Ok(r)
     }
 
     /// One line per kernel, then the networks.

@@ -258,11 +258,11 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             if fits(b * c * h * w) {
                 for mut e in ops::training_misc(gpu, (b, c, h, w), b, m.classes(), params, set)? {
                     e.layers = match e.op.as_str() {
-                        "maxpool2x2 backward" => site.layers.join(", "),
-                        "lrn backward" | "batchnorm train apply" | "batchnorm backward" => {
+                        "pool/backward" => site.layers.join(", "),
+                        "lrn/backward" | "batchnorm/apply" | "batchnorm/backward" => {
                             "(the first conv's output)".into()
                         }
-                        "sgd" => "largest conv weight".into(),
+                        "optim/sgd" => "largest conv weight".into(),
                         _ => "loss".into(),
                     };
                     push(e, &mut progress);

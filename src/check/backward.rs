@@ -66,7 +66,7 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         s.input_len(),
         None,
     )?;
-    let mut out = vec![Outcome::new("conv dgrad", tag.clone(), &got, &dx)];
+    let mut out = vec![Outcome::new("conv/dgrad", tag.clone(), &got, &dx)];
     let got = run_op(
         gpu,
         &kernels::conv::wgrad(gpu, s, false)?,
@@ -74,7 +74,7 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         s.weight_len(),
         None,
     )?;
-    out.push(Outcome::new("conv wgrad", tag.clone(), &got, &dw));
+    out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw));
     let got = run_op(
         gpu,
         &kernels::conv::wgrad(gpu, s, true)?,
@@ -84,14 +84,14 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     )?;
     let want: Vec<f32> = prev.iter().zip(&dw).map(|(a, b)| a + b).collect();
     out.push(Outcome::new(
-        "conv wgrad accumulate",
+        "conv/wgrad_accumulate",
         tag.clone(),
         &got,
         &want,
     ));
     let op = kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
     let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
-    out.push(Outcome::new("conv bias grad", tag, &got, &db));
+    out.push(Outcome::new("conv/bias_grad", tag, &got, &db));
     Ok(out)
 }
 
@@ -106,7 +106,7 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let op = kernels::pool::backward(gpu, dims)?;
     let got = run_op(gpu, &op, &[&dy, &bits(&idx)], n * c * h * w, None)?;
     // A gather moves values: anything but the exact value is wrong.
-    Ok(Outcome::new("maxpool2x2 backward", dims_str(dims), &got, &want).tol(0.0))
+    Ok(Outcome::new("pool/backward", dims_str(dims), &got, &want).tol(0.0))
 }
 
 /// ReLU gradient from the forward output.
@@ -122,7 +122,7 @@ pub fn relu(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
         None,
     )?;
     let want = reference::elementwise::relu_backward(&y, &dy);
-    Ok(Outcome::new("relu backward", len.to_string(), &got, &want).tol(0.0))
+    Ok(Outcome::new("elementwise/relu_backward", len.to_string(), &got, &want).tol(0.0))
 }
 
 /// FC gradients with the weight in row chunks, as the forward splits a weight over
@@ -151,9 +151,9 @@ pub fn linear(
     let op = kernels::elementwise::channel_sum(gpu, s.m, s.n_out, 1, false)?;
     let got_db = run_op(gpu, &op, &[&dy], s.n_out, None)?;
     Ok(vec![
-        Outcome::new("linear dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
-        Outcome::new("linear dw", tag.clone(), &got_dw, &dw),
-        Outcome::new("linear bias grad", tag, &got_db, &db),
+        Outcome::new("linear/dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
+        Outcome::new("linear/dw", tag.clone(), &got_dw, &dw),
+        Outcome::new("linear/bias_grad", tag, &got_db, &db),
     ])
 }
 
@@ -188,8 +188,8 @@ pub fn softmax_xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Ve
     debug_assert_eq!(want_correct.iter().sum::<u32>() as usize, correct);
     let tag = format!("{rows}x{cols}");
     Ok(vec![
-        Outcome::new("softmax xent dz", tag.clone(), &got_dz, &dz),
-        Outcome::new("softmax xent loss", tag, &[got_loss as f32], &[loss as f32])
+        Outcome::new("softmax/xent", tag.clone(), &got_dz, &dz),
+        Outcome::new("softmax/xent_loss", tag, &[got_loss as f32], &[loss as f32])
             .indices(&got_correct, &want_correct),
     ])
 }
@@ -210,8 +210,13 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
     gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
     Ok(vec![
-        Outcome::new("sgd weights", len.to_string(), &gpu.read(&wb, len)?, &w),
-        Outcome::new("sgd momentum", len.to_string(), &gpu.read(&vb, len)?, &v),
+        Outcome::new("optim/sgd", len.to_string(), &gpu.read(&wb, len)?, &w),
+        Outcome::new(
+            "optim/sgd_momentum",
+            len.to_string(),
+            &gpu.read(&vb, len)?,
+            &v,
+        ),
     ])
 }
 
@@ -229,8 +234,10 @@ pub fn dropout(gpu: &Gpu, len: usize, p: f64, seed: u64) -> Result<Outcome> {
         None,
     )?;
     let zeros = |v: &[f32]| v.iter().map(|x| (*x == 0.0) as u32).collect::<Vec<_>>();
-    Ok(Outcome::new("dropout", format!("{len} p={p}"), &got, &want)
-        .indices(&zeros(&got), &zeros(&want)))
+    Ok(
+        Outcome::new("elementwise/dropout", format!("{len} p={p}"), &got, &want)
+            .indices(&zeros(&got), &zeros(&want)),
+    )
 }
 
 /// LRN gradient, on inputs large enough for the normaliser's cross terms to matter.
@@ -250,7 +257,7 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
         len,
         None,
     )?;
-    Ok(Outcome::new("lrn backward", dims_str(dims), &got, &want))
+    Ok(Outcome::new("lrn/backward", dims_str(dims), &got, &want))
 }
 
 /// Batch norm in training: batch statistics, the running update, the output, and the
@@ -307,12 +314,12 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {
         Ok(Outcome::new(op, tag.clone(), &gpu.read(b, l)?, want))
     };
     Ok(vec![
-        o("batchnorm train y", &yb, len, &y)?,
-        o("batchnorm running mean", &rmb, c, &rm)?,
-        o("batchnorm running var", &rvb, c, &rv)?,
-        o("batchnorm dx", &dxb, len, &dx)?,
-        o("batchnorm dgamma", &dgb, c, &dgamma)?,
-        o("batchnorm dbeta", &dbb, c, &dbeta)?,
+        o("batchnorm/train", &yb, len, &y)?,
+        o("batchnorm/running_mean", &rmb, c, &rm)?,
+        o("batchnorm/running_var", &rvb, c, &rv)?,
+        o("batchnorm/dx", &dxb, len, &dx)?,
+        o("batchnorm/dgamma", &dgb, c, &dgamma)?,
+        o("batchnorm/dbeta", &dbb, c, &dbeta)?,
     ])
 }
 
@@ -331,5 +338,5 @@ pub fn conv_pack(
     let op = kernels::conv::pack(gpu, c_in, c_out, ks, tune)?;
     let got = run_op(gpu, &op, &[&w], want.len(), None)?;
     let shape = format!("{c_in}->{c_out} k{ks} {:?}/tm{}", tune.variant, tune.tm);
-    Ok(Outcome::new("conv weight pack", shape, &got, &want).tol(0.0))
+    Ok(Outcome::new("conv/pack", shape, &got, &want).tol(0.0))
 }

@@ -387,8 +387,8 @@ pub fn conv_as(
     gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
     let got = read_as(gpu, &out, s.output_len(), precision)?;
     let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), &w, &b, s.c_out, s.k, relu);
-    let op = format!(
-        "conv{}x{}{}{}",
+    let shape = format!(
+        "{}x{}{}{} {}->{} {:?}/{}",
         s.k,
         s.k,
         if relu { "+relu" } else { "" },
@@ -396,10 +396,7 @@ pub fn conv_as(
             " f16"
         } else {
             ""
-        }
-    );
-    let shape = format!(
-        "{}->{} {:?}/{}",
+        },
         dims_str((s.n, s.c_in, s.h, s.w)),
         s.c_out,
         conv.tune.variant,
@@ -409,7 +406,7 @@ pub fn conv_as(
         Precision::F32 => F32_KERNEL_TOL,
         Precision::F16 => F16_KERNEL_TOL,
     };
-    Ok(Outcome::new(&op, shape, &got, &want).tol(tol))
+    Ok(Outcome::new("conv/forward", shape, &got, &want).tol(tol))
 }
 
 /// Max pooling, values and argmax indices.
@@ -426,7 +423,7 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let got = gpu.read::<f32>(&out, pool.output_len())?;
     let got_idx = gpu.read::<u32>(&idx, pool.output_len())?;
     let (want, want_idx) = reference::pool::forward(&x, dims);
-    Ok(Outcome::new("maxpool2x2", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
+    Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
 }
 
 /// Fully connected layer; `max_binding` forces the weight split below the adapter's limit.
@@ -471,7 +468,13 @@ pub fn linear_as(
     let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
     let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, relu);
     let shape = format!(
-        "{}x{} -> {} ({:?}, {} binding{})",
+        "{}{}{}x{} -> {} ({:?}, {} binding{})",
+        if relu { "+relu " } else { "" },
+        if precision == Precision::F16 {
+            "f16 "
+        } else {
+            ""
+        },
         s.m,
         s.k,
         s.n_out,
@@ -479,13 +482,11 @@ pub fn linear_as(
         fc.chunk_count(),
         if fc.chunk_count() == 1 { "" } else { "s" }
     );
-    let (op, tol) = match (relu, precision) {
-        (true, Precision::F32) => ("linear+relu", F32_KERNEL_TOL),
-        (false, Precision::F32) => ("linear", F32_KERNEL_TOL),
-        (true, Precision::F16) => ("linear+relu f16", F16_KERNEL_TOL),
-        (false, Precision::F16) => ("linear f16", F16_KERNEL_TOL),
+    let tol = match precision {
+        Precision::F32 => F32_KERNEL_TOL,
+        Precision::F16 => F16_KERNEL_TOL,
     };
-    Ok(Outcome::new(op, shape, &got, &want).tol(tol))
+    Ok(Outcome::new("linear/forward", shape, &got, &want).tol(tol))
 }
 
 /// Softmax over rows; logits spread over [-20, 20) so the max shift matters.
@@ -499,7 +500,7 @@ pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome
     gpu.run_pass("softmax", |pass| sm.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, rows * cols)?;
     Ok(Outcome::new(
-        "softmax",
+        "softmax/forward",
         format!("{rows}x{cols}"),
         &got,
         &reference::softmax::forward(&x, rows, cols),
@@ -519,7 +520,7 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     gpu.run_pass("lrn", |pass| k.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, x.len())?;
     let want = reference::lrn::forward(&x, dims, p.size, p.alpha, p.beta, p.k);
-    Ok(Outcome::new("lrn", dims_str(dims), &got, &want))
+    Ok(Outcome::new("lrn/forward", dims_str(dims), &got, &want))
 }
 
 fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
@@ -553,8 +554,8 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome
         &x, dims, &bn.gamma, &bn.beta, &bn.mean, &bn.var, bn.eps, relu,
     );
     Ok(Outcome::new(
-        if relu { "batchnorm+relu" } else { "batchnorm" },
-        dims_str(dims),
+        "batchnorm/affine",
+        format!("{}{}", if relu { "+relu " } else { "" }, dims_str(dims)),
         &got,
         &want,
     ))
@@ -589,7 +590,7 @@ pub fn batchnorm_folded(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
         true,
     );
     Ok(Outcome::new(
-        "conv+bn folded",
+        "batchnorm/fold",
         format!("{}->{}", dims_str(dims), s.c_out),
         &got,
         &want,
@@ -609,7 +610,7 @@ pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> R
     let got = gpu.read::<f32>(&ob, k.output_len())?;
     let want = reference::avgpool::forward(&x, dims, out.0, out.1);
     Ok(Outcome::new(
-        "adaptive_avgpool",
+        "avgpool/forward",
         format!("{} -> {}x{}", dims_str(dims), out.0, out.1),
         &got,
         &want,
@@ -629,7 +630,7 @@ pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Resul
     let got = gpu.read::<f32>(&ob, k.output_len())?;
     let want = reference::im2col::forward(&x, dims, window.0, window.1);
     Ok(Outcome::new(
-        "im2col",
+        "im2col/forward",
         format!("{} window {}x{}", dims_str(dims), window.0, window.1),
         &got,
         &want,

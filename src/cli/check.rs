@@ -27,6 +27,11 @@ pub struct Args {
     /// Write the report as Markdown to FILE
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Only the cases of this op or pass: conv, pool, linear, batchnorm, lrn, softmax,
+    /// avgpool, im2col, elementwise, optim, network, train; or one pass, e.g.
+    /// conv/backward
+    #[arg(long, value_name = "OP")]
+    pub op: Option<String>,
     /// Run each case once (skip the determinism check, which runs it twice)
     #[arg(long)]
     pub no_determinism: bool,
@@ -43,7 +48,20 @@ impl Args {
             full: self.full,
             determinism: !self.no_determinism,
             slow_seconds: self.slow,
+            only: self.op.clone(),
         };
+        if let Some(op) = &self.op {
+            let known = check::suite::OPS;
+            if !known
+                .iter()
+                .any(|k| op == k || op.starts_with(&format!("{k}/")))
+            {
+                return Err(vgg_wgpu::Error::InvalidOption {
+                    option: "--op".into(),
+                    message: format!("'{op}' is not an op of the suite ({})", known.join(", ")),
+                });
+            }
+        }
         let (json, markdown) = (self.json, self.markdown);
         let gpu_opts = self.gpu.options().with_env()?;
         let adapters = gpu::enumerate(gpu_opts.backends()?);

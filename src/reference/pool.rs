@@ -37,7 +37,7 @@ pub fn forward<T: Real>(x: &[T], (n, c, h, w): (usize, usize, usize, usize)) -> 
 }
 
 /// Gradient of 2x2 max pooling: each output's gradient goes to its argmax (the flat index
-/// within the input plane, as `maxpool2x2` returns it); the rest of the input gets 0.
+/// within the input plane, as `pool::forward` returns it); the rest of the input gets 0.
 pub fn backward<T: Real>(
     dy: &[T],
     argmax: &[u32],
