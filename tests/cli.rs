@@ -189,7 +189,10 @@ fn check_catches_an_off_by_one_kernel() {
             .filter(|r| r["pass"] == false)
             .collect();
         let pool_rows = failed.iter().filter(|r| r["op"] == "pool/forward").count();
-        assert!(pool_rows >= 4, "the forward max-pool cases with many windows");
+        assert!(
+            pool_rows >= 4,
+            "the forward max-pool cases with many windows"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -46,108 +46,220 @@ fn collect<T: PartialEq + Copy>(sites: &mut Vec<Site<T>>, shape: T, layer: &str)
     }
 }
 
+/// A conv layer's (c_in, c_out, h, w, k).
+type ConvSite = (usize, usize, usize, usize, usize);
+/// A map's (c, h, w).
+type Map = (usize, usize, usize);
+
+/// The distinct per-image shapes of each op in a model, with the layers that have them.
+struct Sites {
+    convs: Vec<Site<ConvSite>>,
+    pools: Vec<Site<Map>>,
+    /// (k, n_out).
+    fcs: Vec<Site<(usize, usize)>>,
+    lrn: (Map, String),
+    bn: Vec<Site<Map>>,
+    /// The average pool's input and output size.
+    avg: Option<(Map, (usize, usize))>,
+}
+
+impl Sites {
+    /// A model without LRN or batch norm gets them at its first conv's output (the shape
+    /// A-LRN's lrn1 and a _bn model's bn1_1 have).
+    fn of(m: &Model) -> Sites {
+        let (mut convs, mut pools, mut fcs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut lrn, mut bn, mut avg) = (None, Vec::new(), None);
+        let mut first_conv_out = None;
+        for (i, l) in m.layers().iter().enumerate() {
+            let [c, h, w] = l.input;
+            match l.op {
+                Op::Conv { c_in, c_out, k } => {
+                    collect(&mut convs, (c_in, c_out, h, w, k), &l.name);
+                    first_conv_out.get_or_insert((c_out, h, w));
+                    if let Some(next) = m.layers().get(i + 1) {
+                        if matches!(next.op, Op::BatchNorm { .. }) {
+                            collect(&mut bn, (c_out, h, w), &next.name);
+                        }
+                    }
+                }
+                Op::MaxPool => collect(&mut pools, (c, h, w), &l.name),
+                Op::Linear { k, n } => collect(&mut fcs, (k, n), &l.name),
+                Op::Lrn(_) => {
+                    lrn.get_or_insert(((c, h, w), l.name.clone()));
+                }
+                Op::AdaptiveAvgPool { h: oh, w: ow } => avg = Some(((c, h, w), (oh, ow))),
+                _ => {}
+            }
+        }
+        let first = first_conv_out.unwrap_or((64, 224, 224));
+        if bn.is_empty() {
+            bn.push(Site {
+                shape: first,
+                layers: vec!["(a _bn model's bn1_1 shape)".into()],
+            });
+        }
+        Sites {
+            convs,
+            pools,
+            fcs,
+            lrn: lrn.unwrap_or((first, "(A-LRN's lrn1 shape)".into())),
+            bn,
+            avg,
+        }
+    }
+}
+
+/// Prints a finished entry and keeps it.
+fn push(out: &mut Vec<Kernel>, k: Kernel, progress: &mut dyn FnMut(&str)) {
+    progress(&format!(
+        "{:<16} {:<22} {:<30} {:>10.3} ms",
+        k.op, k.layers, k.shape, k.median_ms
+    ));
+    out.push(k);
+}
+
 /// Runs the benchmark and returns its report; `progress` gets a line per finished item.
 pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
+    let progress: &mut dyn FnMut(&str) = &mut progress;
     let set = Settings {
         runs: o.runs,
         cpu: o.cpu,
     };
     let mut kernels: Vec<Kernel> = Vec::new();
     let mut notes = Vec::new();
-    let mut push = |k: Kernel, progress: &mut dyn FnMut(&str)| {
-        progress(&format!(
-            "{:<16} {:<22} {:<30} {:>10.3} ms",
-            k.op, k.layers, k.shape, k.median_ms
-        ));
-        kernels.push(k);
-    };
-
     let (fma, copy) = ops::peaks(gpu, o.runs.max(5))?;
     let peak = Peak {
         gflops: fma.gflops.unwrap_or(0.0),
         gbytes_per_s: copy.gbytes_per_s,
     };
-    push(fma, &mut progress);
-    push(copy, &mut progress);
-
-    // Distinct shapes per op, per image.
+    push(&mut kernels, fma, progress);
+    push(&mut kernels, copy, progress);
     let m = &o.model;
-    let (mut convs, mut pools, mut fcs) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut lrn_at, mut bn_at, mut avg_at) = (None, Vec::new(), None);
-    let mut first_conv_out = None;
-    for (i, l) in m.layers().iter().enumerate() {
-        let [c, h, w] = l.input;
-        match l.op {
-            Op::Conv { c_in, c_out, k } => {
-                collect(&mut convs, (c_in, c_out, h, w, k), &l.name);
-                first_conv_out.get_or_insert((c_out, h, w));
-                if matches!(
-                    m.layers().get(i + 1).map(|n| n.op),
-                    Some(Op::BatchNorm { .. })
-                ) {
-                    collect(&mut bn_at, (c_out, h, w), &m.layers()[i + 1].name);
-                }
-            }
-            Op::MaxPool => collect(&mut pools, (c, h, w), &l.name),
-            Op::Linear { k, n } => collect(&mut fcs, (k, n), &l.name),
-            Op::Lrn(_) => {
-                lrn_at.get_or_insert(((c, h, w), l.name.clone()));
-            }
-            Op::AdaptiveAvgPool { h: oh, w: ow } => avg_at = Some(((c, h, w), (oh, ow))),
-            _ => {}
+    let sites = Sites::of(m);
+    let tuning = tuned(gpu, o, &sites, &mut notes, progress)?;
+    for &b in &o.batches {
+        let mut at = Batch {
+            gpu,
+            o,
+            sites: &sites,
+            b,
+            set,
+            out: &mut kernels,
+            progress: &mut *progress,
+        };
+        at.forward(&tuning, &mut notes)?;
+        at.backward()?;
+        if !o.quick && gpu.features().contains(wgpu::Features::SHADER_F16) {
+            at.f16()?;
         }
     }
-    let first = first_conv_out.unwrap_or((64, 224, 224));
-    let lrn_at = lrn_at.unwrap_or((first, "(A-LRN's lrn1 shape)".into()));
-    if bn_at.is_empty() {
-        bn_at.push(Site {
-            shape: first,
-            layers: vec!["(a _bn model's bn1_1 shape)".into()],
-        });
+    for k in &mut kernels {
+        k.fraction_of_peak = match k.gflops {
+            Some(g) if peak.gflops > 0.0 => Some(g / peak.gflops),
+            None if peak.gbytes_per_s > 0.0 => Some(k.gbytes_per_s / peak.gbytes_per_s),
+            _ => None,
+        };
     }
+    let networks = networks(gpu, o, progress)?;
+    let [c, h, w] = m.input_dims();
+    Ok(Report {
+        schema: report::SCHEMA.into(),
+        tool: "vgg-wgpu".into(),
+        adapter: Adapter::from(gpu),
+        date: crate::check::report::today(),
+        git_commit: crate::check::report::git_commit(),
+        model: m.name().into(),
+        input: format!("{c}x{h}x{w}"),
+        batches: o.batches.clone(),
+        quick: o.quick,
+        peak: Some(peak),
+        kernels,
+        networks,
+        notes,
+    })
+}
 
+/// The tuning file, after `--tune` searched every conv shape at the first batch size and
+/// stored the best (the networks timed later select by it).
+fn tuned(
+    gpu: &Gpu,
+    o: &Options,
+    sites: &Sites,
+    notes: &mut Vec<String>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<tuning::TuningFile> {
     let tuning_path = tuning::default_path();
     let mut tuning = match &tuning_path {
         Some(p) => tuning::TuningFile::load(p)?,
         None => tuning::TuningFile::default(),
     };
-    if o.tune {
-        let b = o.batches[0];
-        for site in &convs {
-            let (ci, co, h, w, k) = site.shape;
-            let s = ConvShape::new(b, ci, co, h, w, k);
-            progress(&format!(
-                "tuning {} ({})",
-                site.layers.join(", "),
-                s.tuning_key()
-            ));
-            let (best, _) = tune::search(gpu, s, o.runs.clamp(3, 5), &mut progress)?;
-            progress(&format!(
-                "  best {}/wg{}/tm{}: {:.3} ms (default {:.3} ms)",
-                best.variant, best.wg, best.tm, best.median_ms, best.default_ms
-            ));
-            tuning
-                .adapters
-                .entry(tuning::adapter_key(gpu))
-                .or_default()
-                .conv
-                .insert(s.tuning_key(), best);
-        }
-        if let Some(p) = &tuning_path {
-            tuning.save(p)?;
-            notes.push(format!("tuning saved to {}", p.display()));
-        }
-        // The networks timed below select by the new results.
-        gpu.set_tuning(tuning.clone());
+    if !o.tune {
+        return Ok(tuning);
+    }
+    let b = o.batches[0];
+    for site in &sites.convs {
+        let (ci, co, h, w, k) = site.shape;
+        let s = ConvShape::new(b, ci, co, h, w, k);
+        progress(&format!(
+            "tuning {} ({})",
+            site.layers.join(", "),
+            s.tuning_key()
+        ));
+        let (best, _) = tune::search(gpu, s, o.runs.clamp(3, 5), &mut *progress)?;
+        progress(&format!(
+            "  best {}/wg{}/tm{}: {:.3} ms (default {:.3} ms)",
+            best.variant, best.wg, best.tm, best.median_ms, best.default_ms
+        ));
+        tuning
+            .adapters
+            .entry(tuning::adapter_key(gpu))
+            .or_default()
+            .conv
+            .insert(s.tuning_key(), best);
+    }
+    if let Some(p) = &tuning_path {
+        tuning.save(p)?;
+        notes.push(format!("tuning saved to {}", p.display()));
+    }
+    gpu.set_tuning(tuning.clone());
+    Ok(tuning)
+}
+
+/// The kernel entries at one batch size.
+struct Batch<'a, 'p> {
+    gpu: &'a Gpu,
+    o: &'a Options,
+    sites: &'a Sites,
+    b: usize,
+    set: Settings,
+    out: &'a mut Vec<Kernel>,
+    progress: &'a mut (dyn FnMut(&str) + 'p),
+}
+
+impl Batch<'_, '_> {
+    /// Whether a tensor of `elems` f32 fits one binding (the executor splits larger
+    /// batches; the kernels alone cannot).
+    fn fits(&self, elems: usize) -> bool {
+        (elems * 4) as u64 <= self.gpu.max_binding_bytes()
     }
 
-    let limit = gpu.max_binding_bytes();
-    for &b in &o.batches {
-        let fits = |elems: usize| (elems * 4) as u64 <= limit;
-        for site in &convs {
-            let (ci, co, h, w, k) = site.shape;
-            let s = ConvShape::new(b, ci, co, h, w, k);
-            if !fits(s.input_len().max(s.output_len())) {
+    fn keep(&mut self, mut k: Kernel, layers: String) {
+        k.layers = layers;
+        push(self.out, k, self.progress);
+    }
+
+    fn conv_shape(&self, site: &Site<ConvSite>) -> ConvShape {
+        let (ci, co, h, w, k) = site.shape;
+        ConvShape::new(self.b, ci, co, h, w, k)
+    }
+
+    /// Every forward kernel: conv (each variant, or the default with --quick, and the
+    /// tuned one), pool, batch norm, LRN, the average pool and dense im2col, FC, softmax.
+    fn forward(&mut self, tuning: &tuning::TuningFile, notes: &mut Vec<String>) -> Result<()> {
+        let (gpu, o, sites, b, set) = (self.gpu, self.o, self.sites, self.b, self.set);
+        for site in &sites.convs {
+            let s = self.conv_shape(site);
+            if !self.fits(s.input_len().max(s.output_len())) {
                 notes.push(format!(
                     "{} at batch {b} skipped: a tensor passes the binding limit (the executor \
                      splits such batches)",
@@ -168,139 +280,131 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
                 tunes.push(t);
             }
             for t in tunes {
-                let mut kk = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
-                kk.layers = site.layers.join(", ");
-                kk.tuned = Some(t) == tuned;
-                push(kk, &mut progress);
+                let mut k = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
+                k.tuned = Some(t) == tuned;
+                self.keep(k, site.layers.join(", "));
             }
         }
-        for site in &pools {
+        for site in &sites.pools {
             let (c, h, w) = site.shape;
-            if !fits(b * c * h * w) {
-                continue;
+            if self.fits(b * c * h * w) {
+                let k = ops::maxpool(gpu, (b, c, h, w), set)?;
+                self.keep(k, site.layers.join(", "));
             }
-            let mut k = ops::maxpool(gpu, (b, c, h, w), set)?;
-            k.layers = site.layers.join(", ");
-            push(k, &mut progress);
         }
-        for site in &bn_at {
+        for site in &sites.bn {
             let (c, h, w) = site.shape;
-            if !fits(b * c * h * w) {
-                continue;
+            if self.fits(b * c * h * w) {
+                let k = ops::batchnorm(gpu, (b, c, h, w), set)?;
+                self.keep(k, site.layers.join(", "));
             }
-            let mut k = ops::batchnorm(gpu, (b, c, h, w), set)?;
-            k.layers = site.layers.join(", ");
-            push(k, &mut progress);
         }
-        let ((c, h, w), name) = &lrn_at;
-        if fits(b * c * h * w) {
-            let mut k = ops::lrn(gpu, (b, *c, *h, *w), set)?;
-            k.layers = name.clone();
-            push(k, &mut progress);
+        let ((c, h, w), name) = &sites.lrn;
+        if self.fits(b * c * h * w) {
+            let k = ops::lrn(gpu, (b, *c, *h, *w), set)?;
+            self.keep(k, name.clone());
         }
-        if let Some(((c, h, w), out)) = avg_at {
-            let mut k = ops::adaptive_pool(gpu, (b, c, h, w), out, set)?;
-            k.layers = "avgpool".into();
-            push(k, &mut progress);
+        if let Some(((c, h, w), out)) = sites.avg {
+            let k = ops::adaptive_pool(gpu, (b, c, h, w), out, set)?;
+            self.keep(k, "avgpool".into());
             // Dense evaluation of an image 5 positions larger each way than the training size.
-            let mut k = ops::im2col(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
-            k.layers = "dense fc6 windows".into();
-            push(k, &mut progress);
+            let k = ops::im2col(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
+            self.keep(k, "dense fc6 windows".into());
         }
         let linear_variants = if o.quick {
             vec![LinearVariant::default_for(gpu)]
         } else {
             LinearVariant::ALL.to_vec()
         };
-        for site in &fcs {
+        for site in &sites.fcs {
             let (k, n_out) = site.shape;
             for &v in &linear_variants {
                 let s = LinearShape { m: b, k, n_out };
-                let mut e = ops::linear(gpu, s, Precision::F32, v, set)?;
-                e.layers = site.layers.join(", ");
-                push(e, &mut progress);
+                let e = ops::linear(gpu, s, Precision::F32, v, set)?;
+                self.keep(e, site.layers.join(", "));
             }
         }
-        let mut k = ops::softmax(gpu, b, m.classes(), set)?;
-        k.layers = "prob".into();
-        push(k, &mut progress);
-        // Backward and training kernels at every distinct conv and FC shape.
-        for site in &convs {
-            let (ci, co, h, w, k) = site.shape;
-            let s = ConvShape::new(b, ci, co, h, w, k);
-            if !fits(s.input_len().max(s.output_len())) {
-                continue;
-            }
-            for mut e in ops::conv_backward(gpu, s, set)? {
-                e.layers = site.layers.join(", ");
-                push(e, &mut progress);
-            }
-        }
-        for site in &fcs {
-            let (k, n_out) = site.shape;
-            if !fits(k * n_out) {
-                // The backward of a weight over one binding runs per chunk in training.
-                continue;
-            }
-            for mut e in ops::linear_backward(gpu, LinearShape { m: b, k, n_out }, set)? {
-                e.layers = site.layers.join(", ");
-                push(e, &mut progress);
-            }
-        }
-        if let Some(site) = pools.first() {
-            let (c, h, w) = site.shape;
-            // SGD over the largest conv weight (the step runs once per weight tensor).
-            let params = convs
-                .iter()
-                .map(|s| s.shape.0 * s.shape.1 * s.shape.4 * s.shape.4)
-                .max()
-                .unwrap_or(1);
-            if fits(b * c * h * w) {
-                for mut e in ops::training_misc(gpu, (b, c, h, w), b, m.classes(), params, set)? {
-                    e.layers = match e.op.as_str() {
-                        "pool/backward" => site.layers.join(", "),
-                        "lrn/backward" | "batchnorm/apply" | "batchnorm/backward" => {
-                            "(the first conv's output)".into()
-                        }
-                        "optim/sgd" => "largest conv weight".into(),
-                        _ => "loss".into(),
-                    };
-                    push(e, &mut progress);
-                }
-            }
-        }
-        if !o.quick && gpu.features().contains(wgpu::Features::SHADER_F16) {
-            // f16 storage at the most expensive conv and the largest FC layer.
-            let costly = convs
-                .iter()
-                .max_by_key(|s| s.shape.0 * s.shape.1 * s.shape.2 * s.shape.3 * s.shape.4);
-            if let Some(site) = costly {
-                let (ci, co, h, w, k) = site.shape;
-                let s = ConvShape::new(b, ci, co, h, w, k);
-                if fits(s.input_len().max(s.output_len())) {
-                    let mut e = ops::conv(gpu, s, None, Precision::F16, set)?;
-                    e.layers = site.layers.join(", ");
-                    push(e, &mut progress);
-                }
-            }
-            if let Some(site) = fcs.iter().max_by_key(|s| s.shape.0 * s.shape.1) {
-                let (k, n_out) = site.shape;
-                let s = LinearShape { m: b, k, n_out };
-                let v = LinearVariant::default_for(gpu);
-                let mut e = ops::linear(gpu, s, Precision::F16, v, set)?;
-                e.layers = site.layers.join(", ");
-                push(e, &mut progress);
-            }
-        }
-    }
-    for k in &mut kernels {
-        k.fraction_of_peak = match k.gflops {
-            Some(g) if peak.gflops > 0.0 => Some(g / peak.gflops),
-            None if peak.gbytes_per_s > 0.0 => Some(k.gbytes_per_s / peak.gbytes_per_s),
-            _ => None,
-        };
+        let k = ops::softmax(gpu, b, o.model.classes(), set)?;
+        self.keep(k, "prob".into());
+        Ok(())
     }
 
+    /// Backward and training kernels at every distinct conv and FC shape, and the small
+    /// ones (pool, LRN, batch norm, loss, SGD) at the first pool's input.
+    fn backward(&mut self) -> Result<()> {
+        let (gpu, o, sites, b, set) = (self.gpu, self.o, self.sites, self.b, self.set);
+        for site in &sites.convs {
+            let s = self.conv_shape(site);
+            if self.fits(s.input_len().max(s.output_len())) {
+                for e in ops::conv_backward(gpu, s, set)? {
+                    self.keep(e, site.layers.join(", "));
+                }
+            }
+        }
+        for site in &sites.fcs {
+            let (k, n_out) = site.shape;
+            // The backward of a weight over one binding runs per chunk in training.
+            if self.fits(k * n_out) {
+                for e in ops::linear_backward(gpu, LinearShape { m: b, k, n_out }, set)? {
+                    self.keep(e, site.layers.join(", "));
+                }
+            }
+        }
+        let Some(site) = sites.pools.first() else {
+            return Ok(());
+        };
+        let (c, h, w) = site.shape;
+        // SGD over the largest conv weight (the step runs once per weight tensor).
+        let params = sites
+            .convs
+            .iter()
+            .map(|s| s.shape.0 * s.shape.1 * s.shape.4 * s.shape.4)
+            .max()
+            .unwrap_or(1);
+        if self.fits(b * c * h * w) {
+            let classes = o.model.classes();
+            for e in ops::training_misc(gpu, (b, c, h, w), b, classes, params, set)? {
+                let layers = match e.op.as_str() {
+                    "pool/backward" => site.layers.join(", "),
+                    "lrn/backward" | "batchnorm/apply" | "batchnorm/backward" => {
+                        "(the first conv's output)".into()
+                    }
+                    "optim/sgd" => "largest conv weight".into(),
+                    _ => "loss".into(),
+                };
+                self.keep(e, layers);
+            }
+        }
+        Ok(())
+    }
+
+    /// f16 storage at the most expensive conv and the largest FC layer.
+    fn f16(&mut self) -> Result<()> {
+        let (gpu, sites, b, set) = (self.gpu, self.sites, self.b, self.set);
+        let costly = sites
+            .convs
+            .iter()
+            .max_by_key(|s| s.shape.0 * s.shape.1 * s.shape.2 * s.shape.3 * s.shape.4);
+        if let Some(site) = costly {
+            let s = self.conv_shape(site);
+            if self.fits(s.input_len().max(s.output_len())) {
+                let e = ops::conv(gpu, s, None, Precision::F16, set)?;
+                self.keep(e, site.layers.join(", "));
+            }
+        }
+        if let Some(site) = sites.fcs.iter().max_by_key(|s| s.shape.0 * s.shape.1) {
+            let (k, n_out) = site.shape;
+            let s = LinearShape { m: b, k, n_out };
+            let v = LinearVariant::default_for(gpu);
+            let e = ops::linear(gpu, s, Precision::F16, v, set)?;
+            self.keep(e, site.layers.join(", "));
+        }
+        Ok(())
+    }
+}
+
+/// The whole networks at batch 1 and `e2e_batch`, then the training steps.
+fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Network>> {
     let mut networks = Vec::new();
     for net in &o.networks {
         for b in [1, o.e2e_batch] {
@@ -327,22 +431,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
         ));
         networks.push(n);
     }
-    let [c, h, w] = m.input_dims();
-    Ok(Report {
-        schema: report::SCHEMA.into(),
-        tool: "vgg-wgpu".into(),
-        adapter: Adapter::from(gpu),
-        date: crate::check::report::today(),
-        git_commit: crate::check::report::git_commit(),
-        model: m.name().into(),
-        input: format!("{c}x{h}x{w}"),
-        batches: o.batches.clone(),
-        quick: o.quick,
-        peak: Some(peak),
-        kernels,
-        networks,
-        notes,
-    })
+    Ok(networks)
 }
 
 /// One network end to end with seeded weights: the median wall time of `runs` forwards

@@ -151,171 +151,52 @@ impl Graph {
     }
 
     fn build_with(model: &Model, outputs: &[&str], mode: Mode) -> Result<Graph> {
-        let dense = mode == Mode::Dense;
-        let train = matches!(mode, Mode::Train { .. });
         let layers = model.layers();
         let n_layers = layers.len();
-        let mut wanted = Vec::new();
-        for name in outputs {
-            wanted.push(if *name == PROB {
-                n_layers
-            } else {
-                model.layer_index(name)?
-            });
-        }
+        let wanted = outputs
+            .iter()
+            .map(|name| match *name {
+                PROB => Ok(n_layers),
+                _ => model.layer_index(name),
+            })
+            .collect::<Result<Vec<_>>>()?;
         if wanted.is_empty() {
             return Err(Error::InvalidOption {
                 option: "outputs".into(),
                 message: "ask for at least one output".into(),
             });
         }
-        let is_wanted = |i: usize| wanted.contains(&i);
         let last = wanted.iter().copied().max().unwrap_or(0).min(n_layers - 1);
-        let mut g = Graph {
-            tensors: vec![TensorInfo {
-                name: "input".into(),
-                dims: model.input_dims(),
-                elem_bytes: 4,
-            }],
-            nodes: Vec::new(),
-            outputs: Vec::new(),
+        let mut b = Builder {
+            layers,
+            last,
+            wanted: &wanted,
+            mode,
+            g: Graph {
+                tensors: vec![TensorInfo {
+                    name: "input".into(),
+                    dims: model.input_dims(),
+                    elem_bytes: 4,
+                }],
+                nodes: Vec::new(),
+                outputs: Vec::new(),
+            },
+            at: vec![None; n_layers + 1],
+            cur: 0,
+            window: None,
+            positions: 1,
         };
-        // The tensor holding each layer's output, where one exists.
-        let mut at = vec![None; n_layers + 1];
-        let mut cur: TensorId = 0;
         let mut i = 0;
-        // Dense evaluation: the window fc6 covers, and the positions per image after it.
-        let mut window = None;
-        let mut positions = 1;
         while i <= last {
-            let l = &layers[i];
-            let relu_after = |j: usize| {
-                j < n_layers && j <= last && layers[j].op == Op::Relu && !is_wanted(j - 1)
-            };
-            match l.op {
-                Op::Conv { .. } => {
-                    // Training keeps batch norm as a node of its own (batch statistics).
-                    let bn = matches!(layers.get(i + 1).map(|l| l.op), Some(Op::BatchNorm { .. }))
-                        .then_some(i + 1)
-                        .filter(|_| !train);
-                    if bn.is_some() && is_wanted(i) {
-                        return Err(Error::InvalidOption {
-                            option: "output".into(),
-                            message: format!(
-                                "{} is folded with its batch norm when the weights load; ask \
-                                 for {} (after batch norm) instead",
-                                l.name,
-                                layers[i + 1].name
-                            ),
-                        });
-                    }
-                    let end = bn.unwrap_or(i);
-                    let relu = relu_after(end + 1);
-                    let last_fused = if relu { end + 1 } else { end };
-                    cur = g.node(
-                        &fused_name(&layers[i..=last_fused]),
-                        NodeOp::Conv { layer: i, bn, relu },
-                        cur,
-                        layers[last_fused].output,
-                    );
-                    at[last_fused] = Some(cur);
-                    i = last_fused + 1;
-                    continue;
-                }
-                Op::Linear { .. } => {
-                    let relu = relu_after(i + 1);
-                    let last_fused = if relu { i + 1 } else { i };
-                    let [f, _, _] = layers[last_fused].output;
-                    cur = g.node(
-                        &fused_name(&layers[i..=last_fused]),
-                        NodeOp::Linear { layer: i, relu },
-                        cur,
-                        [positions * f, 1, 1],
-                    );
-                    at[last_fused] = Some(cur);
-                    i = last_fused + 1;
-                    continue;
-                }
-                Op::Relu => {
-                    let [c, h, w] = l.output;
-                    let out = if l.flat() {
-                        [positions * c, 1, 1]
-                    } else {
-                        [c, h, w]
-                    };
-                    cur = g.node(&l.name, NodeOp::Relu, cur, out)
-                }
-                Op::Lrn(_) => cur = g.node(&l.name, NodeOp::Lrn { layer: i }, cur, l.output),
-                Op::MaxPool => cur = g.node(&l.name, NodeOp::MaxPool, cur, l.output),
-                Op::AdaptiveAvgPool { h, w } if dense => {
-                    let [_, mh, mw] = l.input;
-                    if mh < h || mw < w {
-                        return Err(Error::Shape(format!(
-                            "dense evaluation needs a feature map of at least {h}x{w} at {}, \
-                             the input gives {mh}x{mw}; use a larger image",
-                            l.name
-                        )));
-                    }
-                    window = Some((h, w));
-                    positions = (mh - h + 1) * (mw - w + 1);
-                }
-                Op::Flatten if dense => {
-                    let Some((kh, kw)) = window else {
-                        return Err(Error::InvalidOption {
-                            option: "--dense".into(),
-                            message: "dense evaluation needs the model's average pool (its \
-                                      size is the window fc6 covers)"
-                                .into(),
-                        });
-                    };
-                    let [c, _, _] = l.input;
-                    let out = [positions * c * kh * kw, 1, 1];
-                    cur = g.node(&l.name, NodeOp::Im2col { kh, kw }, cur, out);
-                }
-                Op::AdaptiveAvgPool { h: oh, w: ow } => {
-                    let [_, h, w] = l.input;
-                    if (h, w) != (oh, ow) && train {
-                        return Err(Error::InvalidOption {
-                            option: "model".into(),
-                            message: format!(
-                                "training has no backward for an average pool from {h}x{w} to \
-                                 {oh}x{ow}; use --avgpool none, or an input whose last map is \
-                                 {oh}x{ow}"
-                            ),
-                        });
-                    }
-                    if (h, w) != (oh, ow) {
-                        cur = g.node(&l.name, NodeOp::AvgPool { h: oh, w: ow }, cur, l.output);
-                    }
-                }
-                Op::BatchNorm { .. } if train => {
-                    let relu = relu_after(i + 1);
-                    let last_fused = if relu { i + 1 } else { i };
-                    cur = g.node(
-                        &fused_name(&layers[i..=last_fused]),
-                        NodeOp::BatchNorm { layer: i, relu },
-                        cur,
-                        layers[last_fused].output,
-                    );
-                    at[last_fused] = Some(cur);
-                    i = last_fused + 1;
-                    continue;
-                }
-                Op::Dropout { p } if p > 0.0 && mode == (Mode::Train { dropout: true }) => {
-                    cur = g.node(&l.name, NodeOp::Dropout { layer: i, p }, cur, l.output);
-                }
-                Op::BatchNorm { .. } => {
-                    // Only reachable for a batch norm not after a conv, which no config makes.
-                    return Err(Error::Shape(format!(
-                        "batch norm {} does not follow a convolution",
-                        l.name
-                    )));
-                }
-                Op::Flatten | Op::Dropout { .. } => {}
-            }
-            at[i] = Some(cur);
-            i += 1;
+            i = b.step(i)?;
         }
+        let Builder {
+            mut g,
+            mut at,
+            cur,
+            positions,
+            ..
+        } = b;
         if wanted.contains(&n_layers) {
             let logits = at[n_layers - 1].unwrap_or(cur);
             let out = layers[n_layers - 1].output;
@@ -323,7 +204,7 @@ impl Graph {
         }
         for (&w, name) in wanted.iter().zip(outputs) {
             let mut shape = layers[w.min(n_layers - 1)].shape();
-            if dense {
+            if mode == Mode::Dense {
                 shape.insert(0, positions);
             }
             let t = at[w]
@@ -366,6 +247,167 @@ impl Graph {
             p[n.output] = Some(i);
         }
         p
+    }
+}
+
+/// The graph under construction, layer by layer.
+struct Builder<'m> {
+    layers: &'m [crate::model::Layer],
+    /// The last layer any output needs.
+    last: usize,
+    wanted: &'m [usize],
+    mode: Mode,
+    g: Graph,
+    /// The tensor holding each layer's output, where one exists.
+    at: Vec<Option<TensorId>>,
+    cur: TensorId,
+    /// Dense evaluation: the window fc6 covers, and the positions per image after it.
+    window: Option<(usize, usize)>,
+    positions: usize,
+}
+
+impl Builder<'_> {
+    /// Whether layer `j` is a ReLU that fuses into its producer (nobody asked for the
+    /// tensor before it).
+    fn relu_after(&self, j: usize) -> bool {
+        j < self.layers.len()
+            && j <= self.last
+            && self.layers[j].op == Op::Relu
+            && !self.wanted.contains(&(j - 1))
+    }
+
+    /// A node for layers `first ..= end`, and the ReLU after them where it fuses (`op`
+    /// gets whether it did); returns the next layer.
+    fn fused(&mut self, first: usize, end: usize, op: impl Fn(bool) -> NodeOp) -> usize {
+        let relu = self.relu_after(end + 1);
+        let last_fused = if relu { end + 1 } else { end };
+        let mut out = self.layers[last_fused].output;
+        if let NodeOp::Linear { .. } = op(relu) {
+            out = [self.positions * out[0], 1, 1];
+        }
+        let name = fused_name(&self.layers[first..=last_fused]);
+        self.cur = self.g.node(&name, op(relu), self.cur, out);
+        self.at[last_fused] = Some(self.cur);
+        last_fused + 1
+    }
+
+    /// Lowers layer `i` (and what fuses with it); returns the next layer to lower.
+    fn step(&mut self, i: usize) -> Result<usize> {
+        let l = &self.layers[i];
+        let train = matches!(self.mode, Mode::Train { .. });
+        let dense = self.mode == Mode::Dense;
+        match l.op {
+            Op::Conv { .. } => {
+                // Training keeps batch norm as a node of its own (batch statistics).
+                let bn = matches!(
+                    self.layers.get(i + 1).map(|l| l.op),
+                    Some(Op::BatchNorm { .. })
+                )
+                .then_some(i + 1)
+                .filter(|_| !train);
+                if bn.is_some() && self.wanted.contains(&i) {
+                    return Err(Error::InvalidOption {
+                        option: "output".into(),
+                        message: format!(
+                            "{} is folded with its batch norm when the weights load; ask for \
+                             {} (after batch norm) instead",
+                            l.name,
+                            self.layers[i + 1].name
+                        ),
+                    });
+                }
+                let end = bn.unwrap_or(i);
+                return Ok(self.fused(i, end, |relu| NodeOp::Conv { layer: i, bn, relu }));
+            }
+            Op::Linear { .. } => {
+                return Ok(self.fused(i, i, |relu| NodeOp::Linear { layer: i, relu }));
+            }
+            Op::BatchNorm { .. } if train => {
+                return Ok(self.fused(i, i, |relu| NodeOp::BatchNorm { layer: i, relu }));
+            }
+            Op::BatchNorm { .. } => {
+                // Only reachable for a batch norm not after a conv, which no config makes.
+                return Err(Error::Shape(format!(
+                    "batch norm {} does not follow a convolution",
+                    l.name
+                )));
+            }
+            Op::Relu => {
+                let [c, h, w] = l.output;
+                let out = if l.flat() {
+                    [self.positions * c, 1, 1]
+                } else {
+                    [c, h, w]
+                };
+                self.cur = self.g.node(&l.name, NodeOp::Relu, self.cur, out)
+            }
+            Op::Lrn(_) => {
+                self.cur = self
+                    .g
+                    .node(&l.name, NodeOp::Lrn { layer: i }, self.cur, l.output)
+            }
+            Op::MaxPool => self.cur = self.g.node(&l.name, NodeOp::MaxPool, self.cur, l.output),
+            Op::AdaptiveAvgPool { .. } | Op::Flatten if dense => self.dense_step(l)?,
+            Op::AdaptiveAvgPool { h: oh, w: ow } => {
+                let [_, h, w] = l.input;
+                if (h, w) != (oh, ow) && train {
+                    return Err(Error::InvalidOption {
+                        option: "model".into(),
+                        message: format!(
+                            "training has no backward for an average pool from {h}x{w} to \
+                             {oh}x{ow}; use --avgpool none, or an input whose last map is \
+                             {oh}x{ow}"
+                        ),
+                    });
+                }
+                if (h, w) != (oh, ow) {
+                    let op = NodeOp::AvgPool { h: oh, w: ow };
+                    self.cur = self.g.node(&l.name, op, self.cur, l.output);
+                }
+            }
+            Op::Dropout { p } if p > 0.0 && self.mode == (Mode::Train { dropout: true }) => {
+                let op = NodeOp::Dropout { layer: i, p };
+                self.cur = self.g.node(&l.name, op, self.cur, l.output);
+            }
+            Op::Flatten | Op::Dropout { .. } => {}
+        }
+        self.at[i] = Some(self.cur);
+        Ok(i + 1)
+    }
+
+    /// Dense evaluation: the average pool's size becomes the window fc6 covers, and the
+    /// flatten before fc6 becomes im2col over every window position.
+    fn dense_step(&mut self, l: &crate::model::Layer) -> Result<()> {
+        match l.op {
+            Op::AdaptiveAvgPool { h, w } => {
+                let [_, mh, mw] = l.input;
+                if mh < h || mw < w {
+                    return Err(Error::Shape(format!(
+                        "dense evaluation needs a feature map of at least {h}x{w} at {}, the \
+                         input gives {mh}x{mw}; use a larger image",
+                        l.name
+                    )));
+                }
+                self.window = Some((h, w));
+                self.positions = (mh - h + 1) * (mw - w + 1);
+            }
+            _ => {
+                let Some((kh, kw)) = self.window else {
+                    return Err(Error::InvalidOption {
+                        option: "--dense".into(),
+                        message: "dense evaluation needs the model's average pool (its size is \
+                                  the window fc6 covers)"
+                            .into(),
+                    });
+                };
+                let [c, _, _] = l.input;
+                let out = [self.positions * c * kh * kw, 1, 1];
+                self.cur = self
+                    .g
+                    .node(&l.name, NodeOp::Im2col { kh, kw }, self.cur, out);
+            }
+        }
+        Ok(())
     }
 }
 

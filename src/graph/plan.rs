@@ -113,6 +113,29 @@ fn plan_with_cap(
     hard: u64,
     soft: u64,
 ) -> Result<Plan> {
+    let stages = stages(graph, batch, hard, soft)?;
+    let instances = lifetimes(graph, batch, limits, &stages)?;
+    let (slots, full, local) = allocate(instances, graph.tensors.len());
+    let t = &graph.tensors;
+    let readback = graph
+        .outputs
+        .iter()
+        .map(|o| (t[o.0].image_bytes() * batch as u64).next_multiple_of(4))
+        .sum();
+    Ok(Plan {
+        batch,
+        stages,
+        full,
+        local,
+        slots,
+        readback,
+    })
+}
+
+/// Runs of consecutive nodes at the whole batch or in groups of images: a node allows as
+/// many images per group as keep its input and output within one binding (`hard`) and
+/// near the memory budget (`soft`).
+fn stages(graph: &Graph, batch: usize, hard: u64, soft: u64) -> Result<Vec<Stage>> {
     let nodes = &graph.nodes;
     let t = &graph.tensors;
     // Images per group each node allows: its input and output must fit one binding.
@@ -166,6 +189,22 @@ fn plan_with_cap(
             }
         }
     }
+    Ok(stages)
+}
+
+/// A tensor's instance: (defined at, last used at, bytes, tensor, None for the whole-batch
+/// instance or Some(stage) for the group-sized copy local to a chunked stage).
+type Instance = (usize, usize, u64, TensorId, Option<usize>);
+
+/// Every tensor instance with its lifetime, in order of definition. Node i runs at time
+/// i + 1; the input exists from 0; requested outputs live to the end.
+fn lifetimes(
+    graph: &Graph,
+    batch: usize,
+    limits: Limits,
+    stages: &[Stage],
+) -> Result<Vec<Instance>> {
+    let (nodes, t) = (&graph.nodes, &graph.tensors);
     let stage_of = |node: usize| stages.iter().position(|s| s.nodes.contains(&node));
     let chunked = |s: usize| stages[s].chunk < batch;
     let end = nodes.len() + 1;
@@ -177,8 +216,7 @@ fn plan_with_cap(
     let producers = graph.producers();
     let requested: Vec<TensorId> = graph.outputs.iter().map(|o| o.0).collect();
 
-    // (def, last, bytes, key): key 0 = full instance, 1 + stage = local in that stage.
-    let mut instances: Vec<(usize, usize, u64, TensorId, Option<usize>)> = Vec::new();
+    let mut instances: Vec<Instance> = Vec::new();
     for id in 0..t.len() {
         let img = t[id].image_bytes();
         let ps = producers[id].and_then(stage_of);
@@ -253,11 +291,25 @@ fn plan_with_cap(
     }
     instances.sort_by_key(|i| i.0);
 
+    Ok(instances)
+}
+
+/// Slots for the instances, and each tensor's place: whole-batch ones by tensor, local
+/// ones by (tensor, stage).
+#[allow(clippy::type_complexity)]
+fn allocate(
+    instances: Vec<Instance>,
+    tensors: usize,
+) -> (
+    Vec<u64>,
+    Vec<Option<Place>>,
+    BTreeMap<(TensorId, usize), Place>,
+) {
     // Greedy interval allocation: reuse a slot whose tenant is dead, the smallest that
     // holds the tensor, else the largest free one (grown), else a new slot.
     let mut slots: Vec<u64> = Vec::new();
     let mut busy_until: Vec<usize> = Vec::new();
-    let mut full = vec![None; t.len()];
+    let mut full = vec![None; tensors];
     let mut local = BTreeMap::new();
     for (def, last, bytes, id, stage) in instances {
         let free: Vec<usize> = (0..slots.len()).filter(|&s| busy_until[s] < def).collect();
@@ -284,19 +336,7 @@ fn plan_with_cap(
             }
         }
     }
-    let readback = graph
-        .outputs
-        .iter()
-        .map(|o| (t[o.0].image_bytes() * batch as u64).next_multiple_of(4))
-        .sum();
-    Ok(Plan {
-        batch,
-        stages,
-        full,
-        local,
-        slots,
-        readback,
-    })
+    (slots, full, local)
 }
 
 #[cfg(test)]

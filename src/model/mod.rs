@@ -455,149 +455,108 @@ fn build_layers(c: &Config) -> Result<Vec<Layer>> {
     if !c.features.iter().any(|f| matches!(f, Feature::Conv { .. })) {
         return Err(invalid("a model needs at least one convolution".into()));
     }
-    let mut layers = Vec::new();
-    let mut cur: Dims = [c.in_channels, h0, w0];
-    let (mut block, mut conv_in_block) = (1, 0);
-    let mut idx = 0;
-    let mut push = |layers: &mut Vec<Layer>, name: String, op: Op, out: Dims, cur: &mut Dims| {
-        layers.push(Layer {
-            name,
-            key: format!("features.{idx}"),
-            op,
-            input: *cur,
-            output: out,
-        });
-        idx += 1;
-        *cur = out;
+    let mut s = Stack {
+        layers: Vec::new(),
+        cur: [c.in_channels, h0, w0],
     };
-    for f in &c.features {
-        match *f {
-            Feature::Conv { out, k } => {
-                conv_in_block += 1;
-                let id = format!("{block}_{conv_in_block}");
-                let [c_in, h, w] = cur;
-                let o = [out, h, w];
-                push(
-                    &mut layers,
-                    format!("conv{id}"),
-                    Op::Conv {
+    let next_block = s.features(c)?;
+    s.classifier(c, next_block)?;
+    Ok(s.layers)
+}
+
+/// The layers so far and the shape the next one takes.
+struct Stack {
+    layers: Vec<Layer>,
+    cur: Dims,
+}
+
+impl Stack {
+    fn push(&mut self, name: String, key: String, op: Op, output: Dims) {
+        self.layers.push(Layer {
+            name,
+            key,
+            op,
+            input: self.cur,
+            output,
+        });
+        self.cur = output;
+    }
+
+    /// The convolutional part, named by block (conv3_2, pool3) and keyed as torchvision's
+    /// `features.N`; returns the number the first FC layer takes (fc6 after five blocks).
+    fn features(&mut self, c: &Config) -> Result<usize> {
+        let (h0, w0) = c.input;
+        let (mut block, mut conv_in_block) = (1, 0);
+        for f in &c.features {
+            let key = |s: &Stack| format!("features.{}", s.layers.len());
+            match *f {
+                Feature::Conv { out, k } => {
+                    conv_in_block += 1;
+                    let id = format!("{block}_{conv_in_block}");
+                    let [c_in, h, w] = self.cur;
+                    let o = [out, h, w];
+                    let op = Op::Conv {
                         c_in,
                         c_out: out,
                         k,
-                    },
-                    o,
-                    &mut cur,
-                );
-                if c.batch_norm {
-                    push(
-                        &mut layers,
-                        format!("bn{id}"),
-                        Op::BatchNorm { c: out },
-                        o,
-                        &mut cur,
-                    );
+                    };
+                    self.push(format!("conv{id}"), key(self), op, o);
+                    if c.batch_norm {
+                        let op = Op::BatchNorm { c: out };
+                        self.push(format!("bn{id}"), key(self), op, o);
+                    }
+                    self.push(format!("relu{id}"), key(self), Op::Relu, o);
                 }
-                push(&mut layers, format!("relu{id}"), Op::Relu, o, &mut cur);
-            }
-            Feature::Lrn => push(
-                &mut layers,
-                format!("lrn{block}"),
-                Op::Lrn(c.lrn),
-                cur,
-                &mut cur,
-            ),
-            Feature::Pool => {
-                let [ch, h, w] = cur;
-                if h < 2 || w < 2 {
-                    return Err(invalid(format!(
-                        "pool{block} would pool a {h}x{w} map; the input {h0}x{w0} is too small \
-                         for this model's pools"
-                    )));
+                Feature::Lrn => {
+                    let cur = self.cur;
+                    self.push(format!("lrn{block}"), key(self), Op::Lrn(c.lrn), cur);
                 }
-                push(
-                    &mut layers,
-                    format!("pool{block}"),
-                    Op::MaxPool,
-                    [ch, h / 2, w / 2],
-                    &mut cur,
-                );
-                block += 1;
-                conv_in_block = 0;
+                Feature::Pool => {
+                    let [ch, h, w] = self.cur;
+                    if h < 2 || w < 2 {
+                        return Err(invalid(format!(
+                            "pool{block} would pool a {h}x{w} map; the input {h0}x{w0} is too \
+                             small for this model's pools"
+                        )));
+                    }
+                    let out = [ch, h / 2, w / 2];
+                    self.push(format!("pool{block}"), key(self), Op::MaxPool, out);
+                    block += 1;
+                    conv_in_block = 0;
+                }
             }
         }
+        // FC layers continue the block numbering.
+        Ok(if conv_in_block == 0 { block } else { block + 1 })
     }
-    let add =
-        |layers: &mut Vec<Layer>, name: &str, key: String, op: Op, out: Dims, cur: &mut Dims| {
-            layers.push(Layer {
-                name: name.to_string(),
-                key,
-                op,
-                input: *cur,
-                output: out,
-            });
-            *cur = out;
-        };
-    if let Some((ah, aw)) = c.avgpool {
-        if ah == 0 || aw == 0 {
-            return Err(invalid("average pool output must be at least 1x1".into()));
+
+    /// The average pool (if any), flatten, the hidden FC layers with their ReLU and
+    /// dropout, and the last FC layer, keyed as torchvision's `classifier.N`.
+    fn classifier(&mut self, c: &Config, fc0: usize) -> Result<()> {
+        if let Some((ah, aw)) = c.avgpool {
+            if ah == 0 || aw == 0 {
+                return Err(invalid("average pool output must be at least 1x1".into()));
+            }
+            let out = [self.cur[0], ah, aw];
+            let op = Op::AdaptiveAvgPool { h: ah, w: aw };
+            self.push("avgpool".into(), "avgpool".into(), op, out);
         }
-        let out = [cur[0], ah, aw];
-        let op = Op::AdaptiveAvgPool { h: ah, w: aw };
-        add(&mut layers, "avgpool", "avgpool".into(), op, out, &mut cur);
+        let flat = [self.cur.iter().product(), 1, 1];
+        self.push("flatten".into(), "flatten".into(), Op::Flatten, flat);
+        let key = |i: usize| format!("classifier.{i}");
+        for (i, &width) in c.hidden.iter().enumerate() {
+            let (k, n) = (self.cur[0], fc0 + i);
+            let o = [width, 1, 1];
+            self.push(format!("fc{n}"), key(3 * i), Op::Linear { k, n: width }, o);
+            self.push(format!("relu{n}"), key(3 * i + 1), Op::Relu, o);
+            let op = Op::Dropout { p: c.dropout };
+            self.push(format!("drop{n}"), key(3 * i + 2), op, o);
+        }
+        let (k, name) = (self.cur[0], format!("fc{}", fc0 + c.hidden.len()));
+        let op = Op::Linear { k, n: c.classes };
+        self.push(name, key(3 * c.hidden.len()), op, [c.classes, 1, 1]);
+        Ok(())
     }
-    let flat = [cur.iter().product(), 1, 1];
-    add(
-        &mut layers,
-        "flatten",
-        "flatten".into(),
-        Op::Flatten,
-        flat,
-        &mut cur,
-    );
-    // FC layers continue the block numbering: fc6 after VGG's five blocks.
-    let fc0 = if conv_in_block == 0 { block } else { block + 1 };
-    let key = |i: usize| format!("classifier.{i}");
-    for (i, &width) in c.hidden.iter().enumerate() {
-        let (k, n) = (cur[0], fc0 + i);
-        let op = Op::Linear { k, n: width };
-        add(
-            &mut layers,
-            &format!("fc{n}"),
-            key(3 * i),
-            op,
-            [width, 1, 1],
-            &mut cur,
-        );
-        let o = cur;
-        add(
-            &mut layers,
-            &format!("relu{n}"),
-            key(3 * i + 1),
-            Op::Relu,
-            o,
-            &mut cur,
-        );
-        let op = Op::Dropout { p: c.dropout };
-        add(
-            &mut layers,
-            &format!("drop{n}"),
-            key(3 * i + 2),
-            op,
-            o,
-            &mut cur,
-        );
-    }
-    let (k, name) = (cur[0], format!("fc{}", fc0 + c.hidden.len()));
-    let op = Op::Linear { k, n: c.classes };
-    add(
-        &mut layers,
-        &name,
-        key(3 * c.hidden.len()),
-        op,
-        [c.classes, 1, 1],
-        &mut cur,
-    );
-    Ok(layers)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ fn fd_check(name: &str, x: &[f64], r: &[f64], fwd: impl Fn(&[f64]) -> Vec<f64>, 
 }
 
 #[test]
-fn reference_gradients_match_finite_differences() {
+fn conv_gradients_match_finite_differences() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     // conv 3x3 and 1x1: dx, dw, db.
     for k in [3, 1] {
@@ -71,6 +71,11 @@ fn reference_gradients_match_finite_differences() {
             &db,
         );
     }
+}
+
+#[test]
+fn linear_gradients_match_finite_differences() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
     // linear.
     let (m, k, no) = (3, 5, 4);
     let x = rand_vec(&mut rng, m * k);
@@ -99,6 +104,11 @@ fn reference_gradients_match_finite_differences() {
         |b| linear::forward(&x, m, k, &wt, b, no, false),
         &db,
     );
+}
+
+#[test]
+fn pool_gradients_match_finite_differences() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     // max pool (odd sizes; random inputs have no ties).
     let dims = (2, 2, 5, 3);
     let x = rand_vec(&mut rng, 60);
@@ -106,6 +116,11 @@ fn reference_gradients_match_finite_differences() {
     let r = rand_vec(&mut rng, 2 * 2 * 2);
     let dx = pool::backward(&r, &idx, dims);
     fd_check("maxpool", &x, &r, |x| pool::forward(x, dims).0, &dx);
+}
+
+#[test]
+fn relu_gradients_match_finite_differences() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
     // ReLU (away from 0).
     let x: Vec<f64> = rand_vec(&mut rng, 20)
         .into_iter()
@@ -120,6 +135,11 @@ fn reference_gradients_match_finite_differences() {
         |x| x.iter().map(|v| v.max(0.0)).collect(),
         &elementwise::relu_backward(&y, &r),
     );
+}
+
+#[test]
+fn lrn_gradients_match_finite_differences() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     // LRN, with a large alpha so the cross terms matter.
     let dims = (2, 7, 2, 3);
     let x = rand_vec(&mut rng, 84);
@@ -133,6 +153,11 @@ fn reference_gradients_match_finite_differences() {
         |x| lrn::forward(x, dims, s, a as f32, be as f32, kk as f32),
         &dx,
     );
+}
+
+#[test]
+fn batchnorm_gradients_match_finite_differences() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
     // Batch norm in training form: dx, dgamma, dbeta.
     let dims = (3, 2, 2, 2);
     let x = rand_vec(&mut rng, 24);
@@ -161,6 +186,11 @@ fn reference_gradients_match_finite_differences() {
         |b| batchnorm::train(&x, dims, &g, b, 1e-5).0,
         &db,
     );
+}
+
+#[test]
+fn softmax_gradients_match_finite_differences() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
     // Softmax cross-entropy: the gradient of the mean loss.
     let (rows, cols) = (3, 5);
     let z = rand_vec(&mut rng, rows * cols);

@@ -27,14 +27,31 @@ pub fn step(
     sgd: Sgd,
 ) -> Result<(f64, usize)> {
     let n = x.shape[0];
+    let (outs, argmax) = forward(model, weights, x)?;
+    let logits = outs.last().map_or(&x.data, |o| o);
+    let (loss, dz, correct) = softmax::xent(logits, n, model.classes(), labels, 1.0 / n as f64);
+    let grads = backward(model, weights, x, &outs, &argmax, dz)?;
+    apply_sgd(weights, velocity, grads, sgd)?;
+    Ok((loss, correct))
+}
+
+fn get(w: &Weights, name: String) -> Result<Vec<f32>> {
+    Ok(w.get(&name)
+        .ok_or_else(|| shape_err!("no tensor {name}"))?
+        .data
+        .clone())
+}
+
+/// The forward pass keeping every layer's output, and each max pool's argmax; batch norm
+/// updates its running statistics in `weights`.
+#[allow(clippy::type_complexity)]
+fn forward(
+    model: &Model,
+    weights: &mut Weights,
+    x: &Tensor,
+) -> Result<(Vec<Vec<f32>>, Vec<Vec<u32>>)> {
+    let n = x.shape[0];
     let layers = model.layers();
-    let get = |w: &Weights, name: String| -> Result<Vec<f32>> {
-        Ok(w.get(&name)
-            .ok_or_else(|| shape_err!("no tensor {name}"))?
-            .data
-            .clone())
-    };
-    // Forward, keeping each layer's output and what its backward needs.
     let mut outs: Vec<Vec<f32>> = Vec::new();
     let mut argmax: Vec<Vec<u32>> = vec![Vec::new(); layers.len()];
     let mut cur = x.data.clone();
@@ -85,9 +102,20 @@ pub fn step(
         };
         outs.push(cur.clone());
     }
-    let classes = model.classes();
-    let (loss, mut g, correct) = softmax::xent(&cur, n, classes, labels, 1.0 / n as f64);
-    // Backward.
+    Ok((outs, argmax))
+}
+
+/// Every parameter's gradient, by name, from the loss gradient `g` of the logits.
+fn backward(
+    model: &Model,
+    weights: &Weights,
+    x: &Tensor,
+    outs: &[Vec<f32>],
+    argmax: &[Vec<u32>],
+    mut g: Vec<f32>,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let n = x.shape[0];
+    let layers = model.layers();
     let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
     for i in (0..layers.len()).rev() {
         let l = &layers[i];
@@ -131,6 +159,17 @@ pub fn step(
             }
         };
     }
+    Ok(grads)
+}
+
+/// SGD with momentum and weight decay on each named parameter (momentum buffers created
+/// as zeros where missing).
+fn apply_sgd(
+    weights: &mut Weights,
+    velocity: &mut Weights,
+    grads: Vec<(String, Vec<f32>)>,
+    sgd: Sgd,
+) -> Result<()> {
     for (name, gr) in grads {
         let t = weights
             .get_mut(&name)
@@ -150,5 +189,5 @@ pub fn step(
             sgd.weight_decay,
         );
     }
-    Ok((loss, correct))
+    Ok(())
 }

@@ -127,6 +127,83 @@ fn read_meta(path: &Path) -> Result<HashMap<String, String>> {
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
+/// Where a run stands between epochs: what a checkpoint's metadata records.
+#[derive(Clone, Copy, Debug)]
+struct RunState {
+    /// Epochs done.
+    epoch: usize,
+    steps: u64,
+    lr: f32,
+    best: f64,
+    since_best: usize,
+}
+
+impl RunState {
+    /// The state, weights and momentum a checkpoint holds.
+    fn resume(p: &Path) -> Result<(RunState, Weights, Weights)> {
+        let all = crate::io::read_safetensors(p)?;
+        let meta = read_meta(p)?;
+        let num = |k: &str| -> Result<f64> {
+            meta.get(k)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| crate::io::file_err(p, format!("checkpoint metadata lacks {k}")))
+        };
+        let state = RunState {
+            epoch: num("epoch")? as usize,
+            steps: num("step")? as u64,
+            lr: num("lr")? as f32,
+            best: num("best_accuracy")?,
+            since_best: num("epochs_since_best")? as usize,
+        };
+        let (mut wts, mut mom) = (Weights::new(), Weights::new());
+        for (n, t) in all.iter() {
+            match n.strip_prefix("momentum.") {
+                Some(m) => mom.insert(m, t.clone()),
+                None => wts.insert(n, t.clone()),
+            }
+        }
+        Ok((state, wts, mom))
+    }
+
+    /// After an epoch that reached held-out accuracy `acc`: the best so far and the
+    /// learning rate the schedule gives the next epoch.
+    fn after_epoch(&mut self, schedule: Schedule, acc: f64) {
+        self.epoch += 1;
+        if acc > self.best {
+            self.best = acc;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        self.lr = match schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Step { every, factor } if self.epoch.is_multiple_of(every) => {
+                self.lr * factor
+            }
+            Schedule::Step { .. } => self.lr,
+            Schedule::Plateau { patience } if self.since_best >= patience => {
+                self.since_best = 0;
+                self.lr / 10.0
+            }
+            Schedule::Plateau { .. } => self.lr,
+        };
+    }
+
+    fn metadata(&self, model: &Model) -> HashMap<String, String> {
+        [
+            ("epoch", self.epoch.to_string()),
+            ("step", self.steps.to_string()),
+            ("lr", self.lr.to_string()),
+            ("best_accuracy", self.best.to_string()),
+            ("epochs_since_best", self.since_best.to_string()),
+            ("model", model.name().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
 /// Trains `model` from `weights` (or from the checkpoint `resume`), calling `progress`
 /// after every step with (epoch, step in epoch, steps per epoch, the step's stats) and
 /// `on_epoch` after every evaluation. Returns the final weights and the epoch records.
@@ -160,75 +237,37 @@ pub fn fit(
             model.name()
         )));
     }
-    let (mut start_epoch, mut lr, mut best, mut since_best, mut steps) = (0, o.lr, 0.0f64, 0, 0);
-    let mut w0 = weights.clone();
-    let mut momentum = None;
+    let mut state = RunState {
+        epoch: 0,
+        steps: 0,
+        lr: o.lr,
+        best: 0.0,
+        since_best: 0,
+    };
     let mut history = Vec::new();
-    if let Some(p) = resume {
-        let all = crate::io::read_safetensors(p)?;
-        let meta = read_meta(p)?;
-        let num = |k: &str| -> Result<f64> {
-            meta.get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| crate::io::file_err(p, format!("checkpoint metadata lacks {k}")))
-        };
-        start_epoch = num("epoch")? as usize;
-        steps = num("step")? as u64;
-        lr = num("lr")? as f32;
-        best = num("best_accuracy")?;
-        since_best = num("epochs_since_best")? as usize;
-        let (mut wts, mut mom) = (Weights::new(), Weights::new());
-        for (n, t) in all.iter() {
-            match n.strip_prefix("momentum.") {
-                Some(m) => mom.insert(m, t.clone()),
-                None => wts.insert(n, t.clone()),
-            }
+    let mut trainer = match resume {
+        Some(p) => {
+            let (s, w0, momentum) = RunState::resume(p)?;
+            state = s;
+            let mut t = Trainer::new(gpu, model, &w0, o.train)?;
+            t.set_momentum(&momentum, state.steps)?;
+            t
         }
-        w0 = wts;
-        momentum = Some(mom);
-    }
-    let mut trainer = Trainer::new(gpu, model, &w0, o.train)?;
-    if let Some(m) = &momentum {
-        trainer.set_momentum(m, steps)?;
-    }
+        None => Trainer::new(gpu, model, weights, o.train)?,
+    };
     let steps_per_epoch = train.len() / per_step;
-    let img = train.image_len();
-    for epoch in start_epoch..o.epochs {
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        let mut rng =
-            rand_chacha::ChaCha8Rng::seed_from_u64(o.train.seed ^ ((epoch as u64 + 1) * 0x9E37));
-        order.shuffle(&mut rng);
+    while state.epoch < o.epochs {
+        let epoch = state.epoch;
         let t0 = std::time::Instant::now();
-        let (mut loss, mut correct, mut seen) = (0.0, 0, 0);
-        for s in 0..steps_per_epoch {
-            let idx = &order[s * per_step..(s + 1) * per_step];
-            let mut data = Vec::with_capacity(per_step * img);
-            // Seeded by (seed, epoch, step): a resumed run draws the same augmentations.
-            let mut aug = rand_chacha::ChaCha8Rng::seed_from_u64(
-                o.train.seed ^ ((epoch * steps_per_epoch + s) as u64).wrapping_mul(0x85EB_CA6B),
-            );
-            for &i in idx {
-                let start = data.len();
-                data.extend_from_slice(train.image(i));
-                if o.augment {
-                    let pad = o.augment_pad;
-                    crate::io::datasets::augment(&mut data[start..], train.dims, pad, &mut aug);
-                }
-            }
-            let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i]).collect();
-            let x = Tensor::new(vec![per_step, c, h, w], data)?;
-            let st = trainer.step(&x, &labels, lr)?;
-            loss += st.loss * st.images as f64;
-            correct += st.correct;
-            seen += st.images;
-            progress(epoch + 1, s + 1, steps_per_epoch, &st);
-        }
+        let (loss, correct, seen) = run_epoch(&mut trainer, train, o, epoch, state.lr, |s, st| {
+            progress(epoch + 1, s + 1, steps_per_epoch, st)
+        })?;
         let secs = t0.elapsed().as_secs_f64();
         let weights = trainer.weights()?;
         let acc = evaluate(&mut Network::new(gpu, model, &weights)?, test)?;
         let rec = EpochStats {
             epoch: epoch + 1,
-            lr,
+            lr: state.lr,
             loss: loss / seen as f64,
             train_accuracy: correct as f64 / seen as f64,
             test_accuracy: acc,
@@ -236,46 +275,67 @@ pub fn fit(
         };
         on_epoch(&rec);
         history.push(rec);
-        if acc > best {
-            best = acc;
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        lr = match o.schedule {
-            Schedule::Constant => lr,
-            Schedule::Step { every, factor } if (epoch + 1) % every == 0 => lr * factor,
-            Schedule::Step { .. } => lr,
-            Schedule::Plateau { patience } if since_best >= patience => {
-                since_best = 0;
-                lr / 10.0
-            }
-            Schedule::Plateau { .. } => lr,
-        };
+        state.after_epoch(o.schedule, acc);
+        state.steps = trainer.steps();
         if let Some(dir) = &o.out {
             std::fs::create_dir_all(dir)
                 .map_err(|e| crate::io::file_err(dir, format!("cannot create: {e}")))?;
-            let meta: HashMap<String, String> = [
-                ("epoch", (epoch + 1).to_string()),
-                ("step", trainer.steps().to_string()),
-                ("lr", lr.to_string()),
-                ("best_accuracy", best.to_string()),
-                ("epochs_since_best", since_best.to_string()),
-                ("model", model.name().to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
             save_checkpoint(
                 &dir.join("checkpoint.safetensors"),
                 &weights,
                 &trainer.momentum()?,
-                &meta,
+                &state.metadata(model),
             )?;
             append_metrics(&dir.join("metrics.csv"), &rec)?;
         }
     }
     Ok((trainer.weights()?, history))
+}
+
+/// One epoch's steps in a shuffled order (seeded by the seed and the epoch, so a resumed
+/// run continues the same sequence); returns the summed loss, the correct count and the
+/// images seen.
+fn run_epoch(
+    trainer: &mut Trainer,
+    train: &Dataset,
+    o: &FitOptions,
+    epoch: usize,
+    lr: f32,
+    mut progress: impl FnMut(usize, &StepStats),
+) -> Result<(f64, usize, usize)> {
+    let per_step = o.train.batch * o.train.accumulate;
+    let steps_per_epoch = train.len() / per_step;
+    let (c, h, w) = train.dims;
+    let img = train.image_len();
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(o.train.seed ^ ((epoch as u64 + 1) * 0x9E37));
+    order.shuffle(&mut rng);
+    let (mut loss, mut correct, mut seen) = (0.0, 0, 0);
+    for s in 0..steps_per_epoch {
+        let idx = &order[s * per_step..(s + 1) * per_step];
+        let mut data = Vec::with_capacity(per_step * img);
+        // Seeded by (seed, epoch, step): a resumed run draws the same augmentations.
+        let mut aug = rand_chacha::ChaCha8Rng::seed_from_u64(
+            o.train.seed ^ ((epoch * steps_per_epoch + s) as u64).wrapping_mul(0x85EB_CA6B),
+        );
+        for &i in idx {
+            let start = data.len();
+            data.extend_from_slice(train.image(i));
+            if o.augment {
+                let pad = o.augment_pad;
+                crate::io::datasets::augment(&mut data[start..], train.dims, pad, &mut aug);
+            }
+        }
+        let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i]).collect();
+        let x = Tensor::new(vec![per_step, c, h, w], data)?;
+        let st = trainer.step(&x, &labels, lr)?;
+        loss += st.loss * st.images as f64;
+        correct += st.correct;
+        seen += st.images;
+        progress(s, &st);
+    }
+    Ok((loss, correct, seen))
 }
 
 fn append_metrics(path: &Path, r: &EpochStats) -> Result<()> {
