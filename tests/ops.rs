@@ -30,84 +30,27 @@ fn op_passes(op: &str) {
     });
 }
 
-#[test]
-fn conv() {
-    op_passes("conv/");
+/// One test per op of the table, and the list of them.
+macro_rules! op_tests {
+    ($($op:ident),*) => {
+        $(
+            #[test]
+            fn $op() {
+                op_passes(concat!(stringify!($op), "/"));
+            }
+        )*
+        const TESTED: &[&str] = &[$(stringify!($op)),*];
+    };
 }
 
-#[test]
-fn pool() {
-    op_passes("pool/");
-}
-
-#[test]
-fn linear() {
-    op_passes("linear/");
-}
-
-#[test]
-fn batchnorm() {
-    op_passes("batchnorm/");
-}
-
-#[test]
-fn lrn() {
-    op_passes("lrn/");
-}
-
-#[test]
-fn softmax() {
-    op_passes("softmax/");
-}
-
-#[test]
-fn avgpool() {
-    op_passes("avgpool/");
-}
-
-#[test]
-fn im2col() {
-    op_passes("im2col/");
-}
-
-#[test]
-fn elementwise() {
-    op_passes("elementwise/");
-}
-
-#[test]
-fn optim() {
-    op_passes("optim/");
-}
-
-#[test]
-fn network() {
-    op_passes("network/");
-}
-
-#[test]
-fn train() {
-    op_passes("train/");
-}
+// One line: the list of tests, read across.
+#[rustfmt::skip]
+op_tests!(conv, pool, linear, batchnorm, lrn, softmax, avgpool, im2col, elementwise, optim, network, train);
 
 /// Every op of the table has its test above.
 #[test]
 fn every_op_of_the_table_is_tested() {
-    let tested = [
-        "conv",
-        "pool",
-        "linear",
-        "batchnorm",
-        "lrn",
-        "softmax",
-        "avgpool",
-        "im2col",
-        "elementwise",
-        "optim",
-        "network",
-        "train",
-    ];
-    assert_eq!(suite::OPS, tested);
+    assert_eq!(suite::OPS, TESTED);
 }
 
 /// Every case of the table is named `op/pass` after one of those ops.

@@ -4,10 +4,11 @@
 // backward pass is this same kernel on dy with the same seed: no mask is stored. The seed
 // comes from a buffer so every step draws a new mask without a new pipeline.
 
+#include "kernel/elements"
+
 override LEN: u32;
 override P: f32;
 override THRESH: u32;
-override WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> seed: array<u32>;
@@ -23,11 +24,9 @@ fn bits(s: u32, i: u32) -> u32 {
     return h;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.z * nwg.x) * WG + lid;
-    if (i >= LEN) { return; }
+fn elements() -> u32 { return LEN; }
+
+fn element(i: u32) {
     let keep = bits(seed[0], i) >= THRESH;
     y[i] = select(0.0, x[i] / (1.0 - P), keep);
 }

@@ -9,19 +9,17 @@ override H: u32;
 override W: u32;
 override KH: u32;
 override KW: u32;
-override WG: u32 = 64u;
+#include "kernel/elements"
 
 @group(0) @binding(0) var<storage, read> input: array<S>;
 @group(0) @binding(1) var<storage, read_write> output: array<S>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+fn elements() -> u32 { return N * (H - KH + 1u) * (W - KW + 1u) * C * KH * KW; }
+
+fn element(i: u32) {
     let oh = H - KH + 1u;
     let ow = W - KW + 1u;
     let row_len = C * KH * KW;
-    let i = (wid.x + wid.z * nwg.x) * WG + lid;
-    if (i >= N * oh * ow * row_len) { return; }
     let col = i % row_len;
     let row = i / row_len;
     let kx = col % KW;

@@ -2,6 +2,8 @@
 // y_c = x_c / (K + ALPHA / SIZE * sum_{j = c - SIZE/2}^{c + (SIZE-1)/2} x_j^2)^BETA,
 // with zeros beyond the channel range. One invocation per element.
 
+#include "kernel/elements"
+
 override N: u32;
 override C: u32;
 override HW: u32;
@@ -9,16 +11,13 @@ override SIZE: u32 = 5u;
 override ALPHA: f32 = 1e-4;
 override BETA: f32 = 0.75;
 override K: f32 = 2.0;
-override WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> input: array<S>;
 @group(0) @binding(1) var<storage, read_write> output: array<S>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.z * nwg.x) * WG + lid;
-    if (i >= N * C * HW) { return; }
+fn elements() -> u32 { return N * C * HW; }
+
+fn element(i: u32) {
     let p = i % HW;
     let c = (i / HW) % C;
     let n = i / (HW * C);

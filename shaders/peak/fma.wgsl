@@ -2,16 +2,16 @@
 // multiply-adds (16 FMA lanes in flight, enough to hide FMA latency), then stores their sum
 // so nothing can be optimised away. Work: invocations * ITERS * 16 FMA.
 
+#include "kernel/elements"
+
 override ITERS: u32 = 512u;
-override WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read_write> output: array<vec4<f32>>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.z * nwg.x) * WG + lid;
-    if (i >= arrayLength(&output)) { return; }
+
+fn elements() -> u32 { return arrayLength(&output); }
+
+fn element(i: u32) {
     let s = f32(i % 1024u) * 1e-3;
     var a = vec4<f32>(s, s + 0.1, s + 0.2, s + 0.3);
     var b = a + 0.5;

@@ -3,21 +3,20 @@
 // every element is written and no atomics are needed (the windows do not overlap). One
 // invocation per input element.
 
+#include "kernel/elements"
+
 override N: u32;
 override C: u32;
 override H: u32;
 override W: u32;
-override WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> argmax: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.z * nwg.x) * WG + lid;
-    if (i >= N * C * H * W) { return; }
+fn elements() -> u32 { return N * C * H * W; }
+
+fn element(i: u32) {
     let plane = i / (H * W);
     let r = i % (H * W);
     let iy = r / W;

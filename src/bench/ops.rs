@@ -7,15 +7,11 @@ use crate::check::TensorRng;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
-    avgpool::AdaptiveAvgPool,
-    batchnorm::ChannelAffine,
+    self,
     conv::{Conv2d, ConvShape, ConvTune},
-    im2col::Im2col,
     linear::{Linear, LinearShape, LinearVariant},
-    lrn::{Lrn, LrnParams},
+    lrn::LrnParams,
     peak::{PeakCopy, PeakFma},
-    pool::MaxPool,
-    softmax::Softmax,
 };
 use crate::reference;
 
@@ -180,7 +176,8 @@ pub fn linear(
 }
 
 /// Times a one-input kernel, rotating among `ROTATE` inputs of `in_len` f32 writing one
-/// output of `out_len`, and (when asked) its CPU reference `cpu_op` on a fresh input.
+/// output of `out_len` (bound as input, `extra`..., output), and (when asked) its CPU
+/// reference `cpu_op` on a fresh input.
 #[allow(clippy::too_many_arguments)]
 fn unary<R>(
     gpu: &Gpu,
@@ -188,15 +185,23 @@ fn unary<R>(
     seed: u64,
     in_len: usize,
     out_len: usize,
-    bind: impl Fn(&wgpu::Buffer, &wgpu::Buffer) -> Result<wgpu::BindGroup>,
-    encode: impl Fn(&mut wgpu::ComputePass<'_>, &wgpu::BindGroup) -> Result<()>,
+    k: &crate::kernels::Kernel,
+    extra: &[&wgpu::Buffer],
     mut cpu_op: impl FnMut(&[f32]) -> R,
 ) -> Result<(Timing, Option<Timing>)> {
     let mut rng = TensorRng::new(seed);
     let xs = upload_n(gpu, &mut rng, in_len, Precision::F32)?;
     let y = gpu.alloc("bench output", (out_len * 4) as u64)?;
-    let bgs = xs.iter().map(|x| bind(x, &y)).collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| encode(p, &bgs[i % ROTATE]))?;
+    let bgs = xs
+        .iter()
+        .map(|x| {
+            let mut b = vec![x];
+            b.extend(extra);
+            b.push(&y);
+            k.bind(gpu, &b)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
     let cpu = if set.cpu {
         let x = rng.uniform(in_len);
         Some(time_wall(1, || Ok(cpu_op(&x)))?)
@@ -212,18 +217,12 @@ fn len((n, c, h, w): (usize, usize, usize, usize)) -> usize {
 
 /// 2x2 max pooling (inference form, no argmax).
 pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
-    let k = MaxPool::new(gpu, dims, false)?;
-    let (t, cpu) = unary(
-        gpu,
-        set,
-        3,
-        len(dims),
-        k.output_len(),
-        |x, y| k.bind(gpu, x, y, None),
-        |p, bg| k.encode(gpu, p, bg),
-        |x| reference::pool::forward(x, dims),
-    )?;
-    let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
+    let k = kernels::pool::forward(gpu, dims, false, Precision::F32)?;
+    let out = kernels::pool::output_len(dims);
+    let (t, cpu) = unary(gpu, set, 3, len(dims), out, &k, &[], |x| {
+        reference::pool::forward(x, dims)
+    })?;
+    let bytes = 4.0 * (len(dims) + out) as f64;
     Ok(with_cpu(
         entry("pool/forward", dims_str(dims), t, 0.0, bytes),
         cpu,
@@ -233,7 +232,7 @@ pub fn maxpool(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> 
 /// Batch norm in inference form with ReLU (the per-channel affine kernel).
 pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
     let c = dims.1;
-    let k = ChannelAffine::new(gpu, dims, true)?;
+    let k = kernels::batchnorm::affine(gpu, dims, true, Precision::F32)?;
     let mut rng = TensorRng::new(40);
     let scale = gpu.upload("scale", &rng.range(c, 0.5, 1.5))?;
     let shift = gpu.upload("shift", &rng.uniform(c))?;
@@ -244,8 +243,8 @@ pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -
         4,
         len(dims),
         len(dims),
-        |x, y| k.bind(gpu, x, &scale, &shift, y),
-        |p, bg| k.encode(gpu, p, bg),
+        &k,
+        &[&scale, &shift],
         |x| reference::batchnorm::forward(x, dims, &g, &b, &m, &v, 1e-5, true),
     )?;
     let bytes = 8.0 * len(dims) as f64;
@@ -258,17 +257,10 @@ pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -
 /// Local response normalisation (config A-LRN's constants).
 pub fn lrn(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Result<Kernel> {
     let p = LrnParams::default();
-    let k = Lrn::new(gpu, dims, p)?;
-    let (t, cpu) = unary(
-        gpu,
-        set,
-        5,
-        len(dims),
-        len(dims),
-        |x, y| k.bind(gpu, x, y),
-        |pass, bg| k.encode(gpu, pass, bg),
-        |x| reference::lrn::forward(x, dims, p.size, p.alpha, p.beta, p.k),
-    )?;
+    let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
+    let (t, cpu) = unary(gpu, set, 5, len(dims), len(dims), &k, &[], |x| {
+        reference::lrn::forward(x, dims, p.size, p.alpha, p.beta, p.k)
+    })?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
         entry("lrn/forward", dims_str(dims), t, 0.0, bytes),
@@ -283,18 +275,12 @@ pub fn adaptive_pool(
     out: (usize, usize),
     set: Settings,
 ) -> Result<Kernel> {
-    let k = AdaptiveAvgPool::new(gpu, dims, out)?;
-    let (t, cpu) = unary(
-        gpu,
-        set,
-        6,
-        len(dims),
-        k.output_len(),
-        |x, y| k.bind(gpu, x, y),
-        |p, bg| k.encode(gpu, p, bg),
-        |x| reference::avgpool::forward(x, dims, out.0, out.1),
-    )?;
-    let bytes = 4.0 * (len(dims) + k.output_len()) as f64;
+    let k = kernels::avgpool::forward(gpu, dims, out, Precision::F32)?;
+    let out_len = dims.0 * dims.1 * out.0 * out.1;
+    let (t, cpu) = unary(gpu, set, 6, len(dims), out_len, &k, &[], |x| {
+        reference::avgpool::forward(x, dims, out.0, out.1)
+    })?;
+    let bytes = 4.0 * (len(dims) + out_len) as f64;
     let shape = format!("{} -> {}x{}", dims_str(dims), out.0, out.1);
     Ok(with_cpu(
         entry("avgpool/forward", shape, t, 0.0, bytes),
@@ -309,35 +295,22 @@ pub fn im2col(
     window: (usize, usize),
     set: Settings,
 ) -> Result<Kernel> {
-    let k = Im2col::new(gpu, dims, window)?;
-    let (t, cpu) = unary(
-        gpu,
-        set,
-        7,
-        len(dims),
-        k.output_len(),
-        |x, y| k.bind(gpu, x, y),
-        |p, bg| k.encode(gpu, p, bg),
-        |x| reference::im2col::forward(x, dims, window.0, window.1),
-    )?;
-    let bytes = 8.0 * k.output_len() as f64;
+    let k = kernels::im2col::forward(gpu, dims, window, Precision::F32)?;
+    let out_len = dims.0 * kernels::im2col::positions(dims, window) * dims.1 * window.0 * window.1;
+    let (t, cpu) = unary(gpu, set, 7, len(dims), out_len, &k, &[], |x| {
+        reference::im2col::forward(x, dims, window.0, window.1)
+    })?;
+    let bytes = 8.0 * out_len as f64;
     let shape = format!("{} window {}x{}", dims_str(dims), window.0, window.1);
     Ok(with_cpu(entry("im2col/forward", shape, t, 0.0, bytes), cpu))
 }
 
 /// Softmax over [rows, cols].
 pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
-    let k = Softmax::new(gpu, rows, cols)?;
-    let (t, cpu) = unary(
-        gpu,
-        set,
-        8,
-        rows * cols,
-        rows * cols,
-        |x, y| k.bind(gpu, x, y),
-        |p, bg| k.encode(gpu, p, bg),
-        |x| reference::softmax::forward(x, rows, cols),
-    )?;
+    let k = kernels::softmax::forward(gpu, rows, cols, Precision::F32)?;
+    let (t, cpu) = unary(gpu, set, 8, rows * cols, rows * cols, &k, &[], |x| {
+        reference::softmax::forward(x, rows, cols)
+    })?;
     let bytes = 8.0 * (rows * cols) as f64;
     Ok(with_cpu(
         entry("softmax/forward", format!("{rows}x{cols}"), t, 0.0, bytes),

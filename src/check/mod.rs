@@ -115,16 +115,14 @@ pub fn compare(got: &[f32], want: &[f32]) -> Diff {
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
-    avgpool::AdaptiveAvgPool,
-    batchnorm::{BatchNorm, ChannelAffine},
+    self,
+    batchnorm::BatchNorm,
     conv::{Conv2d, ConvShape, ConvTune},
-    im2col::Im2col,
     linear::{Linear, LinearShape, LinearVariant},
-    lrn::{Lrn, LrnParams},
-    pool::MaxPool,
-    softmax::Softmax,
+    lrn::LrnParams,
 };
 use crate::reference;
+use backward::run_op;
 
 /// Relative L2 tolerance for single f32 kernels (design.md).
 pub const F32_KERNEL_TOL: f64 = 1e-5;
@@ -414,14 +412,15 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
-    let pool = MaxPool::new(gpu, dims, true)?;
+    let pool = kernels::pool::forward(gpu, dims, true, Precision::F32)?;
+    let len = kernels::pool::output_len(dims);
     let xb = gpu.upload("x", &x)?;
-    let out = poisoned(gpu, "y", pool.output_len())?;
-    let idx = poisoned(gpu, "argmax", pool.output_len())?;
-    let bg = pool.bind(gpu, &xb, &out, Some(&idx))?;
-    gpu.run_pass("maxpool", |pass| pool.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, pool.output_len())?;
-    let got_idx = gpu.read::<u32>(&idx, pool.output_len())?;
+    let out = poisoned(gpu, "y", len)?;
+    let idx = poisoned(gpu, "argmax", len)?;
+    let bg = pool.bind(gpu, &[&xb, &out, &idx])?;
+    gpu.run_pass("pool/forward", |pass| pool.encode(gpu, pass, &bg))?;
+    let got = gpu.read::<f32>(&out, len)?;
+    let got_idx = gpu.read::<u32>(&idx, len)?;
     let (want, want_idx) = reference::pool::forward(&x, dims);
     Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
 }
@@ -493,12 +492,8 @@ pub fn linear_as(
 pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let x = rng.range(rows * cols, -20.0, 20.0);
-    let sm = Softmax::new(gpu, rows, cols)?;
-    let xb = gpu.upload("x", &x)?;
-    let out = poisoned(gpu, "y", rows * cols)?;
-    let bg = sm.bind(gpu, &xb, &out)?;
-    gpu.run_pass("softmax", |pass| sm.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, rows * cols)?;
+    let k = kernels::softmax::forward(gpu, rows, cols, Precision::F32)?;
+    let got = run_op(gpu, &k, &[&x], rows * cols, None)?;
     Ok(Outcome::new(
         "softmax/forward",
         format!("{rows}x{cols}"),
@@ -513,12 +508,8 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let x = rng.range(n * c * h * w, -60.0, 60.0);
     let p = LrnParams::default();
-    let k = Lrn::new(gpu, dims, p)?;
-    let xb = gpu.upload("x", &x)?;
-    let out = poisoned(gpu, "y", x.len())?;
-    let bg = k.bind(gpu, &xb, &out)?;
-    gpu.run_pass("lrn", |pass| k.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, x.len())?;
+    let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
+    let got = run_op(gpu, &k, &[&x], x.len(), None)?;
     let want = reference::lrn::forward(&x, dims, p.size, p.alpha, p.beta, p.k);
     Ok(Outcome::new("lrn/forward", dims_str(dims), &got, &want))
 }
@@ -540,16 +531,8 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome
     let x = rng.uniform(n * c * h * w);
     let bn = random_bn(&mut rng, c);
     let (scale, shift) = bn.scale_shift()?;
-    let k = ChannelAffine::new(gpu, dims, relu)?;
-    let (xb, sb, tb) = (
-        gpu.upload("x", &x)?,
-        gpu.upload("scale", &scale)?,
-        gpu.upload("shift", &shift)?,
-    );
-    let out = poisoned(gpu, "y", x.len())?;
-    let bg = k.bind(gpu, &xb, &sb, &tb, &out)?;
-    gpu.run_pass("batchnorm", |pass| k.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, x.len())?;
+    let k = kernels::batchnorm::affine(gpu, dims, relu, Precision::F32)?;
+    let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None)?;
     let want = reference::batchnorm::forward(
         &x, dims, &bn.gamma, &bn.beta, &bn.mean, &bn.var, bn.eps, relu,
     );
@@ -602,12 +585,8 @@ pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> R
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
-    let k = AdaptiveAvgPool::new(gpu, dims, out)?;
-    let xb = gpu.upload("x", &x)?;
-    let ob = poisoned(gpu, "y", k.output_len())?;
-    let bg = k.bind(gpu, &xb, &ob)?;
-    gpu.run_pass("adaptive_avgpool", |pass| k.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&ob, k.output_len())?;
+    let k = kernels::avgpool::forward(gpu, dims, out, Precision::F32)?;
+    let got = run_op(gpu, &k, &[&x], n * c * out.0 * out.1, None)?;
     let want = reference::avgpool::forward(&x, dims, out.0, out.1);
     Ok(Outcome::new(
         "avgpool/forward",
@@ -622,12 +601,9 @@ pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Resul
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
-    let k = Im2col::new(gpu, dims, window)?;
-    let xb = gpu.upload("x", &x)?;
-    let ob = poisoned(gpu, "y", k.output_len())?;
-    let bg = k.bind(gpu, &xb, &ob)?;
-    gpu.run_pass("im2col", |pass| k.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&ob, k.output_len())?;
+    let k = kernels::im2col::forward(gpu, dims, window, Precision::F32)?;
+    let len = n * kernels::im2col::positions(dims, window) * c * window.0 * window.1;
+    let got = run_op(gpu, &k, &[&x], len, None)?;
     let want = reference::im2col::forward(&x, dims, window.0, window.1);
     Ok(Outcome::new(
         "im2col/forward",

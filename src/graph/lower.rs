@@ -8,14 +8,8 @@
 use super::NodeOp;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::avgpool::AdaptiveAvgPool;
-use crate::kernels::batchnorm::ChannelAffine;
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
-use crate::kernels::im2col::Im2col;
 use crate::kernels::linear::{Linear, LinearParams, LinearShape};
-use crate::kernels::lrn::Lrn;
-use crate::kernels::pool::MaxPool;
-use crate::kernels::softmax::Softmax;
 use crate::kernels::{self, Bound, Kernel};
 use crate::model::{Dims, Model, Op, BN_EPS};
 use wgpu::Buffer;
@@ -172,9 +166,8 @@ impl Lowering<'_> {
                 one(Bound::Linear(lin, bgs))
             }
             (NodeOp::Relu, Binds::Relu { scale, shift }) => {
-                let k = ChannelAffine::with_precision(gpu, (n, c, h * w, 1), true, precision)?;
-                let bg = k.bind(gpu, x, scale, shift, y)?;
-                one(Bound::Affine(k, bg))
+                let k = kernels::batchnorm::affine(gpu, (n, c, h * w, 1), true, precision)?;
+                one(bound(gpu, k, &[x, scale, shift, y])?)
             }
             (NodeOp::BatchNorm { relu, .. }, bn) => {
                 let Binds::BatchNorm {
@@ -196,14 +189,12 @@ impl Lowering<'_> {
                 ])
             }
             (NodeOp::MaxPool, Binds::Plain) => {
-                let k = MaxPool::with_precision(gpu, dims, false, precision)?;
-                let bg = k.bind(gpu, x, y, None)?;
-                one(Bound::Pool(k, bg))
+                let k = kernels::pool::forward(gpu, dims, false, precision)?;
+                one(bound(gpu, k, &[x, y])?)
             }
             (NodeOp::MaxPool, Binds::MaxPool { argmax }) => {
-                let k = MaxPool::with_precision(gpu, dims, true, precision)?;
-                let bg = k.bind(gpu, x, y, Some(argmax))?;
-                one(Bound::Pool(k, bg))
+                let k = kernels::pool::forward(gpu, dims, true, precision)?;
+                one(bound(gpu, k, &[x, y, argmax])?)
             }
             (NodeOp::Dropout { p, .. }, Binds::Dropout { seed }) => {
                 let k = kernels::elementwise::dropout(gpu, at.out_len(), p as f64)?;
@@ -213,24 +204,23 @@ impl Lowering<'_> {
                 let Op::Lrn(p) = self.model.layers()[layer].op else {
                     return Err(Error::Shape(format!("layer {layer} is not LRN")));
                 };
-                let k = Lrn::with_precision(gpu, dims, p, precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                one(Bound::Lrn(k, bg))
+                one(bound(
+                    gpu,
+                    kernels::lrn::forward(gpu, dims, p, precision)?,
+                    &[x, y],
+                )?)
             }
             (NodeOp::AvgPool { h: oh, w: ow }, Binds::Plain) => {
-                let k = AdaptiveAvgPool::with_precision(gpu, dims, (oh, ow), precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                one(Bound::AvgPool(k, bg))
+                let k = kernels::avgpool::forward(gpu, dims, (oh, ow), precision)?;
+                one(bound(gpu, k, &[x, y])?)
             }
             (NodeOp::Im2col { kh, kw }, Binds::Plain) => {
-                let k = Im2col::with_precision(gpu, dims, (kh, kw), precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                one(Bound::Im2col(k, bg))
+                let k = kernels::im2col::forward(gpu, dims, (kh, kw), precision)?;
+                one(bound(gpu, k, &[x, y])?)
             }
             (NodeOp::Softmax, Binds::Plain) => {
-                let k = Softmax::with_precision(gpu, n, c * h * w, precision)?;
-                let bg = k.bind(gpu, x, y)?;
-                one(Bound::Softmax(k, bg))
+                let k = kernels::softmax::forward(gpu, n, c * h * w, precision)?;
+                one(bound(gpu, k, &[x, y])?)
             }
             _ => Err(wrong_binds(at)),
         }

@@ -1,6 +1,6 @@
-//! The common shape of small kernels (backward passes, training forms, the optimiser): `new`
-//! compiles for a shape with the element count each binding must hold, `bind` checks every
-//! buffer against it, `encode` dispatches. Each op's file builds its kernels on this.
+//! The common shape of every kernel but conv and FC (which pack weights and split bindings):
+//! `new` compiles for a shape with the element count each binding must hold, `bind` checks
+//! every buffer against it, `encode` dispatches. Each op's file builds its kernels on this.
 
 use super::{bind, check_buffer, dispatch, fold};
 use crate::error::{shape_err, Result};
@@ -16,11 +16,12 @@ pub struct Kernel {
     pipeline: wgpu::ComputePipeline,
     /// Workgroups to dispatch (folded over x and z).
     groups: u64,
-    /// (binding name, f32-or-u32 elements it must hold).
-    bindings: Vec<(&'static str, usize)>,
+    /// (binding name, elements it must hold, bytes per element).
+    bindings: Vec<(&'static str, usize, usize)>,
 }
 
 impl Kernel {
+    /// A kernel whose bindings all hold 4-byte elements (f32 or u32).
     pub(crate) fn new(
         gpu: &Gpu,
         shader: Shader,
@@ -28,6 +29,20 @@ impl Kernel {
         consts: &[(&str, f64)],
         groups: u64,
         bindings: Vec<(&'static str, usize)>,
+    ) -> Result<Kernel> {
+        let bindings = bindings.into_iter().map(|(n, e)| (n, e, 4)).collect();
+        Kernel::with_bindings(gpu, shader, entry, consts, groups, bindings)
+    }
+
+    /// A kernel whose bindings hold (name, elements, bytes per element): tensors stored as
+    /// f16 take 2, indices 4.
+    pub(crate) fn with_bindings(
+        gpu: &Gpu,
+        shader: Shader,
+        entry: &'static str,
+        consts: &[(&str, f64)],
+        groups: u64,
+        bindings: Vec<(&'static str, usize, usize)>,
     ) -> Result<Kernel> {
         let name = match entry {
             "main" => shader.name.to_string(),
@@ -54,8 +69,8 @@ impl Kernel {
                 buffers.len()
             ));
         }
-        for ((what, elems), b) in self.bindings.iter().zip(buffers) {
-            check_buffer(gpu, &format!("{} {what}", self.name), b, *elems, 4)?;
+        for ((what, elems, bytes), b) in self.bindings.iter().zip(buffers) {
+            check_buffer(gpu, &format!("{} {what}", self.name), b, *elems, *bytes)?;
         }
         Ok(bind(gpu, &self.pipeline, &self.name, buffers))
     }

@@ -146,13 +146,7 @@ pub(crate) fn dispatch(
 /// trainer record into their passes.
 pub enum Bound {
     Conv(conv::Conv2d, wgpu::BindGroup),
-    Pool(pool::MaxPool, wgpu::BindGroup),
-    Lrn(lrn::Lrn, wgpu::BindGroup),
-    Affine(batchnorm::ChannelAffine, wgpu::BindGroup),
-    AvgPool(avgpool::AdaptiveAvgPool, wgpu::BindGroup),
     Linear(linear::Linear, Vec<wgpu::BindGroup>),
-    Softmax(softmax::Softmax, wgpu::BindGroup),
-    Im2col(im2col::Im2col, wgpu::BindGroup),
     Kernel(Kernel, wgpu::BindGroup),
 }
 
@@ -160,13 +154,7 @@ impl Bound {
     pub fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>) -> Result<()> {
         match self {
             Bound::Conv(k, bg) => k.encode(gpu, pass, bg),
-            Bound::Pool(k, bg) => k.encode(gpu, pass, bg),
-            Bound::Lrn(k, bg) => k.encode(gpu, pass, bg),
-            Bound::Affine(k, bg) => k.encode(gpu, pass, bg),
-            Bound::AvgPool(k, bg) => k.encode(gpu, pass, bg),
             Bound::Linear(k, bgs) => k.encode(gpu, pass, bgs),
-            Bound::Softmax(k, bg) => k.encode(gpu, pass, bg),
-            Bound::Im2col(k, bg) => k.encode(gpu, pass, bg),
             Bound::Kernel(k, bg) => k.encode(gpu, pass, bg),
         }
     }

@@ -11,7 +11,7 @@ pub use backward_apply::backward_apply;
 pub use backward_reduce::backward_reduce;
 pub use stats::stats;
 
-use super::{bind, check_buffer, dispatch, fold, shader};
+use super::{per_elem, shader, Kernel};
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::WG;
@@ -64,106 +64,33 @@ impl BatchNorm {
     }
 }
 
-/// y = x * scale[c] + shift[c] over NCHW, optionally followed by ReLU.
-pub struct ChannelAffine {
-    pub precision: Precision,
-    pub dims: (usize, usize, usize, usize),
-    pub relu: bool,
-    pipeline: wgpu::ComputePipeline,
-}
-
-impl ChannelAffine {
-    pub fn new(gpu: &Gpu, dims: (usize, usize, usize, usize), relu: bool) -> Result<Self> {
-        ChannelAffine::with_precision(gpu, dims, relu, Precision::F32)
+/// y = x * scale[c] + shift[c] over NCHW, optionally followed by ReLU (inference's batch
+/// norm where it is not folded, and a lone ReLU as the identity map), tensors stored as
+/// `precision`: bindings input, scale, shift, output.
+pub fn affine(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    relu: bool,
+    precision: Precision,
+) -> Result<Kernel> {
+    let (n, c, h, w) = dims;
+    if n * c * h * w == 0 {
+        return Err(shape_err!("channel affine over an empty tensor {dims:?}"));
     }
-
-    /// As `new`, with tensors stored as `precision`.
-    pub fn with_precision(
-        gpu: &Gpu,
-        dims: (usize, usize, usize, usize),
-        relu: bool,
-        precision: Precision,
-    ) -> Result<Self> {
-        let (n, c, h, w) = dims;
-        if n * c * h * w == 0 {
-            return Err(shape_err!("channel affine over an empty tensor {dims:?}"));
-        }
-        let pipeline = gpu.pipeline(
-            &shader!("batchnorm/affine").with_precision(precision),
-            "main",
-            &[
-                ("N", n as f64),
-                ("C", c as f64),
-                ("HW", (h * w) as f64),
-                ("RELU", relu as u8 as f64),
-                ("WG", WG as f64),
-            ],
-        )?;
-        Ok(ChannelAffine {
-            dims,
-            relu,
-            precision,
-            pipeline,
-        })
-    }
-
-    fn len(&self) -> usize {
-        let (n, c, h, w) = self.dims;
-        n * c * h * w
-    }
-
-    pub fn bind(
-        &self,
-        gpu: &Gpu,
-        input: &wgpu::Buffer,
-        scale: &wgpu::Buffer,
-        shift: &wgpu::Buffer,
-        output: &wgpu::Buffer,
-    ) -> Result<wgpu::BindGroup> {
-        check_buffer(
-            gpu,
-            "affine input",
-            input,
-            self.len(),
-            self.precision.bytes(),
-        )?;
-        check_buffer(
-            gpu,
-            "affine scale",
-            scale,
-            self.dims.1,
-            self.precision.bytes(),
-        )?;
-        check_buffer(
-            gpu,
-            "affine shift",
-            shift,
-            self.dims.1,
-            self.precision.bytes(),
-        )?;
-        check_buffer(
-            gpu,
-            "affine output",
-            output,
-            self.len(),
-            self.precision.bytes(),
-        )?;
-        Ok(bind(
-            gpu,
-            &self.pipeline,
-            "channel_affine",
-            &[input, scale, shift, output],
-        ))
-    }
-
-    pub fn encode(
-        &self,
-        gpu: &Gpu,
-        pass: &mut wgpu::ComputePass<'_>,
-        bg: &wgpu::BindGroup,
-    ) -> Result<()> {
-        let (x, z) = fold(gpu, (self.len() as u64).div_ceil(WG as u64))?;
-        dispatch(pass, &self.pipeline, bg, (x, 1, z));
-        Ok(())
-    }
+    let consts = [
+        ("N", n as f64),
+        ("C", c as f64),
+        ("HW", (h * w) as f64),
+        ("RELU", relu as u8 as f64),
+        ("WG", WG as f64),
+    ];
+    let (len, e) = (n * c * h * w, precision.bytes());
+    let shader = shader!("batchnorm/affine").with_precision(precision);
+    let bindings = vec![
+        ("input", len, e),
+        ("scale", c, e),
+        ("shift", c, e),
+        ("output", len, e),
+    ];
+    Kernel::with_bindings(gpu, shader, "main", &consts, per_elem(len), bindings)
 }
