@@ -5,23 +5,27 @@ use super::{ops, Settings};
 use crate::error::Result;
 use crate::gpu::tuning::TunedConv;
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant};
+use crate::kernels::conv::{ConvShape, ConvTune};
 
 /// Every configuration the search tries on this adapter.
 pub fn candidates(gpu: &Gpu) -> Vec<ConvTune> {
     let max = gpu.limits().max_compute_invocations_per_workgroup;
     let mut out = Vec::new();
     for base in ConvTune::variants_for(gpu) {
-        if base.variant == ConvVariant::Gemm {
-            out.push(base);
-            continue;
-        }
-        for wg in [16, 32, 64, 128, 256].into_iter().filter(|w| *w <= max) {
-            let tms: &[u32] = match base.variant {
-                ConvVariant::Subgroup => &[8],
-                _ => &[4, 8],
-            };
-            for &tm in tms {
+        let spec = base.variant.spec();
+        let wgs = match spec.wg {
+            Some(wg) => vec![wg],
+            None => [16, 32, 64, 128, 256]
+                .into_iter()
+                .filter(|w| *w <= max)
+                .collect(),
+        };
+        let tms = match spec.tm {
+            Some(tm) => vec![tm],
+            None => vec![4, 8],
+        };
+        for wg in wgs {
+            for &tm in &tms {
                 out.push(ConvTune {
                     variant: base.variant,
                     wg,

@@ -159,15 +159,7 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     let offered = ConvTune::variants_for(gpu);
     for variant in ConvVariant::ALL {
         let Some(&tune) = offered.iter().find(|t| t.variant == variant) else {
-            let why = if variant == ConvVariant::Gemm {
-                format!(
-                    "{} allows {} invocations per workgroup; the kernel needs 256",
-                    gpu.info().name,
-                    gpu.limits().max_compute_invocations_per_workgroup
-                )
-            } else {
-                no_subgroups(gpu)
-            };
+            let why = variant.spec().missing(gpu).unwrap_or_default();
             v.push(skip(&format!("{f} {variant:?}"), why));
             continue;
         };
@@ -445,18 +437,6 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         training_step(gpu, s)
     }));
     v
-}
-
-fn no_subgroups(gpu: &Gpu) -> String {
-    if gpu.features().contains(wgpu::Features::SUBGROUP) {
-        format!(
-            "{}'s subgroups can be {} lanes wide; the kernel needs at least 8",
-            gpu.info().name,
-            gpu.info().subgroup_min_size
-        )
-    } else {
-        format!("{} has no subgroup operations", gpu.info().name)
-    }
 }
 
 /// A named configuration at 32x32 with small FC layers.

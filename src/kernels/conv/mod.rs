@@ -117,6 +117,131 @@ impl ConvVariant {
     }
 }
 
+/// How a variant reads its weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// [c_out / tm][c_in][k][k][tm]: blocks of `tm` output channels.
+    Blocked,
+    /// [c_out / 8][c_in][k][8][4]: blocks of 8 channels, one vec4 of taps per kernel row.
+    Subgroup,
+}
+
+/// What an adapter must offer to run a variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    /// Subgroups of at least this many lanes.
+    Subgroups(u32),
+    /// This many invocations per workgroup.
+    Invocations(u32),
+}
+
+/// How a variant covers the output: the grid's x runs over (images x) tiles, y over
+/// channel blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiling {
+    /// `wg` lanes of 4 adjacent pixels per workgroup, within one image's rows.
+    Lanes,
+    /// 128 pixels of the whole batch per workgroup.
+    Pixels128,
+}
+
+/// Everything that distinguishes a conv variant, in one place: the table the kernel, the
+/// weight packing, the selector and the tuner read instead of each testing the variant.
+#[derive(Clone, Copy, Debug)]
+pub struct VariantSpec {
+    pub variant: ConvVariant,
+    pub shader: crate::gpu::Shader,
+    pub packing: Packing,
+    /// Tunables the shader fixes; `None` where the tuner may choose.
+    pub wg: Option<u32>,
+    pub tm: Option<u32>,
+    pub needs: Needs,
+    pub tiling: Tiling,
+}
+
+const SPECS: [VariantSpec; 4] = [
+    VariantSpec {
+        variant: ConvVariant::Direct,
+        shader: shader!("conv/direct"),
+        packing: Packing::Blocked,
+        wg: None,
+        tm: None,
+        needs: Needs::Nothing,
+        tiling: Tiling::Lanes,
+    },
+    VariantSpec {
+        variant: ConvVariant::Shared,
+        shader: shader!("conv/shared"),
+        packing: Packing::Blocked,
+        wg: None,
+        tm: None,
+        needs: Needs::Nothing,
+        tiling: Tiling::Lanes,
+    },
+    VariantSpec {
+        variant: ConvVariant::Subgroup,
+        shader: shader!("conv/subgroup"),
+        packing: Packing::Subgroup,
+        wg: None,
+        tm: Some(8),
+        needs: Needs::Subgroups(8),
+        tiling: Tiling::Lanes,
+    },
+    VariantSpec {
+        variant: ConvVariant::Gemm,
+        shader: shader!("conv/gemm"),
+        packing: Packing::Blocked,
+        wg: Some(256),
+        tm: Some(128),
+        needs: Needs::Invocations(256),
+        tiling: Tiling::Pixels128,
+    },
+];
+
+impl ConvVariant {
+    /// This variant's row of the table.
+    pub fn spec(self) -> &'static VariantSpec {
+        // Every variant has a row (a test checks it).
+        SPECS
+            .iter()
+            .find(|s| s.variant == self)
+            .unwrap_or(&SPECS[0])
+    }
+}
+
+impl VariantSpec {
+    /// Why `gpu` cannot run this variant, or None where it can.
+    pub fn missing(&self, gpu: &Gpu) -> Option<String> {
+        let name = &gpu.info().name;
+        match self.needs {
+            Needs::Nothing => None,
+            Needs::Subgroups(n) if !gpu.subgroups_of_at_least(n) => Some(format!(
+                "the {:?} conv variant needs subgroups of at least {n} lanes, which {name} \
+                 lacks",
+                self.variant
+            )),
+            Needs::Invocations(n) if gpu.limits().max_compute_invocations_per_workgroup < n => {
+                Some(format!(
+                    "the {:?} conv variant needs {n} invocations per workgroup; {name} allows {}",
+                    self.variant,
+                    gpu.limits().max_compute_invocations_per_workgroup
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// `tune` with the tunables this variant fixes.
+    fn fix(&self, tune: ConvTune) -> ConvTune {
+        ConvTune {
+            variant: self.variant,
+            wg: self.wg.unwrap_or(tune.wg),
+            tm: self.tm.unwrap_or(tune.tm),
+        }
+    }
+}
+
 /// The conv configuration of a layer of `shape`, in order: an `explicit` choice, the
 /// adapter's entry in the tuning file (where the adapter can run it), the measured default.
 /// The executor and the trainer both choose through this.
@@ -131,13 +256,6 @@ pub fn select(gpu: &Gpu, shape: ConvShape, explicit: Option<ConvTune>) -> ConvTu
         })
         .unwrap_or_else(|| ConvTune::default_for(gpu))
 }
-
-/// The `Gemm` variant's fixed tunables.
-const GEMM: ConvTune = ConvTune {
-    variant: ConvVariant::Gemm,
-    wg: 256,
-    tm: 128,
-};
 
 /// Tunables. `tm` is the output channels per invocation (direct) and `wg` the workgroup size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,12 +295,11 @@ impl ConvTune {
     /// Elements of the packed (weight, bias) buffers for a conv with these channels and
     /// kernel size: whole blocks of output channels, zero padded.
     pub fn packed_elems(&self, c_in: usize, c_out: usize, k: usize) -> (usize, usize) {
-        // Subgroup packing is fixed at 8 channels and a vec4 per kernel row.
-        let (tm, per_block) = match self.variant {
-            ConvVariant::Direct | ConvVariant::Shared | ConvVariant::Gemm => {
-                (self.tm as usize, c_in * k * k * self.tm as usize)
-            }
-            ConvVariant::Subgroup => (8, c_in * k * 8 * 4),
+        let spec = self.variant.spec();
+        let tm = spec.fix(*self).tm as usize;
+        let per_block = match spec.packing {
+            Packing::Blocked => c_in * k * k * tm,
+            Packing::Subgroup => c_in * k * tm * 4,
         };
         let blocks = c_out.div_ceil(tm);
         (blocks * per_block, blocks * tm)
@@ -209,8 +326,9 @@ impl ConvTune {
                 c_out * c_in * k * k,
             ));
         }
-        let sg = self.variant == ConvVariant::Subgroup;
-        let tm = if sg { 8 } else { self.tm as usize };
+        let spec = self.variant.spec();
+        let sg = spec.packing == Packing::Subgroup;
+        let tm = spec.fix(*self).tm as usize;
         let (w_len, b_len) = self.packed_elems(c_in, c_out, k);
         let kk = k * k;
         let mut w = vec![0.0f32; w_len];
@@ -254,25 +372,16 @@ impl ConvTune {
         })
     }
 
-    /// Every variant this adapter can run, with the default tunables otherwise.
+    /// Every variant this adapter can run, each with the default tunables where it does
+    /// not fix its own.
     pub fn variants_for(gpu: &Gpu) -> Vec<ConvTune> {
-        // The register-blocked variants' default tunables (Gemm has its own, fixed).
-        let d = ConvTune {
-            variant: ConvVariant::Direct,
-            ..ConvTune::default_for(gpu)
-        };
-        let mut v = vec![ConvVariant::Direct, ConvVariant::Shared];
-        if gpu.subgroups_of_at_least(8) {
-            v.push(ConvVariant::Subgroup);
-        }
-        let mut out: Vec<ConvTune> = v
-            .into_iter()
-            .map(|variant| ConvTune { variant, ..d })
-            .collect();
-        if gpu.limits().max_compute_invocations_per_workgroup >= GEMM.wg {
-            out.push(GEMM);
-        }
-        out
+        let d = ConvTune::default_for(gpu);
+        ConvVariant::ALL
+            .iter()
+            .map(|v| v.spec())
+            .filter(|s| s.missing(gpu).is_none())
+            .map(|s| s.fix(d))
+            .collect()
     }
 }
 
@@ -305,50 +414,30 @@ impl Conv2d {
         precision: Precision,
     ) -> Result<Conv2d> {
         shape.validate()?;
-        let gemm = tune.variant == ConvVariant::Gemm;
-        if (gemm && tune != GEMM)
-            || (!gemm && !matches!(tune.tm, 1 | 2 | 4 | 8 | 16))
-            || tune.wg == 0
-        {
+        let spec = tune.variant.spec();
+        let fixed = spec.wg.is_some_and(|w| w != tune.wg)
+            || spec.tm.is_some_and(|t| {
+                // The subgroup variant's 8 channels are its packing, whatever `tm` says.
+                t != tune.tm && spec.packing != Packing::Subgroup
+            });
+        let tm_ok = spec.tm.is_some() || matches!(tune.tm, 1 | 2 | 4 | 8 | 16);
+        if fixed || !tm_ok || tune.wg == 0 {
             return Err(shape_err!("conv tunables out of range: {tune:?}"));
         }
-        let s = shape;
-        let sg = tune.variant == ConvVariant::Subgroup;
-        if sg && !gpu.subgroups_of_at_least(8) {
-            return Err(Error::Limit(
-                "the subgroup conv variant needs subgroups of at least 8 lanes, which this \
-                 adapter lacks"
-                    .into(),
-            ));
+        if let Some(why) = spec.missing(gpu) {
+            return Err(Error::Limit(why));
         }
-        let tm = if sg { 8.0 } else { tune.tm as f64 };
-        let mut consts = s.consts();
-        consts.extend([("RELU", relu as u8 as f64), ("WG", tune.wg as f64)]);
-        let pipeline = if sg {
-            gpu.pipeline(
-                &shader!("conv/subgroup").with_precision(precision),
-                "main",
-                &consts,
-            )?
-        } else if gemm {
-            consts.retain(|(name, _)| *name != "WG");
-            gpu.pipeline(
-                &shader!("conv/gemm").with_precision(precision),
-                "main",
-                &consts,
-            )?
-        } else {
-            consts.push(("TM", tm));
-            let shader = match tune.variant {
-                ConvVariant::Shared => shader!("conv/shared"),
-                _ => shader!("conv/direct"),
-            };
-            gpu.pipeline(&shader.with_precision(precision), "main", &consts)?
-        };
-        let tune = ConvTune {
-            tm: tm as u32,
-            ..tune
-        };
+        let tune = spec.fix(tune);
+        let mut consts = shape.consts();
+        consts.push(("RELU", relu as u8 as f64));
+        // The shader declares as overrides only the tunables it leaves free.
+        if spec.wg.is_none() {
+            consts.push(("WG", tune.wg as f64));
+        }
+        if spec.tm.is_none() {
+            consts.push(("TM", tune.tm as f64));
+        }
+        let pipeline = gpu.pipeline(&spec.shader.with_precision(precision), "main", &consts)?;
         Ok(Conv2d {
             shape,
             relu,
@@ -408,7 +497,7 @@ impl Conv2d {
     /// Workgroup counts (x, y, z) for this shape.
     pub fn grid(&self, gpu: &Gpu) -> Result<(u32, u32, u32)> {
         let s = self.shape;
-        if self.tune.variant == ConvVariant::Gemm {
+        if self.tune.variant.spec().tiling == Tiling::Pixels128 {
             let tiles = (s.n * s.h * s.w).div_ceil(128);
             let (x, z) = fold(gpu, tiles as u64)?;
             return Ok((x, self.blocks() as u32, z));
@@ -434,4 +523,17 @@ impl Conv2d {
 pub struct ConvParams {
     pub weight: wgpu::Buffer,
     pub bias: wgpu::Buffer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_row_of_the_table() {
+        for v in ConvVariant::ALL {
+            assert_eq!(v.spec().variant, v);
+        }
+        assert_eq!(SPECS.len(), ConvVariant::ALL.len());
+    }
 }

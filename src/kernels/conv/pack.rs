@@ -1,7 +1,7 @@
 //! Repacks canonical conv weights into a forward variant's layout on the GPU
 //! (shaders/conv/pack.wgsl): training updates canonical weights.
 
-use super::{ConvTune, ConvVariant};
+use super::{ConvTune, Packing};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{per_elem, shader, Kernel, WG};
@@ -10,8 +10,9 @@ use crate::kernels::{per_elem, shader, Kernel, WG};
 /// weight, packed weight). The bias needs no kernel: it is the canonical bias followed by
 /// zeros up to whole blocks, a buffer copy.
 pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> Result<Kernel> {
-    let sg = tune.variant == ConvVariant::Subgroup;
-    let tm = if sg { 8 } else { tune.tm as usize };
+    let spec = tune.variant.spec();
+    let sg = spec.packing == Packing::Subgroup;
+    let tm = spec.tm.unwrap_or(tune.tm) as usize;
     let (packed, _) = tune.packed_elems(c_in, c_out, k);
     Kernel::new(
         gpu,
