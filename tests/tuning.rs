@@ -1,13 +1,14 @@
-//! The executor and the trainer run the conv configuration `vgg bench --tune` stored for
-//! their adapter. Alone in its binary: it points VGG_TUNING_FILE at a file of its own for the
+//! The executor and the trainer run the conv configuration and FC variant `vgg bench
+//! --tune` stored for their adapter. Alone in its binary: it points VGG_TUNING_FILE at a file of its own for the
 //! whole process, written before any device of the process reads it (each `Gpu` reads the
 //! file once).
 
 mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::{compare, TensorRng, F32_NETWORK_TOL};
-use vgg_wgpu::gpu::tuning::{adapter_key, TunedConv, TuningFile};
+use vgg_wgpu::gpu::tuning::{adapter_key, TunedConv, TunedLinear, TuningFile};
 use vgg_wgpu::kernels::conv::{ConvShape, ConvTune, ConvVariant};
+use vgg_wgpu::kernels::linear::{LinearShape, LinearVariant};
 use vgg_wgpu::reference::network as reference;
 use vgg_wgpu::reference::train::{step as ref_step, Sgd};
 use vgg_wgpu::train::{TrainOptions, Trainer};
@@ -47,7 +48,30 @@ fn the_executor_and_the_trainer_use_the_tuning_file() {
                     default_ms: 2.0,
                 },
             );
+        // And the FC variant the adapter would not pick, for the FC layer at batch 2.
+        let fc_tuned = match LinearVariant::default_for(gpu()) {
+            LinearVariant::Rows => LinearVariant::Reduce,
+            LinearVariant::Reduce => LinearVariant::Rows,
+        };
+        let fc_shape = LinearShape {
+            m: 2,
+            k: 20 * 8 * 9,
+            n_out: 4,
+        };
+        file.adapters
+            .entry(adapter_key(gpu()))
+            .or_default()
+            .linear
+            .insert(
+                fc_shape.tuning_key(),
+                TunedLinear {
+                    variant: fc_tuned.name(),
+                    median_ms: 1.0,
+                    default_ms: 2.0,
+                },
+            );
         file.save(&path).unwrap();
+        let fc = m.layer_index("fc3").unwrap();
         let weights = Weights::init(&m, Init::Kaiming, seed());
         let mut net = Network::new(gpu(), &m, &weights).unwrap();
         let conv2 = m.layer_index("conv2_1").unwrap();
@@ -59,6 +83,7 @@ fn the_executor_and_the_trainer_use_the_tuning_file() {
         )
         .unwrap();
         let got = net.forward(&x).unwrap();
+        assert_eq!(net.linear_variant(fc), Some(fc_tuned));
         let want = reference::forward(&m, &weights, &x, None).unwrap();
         let d = compare(&got.data, &want.data);
         assert!(d.passes(F32_NETWORK_TOL), "{d}");
@@ -72,6 +97,7 @@ fn the_executor_and_the_trainer_use_the_tuning_file() {
         let mut t = Trainer::new(gpu(), &m, &weights, opts).unwrap();
         assert_eq!(t.conv_tune(conv2), Some(tuned));
         assert_eq!(t.conv_tune(0), Some(ConvTune::default_for(gpu())));
+        assert_eq!(t.linear_variant(fc), Some(fc_tuned));
         let sgd = Sgd {
             lr: 0.05,
             momentum: 0.9,

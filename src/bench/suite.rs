@@ -179,8 +179,9 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
     })
 }
 
-/// The tuning file, after `--tune` searched every conv shape at the first batch size and
-/// stored the best (the networks timed later select by it).
+/// The tuning file, after `--tune` searched every conv shape's configurations and every FC
+/// shape's variants at the first batch size and stored the best (the networks timed later
+/// select by it).
 fn tuned(
     gpu: &Gpu,
     o: &Options,
@@ -216,6 +217,43 @@ fn tuned(
             .or_default()
             .conv
             .insert(s.tuning_key(), best);
+    }
+    for site in &sites.fcs {
+        let (k, n_out) = site.shape;
+        let s = LinearShape { m: b, k, n_out };
+        let default = LinearVariant::default_for(gpu);
+        let mut times = Vec::new();
+        for v in LinearVariant::ALL {
+            let set = Settings {
+                runs: o.runs.clamp(3, 5),
+                cpu: false,
+            };
+            times.push((v, ops::linear(gpu, s, Precision::F32, v, set)?.median_ms));
+        }
+        let ms = |v: LinearVariant| times.iter().find(|t| t.0 == v).map_or(0.0, |t| t.1);
+        let best = times
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(default, |t| t.0);
+        progress(&format!(
+            "tuning {} ({}): best {:?} {:.3} ms (default {:.3} ms)",
+            site.layers.join(", "),
+            s.tuning_key(),
+            best,
+            ms(best),
+            ms(default)
+        ));
+        let entry = tuning::TunedLinear {
+            variant: best.name(),
+            median_ms: ms(best),
+            default_ms: ms(default),
+        };
+        tuning
+            .adapters
+            .entry(tuning::adapter_key(gpu))
+            .or_default()
+            .linear
+            .insert(s.tuning_key(), entry);
     }
     if let Some(p) = &tuning_path {
         tuning.save(p)?;

@@ -24,9 +24,10 @@ pub struct Args {
     /// Skip the CPU reference timings (they take a while at full size)
     #[arg(long)]
     pub no_cpu: bool,
-    /// First search conv variants and tunables per layer shape (at the first --batch),
-    /// and store the best for this adapter and driver in the tuning file the executor reads
-    /// ($VGG_TUNING_FILE, else ~/.cache/vgg-wgpu/tuning.json)
+    /// First search conv variants and tunables per layer shape, and the FC variants per FC
+    /// shape (at the first --batch), and store the best for this adapter and driver in the
+    /// tuning file the executor and the trainer read ($VGG_TUNING_FILE, else
+    /// ~/.cache/vgg-wgpu/tuning.json)
     #[arg(long)]
     pub tune: bool,
     /// Whole networks to run end to end, comma-separated, or "none" (which also skips

@@ -1,5 +1,5 @@
-//! The tuning file: per adapter and driver, the conv configuration `vgg bench --tune`
-//! measured fastest for each layer shape. Read once per `Gpu` (see `Gpu::tuning`); the
+//! The tuning file: per adapter and driver, the conv configuration and the FC variant
+//! `vgg bench --tune` measured fastest for each layer shape. Read once per `Gpu` (see `Gpu::tuning`); the
 //! kernels' selectors interpret its entries, the benchmark suite writes it.
 
 use super::Gpu;
@@ -19,11 +19,23 @@ pub struct TunedConv {
     pub default_ms: f64,
 }
 
-/// Tuning results of one adapter, keyed by conv shape `c_in,c_out,h,w,k` (the best choice
-/// does not depend on the batch much, so one entry serves every batch).
+/// The fastest FC variant found for one shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TunedLinear {
+    pub variant: String,
+    pub median_ms: f64,
+    pub default_ms: f64,
+}
+
+/// Tuning results of one adapter: conv keyed by shape `c_in,c_out,h,w,k` (the best choice
+/// does not depend on the batch much, so one entry serves every batch); FC keyed by
+/// `m,k,n_out`, batch rows included, since a GEMV and a GEMM want different layouts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct AdapterTuning {
     pub conv: BTreeMap<String, TunedConv>,
+    /// Absent from files written before FC tuning existed.
+    #[serde(default)]
+    pub linear: BTreeMap<String, TunedLinear>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -79,5 +91,10 @@ impl TuningFile {
     /// The entry for conv shape `key` (see `ConvShape::tuning_key`) on `gpu`'s adapter.
     pub fn conv(&self, gpu: &Gpu, key: &str) -> Option<&TunedConv> {
         self.adapters.get(&adapter_key(gpu))?.conv.get(key)
+    }
+
+    /// The entry for FC shape `key` (see `LinearShape::tuning_key`) on `gpu`'s adapter.
+    pub fn linear(&self, gpu: &Gpu, key: &str) -> Option<&TunedLinear> {
+        self.adapters.get(&adapter_key(gpu))?.linear.get(key)
     }
 }

@@ -9,7 +9,7 @@ use super::NodeOp;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
-use crate::kernels::linear::{Linear, LinearParams, LinearShape};
+use crate::kernels::linear::{Linear, LinearParams, LinearShape, LinearVariant};
 use crate::kernels::{self, Bound, Kernel};
 use crate::model::{Dims, Model, Op, BN_EPS};
 use wgpu::Buffer;
@@ -113,6 +113,8 @@ pub struct Lowering<'a> {
     pub precision: Precision,
     /// The largest storage binding a kernel may use (FC weights are split over bindings).
     pub max_binding: u64,
+    /// The FC variant of every layer, where the caller fixes one (else `linear::select`).
+    pub linear: Option<LinearVariant>,
 }
 
 fn bound(gpu: &Gpu, k: Kernel, buffers: &[&Buffer]) -> Result<Bound> {
@@ -161,7 +163,9 @@ impl Lowering<'_> {
             }
             (NodeOp::Linear { layer, relu }, Binds::Linear { params }) => {
                 let shape = self.linear_shape(at, layer)?;
-                let lin = Linear::with_options(gpu, shape, relu, self.max_binding, precision)?;
+                let variant = kernels::linear::select(gpu, shape, self.linear);
+                let max = self.max_binding;
+                let lin = Linear::with_variant(gpu, shape, relu, max, precision, variant)?;
                 let bgs = lin.bind(gpu, x, params, y)?;
                 one(Bound::Linear(lin, bgs))
             }

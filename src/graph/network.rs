@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::batchnorm::BatchNorm;
 use crate::kernels::conv::{ConvParams, ConvShape, ConvTune};
-use crate::kernels::linear::{row_chunks, LinearParams};
+use crate::kernels::linear::{row_chunks, LinearParams, LinearVariant};
 use crate::kernels::Bound;
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 use std::collections::BTreeMap;
@@ -28,6 +28,9 @@ pub struct NetworkOptions {
     pub conv: Option<ConvTune>,
     /// How weights and activations are stored on the GPU (f16 needs SHADER_F16).
     pub precision: Precision,
+    /// The FC variant of every FC layer. When `None`, each takes what `vgg bench --tune`
+    /// stored for its shape on this adapter, else the adapter's default.
+    pub linear: Option<LinearVariant>,
 }
 
 /// A plan made real: buffers, kernels per (stage, chunk size), and the readback buffer.
@@ -43,6 +46,8 @@ struct Prepared {
     programs: Vec<BTreeMap<usize, Vec<Bound>>>,
     /// Ones and zeros for ReLUs run as a channel affine map, kept alive here.
     _identity: Vec<wgpu::Buffer>,
+    /// The FC variant each FC layer runs in (at the plan's largest group).
+    linear_variants: BTreeMap<usize, LinearVariant>,
 }
 
 /// A model with its weights resident on one GPU.
@@ -51,6 +56,7 @@ pub struct Network<'g> {
     model: Model,
     tune: ConvTune,
     precision: Precision,
+    linear: Option<LinearVariant>,
     limits: Limits,
     memory_limit: Option<u64>,
     /// Per conv layer: its tunables and its weights packed for them.
@@ -165,6 +171,7 @@ impl<'g> Network<'g> {
             model: model.clone(),
             tune,
             precision,
+            linear: opts.linear,
             limits,
             memory_limit: opts.memory_limit,
             convs,
@@ -190,6 +197,11 @@ impl<'g> Network<'g> {
     }
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+    /// The FC variant layer `layer` runs in under the current plan (None before a forward
+    /// has planned, or for other layers).
+    pub fn linear_variant(&self, layer: usize) -> Option<LinearVariant> {
+        self.prepared.as_ref()?.linear_variants.get(&layer).copied()
     }
     /// The limits plans are made under.
     pub fn limits(&self) -> Limits {
@@ -342,6 +354,7 @@ impl<'g> Network<'g> {
         let readback = gpu.readback_buffer("forward outputs", plan.readback)?;
         let mut identity = Vec::new();
         let mut programs = Vec::new();
+        let mut linear_variants = BTreeMap::new();
         for (si, stage) in plan.stages.iter().enumerate() {
             let mut by_size = BTreeMap::new();
             let mut sizes = plan.chunks(si);
@@ -360,7 +373,13 @@ impl<'g> Network<'g> {
                         })
                     };
                     let xy = (place(node.input)?, place(node.output)?);
-                    kernels.extend(self.kernels(&graph, node, n, xy, &mut identity)?);
+                    let ks = self.kernels(&graph, node, n, xy, &mut identity)?;
+                    if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
+                        (node.op, ks.first())
+                    {
+                        linear_variants.insert(layer, lin.variant);
+                    }
+                    kernels.extend(ks);
                 }
                 by_size.insert(n, kernels);
             }
@@ -376,6 +395,7 @@ impl<'g> Network<'g> {
             readback,
             programs,
             _identity: identity,
+            linear_variants,
         })
     }
 
@@ -400,6 +420,7 @@ impl<'g> Network<'g> {
             model: &self.model,
             precision: self.precision,
             max_binding: self.limits.max_binding,
+            linear: self.linear,
         };
         match node.op {
             NodeOp::Conv { layer, .. } => {

@@ -15,7 +15,7 @@ use crate::graph::{Graph, NodeOp};
 use crate::kernels::{
     self,
     conv::{ConvParams, ConvShape, ConvTune},
-    linear::{row_chunks, LinearParams},
+    linear::{row_chunks, LinearParams, LinearVariant},
     Bound, Kernel,
 };
 use crate::model::{Model, Op, Tensor, Weights};
@@ -109,6 +109,8 @@ pub struct Trainer<'g> {
     seeds: Vec<(usize, usize)>,
     /// The forward configuration of each conv layer, by layer index.
     conv_tunes: std::collections::BTreeMap<usize, ConvTune>,
+    /// The FC variant of each FC layer's forward, by layer index.
+    linear_variants: std::collections::BTreeMap<usize, LinearVariant>,
     step: u64,
 }
 
@@ -482,6 +484,7 @@ impl<'g> Trainer<'g> {
                 .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate))?,
             seeds: Vec::new(),
             conv_tunes: Default::default(),
+            linear_variants: Default::default(),
             step: 0,
         };
         t.build(&lay.nodes, lay.grads)?;
@@ -494,6 +497,7 @@ impl<'g> Trainer<'g> {
             model: &self.model,
             precision: Precision::F32,
             max_binding: self.opts.max_binding.unwrap_or(u64::MAX),
+            linear: None,
         }
     }
 
@@ -619,12 +623,19 @@ impl<'g> Trainer<'g> {
         let logits = nodes.last().map_or(self.io.input, |t| t.y);
         let scale = 1.0 / (n * acc) as f32;
         let mut lists = Vec::new();
+        let mut linear_variants = std::collections::BTreeMap::new();
         for mb in 0..acc.min(2) {
             let accumulate = mb > 0;
             let mut ks = Vec::new();
             for t in nodes {
                 let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-                ks.extend(self.with_binds(&t.saved, |b, _| lower.forward(&t.at, x, y, b))?);
+                let fwd = self.with_binds(&t.saved, |b, _| lower.forward(&t.at, x, y, b))?;
+                if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
+                    (t.at.op, fwd.first())
+                {
+                    linear_variants.insert(layer, lin.variant);
+                }
+                ks.extend(fwd);
             }
             let op = kernels::softmax::xent(gpu, n, classes, scale)?;
             let io = self.io;
@@ -642,6 +653,7 @@ impl<'g> Trainer<'g> {
             lists.push(ks);
         }
         let mut lists = lists.into_iter();
+        self.linear_variants = linear_variants;
         self.first = lists.next().unwrap_or_default();
         self.rest = lists.next().unwrap_or_default();
         for i in 0..self.params.len() {
@@ -885,6 +897,11 @@ impl Trainer<'_> {
     /// The forward configuration conv layer `layer` trains with (None for other layers).
     pub fn conv_tune(&self, layer: usize) -> Option<ConvTune> {
         self.conv_tunes.get(&layer).copied()
+    }
+
+    /// The FC variant FC layer `layer`'s forward trains with (None for other layers).
+    pub fn linear_variant(&self, layer: usize) -> Option<LinearVariant> {
+        self.linear_variants.get(&layer).copied()
     }
 
     /// Bytes of every GPU buffer this trainer holds (the readback buffer included).

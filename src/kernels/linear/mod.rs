@@ -23,6 +23,23 @@ impl LinearShape {
     pub fn macs(&self) -> u64 {
         (self.m * self.k * self.n_out) as u64
     }
+
+    /// The tuning file's key: `m,k,n_out`.
+    pub fn tuning_key(&self) -> String {
+        format!("{},{},{}", self.m, self.k, self.n_out)
+    }
+}
+
+/// The FC variant of a layer of `shape`, in order: an `explicit` choice, the adapter's
+/// entry in the tuning file, the measured default. The executor and the trainer both
+/// choose through this (in the shared lowering).
+pub fn select(gpu: &Gpu, shape: LinearShape, explicit: Option<LinearVariant>) -> LinearVariant {
+    explicit
+        .or_else(|| {
+            let t = gpu.tuning();
+            LinearVariant::from_name(&t.linear(gpu, &shape.tuning_key())?.variant)
+        })
+        .unwrap_or_else(|| LinearVariant::default_for(gpu))
 }
 
 const TN: usize = 4;
@@ -52,6 +69,15 @@ impl LinearVariant {
     }
 
     pub const ALL: [LinearVariant; 2] = [LinearVariant::Rows, LinearVariant::Reduce];
+
+    /// The name the tuning file and the reports use (`Rows`, `Reduce`).
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    pub fn from_name(name: &str) -> Option<LinearVariant> {
+        LinearVariant::ALL.into_iter().find(|v| v.name() == name)
+    }
 }
 
 /// Invocations per workgroup of the `Reduce` variant (its shader holds at most 128).
