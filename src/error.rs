@@ -26,6 +26,10 @@ pub enum Error {
     Gpu { op: String, message: String },
     /// A file that cannot be read, decoded or written, or whose contents are wrong.
     File { path: String, message: String },
+    /// Training stopped: the loss went non-finite or exploded.
+    Diverged(String),
+    /// A forward produced infinities or NaN (weights that overflow f32).
+    NonFinite(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -54,6 +58,7 @@ impl fmt::Display for Error {
             Error::Unsupported(m) => write!(f, "unsupported adapter: {m}"),
             Error::Gpu { op, message } => write!(f, "GPU error in {op}: {message}"),
             Error::File { path, message } => write!(f, "{path}: {message}"),
+            Error::Diverged(m) | Error::NonFinite(m) => write!(f, "{m}"),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Network, PROB};
-use crate::io::image::{load_rgb, Preprocess};
+use crate::io::image::Preprocess;
 use crate::io::labels::top_k;
 use crate::model::Tensor;
 use std::path::PathBuf;
@@ -65,9 +65,10 @@ pub fn run(
     if o.dense {
         return run_dense(net, files, o, on_result);
     }
+    pre.validate()?;
     if strict {
         for f in files {
-            load_rgb(f)?;
+            pre.load(f)?;
         }
     }
     let [c, h, w] = net.model().input_dims();
@@ -93,6 +94,15 @@ pub fn run(
         let layer = features.unwrap_or(PROB);
         let out = net.forward_features(&x, layer)?;
         stats.forward += t.elapsed();
+        let row = out.data.len() / n;
+        if let Some(i) = out.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "{}: the forward gave {} at {layer}: the weights overflow f32 arithmetic (a \
+                 value near 3e38, or a product of large ones)",
+                pending[i / row.max(1)].0.display(),
+                out.data[i]
+            )));
+        }
         for (i, (path, _)) in pending.iter().enumerate() {
             let top = if features.is_some() {
                 Vec::new()
@@ -120,7 +130,7 @@ pub fn run(
     };
     for f in files {
         let t = Instant::now();
-        let decoded = load_rgb(f).and_then(|img| pre.apply(&img));
+        let decoded = pre.load(f).and_then(|img| pre.apply(&img));
         stats.decode += t.elapsed();
         match decoded {
             Ok(x) if x.len() == per => pending.push((f.clone(), x)),
@@ -157,20 +167,21 @@ fn run_dense(
             message: "dense evaluation classifies; it does not extract --features".into(),
         });
     }
-    if o.strict {
-        for f in files {
-            load_rgb(f)?;
-        }
-    }
     let pre = Preprocess {
         crop: None,
         ..o.pre.clone()
     };
+    pre.validate()?;
+    if o.strict {
+        for f in files {
+            pre.load(f)?;
+        }
+    }
     let mut stats = RunStats::default();
     let mut kept = Vec::new();
     for f in files {
         let t = Instant::now();
-        let img = match load_rgb(f) {
+        let img = match pre.load(f) {
             Ok(img) => img,
             Err(e) if o.strict => return Err(e),
             Err(e) => {
@@ -188,6 +199,12 @@ fn run_dense(
         net.set_input_size(h, w)?;
         let scores = net.forward_dense(&Tensor::new(vec![2, 3, h, w], data)?)?;
         stats.forward += t.elapsed();
+        if let Some(v) = scores.data.iter().find(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "{}: the forward gave {v}: the weights overflow f32 arithmetic",
+                f.display()
+            )));
+        }
         let probs = dense_posteriors(&scores);
         on_result(&ImageResult {
             path: f.clone(),

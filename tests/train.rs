@@ -198,6 +198,7 @@ fn resuming_from_a_checkpoint_continues_exactly() {
             out: Some(out),
             augment: true,
             augment_pad: 2,
+            lr_on_resume: None,
         };
         let (a, b) = (dir("a"), dir("b"));
         let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
@@ -250,6 +251,70 @@ fn resuming_from_a_checkpoint_continues_exactly() {
 }
 
 #[test]
+fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
+    on_each_gpu(|| {
+        use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
+        let m = vgg_wgpu::train::mnist_model().unwrap();
+        let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
+        let (train, test) = data
+            .select(&(0..5000).step_by(25).collect::<Vec<_>>())
+            .split(40)
+            .unwrap();
+        let w = Weights::init(&m, Init::Kaiming, 3);
+        let dir = std::env::temp_dir().join(format!("vgg-diverge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let opts = |epochs, lr_on_resume| FitOptions {
+            epochs,
+            lr: 0.05,
+            schedule: Schedule::Constant,
+            train: TrainOptions {
+                batch: 16,
+                seed: 9,
+                ..Default::default()
+            },
+            out: Some(dir.clone()),
+            augment: false,
+            augment_pad: 0,
+            lr_on_resume,
+        };
+        let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
+        let run = |o: &FitOptions, resume: Option<&std::path::Path>| {
+            fit(gpu(), &m, &w, &train, &test, o, resume, quiet, |_| {})
+        };
+        run(&opts(1, None), None).unwrap();
+        let ckpt = dir.join("checkpoint.safetensors");
+        let before = std::fs::read(&ckpt).unwrap();
+        // A second, fresh run into the same folder would overwrite the first: refused.
+        let e = run(&opts(1, None), None).unwrap_err().to_string();
+        assert!(e.contains("already holds a training run"), "{e}");
+        // Resumed at a rate of 100, the loss explodes within the epoch.
+        let e = run(&opts(2, Some(100.0)), Some(&ckpt))
+            .unwrap_err()
+            .to_string();
+        eprintln!("{e}");
+        assert!(
+            e.contains("training diverged at epoch 2 step ")
+                && e.contains("at learning rate 100")
+                && e.contains("checkpoint.safetensors (epoch 1)"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&ckpt).unwrap(),
+            before,
+            "the good checkpoint is kept"
+        );
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 2, "{csv}");
+        // From it, at a sane rate, the run finishes epoch 2.
+        let (_, h) = run(&opts(2, Some(0.05)), Some(&ckpt)).unwrap();
+        assert_eq!(h.iter().map(|r| r.epoch).collect::<Vec<_>>(), [2]);
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{csv}");
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
 fn an_image_folder_loads_by_class() {
     let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
     let dir = std::env::temp_dir().join(format!("vgg-folder-{}", std::process::id()));
@@ -263,15 +328,15 @@ fn an_image_folder_loads_by_class() {
             std::fs::copy(fx.join(f), dir.join(class).join(f)).unwrap();
         }
     }
-    let (d, names) = vgg_wgpu::io::datasets::folder(&dir, 3, 32).unwrap();
+    let (d, names) = vgg_wgpu::io::datasets::folder(&dir, 3, 32, u64::MAX).unwrap();
     assert_eq!(names, ["cats", "things"]);
     assert_eq!((d.len(), d.dims, d.classes), (3, (3, 32, 32), 2));
     assert_eq!(d.labels, [0, 1, 1]);
     assert!(d.images.iter().all(|v| (0.0..=1.0).contains(v)));
-    let (g, _) = vgg_wgpu::io::datasets::folder(&dir, 1, 16).unwrap();
+    let (g, _) = vgg_wgpu::io::datasets::folder(&dir, 1, 16, u64::MAX).unwrap();
     assert_eq!(g.dims, (1, 16, 16));
     assert!(
-        vgg_wgpu::io::datasets::folder(&fx, 3, 32).is_err(),
+        vgg_wgpu::io::datasets::folder(&fx, 3, 32, u64::MAX).is_err(),
         "no class subdirectories"
     );
 }

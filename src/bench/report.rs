@@ -157,8 +157,7 @@ impl Report {
     }
 
     pub fn load_json(path: &Path) -> Result<Report> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::io::file_err(path, format!("cannot read: {e}")))?;
+        let text = crate::io::read_text(path, 256 << 20, "a benchmark report")?;
         let mut r: Report = serde_json::from_str(&text).map_err(|e| {
             crate::io::file_err(path, format!("not a {SCHEMA} benchmark report: {e}"))
         })?;

@@ -60,6 +60,10 @@ pub struct Args {
     /// bandwidth; needs the adapter's shader-f16 feature; arithmetic stays f32)
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub precision: String,
+    /// Refuse images declaring more pixels than this, or resizing to more, before decoding
+    /// them
+    #[arg(long, value_name = "PIXELS", default_value_t = vgg_wgpu::io::image::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
     #[command(flatten)]
     pub gpu: AdapterArgs,
 }
@@ -67,6 +71,19 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         use vgg_wgpu::{infer, io};
+        let pre = Preprocess {
+            resize: self.resize,
+            crop: Some(self.crop),
+            max_pixels: self.max_pixels,
+            ..Preprocess::default()
+        };
+        // Options first, then the files, before the weights load (which takes a while).
+        // Dense evaluation does not crop.
+        Preprocess {
+            crop: pre.crop.filter(|_| !self.dense),
+            ..pre.clone()
+        }
+        .validate()?;
         let model = self.network_model()?;
         let files = self.files(&model)?;
         let labels = match &self.labels {
@@ -93,11 +110,7 @@ impl Args {
         let mut net = Network::with_options(&gpu, &model, &w, net_opts)?;
         drop(w);
         let run_opts = infer::Options {
-            pre: Preprocess {
-                resize: self.resize,
-                crop: Some(self.crop),
-                ..Preprocess::default()
-            },
+            pre,
             batch_size: self.batch_size,
             top: self.top,
             strict: self.strict,
@@ -166,7 +179,11 @@ impl Args {
             gpu.describe()
         );
         Ok(if stats.images == 0 {
-            eprintln!("error: no image could be classified");
+            let why = match stats.skipped.first() {
+                Some(e) => format!(" ({} skipped; the first: {e})", stats.skipped.len()),
+                None => String::new(),
+            };
+            eprintln!("error: no image could be classified{why}");
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS

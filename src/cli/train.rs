@@ -32,8 +32,10 @@ pub struct Args {
     /// Micro-batches per optimisation step (a logical batch of batch-size x accumulate)
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
-    #[arg(long, default_value_t = 0.05)]
-    pub lr: f32,
+    /// Learning rate, above 0 and at most 100 [default: 0.05; with --resume, the
+    /// checkpoint's, which a given --lr replaces (after a divergence, say)]
+    #[arg(long)]
+    pub lr: Option<f32>,
     /// constant, step:EVERY:FACTOR, or plateau[:PATIENCE] (the paper's: divide by 10
     /// when held-out accuracy stops improving)
     #[arg(long, default_value = "plateau:2")]
@@ -54,6 +56,10 @@ pub struct Args {
     /// Continue from OUT/checkpoint.safetensors exactly where it stopped
     #[arg(long)]
     pub resume: bool,
+    /// Refuse images (with --format folder) declaring more pixels than this, or resizing
+    /// to more, before decoding them
+    #[arg(long, value_name = "PIXELS", default_value_t = vgg_wgpu::io::image::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
     #[command(flatten)]
     pub gpu: AdapterArgs,
 }
@@ -76,6 +82,7 @@ impl Args {
             no_dropout,
             out,
             resume,
+            max_pixels,
             gpu,
         } = self;
         let model = if mnist_model {
@@ -83,12 +90,11 @@ impl Args {
         } else {
             model.build()?
         };
-        let [ic, ih, iw] = model.input_dims();
-        let data = load_data(&format, data.as_deref(), ic, ih.max(iw) as u32)?;
-        let (train, test) = data.split(holdout)?;
+        let ckpt = out.join("checkpoint.safetensors");
         let o = vgg_wgpu::train::fit::FitOptions {
             epochs,
-            lr,
+            lr: lr.unwrap_or(0.05),
+            lr_on_resume: lr.filter(|_| resume),
             schedule: vgg_wgpu::train::fit::Schedule::parse(&schedule)?,
             train: vgg_wgpu::train::TrainOptions {
                 batch: batch_size,
@@ -101,6 +107,14 @@ impl Args {
             augment: augment.unwrap_or(format == "cifar10" || format == "folder"),
             augment_pad: 4,
         };
+        // Every option and the output folder are checked before the data loads (which can
+        // take minutes).
+        o.validate()?;
+        vgg_wgpu::train::fit::prepare_out(&out, resume)?;
+        let [ic, ih, iw] = model.input_dims();
+        let side = ih.max(iw) as u32;
+        let data = load_data(&format, data.as_deref(), ic, side, max_pixels)?;
+        let (train, test) = data.split(holdout)?;
         let gpu = Gpu::new(&gpu.options())?;
         eprintln!(
             "training {} on {} ({} train, {} held out) on {}",
@@ -111,13 +125,6 @@ impl Args {
             gpu.describe()
         );
         let init = vgg_wgpu::Weights::init(&model, vgg_wgpu::Init::Kaiming, seed);
-        let ckpt = out.join("checkpoint.safetensors");
-        if resume && !ckpt.exists() {
-            return Err(vgg_wgpu::io::file_err(
-                &ckpt,
-                "no checkpoint to resume from",
-            ));
-        }
         let t0 = std::time::Instant::now();
         let mut done = 0usize;
         let (weights, _) = vgg_wgpu::train::fit::fit(
@@ -166,12 +173,14 @@ impl Args {
     }
 }
 
-/// Training data by format; `channels` and `side` size the images of a folder.
+/// Training data by format; `channels` and `side` size the images of a folder, which may
+/// not declare more than `max_pixels`.
 fn load_data(
     format: &str,
     data: Option<&str>,
     channels: usize,
     side: u32,
+    max_pixels: u64,
 ) -> vgg_wgpu::Result<vgg_wgpu::io::datasets::Dataset> {
     use vgg_wgpu::io::datasets as ds;
     let paths: Vec<PathBuf> = data
@@ -184,7 +193,7 @@ fn load_data(
         ("cifar10", ps) if !ps.is_empty() => {
             ds::cifar10(&ps.iter().map(|p| p.as_path()).collect::<Vec<_>>())
         }
-        ("folder", [dir]) => ds::folder(dir, channels, side).map(|(d, _)| d),
+        ("folder", [dir]) => ds::folder(dir, channels, side, max_pixels).map(|(d, _)| d),
         _ => Err(Error::InvalidOption {
             option: "--data/--format".into(),
             message: format!(

@@ -635,10 +635,6 @@ pub fn one_line(message: &str) -> String {
         .join(": ")
 }
 
-/// `MemAvailable` from /proc/meminfo (Linux), in bytes.
 fn host_memory_available() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    crate::io::memory_available()
 }

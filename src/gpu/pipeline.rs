@@ -172,11 +172,7 @@ impl Gpu {
         match self.shader_override(name) {
             None => Ok(builtin.into()),
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| crate::error::Error::File {
-                        path: path.display().to_string(),
-                        message: super::one_line(&e.to_string()),
-                    })?;
+                let text = crate::io::read_text(&path, 16 << 20, "a shader")?;
                 if let Ok(mut used) = self.overrides_used.lock() {
                     used.insert(name.to_string());
                 }

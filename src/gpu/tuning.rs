@@ -70,12 +70,12 @@ pub fn default_path() -> Option<PathBuf> {
 impl TuningFile {
     /// A missing file is an empty one; an unreadable one is an error.
     pub fn load(path: &Path) -> Result<TuningFile> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| crate::io::file_err(path, format!("not a tuning file: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TuningFile::default()),
-            Err(e) => Err(crate::io::file_err(path, format!("cannot read: {e}"))),
+        if !path.exists() && path.symlink_metadata().is_err() {
+            return Ok(TuningFile::default());
         }
+        let text = crate::io::read_text(path, 64 << 20, "a tuning file")?;
+        serde_json::from_str(&text)
+            .map_err(|e| crate::io::file_err(path, format!("not a tuning file: {e}")))
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {

@@ -77,10 +77,10 @@ impl Plan {
 /// activations), stages are chunked further until the plan fits, and a plan that cannot fit
 /// even one image at a time is an error that states both numbers.
 pub fn plan(graph: &Graph, batch: usize, limits: Limits, budget: Option<u64>) -> Result<Plan> {
-    if batch == 0 {
+    if batch == 0 || batch > MAX_BATCH {
         return Err(Error::InvalidOption {
             option: "batch".into(),
-            message: "batch size must be at least 1".into(),
+            message: format!("batch size {batch} must be from 1 to {MAX_BATCH}"),
         });
     }
     let hard = limits.max_binding.min(limits.max_buffer);
@@ -105,6 +105,10 @@ pub fn plan(graph: &Graph, batch: usize, limits: Limits, budget: Option<u64>) ->
         soft /= 2;
     }
 }
+
+/// The largest batch planned: with one image's tensors at most 16 GiB (the model's bound),
+/// no byte count of a plan overflows.
+pub const MAX_BATCH: usize = 1 << 20;
 
 fn plan_with_cap(
     graph: &Graph,

@@ -85,26 +85,61 @@ impl Dataset {
     }
 }
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    gunzip_if_needed(&raw).map_err(|e| file_err(path, e))
+/// The largest data file read, or gzip stream inflated (MNIST's 60000 training digits are
+/// 47 MB, a CIFAR-10 batch 30 MB, the MNIST CSV 110 MB).
+pub const MAX_DATA_FILE_BYTES: u64 = 4 << 30;
+
+fn read_maybe_gz(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let raw = super::read_file(path, MAX_DATA_FILE_BYTES, "a data file")?;
+    super::gunzip_bounded(&raw, max).map_err(|e| file_err(path, e))
 }
 
-fn gunzip_if_needed(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("corrupt gzip data: {e}"))?;
-        Ok(out)
-    } else {
-        Ok(raw.to_vec())
+/// The bytes of an IDX file of magic `magic` whose header is `header` bytes and whose
+/// dimensions (big-endian u32s after the magic) multiply to the payload: the header is read
+/// first (through gzip if need be), so the payload's size is known, checked for overflow
+/// and for the host's memory, and nothing larger is inflated.
+fn parse_idx(raw: Vec<u8>, path: &Path, magic: u32, dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    let header_len = 4 + 4 * dims;
+    let mut header = vec![0u8; header_len];
+    let gz = raw.starts_with(&[0x1f, 0x8b]);
+    if gz {
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_exact(&mut header)
+            .map_err(|e| file_err(path, format!("not an IDX file (magic {magic}): {e}")))?;
+    } else if raw.len() >= header_len {
+        header.copy_from_slice(&raw[..header_len]);
     }
+    if (!gz && raw.len() < header_len) || be32(&header, 0) != magic {
+        return Err(file_err(path, format!("not an IDX file (magic {magic})")));
+    }
+    let shape: Vec<usize> = (0..dims)
+        .map(|i| be32(&header, 4 + 4 * i) as usize)
+        .collect();
+    let payload = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let total = payload.and_then(|p| p.checked_add(header_len));
+    let Some(total) = total.filter(|t| *t as u64 <= MAX_DATA_FILE_BYTES) else {
+        return Err(file_err(
+            path,
+            format!("its header claims {shape:?}, more than any data file holds"),
+        ));
+    };
+    let bytes = if gz {
+        super::gunzip_bounded(&raw, total as u64).map_err(|e| file_err(path, e))?
+    } else {
+        raw
+    };
+    if bytes.len() != total {
+        return Err(file_err(
+            path,
+            format!("{} bytes, a header of {shape:?} needs {total}", bytes.len()),
+        ));
+    }
+    Ok((shape, bytes[header_len..].to_vec()))
 }
 
 /// MNIST as CSV text: each line 784 pixel values (0..=255) then the label (0..=9).
 pub fn mnist_csv_bytes(raw: &[u8], what: &Path) -> Result<Dataset> {
-    let bytes = gunzip_if_needed(raw).map_err(|e| file_err(what, e))?;
+    let bytes = super::gunzip_bounded(raw, MAX_DATA_FILE_BYTES).map_err(|e| file_err(what, e))?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| file_err(what, "not text (CSV expected)"))?;
     let mut images = Vec::new();
@@ -150,7 +185,7 @@ pub fn mnist_csv_bytes(raw: &[u8], what: &Path) -> Result<Dataset> {
 }
 
 pub fn mnist_csv(path: &Path) -> Result<Dataset> {
-    let raw = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let raw = super::read_file(path, MAX_DATA_FILE_BYTES, "a data file")?;
     mnist_csv_bytes(&raw, path)
 }
 
@@ -165,41 +200,36 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 /// MNIST's original IDX files (images magic 2051, labels magic 2049), gzipped or not.
 pub fn mnist_idx(images: &Path, labels: &Path) -> Result<Dataset> {
-    let im = read_maybe_gz(images)?;
-    let lb = read_maybe_gz(labels)?;
-    if im.len() < 16 || be32(&im, 0) != 2051 {
-        return Err(file_err(images, "not an IDX image file (magic 2051)"));
-    }
-    if lb.len() < 8 || be32(&lb, 0) != 2049 {
-        return Err(file_err(labels, "not an IDX label file (magic 2049)"));
-    }
-    let (n, h, w) = (
-        be32(&im, 4) as usize,
-        be32(&im, 8) as usize,
-        be32(&im, 12) as usize,
-    );
-    if im.len() != 16 + n * h * w {
+    let max = MAX_DATA_FILE_BYTES;
+    let im = super::read_file(images, max, "a data file")?;
+    let lb = super::read_file(labels, max, "a data file")?;
+    mnist_idx_bytes(im, lb, images, labels)
+}
+
+/// `mnist_idx` on the files' bytes (the paths name them in errors).
+pub fn mnist_idx_bytes(im: Vec<u8>, lb: Vec<u8>, images: &Path, labels: &Path) -> Result<Dataset> {
+    let (shape, im) = parse_idx(im, images, 2051, 3)?;
+    let (n, h, w) = (shape[0], shape[1], shape[2]);
+    if n == 0 || h == 0 || w == 0 {
         return Err(file_err(
             images,
-            format!(
-                "{} bytes, {n} images of {h}x{w} need {}",
-                im.len(),
-                16 + n * h * w
-            ),
+            format!("holds {n} images of {h}x{w}: nothing"),
         ));
     }
-    if be32(&lb, 4) as usize != n || lb.len() != 8 + n {
+    let (count, lb) = parse_idx(lb, labels, 2049, 1)?;
+    if count[0] != n {
         return Err(file_err(
             labels,
-            format!("label count does not match the {n} images"),
+            format!("label count {} does not match the {n} images", count[0]),
         ));
     }
-    if let Some(l) = lb[8..].iter().find(|l| **l >= 10) {
+    if let Some(l) = lb.iter().find(|l| **l >= 10) {
         return Err(file_err(labels, format!("label {l} is not a digit")));
     }
+    super::check_host_bytes((im.len() as u64).checked_mul(4), "the images as f32")?;
     Ok(Dataset {
-        images: im[16..].iter().map(|p| *p as f32 / 255.0).collect(),
-        labels: lb[8..].iter().map(|l| *l as u32).collect(),
+        images: im.iter().map(|p| *p as f32 / 255.0).collect(),
+        labels: lb.iter().map(|l| *l as u32).collect(),
         dims: (1, h, w),
         classes: 10,
     })
@@ -208,37 +238,58 @@ pub fn mnist_idx(images: &Path, labels: &Path) -> Result<Dataset> {
 /// CIFAR-10's binary batches (data_batch_1.bin ...): records of 1 label byte and 3072
 /// pixel bytes.
 pub fn cifar10(paths: &[&Path]) -> Result<Dataset> {
-    const REC: usize = 1 + 3072;
-    let mut images = Vec::new();
-    let mut labels = Vec::new();
-    for p in paths {
-        let b = read_maybe_gz(p)?;
-        if b.is_empty() || b.len() % REC != 0 {
-            return Err(file_err(
-                p,
-                format!(
-                    "{} bytes is not a whole number of {REC}-byte CIFAR-10 records",
-                    b.len()
-                ),
-            ));
-        }
-        for (i, rec) in b.chunks_exact(REC).enumerate() {
-            if rec[0] >= 10 {
-                return Err(file_err(
-                    p,
-                    format!("record {i}: label {} is not a class 0..=9", rec[0]),
-                ));
-            }
-            labels.push(rec[0] as u32);
-            images.extend(rec[1..].iter().map(|v| *v as f32 / 255.0));
-        }
-    }
-    Ok(Dataset {
-        images,
-        labels,
+    let mut d = Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
         dims: (3, 32, 32),
         classes: 10,
-    })
+    };
+    for p in paths {
+        let b = read_maybe_gz(p, MAX_DATA_FILE_BYTES)?;
+        append_cifar(&mut d, &b, p)?;
+    }
+    Ok(d)
+}
+
+/// One CIFAR-10 batch file's bytes, gzipped or not (`path` names it in errors).
+pub fn cifar10_bytes(raw: &[u8], path: &Path) -> Result<Dataset> {
+    let b = super::gunzip_bounded(raw, MAX_DATA_FILE_BYTES).map_err(|e| file_err(path, e))?;
+    let mut d = Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        dims: (3, 32, 32),
+        classes: 10,
+    };
+    append_cifar(&mut d, &b, path)?;
+    Ok(d)
+}
+
+fn append_cifar(d: &mut Dataset, b: &[u8], p: &Path) -> Result<()> {
+    const REC: usize = 1 + 3072;
+    if b.is_empty() || !b.len().is_multiple_of(REC) {
+        return Err(file_err(
+            p,
+            format!(
+                "{} bytes is not a whole number of {REC}-byte CIFAR-10 records",
+                b.len()
+            ),
+        ));
+    }
+    super::check_host_bytes(
+        ((d.images.len() + b.len()) as u64).checked_mul(4),
+        "the images as f32",
+    )?;
+    for (i, rec) in b.chunks_exact(REC).enumerate() {
+        if rec[0] >= 10 {
+            return Err(file_err(
+                p,
+                format!("record {i}: label {} is not a class 0..=9", rec[0]),
+            ));
+        }
+        d.labels.push(rec[0] as u32);
+        d.images.extend(rec[1..].iter().map(|v| *v as f32 / 255.0));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -313,10 +364,16 @@ mod tests {
 
 /// An image folder: one subdirectory per class (classes in name order), JPEG and PNG files
 /// inside, each resized (shorter side) and center-cropped to `side` x `side`, scaled to
-/// [0, 1]; one channel (the mean of R, G and B) when `channels` is 1. Returns the data and
-/// the class names.
-pub fn folder(dir: &Path, channels: usize, side: u32) -> Result<(Dataset, Vec<String>)> {
-    use super::image::{load_rgb, Preprocess};
+/// [0, 1]; one channel (the mean of R, G and B) when `channels` is 1. Images declaring more
+/// than `max_pixels` (or resizing to more) are refused. Returns the data and the class
+/// names.
+pub fn folder(
+    dir: &Path,
+    channels: usize,
+    side: u32,
+    max_pixels: u64,
+) -> Result<(Dataset, Vec<String>)> {
+    use super::image::Preprocess;
     let mut classes: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
         .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
         .filter_map(|e| e.ok())
@@ -330,15 +387,33 @@ pub fn folder(dir: &Path, channels: usize, side: u32) -> Result<(Dataset, Vec<St
             "expected one subdirectory of images per class (and a 1- or 3-channel model)",
         ));
     }
+    if classes.len() < 2 {
+        return Err(file_err(
+            dir,
+            format!(
+                "holds one class ({}); a classifier needs at least two subdirectories",
+                classes[0].0
+            ),
+        ));
+    }
     let pre = Preprocess {
         resize: side,
         crop: Some(side),
+        max_pixels,
         ..Preprocess::default()
     };
+    pre.validate()?;
+    let files = classes
+        .iter()
+        .map(|(_, path)| super::image::collect_images(std::slice::from_ref(path)))
+        .collect::<Result<Vec<_>>>()?;
+    let count: usize = files.iter().map(Vec::len).sum();
+    let per_image = (channels as u64) * (side as u64) * (side as u64) * 4;
+    super::check_host_bytes(per_image.checked_mul(count as u64), "the folder's images")?;
     let (mut images, mut labels) = (Vec::new(), Vec::new());
-    for (label, (_, path)) in classes.iter().enumerate() {
-        for file in super::image::collect_images(std::slice::from_ref(path))? {
-            let img = pre.geometry(&load_rgb(&file)?)?;
+    for (label, class_files) in files.iter().enumerate() {
+        for file in class_files {
+            let img = pre.geometry(&pre.load(file)?)?;
             let px = img.as_raw();
             let plane = (side * side) as usize;
             if channels == 3 {

@@ -13,6 +13,14 @@ use std::path::{Path, PathBuf};
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// The most pixels an image may declare, or reach after the resize, before it is refused
+/// (`--max-pixels`): far above any photograph, far below what would exhaust memory (the
+/// decoded image takes 3 bytes a pixel, the resize twice that again).
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+/// The largest image file read (a 100-megapixel PNG without compression is 300 MB).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 1 << 30;
+
 /// The preprocessing settings; the default is torchvision's preset for VGG.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Preprocess {
@@ -23,6 +31,9 @@ pub struct Preprocess {
     pub crop: Option<u32>,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// Images declaring more pixels than this, or resized to more, are refused before they
+    /// are decoded.
+    pub max_pixels: u64,
 }
 
 impl Default for Preprocess {
@@ -32,11 +43,13 @@ impl Default for Preprocess {
             crop: Some(224),
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 }
 
-/// Decodes an image file to 8-bit RGB, upright per its EXIF orientation.
+/// Decodes an image file to 8-bit RGB, upright per its EXIF orientation, refusing one that
+/// declares more than [`DEFAULT_MAX_PIXELS`] (see [`Preprocess::load`] for other caps).
 ///
 /// JPEGs are decoded twice: first by the image crate, whose errors are clean (not an image,
 /// truncated, corrupt), then, for the pixels, by libjpeg-turbo (the mozjpeg crate), the
@@ -44,9 +57,31 @@ impl Default for Preprocess {
 /// few levels per pixel (IDCT rounding and chroma upsampling), enough to move a
 /// preprocessed pixel by 3/255.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    decode(path, DEFAULT_MAX_PIXELS, None)
+}
+
+/// "12.3 megapixels"-style sizes for the errors.
+fn megapixels(p: u64) -> String {
+    format!("{:.1} megapixels", p as f64 / 1e6)
+}
+
+/// Decodes `path` unless it declares more than `max_pixels`, or its resize to a shorter
+/// side of `resize` would make more: checked from the header, before any pixel buffer.
+fn decode(path: &Path, max_pixels: u64, resize: Option<u32>) -> Result<RgbImage> {
+    let bytes = super::read_file(path, MAX_IMAGE_FILE_BYTES, "an image")?;
+    decode_bytes(&bytes, path, max_pixels, resize)
+}
+
+/// [`Preprocess::load`] on the bytes of an image file (`path` names it in errors): what
+/// the fuzz targets and the mutation test drive.
+pub fn decode_bytes(
+    bytes: &[u8],
+    path: &Path,
+    max_pixels: u64,
+    resize: Option<u32>,
+) -> Result<RgbImage> {
     // By content, not by name: a text file called x.jpg is not an image.
-    let format = match ::image::guess_format(&bytes) {
+    let format = match ::image::guess_format(bytes) {
         Ok(f @ (::image::ImageFormat::Jpeg | ::image::ImageFormat::Png)) => f,
         Ok(f) => {
             return Err(file_err(
@@ -56,7 +91,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         }
         Err(_) => return Err(file_err(path, "not an image (JPEG or PNG expected)")),
     };
-    let mut reader = ImageReader::new(std::io::Cursor::new(&bytes));
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes));
     reader.set_format(format);
     let mut decoder = reader
         .into_decoder()
@@ -68,17 +103,42 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     if w == 0 || h == 0 {
         return Err(file_err(path, "the image has no pixels"));
     }
+    let pixels = w as u64 * h as u64;
+    if pixels > max_pixels {
+        return Err(file_err(
+            path,
+            format!(
+                "{w}x{h} is {}, over the cap of {} (--max-pixels)",
+                megapixels(pixels),
+                megapixels(max_pixels)
+            ),
+        ));
+    }
+    if let Some(size) = resize {
+        let (rw, rh) = resized_size_u64(w, h, size);
+        if rw.saturating_mul(rh) > max_pixels {
+            return Err(file_err(
+                path,
+                format!(
+                    "{w}x{h} resized to a shorter side of {size} is {rw}x{rh}, {}, over the \
+                     cap of {} (--max-pixels)",
+                    megapixels(rw.saturating_mul(rh)),
+                    megapixels(max_pixels)
+                ),
+            ));
+        }
+    }
     let mut img = DynamicImage::from_decoder(decoder)
         .map_err(|e| file_err(path, format!("cannot decode: {e}")))?;
     if format == ::image::ImageFormat::Jpeg {
-        if !jpeg_complete(&bytes) {
+        if !jpeg_complete(bytes) {
             // Decoders fill a truncated scan with gray; PIL refuses it, and so do we.
             return Err(file_err(
                 path,
                 "truncated JPEG (no end-of-image marker after the last scan)",
             ));
         }
-        if let Some(exact) = libjpeg_rgb(&bytes) {
+        if let Some(exact) = libjpeg_rgb(bytes) {
             img = DynamicImage::ImageRgb8(exact);
         }
     }
@@ -202,14 +262,23 @@ pub fn resize_bilinear(img: &RgbImage, w: u32, h: u32) -> RgbImage {
 }
 
 /// torchvision's output size for `Resize(size)` with an int: the shorter side becomes
-/// `size`, the longer `int(size * long / short)`.
+/// `size`, the longer `int(size * long / short)`. Saturates where the long side would pass
+/// u32 (such an image is over any pixel cap, which [`Preprocess::load`] checks first).
 pub fn resized_size(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let (rw, rh) = resized_size_u64(w, h, size);
+    (
+        rw.min(u32::MAX as u64) as u32,
+        rh.min(u32::MAX as u64) as u32,
+    )
+}
+
+fn resized_size_u64(w: u32, h: u32, size: u32) -> (u64, u64) {
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
-    let new_long = (size as u64 * long as u64 / short as u64) as u32;
+    let new_long = size as u64 * long as u64 / short.max(1) as u64;
     if w <= h {
-        (size, new_long)
+        (size as u64, new_long)
     } else {
-        (new_long, size)
+        (new_long, size as u64)
     }
 }
 
@@ -224,12 +293,13 @@ fn half_round_even(v: u32) -> u32 {
 }
 
 impl Preprocess {
-    /// Resized and cropped RGB image, before scaling and normalisation.
-    pub fn geometry(&self, img: &RgbImage) -> Result<RgbImage> {
-        if self.resize == 0 || self.crop == Some(0) {
+    /// Checks the settings themselves: sizes at least 1, the crop within the resize, and a
+    /// resize whose square alone stays within the pixel cap.
+    pub fn validate(&self) -> Result<()> {
+        if self.resize == 0 || self.crop == Some(0) || self.max_pixels == 0 {
             return Err(Error::InvalidOption {
                 option: "preprocessing".into(),
-                message: "resize and crop sizes must be at least 1".into(),
+                message: "resize, crop and the pixel cap must be at least 1".into(),
             });
         }
         if let Some(c) = self.crop.filter(|c| *c > self.resize) {
@@ -238,7 +308,43 @@ impl Preprocess {
                 message: format!("crop {c} is larger than the resize {}", self.resize),
             });
         }
-        let (w, h) = resized_size(img.width(), img.height(), self.resize);
+        let square = self.resize as u64 * self.resize as u64;
+        if square > self.max_pixels {
+            return Err(Error::InvalidOption {
+                option: "--resize".into(),
+                message: format!(
+                    "{0}: even a square image resized to {0}x{0} is {1}, over the cap of {2} \
+                     (--max-pixels)",
+                    self.resize,
+                    megapixels(square),
+                    megapixels(self.max_pixels)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The image at `path`, decoded unless it declares more than `max_pixels` or would
+    /// resize to more (checked from its header, before decoding).
+    pub fn load(&self, path: &Path) -> Result<RgbImage> {
+        decode(path, self.max_pixels, Some(self.resize))
+    }
+
+    /// Resized and cropped RGB image, before scaling and normalisation.
+    pub fn geometry(&self, img: &RgbImage) -> Result<RgbImage> {
+        self.validate()?;
+        let (w, h) = resized_size_u64(img.width(), img.height(), self.resize);
+        if w.saturating_mul(h) > self.max_pixels {
+            return Err(Error::Shape(format!(
+                "a {}x{} image resized to a shorter side of {} is {w}x{h}, over the cap of {} \
+                 (--max-pixels)",
+                img.width(),
+                img.height(),
+                self.resize,
+                megapixels(self.max_pixels)
+            )));
+        }
+        let (w, h) = (w as u32, h as u32);
         let r = resize_bilinear(img, w.max(1), h.max(1));
         let Some(c) = self.crop else { return Ok(r) };
         // torchvision: top = int(round((h - c) / 2)), Python rounding.
@@ -277,13 +383,17 @@ pub fn flip_horizontal(img: &RgbImage) -> RgbImage {
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
 
 /// The files to classify: each path given, with directories expanded (recursively, sorted,
-/// images by extension only). A path that does not exist is an error.
+/// images by extension only). A path that does not exist is an error. Files named
+/// explicitly are taken as given (twice if named twice: feature rows follow the list);
+/// within directories each real file comes once, however many links lead to it, and each
+/// real directory is walked once, so a link back up the tree ends instead of looping.
 pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in inputs {
         if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.exists() {
+            walk(p, &mut out, &mut seen)?;
+        } else if p.exists() || p.symlink_metadata().is_ok() {
             out.push(p.clone());
         } else {
             return Err(file_err(p, "no such file or directory"));
@@ -292,7 +402,16 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<()> {
+    let real =
+        std::fs::canonicalize(dir).map_err(|e| file_err(dir, format!("cannot list: {e}")))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -300,13 +419,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
+            walk(&p, out, seen)?;
         } else if p
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
         {
-            out.push(p);
+            let real = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            if seen.insert(real) {
+                out.push(p);
+            }
         }
     }
     Ok(())

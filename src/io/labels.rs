@@ -1,6 +1,5 @@
 //! Class names: ImageNet's 1000 (torchvision's list, bundled), or a text file, one per line.
 
-use super::file_err;
 use crate::error::Result;
 use std::path::Path;
 
@@ -13,8 +12,8 @@ pub fn imagenet() -> Vec<String> {
 
 /// Class names from a file, one per line.
 pub fn from_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| file_err(path, format!("cannot read labels: {e}")))?;
+    // A million class names of a line each is far past any label file.
+    let text = super::read_text(path, 64 << 20, "a labels file")?;
     Ok(text.lines().map(|l| l.trim().to_string()).collect())
 }
 

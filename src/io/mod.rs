@@ -10,7 +10,123 @@ pub mod weights;
 pub use weights::{load_weights, read_safetensors, save_safetensors};
 
 use crate::error::Error;
+use std::io::Read;
 use std::path::Path;
+
+/// The size of the regular file at `path` (symlinks followed), or an error saying what it
+/// is instead: reading a FIFO blocks until a writer comes, and a device may never end.
+pub fn regular_size(path: &Path) -> crate::Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(meta.len());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else {
+        special_kind(&t)
+    };
+    Err(file_err(path, format!("is {what}, not a regular file")))
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a file"
+}
+
+/// A whole regular file of at most `max` bytes (`what` names the kind in the error): the
+/// size is checked before anything is allocated, and the read stops past `max` should the
+/// file grow meanwhile.
+pub fn read_file(path: &Path, max: u64, what: &str) -> crate::Result<Vec<u8>> {
+    let size = regular_size(path)?;
+    if size > max {
+        return Err(file_err(
+            path,
+            format!("is {size} bytes, over the {max}-byte limit for {what}"),
+        ));
+    }
+    if let Some(avail) = memory_available().filter(|a| size > *a) {
+        return Err(file_err(
+            path,
+            format!("is {size} bytes; {avail} bytes of memory are available to read it"),
+        ));
+    }
+    let f = std::fs::File::open(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let mut out = Vec::with_capacity(size as usize);
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(file_err(
+            path,
+            format!("grew past the {max}-byte limit for {what}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// `read_file` as UTF-8 text.
+pub fn read_text(path: &Path, max: u64, what: &str) -> crate::Result<String> {
+    String::from_utf8(read_file(path, max, what)?)
+        .map_err(|_| file_err(path, format!("is not UTF-8 text ({what} expected)")))
+}
+
+/// Gunzips `raw` (when it starts with gzip's magic bytes) into at most `max` bytes: a
+/// small file that claims gigabytes stops at the limit instead of filling memory.
+pub fn gunzip_bounded(raw: &[u8], max: u64) -> std::result::Result<Vec<u8>, String> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(raw)
+        .take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("corrupt gzip data: {e}"))?;
+    if out.len() as u64 > max {
+        return Err(format!(
+            "decompresses to over {max} bytes, the limit for this format"
+        ));
+    }
+    Ok(out)
+}
+
+/// `MemAvailable` from /proc/meminfo (Linux), in bytes: what a loader may fill at most.
+pub fn memory_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Refuses a buffer of `bytes` for `what` that the host could not hold: checked before the
+/// allocation, so a size from a header or an option fails with a message, not an abort.
+pub fn check_host_bytes(bytes: Option<u64>, what: &str) -> crate::Result<u64> {
+    let avail = memory_available();
+    match bytes {
+        Some(b) if avail.is_none_or(|a| b <= a) => Ok(b),
+        Some(b) => Err(Error::Limit(format!(
+            "{what} would take {b} bytes of memory; {} are available",
+            avail.unwrap_or(0)
+        ))),
+        None => Err(Error::Limit(format!(
+            "{what} would take more bytes than a 64-bit size holds"
+        ))),
+    }
+}
 
 /// An error about one file, named in the message.
 pub fn file_err(path: &Path, message: impl std::fmt::Display) -> Error {
@@ -20,9 +136,12 @@ pub fn file_err(path: &Path, message: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// an interrupted write never leaves a truncated file where a good one was.
+/// Writes `bytes` to `path` through a temporary file in the same directory: written,
+/// flushed to disk, renamed over `path`, and the directory flushed too, so a crash or a
+/// full disk at any point leaves either the old file or the new one, never a truncated
+/// one. The temporary file is removed on any failure, and errors name `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> crate::Result<()> {
+    use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let name = path
         .file_name()
@@ -32,9 +151,21 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> crate::Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| file_err(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let fail = |e: std::io::Error| {
         let _ = std::fs::remove_file(&tmp);
         file_err(path, format!("cannot write: {e}"))
-    })
+    };
+    let mut f =
+        std::fs::File::create(&tmp).map_err(|e| file_err(path, format!("cannot write: {e}")))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(fail)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    // The rename is durable once the directory is on disk (not every platform can open a
+    // directory to flush it; there the rename alone has to do).
+    if let Ok(d) = std::fs::File::open(dir.unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }

@@ -16,6 +16,13 @@ use safetensors::SafeTensors;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The largest header safetensors itself accepts.
+const HEADER_BYTES: u64 = 100_000_000;
+
+/// The largest safetensors file read without a model to size it by (checkpoints of a VGG
+/// with its momentum are about 1.1 GB).
+pub const MAX_WEIGHTS_FILE_BYTES: u64 = 64 << 30;
+
 /// Decodes one tensor to f32, from f32, f16 or bf16 little-endian data.
 fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     let d = view.data();
@@ -44,7 +51,7 @@ fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
 /// Every tensor of a safetensors file, as f32 (f16 and bf16 widened). Tensors of other
 /// dtypes (PyTorch's integer `num_batches_tracked`) are skipped.
 pub fn read_safetensors(path: &Path) -> Result<Weights> {
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a safetensors file")?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
     let mut w = Weights::new();
@@ -61,7 +68,18 @@ pub fn read_safetensors(path: &Path) -> Result<Weights> {
 /// Loads the weights `model` needs from a safetensors file, checking each tensor's
 /// presence, dtype, shape and values; the first problem is reported by tensor name.
 pub fn load_weights(path: &Path, model: &Model) -> Result<Weights> {
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    // The model's tensors in the widest dtype a file may hold them in (f64 is refused
+    // later, by name), and a header as large as safetensors allows.
+    let elems: usize = model
+        .layers()
+        .iter()
+        .flat_map(|l| l.tensors())
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum();
+    let max = (elems as u64)
+        .saturating_mul(8)
+        .saturating_add(HEADER_BYTES);
+    let bytes = super::read_file(path, max, &format!("{}'s weights", model.name()))?;
     load_weights_bytes(&bytes, path, model)
 }
 

@@ -436,12 +436,35 @@ impl Model {
     }
 }
 
+/// The most channels, classes or FC width a model may have: far past any VGG (4096), and
+/// small enough that no shape, parameter or MAC count computed from them overflows.
+pub const MAX_CHANNELS: usize = 1 << 20;
+/// The largest input side.
+pub const MAX_SIDE: usize = 1 << 16;
+/// The most elements one image's tensor may hold: the kernels index with 32-bit integers.
+pub const MAX_TENSOR: usize = u32::MAX as usize;
+
 fn build_layers(c: &Config) -> Result<Vec<Layer>> {
     let (h0, w0) = c.input;
     if c.in_channels == 0 || h0 == 0 || w0 == 0 {
         return Err(invalid(format!(
             "input {}x{}x{} has an empty dimension",
             c.in_channels, h0, w0
+        )));
+    }
+    let widths = c.features.iter().filter_map(|f| match f {
+        Feature::Conv { out, .. } => Some(*out),
+        _ => None,
+    });
+    let widest = widths
+        .chain(c.hidden.iter().copied())
+        .chain([c.classes, c.in_channels])
+        .max()
+        .unwrap_or(0);
+    if widest > MAX_CHANNELS || h0 > MAX_SIDE || w0 > MAX_SIDE {
+        return Err(invalid(format!(
+            "a width of {widest} or an input of {h0}x{w0} is past what the engine holds \
+             ({MAX_CHANNELS} channels, classes or features; {MAX_SIDE} pixels a side)"
         )));
     }
     if c.classes == 0 || c.hidden.contains(&0) {
@@ -461,6 +484,15 @@ fn build_layers(c: &Config) -> Result<Vec<Layer>> {
     };
     let next_block = s.features(c)?;
     s.classifier(c, next_block)?;
+    if let Some(l) = s.layers.iter().find(|l| l.output_len() > MAX_TENSOR) {
+        return Err(invalid(format!(
+            "{}'s output {:?} holds {} elements per image, past the {MAX_TENSOR} the kernels \
+             index",
+            l.name,
+            l.output,
+            l.output_len()
+        )));
+    }
     Ok(s.layers)
 }
 
@@ -534,8 +566,10 @@ impl Stack {
     /// dropout, and the last FC layer, keyed as torchvision's `classifier.N`.
     fn classifier(&mut self, c: &Config, fc0: usize) -> Result<()> {
         if let Some((ah, aw)) = c.avgpool {
-            if ah == 0 || aw == 0 {
-                return Err(invalid("average pool output must be at least 1x1".into()));
+            if ah == 0 || aw == 0 || ah > MAX_SIDE || aw > MAX_SIDE {
+                return Err(invalid(format!(
+                    "average pool output {ah}x{aw} must be from 1x1 to {MAX_SIDE}x{MAX_SIDE}"
+                )));
             }
             let out = [self.cur[0], ah, aw];
             let op = Op::AdaptiveAvgPool { h: ah, w: aw };

@@ -42,14 +42,58 @@ impl Schedule {
             ["constant"] => Ok(Schedule::Constant),
             ["plateau"] => Ok(Schedule::Plateau { patience: 1 }),
             ["plateau", p] => Ok(Schedule::Plateau {
-                patience: p.parse().map_err(|_| bad())?,
+                patience: p.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?,
             }),
-            ["step", e, f] => Ok(Schedule::Step {
-                every: e.parse().ok().filter(|e| *e > 0).ok_or_else(bad)?,
-                factor: f.parse().map_err(|_| bad())?,
-            }),
+            ["step", e, f] => {
+                let s = Schedule::Step {
+                    every: e.parse().ok().filter(|e| *e > 0).ok_or_else(bad)?,
+                    factor: f.parse().map_err(|_| bad())?,
+                };
+                s.validate()?;
+                Ok(s)
+            }
             _ => Err(bad()),
         }
+    }
+
+    /// A step factor lowers the rate: finite, above 0, at most 1; intervals are at least 1.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Error::InvalidOption {
+            option: "--schedule".into(),
+            message: m,
+        };
+        match *self {
+            Schedule::Step { every: 0, .. } | Schedule::Plateau { patience: 0 } => {
+                Err(bad("intervals and patience are at least 1 epoch".into()))
+            }
+            Schedule::Step { factor, .. } if !(factor > 0.0 && factor <= 1.0) => Err(bad(format!(
+                "step factor {factor}: a schedule lowers the rate, 0 < FACTOR <= 1"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The largest learning rate taken: far above any that trains these networks (0.01 to
+/// 0.1), low enough to refuse a typo such as 1e9.
+pub const MAX_LR: f32 = 100.0;
+
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
+/// A mean loss above this (in nats; chance over 1000 classes is 6.9) is divergence, not
+/// learning: the step's logits are hundreds of units off and the next steps overflow.
+pub const DIVERGED_LOSS: f64 = 1000.0;
+
+/// Checks a learning rate: finite, above 0, at most [`MAX_LR`].
+pub fn check_lr(lr: f32, option: &str) -> Result<()> {
+    if lr.is_finite() && lr > 0.0 && lr <= MAX_LR {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            option: option.into(),
+            message: format!("learning rate {lr} must be above 0 and at most {MAX_LR}"),
+        })
     }
 }
 
@@ -65,6 +109,27 @@ pub struct FitOptions {
     /// data; not digits).
     pub augment: bool,
     pub augment_pad: usize,
+    /// On resuming, this rate replaces the one the checkpoint recorded (to continue a run
+    /// that diverged from its last good checkpoint at a lower rate).
+    pub lr_on_resume: Option<f32>,
+}
+
+impl FitOptions {
+    /// Refuses rates, schedules and epoch counts that make no sense, before any work.
+    pub fn validate(&self) -> Result<()> {
+        check_lr(self.lr, "--lr")?;
+        if let Some(lr) = self.lr_on_resume {
+            check_lr(lr, "--lr")?;
+        }
+        self.schedule.validate()?;
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return Err(Error::InvalidOption {
+                option: "--epochs".into(),
+                message: format!("{} must be from 1 to {MAX_EPOCHS}", self.epochs),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// One epoch's record.
@@ -120,8 +185,8 @@ pub fn save_checkpoint(
 }
 
 fn read_meta(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| crate::io::file_err(path, format!("cannot read: {e}")))?;
+    let max = crate::io::weights::MAX_WEIGHTS_FILE_BYTES;
+    let bytes = crate::io::read_file(path, max, "a checkpoint")?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| crate::io::file_err(path, format!("not a valid safetensors file: {e}")))?;
     Ok(meta.metadata().clone().unwrap_or_default())
@@ -139,22 +204,43 @@ struct RunState {
 }
 
 impl RunState {
-    /// The state, weights and momentum a checkpoint holds.
-    fn resume(p: &Path) -> Result<(RunState, Weights, Weights)> {
-        let all = crate::io::read_safetensors(p)?;
+    /// The state, weights, momentum and epoch records a checkpoint holds, its metadata
+    /// checked (integral counts in range, a finite rate, an accuracy in [0, 1], the model it
+    /// was written for) with the file named.
+    fn resume(p: &Path, model: &Model) -> Result<(RunState, Weights, Weights, Vec<EpochStats>)> {
         let meta = read_meta(p)?;
-        let num = |k: &str| -> Result<f64> {
-            meta.get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| crate::io::file_err(p, format!("checkpoint metadata lacks {k}")))
+        let num = |k: &str, lo: f64, hi: f64, whole: bool| -> Result<f64> {
+            let v = meta
+                .get(k)
+                .ok_or_else(|| crate::io::file_err(p, format!("checkpoint metadata lacks {k}")))?;
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && (lo..=hi).contains(x) && (!whole || x.fract() == 0.0))
+                .ok_or_else(|| {
+                    crate::io::file_err(
+                        p,
+                        format!("checkpoint metadata {k}={v} is not a number in {lo}..={hi}"),
+                    )
+                })
         };
         let state = RunState {
-            epoch: num("epoch")? as usize,
-            steps: num("step")? as u64,
-            lr: num("lr")? as f32,
-            best: num("best_accuracy")?,
-            since_best: num("epochs_since_best")? as usize,
+            epoch: num("epoch", 0.0, MAX_EPOCHS as f64, true)? as usize,
+            steps: num("step", 0.0, 2f64.powi(53), true)? as u64,
+            lr: num("lr", f32::MIN_POSITIVE as f64, MAX_LR as f64, false)? as f32,
+            best: num("best_accuracy", 0.0, 1.0, false)?,
+            since_best: num("epochs_since_best", 0.0, MAX_EPOCHS as f64, true)? as usize,
         };
+        if let Some(m) = meta.get("model").filter(|m| *m != model.name()) {
+            return Err(crate::io::file_err(
+                p,
+                format!("is a checkpoint of {m}, not of {}", model.name()),
+            ));
+        }
+        let records = match meta.get("metrics") {
+            Some(text) => parse_metrics(text).map_err(|e| crate::io::file_err(p, e))?,
+            None => Vec::new(),
+        };
+        let all = crate::io::read_safetensors(p)?;
         let (mut wts, mut mom) = (Weights::new(), Weights::new());
         for (n, t) in all.iter() {
             match n.strip_prefix("momentum.") {
@@ -162,7 +248,7 @@ impl RunState {
                 None => wts.insert(n, t.clone()),
             }
         }
-        Ok((state, wts, mom))
+        Ok((state, wts, mom, records))
     }
 
     /// After an epoch that reached held-out accuracy `acc`: the best so far and the
@@ -237,6 +323,10 @@ pub fn fit(
             model.name()
         )));
     }
+    o.validate()?;
+    if let Some(dir) = &o.out {
+        prepare_out(dir, resume.is_some())?;
+    }
     let mut state = RunState {
         epoch: 0,
         steps: 0,
@@ -244,13 +334,23 @@ pub fn fit(
         best: 0.0,
         since_best: 0,
     };
+    // Every epoch's record, earlier runs' included: what metrics.csv holds.
+    let mut records = Vec::new();
     let mut history = Vec::new();
     let mut trainer = match resume {
         Some(p) => {
-            let (s, w0, momentum) = RunState::resume(p)?;
+            let (s, w0, momentum, earlier) = RunState::resume(p, model)?;
             state = s;
-            let mut t = Trainer::new(gpu, model, &w0, o.train)?;
-            t.set_momentum(&momentum, state.steps)?;
+            state.lr = o.lr_on_resume.unwrap_or(state.lr);
+            records = earlier;
+            records.retain(|r: &EpochStats| r.epoch <= state.epoch);
+            // A checkpoint of other shapes fails here: name the file.
+            let named = |e: Error| match e {
+                e @ Error::Shape(_) => crate::io::file_err(p, e),
+                e => e,
+            };
+            let mut t = Trainer::new(gpu, model, &w0, o.train).map_err(named)?;
+            t.set_momentum(&momentum, state.steps).map_err(named)?;
             t
         }
         None => Trainer::new(gpu, model, weights, o.train)?,
@@ -261,6 +361,19 @@ pub fn fit(
         let t0 = std::time::Instant::now();
         let (loss, correct, seen) = run_epoch(&mut trainer, train, o, epoch, state.lr, |s, st| {
             progress(epoch + 1, s + 1, steps_per_epoch, st)
+        })
+        .map_err(|e| match (e, &o.out) {
+            (Error::Diverged(m), Some(dir)) if epoch > 0 || resume.is_some() => {
+                Error::Diverged(format!(
+                    "{m}; the last good checkpoint is {} (epoch {epoch}): resume from it with a \
+                     lower learning rate",
+                    dir.join("checkpoint.safetensors").display()
+                ))
+            }
+            (Error::Diverged(m), _) => {
+                Error::Diverged(format!("{m}; no checkpoint was written: try a lower rate"))
+            }
+            (e, _) => e,
         })?;
         let secs = t0.elapsed().as_secs_f64();
         let weights = trainer.weights()?;
@@ -275,21 +388,84 @@ pub fn fit(
         };
         on_epoch(&rec);
         history.push(rec);
+        records.push(rec);
         state.after_epoch(o.schedule, acc);
         state.steps = trainer.steps();
         if let Some(dir) = &o.out {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| crate::io::file_err(dir, format!("cannot create: {e}")))?;
+            // The records travel in the checkpoint, and metrics.csv is rewritten from them,
+            // so the two always agree, whatever interrupted the last epoch.
+            let csv = metrics_csv(&records);
+            let mut meta = state.metadata(model);
+            meta.insert("metrics".into(), csv.clone());
             save_checkpoint(
                 &dir.join("checkpoint.safetensors"),
                 &weights,
                 &trainer.momentum()?,
-                &state.metadata(model),
+                &meta,
             )?;
-            append_metrics(&dir.join("metrics.csv"), &rec)?;
+            crate::io::write_atomically(&dir.join("metrics.csv"), csv.as_bytes())?;
         }
     }
     Ok((trainer.weights()?, history))
+}
+
+/// Creates the output folder of a run (so a mistake in the path fails before any work) and
+/// refuses to start a fresh run over an earlier one's checkpoint and metrics.
+pub fn prepare_out(dir: &Path, resume: bool) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| crate::io::file_err(dir, format!("cannot create: {e}")))?;
+    let ckpt = dir.join("checkpoint.safetensors");
+    if resume && !ckpt.exists() {
+        return Err(crate::io::file_err(&ckpt, "no checkpoint to resume from"));
+    }
+    if !resume && (ckpt.exists() || dir.join("metrics.csv").exists()) {
+        return Err(crate::io::file_err(
+            dir,
+            "already holds a training run (checkpoint.safetensors, metrics.csv): resume it, \
+             or write to another folder",
+        ));
+    }
+    Ok(())
+}
+
+const METRICS_HEADER: &str = "epoch,lr,loss,train_accuracy,test_accuracy,images_per_second";
+
+/// The records as metrics.csv's text.
+fn metrics_csv(records: &[EpochStats]) -> String {
+    let mut text = format!("{METRICS_HEADER}\n");
+    for r in records {
+        text.push_str(&format!(
+            "{},{},{:.6},{:.6},{:.6},{:.2}\n",
+            r.epoch, r.lr, r.loss, r.train_accuracy, r.test_accuracy, r.images_per_second
+        ));
+    }
+    text
+}
+
+/// metrics.csv's text back into records.
+fn parse_metrics(text: &str) -> std::result::Result<Vec<EpochStats>, String> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Vec<f64> = l
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| format!("metrics row '{l}' is not numbers"))?;
+            match v[..] {
+                [e, lr, loss, tr, te, ips] if e >= 1.0 && e.fract() == 0.0 => Ok(EpochStats {
+                    epoch: e as usize,
+                    lr: lr as f32,
+                    loss,
+                    train_accuracy: tr,
+                    test_accuracy: te,
+                    images_per_second: ips,
+                }),
+                _ => Err(format!("metrics row '{l}' is not {METRICS_HEADER}")),
+            }
+        })
+        .collect()
 }
 
 /// One epoch's steps in a shuffled order (seeded by the seed and the epoch, so a resumed
@@ -330,6 +506,14 @@ fn run_epoch(
         let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i]).collect();
         let x = Tensor::new(vec![per_step, c, h, w], data)?;
         let st = trainer.step(&x, &labels, lr)?;
+        if !st.loss.is_finite() || st.loss > DIVERGED_LOSS {
+            return Err(Error::Diverged(format!(
+                "training diverged at epoch {} step {}: loss {} at learning rate {lr}",
+                epoch + 1,
+                s + 1,
+                st.loss
+            )));
+        }
         loss += st.loss * st.images as f64;
         correct += st.correct;
         seen += st.images;
@@ -338,32 +522,11 @@ fn run_epoch(
     Ok((loss, correct, seen))
 }
 
-fn append_metrics(path: &Path, r: &EpochStats) -> Result<()> {
-    use std::io::Write;
-    let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| crate::io::file_err(path, format!("cannot write: {e}")))?;
-    let mut text = String::new();
-    if new {
-        text.push_str("epoch,lr,loss,train_accuracy,test_accuracy,images_per_second\n");
-    }
-    text.push_str(&format!(
-        "{},{},{:.6},{:.6},{:.6},{:.2}\n",
-        r.epoch, r.lr, r.loss, r.train_accuracy, r.test_accuracy, r.images_per_second
-    ));
-    f.write_all(text.as_bytes())
-        .map_err(|e| crate::io::file_err(path, format!("cannot write: {e}")))
-}
-
 /// Loss and accuracies per epoch from a `metrics.csv`, drawn as an SVG (loss above,
 /// training and held-out accuracy below).
 pub fn plot_metrics(csv: &Path, svg: &Path) -> Result<()> {
     use plotters::prelude::*;
-    let text = std::fs::read_to_string(csv)
-        .map_err(|e| crate::io::file_err(csv, format!("cannot read: {e}")))?;
+    let text = crate::io::read_text(csv, 1 << 30, "a metrics table")?;
     let rows: Vec<Vec<f64>> = text
         .lines()
         .skip(1)

@@ -444,6 +444,30 @@ impl<'g> Trainer<'g> {
                 message: "batch size and accumulation steps must be at least 1".into(),
             });
         }
+        // Every size below is a product of these; bounded first, none overflows.
+        let per_step = opts.batch.checked_mul(opts.accumulate);
+        let widest = model
+            .layers()
+            .iter()
+            .map(|l| l.output_len())
+            .max()
+            .unwrap_or(1);
+        let widest = widest.max(model.input_dims().iter().product());
+        let step_bytes = per_step
+            .filter(|p| *p <= crate::graph::plan::MAX_BATCH)
+            .and_then(|p| (p as u64).checked_mul(widest as u64 * 4));
+        if step_bytes.is_none_or(|b| b > gpu.limits().max_buffer_size) {
+            return Err(Error::InvalidOption {
+                option: "batch".into(),
+                message: format!(
+                    "{} images x {} micro-batches: a step's largest tensor would pass the \
+                     adapter's {}-byte buffer limit",
+                    opts.batch,
+                    opts.accumulate,
+                    gpu.limits().max_buffer_size
+                ),
+            });
+        }
         let max = opts.max_binding.unwrap_or(u64::MAX);
         let lay = Layout::new(
             model,

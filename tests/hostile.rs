@@ -1,0 +1,502 @@
+//! Hostile input through the command line: sizes and paths nothing else checks. Each case
+//! ends in a non-zero exit with one error line naming the file or option (or in a correct
+//! result), within seconds; none panics, aborts or hangs. A bounded, seeded mutation test
+//! drives the parsers themselves with thousands of corrupted inputs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vgg_wgpu::{Init, Model, Weights};
+
+/// Runs `vgg` with `args`, killing it after `limit`: (exit code, stdout, stderr).
+fn vgg_within(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vgg"))
+        .args(args)
+        .env_remove("VGG_ADAPTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vgg");
+    let t0 = Instant::now();
+    loop {
+        if child.try_wait().expect("wait for vgg").is_some() {
+            break;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("vgg {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("vgg output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn vgg(args: &[&str]) -> (Option<i32>, String, String) {
+    vgg_within(args, Duration::from_secs(120))
+}
+
+/// A fresh folder for one case.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vgg-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Exit code 1 and one error line, the last on stderr, containing every one of `words`
+/// (progress lines such as "training X on Y" may come before it; nothing else).
+fn one_error_line(r: &(Option<i32>, String, String), words: &[&str]) {
+    let (code, _, err) = r;
+    assert_eq!(*code, Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{err}");
+    let last = lines.last().copied().unwrap_or("");
+    assert!(
+        last.starts_with("error: ") && !err.contains("panicked"),
+        "{err}"
+    );
+    for w in words {
+        assert!(last.contains(w), "'{w}' missing from: {err}");
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/images")
+        .join(name)
+}
+
+/// The small classifier these cases infer with: an 8x8 input, one conv and pool, 3 classes.
+const TINY: [&str; 12] = [
+    "--model",
+    "4,M",
+    "--avgpool",
+    "none",
+    "--hidden",
+    "none",
+    "--classes",
+    "3",
+    "--crop",
+    "8",
+    "--resize",
+    "8",
+];
+
+fn tiny_model() -> Model {
+    Model::parse("4,M")
+        .and_then(|m| m.with_input(3, 8, 8))
+        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_hidden(&[]))
+        .and_then(|m| m.with_classes(3))
+        .unwrap()
+}
+
+fn tiny_weights(d: &Path) -> PathBuf {
+    let p = d.join("tiny.safetensors");
+    Weights::init(&tiny_model(), Init::Kaiming, 1)
+        .save(&p)
+        .unwrap();
+    p
+}
+
+fn infer(weights: &Path, extra: &[&str], images: &[&Path]) -> (Option<i32>, String, String) {
+    let mut args = vec!["infer", "--weights", weights.to_str().unwrap()];
+    args.extend(TINY);
+    args.extend(extra);
+    args.extend(images.iter().map(|p| p.to_str().unwrap()));
+    vgg(&args)
+}
+
+/// A PNG whose header declares `w` x `h` (valid signature, IHDR and CRCs) over a few bytes
+/// of pixel data.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend(kind);
+        out.extend(data);
+        out.extend(crc.sum().to_be_bytes());
+    }
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
+    chunk(&mut png, b"IHDR", &ihdr);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&[0u8; 64]).unwrap();
+    chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn an_image_declaring_ten_gigapixels_is_refused_and_the_others_classified() {
+    let d = dir("bomb");
+    let w = tiny_weights(&d);
+    let bomb = d.join("bomb.png");
+    std::fs::write(&bomb, png_claiming(100_000, 100_000)).unwrap();
+    let good = fixture("chelsea.png");
+    let (code, out, err) = infer(&w, &[], &[&bomb, &good]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("chelsea.png"), "{out}");
+    assert!(
+        err.contains("bomb.png") && err.contains("100000x100000") && err.contains("--max-pixels"),
+        "{err}"
+    );
+    // A long strip is small, but resized to its shorter side it is not.
+    let strip = d.join("strip.png");
+    std::fs::write(&strip, png_claiming(1, 100_000)).unwrap();
+    let r = infer(&w, &["--max-pixels", "1000000", "--strict"], &[&strip]);
+    one_error_line(&r, &["strip.png", "resized", "--max-pixels"]);
+}
+
+#[test]
+fn special_files_are_refused_by_name_without_blocking() {
+    let d = dir("special");
+    let w = tiny_weights(&d);
+    // /dev/zero never ends; a FIFO blocks a reader until a writer comes.
+    let r = infer(&w, &["--strict"], &[Path::new("/dev/zero")]);
+    one_error_line(&r, &["/dev/zero", "is a device"]);
+    let fifo = d.join("x.jpg");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let r = vgg_within(
+            &[
+                &["infer", "--weights", w.to_str().unwrap()][..],
+                &TINY,
+                &[fifo.to_str().unwrap()],
+            ]
+            .concat(),
+            Duration::from_secs(60),
+        );
+        assert_eq!(r.0, Some(1), "{}", r.2);
+        assert!(
+            r.2.contains("x.jpg") && r.2.contains("is a FIFO"),
+            "{}",
+            r.2
+        );
+    }
+    let r = vgg(&[
+        &["infer", "--weights", "/dev/zero"][..],
+        &TINY,
+        &[fixture("chelsea.png").to_str().unwrap()],
+    ]
+    .concat());
+    one_error_line(&r, &["/dev/zero", "is a device"]);
+}
+
+#[test]
+fn a_directory_linking_to_itself_is_walked_once() {
+    let d = dir("loop");
+    let w = tiny_weights(&d);
+    let images = d.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(fixture("chelsea.png"), images.join("a.png")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&images, images.join("again")).unwrap();
+    let (code, out, err) = infer(&w, &[], &[&images]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.matches("a.png").count(), 1, "{out}");
+}
+
+#[test]
+fn weights_that_overflow_are_an_error_not_nan_percent() {
+    let d = dir("overflow");
+    let m = tiny_model();
+    let mut weights = Weights::init(&m, Init::Kaiming, 1);
+    // Finite, so the file loads; their products overflow f32.
+    let names: Vec<String> = weights.iter().map(|(n, _)| n.clone()).collect();
+    for name in names {
+        if let Some(t) = weights.get_mut(&name) {
+            t.data.iter_mut().for_each(|v| *v = 3e38);
+        }
+    }
+    let p = d.join("huge.safetensors");
+    weights.save(&p).unwrap();
+    let r = infer(&p, &[], &[&fixture("chelsea.png")]);
+    one_error_line(&r, &["chelsea.png", "overflow"]);
+    assert!(!r.1.contains("NaN"), "{}", r.1);
+}
+
+#[test]
+fn sizes_from_options_are_checked_before_any_allocation() {
+    let fx = fixture("chelsea.png");
+    let img = fx.to_str().unwrap();
+    let r = vgg(&[
+        "infer",
+        "--weights",
+        "none.safetensors",
+        "--classes",
+        "18446744073709551615",
+        img,
+    ]);
+    one_error_line(&r, &["invalid model", "18446744073709551615"]);
+    let r = vgg(&[
+        "infer",
+        "--weights",
+        "x",
+        "--resize",
+        "100000",
+        "--crop",
+        "224",
+        img,
+    ]);
+    one_error_line(&r, &["--resize", "100000", "--max-pixels"]);
+    let r = vgg(&["summary", "--width", "1e30"]);
+    one_error_line(&r, &["invalid model"]);
+    let r = vgg(&["summary", "--input", "100000x100000"]);
+    one_error_line(&r, &["invalid model", "100000x100000"]);
+    let r = vgg(&["summary", "--avgpool", "70000x70000"]);
+    one_error_line(&r, &["invalid model", "70000x70000"]);
+    let d = dir("options");
+    let out = d.join("run");
+    let o = out.to_str().unwrap();
+    for (args, words) in [
+        (vec!["--lr", "1e9"], vec!["--lr", "1000000000"]),
+        (vec!["--lr", "NaN"], vec!["--lr", "NaN"]),
+        (vec!["--schedule", "step:1:-1"], vec!["--schedule", "-1"]),
+        (vec!["--epochs", "0"], vec!["--epochs", "0"]),
+        (
+            vec!["--batch-size", "4611686018427387904", "--accumulate", "8"],
+            vec!["batch", "4611686018427387904"],
+        ),
+    ] {
+        let r = vgg(&[&["train", "--mnist-model", "--out", o][..], &args].concat());
+        one_error_line(&r, &words);
+    }
+}
+
+/// An IDX image file's header: magic 2051, then n, h, w.
+fn idx_header(n: u32, h: u32, w: u32) -> Vec<u8> {
+    [2051u32, n, h, w]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect()
+}
+
+#[test]
+fn data_files_are_sized_by_their_headers() {
+    let d = dir("data");
+    let labels = d.join("labels.idx");
+    let mut lb = vec![0, 0, 8, 1, 0, 0, 0, 1];
+    lb.push(3);
+    std::fs::write(&labels, &lb).unwrap();
+    let train = |images: &Path| {
+        let data = format!("{},{}", images.display(), labels.display());
+        let out = d.join("out");
+        let _ = std::fs::remove_dir_all(&out);
+        vgg(&[
+            "train",
+            "--mnist-model",
+            "--format",
+            "mnist-idx",
+            "--data",
+            &data,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // 16 x 2^30 x 2^30 wraps to 0 in 64-bit arithmetic.
+    let wrap = d.join("wrap.idx");
+    std::fs::write(&wrap, idx_header(16, 1 << 30, 1 << 30)).unwrap();
+    one_error_line(&train(&wrap), &["wrap.idx", "header claims"]);
+    // A 4 MB gzip stream of zeros behind a header of one 28x28 digit.
+    let bomb = d.join("bomb.idx.gz");
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&idx_header(1, 28, 28)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        z.write_all(&zeros).unwrap();
+    }
+    std::fs::write(&bomb, z.finish().unwrap()).unwrap();
+    one_error_line(
+        &train(&bomb),
+        &["bomb.idx.gz", "decompresses to over 800 bytes"],
+    );
+    let r = vgg(&["train", "--format", "cifar10", "--data", "/dev/zero"]);
+    one_error_line(&r, &["/dev/zero", "is a device"]);
+    // A folder of one class would report 100% held-out accuracy.
+    let one = d.join("one");
+    std::fs::create_dir_all(one.join("cats")).unwrap();
+    std::fs::copy(fixture("chelsea.png"), one.join("cats/a.png")).unwrap();
+    let out = d.join("out1");
+    let r = vgg(&[
+        "train",
+        "--format",
+        "folder",
+        "--data",
+        one.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    one_error_line(&r, &["one", "one class", "two"]);
+}
+
+#[test]
+fn runs_and_checkpoints_are_not_overwritten_or_trusted_blindly() {
+    let d = dir("runs");
+    // A fresh run into a folder that holds one.
+    let out = d.join("old");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("metrics.csv"), "epoch,lr\n1,0.05\n").unwrap();
+    let r = vgg(&["train", "--mnist-model", "--out", out.to_str().unwrap()]);
+    one_error_line(&r, &["old", "already holds a training run"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.csv")).unwrap(),
+        "epoch,lr\n1,0.05\n"
+    );
+    // Checkpoint metadata out of range.
+    let m = vgg_wgpu::train::mnist_model().unwrap();
+    let w = Weights::init(&m, Init::Kaiming, 1);
+    for (key, value) in [("epoch", "-5"), ("lr", "NaN"), ("model", "vgg16")] {
+        let out = d.join(format!("ckpt-{key}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut meta: std::collections::HashMap<String, String> = [
+            ("epoch", "1"),
+            ("step", "10"),
+            ("lr", "0.05"),
+            ("best_accuracy", "0.5"),
+            ("epochs_since_best", "0"),
+            ("model", m.name()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        meta.insert(key.into(), value.into());
+        let ckpt = out.join("checkpoint.safetensors");
+        vgg_wgpu::train::fit::save_checkpoint(&ckpt, &w, &Weights::new(), &meta).unwrap();
+        let r = vgg(&[
+            "train",
+            "--mnist-model",
+            "--resume",
+            "--epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        one_error_line(&r, &["checkpoint.safetensors", key]);
+    }
+}
+
+/// A small deterministic generator for the mutation test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// `seed` corrupted: bytes flipped, runs overwritten with extreme values (the likeliest way
+/// to reach a size field), cut short, or grown.
+fn mutate(seed: &[u8], r: &mut Rng) -> Vec<u8> {
+    let mut b = seed.to_vec();
+    for _ in 0..1 + r.below(4) {
+        if b.is_empty() {
+            b.push(r.next() as u8);
+        }
+        let at = r.below(b.len());
+        match r.below(5) {
+            0 => b[at] ^= 1 << r.below(8),
+            1 => b[at] = r.next() as u8,
+            2 => {
+                let v = [0x00, 0xFF, 0x7F, 0x80][r.below(4)];
+                let end = (at + 1 + r.below(8)).min(b.len());
+                b[at..end].iter_mut().for_each(|x| *x = v);
+            }
+            3 => b.truncate(at),
+            _ => {
+                let n = r.below(64);
+                let fill: Vec<u8> = (0..n).map(|_| r.next() as u8).collect();
+                b.splice(at..at, fill);
+            }
+        }
+    }
+    b
+}
+
+/// Every parser, on a few thousand corrupted copies of valid inputs: an error or a result,
+/// never a panic, an abort or a runaway allocation (images are capped at 4 megapixels).
+#[test]
+fn mutated_inputs_never_panic() {
+    use vgg_wgpu::io::{datasets, image, weights};
+    let t0 = Instant::now();
+    let mut r = Rng(0x5eed_1234_abcd_0001);
+    let what = Path::new("mutated");
+    let images = [
+        std::fs::read(fixture("rocket_exif6.jpg")).unwrap(),
+        std::fs::read(fixture("camera_gray.png")).unwrap(),
+        png_claiming(40, 30),
+    ];
+    let model = tiny_model();
+    let st = {
+        let p = dir("mutate").join("w.safetensors");
+        Weights::init(&model, Init::Kaiming, 1).save(&p).unwrap();
+        std::fs::read(p).unwrap()
+    };
+    let mut idx = idx_header(2, 2, 3);
+    idx.extend([0, 255, 128, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    let idx_labels = vec![0, 0, 8, 1, 0, 0, 0, 2, 7, 1];
+    let mut cifar = vec![3u8];
+    cifar.extend((0..3072).map(|i| i as u8));
+    let csv: Vec<u8> = (0..784)
+        .map(|i| (i % 256).to_string())
+        .chain(["7".to_string()])
+        .collect::<Vec<_>>()
+        .join(",")
+        .into_bytes();
+    let model_strings = [&b"64,M,128,M,256,256:1,L,M"[..], b"vgg16_bn", b"8,8,M"];
+    // About 2 s on CI's two cores.
+    const N: usize = 20_000;
+    let mut outcomes = [0usize; 2];
+    for i in 0..N {
+        let ok = match i % 7 {
+            0 | 1 => {
+                let b = mutate(&images[i % images.len()], &mut r);
+                image::decode_bytes(&b, what, 4_000_000, Some(64)).is_ok()
+            }
+            2 => weights::load_weights_bytes(&mutate(&st, &mut r), what, &model).is_ok(),
+            3 => {
+                let (im, lb) = if r.below(2) == 0 {
+                    (mutate(&idx, &mut r), idx_labels.clone())
+                } else {
+                    (idx.clone(), mutate(&idx_labels, &mut r))
+                };
+                datasets::mnist_idx_bytes(im, lb, what, what).is_ok()
+            }
+            4 => datasets::cifar10_bytes(&mutate(&cifar, &mut r), what).is_ok(),
+            5 => datasets::mnist_csv_bytes(&mutate(&csv, &mut r), what).is_ok(),
+            _ => {
+                let b = mutate(model_strings[r.below(3)], &mut r);
+                Model::parse(&String::from_utf8_lossy(&b)).is_ok()
+            }
+        };
+        outcomes[ok as usize] += 1;
+    }
+    eprintln!(
+        "{N} mutated inputs: {} parsed, {} refused, in {:.1} s",
+        outcomes[1],
+        outcomes[0],
+        t0.elapsed().as_secs_f64()
+    );
+    // Both outcomes occur: the mutations neither always break nor never touch the input.
+    assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+}
