@@ -192,12 +192,13 @@ fn run_dense(
         let g = pre.geometry(&img)?;
         let mirror = crate::io::image::flip_horizontal(&g);
         let (w, h) = (g.width() as usize, g.height() as usize);
-        let mut data = crate::io::image::to_chw(&g, pre.mean, pre.std);
-        data.extend(crate::io::image::to_chw(&mirror, pre.mean, pre.std));
+        let mut data = pre.tensor(&g);
+        data.extend(pre.tensor(&mirror));
         stats.decode += t.elapsed();
         let t = Instant::now();
         net.set_input_size(h, w)?;
-        let scores = net.forward_dense(&Tensor::new(vec![2, 3, h, w], data)?)?;
+        let c = pre.channels();
+        let scores = net.forward_dense(&Tensor::new(vec![2, c, h, w], data)?)?;
         stats.forward += t.elapsed();
         if let Some(v) = scores.data.iter().find(|v| !v.is_finite()) {
             return Err(Error::NonFinite(format!(

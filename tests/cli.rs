@@ -145,7 +145,10 @@ fn check_catches_an_off_by_one_kernel() {
         .output()
         .expect("run vgg");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}");
+    eprintln!(
+        "--- expected: the run with a broken max-pool kernel; its FAIL lines are the point \
+         of this test ---\n{stdout}--- end of the expected failures ---"
+    );
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     // Every forward max-pool case fails with a line that says what and by how much; the
     // only other failures are the whole networks and the training step, which pool.
@@ -442,4 +445,171 @@ fn train_runs_checkpoints_and_resumes() {
     assert!(ok && err.contains("epoch 2:"), "{err}");
     let (ok, _, err) = vgg(&["train", "--format", "cifar10"]);
     assert!(!ok && err.starts_with("error: "), "{err}");
+}
+
+/// Writes `n` 12x12 PNGs of class `light` (bright noise) or not (dark noise) into `dir`.
+fn noise_images(dir: &std::path::Path, n: usize, light: bool, seed: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut s = seed.wrapping_mul(2654435761).max(1);
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(12, 12, |_, _| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let v = (s % 80) as u8 + if light { 150 } else { 20 };
+            image::Rgb([v, v.saturating_sub(10), v])
+        });
+        img.save(dir.join(format!("{i}.png"))).unwrap();
+    }
+}
+
+#[test]
+fn a_model_trained_on_a_folder_classifies_with_no_flags() {
+    let dir = temp_dir("folder-e2e");
+    for (part, n, seed) in [("train", 24, 1), ("val", 8, 2)] {
+        noise_images(&dir.join(part).join("dark"), n, false, seed);
+        noise_images(&dir.join(part).join("light"), n, true, seed + 10);
+    }
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    // No --classes: the folder has two.
+    let (ok, _, err) = vgg(&[
+        "train",
+        "--format",
+        "folder",
+        "--data",
+        &path("train"),
+        "--val",
+        &path("val"),
+        "--model",
+        "8,M",
+        "--input",
+        "12x12",
+        "--avgpool",
+        "none",
+        "--hidden",
+        "16",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "8",
+        "--augment",
+        "false",
+        "--schedule",
+        "constant",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let last = metrics
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .collect::<Vec<_>>();
+    let trained: f64 = last[4].parse().unwrap();
+    // No model flags: the file says what it is.
+    let weights = out.join("model.safetensors");
+    let (ok, json, err) = vgg(&[
+        "infer",
+        "--weights",
+        weights.to_str().unwrap(),
+        &path("val"),
+        "--json",
+        "--top",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 16);
+    let right = results
+        .iter()
+        .filter(|r| {
+            let label = r["top"][0]["label"].as_str().unwrap();
+            assert!(label == "dark" || label == "light", "{label}");
+            r["file"].as_str().unwrap().contains(&format!("/{label}/"))
+        })
+        .count();
+    let inferred = right as f64 / 16.0;
+    eprintln!("held-out accuracy: trainer {trained}, infer {inferred}");
+    assert!((inferred - trained).abs() < 1e-6, "{inferred} vs {trained}");
+    // Dark against light is learnable: a model at chance would make the equality hollow.
+    assert!(trained >= 0.75, "{metrics}");
+    // A flag that contradicts the file is refused, naming it and the field.
+    let (ok, _, err) = vgg(&[
+        "infer",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--classes",
+        "5",
+        &path("val"),
+    ]);
+    assert!(
+        !ok && err.contains("model.safetensors") && err.contains("classes 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_one_channel_model_runs_through_infer() {
+    let dir = temp_dir("gray");
+    let m = vgg_wgpu::train::mnist_model().unwrap();
+    let card = vgg_wgpu::model::Card::new(
+        &m,
+        vgg_wgpu::io::datasets::folder_preprocessing(28),
+        (0..10).map(|d| d.to_string()).collect(),
+    )
+    .unwrap();
+    let w = dir.join("mnist.safetensors");
+    vgg_wgpu::train::demo_weights()
+        .unwrap()
+        .save_with(&w, Some(&card))
+        .unwrap();
+    // The demo's eight held-out digits, as PNG files.
+    let (_, test) = vgg_wgpu::io::datasets::mnist_5k()
+        .unwrap()
+        .split(1000)
+        .unwrap();
+    let (ok, demo, err) = vgg(&["demo"]);
+    assert!(ok, "{err}");
+    let mut files = Vec::new();
+    for i in 0..8 {
+        let at = i * 125 + 7;
+        let px: Vec<u8> = test
+            .image(at)
+            .iter()
+            .map(|v| (v * 255.0).round() as u8)
+            .collect();
+        let p = dir.join(format!("{at}.png"));
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(&p)
+            .unwrap();
+        files.push(p.to_str().unwrap().to_string());
+    }
+    let mut args = vec![
+        "infer",
+        "--weights",
+        w.to_str().unwrap(),
+        "--top",
+        "1",
+        "--json",
+    ];
+    args.extend(files.iter().map(|s| s.as_str()));
+    let (ok, json, err) = vgg(&args);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for (i, r) in doc["results"].as_array().unwrap().iter().enumerate() {
+        let at = i * 125 + 7;
+        let predicted = r["top"][0]["label"].as_str().unwrap();
+        let line = format!("held-out digit {at:>3}: label");
+        let demo_line = demo.lines().find(|l| l.contains(&line)).unwrap();
+        assert!(
+            demo_line.ends_with(&format!("predicted {predicted}")),
+            "{demo_line} vs {predicted}"
+        );
+    }
 }

@@ -199,6 +199,7 @@ fn resuming_from_a_checkpoint_continues_exactly() {
             augment: true,
             augment_pad: 2,
             lr_on_resume: None,
+            card: None,
         };
         let (a, b) = (dir("a"), dir("b"));
         let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
@@ -276,6 +277,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
             augment: false,
             augment_pad: 0,
             lr_on_resume,
+            card: None,
         };
         let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
         let run = |o: &FitOptions, resume: Option<&std::path::Path>| {

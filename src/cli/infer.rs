@@ -6,14 +6,17 @@ use std::process::ExitCode;
 use vgg_wgpu::gpu::Precision;
 use vgg_wgpu::graph;
 use vgg_wgpu::io::image::Preprocess;
-use vgg_wgpu::model::Model;
+use vgg_wgpu::model::card::Preprocessing;
+use vgg_wgpu::model::{Card, Model, Preset};
 use vgg_wgpu::{Error, Gpu, Network};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Weights: a safetensors file with torchvision's names (see tools/export_torchvision.py)
+    /// Weights: a safetensors file with torchvision's names (see tools/export_torchvision.py),
+    /// or one this engine wrote, whose metadata records the model, its preprocessing and
+    /// its class names: then no model flags are needed (flags that disagree are refused)
     #[arg(long, short)]
     pub weights: PathBuf,
     /// Image files (JPEG, PNG) or directories of them
@@ -28,17 +31,22 @@ pub struct Args {
     /// Print the results as JSON on stdout
     #[arg(long)]
     pub json: bool,
-    /// Class names, one per line [default: ImageNet's 1000 when the model has 1000
-    /// classes, else class numbers]
+    /// Class names, one per line [default: the weights file's, else ImageNet's 1000 when
+    /// the model has 1000 classes, else class numbers]
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Shorter side after resizing (torchvision's preset: 256)
-    #[arg(long, default_value_t = 256)]
-    pub resize: u32,
-    /// Side of the center crop (torchvision's preset: 224), which is the network's
-    /// input size
-    #[arg(long, default_value_t = 224)]
-    pub crop: u32,
+    /// torchvision (ImageNet mean and std on RGB in [0, 1]), caffe (BGR on 0..255 minus
+    /// the mean pixel, Keras' VGG16) or unit (RGB, or gray for 1-channel models, in [0, 1],
+    /// as this engine trains) [default: the weights file's, else torchvision]
+    #[arg(long)]
+    pub preprocess: Option<String>,
+    /// Shorter side after resizing [default: the weights file's, else torchvision's 256]
+    #[arg(long)]
+    pub resize: Option<u32>,
+    /// Side of the center crop, which is the network's input size [default: the weights
+    /// file's, else torchvision's 224]
+    #[arg(long)]
+    pub crop: Option<u32>,
     /// Stop at the first file that is not a readable image, before classifying any
     /// [default: skip it with a warning]
     #[arg(long)]
@@ -71,11 +79,24 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         use vgg_wgpu::{infer, io};
+        // A missing file is reported when the weights load, after the options are checked.
+        let card = match self.weights.exists() {
+            true => io::weights::read_card(&self.weights)?,
+            false => None,
+        };
+        let recorded = card.as_ref().map(|c| c.preprocessing);
+        let preprocessing = Preprocessing {
+            preset: match &self.preprocess {
+                Some(p) => Preset::parse(p)?,
+                None => recorded.map_or(Preset::Torchvision, |r| r.preset),
+            },
+            resize: self.resize.or(recorded.map(|r| r.resize)).unwrap_or(256),
+            crop: self.crop.or(recorded.map(|r| r.crop)).unwrap_or(224),
+        };
+        let model = self.network_model(card.as_ref(), preprocessing.crop)?;
         let pre = Preprocess {
-            resize: self.resize,
-            crop: Some(self.crop),
             max_pixels: self.max_pixels,
-            ..Preprocess::default()
+            ..Preprocess::from_card(&preprocessing, model.config().in_channels)
         };
         // Options first, then the files, before the weights load (which takes a while).
         // Dense evaluation does not crop.
@@ -84,12 +105,12 @@ impl Args {
             ..pre.clone()
         }
         .validate()?;
-        let model = self.network_model()?;
         let files = self.files(&model)?;
-        let labels = match &self.labels {
-            Some(p) => io::labels::from_file(p)?,
-            None if model.classes() == 1000 => io::labels::imagenet(),
-            None => (0..model.classes()).map(|i| format!("class {i}")).collect(),
+        let labels = match (&self.labels, &card) {
+            (Some(p), _) => io::labels::from_file(p)?,
+            (None, Some(c)) => c.classes.clone(),
+            (None, None) if model.classes() == 1000 => io::labels::imagenet(),
+            (None, None) => (0..model.classes()).map(|i| format!("class {i}")).collect(),
         };
         let label = |i: usize| {
             labels
@@ -190,9 +211,10 @@ impl Args {
         })
     }
 
-    /// The model at the crop size, which is the network's input for infer.
-    fn network_model(&self) -> vgg_wgpu::Result<Model> {
-        let crop = self.crop as usize;
+    /// The model (the weights file's where it records one, checked against the flags) at
+    /// the crop size, which is the network's input for infer.
+    fn network_model(&self, card: Option<&Card>, crop: u32) -> vgg_wgpu::Result<Model> {
+        let crop = crop as usize;
         if let Some((h, w)) = self.model.input.filter(|hw| *hw != (crop, crop)) {
             return Err(Error::InvalidOption {
                 option: "--input".into(),
@@ -202,7 +224,10 @@ impl Args {
                 ),
             });
         }
-        let mut model = self.model.build()?;
+        let mut model = match card {
+            Some(c) => self.model.against_card(&c.model()?, &self.weights)?,
+            None => self.model.build()?,
+        };
         if model.config().input != (crop, crop) {
             let c = model.config().in_channels;
             model = model.with_input(c, crop, crop)?;

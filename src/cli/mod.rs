@@ -67,9 +67,10 @@ impl AdapterArgs {
 pub struct ModelArgs {
     /// A built-in model (vgg11, vgg11_lrn, vgg13, vgg16_c, vgg16, vgg19, vgg11_bn, vgg13_bn,
     /// vgg16_bn, vgg19_bn) or a layer list: channel counts for 3x3 convs, N:1 for a 1x1
-    /// conv, M for max pool, L for LRN, e.g. "32,M,64,M,128,128,M"
-    #[arg(long, short, default_value = "vgg16")]
-    model: String,
+    /// conv, M for max pool, L for LRN, e.g. "32,M,64,M,128,128,M" [default: vgg16, or
+    /// for infer what the weights file records]
+    #[arg(long, short)]
+    model: Option<String>,
     /// Input height and width, HxW [default: 224x224]
     #[arg(long, value_parser = parse_hw)]
     input: Option<(usize, usize)>,
@@ -102,8 +103,76 @@ pub fn parse_hw(s: &str) -> Result<(usize, usize), String> {
 }
 
 impl ModelArgs {
+    /// The model the flags describe, from vgg16 where `--model` is not given.
     pub fn build(&self) -> vgg_wgpu::Result<Model> {
-        let mut m = Model::parse(&self.model)?;
+        self.build_from(Model::parse(self.model.as_deref().unwrap_or("vgg16"))?)
+    }
+
+    /// Whether `--classes` was given.
+    pub fn classes(&self) -> Option<usize> {
+        self.classes
+    }
+
+    /// The model a weights file's card records, with the flags given applied; an error
+    /// naming the file and the field where a flag disagrees with it (the weights would not
+    /// fit the model asked for).
+    pub fn against_card(&self, card: &Model, file: &Path) -> vgg_wgpu::Result<Model> {
+        let asked = match &self.model {
+            Some(_) => self.build()?,
+            None => self.build_from(card.clone())?,
+        };
+        let (a, c) = (asked.config(), card.config());
+        let differs: Option<(&str, String, String)> = if a.features != c.features {
+            Some(("layers", "--model".into(), String::new()))
+        } else if a.batch_norm != c.batch_norm {
+            Some((
+                "batch norm",
+                c.batch_norm.to_string(),
+                a.batch_norm.to_string(),
+            ))
+        } else if a.in_channels != c.in_channels {
+            Some((
+                "input channels",
+                c.in_channels.to_string(),
+                a.in_channels.to_string(),
+            ))
+        } else if a.hidden != c.hidden {
+            Some((
+                "hidden widths",
+                format!("{:?}", c.hidden),
+                format!("{:?}", a.hidden),
+            ))
+        } else if a.classes != c.classes {
+            Some(("classes", c.classes.to_string(), a.classes.to_string()))
+        } else if a.avgpool != c.avgpool {
+            Some((
+                "average pool",
+                format!("{:?}", c.avgpool),
+                format!("{:?}", a.avgpool),
+            ))
+        } else {
+            None
+        };
+        match differs {
+            None => Ok(asked),
+            Some(("layers", _, _)) => Err(vgg_wgpu::io::file_err(
+                file,
+                format!(
+                    "holds a model of other layers ({}) than --model asks for ({})",
+                    card.name(),
+                    asked.name()
+                ),
+            )),
+            Some((field, theirs, ours)) => Err(vgg_wgpu::io::file_err(
+                file,
+                format!("holds a model with {field} {theirs}; the flags ask for {ours}"),
+            )),
+        }
+    }
+
+    /// `base` with the flags given applied.
+    pub fn build_from(&self, base: Model) -> vgg_wgpu::Result<Model> {
+        let mut m = base;
         if self.input.is_some() || self.in_channels.is_some() {
             let (h, w) = self.input.unwrap_or(m.config().input);
             m = m.with_input(self.in_channels.unwrap_or(m.config().in_channels), h, w)?;

@@ -43,9 +43,14 @@ pub struct Args {
     /// Seed of the initial weights, the shuffling and the dropout masks
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Images held out (the last ones) for evaluation
-    #[arg(long, default_value_t = 1000)]
-    pub holdout: usize,
+    /// Images held out for evaluation, picked by a fixed pseudo-random permutation: a
+    /// fraction (0.1) or a count (1000)
+    #[arg(long, default_value = "0.1")]
+    pub holdout: String,
+    /// With --format folder: evaluate on this folder of the same class subdirectories
+    /// instead of holding images out of --data
+    #[arg(long, value_name = "DIR")]
+    pub val: Option<PathBuf>,
     /// Turn dropout off
     #[arg(long)]
     pub no_dropout: bool,
@@ -67,7 +72,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         let Args {
-            model,
+            model: model_args,
             mnist_model,
             data,
             format,
@@ -79,6 +84,7 @@ impl Args {
             schedule,
             seed,
             holdout,
+            val,
             no_dropout,
             out,
             resume,
@@ -88,7 +94,7 @@ impl Args {
         let model = if mnist_model {
             vgg_wgpu::train::mnist_model()?
         } else {
-            model.build()?
+            model_args.build()?
         };
         let ckpt = out.join("checkpoint.safetensors");
         let o = vgg_wgpu::train::fit::FitOptions {
@@ -106,6 +112,7 @@ impl Args {
             out: Some(out.clone()),
             augment: augment.unwrap_or(format == "cifar10" || format == "folder"),
             augment_pad: 4,
+            card: None,
         };
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
@@ -113,8 +120,45 @@ impl Args {
         vgg_wgpu::train::fit::prepare_out(&out, resume)?;
         let [ic, ih, iw] = model.input_dims();
         let side = ih.max(iw) as u32;
-        let data = load_data(&format, data.as_deref(), ic, side, max_pixels)?;
-        let (train, test) = data.split(holdout)?;
+        let (data, names) = load_data(&format, data.as_deref(), ic, side, max_pixels)?;
+        // The classes are the data's unless --classes says otherwise.
+        let model = match model_args.classes() {
+            None if !mnist_model && model.classes() != data.classes => {
+                model.with_classes(data.classes)?
+            }
+            _ => model,
+        };
+        let (train, test) = match &val {
+            Some(dir) if format == "folder" => {
+                let (v, val_names) = load_data(&format, dir.to_str(), ic, side, max_pixels)?;
+                if val_names != names {
+                    return Err(vgg_wgpu::io::file_err(
+                        dir,
+                        format!("holds classes {val_names:?}; --data holds {names:?}"),
+                    ));
+                }
+                (data, v)
+            }
+            Some(_) => {
+                return Err(Error::InvalidOption {
+                    option: "--val".into(),
+                    message: "takes a folder of class subdirectories, with --format folder".into(),
+                })
+            }
+            None => {
+                let n = held_out(&holdout, data.len())?;
+                data.split(n)?
+            }
+        };
+        let card = vgg_wgpu::model::Card::new(
+            &model,
+            vgg_wgpu::io::datasets::folder_preprocessing(side),
+            names,
+        )?;
+        let o = vgg_wgpu::train::fit::FitOptions {
+            card: Some(card.clone()),
+            ..o
+        };
         let gpu = Gpu::new(&gpu.options())?;
         eprintln!(
             "training {} on {} ({} train, {} held out) on {}",
@@ -160,7 +204,7 @@ impl Args {
             },
         )?;
         let path = out.join("model.safetensors");
-        weights.save(&path)?;
+        weights.save_with(&path, Some(&card))?;
         let (csv, svg) = (out.join("metrics.csv"), out.join("metrics.svg"));
         vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
         eprintln!(
@@ -173,27 +217,60 @@ impl Args {
     }
 }
 
-/// Training data by format; `channels` and `side` size the images of a folder, which may
-/// not declare more than `max_pixels`.
+/// The held-out count a --holdout of `spec` (a fraction, or a count) takes of `len` images.
+fn held_out(spec: &str, len: usize) -> vgg_wgpu::Result<usize> {
+    let bad = || Error::InvalidOption {
+        option: "--holdout".into(),
+        message: format!("'{spec}' is neither a fraction between 0 and 1 nor an image count"),
+    };
+    if spec.contains('.') {
+        let f: f64 = spec.trim().parse().map_err(|_| bad())?;
+        if !(f > 0.0 && f < 1.0) {
+            return Err(bad());
+        }
+        Ok(((len as f64 * f).round() as usize).max(1))
+    } else {
+        spec.trim().parse().map_err(|_| bad())
+    }
+}
+
+/// CIFAR-10's class names, in its label order.
+const CIFAR10: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// Training data by format, and its class names; `channels` and `side` size the images of
+/// a folder, which may not declare more than `max_pixels`.
 fn load_data(
     format: &str,
     data: Option<&str>,
     channels: usize,
     side: u32,
     max_pixels: u64,
-) -> vgg_wgpu::Result<vgg_wgpu::io::datasets::Dataset> {
+) -> vgg_wgpu::Result<(vgg_wgpu::io::datasets::Dataset, Vec<String>)> {
     use vgg_wgpu::io::datasets as ds;
     let paths: Vec<PathBuf> = data
         .map(|d| d.split(',').map(PathBuf::from).collect())
         .unwrap_or_default();
+    let digits = || (0..10).map(|d| d.to_string()).collect();
     match (format, paths.as_slice()) {
-        ("mnist-csv", []) => ds::mnist_5k(),
-        ("mnist-csv", [p]) => ds::mnist_csv(p),
-        ("mnist-idx", [i, l]) => ds::mnist_idx(i, l),
+        ("mnist-csv", []) => Ok((ds::mnist_5k()?, digits())),
+        ("mnist-csv", [p]) => Ok((ds::mnist_csv(p)?, digits())),
+        ("mnist-idx", [i, l]) => Ok((ds::mnist_idx(i, l)?, digits())),
         ("cifar10", ps) if !ps.is_empty() => {
-            ds::cifar10(&ps.iter().map(|p| p.as_path()).collect::<Vec<_>>())
+            let d = ds::cifar10(&ps.iter().map(|p| p.as_path()).collect::<Vec<_>>())?;
+            Ok((d, CIFAR10.iter().map(|c| c.to_string()).collect()))
         }
-        ("folder", [dir]) => ds::folder(dir, channels, side, max_pixels).map(|(d, _)| d),
+        ("folder", [dir]) => ds::folder(dir, channels, side, max_pixels),
         _ => Err(Error::InvalidOption {
             option: "--data/--format".into(),
             message: format!(

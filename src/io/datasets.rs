@@ -362,6 +362,16 @@ mod tests {
     }
 }
 
+/// The preprocessing of a folder's images for a model of input `side`: resized and
+/// center-cropped to it, scaled to [0, 1].
+pub fn folder_preprocessing(side: u32) -> crate::model::card::Preprocessing {
+    crate::model::card::Preprocessing {
+        preset: crate::model::Preset::Unit,
+        resize: side,
+        crop: side,
+    }
+}
+
 /// An image folder: one subdirectory per class (classes in name order), JPEG and PNG files
 /// inside, each resized (shorter side) and center-cropped to `side` x `side`, scaled to
 /// [0, 1]; one channel (the mean of R, G and B) when `channels` is 1. Images declaring more
@@ -396,11 +406,10 @@ pub fn folder(
             ),
         ));
     }
+    // The unit preset: what inference applies to a model trained on this folder.
     let pre = Preprocess {
-        resize: side,
-        crop: Some(side),
         max_pixels,
-        ..Preprocess::default()
+        ..Preprocess::from_card(&folder_preprocessing(side), channels)
     };
     pre.validate()?;
     let files = classes
@@ -413,18 +422,7 @@ pub fn folder(
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for (label, class_files) in files.iter().enumerate() {
         for file in class_files {
-            let img = pre.geometry(&pre.load(file)?)?;
-            let px = img.as_raw();
-            let plane = (side * side) as usize;
-            if channels == 3 {
-                for c in 0..3 {
-                    images.extend((0..plane).map(|p| px[p * 3 + c] as f32 / 255.0));
-                }
-            } else {
-                images.extend((0..plane).map(|p| {
-                    (px[p * 3] as f32 + px[p * 3 + 1] as f32 + px[p * 3 + 2] as f32) / 765.0
-                }));
-            }
+            images.extend(pre.apply(&pre.load(file)?)?);
             labels.push(label as u32);
         }
     }

@@ -34,6 +34,10 @@ pub struct Preprocess {
     /// Images declaring more pixels than this, or resized to more, are refused before they
     /// are decoded.
     pub max_pixels: u64,
+    /// Channels in B, G, R order (Caffe's); `mean` and `std` are in output order.
+    pub bgr: bool,
+    /// One channel, the mean of R, G and B (1-channel models); `mean[0]`, `std[0]` apply.
+    pub gray: bool,
 }
 
 impl Default for Preprocess {
@@ -44,6 +48,43 @@ impl Default for Preprocess {
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
             max_pixels: DEFAULT_MAX_PIXELS,
+            bgr: false,
+            gray: false,
+        }
+    }
+}
+
+/// ImageNet's mean pixel in B, G, R on 0..255 (Caffe's VGG16, and Keras' `preprocess_input`).
+pub const CAFFE_MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
+
+impl Preprocess {
+    /// The preprocessing a model card records, for a model of `channels` input channels:
+    /// the one definition training, evaluation and inference share.
+    pub fn from_card(p: &crate::model::card::Preprocessing, channels: usize) -> Preprocess {
+        use crate::model::Preset;
+        let (mean, std, bgr) = match p.preset {
+            Preset::Torchvision => (IMAGENET_MEAN, IMAGENET_STD, false),
+            // (v / 255 - m / 255) / (1 / 255) = v - m on 0..255.
+            Preset::Caffe => (CAFFE_MEAN_BGR.map(|m| m / 255.0), [1.0 / 255.0; 3], true),
+            Preset::Unit => ([0.0; 3], [1.0; 3], false),
+        };
+        Preprocess {
+            resize: p.resize,
+            crop: Some(p.crop),
+            mean,
+            std,
+            bgr,
+            gray: channels == 1,
+            ..Preprocess::default()
+        }
+    }
+
+    /// Channels of the tensors this produces.
+    pub fn channels(&self) -> usize {
+        if self.gray {
+            1
+        } else {
+            3
         }
     }
 }
@@ -356,7 +397,34 @@ impl Preprocess {
     /// The normalised CHW f32 tensor data for one image.
     pub fn apply(&self, img: &RgbImage) -> Result<Vec<f32>> {
         let g = self.geometry(img)?;
-        Ok(to_chw(&g, self.mean, self.std))
+        Ok(self.tensor(&g))
+    }
+
+    /// An already resized and cropped image as CHW values: (v / 255 - mean) / std per
+    /// channel, in B, G, R order with `bgr`, or one gray channel with `gray`.
+    pub fn tensor(&self, img: &RgbImage) -> Vec<f32> {
+        if !self.gray && !self.bgr {
+            return to_chw(img, self.mean, self.std);
+        }
+        let raw = img.as_raw();
+        let plane = img.width() as usize * img.height() as usize;
+        if self.gray {
+            return (0..plane)
+                .map(|p| {
+                    let v =
+                        (raw[p * 3] as f32 + raw[p * 3 + 1] as f32 + raw[p * 3 + 2] as f32) / 765.0;
+                    (v - self.mean[0]) / self.std[0]
+                })
+                .collect();
+        }
+        let mut out = vec![0.0f32; 3 * plane];
+        for c in 0..3 {
+            for p in 0..plane {
+                let v = raw[p * 3 + (2 - c)] as f32 / 255.0;
+                out[c * plane + p] = (v - self.mean[c]) / self.std[c];
+            }
+        }
+        out
     }
 }
 

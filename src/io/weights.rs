@@ -10,7 +10,7 @@
 
 use super::file_err;
 use crate::error::Result;
-use crate::model::{Model, Tensor, Weights};
+use crate::model::{Card, Model, Tensor, Weights};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use std::collections::HashMap;
@@ -151,7 +151,50 @@ pub fn save_safetensors(
 impl Weights {
     /// Saves every tensor as f32 safetensors.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let list: Vec<(&str, &Tensor)> = self.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        save_safetensors(path, &list, None)
+        self.save_with(path, None)
     }
+
+    /// Saves every tensor as f32 safetensors, with a model card in the metadata.
+    pub fn save_with(&self, path: &Path, card: Option<&Card>) -> Result<()> {
+        let list: Vec<(&str, &Tensor)> = self.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        save_safetensors(path, &list, card.map(Card::to_metadata))
+    }
+}
+
+/// The metadata of a safetensors file, from its header alone (at most safetensors' own
+/// 100 MB header limit is read, whatever the file's size).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    super::regular_size(path)?;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| file_err(path, "not a safetensors file (shorter than its header)"))?;
+    let n = u64::from_le_bytes(len);
+    if n > HEADER_BYTES {
+        return Err(file_err(
+            path,
+            format!("not a valid safetensors file: a {n}-byte header (the format allows {HEADER_BYTES})"),
+        ));
+    }
+    let mut header = Vec::new();
+    f.take(n)
+        .read_to_end(&mut header)
+        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    Ok(v.get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// The model card a weights file carries, if any (see [`Card`]).
+pub fn read_card(path: &Path) -> Result<Option<Card>> {
+    Card::from_metadata(&read_metadata(path)?).map_err(|e| file_err(path, e))
 }

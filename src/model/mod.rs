@@ -3,9 +3,11 @@
 //! validated layer list with every layer's output shape, parameter count and MACs; the
 //! executor (`graph`) and the CPU reference (`reference::network`) both read it.
 
+pub mod card;
 pub mod summary;
 mod weights;
 
+pub use card::{Card, Preset};
 pub use summary::Summary;
 pub use weights::{Init, Tensor, Weights};
 
@@ -13,7 +15,7 @@ use crate::error::{Error, Result};
 
 /// One entry of a feature-extractor configuration.
 /// The paper's (and torchvision-style) constants: size 5, alpha 1e-4, beta 0.75, k 2.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LrnParams {
     pub size: usize,
     pub alpha: f32,
@@ -32,7 +34,7 @@ impl Default for LrnParams {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Feature {
     /// Convolution with `out` channels and a `k`x`k` kernel (3, or 1 in config C), stride
     /// 1, padding k/2, followed by ReLU (and batch norm before it in the _bn models).
@@ -45,7 +47,7 @@ pub enum Feature {
 
 /// Everything that defines a network. Built-in configs come from the named constructors of
 /// [`Model`]; custom ones from [`Config::parse_features`] or by filling the fields.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     pub name: String,
     pub features: Vec<Feature>,

@@ -112,6 +112,8 @@ pub struct FitOptions {
     /// On resuming, this rate replaces the one the checkpoint recorded (to continue a run
     /// that diverged from its last good checkpoint at a lower rate).
     pub lr_on_resume: Option<f32>,
+    /// The model card every checkpoint carries (architecture, preprocessing, class names).
+    pub card: Option<crate::model::Card>,
 }
 
 impl FitOptions {
@@ -397,6 +399,9 @@ pub fn fit(
             let csv = metrics_csv(&records);
             let mut meta = state.metadata(model);
             meta.insert("metrics".into(), csv.clone());
+            if let Some(card) = &o.card {
+                meta.extend(card.to_metadata());
+            }
             save_checkpoint(
                 &dir.join("checkpoint.safetensors"),
                 &weights,
