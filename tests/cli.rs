@@ -613,3 +613,110 @@ fn a_one_channel_model_runs_through_infer() {
         );
     }
 }
+
+#[test]
+fn fine_tuning_a_new_head_keeps_the_frozen_features_bitwise() {
+    let dir = temp_dir("finetune");
+    // The source model knows three kinds of noise; the new task has two.
+    noise_images(&dir.join("three/dark"), 16, false, 3);
+    noise_images(&dir.join("three/light"), 16, true, 4);
+    noise_images(&dir.join("three/more"), 16, true, 5);
+    for (part, n, seed) in [("train", 24, 6), ("val", 8, 7)] {
+        noise_images(&dir.join(part).join("dark"), n, false, seed);
+        noise_images(&dir.join(part).join("light"), n, true, seed + 10);
+    }
+    let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    let common = [
+        "--batch-size",
+        "8",
+        "--augment",
+        "false",
+        "--schedule",
+        "constant",
+    ];
+    let _ = std::fs::remove_dir_all(dir.join("src"));
+    let (ok, _, err) = vgg(&[
+        &[
+            "train",
+            "--format",
+            "folder",
+            "--data",
+            &path("three"),
+            "--model",
+            "8,M",
+            "--bn",
+            "--input",
+            "12x12",
+            "--avgpool",
+            "none",
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--out",
+            &path("src"),
+        ][..],
+        &common,
+    ]
+    .concat());
+    assert!(ok, "{err}");
+    // No model flags: the source file gives the model; the folder gives two classes.
+    let source = dir.join("src/model.safetensors");
+    let _ = std::fs::remove_dir_all(dir.join("tuned"));
+    let (ok, _, err) = vgg(&[
+        &[
+            "train",
+            "--format",
+            "folder",
+            "--data",
+            &path("train"),
+            "--val",
+            &path("val"),
+            "--init",
+            source.to_str().unwrap(),
+            "--freeze",
+            "features",
+            "--epochs",
+            "6",
+            "--out",
+            &path("tuned"),
+        ][..],
+        &common,
+    ]
+    .concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("drawn anew for 2 classes"), "{err}");
+    let before = vgg_wgpu::io::read_safetensors(&source).unwrap();
+    let after = vgg_wgpu::io::read_safetensors(&dir.join("tuned/model.safetensors")).unwrap();
+    let mut features = 0;
+    for (name, t) in after.iter() {
+        if name.starts_with("features.") {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&t.data),
+                bits(&before.get(name).unwrap().data),
+                "{name}"
+            );
+            features += 1;
+        }
+    }
+    // conv weight and bias, batch norm's two parameters and two running statistics.
+    assert_eq!(features, 6);
+    assert_ne!(
+        after.get("classifier.0.weight").unwrap(),
+        before.get("classifier.0.weight").unwrap(),
+        "the head trains"
+    );
+    let metrics = std::fs::read_to_string(dir.join("tuned/metrics.csv")).unwrap();
+    let last = metrics
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .collect::<Vec<_>>();
+    let acc: f64 = last[4].parse().unwrap();
+    assert!(
+        acc >= 0.75,
+        "the new head learns on frozen features:\n{metrics}"
+    );
+}

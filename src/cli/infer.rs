@@ -84,15 +84,7 @@ impl Args {
             true => io::weights::read_card(&self.weights)?,
             false => None,
         };
-        let recorded = card.as_ref().map(|c| c.preprocessing);
-        let preprocessing = Preprocessing {
-            preset: match &self.preprocess {
-                Some(p) => Preset::parse(p)?,
-                None => recorded.map_or(Preset::Torchvision, |r| r.preset),
-            },
-            resize: self.resize.or(recorded.map(|r| r.resize)).unwrap_or(256),
-            crop: self.crop.or(recorded.map(|r| r.crop)).unwrap_or(224),
-        };
+        let preprocessing = self.preprocessing(card.as_ref())?;
         let model = self.network_model(card.as_ref(), preprocessing.crop)?;
         let pre = Preprocess {
             max_pixels: self.max_pixels,
@@ -157,16 +149,7 @@ impl Args {
                     "top": top,
                 }));
             } else {
-                println!("{}", r.path.display());
-                for (rank, &(c, p)) in r.top.iter().enumerate() {
-                    let name = label(c);
-                    let class = if name == format!("class {c}") {
-                        name
-                    } else {
-                        format!("{name} (class {c})")
-                    };
-                    println!("  {:>2}  {:>7.3}%  {class}", rank + 1, p * 100.0);
-                }
+                print_top(r, &label);
             }
         })?;
         let total = t0.elapsed().as_secs_f64();
@@ -208,6 +191,19 @@ impl Args {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
+        })
+    }
+
+    /// The preprocessing: the flags', then the weights file's, then torchvision's.
+    fn preprocessing(&self, card: Option<&Card>) -> vgg_wgpu::Result<Preprocessing> {
+        let recorded = card.map(|c| c.preprocessing);
+        Ok(Preprocessing {
+            preset: match &self.preprocess {
+                Some(p) => Preset::parse(p)?,
+                None => recorded.map_or(Preset::Torchvision, |r| r.preset),
+            },
+            resize: self.resize.or(recorded.map(|r| r.resize)).unwrap_or(256),
+            crop: self.crop.or(recorded.map(|r| r.crop)).unwrap_or(224),
         })
     }
 
@@ -263,6 +259,20 @@ impl Args {
             }
         }
         Ok(files)
+    }
+}
+
+/// One image's classes as the terminal shows them.
+fn print_top(r: &vgg_wgpu::infer::ImageResult, label: &dyn Fn(usize) -> String) {
+    println!("{}", r.path.display());
+    for (rank, &(c, p)) in r.top.iter().enumerate() {
+        let name = label(c);
+        let class = if name == format!("class {c}") {
+            name
+        } else {
+            format!("{name} (class {c})")
+        };
+        println!("  {:>2}  {:>7.3}%  {class}", rank + 1, p * 100.0);
     }
 }
 

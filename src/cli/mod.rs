@@ -113,6 +113,11 @@ impl ModelArgs {
         self.classes
     }
 
+    /// Whether `--model` was given.
+    pub fn names_model(&self) -> bool {
+        self.model.is_some()
+    }
+
     /// The model a weights file's card records, with the flags given applied; an error
     /// naming the file and the field where a flag disagrees with it (the weights would not
     /// fit the model asked for).

@@ -3,6 +3,8 @@
 use super::{AdapterArgs, ModelArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vgg_wgpu::io::datasets::Dataset;
+use vgg_wgpu::model::Model;
 use vgg_wgpu::{Error, Gpu};
 
 #[derive(clap::Args)]
@@ -61,6 +63,16 @@ pub struct Args {
     /// Continue from OUT/checkpoint.safetensors exactly where it stopped
     #[arg(long)]
     pub resume: bool,
+    /// Start from these weights (any safetensors file the engine reads, e.g. torchvision's
+    /// exported VGG) instead of a random initialisation: fine-tuning. Where the class count
+    /// differs the last FC layer is drawn anew and the rest loaded; a file that records its
+    /// model gives the model too, unless --model says otherwise
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
+    /// Keep these layers bitwise as loaded, skipping their gradients: features (every conv
+    /// and batch norm) or conv1..convN (blocks 1 to N)
+    #[arg(long, value_name = "LAYERS", requires = "init")]
+    pub freeze: Option<String>,
     /// Refuse images (with --format folder) declaring more pixels than this, or resizing
     /// to more, before decoding them
     #[arg(long, value_name = "PIXELS", default_value_t = vgg_wgpu::io::image::DEFAULT_MAX_PIXELS)]
@@ -71,66 +83,141 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
-        let Args {
-            model: model_args,
-            mnist_model,
-            data,
-            format,
-            augment,
-            epochs,
-            batch_size,
-            accumulate,
-            lr,
-            schedule,
-            seed,
-            holdout,
-            val,
-            no_dropout,
-            out,
-            resume,
-            max_pixels,
-            gpu,
-        } = self;
-        let model = if mnist_model {
-            vgg_wgpu::train::mnist_model()?
-        } else {
-            model_args.build()?
-        };
-        let ckpt = out.join("checkpoint.safetensors");
-        let o = vgg_wgpu::train::fit::FitOptions {
-            epochs,
-            lr: lr.unwrap_or(0.05),
-            lr_on_resume: lr.filter(|_| resume),
-            schedule: vgg_wgpu::train::fit::Schedule::parse(&schedule)?,
-            train: vgg_wgpu::train::TrainOptions {
-                batch: batch_size,
-                accumulate,
-                dropout: !no_dropout,
-                seed,
-                ..Default::default()
-            },
-            out: Some(out.clone()),
-            augment: augment.unwrap_or(format == "cifar10" || format == "folder"),
-            augment_pad: 4,
-            card: None,
-        };
+        let model = self.model()?;
+        let o = self.fit_options()?;
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
         o.validate()?;
-        vgg_wgpu::train::fit::prepare_out(&out, resume)?;
+        vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
+        let (model, train, test, names) = self.data(model)?;
+        let side = model.input_dims()[1].max(model.input_dims()[2]) as u32;
+        let card = vgg_wgpu::model::Card::new(
+            &model,
+            vgg_wgpu::io::datasets::folder_preprocessing(side),
+            names,
+        )?;
+        let frozen = match &self.freeze {
+            Some(spec) => vgg_wgpu::train::frozen_prefix(&model, spec)?,
+            None => 0,
+        };
+        let o = vgg_wgpu::train::fit::FitOptions {
+            card: Some(card.clone()),
+            train: vgg_wgpu::train::TrainOptions { frozen, ..o.train },
+            ..o
+        };
+        let gpu = Gpu::new(&self.gpu.options())?;
+        eprintln!(
+            "training {} on {} ({} train, {} held out) on {}",
+            model.name(),
+            self.format,
+            train.len(),
+            test.len(),
+            gpu.describe()
+        );
+        let init = self.initial_weights(&model)?;
+        let (t0, epochs) = (std::time::Instant::now(), self.epochs);
+        let mut done = 0usize;
+        let ckpt = self.out.join("checkpoint.safetensors");
+        let (weights, _) = vgg_wgpu::train::fit::fit(
+            &gpu,
+            &model,
+            &init,
+            &train,
+            &test,
+            &o,
+            self.resume.then_some(ckpt.as_path()),
+            |epoch, s, steps, st| {
+                done += st.images;
+                let rate = done as f64 / t0.elapsed().as_secs_f64();
+                let left = (steps - s) * st.images;
+                eprint!(
+                    "\repoch {epoch}/{epochs} step {s}/{steps} loss {:.4} acc {:5.1}% {:.0} \
+                     images/s, epoch ETA {:.0} s   ",
+                    st.loss,
+                    100.0 * st.correct as f64 / st.images as f64,
+                    rate,
+                    left as f64 / rate
+                );
+            },
+            |e| {
+                eprintln!(
+                    "\repoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, \
+                     lr {}, {:.0} images/s",
+                    e.epoch,
+                    e.loss,
+                    100.0 * e.train_accuracy,
+                    100.0 * e.test_accuracy,
+                    e.lr,
+                    e.images_per_second
+                );
+            },
+        )?;
+        let path = self.out.join("model.safetensors");
+        weights.save_with(&path, Some(&card))?;
+        let (csv, svg) = (self.out.join("metrics.csv"), self.out.join("metrics.svg"));
+        vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
+        eprintln!(
+            "wrote {} (metrics in {}, plotted in {})",
+            path.display(),
+            csv.display(),
+            svg.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The model: the demo's, the flags', or the one the --init file records.
+    fn model(&self) -> vgg_wgpu::Result<Model> {
+        if self.mnist_model {
+            return vgg_wgpu::train::mnist_model();
+        }
+        let card = match &self.init {
+            Some(p) if !self.model.names_model() => vgg_wgpu::io::weights::read_card(p)?,
+            _ => None,
+        };
+        match card {
+            Some(card) => self.model.build_from(card.model()?),
+            None => self.model.build(),
+        }
+    }
+
+    fn fit_options(&self) -> vgg_wgpu::Result<vgg_wgpu::train::fit::FitOptions> {
+        Ok(vgg_wgpu::train::fit::FitOptions {
+            epochs: self.epochs,
+            lr: self.lr.unwrap_or(0.05),
+            lr_on_resume: self.lr.filter(|_| self.resume),
+            schedule: vgg_wgpu::train::fit::Schedule::parse(&self.schedule)?,
+            train: vgg_wgpu::train::TrainOptions {
+                batch: self.batch_size,
+                accumulate: self.accumulate,
+                dropout: !self.no_dropout,
+                seed: self.seed,
+                ..Default::default()
+            },
+            out: Some(self.out.clone()),
+            augment: self
+                .augment
+                .unwrap_or(self.format == "cifar10" || self.format == "folder"),
+            augment_pad: 4,
+            card: None,
+        })
+    }
+
+    /// The training and held-out sets and the class names, with the model given the data's
+    /// class count unless --classes set one.
+    fn data(&self, model: Model) -> vgg_wgpu::Result<(Model, Dataset, Dataset, Vec<String>)> {
         let [ic, ih, iw] = model.input_dims();
         let side = ih.max(iw) as u32;
-        let (data, names) = load_data(&format, data.as_deref(), ic, side, max_pixels)?;
-        // The classes are the data's unless --classes says otherwise.
-        let model = match model_args.classes() {
-            None if !mnist_model && model.classes() != data.classes => {
+        let load = |d: Option<&str>| load_data(&self.format, d, ic, side, self.max_pixels);
+        let (data, names) = load(self.data.as_deref())?;
+        let model = match self.model.classes() {
+            None if !self.mnist_model && model.classes() != data.classes => {
                 model.with_classes(data.classes)?
             }
             _ => model,
         };
-        let (train, test) = match &val {
-            Some(dir) if format == "folder" => {
-                let (v, val_names) = load_data(&format, dir.to_str(), ic, side, max_pixels)?;
+        let (train, test) = match &self.val {
+            Some(dir) if self.format == "folder" => {
+                let (v, val_names) = load(dir.to_str())?;
                 if val_names != names {
                     return Err(vgg_wgpu::io::file_err(
                         dir,
@@ -146,74 +233,35 @@ impl Args {
                 })
             }
             None => {
-                let n = held_out(&holdout, data.len())?;
+                let n = held_out(&self.holdout, data.len())?;
                 data.split(n)?
             }
         };
-        let card = vgg_wgpu::model::Card::new(
-            &model,
-            vgg_wgpu::io::datasets::folder_preprocessing(side),
-            names,
-        )?;
-        let o = vgg_wgpu::train::fit::FitOptions {
-            card: Some(card.clone()),
-            ..o
+        Ok((model, train, test, names))
+    }
+
+    /// Kaiming weights from the seed, or the --init file's (a new last FC layer where the
+    /// class count differs).
+    fn initial_weights(&self, model: &Model) -> vgg_wgpu::Result<vgg_wgpu::Weights> {
+        let Some(p) = &self.init else {
+            return Ok(vgg_wgpu::Weights::init(
+                model,
+                vgg_wgpu::Init::Kaiming,
+                self.seed,
+            ));
         };
-        let gpu = Gpu::new(&gpu.options())?;
-        eprintln!(
-            "training {} on {} ({} train, {} held out) on {}",
-            model.name(),
-            format,
-            train.len(),
-            test.len(),
-            gpu.describe()
-        );
-        let init = vgg_wgpu::Weights::init(&model, vgg_wgpu::Init::Kaiming, seed);
-        let t0 = std::time::Instant::now();
-        let mut done = 0usize;
-        let (weights, _) = vgg_wgpu::train::fit::fit(
-            &gpu,
-            &model,
-            &init,
-            &train,
-            &test,
-            &o,
-            resume.then_some(ckpt.as_path()),
-            |epoch, s, steps, st| {
-                done += st.images;
-                let rate = done as f64 / t0.elapsed().as_secs_f64();
-                let left = (steps - s) * st.images;
-                eprint!(
-                        "\repoch {epoch}/{epochs} step {s}/{steps} loss {:.4} acc {:5.1}% {:.0} images/s, epoch ETA {:.0} s   ",
-                        st.loss,
-                        100.0 * st.correct as f64 / st.images as f64,
-                        rate,
-                        left as f64 / rate
-                    );
-            },
-            |e| {
-                eprintln!(
-                        "\repoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, lr {}, {:.0} images/s",
-                        e.epoch,
-                        e.loss,
-                        100.0 * e.train_accuracy,
-                        100.0 * e.test_accuracy,
-                        e.lr,
-                        e.images_per_second
-                    );
-            },
-        )?;
-        let path = out.join("model.safetensors");
-        weights.save_with(&path, Some(&card))?;
-        let (csv, svg) = (out.join("metrics.csv"), out.join("metrics.svg"));
-        vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
-        eprintln!(
-            "wrote {} (metrics in {}, plotted in {})",
-            path.display(),
-            csv.display(),
-            svg.display()
-        );
-        Ok(ExitCode::SUCCESS)
+        let loaded = vgg_wgpu::io::read_safetensors(p)?;
+        let (w, fresh) = vgg_wgpu::train::init_from(model, &loaded, self.seed)
+            .map_err(|e| vgg_wgpu::io::file_err(p, e))?;
+        if !fresh.is_empty() {
+            eprintln!(
+                "{}: {} drawn anew for {} classes",
+                p.display(),
+                fresh.join(", "),
+                model.classes()
+            );
+        }
+        Ok(w)
     }
 }
 

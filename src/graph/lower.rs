@@ -38,6 +38,9 @@ pub enum Binds<'b> {
         stats: &'b Buffer,
         running_mean: &'b Buffer,
         running_var: &'b Buffer,
+        /// The running statistics' update rate: torchvision's 0.1, or 0 for a frozen
+        /// layer, whose statistics stay bitwise as loaded.
+        momentum: f32,
     },
     /// Training's max pool: the index of each window's maximum, for the backward pass.
     MaxPool {
@@ -71,6 +74,17 @@ pub enum Grads<'b> {
         chunks: Vec<(usize, usize, &'b Buffer, &'b Buffer)>,
         db: &'b Buffer,
     },
+}
+
+/// Which gradients a node's backward pass computes.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow {
+    /// Its parameters' (off for a frozen layer, whose weights stay as loaded).
+    pub params: bool,
+    /// Its input's (off for the first layer that trains: nothing below needs it).
+    pub dx: bool,
+    /// Parameter gradients add to what an earlier micro-batch left instead of replacing it.
+    pub accumulate: bool,
 }
 
 /// The gradient flowing back: `cur` holds dL/d(output) of the node being lowered; a kernel
@@ -180,12 +194,12 @@ impl Lowering<'_> {
                     stats,
                     running_mean,
                     running_var,
+                    momentum,
                 } = bn
                 else {
                     return Err(wrong_binds(at));
                 };
-                // The running statistics follow torchvision's momentum of 0.1.
-                let st = kernels::batchnorm::stats(gpu, n, c, h * w, BN_EPS, 0.1)?;
+                let st = kernels::batchnorm::stats(gpu, n, c, h * w, BN_EPS, *momentum)?;
                 let apply = kernels::batchnorm::apply(gpu, n, c, h * w, relu)?;
                 Ok(vec![
                     bound(gpu, st, &[x, stats, running_mean, running_var])?,
@@ -231,9 +245,8 @@ impl Lowering<'_> {
     }
 
     /// The backward kernels of one node: from `g.cur` (the gradient of its output) to its
-    /// parameters' gradients and, where `needs_dx`, the gradient of its input, left in
-    /// `g.cur`. `x` and `y` are the node's saved input and output; `accumulate` adds the
-    /// parameter gradients to what an earlier micro-batch left instead of replacing it.
+    /// parameters' gradients and its input's, as `flow` asks, the latter left in `g.cur`.
+    /// `x` and `y` are the node's saved input and output.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -243,9 +256,9 @@ impl Lowering<'_> {
         g: &mut PingPong,
         b: &Binds,
         grads: &Grads,
-        needs_dx: bool,
-        accumulate: bool,
+        flow: Flow,
     ) -> Result<Vec<Bound>> {
+        let (needs_dx, accumulate) = (flow.dx, flow.accumulate);
         let gpu = self.gpu;
         let dims = at.dims();
         let (n, c, h, w) = dims;
@@ -262,11 +275,13 @@ impl Lowering<'_> {
         match (at.op, b, grads) {
             (NodeOp::Conv { layer, .. }, _, Grads::Conv { weight, dw, db }) => {
                 let shape = self.conv_shape(at, layer)?;
-                let k = kernels::conv::wgrad(gpu, shape, accumulate)?;
-                ks.push(bound(gpu, k, &[x, g.cur, dw])?);
-                let hw = shape.h * shape.w;
-                let k = kernels::elementwise::channel_sum(gpu, n, shape.c_out, hw, accumulate)?;
-                ks.push(bound(gpu, k, &[g.cur, db])?);
+                if flow.params {
+                    let k = kernels::conv::wgrad(gpu, shape, accumulate)?;
+                    ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+                    let hw = shape.h * shape.w;
+                    let k = kernels::elementwise::channel_sum(gpu, n, shape.c_out, hw, accumulate)?;
+                    ks.push(bound(gpu, k, &[g.cur, db])?);
+                }
                 if needs_dx {
                     let k = kernels::conv::dgrad(gpu, shape)?;
                     ks.push(bound(gpu, k, &[g.cur, weight, g.other])?);
@@ -291,16 +306,20 @@ impl Lowering<'_> {
             (NodeOp::Linear { layer, .. }, _, Grads::Linear { chunks, db }) => {
                 let shape = self.linear_shape(at, layer)?;
                 for (j, &(row0, rows, weight, dw)) in chunks.iter().enumerate() {
-                    let k = kernels::linear::dw(gpu, shape, row0, rows, accumulate)?;
-                    ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+                    if flow.params {
+                        let k = kernels::linear::dw(gpu, shape, row0, rows, accumulate)?;
+                        ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+                    }
                     if needs_dx {
                         // Every chunk adds its rows' share of dx.
                         let k = kernels::linear::dx(gpu, shape, row0, rows, j > 0)?;
                         ks.push(bound(gpu, k, &[weight, g.cur, g.other])?);
                     }
                 }
-                let k = kernels::elementwise::channel_sum(gpu, n, shape.n_out, 1, accumulate)?;
-                ks.push(bound(gpu, k, &[g.cur, db])?);
+                if flow.params {
+                    let k = kernels::elementwise::channel_sum(gpu, n, shape.n_out, 1, accumulate)?;
+                    ks.push(bound(gpu, k, &[g.cur, db])?);
+                }
                 if needs_dx {
                     g.swap();
                 }

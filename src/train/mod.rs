@@ -10,7 +10,7 @@ pub mod fit;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Precision;
-use crate::graph::lower::{At, Binds, Grads, Lowering, PingPong};
+use crate::graph::lower::{At, Binds, Flow, Grads, Lowering, PingPong};
 use crate::graph::{Graph, NodeOp};
 use crate::kernels::{
     self,
@@ -39,6 +39,10 @@ pub struct TrainOptions {
     pub max_binding: Option<u64>,
     /// The forward convolution variant of every layer [default: the adapter's].
     pub conv: Option<ConvTune>,
+    /// The leading model layers whose parameters (and batch-norm statistics) stay bitwise
+    /// unchanged: no weight gradients, no update, and no backward pass at all below the
+    /// first layer that trains (fine-tuning a new head on frozen features).
+    pub frozen: usize,
 }
 
 impl Default for TrainOptions {
@@ -52,6 +56,7 @@ impl Default for TrainOptions {
             seed: 0,
             max_binding: None,
             conv: None,
+            frozen: 0,
         }
     }
 }
@@ -66,6 +71,8 @@ struct Param {
     w: usize,
     g: usize,
     v: usize,
+    /// Kept as loaded: no update.
+    frozen: bool,
 }
 
 impl Param {
@@ -226,6 +233,8 @@ struct TrainNode {
     x: usize,
     y: usize,
     saved: Saved,
+    /// Its parameters stay as loaded (`TrainOptions::frozen`).
+    frozen: bool,
 }
 
 /// Every buffer a trainer allocates and what each node binds, decided without a device:
@@ -283,13 +292,24 @@ impl Layout {
                 Kind::Activations,
                 n * at.output.iter().product::<usize>(),
             );
+            let first_param = l.params.len();
             let saved = l.saved(model, &at, tune, chunks)?;
+            let frozen = match node.op {
+                NodeOp::Conv { layer, .. }
+                | NodeOp::BatchNorm { layer, .. }
+                | NodeOp::Linear { layer, .. } => layer < opts.frozen,
+                _ => false,
+            };
+            for p in &mut l.params[first_param..] {
+                p.frozen = frozen;
+            }
             held[node.output] = y;
             l.nodes.push(TrainNode {
                 at,
                 x: held[node.input],
                 y,
                 saved,
+                frozen,
             });
         }
         l.grads = [
@@ -334,6 +354,7 @@ impl Layout {
             w,
             g,
             v,
+            frozen: false,
         });
         self.params.len() - 1
     }
@@ -528,9 +549,10 @@ impl<'g> Trainer<'g> {
     /// The forward buffers of a node, and its backward ones, from its saved indices.
     fn with_binds<T>(
         &self,
-        saved: &Saved,
+        node: &TrainNode,
         f: impl FnOnce(&Binds, &Grads) -> Result<T>,
     ) -> Result<T> {
+        let saved = &node.saved;
         let b = |i: usize| &self.bufs[i];
         let p = |i: usize| &self.params[i];
         match saved {
@@ -571,6 +593,8 @@ impl<'g> Trainer<'g> {
                     stats: b(*stats),
                     running_mean: b(*running_mean),
                     running_var: b(*running_var),
+                    // torchvision's rate; none for a frozen layer.
+                    momentum: if node.frozen { 0.0 } else { 0.1 },
                 },
                 &Grads::BatchNorm {
                     dgamma: b(p(*gamma).g),
@@ -653,7 +677,7 @@ impl<'g> Trainer<'g> {
             let mut ks = Vec::new();
             for t in nodes {
                 let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-                let fwd = self.with_binds(&t.saved, |b, _| lower.forward(&t.at, x, y, b))?;
+                let fwd = self.with_binds(t, |b, _| lower.forward(&t.at, x, y, b))?;
                 if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
                     (t.at.op, fwd.first())
                 {
@@ -668,11 +692,23 @@ impl<'g> Trainer<'g> {
                 cur: &self.bufs[grads[0]],
                 other: &self.bufs[grads[1]],
             };
+            // Nothing below the first node with parameters that train needs a gradient.
+            let first = nodes
+                .iter()
+                .position(|t| !t.frozen && !matches!(t.saved, Saved::Plain | Saved::Relu { .. }));
             for (i, t) in nodes.iter().enumerate().rev() {
+                if first.is_none_or(|f| i < f) {
+                    break;
+                }
                 let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-                ks.extend(self.with_binds(&t.saved, |b, d| {
-                    lower.backward(&t.at, x, y, &mut g, b, d, i > 0, accumulate)
-                })?);
+                let flow = Flow {
+                    params: !t.frozen,
+                    dx: first.is_some_and(|f| i > f),
+                    accumulate,
+                };
+                ks.extend(
+                    self.with_binds(t, |b, d| lower.backward(&t.at, x, y, &mut g, b, d, flow))?,
+                );
             }
             lists.push(ks);
         }
@@ -682,6 +718,9 @@ impl<'g> Trainer<'g> {
         self.rest = lists.next().unwrap_or_default();
         for i in 0..self.params.len() {
             let p = &self.params[i];
+            if p.frozen {
+                continue;
+            }
             let op = kernels::optim::sgd(gpu, p.len())?;
             let ids = [p.w, p.g, p.v, self.io.hyper];
             let k = self.kernel(op, &ids)?;
@@ -872,6 +911,83 @@ impl<'g> Trainer<'g> {
         self.step = steps;
         Ok(())
     }
+}
+
+/// The number of leading layers of `model` that `--freeze SPEC` keeps fixed: `features`
+/// (every conv and batch norm, up to the classifier) or `conv1..convN` / `convN` (blocks 1
+/// to N, up to and including poolN).
+pub fn frozen_prefix(model: &Model, spec: &str) -> Result<usize> {
+    let layers = model.layers();
+    let bad = |m: String| Error::InvalidOption {
+        option: "--freeze".into(),
+        message: m,
+    };
+    let spec = spec.trim();
+    if spec == "features" {
+        return layers
+            .iter()
+            .position(|l| l.flat() || matches!(l.op, Op::AdaptiveAvgPool { .. }))
+            .ok_or_else(|| bad("the model has no classifier to train".into()));
+    }
+    let last = spec.strip_prefix("conv1..").unwrap_or(spec);
+    let block = last
+        .strip_prefix("conv")
+        .and_then(|b| b.parse::<usize>().ok())
+        .filter(|b| *b >= 1)
+        .ok_or_else(|| {
+            bad(format!(
+                "'{spec}': use features, or conv1..convN for blocks 1 to N"
+            ))
+        })?;
+    let pool = format!("pool{block}");
+    layers
+        .iter()
+        .position(|l| l.name == pool)
+        .map(|i| i + 1)
+        .ok_or_else(|| {
+            bad(format!(
+                "{} has no block {block} ending in {pool}",
+                model.name()
+            ))
+        })
+}
+
+/// Weights for `model` from `loaded` (a pretrained file): every tensor of the same name and
+/// shape is taken; the last FC layer, where its class count differs, is drawn anew
+/// (Kaiming, from `seed`). Returns the weights and the names drawn anew; any other tensor
+/// that is missing or of another shape is an error naming it.
+pub fn init_from(model: &Model, loaded: &Weights, seed: u64) -> Result<(Weights, Vec<String>)> {
+    let mut w = Weights::init(model, crate::model::Init::Kaiming, seed);
+    let head = model
+        .layers()
+        .last()
+        .map(|l| l.key.clone())
+        .unwrap_or_default();
+    let mut fresh = Vec::new();
+    for l in model.layers() {
+        for (name, shape) in l.tensors() {
+            match loaded.get(&name) {
+                Some(t) if t.shape == shape => w.insert(&name, t.clone()),
+                Some(_) if l.key == head => fresh.push(name),
+                Some(t) => {
+                    return Err(Error::Shape(format!(
+                        "tensor '{name}' is {:?} in the weights, {} layer {} takes {shape:?}",
+                        t.shape,
+                        model.name(),
+                        l.name
+                    )))
+                }
+                None => {
+                    return Err(Error::Shape(format!(
+                        "the weights have no tensor '{name}' ({} layer {})",
+                        model.name(),
+                        l.name
+                    )))
+                }
+            }
+        }
+    }
+    Ok((w, fresh))
 }
 
 /// The demo's network: a small VGG for 28x28 digits (three blocks of 3x3 convs and max
