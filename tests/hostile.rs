@@ -185,6 +185,22 @@ fn an_image_declaring_ten_gigapixels_is_refused_and_the_others_classified() {
 }
 
 #[test]
+fn a_jpeg_cut_short_with_its_end_marker_appended_is_refused() {
+    let d = dir("halfjpeg");
+    let w = tiny_weights(&d);
+    let full = std::fs::read(fixture("astronaut.jpg")).unwrap();
+    let mut half = full[..full.len() / 2].to_vec();
+    half.extend([0xFF, 0xD9]);
+    let p = d.join("half.jpg");
+    std::fs::write(&p, half).unwrap();
+    let r = infer(&w, &["--strict"], &[&p]);
+    one_error_line(&r, &["half.jpg", "corrupt JPEG"]);
+    // The whole file still classifies.
+    let (code, _, err) = infer(&w, &[], &[&fixture("astronaut.jpg")]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
 fn special_files_are_refused_by_name_without_blocking() {
     let d = dir("special");
     let w = tiny_weights(&d);

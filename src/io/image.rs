@@ -179,7 +179,7 @@ pub fn decode_bytes(
                 "truncated JPEG (no end-of-image marker after the last scan)",
             ));
         }
-        if let Some(exact) = libjpeg_rgb(bytes) {
+        if let Some(exact) = libjpeg_rgb(bytes).map_err(|e| file_err(path, e))? {
             img = DynamicImage::ImageRgb8(exact);
         }
     }
@@ -187,19 +187,59 @@ pub fn decode_bytes(
     Ok(img.to_rgb8())
 }
 
-/// libjpeg-turbo's RGB decoding of a JPEG the image crate already decoded, or `None` if it
-/// declines (libjpeg reports fatal errors by unwinding; those are caught here).
-fn libjpeg_rgb(bytes: &[u8]) -> Option<RgbImage> {
-    std::panic::catch_unwind(|| -> Option<RgbImage> {
-        let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
+/// Why libjpeg gave up: a fatal error, or a scan that ran into a marker before its end.
+enum Stop {
+    Fatal,
+    Truncated,
+}
+
+/// libjpeg's fatal-error handler: it must not return; unwind to `libjpeg_rgb`.
+unsafe extern "C-unwind" fn fatal(_: &mut mozjpeg_sys::jpeg_common_struct) {
+    std::panic::resume_unwind(Box::new(Stop::Fatal));
+}
+
+/// libjpeg's message handler. Its warnings are ignored (PIL decodes through most of them,
+/// such as extraneous bytes before a marker), except the two that mean the scan ended
+/// before the image did: libjpeg then fills the rest with gray, which PIL would refuse.
+unsafe extern "C-unwind" fn warning(
+    cinfo: &mut mozjpeg_sys::jpeg_common_struct,
+    level: std::os::raw::c_int,
+) {
+    // SAFETY: libjpeg calls this with `err` pointing at the manager it was given.
+    let code = unsafe { cinfo.err.as_ref() }.map_or(0, |e| e.msg_code);
+    let truncated = [mozjpeg_sys::JWRN_HIT_MARKER, mozjpeg_sys::JWRN_JPEG_EOF];
+    if level < 0 && truncated.iter().any(|c| *c as std::os::raw::c_int == code) {
+        std::panic::resume_unwind(Box::new(Stop::Truncated));
+    }
+}
+
+/// libjpeg-turbo's RGB decoding of a JPEG the image crate already decoded: `Ok(None)` if
+/// it declines (a fatal libjpeg error, reported by unwinding and caught here), an error
+/// if the scan ends before the image does.
+fn libjpeg_rgb(bytes: &[u8]) -> std::result::Result<Option<RgbImage>, &'static str> {
+    // SAFETY: jpeg_std_error fills every field of the zeroed manager it is given.
+    let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(fatal);
+    err.emit_message = Some(warning);
+    let decoded = std::panic::catch_unwind(|| -> Option<RgbImage> {
+        let d = mozjpeg::Decompress::builder()
+            .with_err(err)
+            .from_mem(bytes)
+            .ok()?;
         let mut rgb = d.rgb().ok()?;
         let (w, h) = (rgb.width() as u32, rgb.height() as u32);
         let px: Vec<[u8; 3]> = rgb.read_scanlines().ok()?;
         rgb.finish().ok()?;
         RgbImage::from_raw(w, h, px.into_iter().flatten().collect())
-    })
-    .ok()
-    .flatten()
+    });
+    match decoded {
+        Ok(img) => Ok(img),
+        Err(stop) => match stop.downcast_ref::<Stop>() {
+            Some(Stop::Truncated) => Err("corrupt JPEG: its scan ends before the image does"),
+            _ => Ok(None),
+        },
+    }
 }
 
 /// Whether an end-of-image marker follows the last start-of-scan. Entropy-coded data
