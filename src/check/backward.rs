@@ -67,6 +67,13 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         None,
     )?;
     let mut out = vec![Outcome::new("conv/dgrad", tag.clone(), &got, &dx)];
+    // The same gradient as a forward conv of dy with the flipped weight, on every variant
+    // the adapter offers (what the trainer runs).
+    for tune in ConvTune::variants_for(gpu) {
+        let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
+        let tag = format!("{tag} {:?}", tune.variant);
+        out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
+    }
     let got = run_op(
         gpu,
         &kernels::conv::wgrad(gpu, s, false)?,
@@ -93,6 +100,42 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
     out.push(Outcome::new("conv/bias_grad", tag, &got, &db));
     Ok(out)
+}
+
+/// dx of conv `s` as the trainer computes it: the weight flipped and repacked on the GPU for
+/// `tune`, then the forward conv from c_out to c_in channels over dy.
+fn dgrad_forward(
+    gpu: &Gpu,
+    s: ConvShape,
+    wt: &[f32],
+    dy: &[f32],
+    tune: ConvTune,
+) -> Result<Vec<f32>> {
+    let flipped = run_op(
+        gpu,
+        &kernels::conv::flip(gpu, s.c_in, s.c_out, s.k)?,
+        &[wt],
+        wt.len(),
+        None,
+    )?;
+    let d = ConvShape::new(s.n, s.c_out, s.c_in, s.h, s.w, s.k);
+    let conv = kernels::conv::Conv2d::with_tune(gpu, d, false, tune)?;
+    let (wl, bl) = conv.tune.packed_elems(d.c_in, d.c_out, d.k);
+    let packed = run_op(
+        gpu,
+        &kernels::conv::pack(gpu, d.c_in, d.c_out, d.k, conv.tune)?,
+        &[&flipped],
+        wl,
+        None,
+    )?;
+    let params = kernels::conv::ConvParams {
+        weight: gpu.upload("dgrad weight", &packed)?,
+        bias: gpu.upload("dgrad bias", &vec![0.0f32; bl])?,
+    };
+    let (xb, out) = (gpu.upload("dy", dy)?, poisoned(gpu, "dx", d.output_len())?);
+    let bg = conv.bind(gpu, &xb, &params, &out)?;
+    gpu.run_pass("conv/dgrad_forward", |p| conv.encode(gpu, p, &bg))?;
+    gpu.read(&out, d.output_len())
 }
 
 /// Max-pool gradient through the forward argmax (exact: a gather).

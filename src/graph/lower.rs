@@ -62,6 +62,10 @@ pub enum Grads<'b> {
         weight: &'b Buffer,
         dw: &'b Buffer,
         db: &'b Buffer,
+        /// The input gradient's weight (`conv::flip`, packed for this tune) with a zero
+        /// bias: dx then runs as a forward conv of dy on the fast kernels; without it the
+        /// plain `conv/dgrad` kernel reads `weight`.
+        flipped: Option<(ConvTune, &'b ConvParams)>,
     },
     BatchNorm {
         dgamma: &'b Buffer,
@@ -273,7 +277,16 @@ impl Lowering<'_> {
             g.swap();
         }
         match (at.op, b, grads) {
-            (NodeOp::Conv { layer, .. }, _, Grads::Conv { weight, dw, db }) => {
+            (
+                NodeOp::Conv { layer, .. },
+                _,
+                Grads::Conv {
+                    weight,
+                    dw,
+                    db,
+                    flipped,
+                },
+            ) => {
                 let shape = self.conv_shape(at, layer)?;
                 if flow.params {
                     let k = kernels::conv::wgrad(gpu, shape, accumulate)?;
@@ -282,10 +295,27 @@ impl Lowering<'_> {
                     let k = kernels::elementwise::channel_sum(gpu, n, shape.c_out, hw, accumulate)?;
                     ks.push(bound(gpu, k, &[g.cur, db])?);
                 }
-                if needs_dx {
-                    let k = kernels::conv::dgrad(gpu, shape)?;
-                    ks.push(bound(gpu, k, &[g.cur, weight, g.other])?);
-                    g.swap();
+                match (needs_dx, flipped) {
+                    (true, Some((tune, params))) => {
+                        let d = ConvShape::new(
+                            shape.n,
+                            shape.c_out,
+                            shape.c_in,
+                            shape.h,
+                            shape.w,
+                            shape.k,
+                        );
+                        let conv = Conv2d::with_precision(gpu, d, false, *tune, self.precision)?;
+                        let bg = conv.bind(gpu, g.cur, params, g.other)?;
+                        ks.push(Bound::Conv(conv, bg));
+                        g.swap();
+                    }
+                    (true, None) => {
+                        let k = kernels::conv::dgrad(gpu, shape)?;
+                        ks.push(bound(gpu, k, &[g.cur, weight, g.other])?);
+                        g.swap();
+                    }
+                    (false, _) => {}
                 }
             }
             (

@@ -200,6 +200,8 @@ enum Saved {
         packed: usize,
         packed_bias: usize,
         tune: ConvTune,
+        /// Where the input gradient is needed: it runs as a forward conv.
+        dgrad: Option<Dgrad>,
     },
     BatchNorm {
         gamma: usize,
@@ -225,6 +227,17 @@ enum Saved {
         seeds: usize,
         seed: usize,
     },
+}
+
+/// The input gradient of a conv as a forward conv of dy (c_out to c_in channels) with the
+/// weight flipped (`conv::flip`) and packed for `tune`, refreshed each step; the bias is
+/// zeros.
+#[derive(Clone, Copy)]
+struct Dgrad {
+    flipped: usize,
+    packed: usize,
+    bias: usize,
+    tune: ConvTune,
 }
 
 /// A node of the training graph with its saved input (`x`) and output (`y`) buffers.
@@ -377,12 +390,24 @@ impl Layout {
                 let key = &layer(i).key;
                 let t = tune(ConvShape::new(n, c_in, c_out, h, w, k));
                 let (wl, bl) = t.packed_elems(c_in, c_out, k);
+                // The first node's input is the data: no gradient needed.
+                let first = self.nodes.is_empty();
                 Saved::Conv {
                     weight: self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None),
                     bias: self.param(format!("{key}.bias"), &[c_out], None),
                     packed: self.buf("packed weight", Kind::Packed, wl),
                     packed_bias: self.buf("packed bias", Kind::Packed, bl),
                     tune: t,
+                    dgrad: (!first).then(|| {
+                        let dt = tune(ConvShape::new(n, c_out, c_in, h, w, k));
+                        let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
+                        Dgrad {
+                            flipped: self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
+                            packed: self.buf("packed flipped weight", Kind::Packed, dwl),
+                            bias: self.buf("zero bias", Kind::Packed, dbl),
+                            tune: dt,
+                        }
+                    }),
                 }
             }
             NodeOp::BatchNorm { layer: i, .. } => {
@@ -563,15 +588,24 @@ impl<'g> Trainer<'g> {
                 packed,
                 packed_bias,
                 tune,
+                dgrad,
             } => {
                 let params = ConvParams {
                     weight: b(*packed).clone(),
                     bias: b(*packed_bias).clone(),
                 };
+                let flipped = dgrad.map(|d| {
+                    let p = ConvParams {
+                        weight: b(d.packed).clone(),
+                        bias: b(d.bias).clone(),
+                    };
+                    (d.tune, p)
+                });
                 let grads = Grads::Conv {
                     weight: b(p(*weight).w),
                     dw: b(p(*weight).g),
                     db: b(p(*bias).g),
+                    flipped: flipped.as_ref().map(|(t, p)| (*t, p)),
                 };
                 let binds = Binds::Conv {
                     tune: *tune,
@@ -647,6 +681,7 @@ impl<'g> Trainer<'g> {
                     packed,
                     packed_bias,
                     tune,
+                    dgrad,
                 } => {
                     let NodeOp::Conv { layer, .. } = node.at.op else {
                         return Err(Error::Shape("conv buffers on another op".into()));
@@ -661,6 +696,13 @@ impl<'g> Trainer<'g> {
                     self.bias_copies.push((b, packed_bias, bytes(c_out)));
                     let op = kernels::conv::pack(gpu, c_in, c_out, k, tune)?;
                     self.pack.push(self.kernel(op, &[w, packed])?);
+                    if let Some(d) = dgrad.filter(|_| !node.frozen) {
+                        // c_in and c_out swap: the gradient's conv maps c_out to c_in.
+                        let op = kernels::conv::flip(gpu, c_in, c_out, k)?;
+                        self.pack.push(self.kernel(op, &[w, d.flipped])?);
+                        let op = kernels::conv::pack(gpu, c_out, c_in, k, d.tune)?;
+                        self.pack.push(self.kernel(op, &[d.flipped, d.packed])?);
+                    }
                 }
                 Saved::Dropout { seeds, seed } => self.seeds.push((seeds, seed)),
                 _ => {}

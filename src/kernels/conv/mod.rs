@@ -2,10 +2,12 @@
 //! everywhere and 1x1 in config C), with bias and optional fused ReLU.
 
 mod dgrad;
+mod flip;
 mod pack;
 mod wgrad;
 
 pub use dgrad::dgrad;
+pub use flip::flip;
 pub use pack::pack;
 pub use wgrad::wgrad;
 
