@@ -413,7 +413,9 @@ fn grad(
     Ok(with_cpu(k, cpu))
 }
 
-/// The backward kernels of one conv layer: input gradient, weight gradient, bias gradient.
+/// The backward kernels of one conv layer: the input gradient as the trainer computes it
+/// (through the forward kernels) and by the plain kernel, the weight gradient, the bias
+/// gradient.
 pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
     let shape = conv_shape(&s);
     let macs = 2.0 * s.macs() as f64;
@@ -423,7 +425,18 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
         let x = TensorRng::new(12).uniform(s.input_len());
         let _ = crate::reference::conv::backward(&x, dims, &d[1], &d[0], s.c_out, s.k);
     };
+    // What the trainer runs for dx: the forward conv from c_out to c_in channels with the
+    // flipped weight, in the variant the selector picks for that shape (no CPU timing: the
+    // reference's is the dgrad row's).
+    let d = ConvShape::new(s.n, s.c_out, s.c_in, s.h, s.w, s.k);
+    let tune = crate::kernels::conv::select(gpu, d, None);
+    let no_cpu = Settings { cpu: false, ..set };
+    let mut forward = conv(gpu, d, Some(tune), Precision::F32, no_cpu)?;
+    forward.op = "conv/dgrad_forward".into();
+    forward.shape = shape.clone();
+    forward.is_default = true;
     Ok(vec![
+        forward,
         grad(
             gpu,
             set,
