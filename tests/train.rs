@@ -167,16 +167,23 @@ fn evaluation_agrees_with_the_reference() {
     });
 }
 
+/// 200 of the bundled digits, 40 of them held out: a run of a few steps an epoch.
+fn every_25th_digit() -> (
+    vgg_wgpu::io::datasets::Dataset,
+    vgg_wgpu::io::datasets::Dataset,
+) {
+    let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
+    data.select(&(0..5000).step_by(25).collect::<Vec<_>>())
+        .split(40)
+        .unwrap()
+}
+
 #[test]
 fn resuming_from_a_checkpoint_continues_exactly() {
     on_each_gpu(|| {
         use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
         let m = vgg_wgpu::train::mnist_model().unwrap();
-        let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
-        let (train, test) = data
-            .select(&(0..5000).step_by(25).collect::<Vec<_>>())
-            .split(40)
-            .unwrap();
+        let (train, test) = every_25th_digit();
         let w = Weights::init(&m, Init::Kaiming, 3);
         let dir = |name: &str| {
             let d = std::env::temp_dir().join(format!("vgg-resume-{}-{name}", std::process::id()));
@@ -256,11 +263,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     on_each_gpu(|| {
         use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
         let m = vgg_wgpu::train::mnist_model().unwrap();
-        let data = vgg_wgpu::io::datasets::mnist_5k().unwrap();
-        let (train, test) = data
-            .select(&(0..5000).step_by(25).collect::<Vec<_>>())
-            .split(40)
-            .unwrap();
+        let (train, test) = every_25th_digit();
         let w = Weights::init(&m, Init::Kaiming, 3);
         let dir = std::env::temp_dir().join(format!("vgg-diverge-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

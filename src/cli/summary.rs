@@ -9,6 +9,14 @@ use vgg_wgpu::model::summary::{bytes as fmt_bytes, thousands};
 use vgg_wgpu::model::{Model, Summary, NAMES};
 use vgg_wgpu::{Gpu, GpuOptions};
 
+/// The conv configuration plans assume when no adapter is found: the plain variant with
+/// its default tunables.
+const NO_ADAPTER_TUNE: ConvTune = ConvTune {
+    variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
+    wg: 64,
+    tm: 8,
+};
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -56,11 +64,7 @@ impl Args {
             let device = Gpu::new(&gpu.options()).ok();
             let plan = vgg_wgpu::train::memory_plan(&model, &opts, |s| match &device {
                 Some(g) => vgg_wgpu::kernels::conv::select(g, s, None),
-                None => ConvTune {
-                    variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
-                    wg: 64,
-                    tm: 8,
-                },
+                None => NO_ADAPTER_TUNE,
             })?;
             println!(
                 "training memory plan at micro-batch {batch} x {} (every activation kept \
@@ -111,11 +115,7 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
                 max_binding: d.max_storage_buffer_binding_size,
                 max_buffer: d.max_buffer_size,
             };
-            let tune = ConvTune {
-                variant: vgg_wgpu::kernels::conv::ConvVariant::Direct,
-                wg: 64,
-                tm: 8,
-            };
+            let tune = NO_ADAPTER_TUNE;
             (limits, tune, None, format!("wgpu's default limits ({e})"))
         }
     };

@@ -186,14 +186,6 @@ pub fn save_checkpoint(
     crate::io::save_safetensors(path, &list, Some(meta.clone()))
 }
 
-fn read_meta(path: &Path) -> Result<HashMap<String, String>> {
-    let max = crate::io::weights::MAX_WEIGHTS_FILE_BYTES;
-    let bytes = crate::io::read_file(path, max, "a checkpoint")?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| crate::io::file_err(path, format!("not a valid safetensors file: {e}")))?;
-    Ok(meta.metadata().clone().unwrap_or_default())
-}
-
 /// Where a run stands between epochs: what a checkpoint's metadata records.
 #[derive(Clone, Copy, Debug)]
 struct RunState {
@@ -210,7 +202,8 @@ impl RunState {
     /// checked (integral counts in range, a finite rate, an accuracy in [0, 1], the model it
     /// was written for) with the file named.
     fn resume(p: &Path, model: &Model) -> Result<(RunState, Weights, Weights, Vec<EpochStats>)> {
-        let meta = read_meta(p)?;
+        // The header alone; the tensors are read once, below.
+        let meta = crate::io::weights::read_metadata(p)?;
         let num = |k: &str, lo: f64, hi: f64, whole: bool| -> Result<f64> {
             let v = meta
                 .get(k)
