@@ -6,7 +6,7 @@
 mod common;
 use common::{assert_pass, gpu, on_each_gpu, seed};
 use vgg_wgpu::check;
-use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune, ConvVariant};
+use vgg_wgpu::kernels::conv::{Conv2d, ConvShape, ConvTune};
 use vgg_wgpu::kernels::linear::LinearShape;
 
 fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
@@ -22,13 +22,7 @@ fn conv_variants() -> Vec<ConvTune> {
 fn conv_grid_over_65535_workgroups() {
     on_each_gpu(|| {
         for tune in conv_variants() {
-            // 16-lane workgroups of 4 pixels each: 1024 rows of 1025 pixel groups need
-            // 65600; the GEMM variant's tiles of 128 pixels need twice the rows.
-            let (tune, s) = if tune.variant == ConvVariant::Gemm {
-                (tune, cs(1, 1, 3, 2048, 4100, 3))
-            } else {
-                (ConvTune { wg: 16, ..tune }, cs(1, 1, 3, 1024, 4100, 3))
-            };
+            let (tune, s) = vgg_wgpu::check::suite::grid_case(tune);
             let (x, _, z) = Conv2d::with_tune(gpu(), s, false, tune)
                 .unwrap()
                 .grid(gpu())

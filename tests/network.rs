@@ -212,7 +212,8 @@ fn a_batch_that_does_not_fit_fails_before_gpu_work() {
             "{e}"
         );
         // Weights fit, a huge batch does not.
-        let need = vgg_wgpu::graph::weight_bytes(&m, ConvTune::default_for(gpu()));
+        let select = |s| vgg_wgpu::kernels::conv::select(gpu(), s, None);
+        let need = vgg_wgpu::graph::weight_bytes(&m, vgg_wgpu::gpu::Precision::F32, select);
         let mut net = Network::with_options(
             gpu(),
             &m,

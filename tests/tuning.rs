@@ -76,7 +76,9 @@ fn the_executor_and_the_trainer_use_the_tuning_file() {
         let mut net = Network::new(gpu(), &m, &weights).unwrap();
         let conv2 = m.layer_index("conv2_1").unwrap();
         assert_eq!(net.conv_tune(conv2), tuned);
-        assert_eq!(net.conv_tune(0), ConvTune::default_for(gpu()));
+        // The first conv, untuned, gets the default for its shape.
+        let first = ConvTune::default_for_shape(gpu(), &ConvShape::new(1, 3, 12, 16, 18, 3));
+        assert_eq!(net.conv_tune(0), first);
         let x = Tensor::new(
             vec![2, 3, 16, 18],
             TensorRng::new(seed()).uniform(2 * 3 * 16 * 18),
@@ -96,7 +98,7 @@ fn the_executor_and_the_trainer_use_the_tuning_file() {
         };
         let mut t = Trainer::new(gpu(), &m, &weights, opts).unwrap();
         assert_eq!(t.conv_tune(conv2), Some(tuned));
-        assert_eq!(t.conv_tune(0), Some(ConvTune::default_for(gpu())));
+        assert_eq!(t.conv_tune(0), Some(first));
         assert_eq!(t.linear_variant(fc), Some(fc_tuned));
         let sgd = Sgd {
             lr: 0.05,

@@ -1,7 +1,22 @@
-// A convolution's weight gradient (stride 1, padding KS / 2), canonical layout:
-// dw[co, ci, ky, kx] (+)= sum over n, y, x of dy[n, co, y, x] * x[n, ci, y + ky - pad,
-// x + kx - pad]. One invocation per (co, ci) pair computes all KS x KS taps, so each dy
-// load feeds KS * KS multiply-adds. ACCUMULATE adds to dw (gradient accumulation).
+// A convolution's weight gradient (stride 1, padding KS / 2, KS 1 or 3) as an implicit
+// GEMM: dw[co, (ci, ky, kx)] = sum over p = (n, y, x) of dy[n, co, y, x] *
+// x[n, ci, y + ky - pad, x + kx - pad], an [c_out] x [c_in * KS * KS] product whose
+// reduction runs over every pixel of the batch.
+//
+// A workgroup of WG lanes computes a block of 4 output x 4 input channels (all their
+// taps: 144 sums in registers per lane) over one chunk of the pixels; the pixels are split
+// in CHUNKS chunks (split-K) so that early layers, with few channels and many pixels, still
+// fill the GPU. Each lane takes groups of 4 adjacent pixels of one row: per group it loads
+// 4 dy values per output channel and the 3 x 6 input window per input channel, and each
+// loaded value feeds 4 to 12 multiply-adds (dot products over the 4 pixels), where the
+// former kernel (one invocation per channel pair, looping over every pixel) loaded one
+// value per multiply-add.
+//
+// The lanes' sums then meet in workgroup memory and are added in lane order, and the
+// chunks' partial sums (out: [CHUNKS][C_OUT][C_IN][KS * KS]) are added in chunk order by
+// wgrad_reduce.wgsl; with one chunk this kernel writes dw itself (ACCUMULATE adds to it).
+// No float atomics and no order that depends on scheduling: the result is bitwise the
+// same run to run.
 
 override N: u32;
 override C_IN: u32;
@@ -9,43 +24,147 @@ override C_OUT: u32;
 override H: u32;
 override W: u32;
 override KS: u32;
+override CHUNKS: u32;
+// Pixel groups each lane takes per chunk.
+override PER: u32;
 override ACCUMULATE: bool = false;
-override WG: u32 = 64u;
+
+// Lanes per workgroup, 8 to 32 (the host's choice per adapter).
+override WG: u32 = 32u;
+const BO: u32 = 4u;
+const BI: u32 = 4u;
+const ACC: u32 = 144u;
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// [ACC][WG]: every lane's sums, for the fixed-order reduction.
+var<workgroup> sums: array<f32, 4608>;
+
+// This lane's sums: component m of acc[c * 9 + ky * 3 + kx] for output channel co0 + m
+// and input channel ci0 + c. Indexed by constants only (the helpers are inlined), so they
+// stay in registers: one index computed at run time would move them to memory.
+var<private> acc: array<vec4<f32>, 36>;
+
+// dy of 4 adjacent pixels (0 past the row's end or past the channels).
+fn dy4(n: u32, co: u32, y: u32, x0: u32) -> vec4<f32> {
+    let ok = co < C_OUT;
+    let base = (n * C_OUT + min(co, C_OUT - 1u)) * H * W + y * W;
+    let last = W - 1u;
+    return vec4<f32>(
+        select(0.0, dy[base + x0], ok),
+        select(0.0, dy[base + min(x0 + 1u, last)], ok && x0 + 1u < W),
+        select(0.0, dy[base + min(x0 + 2u, last)], ok && x0 + 2u < W),
+        select(0.0, dy[base + min(x0 + 3u, last)], ok && x0 + 3u < W));
+}
+
+// Input row iy from column x0 - pad, KS + 3 values (0 outside the image or channels).
+fn window(plane: u32, ok: bool, iy: i32, x0: u32) -> array<f32, 6> {
+    var r: array<f32, 6>;
+    let row_ok = ok && iy >= 0 && iy < i32(H);
+    let row = plane + u32(clamp(iy, 0, i32(H) - 1)) * W;
+    let pad = i32(KS / 2u);
+    for (var j = 0; j < 6; j++) {
+        let ix = i32(x0) + j - pad;
+        let inside = row_ok && ix >= 0 && ix < i32(W);
+        r[j] = select(0.0, input[row + u32(clamp(ix, 0, i32(W) - 1))], inside);
+    }
+    return r;
+}
+
+// The taps of kernel row ky of input channel c (slot c of the block) for the 4 output
+// channels: 12 dot products over the 4 pixels (4 for a 1x1 kernel).
+fn taps(c: u32, ky: u32, r: array<f32, 6>, d: array<vec4<f32>, 4>) {
+    let b = c * 9u + ky * 3u;
+    let v0 = vec4<f32>(r[0], r[1], r[2], r[3]);
+    acc[b] += vec4<f32>(dot(d[0], v0), dot(d[1], v0), dot(d[2], v0), dot(d[3], v0));
+    if (KS == 3u) {
+        let v1 = vec4<f32>(r[1], r[2], r[3], r[4]);
+        let v2 = vec4<f32>(r[2], r[3], r[4], r[5]);
+        acc[b + 1u] += vec4<f32>(dot(d[0], v1), dot(d[1], v1), dot(d[2], v1), dot(d[3], v1));
+        acc[b + 2u] += vec4<f32>(dot(d[0], v2), dot(d[1], v2), dot(d[2], v2), dot(d[3], v2));
+    }
+}
+
+// Tap t of the 4 input channels into workgroup memory, at [((m * BI + c) * 9 + t) * WG + lane].
+fn spill(t: u32, lid: u32) {
+    spill4(t, lid, acc[t]);
+    spill4(9u + t, lid, acc[9u + t]);
+    spill4(18u + t, lid, acc[18u + t]);
+    spill4(27u + t, lid, acc[27u + t]);
+}
+
+fn spill4(a: u32, lid: u32, v: vec4<f32>) {
+    sums[a * WG + lid] = v.x;
+    sums[(36u + a) * WG + lid] = v.y;
+    sums[(72u + a) * WG + lid] = v.z;
+    sums[(108u + a) * WG + lid] = v.w;
+}
+
+// One input channel's contribution for one group of 4 pixels.
+fn channel(c: u32, n: u32, ci: u32, y: u32, x0: u32, d: array<vec4<f32>, 4>) {
+    let ok = ci < C_IN;
+    let plane = (n * C_IN + min(ci, C_IN - 1u)) * H * W;
+    let pad = i32(KS / 2u);
+    taps(c, 0u, window(plane, ok, i32(y) - pad, x0), d);
+    if (KS == 3u) {
+        taps(c, 1u, window(plane, ok, i32(y), x0), d);
+        taps(c, 2u, window(plane, ok, i32(y) + 1, x0), d);
+    }
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let pair = (wid.x + wid.z * nwg.x) * WG + lid;
-    if (pair >= C_OUT * C_IN) { return; }
-    let co = pair / C_IN;
-    let ci = pair % C_IN;
+    let bo = (C_OUT + BO - 1u) / BO;
+    let bi = (C_IN + BI - 1u) / BI;
+    let linear = wid.x + wid.z * nwg.x;
+    // Uniform per workgroup, so the barrier below stays in uniform control flow.
+    if (linear >= CHUNKS * bo * bi) { return; }
+    let chunk = linear / (bo * bi);
+    let co0 = (linear % (bo * bi)) / bi * BO;
+    let ci0 = linear % bi * BI;
+    let gx = (W + 3u) / 4u;
+    let groups = N * H * gx;
+    let hw = H * W;
     let pad = i32(KS / 2u);
-    var acc: array<f32, 9>;
-    for (var t = 0u; t < 9u; t++) { acc[t] = 0.0; }
-    for (var n = 0u; n < N; n++) {
-        let gplane = (n * C_OUT + co) * H * W;
-        let xplane = (n * C_IN + ci) * H * W;
-        for (var y = 0u; y < H; y++) {
-            for (var x = 0u; x < W; x++) {
-                let g = dy[gplane + y * W + x];
-                for (var ky = 0u; ky < KS; ky++) {
-                    let iy = i32(y) + i32(ky) - pad;
-                    if (iy < 0 || iy >= i32(H)) { continue; }
-                    for (var kx = 0u; kx < KS; kx++) {
-                        let ix = i32(x) + i32(kx) - pad;
-                        if (ix < 0 || ix >= i32(W)) { continue; }
-                        acc[ky * KS + kx] += g * input[xplane + u32(iy) * W + u32(ix)];
-                    }
-                }
-            }
-        }
+    let taps = KS * KS;
+
+    for (var it = 0u; it < PER; it++) {
+        let g = (chunk * PER + it) * WG + lid;
+        if (g >= groups) { break; }
+        let n = g / (H * gx);
+        let y = (g / gx) % H;
+        let x0 = (g % gx) * 4u;
+        let d = array<vec4<f32>, 4>(dy4(n, co0, y, x0), dy4(n, co0 + 1u, y, x0),
+                                    dy4(n, co0 + 2u, y, x0), dy4(n, co0 + 3u, y, x0));
+        channel(0u, n, ci0, y, x0, d);
+        channel(1u, n, ci0 + 1u, y, x0, d);
+        channel(2u, n, ci0 + 2u, y, x0, d);
+        channel(3u, n, ci0 + 3u, y, x0, d);
     }
-    let base = (co * C_IN + ci) * KS * KS;
-    for (var t = 0u; t < KS * KS; t++) {
-        if (ACCUMULATE) { dw[base + t] += acc[t]; } else { dw[base + t] = acc[t]; }
+
+    spill(0u, lid);
+    spill(1u, lid);
+    spill(2u, lid);
+    spill(3u, lid);
+    spill(4u, lid);
+    spill(5u, lid);
+    spill(6u, lid);
+    spill(7u, lid);
+    spill(8u, lid);
+    workgroupBarrier();
+    for (var a = lid; a < ACC; a += WG) {
+        let m = a / (BI * 9u);
+        let c = (a / 9u) % BI;
+        let t = a % 9u;
+        let co = co0 + m;
+        let ci = ci0 + c;
+        if (co >= C_OUT || ci >= C_IN || t >= taps) { continue; }
+        var s = 0.0;
+        for (var l = 0u; l < WG; l++) { s += sums[a * WG + l]; }
+        let o = chunk * C_OUT * C_IN * taps + (co * C_IN + ci) * taps + t;
+        if (ACCUMULATE && CHUNKS == 1u) { out[o] += s; } else { out[o] = s; }
     }
 }

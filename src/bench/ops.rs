@@ -77,7 +77,7 @@ pub fn conv(
     set: Settings,
 ) -> Result<Kernel> {
     let mut rng = TensorRng::new(1);
-    let default = ConvTune::default_for(gpu);
+    let default = ConvTune::default_for_shape(gpu, &s);
     let t = tune.unwrap_or(default);
     let conv = Conv2d::with_precision(gpu, s, true, t, precision)?;
     let w = rng.uniform(s.weight_len());
@@ -413,6 +413,28 @@ fn grad(
     Ok(with_cpu(k, cpu))
 }
 
+/// The weight gradient of conv `s`, both passes where it splits the pixels.
+fn wgrad(gpu: &Gpu, s: ConvShape, set: Settings, shape: String) -> Result<Kernel> {
+    let mut rng = TensorRng::new(11);
+    let op = crate::kernels::conv::wgrad(gpu, s, false)?;
+    let x = gpu.upload("bench input", &rng.uniform(s.input_len()))?;
+    let dy = gpu.upload("bench dy", &rng.uniform(s.output_len()))?;
+    let partial = crate::kernels::conv::wgrad::partial_len(s);
+    let partials = gpu.alloc("bench partials", (partial.max(1) * 4) as u64)?;
+    let dw = gpu.alloc("bench output", (s.weight_len() * 4) as u64)?;
+    let bgs = op.bind(gpu, &x, &dy, &partials, &dw)?;
+    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bgs))?;
+    // The partial sums are written once and read once.
+    let bytes = 4.0 * (s.input_len() + s.output_len() + s.weight_len() + 2 * partial) as f64;
+    let mut k = entry("conv/wgrad", shape, t, 2.0 * s.macs() as f64, bytes);
+    k.variant = match (&op.reduce, op.main.name.as_str()) {
+        (Some(_), _) => format!("gemm/{} chunks", crate::kernels::conv::wgrad::split(s).0),
+        (None, "conv/wgrad") => "gemm".into(),
+        (None, _) => "pairs".into(),
+    };
+    Ok(k)
+}
+
 /// The backward kernels of one conv layer: the input gradient as the trainer computes it
 /// (through the forward kernels) and by the plain kernel, the weight gradient, the bias
 /// gradient.
@@ -449,18 +471,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
             macs,
             Some(&full),
         )?,
-        grad(
-            gpu,
-            set,
-            &crate::kernels::conv::wgrad(gpu, s, false)?,
-            &[s.input_len(), s.output_len()],
-            &[],
-            s.weight_len(),
-            "conv/wgrad",
-            shape.clone(),
-            macs,
-            None,
-        )?,
+        wgrad(gpu, s, set, shape.clone())?,
         grad(
             gpu,
             set,

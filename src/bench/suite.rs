@@ -28,6 +28,8 @@ pub struct Options {
     /// Training steps (forward, backward, SGD; dropout on) of these models at `train_batch`.
     pub training: Vec<Model>,
     pub train_batch: usize,
+    /// Time the kernels at every layer shape (off: only the peaks and the end-to-end rows).
+    pub kernels: bool,
 }
 
 /// One distinct shape of an op, with the layers that have it.
@@ -137,7 +139,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
     let m = &o.model;
     let sites = Sites::of(m);
     let tuning = tuned(gpu, o, &sites, &mut notes, progress)?;
-    for &b in &o.batches {
+    for &b in o.batches.iter().filter(|_| o.kernels) {
         let mut at = Batch {
             gpu,
             o,
@@ -305,7 +307,7 @@ impl Batch<'_, '_> {
                 ));
                 continue;
             }
-            let default = ConvTune::default_for(gpu);
+            let default = ConvTune::default_for_shape(gpu, &s);
             let tuned = tuning
                 .conv(gpu, &s.tuning_key())
                 .and_then(ConvTune::from_tuned);
@@ -313,6 +315,9 @@ impl Batch<'_, '_> {
                 vec![default]
             } else {
                 ConvTune::variants_for(gpu)
+                    .into_iter()
+                    .filter(|t| t.variant.spec().kernels.contains(&s.k))
+                    .collect()
             };
             if let Some(t) = tuned.filter(|t| !tunes.contains(t)) {
                 tunes.push(t);
@@ -556,5 +561,6 @@ pub fn default_options(model: Model, quick: bool) -> Result<Options> {
         e2e_batch: if quick { 2 } else { 8 },
         training,
         train_batch: 2,
+        kernels: true,
     })
 }

@@ -7,12 +7,15 @@ use crate::gpu::tuning::TunedConv;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::{ConvShape, ConvTune};
 
-/// Every configuration the search tries on this adapter.
-pub fn candidates(gpu: &Gpu) -> Vec<ConvTune> {
+/// Every configuration the search tries on this adapter for kernel size `k`.
+pub fn candidates(gpu: &Gpu, k: usize) -> Vec<ConvTune> {
     let max = gpu.limits().max_compute_invocations_per_workgroup;
     let mut out = Vec::new();
     for base in ConvTune::variants_for(gpu) {
         let spec = base.variant.spec();
+        if !spec.kernels.contains(&k) {
+            continue;
+        }
         let wgs = match spec.wg {
             Some(wg) => vec![wg],
             None => [16, 32, 64, 128, 256]
@@ -44,11 +47,11 @@ pub fn search(
     runs: usize,
     mut progress: impl FnMut(&str),
 ) -> Result<(TunedConv, ConvTune)> {
-    let default = ConvTune::default_for(gpu);
+    let default = ConvTune::default_for_shape(gpu, &s);
     let set = Settings { runs, cpu: false };
     let mut best: Option<(f64, ConvTune)> = None;
     let mut default_ms = f64::NAN;
-    for t in candidates(gpu) {
+    for t in candidates(gpu, s.k) {
         let k = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
         progress(&format!(
             "  {:?}/wg{}/tm{}: {:.3} ms",

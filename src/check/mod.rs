@@ -376,7 +376,7 @@ pub fn conv_as(
     if precision == Precision::F16 {
         (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
     }
-    let tune = tune.unwrap_or_else(|| ConvTune::default_for(gpu));
+    let tune = tune.unwrap_or_else(|| ConvTune::default_for_shape(gpu, &s));
     let conv = Conv2d::with_precision(gpu, s, relu, tune, precision)?;
     let params = conv.upload(gpu, &w, &b)?;
     let xb = gpu.upload_as("x", &x, precision)?;

@@ -7,7 +7,7 @@
 use super::{backward as bw, Determinism, Outcome, TensorRng, F32_NETWORK_TOL};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant};
+use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant, Tiling};
 use crate::kernels::linear::{LinearShape, LinearVariant};
 use crate::model::{Model, Op};
 use crate::reference;
@@ -171,18 +171,15 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
                 }));
             }
         }
-        for (n, ci, co, h, w) in SHAPES_1X1 {
-            v.push(one(f, &name, move |s| {
-                conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
-            }));
+        let kernels = variant.spec().kernels;
+        if kernels.contains(&1) {
+            for (n, ci, co, h, w) in SHAPES_1X1 {
+                v.push(one(f, &name, move |s| {
+                    conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
+                }));
+            }
         }
-        // 16-lane workgroups of 4 pixels: 1024 rows of 1025 pixel groups need 65600; the
-        // GEMM variant's tiles of 128 pixels need twice the rows.
-        let (big, grid_tune) = if variant == ConvVariant::Gemm {
-            (cs(1, 1, 3, 2048, 4100, 3), tune)
-        } else {
-            (cs(1, 1, 3, 1024, 4100, 3), ConvTune { wg: 16, ..tune })
-        };
+        let (grid_tune, big) = grid_case(tune);
         v.push(one(f, &format!("{name} grid over 65535"), move |s| {
             conv(gpu, big, false, Some(grid_tune), s)
         }));
@@ -192,6 +189,9 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         }
         for t in packs {
             for (ci, co, k) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)] {
+                if !kernels.contains(&k) {
+                    continue;
+                }
                 v.push(one("conv/pack", &name, move |s| {
                     bw::conv_pack(gpu, ci, co, k, t, s)
                 }));
@@ -207,6 +207,18 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         v.push(skip(&format!("{f} f16"), why));
     }
     v
+}
+
+/// A conv shape whose grid passes 65535 workgroups in x under `tune` (with the workgroup
+/// size it sets): 16-lane workgroups of 4 pixels need 1024 rows of 1025 pixel groups
+/// (65600); the GEMM variant's tiles of 128 pixels twice the rows; 16-lane workgroups of
+/// 4x4 tiles 16 images of 256 x 257 tiles.
+pub fn grid_case(tune: ConvTune) -> (ConvTune, ConvShape) {
+    match tune.variant.spec().tiling {
+        Tiling::Pixels128 => (tune, cs(1, 1, 3, 2048, 4100, 3)),
+        Tiling::Tiles4x4 => (ConvTune { wg: 16, ..tune }, cs(16, 1, 1, 1024, 1028, 3)),
+        Tiling::Lanes => (ConvTune { wg: 16, ..tune }, cs(1, 1, 3, 1024, 4100, 3)),
+    }
 }
 
 /// linear/forward on every variant: odd shapes, batch 11 and 17, weights split over
@@ -345,6 +357,14 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         cs(3, 6, 4, 1, 1, 3),
         cs(2, 5, 7, 6, 5, 1),
         cs(1, 13, 3, 5, 1, 3),
+        // Above are batches of under 16 groups of 4 pixels, where the weight gradient runs
+        // per channel pair; below, the GEMM in one chunk, then with the pixels split in 2,
+        // 3 and 8 chunks (of 512 groups).
+        cs(1, 6, 7, 17, 19, 3),
+        cs(2, 5, 3, 9, 15, 1),
+        cs(2, 9, 6, 37, 45, 3),
+        cs(3, 4, 5, 33, 50, 1),
+        cs(4, 3, 10, 64, 61, 3),
     ] {
         v.push(case("conv/backward", "", move |seed| {
             bw::conv(gpu, s, seed)

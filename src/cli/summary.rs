@@ -3,8 +3,9 @@
 
 use super::{AdapterArgs, ModelArgs};
 use std::process::ExitCode;
+use vgg_wgpu::gpu::Precision;
 use vgg_wgpu::graph::{self, Graph, Limits};
-use vgg_wgpu::kernels::conv::ConvTune;
+use vgg_wgpu::kernels::conv::{self, ConvShape, ConvTune};
 use vgg_wgpu::model::summary::{bytes as fmt_bytes, thousands};
 use vgg_wgpu::model::{Model, Summary, NAMES};
 use vgg_wgpu::{Gpu, GpuOptions};
@@ -94,8 +95,8 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
     let gpu = Gpu::new(opts);
     let (limits, tune, budget, on) = match &gpu {
         Ok(g) => {
-            let tune = ConvTune::default_for(g);
-            let weights = graph::weight_bytes(model, tune);
+            let tune = ConvTune::default_for_shape(g, &ConvShape::new(1, 64, 64, 224, 224, 3));
+            let weights = graph::weight_bytes(model, Precision::F32, |s| conv::select(g, s, None));
             let budget = g.memory_available().map(|a| {
                 if g.is_cpu() {
                     a
@@ -122,10 +123,14 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
     let last = &model.layers()[model.layers().len() - 1].name;
     let g = Graph::build(model, &[last])?;
     let plan = graph::plan::plan(&g, batch, limits, budget)?;
-    let weights = graph::weight_bytes(model, tune);
+    let weights = match &gpu {
+        Ok(g) => graph::weight_bytes(model, Precision::F32, |s| conv::select(g, s, None)),
+        Err(_) => graph::weight_bytes(model, Precision::F32, |_| tune),
+    };
     println!("planned GPU memory at batch {batch} on {on}:");
     println!(
-        "  weights {} (conv weights packed for the {:?} kernel, batch norm folded)",
+        "  weights {} (conv weights packed for the kernels each layer runs, {:?} for large \
+         3x3 layers, batch norm folded)",
         fmt_bytes(weights),
         tune.variant
     );

@@ -66,6 +66,9 @@ pub enum Grads<'b> {
         /// bias: dx then runs as a forward conv of dy on the fast kernels; without it the
         /// plain `conv/dgrad` kernel reads `weight`.
         flipped: Option<(ConvTune, &'b ConvParams)>,
+        /// Room for the weight gradient's partial sums where it splits the pixels
+        /// (`conv::wgrad::partial_len`), shared by every conv of a step.
+        partials: &'b Buffer,
     },
     BatchNorm {
         dgamma: &'b Buffer,
@@ -285,12 +288,19 @@ impl Lowering<'_> {
                     dw,
                     db,
                     flipped,
+                    partials,
                 },
             ) => {
                 let shape = self.conv_shape(at, layer)?;
                 if flow.params {
                     let k = kernels::conv::wgrad(gpu, shape, accumulate)?;
-                    ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+                    match k.reduce {
+                        Some(r) => {
+                            ks.push(bound(gpu, k.main, &[x, g.cur, partials])?);
+                            ks.push(bound(gpu, r, &[partials, dw])?);
+                        }
+                        None => ks.push(bound(gpu, k.main, &[x, g.cur, dw])?),
+                    }
                     let hw = shape.h * shape.w;
                     let k = kernels::elementwise::channel_sum(gpu, n, shape.c_out, hw, accumulate)?;
                     ks.push(bound(gpu, k, &[g.cur, db])?);

@@ -66,18 +66,27 @@ pub struct Network<'g> {
     prepared: Option<Prepared>,
 }
 
-/// Bytes of the GPU copies of a model's weights with these conv tunables, in f32 (packed
-/// conv weights are padded to whole channel blocks; batch norm folds into its conv).
-pub fn weight_bytes(model: &Model, tune: ConvTune) -> u64 {
+/// Bytes of the GPU copies of a model's weights stored as `precision` with each conv
+/// layer's tunables as `select` chooses them (packed conv weights are padded to whole
+/// channel blocks, and Winograd's are 4x larger and always f32; batch norm folds into its
+/// conv).
+pub fn weight_bytes(
+    model: &Model,
+    precision: Precision,
+    select: impl Fn(ConvShape) -> ConvTune,
+) -> u64 {
+    let e = precision.bytes() as u64;
     model
         .layers()
         .iter()
         .map(|l| match l.op {
             Op::Conv { c_in, c_out, k } => {
+                let [_, h, w] = l.output;
+                let tune = select(ConvShape::new(1, c_in, c_out, h, w, k));
                 let (w, b) = tune.packed_elems(c_in, c_out, k);
-                (w + b) as u64 * 4
+                w as u64 * tune.weight_precision(precision).bytes() as u64 + b as u64 * e
             }
-            Op::Linear { .. } => l.params() * 4,
+            Op::Linear { .. } => l.params() * e,
             _ => 0,
         })
         .sum()
@@ -112,7 +121,8 @@ impl<'g> Network<'g> {
             max_binding,
             max_buffer: gpu.limits().max_buffer_size,
         };
-        let need = weight_bytes(model, tune) / 4 * precision.bytes() as u64;
+        let select = |s| crate::kernels::conv::select(gpu, s, opts.conv);
+        let need = weight_bytes(model, precision, select);
         if let Some(avail) = available(gpu, opts.memory_limit) {
             if need > avail {
                 return Err(Error::Limit(format!(
@@ -153,7 +163,7 @@ impl<'g> Network<'g> {
                     };
                     let [_, h, wd] = l.output;
                     let shape = ConvShape::new(1, c_in, c_out, h, wd, k);
-                    let t = crate::kernels::conv::select(gpu, shape, opts.conv);
+                    let t = select(shape);
                     let p = t.upload(gpu, c_in, c_out, k, w, b, precision)?;
                     convs.insert(i, (t, p));
                 }

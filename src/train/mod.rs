@@ -111,6 +111,8 @@ pub struct Trainer<'g> {
     rest: Vec<Bound>,
     sgd: Vec<Bound>,
     io: Io,
+    /// The weight gradients' partial sums (Layout::partials).
+    partials: usize,
     readback: wgpu::Buffer,
     /// Per dropout node: (the step's seeds, one per micro-batch; the current seed).
     seeds: Vec<(usize, usize)>,
@@ -259,6 +261,9 @@ struct Layout {
     running: Vec<(String, usize, usize)>,
     io: Io,
     grads: [usize; 2],
+    /// The weight gradients' partial sums (`conv::wgrad::partial_len`), one buffer for
+    /// every conv: they run one after another.
+    partials: usize,
 }
 
 /// A layer's conv configuration, and the row chunks of an FC weight [n_out, k].
@@ -278,7 +283,9 @@ impl Layout {
             running: Vec::new(),
             io: Io::default(),
             grads: [0, 0],
+            partials: 0,
         };
+        l.partials = l.buf("weight gradient partial sums", Kind::Gradients, 1);
         let in_len = model.input_dims().iter().product::<usize>();
         l.io = Io {
             input: l.buf("train input", Kind::Io, n * in_len),
@@ -315,6 +322,15 @@ impl Layout {
             };
             for p in &mut l.params[first_param..] {
                 p.frozen = frozen;
+            }
+            if let (NodeOp::Conv { layer, .. }, false) = (node.op, frozen) {
+                if let Op::Conv { c_in, c_out, k } = model.layers()[layer].op {
+                    let [_, h, w] = at.output;
+                    let s = ConvShape::new(n, c_in, c_out, h, w, k);
+                    let need = kernels::conv::wgrad::partial_len(s);
+                    let p = &mut l.bufs[l.partials];
+                    p.elems = p.elems.max(need);
+                }
             }
             held[node.output] = y;
             l.nodes.push(TrainNode {
@@ -550,6 +566,7 @@ impl<'g> Trainer<'g> {
             rest: Vec::new(),
             sgd: Vec::new(),
             io: lay.io,
+            partials: lay.partials,
             readback: gpu
                 .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate))?,
             seeds: Vec::new(),
@@ -606,6 +623,7 @@ impl<'g> Trainer<'g> {
                     dw: b(p(*weight).g),
                     db: b(p(*bias).g),
                     flipped: flipped.as_ref().map(|(t, p)| (*t, p)),
+                    partials: b(self.partials),
                 };
                 let binds = Binds::Conv {
                     tune: *tune,

@@ -1,8 +1,9 @@
 //! Repacks canonical conv weights into a forward variant's layout on the GPU
-//! (shaders/conv/pack.wgsl): training updates canonical weights.
+//! (shaders/conv/pack.wgsl, and shaders/conv/winograd_pack.wgsl for Winograd's transformed
+//! weights): training updates canonical weights.
 
 use super::{ConvTune, Packing};
-use crate::error::Result;
+use crate::error::{shape_err, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{per_elem, shader, Kernel, WG};
 
@@ -11,22 +12,34 @@ use crate::kernels::{per_elem, shader, Kernel, WG};
 /// zeros up to whole blocks, a buffer copy.
 pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> Result<Kernel> {
     let spec = tune.variant.spec();
-    let sg = spec.packing == Packing::Subgroup;
     let tm = spec.tm.unwrap_or(tune.tm) as usize;
     let (packed, _) = tune.packed_elems(c_in, c_out, k);
-    Kernel::new(
-        gpu,
-        shader!("conv/pack"),
-        "main",
-        &[
-            ("C_IN", c_in as f64),
-            ("C_OUT", c_out as f64),
-            ("KS", k as f64),
-            ("TM", tm as f64),
-            ("SUBGROUP", sg as u8 as f64),
-            ("WG", WG as f64),
-        ],
-        per_elem(packed),
-        vec![("weight", c_out * c_in * k * k), ("packed", packed)],
-    )
+    let bindings = vec![("weight", c_out * c_in * k * k), ("packed", packed)];
+    let (src, consts) = match spec.packing {
+        Packing::Winograd if k != 3 => {
+            return Err(shape_err!(
+                "Winograd packing needs a 3x3 kernel, not {k}x{k}"
+            ));
+        }
+        Packing::Winograd => (
+            shader!("conv/winograd_pack"),
+            vec![
+                ("C_IN", c_in as f64),
+                ("C_OUT", c_out as f64),
+                ("WG", WG as f64),
+            ],
+        ),
+        Packing::Blocked | Packing::Subgroup => (
+            shader!("conv/pack"),
+            vec![
+                ("C_IN", c_in as f64),
+                ("C_OUT", c_out as f64),
+                ("KS", k as f64),
+                ("TM", tm as f64),
+                ("SUBGROUP", (spec.packing == Packing::Subgroup) as u8 as f64),
+                ("WG", WG as f64),
+            ],
+        ),
+    };
+    Kernel::new(gpu, src, "main", &consts, per_elem(packed), bindings)
 }

@@ -1,25 +1,165 @@
-//! Conv weight gradient, canonical layout (shaders/conv/wgrad.wgsl).
+//! Conv weight gradient, canonical layout, as a split-K implicit GEMM
+//! (shaders/conv/wgrad.wgsl, then shaders/conv/wgrad_reduce.wgsl where the pixels are
+//! split in more than one chunk), or per channel pair where the batch has few pixels
+//! (shaders/conv/wgrad_pairs.wgsl).
 
 use super::ConvShape;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{per_elem, shader, Kernel, WG};
 
-/// Conv weight gradient, canonical [c_out, c_in, k, k]: buffers (x, dy, dw).
-pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Kernel> {
+/// Lanes per workgroup of the GEMM pass that the chunks are sized for, and the channel
+/// block.
+const LANES: usize = 32;
+const BLOCK: usize = 4;
+
+/// Lanes per workgroup on `gpu`: 32 (a warp) on GPUs; 8 (one SIMD subgroup) on CPU
+/// drivers, where workgroup memory is a per-lane loop and the end-of-chunk reduction's
+/// cost grows with the lanes.
+fn lanes(gpu: &Gpu) -> usize {
+    if gpu.is_cpu() {
+        8
+    } else {
+        LANES
+    }
+}
+/// Pixel groups (of 4) a chunk aims at: 16 per lane. Fewer chunks cost parallelism on a GPU
+/// for the early layers; more cost partial sums to write and add.
+const GROUPS_PER_CHUNK: usize = LANES * 16;
+/// The most elements of partial sums a split may take (16 MiB of f32).
+const MAX_PARTIAL: usize = 1 << 22;
+
+/// How the weight gradient of `s` splits the batch's pixels: (chunks, pixel groups per lane
+/// per chunk at 32 lanes). A function of the shape alone, so a trainer's buffers can be
+/// sized without an adapter.
+pub fn split(s: ConvShape) -> (usize, usize) {
+    let groups = s.n * s.h * s.w.div_ceil(4);
+    let cap = (MAX_PARTIAL / s.weight_len().max(1)).max(1);
+    let chunks = groups.div_ceil(GROUPS_PER_CHUNK).clamp(1, cap);
+    (chunks, groups.div_ceil(LANES * chunks))
+}
+
+/// Elements of the partial-sum buffer the weight gradient of `s` needs (0 with one chunk).
+pub fn partial_len(s: ConvShape) -> usize {
+    if s.n * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS {
+        return 0;
+    }
+    match split(s) {
+        (1, _) => 0,
+        (chunks, _) => chunks * s.weight_len(),
+    }
+}
+
+/// The weight gradient's kernels: `main` binds (x, dy, out) with out the partial sums
+/// where `reduce` exists (it binds (partials, dw)) and dw otherwise.
+pub struct Wgrad {
+    pub main: Kernel,
+    pub reduce: Option<Kernel>,
+}
+
+/// Below this many groups of 4 pixels in the batch, the weight gradient runs one
+/// invocation per channel pair over every pixel (wgrad_pairs.wgsl) instead of the GEMM:
+/// with a handful of pixel groups per lane, the GEMM's end-of-chunk reduction costs more
+/// than its loop saves (lavapipe, batch 1: 512 -> 512 channels at 4x4, 4 groups, 4.5 ms
+/// against 35; 256 -> 256 at 8x8, 16 groups, 14.8 against 12.4).
+const MIN_GEMM_GROUPS: usize = 16;
+
+/// Conv weight gradient of `s`, canonical [c_out, c_in, k, k]; `accumulate` adds to dw.
+pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
     s.check_kernel_size()?;
+    let bindings = vec![
+        ("x", s.input_len()),
+        ("dy", s.output_len()),
+        ("dw", s.weight_len()),
+    ];
+    if s.n * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS {
+        let mut consts = s.consts();
+        consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
+        let main = Kernel::new(
+            gpu,
+            shader!("conv/wgrad_pairs"),
+            "main",
+            &consts,
+            per_elem(s.c_out * s.c_in),
+            bindings,
+        )?;
+        return Ok(Wgrad { main, reduce: None });
+    }
+    let (chunks, _) = split(s);
+    let lanes = lanes(gpu);
+    let per = (s.n * s.h * s.w.div_ceil(4)).div_ceil(lanes * chunks);
     let mut consts = s.consts();
-    consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
-    Kernel::new(
+    consts.extend([
+        ("WG", lanes as f64),
+        ("CHUNKS", chunks as f64),
+        ("PER", per as f64),
+        ("ACCUMULATE", accumulate as u8 as f64),
+    ]);
+    let blocks = s.c_out.div_ceil(BLOCK) * s.c_in.div_ceil(BLOCK);
+    let out_len = chunks * s.weight_len();
+    let main = Kernel::new(
         gpu,
         shader!("conv/wgrad"),
         "main",
         &consts,
-        per_elem(s.c_out * s.c_in),
+        (chunks * blocks) as u64,
         vec![
             ("x", s.input_len()),
             ("dy", s.output_len()),
-            ("dw", s.weight_len()),
+            ("out", out_len),
         ],
-    )
+    )?;
+    let reduce = if chunks > 1 {
+        Some(Kernel::new(
+            gpu,
+            shader!("conv/wgrad_reduce"),
+            "main",
+            &[
+                ("LEN", s.weight_len() as f64),
+                ("CHUNKS", chunks as f64),
+                ("ACCUMULATE", accumulate as u8 as f64),
+                ("WG", WG as f64),
+            ],
+            per_elem(s.weight_len()),
+            vec![("partial", out_len), ("dw", s.weight_len())],
+        )?)
+    } else {
+        None
+    };
+    Ok(Wgrad { main, reduce })
+}
+
+impl Wgrad {
+    /// Bind groups over (x, dy, dw), with `partials` (at least [`partial_len`] elements)
+    /// between the passes where the pixels are split.
+    pub fn bind(
+        &self,
+        gpu: &Gpu,
+        x: &wgpu::Buffer,
+        dy: &wgpu::Buffer,
+        partials: &wgpu::Buffer,
+        dw: &wgpu::Buffer,
+    ) -> Result<Vec<wgpu::BindGroup>> {
+        match &self.reduce {
+            Some(r) => Ok(vec![
+                self.main.bind(gpu, &[x, dy, partials])?,
+                r.bind(gpu, &[partials, dw])?,
+            ]),
+            None => Ok(vec![self.main.bind(gpu, &[x, dy, dw])?]),
+        }
+    }
+
+    /// Both passes, in order, on the bind groups of [`Wgrad::bind`].
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        bgs: &[wgpu::BindGroup],
+    ) -> Result<()> {
+        self.main.encode(gpu, pass, &bgs[0])?;
+        if let (Some(r), Some(bg)) = (&self.reduce, bgs.get(1)) {
+            r.encode(gpu, pass, bg)?;
+        }
+        Ok(())
+    }
 }

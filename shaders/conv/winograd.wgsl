@@ -1,0 +1,246 @@
+// Winograd convolution F(4x4, 3x3) (kernel 3, stride 1, padding 1): each 4x4 block of
+// output pixels of a channel is A^T [sum_ci U[co, ci] (.) V[ci]] A, where V = B^T d B is the
+// 6x6 input patch d transformed and U = G g G^T the 3x3 weight g transformed (once, at
+// upload, or by winograd_pack.wgsl after each SGD step). 36 multiplies per 16 outputs and
+// input channel, where the direct kernels need 144.
+//
+// Each invocation computes one 4x4 tile for TM = 8 output channels, accumulating the 36
+// transform-domain products of each group of 4 channels in 36 vec4 registers over all
+// input channels; the output transform, bias and ReLU run once at the end, on 4 channels
+// at once. The channel block comes from the workgroup id, and an input channel's 288
+// transformed weights (72 vec4) are loaded 9 per lane and shared across the subgroup by
+// broadcast, as in subgroup.wgsl: on SIMD-on-CPU drivers (lavapipe) every storage load,
+// uniform or not, is a per-lane scalar loop, and loading each weight in every lane ran
+// 9x slower than this (137 against 14.6 ms for 128 -> 128 channels at 56x56). The only
+// other per-lane loads are the 36 input values, each feeding 8 multiplies after the
+// transform. Needs subgroups of at least 8 lanes. Measured and dropped on lavapipe: loading
+// the patch as vec4 rows (12 elements for 6: a vec4 load costs four) was 17.0 against 14.6
+// ms; two adjacent tiles per invocation (60 loads for 72, each broadcast weight used
+// twice) 25.3 ms, its 144 accumulators spilling.
+//
+// Every array here is indexed by constants only (the helpers are inlined): an index
+// computed at run time moves an array from registers to memory.
+//
+// Interpolation points 0, 1, -1, 2, -2 (Lavin and Gray's matrices); the README gives the
+// measured error against the f64 reference.
+//
+// Weights are packed as [C_OUT / 8][C_IN][36][8], zero padded; bias padded to 8.
+
+// No `enable subgroups;`: naga 30 rejects the directive and takes the builtins without it.
+
+#include "conv/header"
+
+override WG: u32 = 64u;
+const TM: u32 = 8u;
+
+// f32 whatever S is (ConvTune::weight_precision says why).
+@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
+var<private> wv: array<vec4<f32>, 9>;
+
+// One row of six values of the patch or of the transform domain.
+struct Row {
+    a: vec4<f32>,
+    b: vec2<f32>,
+}
+
+var<private> acc0: array<vec4<f32>, 36>;
+var<private> acc1: array<vec4<f32>, 36>;
+var<private> roff: array<u32, 6>;
+var<private> coff: array<u32, 6>;
+var<private> rok: array<bool, 6>;
+var<private> cok: array<bool, 6>;
+
+fn ld(i: u32) -> f32 {
+    return f32(input[i]);
+}
+
+// Row r of the patch at `plane`: clamped offsets keep loads in bounds and the padding
+// reads as 0 through a select.
+fn patch_row(plane: u32, r: u32) -> Row {
+    let base = plane + roff[r];
+    let ok = rok[r];
+    let a = vec4<f32>(ld(base + coff[0]), ld(base + coff[1]), ld(base + coff[2]),
+                      ld(base + coff[3]));
+    let b = vec2<f32>(ld(base + coff[4]), ld(base + coff[5]));
+    let am = vec4<bool>(ok && cok[0], ok && cok[1], ok && cok[2], ok && cok[3]);
+    let bm = vec2<bool>(ok && cok[4], ok && cok[5]);
+    return Row(select(vec4<f32>(0.0), a, am), select(vec2<f32>(0.0), b, bm));
+}
+
+// B^T applied across six rows, elementwise along them.
+fn bt_rows(d0: Row, d1: Row, d2: Row, d3: Row, d4: Row, d5: Row) -> array<Row, 6> {
+    return array<Row, 6>(
+        Row(4.0 * d0.a - 5.0 * d2.a + d4.a, 4.0 * d0.b - 5.0 * d2.b + d4.b),
+        Row(-4.0 * (d1.a + d2.a) + d3.a + d4.a, -4.0 * (d1.b + d2.b) + d3.b + d4.b),
+        Row(4.0 * (d1.a - d2.a) - d3.a + d4.a, 4.0 * (d1.b - d2.b) - d3.b + d4.b),
+        Row(2.0 * (d3.a - d1.a) - d2.a + d4.a, 2.0 * (d3.b - d1.b) - d2.b + d4.b),
+        Row(2.0 * (d1.a - d3.a) - d2.a + d4.a, 2.0 * (d1.b - d3.b) - d2.b + d4.b),
+        Row(4.0 * d1.a - 5.0 * d3.a + d5.a, 4.0 * d1.b - 5.0 * d3.b + d5.b),
+    );
+}
+
+// B^T applied along one row.
+fn bt_row(r: Row) -> Row {
+    let v = r.a;
+    return Row(
+        vec4<f32>(4.0 * v.x - 5.0 * v.z + r.b.x, -4.0 * (v.y + v.z) + v.w + r.b.x,
+                  4.0 * (v.y - v.z) - v.w + r.b.x, 2.0 * (v.w - v.y) - v.z + r.b.x),
+        vec2<f32>(2.0 * (v.y - v.w) - v.z + r.b.x, 4.0 * v.y - 5.0 * v.w + r.b.y),
+    );
+}
+
+// The weights of position j, channel group g: the vec4 at 2j + g of this input channel's
+// 72, held by lane (2j + g) % 8 in slot (2j + g) / 8.
+fn wt(j: u32, g: u32) -> vec4<f32> {
+    let q = 2u * j + g;
+    return subgroupShuffle(wv[q / 8u], q % 8u);
+}
+
+// acc[6r + c] += U[6r + c] * V[r][c] for one transformed row, both channel groups.
+fn mac_row(r: u32, v: Row) {
+    let j = r * 6u;
+    let x = array<f32, 6>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y);
+    acc0[j] = fma(wt(j, 0u), vec4<f32>(x[0]), acc0[j]);
+    acc0[j + 1u] = fma(wt(j + 1u, 0u), vec4<f32>(x[1]), acc0[j + 1u]);
+    acc0[j + 2u] = fma(wt(j + 2u, 0u), vec4<f32>(x[2]), acc0[j + 2u]);
+    acc0[j + 3u] = fma(wt(j + 3u, 0u), vec4<f32>(x[3]), acc0[j + 3u]);
+    acc0[j + 4u] = fma(wt(j + 4u, 0u), vec4<f32>(x[4]), acc0[j + 4u]);
+    acc0[j + 5u] = fma(wt(j + 5u, 0u), vec4<f32>(x[5]), acc0[j + 5u]);
+    acc1[j] = fma(wt(j, 1u), vec4<f32>(x[0]), acc1[j]);
+    acc1[j + 1u] = fma(wt(j + 1u, 1u), vec4<f32>(x[1]), acc1[j + 1u]);
+    acc1[j + 2u] = fma(wt(j + 2u, 1u), vec4<f32>(x[2]), acc1[j + 2u]);
+    acc1[j + 3u] = fma(wt(j + 3u, 1u), vec4<f32>(x[3]), acc1[j + 3u]);
+    acc1[j + 4u] = fma(wt(j + 4u, 1u), vec4<f32>(x[4]), acc1[j + 4u]);
+    acc1[j + 5u] = fma(wt(j + 5u, 1u), vec4<f32>(x[5]), acc1[j + 5u]);
+}
+
+// A^T over six vec4s (4 channels each): four outputs.
+fn at4(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>,
+       v5: vec4<f32>) -> array<vec4<f32>, 4> {
+    let s = v1 + v2;
+    let d = v1 - v2;
+    let s2 = v3 + v4;
+    let d2 = v3 - v4;
+    return array<vec4<f32>, 4>(v0 + s + s2, d + 2.0 * d2, s + 4.0 * s2, d + 8.0 * d2 + v5);
+}
+
+// Column c of A^T M, from the accumulators of group `g`.
+fn out_col(g: u32, c: u32) -> array<vec4<f32>, 4> {
+    if (g == 0u) {
+        return at4(acc0[c], acc0[6u + c], acc0[12u + c], acc0[18u + c], acc0[24u + c],
+                   acc0[30u + c]);
+    }
+    return at4(acc1[c], acc1[6u + c], acc1[12u + c], acc1[18u + c], acc1[24u + c],
+               acc1[30u + c]);
+}
+
+// ReLU that keeps NaN. Where f32 overflows, the transform's sums of +inf and -inf give NaN
+// (direct summation gives inf), and max(NaN, 0) may return 0 on some drivers: the
+// overflow would then vanish into a finite result instead of reaching the check on the
+// logits.
+fn relu(v: vec4<f32>) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, !(v <= vec4<f32>(0.0)));
+}
+
+// One output row of 4 pixels for 4 channels (out[j][k]: pixel j, channel co + k).
+fn put_row(n: u32, co: u32, y: u32, x: u32, out: array<vec4<f32>, 4>, bias4: vec4<f32>) {
+    if (y >= H) { return; }
+    var o0 = out[0] + bias4;
+    var o1 = out[1] + bias4;
+    var o2 = out[2] + bias4;
+    var o3 = out[3] + bias4;
+    if (RELU) {
+        o0 = relu(o0);
+        o1 = relu(o1);
+        o2 = relu(o2);
+        o3 = relu(o3);
+    }
+    put_px(n, co, y, x, vec4<f32>(o0.x, o1.x, o2.x, o3.x));
+    put_px(n, co + 1u, y, x, vec4<f32>(o0.y, o1.y, o2.y, o3.y));
+    put_px(n, co + 2u, y, x, vec4<f32>(o0.z, o1.z, o2.z, o3.z));
+    put_px(n, co + 3u, y, x, vec4<f32>(o0.w, o1.w, o2.w, o3.w));
+}
+
+// Four pixels of one channel, those inside the image.
+fn put_px(n: u32, co: u32, y: u32, x: u32, v: vec4<f32>) {
+    if (co >= C_OUT) { return; }
+    let o = ((n * C_OUT + co) * H + y) * W + x;
+    output[o] = S(v.x);
+    if (x + 1u < W) { output[o + 1u] = S(v.y); }
+    if (x + 2u < W) { output[o + 2u] = S(v.z); }
+    if (x + 3u < W) { output[o + 3u] = S(v.w); }
+}
+
+// The output transform of group `g` (channels co .. co + 3) of the tile at (y, x).
+fn finish(g: u32, n: u32, co: u32, y: u32, x: u32) {
+    let c0 = out_col(g, 0u);
+    let c1 = out_col(g, 1u);
+    let c2 = out_col(g, 2u);
+    let c3 = out_col(g, 3u);
+    let c4 = out_col(g, 4u);
+    let c5 = out_col(g, 5u);
+    let b = vec4<f32>(f32(bias[co]), f32(bias[co + 1u]), f32(bias[co + 2u]),
+                      f32(bias[co + 3u]));
+    put_row(n, co, y, x, at4(c0[0], c1[0], c2[0], c3[0], c4[0], c5[0]), b);
+    put_row(n, co, y + 1u, x, at4(c0[1], c1[1], c2[1], c3[1], c4[1], c5[1]), b);
+    put_row(n, co, y + 2u, x, at4(c0[2], c1[2], c2[2], c3[2], c4[2], c5[2]), b);
+    put_row(n, co, y + 3u, x, at4(c0[3], c1[3], c2[3], c3[3], c4[3], c5[3]), b);
+}
+
+fn edge(i: u32, y0: i32, x0: i32) {
+    let iy = y0 + i32(i);
+    let ix = x0 + i32(i);
+    rok[i] = iy >= 0 && iy < i32(H);
+    cok[i] = ix >= 0 && ix < i32(W);
+    roff[i] = u32(clamp(iy, 0, i32(H) - 1)) * W;
+    coff[i] = u32(clamp(ix, 0, i32(W) - 1));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) sid: u32) {
+    let tx = (W + 3u) / 4u;
+    let per_image = tx * ((H + 3u) / 4u);
+    let groups = (per_image + WG - 1u) / WG;
+    // Images x tile groups are folded over dispatch x and z so no dimension passes 65535.
+    let linear = wid.x + wid.z * nwg.x;
+    if (linear >= N * groups) { return; }
+    let n = linear / groups;
+    let t = (linear % groups) * WG + lid;
+    let valid = t < per_image;
+    let y0 = i32(t / tx) * 4 - 1;
+    let x0 = i32(t % tx) * 4 - 1;
+    edge(0u, y0, x0);
+    edge(1u, y0, x0);
+    edge(2u, y0, x0);
+    edge(3u, y0, x0);
+    edge(4u, y0, x0);
+    edge(5u, y0, x0);
+
+    let wblock = wid.y * C_IN * 72u;
+    let lane = sid % 8u;
+    for (var ci = 0u; ci < C_IN; ci++) {
+        let plane = (n * C_IN + ci) * H * W;
+        let e = bt_rows(patch_row(plane, 0u), patch_row(plane, 1u), patch_row(plane, 2u),
+                        patch_row(plane, 3u), patch_row(plane, 4u), patch_row(plane, 5u));
+        let wb = wblock + ci * 72u + lane;
+        wv = array<vec4<f32>, 9>(weight[wb], weight[wb + 8u], weight[wb + 16u],
+            weight[wb + 24u], weight[wb + 32u], weight[wb + 40u], weight[wb + 48u],
+            weight[wb + 56u], weight[wb + 64u]);
+        mac_row(0u, bt_row(e[0]));
+        mac_row(1u, bt_row(e[1]));
+        mac_row(2u, bt_row(e[2]));
+        mac_row(3u, bt_row(e[3]));
+        mac_row(4u, bt_row(e[4]));
+        mac_row(5u, bt_row(e[5]));
+    }
+
+    if (!valid) { return; }
+    let co0 = wid.y * TM;
+    let oy = u32(y0 + 1);
+    let ox = u32(x0 + 1);
+    finish(0u, n, co0, oy, ox);
+    finish(1u, n, co0 + 4u, oy, ox);
+}
