@@ -38,6 +38,17 @@ pub struct Args {
     /// The large batch of the end-to-end runs (the other is 1) [default: 8, quick: 2]
     #[arg(long)]
     pub e2e_batch: Option<usize>,
+    /// Training steps to time, comma-separated models, or "none" [default: vgg11, or with
+    /// --quick the --model; none with --networks none]
+    #[arg(long, value_name = "MODELS")]
+    pub train: Option<String>,
+    /// The batch of the training steps
+    #[arg(long, default_value_t = 2)]
+    pub train_batch: usize,
+    /// "none" to skip the per-layer kernel rows and time only the peaks and the end-to-end
+    /// rows (--networks, --train), or "all"
+    #[arg(long, default_value = "all", value_parser = ["all", "none"])]
+    pub kernels: String,
     /// Write the report as JSON to FILE, or to stdout when no FILE is given (the table
     /// then goes to stderr)
     #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "FILE")]
@@ -70,6 +81,9 @@ impl Args {
             tune,
             networks,
             e2e_batch,
+            train,
+            train_batch,
+            kernels,
             json,
             markdown,
             plot,
@@ -100,15 +114,22 @@ impl Args {
             o.e2e_batch = b;
         }
         if let Some(list) = networks {
-            o.networks = if list.trim() == "none" {
+            if list.trim() == "none" {
                 o.training.clear();
-                Vec::new()
-            } else {
-                list.split(',')
-                    .map(|n| Model::parse(n.trim()))
-                    .collect::<vgg_wgpu::Result<Vec<_>>>()?
-            };
+            }
+            o.networks = models(&list)?;
         }
+        if let Some(list) = train {
+            o.training = models(&list)?;
+        }
+        if train_batch == 0 {
+            return Err(Error::InvalidOption {
+                option: "--train-batch".into(),
+                message: "a training step needs at least one image".into(),
+            });
+        }
+        o.train_batch = train_batch;
+        o.kernels = kernels == "all";
         let report = match report {
             Some(p) => bench::Report::load_json(&p)?,
             None => {
@@ -149,4 +170,12 @@ impl Args {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// A comma-separated list of built-in models or layer lists, or "none".
+fn models(list: &str) -> vgg_wgpu::Result<Vec<Model>> {
+    if list.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    list.split(',').map(|n| Model::parse(n.trim())).collect()
 }

@@ -1,0 +1,48 @@
+//! The training API end to end: a model with seeded weights, one SGD step on a random
+//! batch, timed after a first step that allocates and compiles.
+//!
+//! cargo run --release --example train_step -- [MODEL] [BATCH] [SIDE]
+
+use std::time::Instant;
+use vgg_wgpu::train::{TrainOptions, Trainer};
+use vgg_wgpu::{Gpu, GpuOptions, Init, Model, Tensor, Weights};
+
+fn main() -> vgg_wgpu::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let model = Model::parse(&args.next().unwrap_or_else(|| "vgg11".into()))?;
+    let batch: usize = args.next().and_then(|b| b.parse().ok()).unwrap_or(2);
+    let side: usize = args.next().and_then(|b| b.parse().ok()).unwrap_or(224);
+    let model = model.with_input(model.config().in_channels, side, side)?;
+    // An average pool that upsamples (below 224) has no backward; drop it there.
+    let model = if side < 224 {
+        model.with_avgpool(None)?
+    } else {
+        model
+    };
+
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let weights = Weights::init(&model, Init::Kaiming, 0);
+    let opts = TrainOptions {
+        batch,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(&gpu, &model, &weights, opts)?;
+    let [c, h, w] = model.input_dims();
+    let pixels = (0..batch * c * h * w)
+        .map(|i| (i % 251) as f32 / 251.0)
+        .collect();
+    let x = Tensor::new(vec![batch, c, h, w], pixels)?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+
+    trainer.step(&x, &labels, 0.01)?;
+    let t = Instant::now();
+    let stats = trainer.step(&x, &labels, 0.01)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{} {side}x{side} on {}: {:.3} s per training step at batch {batch} ({stats:?})",
+        model.name(),
+        gpu.describe(),
+        secs
+    );
+    Ok(())
+}
