@@ -25,8 +25,10 @@ override H: u32;
 override W: u32;
 override KS: u32;
 override CHUNKS: u32;
-// Pixel groups each lane takes per chunk.
+// Work items each lane takes per chunk.
 override PER: u32;
+// Output rows per work item.
+const ROWS: u32 = 8u;
 override ACCUMULATE: bool = false;
 
 // Lanes per workgroup, 8 to 32 (the host's choice per adapter).
@@ -102,15 +104,35 @@ fn spill4(a: u32, lid: u32, v: vec4<f32>) {
     sums[(108u + a) * WG + lid] = v.w;
 }
 
-// One input channel's contribution for one group of 4 pixels.
-fn channel(c: u32, n: u32, ci: u32, y: u32, x0: u32, d: array<vec4<f32>, 4>) {
-    let ok = ci < C_IN;
-    let plane = (n * C_IN + min(ci, C_IN - 1u)) * H * W;
-    let pad = i32(KS / 2u);
-    taps(c, 0u, window(plane, ok, i32(y) - pad, x0), d);
+// Each input channel's rows y - 1 and y of the window (3x3 kernels), carried from one
+// output row to the next, so a row step loads one new input row per channel, not three.
+var<private> top: array<array<f32, 6>, 4>;
+var<private> mid: array<array<f32, 6>, 4>;
+
+fn plane_of(n: u32, ci: u32) -> u32 {
+    return (n * C_IN + min(ci, C_IN - 1u)) * H * W;
+}
+
+// The rows above and at output row y for slot c (input channel ci).
+fn prime(c: u32, n: u32, ci: u32, y: u32, x0: u32) {
     if (KS == 3u) {
-        taps(c, 1u, window(plane, ok, i32(y), x0), d);
-        taps(c, 2u, window(plane, ok, i32(y) + 1, x0), d);
+        top[c] = window(plane_of(n, ci), ci < C_IN, i32(y) - 1, x0);
+        mid[c] = window(plane_of(n, ci), ci < C_IN, i32(y), x0);
+    }
+}
+
+// Slot c's contribution at output row y, then the rows move down by one.
+fn row_step(c: u32, n: u32, ci: u32, y: u32, x0: u32, d: array<vec4<f32>, 4>) {
+    let ok = ci < C_IN;
+    if (KS == 3u) {
+        let bot = window(plane_of(n, ci), ok, i32(y) + 1, x0);
+        taps(c, 0u, top[c], d);
+        taps(c, 1u, mid[c], d);
+        taps(c, 2u, bot, d);
+        top[c] = mid[c];
+        mid[c] = bot;
+    } else {
+        taps(c, 0u, window(plane_of(n, ci), ok, i32(y), x0), d);
     }
 }
 
@@ -125,24 +147,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let chunk = linear / (bo * bi);
     let co0 = (linear % (bo * bi)) / bi * BO;
     let ci0 = linear % bi * BI;
+    // Work items: a column of 4 pixels over up to ROWS output rows of one image.
     let gx = (W + 3u) / 4u;
-    let groups = N * H * gx;
-    let hw = H * W;
-    let pad = i32(KS / 2u);
+    let segs = (H + ROWS - 1u) / ROWS;
+    let items = N * segs * gx;
     let taps = KS * KS;
 
     for (var it = 0u; it < PER; it++) {
         let g = (chunk * PER + it) * WG + lid;
-        if (g >= groups) { break; }
-        let n = g / (H * gx);
-        let y = (g / gx) % H;
+        if (g >= items) { break; }
+        let n = g / (segs * gx);
+        let y0 = (g / gx) % segs * ROWS;
         let x0 = (g % gx) * 4u;
-        let d = array<vec4<f32>, 4>(dy4(n, co0, y, x0), dy4(n, co0 + 1u, y, x0),
-                                    dy4(n, co0 + 2u, y, x0), dy4(n, co0 + 3u, y, x0));
-        channel(0u, n, ci0, y, x0, d);
-        channel(1u, n, ci0 + 1u, y, x0, d);
-        channel(2u, n, ci0 + 2u, y, x0, d);
-        channel(3u, n, ci0 + 3u, y, x0, d);
+        prime(0u, n, ci0, y0, x0);
+        prime(1u, n, ci0 + 1u, y0, x0);
+        prime(2u, n, ci0 + 2u, y0, x0);
+        prime(3u, n, ci0 + 3u, y0, x0);
+        for (var y = y0; y < min(H, y0 + ROWS); y++) {
+            let d = array<vec4<f32>, 4>(dy4(n, co0, y, x0), dy4(n, co0 + 1u, y, x0),
+                                        dy4(n, co0 + 2u, y, x0), dy4(n, co0 + 3u, y, x0));
+            row_step(0u, n, ci0, y, x0, d);
+            row_step(1u, n, ci0 + 1u, y, x0, d);
+            row_step(2u, n, ci0 + 2u, y, x0, d);
+            row_step(3u, n, ci0 + 3u, y, x0, d);
+        }
     }
 
     spill(0u, lid);

@@ -1,8 +1,10 @@
 // Transforms canonical conv weights [c_out, c_in, 3, 3] into the Winograd variant's layout
 // [c_out / 8][c_in][36][8] (winograd.wgsl), U = G g G^T per kernel, zero padded to whole
 // blocks of 8 channels: training updates canonical weights and repacks them every step.
-// One invocation per packed element; the host's transform (ConvTune::pack) is the same
-// sum in f64, rounded once.
+// One invocation per (output channel, input channel) pair: 9 loads, 36 stores. (One per
+// packed element, 9 loads each, was most of a VGG11 training step's repacking on lavapipe,
+// where loads are the cost.) The host's transform (ConvTune::pack) is the same sum in f64,
+// rounded once.
 
 #include "kernel/elements"
 
@@ -25,24 +27,29 @@ fn g_row(a: u32) -> vec3<f32> {
 }
 
 fn elements() -> u32 {
-    return (C_OUT + 7u) / 8u * C_IN * 36u * 8u;
+    return (C_OUT + 7u) / 8u * 8u * C_IN;
 }
 
 fn element(i: u32) {
-    let m = i % 8u;
-    let j = (i / 8u) % 36u;
-    let ci = (i / 288u) % C_IN;
-    let co = i / (288u * C_IN) * 8u + m;
-    var v = 0.0;
+    let co = i / C_IN;
+    let ci = i % C_IN;
+    var r0 = vec3<f32>(0.0);
+    var r1 = vec3<f32>(0.0);
+    var r2 = vec3<f32>(0.0);
     if (co < C_OUT) {
         let base = (co * C_IN + ci) * 9u;
-        let ga = g_row(j / 6u);
-        let gb = g_row(j % 6u);
-        for (var y = 0u; y < 3u; y++) {
-            let row = vec3<f32>(src[base + y * 3u], src[base + y * 3u + 1u],
-                                src[base + y * 3u + 2u]);
-            v += ga[y] * dot(row, gb);
+        r0 = vec3<f32>(src[base], src[base + 1u], src[base + 2u]);
+        r1 = vec3<f32>(src[base + 3u], src[base + 4u], src[base + 5u]);
+        r2 = vec3<f32>(src[base + 6u], src[base + 7u], src[base + 8u]);
+    }
+    // [co / 8][ci][j][co % 8]
+    let out = ((co / 8u) * C_IN + ci) * 288u + co % 8u;
+    for (var b = 0u; b < 6u; b++) {
+        let gb = g_row(b);
+        // (g G^T)[:, b]: the kernel's rows against row b of G.
+        let t = vec3<f32>(dot(r0, gb), dot(r1, gb), dot(r2, gb));
+        for (var a = 0u; a < 6u; a++) {
+            dst[out + (a * 6u + b) * 8u] = dot(g_row(a), t);
         }
     }
-    dst[i] = v;
 }

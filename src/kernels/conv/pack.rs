@@ -15,7 +15,7 @@ pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> R
     let tm = spec.tm.unwrap_or(tune.tm) as usize;
     let (packed, _) = tune.packed_elems(c_in, c_out, k);
     let bindings = vec![("weight", c_out * c_in * k * k), ("packed", packed)];
-    let (src, consts) = match spec.packing {
+    let (src, consts, groups) = match spec.packing {
         Packing::Winograd if k != 3 => {
             return Err(shape_err!(
                 "Winograd packing needs a 3x3 kernel, not {k}x{k}"
@@ -28,6 +28,8 @@ pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> R
                 ("C_OUT", c_out as f64),
                 ("WG", WG as f64),
             ],
+            // One invocation per (output channel padded to 8, input channel) pair.
+            per_elem(c_out.div_ceil(8) * 8 * c_in),
         ),
         Packing::Blocked | Packing::Subgroup => (
             shader!("conv/pack"),
@@ -39,7 +41,8 @@ pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> R
                 ("SUBGROUP", (spec.packing == Packing::Subgroup) as u8 as f64),
                 ("WG", WG as f64),
             ],
+            per_elem(packed),
         ),
     };
-    Kernel::new(gpu, src, "main", &consts, per_elem(packed), bindings)
+    Kernel::new(gpu, src, "main", &consts, groups, bindings)
 }

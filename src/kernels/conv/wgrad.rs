@@ -9,9 +9,12 @@ use crate::gpu::Gpu;
 use crate::kernels::{per_elem, shader, Kernel, WG};
 
 /// Lanes per workgroup of the GEMM pass that the chunks are sized for, and the channel
-/// block.
+/// block (output x input channels).
 const LANES: usize = 32;
-const BLOCK: usize = 4;
+const BLOCK: (usize, usize) = (4, 4);
+/// Output rows per work item (the shader's ROWS): a lane walks down a column of 4 pixels,
+/// keeping the input rows it has loaded.
+const ROWS: usize = 8;
 
 /// Lanes per workgroup on `gpu`: 32 (a warp) on GPUs; 8 (one SIMD subgroup) on CPU
 /// drivers, where workgroup memory is a per-lane loop and the end-of-chunk reduction's
@@ -23,20 +26,24 @@ fn lanes(gpu: &Gpu) -> usize {
         LANES
     }
 }
-/// Pixel groups (of 4) a chunk aims at: 16 per lane. Fewer chunks cost parallelism on a GPU
-/// for the early layers; more cost partial sums to write and add.
-const GROUPS_PER_CHUNK: usize = LANES * 16;
+
+/// Work items of `s`: columns of 4 pixels over up to ROWS rows, per image.
+fn items(s: ConvShape) -> usize {
+    s.n * s.h.div_ceil(ROWS) * s.w.div_ceil(4)
+}
+/// Work items a chunk aims at: 2 per lane (16 output rows). Fewer chunks cost parallelism
+/// on a GPU for the early layers; more cost partial sums to write and add.
+const ITEMS_PER_CHUNK: usize = LANES * 2;
 /// The most elements of partial sums a split may take (16 MiB of f32).
 const MAX_PARTIAL: usize = 1 << 22;
 
-/// How the weight gradient of `s` splits the batch's pixels: (chunks, pixel groups per lane
+/// How the weight gradient of `s` splits the batch's pixels: (chunks, work items per lane
 /// per chunk at 32 lanes). A function of the shape alone, so a trainer's buffers can be
 /// sized without an adapter.
 pub fn split(s: ConvShape) -> (usize, usize) {
-    let groups = s.n * s.h * s.w.div_ceil(4);
     let cap = (MAX_PARTIAL / s.weight_len().max(1)).max(1);
-    let chunks = groups.div_ceil(GROUPS_PER_CHUNK).clamp(1, cap);
-    (chunks, groups.div_ceil(LANES * chunks))
+    let chunks = items(s).div_ceil(ITEMS_PER_CHUNK).clamp(1, cap);
+    (chunks, items(s).div_ceil(LANES * chunks))
 }
 
 /// Elements of the partial-sum buffer the weight gradient of `s` needs (0 with one chunk).
@@ -87,7 +94,7 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
     }
     let (chunks, _) = split(s);
     let lanes = lanes(gpu);
-    let per = (s.n * s.h * s.w.div_ceil(4)).div_ceil(lanes * chunks);
+    let per = items(s).div_ceil(lanes * chunks);
     let mut consts = s.consts();
     consts.extend([
         ("WG", lanes as f64),
@@ -95,7 +102,7 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
         ("PER", per as f64),
         ("ACCUMULATE", accumulate as u8 as f64),
     ]);
-    let blocks = s.c_out.div_ceil(BLOCK) * s.c_in.div_ceil(BLOCK);
+    let blocks = s.c_out.div_ceil(BLOCK.0) * s.c_in.div_ceil(BLOCK.1);
     let out_len = chunks * s.weight_len();
     let main = Kernel::new(
         gpu,
