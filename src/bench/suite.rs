@@ -224,26 +224,30 @@ fn tuned(
         let (k, n_out) = site.shape;
         let s = LinearShape { m: b, k, n_out };
         let default = LinearVariant::default_for(gpu);
-        let mut times = Vec::new();
-        for v in LinearVariant::ALL {
-            let set = Settings {
-                runs: o.runs.clamp(3, 5),
-                cpu: false,
-            };
-            times.push((v, ops::linear(gpu, s, Precision::F32, v, set)?.median_ms));
-        }
-        let ms = |v: LinearVariant| times.iter().find(|t| t.0 == v).map_or(0.0, |t| t.1);
-        let best = times
-            .iter()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(default, |t| t.0);
+        let set = Settings {
+            runs: o.runs.clamp(3, 5),
+            cpu: false,
+        };
+        // Every FC variant is a finalist (there are two), the default first.
+        let finalists: Vec<LinearVariant> = std::iter::once(default)
+            .chain(LinearVariant::ALL.into_iter().filter(|v| *v != default))
+            .collect();
+        let c = tune::confirm(finalists.len(), |i| {
+            Ok(ops::linear(gpu, s, Precision::F32, finalists[i], set)?.median_ms)
+        })?;
+        let best = finalists[c.kept];
+        let ms = |v: LinearVariant| {
+            let i = finalists.iter().position(|f| *f == v).unwrap_or(0);
+            c.medians[i]
+        };
         progress(&format!(
-            "tuning {} ({}): best {:?} {:.3} ms (default {:.3} ms)",
+            "tuning {} ({}): kept {:?} {:.3} ms (default {:.3} ms, spread {:.3} ms)",
             site.layers.join(", "),
             s.tuning_key(),
             best,
             ms(best),
-            ms(default)
+            ms(default),
+            c.spread
         ));
         let entry = tuning::TunedLinear {
             variant: best.name(),

@@ -40,7 +40,58 @@ pub fn candidates(gpu: &Gpu, k: usize) -> Vec<ConvTune> {
     out
 }
 
-/// Times every candidate on `s` and returns the fastest with its time, and the default's.
+/// Finalists the confirmation re-times besides the default.
+const FINALISTS: usize = 3;
+/// Interleaved rounds of the confirmation.
+const ROUNDS: usize = 3;
+
+/// What the confirmation decided: the finalist kept (0 is the default), each finalist's
+/// median over the rounds, and the default's spread (max - min of its round times).
+pub struct Confirmed {
+    pub kept: usize,
+    pub medians: Vec<f64>,
+    pub spread: f64,
+}
+
+/// Re-times `n` finalists (index 0 the default) in `ROUNDS` interleaved rounds, each
+/// finalist once per round, so a drift in the machine's speed (clocks, a neighbour's load)
+/// falls on all of them alike. The fastest by median is kept only where it beats the
+/// default's median by more than the default's own spread; otherwise the default stays.
+pub fn confirm(n: usize, mut time: impl FnMut(usize) -> Result<f64>) -> Result<Confirmed> {
+    let mut rounds = vec![Vec::with_capacity(ROUNDS); n];
+    for _ in 0..ROUNDS {
+        for (i, r) in rounds.iter_mut().enumerate() {
+            r.push(time(i)?);
+        }
+    }
+    let medians: Vec<f64> = rounds
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect();
+    let d = &rounds[0];
+    let spread =
+        d.iter().cloned().fold(f64::MIN, f64::max) - d.iter().cloned().fold(f64::MAX, f64::min);
+    let best = (0..n)
+        .min_by(|a, b| medians[*a].total_cmp(&medians[*b]))
+        .unwrap_or(0);
+    let kept = if best != 0 && medians[best] < medians[0] - spread {
+        best
+    } else {
+        0
+    };
+    Ok(Confirmed {
+        kept,
+        medians,
+        spread,
+    })
+}
+
+/// Times every candidate on `s`, then confirms the fastest few against the default
+/// (`confirm`); returns the configuration kept with its time, and the default's.
 pub fn search(
     gpu: &Gpu,
     s: ConvShape,
@@ -49,30 +100,71 @@ pub fn search(
 ) -> Result<(TunedConv, ConvTune)> {
     let default = ConvTune::default_for_shape(gpu, &s);
     let set = Settings { runs, cpu: false };
-    let mut best: Option<(f64, ConvTune)> = None;
-    let mut default_ms = f64::NAN;
+    let mut timed = Vec::new();
     for t in candidates(gpu, s.k) {
         let k = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
         progress(&format!(
             "  {:?}/wg{}/tm{}: {:.3} ms",
             t.variant, t.wg, t.tm, k.median_ms
         ));
-        if t == default {
-            default_ms = k.median_ms;
-        }
-        if best.is_none_or(|b| k.median_ms < b.0) {
-            best = Some((k.median_ms, t));
-        }
+        timed.push((k.median_ms, t));
     }
-    let (ms, t) = best.unwrap_or((default_ms, default));
+    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let finalists: Vec<ConvTune> = std::iter::once(default)
+        .chain(
+            timed
+                .iter()
+                .map(|t| t.1)
+                .filter(|t| *t != default)
+                .take(FINALISTS),
+        )
+        .collect();
+    let c = confirm(finalists.len(), |i| {
+        Ok(ops::conv(gpu, s, Some(finalists[i]), Precision::F32, set)?.median_ms)
+    })?;
+    let t = finalists[c.kept];
+    progress(&format!(
+        "  confirmed over {ROUNDS} interleaved rounds: {:?}/wg{}/tm{} {:.3} ms, default {:.3} \
+         ms (spread {:.3} ms)",
+        t.variant, t.wg, t.tm, c.medians[c.kept], c.medians[0], c.spread
+    ));
     Ok((
         TunedConv {
             variant: format!("{:?}", t.variant),
             wg: t.wg,
             tm: t.tm,
-            median_ms: ms,
-            default_ms,
+            median_ms: c.medians[c.kept],
+            default_ms: c.medians[0],
         },
         t,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Round r of finalist i takes `t[i][r]`.
+    fn run(t: &[[f64; ROUNDS]]) -> Confirmed {
+        let mut calls = vec![0; t.len()];
+        confirm(t.len(), |i| {
+            calls[i] += 1;
+            Ok(t[i][calls[i] - 1])
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_candidate_must_beat_the_default_by_more_than_its_spread() {
+        // Default 10 +- 0.5; a candidate 0.3 faster is within the spread: kept default.
+        let c = run(&[[10.0, 10.5, 9.5], [9.7, 9.7, 9.7]]);
+        assert_eq!((c.kept, c.spread), (0, 1.0));
+        // 2 faster than the default's median, beyond its spread of 1: the candidate.
+        let c = run(&[[10.0, 10.5, 9.5], [8.0, 8.1, 7.9], [8.5, 8.5, 8.5]]);
+        assert_eq!(c.kept, 1);
+        assert_eq!(c.medians, vec![10.0, 8.0, 8.5]);
+        // One fast round does not make a winner: the median decides.
+        let c = run(&[[10.0, 10.0, 10.0], [5.0, 11.0, 12.0]]);
+        assert_eq!(c.kept, 0);
+    }
 }
