@@ -11,7 +11,9 @@ Every f32 kernel of the engine's report is timed at the same shape with the matc
 torch.nn.functional op (conv2d+relu, linear+relu, max_pool2d, batch_norm+relu,
 local_response_norm, adaptive_avg_pool2d, unfold for im2col, softmax), median of --runs
 after a warm-up; the networks (torchvision vgg11/16/19, random weights, eval mode) at the
-report's batch sizes. Wall clock, with torch.cuda.synchronize() on CUDA.
+report's batch sizes, and its training steps (train mode, cross-entropy, backward, SGD with
+momentum); conv/dgrad and conv/wgrad through torch.nn.grad. Wall clock, with
+torch.cuda.synchronize() on CUDA.
 
 Needs: torch, torchvision.
 """
@@ -48,6 +50,21 @@ def build(op, shape, dev):
         flops = 2.0 * n * co * h * w * c * k * k
         return (lambda: F.relu(F.conv2d(x, wt, b, padding=k // 2))), flops, 4.0 * (
             x.numel() + n * co * h * w + wt.numel())
+    if op in ("conv/dgrad", "conv/dgrad_forward", "conv/wgrad"):
+        # The gradients of a conv at its forward shape: dx from dy and the weight, dw
+        # from x and dy (torch.nn.grad, the kernels autograd runs).
+        m = re.fullmatch(r"(\d+)x\d+ (\S+) -> (\d+)", shape)
+        k = int(m.group(1))
+        n, c, h, w = parse_dims(m.group(2))
+        co = int(m.group(3))
+        x, wt, dy = rnd(n, c, h, w), rnd(co, c, k, k), rnd(n, co, h, w)
+        flops = 2.0 * n * co * h * w * c * k * k
+        nbytes = 4.0 * (x.numel() + dy.numel() + wt.numel())
+        if op == "conv/wgrad":
+            return (lambda: torch.nn.grad.conv2d_weight(x, wt.shape, dy, padding=k // 2)), \
+                flops, nbytes
+        return (lambda: torch.nn.grad.conv2d_input(x.shape, wt, dy, padding=k // 2)), \
+            flops, nbytes
     if op == "linear/forward":
         m = re.fullmatch(r"(\d+)x(\d+) -> (\d+)", shape)
         mm, k, n = (int(v) for v in m.groups())
@@ -87,9 +104,9 @@ def build(op, shape, dev):
     return None
 
 
-def timed(fn, runs, dev):
+def timed(fn, runs, dev, grad=False):
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         fn()
         sync()
         times = []
@@ -154,15 +171,31 @@ def main():
         if not hasattr(torchvision.models, name):
             continue
         c, h, w = parse_dims(n["input"])
-        net = getattr(torchvision.models, name)(weights=None).eval().to(dev)
+        mode = n.get("mode", "inference")
+        net = getattr(torchvision.models, name)(weights=None).to(dev)
         x = torch.rand(batch, c, h, w).to(dev)
         net_runs = args.runs if dev == "cuda" else max(1, min(args.runs, 3))
-        times = sorted(timed(lambda: net(x), net_runs, dev))
+        if mode == "training":
+            # As the engine's step: forward with dropout, cross-entropy, backward, SGD with
+            # momentum.
+            net.train()
+            labels = torch.arange(batch, device=dev) % 1000
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+            def step():
+                opt.zero_grad(set_to_none=False)
+                F.cross_entropy(net(x), labels).backward()
+                opt.step()
+
+            times = sorted(timed(step, net_runs, dev, grad=True))
+        else:
+            net.eval()
+            times = sorted(timed(lambda: net(x), net_runs, dev))
         med = statistics.median(times)
-        networks.append({"model": name, "mode": "inference", "batch": batch,
+        networks.append({"model": name, "mode": mode, "batch": batch,
                          "input": n["input"], "ms_per_batch": med * 1e3,
                          "images_per_second": batch / med, "runs": len(times)})
-        print(f"{name} batch {batch}: {med * 1e3:.1f} ms, {batch / med:.2f} images/s")
+        print(f"{name} {mode} batch {batch}: {med * 1e3:.1f} ms, {batch / med:.2f} images/s")
 
     if dev == "cuda":
         name = f"PyTorch {torch.__version__} CUDA on {torch.cuda.get_device_name()}"

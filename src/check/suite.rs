@@ -395,6 +395,10 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         case("linear/backward", "fc8", |s| {
             bw::linear(gpu, ls(3, 4096, 1000), &[(0, 1000)], s)
         }),
+        // A batch past the 4-row block, K off the 8-column block, two uneven chunks.
+        case("linear/backward", "batch 18", |s| {
+            bw::linear(gpu, ls(18, 70, 29), &[(0, 17), (17, 12)], s)
+        }),
         case("optim/sgd", "", |s| bw::sgd(gpu, 1003, s)),
     ]);
     for (r, c) in [(3, 10), (7, 1000), (2, 3)] {

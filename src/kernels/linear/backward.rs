@@ -1,4 +1,5 @@
-//! FC gradients per weight chunk (shaders/linear/backward.wgsl, entries `dx` and `dw`).
+//! FC gradients per weight chunk (shaders/linear/backward.wgsl, entries `dx` and `dw`):
+//! register-blocked GEMMs, 4 rows x 8 columns of the output per invocation.
 
 use super::LinearShape;
 use crate::error::Result;
@@ -25,7 +26,7 @@ pub fn dx(gpu: &Gpu, s: LinearShape, row0: usize, rows: usize, accumulate: bool)
         shader!("linear/backward"),
         "dx",
         &linear_consts(s, row0, rows, accumulate),
-        per_elem(s.m * s.k),
+        per_elem(s.m.div_ceil(4) * s.k.div_ceil(8)),
         vec![("w", rows * s.k), ("dy", s.m * s.n_out), ("dx", s.m * s.k)],
     )
 }
@@ -37,7 +38,7 @@ pub fn dw(gpu: &Gpu, s: LinearShape, row0: usize, rows: usize, accumulate: bool)
         shader!("linear/backward"),
         "dw",
         &linear_consts(s, row0, rows, accumulate),
-        per_elem(rows * s.k),
+        per_elem(rows.div_ceil(4) * s.k.div_ceil(8)),
         vec![("x", s.m * s.k), ("dy", s.m * s.n_out), ("dw", rows * s.k)],
     )
 }
