@@ -720,3 +720,53 @@ fn fine_tuning_a_new_head_keeps_the_frozen_features_bitwise() {
         "the new head learns on frozen features:\n{metrics}"
     );
 }
+
+/// A torch.save file through `vgg convert`: the written safetensors carries its card, so
+/// infer needs no flags for it and classifies as infer on the .pth with the flags does.
+#[test]
+fn a_pth_converts_to_a_file_infer_needs_no_flags_for() {
+    let dir = temp_dir("convert");
+    let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (pth, photo) = (fx.join("tiny_a.pth"), fx.join("images/chelsea.png"));
+    let (pth, photo) = (pth.to_str().unwrap(), photo.to_str().unwrap());
+    let out = dir.join("tiny_a.safetensors");
+    let out = out.to_str().unwrap();
+    let flags = [
+        "--model",
+        "8,M,16,M,24,24,M,32,32,M,32,32,M",
+        "--hidden",
+        "64,64",
+        "--classes",
+        "10",
+    ];
+    // Not a built-in VGG: the architecture must be given.
+    let (ok, _, err) = vgg(&["convert", pth, out]);
+    assert!(!ok && err.contains("--model"), "{err}");
+    let mut args = vec!["convert", pth, out];
+    args.extend(flags);
+    let (ok, text, err) = vgg(&args);
+    assert!(ok && text.contains("10 classes"), "{text}{err}");
+    // An existing output is not replaced without --force.
+    let (ok, _, err) = vgg(&args);
+    assert!(!ok && err.contains("--force"), "{err}");
+    let mut direct = vec!["infer", "--json", "--weights", pth];
+    direct.extend(flags);
+    direct.push(photo);
+    let (ok, want, err) = vgg(&direct);
+    assert!(ok, "{err}");
+    let (ok, got, err) = vgg(&["infer", "--json", "--weights", out, photo]);
+    assert!(ok, "{err}");
+    // The classes and probabilities, bitwise (not the timing).
+    let classes = |j: &str| {
+        let v: serde_json::Value = serde_json::from_str(j).unwrap();
+        v["results"][0]["top"].to_string()
+    };
+    assert_eq!(classes(&got), classes(&want));
+    // The legacy format loads the same way.
+    let legacy = fx.join("tiny_bn_legacy.pth");
+    let mut args = vec!["infer", "--weights", legacy.to_str().unwrap(), "--bn"];
+    args.extend(flags);
+    args.push(photo);
+    let (ok, _, err) = vgg(&args);
+    assert!(ok, "{err}");
+}

@@ -90,7 +90,8 @@ fn fixture_networks_match_pytorch() {
         assert!(all.len() >= 6, "{} nets", all.len());
         for (net, file, tag) in all {
             let name = net["name"].as_str().unwrap();
-            let key = if tag == "f32" {
+            // The .pth files hold the f32 weights, so PyTorch's f32 logits.
+            let key = if tag == "f32" || tag == "pth" {
                 name.to_string()
             } else {
                 format!("{name}_{tag}")
@@ -117,6 +118,31 @@ fn fixture_networks_match_pytorch() {
             }
         }
     });
+}
+
+/// torch.save's zip file of tiny_a and legacy file of tiny_bn (with its integer
+/// num_batches_tracked) hold bitwise the tensors of their safetensors exports.
+#[test]
+fn pth_files_hold_the_safetensors_tensors() {
+    for (pth, st) in [
+        ("tiny_a.pth", "tiny_a.safetensors"),
+        ("tiny_bn_legacy.pth", "tiny_bn.safetensors"),
+    ] {
+        let a = read_safetensors(&fixtures().join(pth)).unwrap();
+        let b = read_safetensors(&fixtures().join(st)).unwrap();
+        let names = |w: &vgg_wgpu::Weights| {
+            let mut n: Vec<String> = w.iter().map(|(n, _)| n.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&a), names(&b), "{pth}");
+        for (name, t) in b.iter() {
+            let p = a.get(name).unwrap();
+            assert_eq!(p.shape, t.shape, "{pth} {name}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&p.data), bits(&t.data), "{pth} {name}");
+        }
+    }
 }
 
 #[test]

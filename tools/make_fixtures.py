@@ -10,6 +10,8 @@ Writes:
                      ToTensor divides by 255, before normalisation
   nets.json          small torchvision-style VGG networks: layer list and options as the
                      `vgg` CLI spells them, weights file, input name
+  <net>.pth          tiny_a's state dict as torch.save writes it (zip), tiny_bn's in the
+                     legacy format (tiny_bn_legacy.pth)
   <net>.safetensors  seeded random weights in torchvision's key names (f32; one net also in
                      f16 and bf16)
   inputs.safetensors network inputs: the two photos normalised ("photos", [2, 3, 224, 224])
@@ -175,6 +177,16 @@ def main():
         net.eval()
         files = {"f32": f"{name}.safetensors"}
         save_file(state(net), os.path.join(out, files["f32"]))
+        # The same state dicts as torch.save writes them, for the engine's .pth reader: the
+        # zip format (the default) and the legacy one (torchvision's hub files; tiny_bn's
+        # carries BN's integer num_batches_tracked too).
+        if name == "tiny_a":
+            files["pth"] = f"{name}.pth"
+            torch.save(net.state_dict(), os.path.join(out, files["pth"]))
+        if name == "tiny_bn":
+            files["pth"] = f"{name}_legacy.pth"
+            torch.save(net.state_dict(), os.path.join(out, files["pth"]),
+                       _use_new_zipfile_serialization=False)
         with torch.no_grad():
             logits[name] = net(inputs[x]).contiguous()
         if name == "tiny_a":

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod convert;
 pub mod demo;
 pub mod devices;
 pub mod infer;
@@ -250,6 +251,9 @@ pub enum Command {
     /// Benchmark every kernel at every distinct layer shape of a model, against the
     /// adapter's measured peak and the CPU reference, plus whole networks end to end
     Bench(bench::Args),
+    /// Convert weights (a PyTorch .pth as torch.save writes it, or safetensors) to
+    /// safetensors that record the model, its preprocessing and class names; no Python
+    Convert(convert::Args),
 }
 
 impl Command {
@@ -262,6 +266,7 @@ impl Command {
             Command::Train(a) => a.run(),
             Command::Demo(a) => a.run(),
             Command::Bench(a) => a.run(),
+            Command::Convert(a) => a.run(),
         }
     }
 }

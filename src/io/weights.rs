@@ -1,4 +1,5 @@
-//! safetensors files: a model's weights by torchvision name, in f32, f16 or bf16.
+//! Weights files: safetensors (f32, f16 or bf16) and PyTorch's `torch.save` files (both
+//! formats, read by `io::pth`), a model's weights by torchvision name.
 //!
 //! Names follow torchvision's `VGG` module: `features.N.weight` / `.bias` for the N-th
 //! module of the feature extractor (conv, batch norm, ReLU, pool each take an index; in
@@ -48,10 +49,21 @@ fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     })
 }
 
-/// Every tensor of a safetensors file, as f32 (f16 and bf16 widened). Tensors of other
-/// dtypes (PyTorch's integer `num_batches_tracked`) are skipped.
+/// Whether these are the first bytes of a `torch.save` file rather than safetensors: a
+/// zip archive, or the legacy format's first pickle (protocol 2, then the 10-byte magic
+/// number). As a safetensors header length either would be 67 MB with a zero upper half,
+/// or past the format's 100 MB limit.
+pub fn is_pth(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80, 0x02, 0x8a, 0x0a])
+}
+
+/// Every tensor of a safetensors or `torch.save` file, as f32 (f16 and bf16 widened).
+/// Tensors of other dtypes (PyTorch's integer `num_batches_tracked`) are skipped.
 pub fn read_safetensors(path: &Path) -> Result<Weights> {
-    let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a safetensors file")?;
+    let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
+    if is_pth(&bytes) {
+        return super::pth::read_pth(&bytes, path);
+    }
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
     let mut w = Weights::new();
@@ -83,8 +95,13 @@ pub fn load_weights(path: &Path, model: &Model) -> Result<Weights> {
     load_weights_bytes(&bytes, path, model)
 }
 
-/// `load_weights` from the bytes of a safetensors file; `path` names it in errors.
+/// `load_weights` from the bytes of a safetensors or `torch.save` file; `path` names it in
+/// errors.
 pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<Weights> {
+    if is_pth(bytes) {
+        let all = super::pth::read_pth(bytes, path)?;
+        return pick(&all, path, model);
+    }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
     let mut w = Weights::new();
@@ -119,6 +136,44 @@ pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<We
                 ));
             }
             w.insert(&name, Tensor::new(shape, data)?);
+        }
+    }
+    Ok(w)
+}
+
+/// The tensors `model` needs from `all`, checked as `load_weights_bytes` checks them.
+fn pick(all: &Weights, path: &Path, model: &Model) -> Result<Weights> {
+    let mut w = Weights::new();
+    for layer in model.layers() {
+        for (name, shape) in layer.tensors() {
+            let t = all.get(&name).ok_or_else(|| {
+                file_err(
+                    path,
+                    format!(
+                        "missing tensor '{name}' (shape {shape:?}) for {} layer {}",
+                        model.name(),
+                        layer.name
+                    ),
+                )
+            })?;
+            if t.shape != shape {
+                return Err(file_err(
+                    path,
+                    format!(
+                        "tensor '{name}': expected shape {shape:?} for {} layer {}, found {:?}",
+                        model.name(),
+                        layer.name,
+                        t.shape
+                    ),
+                ));
+            }
+            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(file_err(
+                    path,
+                    format!("tensor '{name}' holds {} at element {i}", t.data[i]),
+                ));
+            }
+            w.insert(&name, t.clone());
         }
     }
     Ok(w)
@@ -171,6 +226,10 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut len = [0u8; 8];
     f.read_exact(&mut len)
         .map_err(|_| file_err(path, "not a safetensors file (shorter than its header)"))?;
+    if is_pth(&len) {
+        // A torch.save file has no metadata, so no card.
+        return Ok(HashMap::new());
+    }
     let n = u64::from_le_bytes(len);
     if n > HEADER_BYTES {
         return Err(file_err(
@@ -194,7 +253,41 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
         .unwrap_or_default())
 }
 
-/// The model card a weights file carries, if any (see [`Card`]).
+/// The model card a weights file carries, if any (see [`Card`]). A `torch.save` file
+/// carries none; for one whose tensors are exactly a built-in VGG's (torchvision's state
+/// dicts), the card is that model with torchvision's preprocessing and, for 1000 classes,
+/// ImageNet's class names. That reads the whole file, where a safetensors card is read
+/// from the header alone.
 pub fn read_card(path: &Path) -> Result<Option<Card>> {
-    Card::from_metadata(&read_metadata(path)?).map_err(|e| file_err(path, e))
+    let meta = read_metadata(path)?;
+    if meta.is_empty() && is_pth_file(path)? {
+        let all = read_safetensors(path)?;
+        let tensors: Vec<(String, Vec<usize>)> = all
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shape.clone()))
+            .collect();
+        let Some(model) = Model::matching(&tensors) else {
+            return Ok(None);
+        };
+        let classes = match model.classes() {
+            1000 => super::labels::imagenet(),
+            n => (0..n).map(|i| format!("class {i}")).collect(),
+        };
+        let pre = crate::model::card::Preprocessing {
+            preset: crate::model::card::Preset::Torchvision,
+            resize: 256,
+            crop: 224,
+        };
+        return Card::new(&model, pre, classes).map(Some);
+    }
+    Card::from_metadata(&meta).map_err(|e| file_err(path, e))
+}
+
+/// Whether the file at `path` starts as a `torch.save` file does.
+fn is_pth_file(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let mut f =
+        std::fs::File::open(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    Ok(f.read_exact(&mut head).is_ok() && is_pth(&head))
 }

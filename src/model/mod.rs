@@ -359,6 +359,34 @@ impl Model {
     pub fn name(&self) -> &str {
         &self.config.name
     }
+    /// The built-in model (at 224x224, 3 channels) whose tensors are exactly these names
+    /// and shapes, with the classifier's widths and classes taken from them: how a
+    /// torchvision state dict, which records no architecture, is recognised.
+    pub fn matching(tensors: &[(String, Vec<usize>)]) -> Option<Model> {
+        let mut fcs: Vec<(usize, usize)> = tensors
+            .iter()
+            .filter_map(|(n, s)| {
+                let i = n.strip_prefix("classifier.")?.strip_suffix(".weight")?;
+                Some((i.parse().ok()?, *s.first().filter(|_| s.len() == 2)?))
+            })
+            .collect();
+        fcs.sort_unstable();
+        let (&(_, classes), hidden) = fcs.split_last()?;
+        let hidden: Vec<usize> = hidden.iter().map(|f| f.1).collect();
+        let mut want: Vec<(String, Vec<usize>)> = tensors.to_vec();
+        want.sort();
+        NAMES.iter().find_map(|(name, _)| {
+            let m = Model::by_name(name)
+                .and_then(|m| m.with_classes(classes))
+                .and_then(|m| m.with_hidden(&hidden))
+                .ok()?;
+            let mut have: Vec<(String, Vec<usize>)> =
+                m.layers().iter().flat_map(|l| l.tensors()).collect();
+            have.sort();
+            (have == want).then_some(m)
+        })
+    }
+
     pub fn layers(&self) -> &[Layer] {
         &self.layers
     }
@@ -673,5 +701,36 @@ mod tests {
         assert!(Model::vgg16().with_classes(0).is_err());
         let half = Model::vgg16().with_width(0.5).unwrap();
         assert_eq!(half.layers()[0].output[0], 32);
+    }
+}
+
+#[cfg(test)]
+mod matching_tests {
+    use super::*;
+
+    fn tensors(m: &Model) -> Vec<(String, Vec<usize>)> {
+        m.layers().iter().flat_map(|l| l.tensors()).collect()
+    }
+
+    #[test]
+    fn a_state_dict_of_a_built_in_vgg_is_recognised() {
+        for name in ["vgg11", "vgg16", "vgg19_bn", "vgg16_c"] {
+            let m = Model::by_name(name).unwrap();
+            let found = Model::matching(&tensors(&m)).unwrap();
+            assert_eq!(found.config(), m.config(), "{name}");
+        }
+        // Another head: 5 classes behind 512-wide hidden layers.
+        let m = Model::vgg13()
+            .with_classes(5)
+            .and_then(|m| m.with_hidden(&[512, 512]))
+            .unwrap();
+        assert_eq!(Model::matching(&tensors(&m)).unwrap().config(), m.config());
+        // One tensor missing, or one of another shape: no match.
+        let mut t = tensors(&Model::vgg16());
+        t.pop();
+        assert!(Model::matching(&t).is_none());
+        let mut t = tensors(&Model::vgg16());
+        t[0].1 = vec![32, 3, 3, 3];
+        assert!(Model::matching(&t).is_none());
     }
 }
