@@ -468,7 +468,9 @@ fn parse_metrics(text: &str) -> std::result::Result<Vec<EpochStats>, String> {
 
 /// One epoch's steps in a shuffled order (seeded by the seed and the epoch, so a resumed
 /// run continues the same sequence); returns the summed loss, the correct count and the
-/// images seen.
+/// images seen. A second thread assembles and augments the next batch while the current
+/// step runs on the GPU; the batches do not depend on that timing, so a run is the same
+/// as one without the thread.
 fn run_epoch(
     trainer: &mut Trainer,
     train: &Dataset,
@@ -479,45 +481,73 @@ fn run_epoch(
 ) -> Result<(f64, usize, usize)> {
     let per_step = o.train.batch * o.train.accumulate;
     let steps_per_epoch = train.len() / per_step;
-    let (c, h, w) = train.dims;
-    let img = train.image_len();
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut rng =
         rand_chacha::ChaCha8Rng::seed_from_u64(o.train.seed ^ ((epoch as u64 + 1) * 0x9E37));
     order.shuffle(&mut rng);
+    let order = &order;
     let (mut loss, mut correct, mut seen) = (0.0, 0, 0);
-    for s in 0..steps_per_epoch {
-        let idx = &order[s * per_step..(s + 1) * per_step];
-        let mut data = Vec::with_capacity(per_step * img);
-        // Seeded by (seed, epoch, step): a resumed run draws the same augmentations.
-        let mut aug = rand_chacha::ChaCha8Rng::seed_from_u64(
-            o.train.seed ^ ((epoch * steps_per_epoch + s) as u64).wrapping_mul(0x85EB_CA6B),
-        );
-        for &i in idx {
-            let start = data.len();
-            data.extend_from_slice(train.image(i));
-            if o.augment {
-                let pad = o.augment_pad;
-                crate::io::datasets::augment(&mut data[start..], train.dims, pad, &mut aug);
+    std::thread::scope(|scope| {
+        // One batch ahead: the producer blocks until the step before takes its batch.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for s in 0..steps_per_epoch {
+                // A closed channel means the steps stopped (an error): stop too.
+                if tx.send(batch(train, o, order, epoch, s)).is_err() {
+                    break;
+                }
             }
+        });
+        for s in 0..steps_per_epoch {
+            let (x, labels) = rx
+                .recv()
+                .map_err(|_| Error::Shape("the batch thread stopped".into()))??;
+            let st = trainer.step(&x, &labels, lr)?;
+            if !st.loss.is_finite() || st.loss > DIVERGED_LOSS {
+                return Err(Error::Diverged(format!(
+                    "training diverged at epoch {} step {}: loss {} at learning rate {lr}",
+                    epoch + 1,
+                    s + 1,
+                    st.loss
+                )));
+            }
+            loss += st.loss * st.images as f64;
+            correct += st.correct;
+            seen += st.images;
+            progress(s, &st);
         }
-        let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i]).collect();
-        let x = Tensor::new(vec![per_step, c, h, w], data)?;
-        let st = trainer.step(&x, &labels, lr)?;
-        if !st.loss.is_finite() || st.loss > DIVERGED_LOSS {
-            return Err(Error::Diverged(format!(
-                "training diverged at epoch {} step {}: loss {} at learning rate {lr}",
-                epoch + 1,
-                s + 1,
-                st.loss
-            )));
-        }
-        loss += st.loss * st.images as f64;
-        correct += st.correct;
-        seen += st.images;
-        progress(s, &st);
-    }
+        Ok(())
+    })?;
     Ok((loss, correct, seen))
+}
+
+/// Step `s` of `epoch`: its images in `order`, augmented, and their labels.
+fn batch(
+    train: &Dataset,
+    o: &FitOptions,
+    order: &[usize],
+    epoch: usize,
+    s: usize,
+) -> Result<(Tensor, Vec<u32>)> {
+    let per_step = o.train.batch * o.train.accumulate;
+    let steps_per_epoch = train.len() / per_step;
+    let (c, h, w) = train.dims;
+    let idx = &order[s * per_step..(s + 1) * per_step];
+    let mut data = Vec::with_capacity(per_step * train.image_len());
+    // Seeded by (seed, epoch, step): a resumed run draws the same augmentations.
+    let mut aug = rand_chacha::ChaCha8Rng::seed_from_u64(
+        o.train.seed ^ ((epoch * steps_per_epoch + s) as u64).wrapping_mul(0x85EB_CA6B),
+    );
+    for &i in idx {
+        let start = data.len();
+        data.extend_from_slice(train.image(i));
+        if o.augment {
+            let pad = o.augment_pad;
+            crate::io::datasets::augment(&mut data[start..], train.dims, pad, &mut aug);
+        }
+    }
+    let labels: Vec<u32> = idx.iter().map(|&i| train.labels[i]).collect();
+    Ok((Tensor::new(vec![per_step, c, h, w], data)?, labels))
 }
 
 /// Loss and accuracies per epoch from a `metrics.csv`, drawn as an SVG (loss above,
