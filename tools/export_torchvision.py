@@ -9,7 +9,9 @@
   python tools/export_torchvision.py vgg16 --random --seed 0 -o vgg16_random.safetensors
 
 Key names stay torchvision's (features.N.weight, classifier.6.bias, BN running stats);
-PyTorch's integer num_batches_tracked is dropped. --dtype f16 or bf16 halves the file; the
+PyTorch's integer num_batches_tracked is dropped. The file records the engine's model card
+(architecture, torchvision's preprocessing, class names), so `vgg infer` needs no model
+flags for it. (`vgg infer` and `vgg convert` also read .pth files directly, without Python.) --dtype f16 or bf16 halves the file; the
 engine widens to f32 when it loads.
 
 With --logits OUT IMAGE..., also writes PyTorch's logits for those images (torchvision's
@@ -20,6 +22,7 @@ Needs: torch, torchvision, safetensors (pip install torch torchvision safetensor
 """
 
 import argparse
+import json
 import sys
 
 import torch
@@ -44,7 +47,36 @@ def build(args):
         return net, args.pth
     enum = torchvision.models.get_model_weights(args.arch)
     w = enum[args.weights] if args.weights else enum.DEFAULT
-    return ctor(weights=w), f"torchvision {args.arch} {w}"
+    try:
+        return ctor(weights=w), f"torchvision {args.arch} {w}"
+    except (OSError, RuntimeError) as e:
+        # Offline (URLError is an OSError) or a broken download: one line, the way out.
+        sys.exit(f"error: cannot get torchvision's {args.arch} weights {w} ({type(e).__name__}: "
+                 f"{e}); pass --pth FILE (a torch.save state dict) or --random, or give the "
+                 f".pth to `vgg infer --weights` directly")
+
+
+def card(args, net):
+    """The engine's model card (the metadata `vgg infer` reads instead of model flags): the
+    architecture as the engine's Config serialises it, torchvision's preprocessing, and the
+    class names (ImageNet's, shipped with torchvision, for 1000 classes)."""
+    from torchvision.models.vgg import cfgs
+    base = args.arch.removesuffix("_bn")
+    cfg = cfgs[{"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}[base]]
+    features = ["Pool" if v == "M" else {"Conv": {"out": v, "k": 3}} for v in cfg]
+    fcs = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
+    classes = fcs[-1].out_features
+    config = {"name": args.arch, "features": features, "batch_norm": args.arch.endswith("_bn"),
+              "in_channels": 3, "input": [224, 224], "avgpool": [7, 7],
+              "hidden": [m.out_features for m in fcs[:-1]], "classes": classes,
+              "dropout": 0.5, "lrn": {"size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2.0}}
+    names = [f"class {i}" for i in range(classes)]
+    if classes == 1000:
+        names = torchvision.models.VGG16_Weights.IMAGENET1K_V1.meta["categories"]
+    return {"vgg.model": json.dumps(config, separators=(",", ":")),
+            "vgg.preprocessing": json.dumps({"preset": "torchvision", "resize": 256,
+                                             "crop": 224}),
+            "vgg.classes": json.dumps(names)}
 
 
 def main():
@@ -70,7 +102,8 @@ def main():
     sd = {k: v.to(DTYPES[args.dtype]).contiguous() for k, v in net.state_dict().items()
           if v.is_floating_point()}
     save_file(sd, args.out, metadata={"arch": args.arch, "source": source,
-                                      "format": "torchvision VGG state dict"})
+                                      "format": "torchvision VGG state dict",
+                                      **card(args, net)})
     n = sum(v.numel() for k, v in sd.items() if "running" not in k)
     print(f"wrote {args.out}: {len(sd)} tensors, {n:,} parameters, {args.dtype}, from {source}")
 

@@ -63,8 +63,9 @@ pub struct Args {
     /// Continue from OUT/checkpoint.safetensors exactly where it stopped
     #[arg(long)]
     pub resume: bool,
-    /// Start from these weights (any safetensors file the engine reads, e.g. torchvision's
-    /// exported VGG) instead of a random initialisation: fine-tuning. Where the class count
+    /// Start from these weights (any file the engine reads: safetensors, or a PyTorch .pth
+    /// such as torchvision's own VGG download) instead of a random initialisation:
+    /// fine-tuning. Where the class count
     /// differs the last FC layer is drawn anew and the rest loaded; a file that records its
     /// model gives the model too, unless --model says otherwise
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
