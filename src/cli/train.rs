@@ -116,6 +116,9 @@ impl Args {
             gpu.describe()
         );
         let init = self.initial_weights(&model)?;
+        // Building the trainer compiles its kernels and the first step runs before any
+        // progress line: say so, where it can take a minute (a software adapter).
+        eprintln!("compiling the training kernels and running the first step ...");
         let (t0, epochs) = (std::time::Instant::now(), self.epochs);
         let mut done = 0usize;
         let ckpt = self.out.join("checkpoint.safetensors");
