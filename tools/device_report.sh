@@ -5,13 +5,13 @@
 #   tools/device_report.sh BIN OUTDIR [STEPS]
 #
 # BIN is a release `vgg` built elsewhere (the GPU machine has no Rust toolchain); STEPS is
-# a comma-separated subset of devices,check,bench,torch (default: all). Every step's output
+# a comma-separated subset of devices,check,bench,e2e,torch (default: all). Every step's output
 # goes to OUTDIR/log.txt; reports to OUTDIR/*.json and *.md. A step that fails is logged
 # and the next one still runs, so one call returns everything it could measure.
 set -uo pipefail
 bin=$1
 out=$2
-steps=${3:-devices,check,bench,torch}
+steps=${3:-devices,check,bench,e2e,torch}
 mkdir -p "$out"
 log=$out/log.txt
 want() { [[ ",$steps," == *",$1,"* ]]; }
@@ -44,10 +44,29 @@ if want bench; then
         --tune --batch 1,32 --networks vgg16 --e2e-batch 128 --json "$out/bench.json" \
         --markdown "$out/bench.md" 2>&1 | tee -a "$log"
 fi
-if want torch && [ -f "$out/bench.json" ]; then
-    step pytorch cuda
-    timeout 150 python3 tools/bench_torch.py --shapes-from "$out/bench.json" --device cuda \
-        -o "$out/torch-cuda.json" 2>&1 | tee -a "$log"
-    "$bin" bench --report "$out/bench.json" --compare "$out/torch-cuda.json" 2>&1 | tee -a "$log"
+if want e2e; then
+    # What a user runs: VGG16 inference at batch 1 and 128 and a VGG16 training step at
+    # batch 32, nothing else. One untimed pass first brings the clocks up (runs minutes
+    # apart on an H100 differed 5x), then medians of 5.
+    step e2e warm-up
+    VGG_TUNING_FILE="$out/tuning.json" timeout 120 "$bin" bench --backend vulkan --no-cpu \
+        --kernels none --networks vgg16 --e2e-batch 128 --train vgg16 --train-batch 32 \
+        --runs 1 >/dev/null 2>&1
+    step e2e
+    VGG_TUNING_FILE="$out/tuning.json" timeout 180 "$bin" bench --backend vulkan --no-cpu \
+        --kernels none --networks vgg16 --e2e-batch 128 --train vgg16 --train-batch 32 \
+        --runs 5 --json "$out/e2e.json" --markdown "$out/e2e.md" 2>&1 | tee -a "$log"
+fi
+if want torch; then
+    # PyTorch in the same call: the kernel shapes, then the end-to-end rows (inference and
+    # the training step) in true f32 (TF32 off, cudnn.benchmark on).
+    for r in bench e2e; do
+        [ -f "$out/$r.json" ] || continue
+        step pytorch cuda "$r"
+        timeout 150 python3 tools/bench_torch.py --shapes-from "$out/$r.json" --device cuda \
+            -o "$out/torch-cuda-$r.json" 2>&1 | tee -a "$log"
+        "$bin" bench --report "$out/$r.json" --compare "$out/torch-cuda-$r.json" 2>&1 |
+            tee -a "$log"
+    done
 fi
 step done

@@ -169,6 +169,14 @@ impl AdapterReport {
             .filter(|(f, _)| gpu.features().contains(*f))
             .map(|(_, n)| n.to_string())
             .collect();
+        // The cooperative-matrix shapes the adapter lists, and whether the device opened
+        // with them (the tensor-core path).
+        let coop = gpu.coop_shapes();
+        if !coop.is_empty() {
+            let on = if gpu.cooperative_matrix() { "on" } else { "off" };
+            self.features
+                .push(format!("cooperative-matrix ({on}): {}", coop.join(", ")));
+        }
         let l = gpu.limits();
         let i = gpu.info();
         self.limits = Some(Limits {

@@ -39,11 +39,16 @@ impl Args {
         for (i, a) in adapters.iter().enumerate() {
             let info = a.get_info();
             let l = a.limits();
-            let features: Vec<&str> = gpu::WANTED_FEATURES
+            let mut features: Vec<String> = gpu::WANTED_FEATURES
                 .iter()
                 .filter(|(f, _)| a.features().contains(*f))
-                .map(|(_, n)| *n)
+                .map(|(_, n)| n.to_string())
                 .collect();
+            // The tensor-core shapes, where the driver has cooperative matrices.
+            let coop = gpu::coop_shapes(a);
+            if !coop.is_empty() {
+                features.push(format!("cooperative-matrix {}", coop.join(" / ")));
+            }
             let driver = format!("{} {}", info.driver, info.driver_info);
             println!(
                 "{:<3} {:<34} {:<7} {:<13} {:<36} {:>10} {:>12} {:>8} {:>6}  {}",

@@ -24,6 +24,37 @@ pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
     (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
 ];
 
+/// The cooperative-matrix configurations `adapter` lists, as `MxNxK A->C` ("16x16x16
+/// f16->f32"); empty where it has none (every CPU driver).
+pub fn coop_shapes(adapter: &wgpu::Adapter) -> Vec<String> {
+    if !adapter
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        return Vec::new();
+    }
+    let t = |t: wgpu::CooperativeScalarType| format!("{t:?}").to_lowercase();
+    adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}x{}x{} {}->{}",
+                p.m_size,
+                p.n_size,
+                p.k_size,
+                t(p.ab_type),
+                t(p.cr_type)
+            )
+        })
+        .collect()
+}
+
+/// The configuration the tensor-core kernels are written for: 16x16x16 tiles of f16
+/// operands with f32 accumulators (what NVIDIA's Vulkan driver lists). A shape the
+/// adapter does not list is undefined behaviour, so nothing else is used.
+pub const COOP_SHAPE: &str = "16x16x16 f16->f32";
+
 /// How to pick an adapter. Empty fields fall back to `VGG_ADAPTER` / `WGPU_BACKEND`, then to
 /// the best adapter found (discrete, then integrated, then the rest).
 #[derive(Clone, Debug, Default)]
@@ -288,16 +319,37 @@ impl Gpu {
         let wanted = WANTED_FEATURES
             .iter()
             .fold(wgpu::Features::empty(), |acc, (f, _)| acc | *f);
-        let features = adapter.features() & wanted;
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("vgg-wgpu"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let mut features = adapter.features() & wanted;
+        // The tensor-core path needs wgpu's experimental cooperative-matrix feature, and
+        // only where the adapter lists the one shape the kernels use.
+        let coop = coop_shapes(&adapter).iter().any(|s| s == COOP_SHAPE)
+            && adapter.features().contains(wgpu::Features::SHADER_F16);
+        let open = |features: wgpu::Features, experimental: bool| {
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("vgg-wgpu"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: if experimental {
+                    // SAFETY: opting into an experimental wgpu feature, which may have
+                    // bugs; the kernels use only the shape the adapter lists (COOP_SHAPE),
+                    // and a device that fails to open with it is opened without.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }))
+        };
+        let coop_features = features | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        let opened = match coop {
+            true => open(coop_features, true)
+                .map(|d| (d, coop_features))
+                .or_else(|_| open(features, false).map(|d| (d, features))),
+            false => open(features, false).map(|d| (d, features)),
+        };
+        let ((device, queue), f) = opened.map_err(|e| Error::RequestDevice(e.to_string()))?;
+        features = f;
         let lost = Arc::new(Mutex::new(None));
         let lost_cb = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
@@ -378,6 +430,17 @@ impl Gpu {
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
     }
+    /// Whether the device opened with cooperative matrices of [`COOP_SHAPE`] (tensor cores).
+    pub fn cooperative_matrix(&self) -> bool {
+        self.features
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    }
+
+    /// The cooperative-matrix configurations the adapter lists (see [`coop_shapes`]).
+    pub fn coop_shapes(&self) -> Vec<String> {
+        coop_shapes(&self.adapter)
+    }
+
     pub fn features(&self) -> wgpu::Features {
         self.features
     }
