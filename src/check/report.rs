@@ -173,7 +173,11 @@ impl AdapterReport {
         // with them (the tensor-core path).
         let coop = gpu.coop_shapes();
         if !coop.is_empty() {
-            let on = if gpu.cooperative_matrix() { "on" } else { "off" };
+            let on = if gpu.cooperative_matrix() {
+                "on"
+            } else {
+                "off"
+            };
             self.features
                 .push(format!("cooperative-matrix ({on}): {}", coop.join(", ")));
         }
