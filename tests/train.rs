@@ -205,6 +205,7 @@ fn resuming_from_a_checkpoint_continues_exactly() {
             out: Some(out),
             augment: true,
             augment_pad: 2,
+            resized_crop: false,
             lr_on_resume: None,
             card: None,
         };
@@ -279,6 +280,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
             out: Some(dir.clone()),
             augment: false,
             augment_pad: 0,
+            resized_crop: false,
             lr_on_resume,
             card: None,
         };

@@ -22,10 +22,16 @@ pub struct Args {
     /// class, resized and center-cropped to the model's input)
     #[arg(long, default_value = "mnist-csv")]
     pub format: String,
-    /// Random horizontal flips and crops (from a 4-pixel padding) of the training
-    /// images [default: on for cifar10 and folder, off for digits]
+    /// Random horizontal flips and crops of the training images [default: on for cifar10
+    /// and folder, off for digits]
     #[arg(long)]
     pub augment: Option<bool>,
+    /// How --augment crops: "shift" (a random crop of the image padded by 4 pixels, the
+    /// paper's CIFAR recipe) or "resized-crop" (torchvision's RandomResizedCrop: 8-100% of
+    /// the area, aspect 3/4-4/3, resized back; the ImageNet recipe) [default: resized-crop
+    /// for folder images of 128 pixels or more, else shift]
+    #[arg(long, value_parser = ["shift", "resized-crop"])]
+    pub augment_crop: Option<String>,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Images per micro-batch
@@ -85,7 +91,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         let model = self.model()?;
-        let o = self.fit_options()?;
+        let o = self.fit_options(&model)?;
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
         o.validate()?;
@@ -184,7 +190,7 @@ impl Args {
         }
     }
 
-    fn fit_options(&self) -> vgg_wgpu::Result<vgg_wgpu::train::fit::FitOptions> {
+    fn fit_options(&self, model: &Model) -> vgg_wgpu::Result<vgg_wgpu::train::fit::FitOptions> {
         Ok(vgg_wgpu::train::fit::FitOptions {
             epochs: self.epochs,
             lr: self.lr.unwrap_or(0.05),
@@ -202,6 +208,13 @@ impl Args {
                 .augment
                 .unwrap_or(self.format == "cifar10" || self.format == "folder"),
             augment_pad: 4,
+            resized_crop: match self.augment_crop.as_deref() {
+                Some(c) => c == "resized-crop",
+                None => {
+                    self.format == "folder"
+                        && model.config().input.0.min(model.config().input.1) >= 128
+                }
+            },
             card: None,
         })
     }

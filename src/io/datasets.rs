@@ -472,9 +472,115 @@ pub fn augment(
     }
 }
 
+/// torchvision's `RandomResizedCrop` and `RandomHorizontalFlip`, the augmentation of its
+/// ImageNet recipe, in place on one [c, h, w] image: a random rectangle of 8% to 100% of
+/// the area with an aspect ratio from 3/4 to 4/3 (10 draws, then the whole image), resized
+/// back to h x w (bilinear, pixel centres as torchvision), then a flip with probability
+/// 1/2. Here it works on the image as loaded (already resized and cropped to the input),
+/// so a small crop is upsampled from fewer pixels than torchvision's, which crops the
+/// original.
+pub fn random_resized_crop(img: &mut [f32], dims: (usize, usize, usize), r: &mut impl rand::Rng) {
+    let (_, h, w) = dims;
+    let area = (h * w) as f64;
+    let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    let mut crop = (0, 0, h, w);
+    for _ in 0..10 {
+        let target = area * r.random_range(0.08..=1.0);
+        let ratio = r.random_range(lo..=hi).exp();
+        let cw = (target * ratio).sqrt().round() as usize;
+        let ch = (target / ratio).sqrt().round() as usize;
+        if (1..=w).contains(&cw) && (1..=h).contains(&ch) {
+            crop = (
+                r.random_range(0..=h - ch),
+                r.random_range(0..=w - cw),
+                ch,
+                cw,
+            );
+            break;
+        }
+    }
+    resample_crop(img, dims, crop);
+    if r.random_bool(0.5) {
+        for row in img.chunks_mut(w) {
+            row.reverse();
+        }
+    }
+}
+
+/// Rectangle (top, left, height, width) of `img` resized to its full size, bilinear with
+/// pixel centres aligned as torchvision's resize (half-pixel offsets, edges clamped).
+pub fn resample_crop(
+    img: &mut [f32],
+    (c, h, w): (usize, usize, usize),
+    (top, left, ch, cw): (usize, usize, usize, usize),
+) {
+    let src = img.to_vec();
+    let axis = |i: usize, out: usize, len: usize, at: usize| {
+        let s = ((i as f64 + 0.5) * len as f64 / out as f64 - 0.5).clamp(0.0, (len - 1) as f64);
+        let i0 = s.floor() as usize;
+        let i1 = (i0 + 1).min(len - 1);
+        (at + i0, at + i1, (s - i0 as f64) as f32)
+    };
+    for y in 0..h {
+        let (y0, y1, fy) = axis(y, h, ch, top);
+        for x in 0..w {
+            let (x0, x1, fx) = axis(x, w, cw, left);
+            for k in 0..c {
+                let p = |yy: usize, xx: usize| src[(k * h + yy) * w + xx];
+                let a = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx;
+                let b = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
+                img[(k * h + y) * w + x] = a + (b - a) * fy;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod augment_tests {
     use rand::SeedableRng;
+
+    #[test]
+    fn a_resized_crop_of_the_whole_image_is_the_image_and_others_stay_in_range() {
+        let (c, h, w) = (3, 20, 24);
+        let orig: Vec<f32> = (0..c * h * w).map(|v| ((v * 7919) % 101) as f32).collect();
+        let mut img = orig.clone();
+        super::resample_crop(&mut img, (c, h, w), (0, 0, h, w));
+        assert_eq!(img, orig);
+        // A 2x2 crop upsampled: every value a convex mix of those four pixels.
+        let mut img = orig.clone();
+        super::resample_crop(&mut img, (c, h, w), (5, 7, 2, 2));
+        let corner = |k: usize| {
+            let v = [(5, 7), (5, 8), (6, 7), (6, 8)].map(|(y, x)| orig[(k * h + y) * w + x]);
+            (
+                v.iter().cloned().fold(f32::MAX, f32::min),
+                v.iter().cloned().fold(f32::MIN, f32::max),
+            )
+        };
+        for k in 0..c {
+            let (lo, hi) = corner(k);
+            assert!(img[k * h * w..(k + 1) * h * w]
+                .iter()
+                .all(|v| *v >= lo && *v <= hi));
+        }
+        // Random crops: in the input's range, and the same for the same seed.
+        let (lo, hi) = (0.0, 100.0);
+        for s in 0..20 {
+            let mut a = orig.clone();
+            let mut b = orig.clone();
+            super::random_resized_crop(
+                &mut a,
+                (c, h, w),
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(s),
+            );
+            super::random_resized_crop(
+                &mut b,
+                (c, h, w),
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(s),
+            );
+            assert_eq!(a, b);
+            assert!(a.iter().all(|v| *v >= lo && *v <= hi), "seed {s}");
+        }
+    }
 
     #[test]
     fn augmentation_flips_and_shifts_within_the_padding() {

@@ -109,6 +109,10 @@ pub struct FitOptions {
     /// data; not digits).
     pub augment: bool,
     pub augment_pad: usize,
+    /// With `augment`: torchvision's random resized crop and flip instead of the padded
+    /// shift (`io::datasets::random_resized_crop`), the ImageNet recipe for fine-tuning at
+    /// 224.
+    pub resized_crop: bool,
     /// On resuming, this rate replaces the one the checkpoint recorded (to continue a run
     /// that diverged from its last good checkpoint at a lower rate).
     pub lr_on_resume: Option<f32>,
@@ -541,7 +545,9 @@ fn batch(
     for &i in idx {
         let start = data.len();
         data.extend_from_slice(train.image(i));
-        if o.augment {
+        if o.augment && o.resized_crop {
+            crate::io::datasets::random_resized_crop(&mut data[start..], train.dims, &mut aug);
+        } else if o.augment {
             let pad = o.augment_pad;
             crate::io::datasets::augment(&mut data[start..], train.dims, pad, &mut aug);
         }
