@@ -770,3 +770,56 @@ fn a_pth_converts_to_a_file_infer_needs_no_flags_for() {
     let (ok, _, err) = vgg(&args);
     assert!(ok, "{err}");
 }
+
+/// Fine-tuning weights whose card records torchvision's preprocessing trains on images
+/// normalised that way, and the tuned model's card says so (its inference then matches).
+#[test]
+fn fine_tuning_keeps_the_pretrained_models_preprocessing() {
+    let dir = temp_dir("finetune-pre");
+    for (class, light, seed) in [("dark", false, 21), ("light", true, 22)] {
+        noise_images(&dir.join("data").join(class), 12, light, seed);
+    }
+    let m = vgg_wgpu::Model::parse("8,M")
+        .and_then(|m| m.with_input(3, 12, 12))
+        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_hidden(&[16]))
+        .and_then(|m| m.with_classes(3))
+        .unwrap();
+    use vgg_wgpu::model::card::{Preprocessing, Preset};
+    let pre = Preprocessing {
+        preset: Preset::Torchvision,
+        resize: 14,
+        crop: 12,
+    };
+    let names = vec!["a".into(), "b".into(), "c".into()];
+    let card = vgg_wgpu::model::Card::new(&m, pre, names).unwrap();
+    let init = dir.join("pretrained.safetensors");
+    vgg_wgpu::Weights::init(&m, vgg_wgpu::Init::Kaiming, 3)
+        .save_with(&init, Some(&card))
+        .unwrap();
+    let out = dir.join("tuned");
+    let _ = std::fs::remove_dir_all(&out);
+    let (ok, _, err) = vgg(&[
+        "train",
+        "--format",
+        "folder",
+        "--data",
+        dir.join("data").to_str().unwrap(),
+        "--init",
+        init.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--holdout",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let tuned = vgg_wgpu::io::weights::read_card(&out.join("model.safetensors"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(tuned.preprocessing, pre);
+    assert_eq!(tuned.classes, vec!["dark".to_string(), "light".to_string()]);
+}

@@ -98,11 +98,7 @@ impl Args {
         vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
         let (model, train, test, names) = self.data(model)?;
         let side = model.input_dims()[1].max(model.input_dims()[2]) as u32;
-        let card = vgg_wgpu::model::Card::new(
-            &model,
-            vgg_wgpu::io::datasets::folder_preprocessing(side),
-            names,
-        )?;
+        let card = vgg_wgpu::model::Card::new(&model, self.preprocessing(side)?, names)?;
         let frozen = match &self.freeze {
             Some(spec) => vgg_wgpu::train::frozen_prefix(&model, spec)?,
             None => 0,
@@ -175,6 +171,31 @@ impl Args {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// How folder images are preprocessed, and what the output's card records: for folder
+    /// data, the --init file's preprocessing where it records one other than unit (a torchvision model
+    /// fine-tunes on torchvision-normalised images, its resize scaled to the input side),
+    /// else the unit preset at the input side.
+    fn preprocessing(&self, side: u32) -> vgg_wgpu::Result<vgg_wgpu::model::card::Preprocessing> {
+        use vgg_wgpu::model::Preset;
+        // The other formats load their images scaled to [0, 1] whatever the weights.
+        let recorded = match &self.init {
+            Some(p) if self.format == "folder" => {
+                vgg_wgpu::io::weights::read_card(p)?.map(|c| c.preprocessing)
+            }
+            _ => None,
+        };
+        Ok(
+            match recorded.filter(|r| r.preset != Preset::Unit && r.crop > 0) {
+                Some(r) => vgg_wgpu::model::card::Preprocessing {
+                    preset: r.preset,
+                    resize: (r.resize as u64 * side as u64 / r.crop as u64) as u32,
+                    crop: side,
+                },
+                None => vgg_wgpu::io::datasets::folder_preprocessing(side),
+            },
+        )
+    }
+
     /// The model: the demo's, the flags', or the one the --init file records.
     fn model(&self) -> vgg_wgpu::Result<Model> {
         if self.mnist_model {
@@ -224,7 +245,8 @@ impl Args {
     fn data(&self, model: Model) -> vgg_wgpu::Result<(Model, Dataset, Dataset, Vec<String>)> {
         let [ic, ih, iw] = model.input_dims();
         let side = ih.max(iw) as u32;
-        let load = |d: Option<&str>| load_data(&self.format, d, ic, side, self.max_pixels);
+        let pre = self.preprocessing(side)?;
+        let load = |d: Option<&str>| load_data(&self.format, d, ic, &pre, self.max_pixels);
         let (data, names) = load(self.data.as_deref())?;
         let model = match self.model.classes() {
             None if !self.mnist_model && model.classes() != data.classes => {
@@ -319,7 +341,7 @@ fn load_data(
     format: &str,
     data: Option<&str>,
     channels: usize,
-    side: u32,
+    pre: &vgg_wgpu::model::card::Preprocessing,
     max_pixels: u64,
 ) -> vgg_wgpu::Result<(vgg_wgpu::io::datasets::Dataset, Vec<String>)> {
     use vgg_wgpu::io::datasets as ds;
@@ -335,7 +357,7 @@ fn load_data(
             let d = ds::cifar10(&ps.iter().map(|p| p.as_path()).collect::<Vec<_>>())?;
             Ok((d, CIFAR10.iter().map(|c| c.to_string()).collect()))
         }
-        ("folder", [dir]) => ds::folder(dir, channels, side, max_pixels),
+        ("folder", [dir]) => ds::folder_as(dir, channels, pre, max_pixels),
         _ => Err(Error::InvalidOption {
             option: "--data/--format".into(),
             message: format!(

@@ -383,7 +383,20 @@ pub fn folder(
     side: u32,
     max_pixels: u64,
 ) -> Result<(Dataset, Vec<String>)> {
+    folder_as(dir, channels, &folder_preprocessing(side), max_pixels)
+}
+
+/// `folder` with another preprocessing: a pretrained model's (torchvision's mean and std,
+/// when fine-tuning torchvision's weights), so the features see what they were trained on.
+/// The images come out `pre.crop` square.
+pub fn folder_as(
+    dir: &Path,
+    channels: usize,
+    pre: &crate::model::card::Preprocessing,
+    max_pixels: u64,
+) -> Result<(Dataset, Vec<String>)> {
     use super::image::Preprocess;
+    let side = pre.crop;
     let mut classes: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
         .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
         .filter_map(|e| e.ok())
@@ -406,10 +419,10 @@ pub fn folder(
             ),
         ));
     }
-    // The unit preset: what inference applies to a model trained on this folder.
+    // What inference applies to a model trained on this folder (its card records it).
     let pre = Preprocess {
         max_pixels,
-        ..Preprocess::from_card(&folder_preprocessing(side), channels)
+        ..Preprocess::from_card(pre, channels)
     };
     pre.validate()?;
     let files = classes
