@@ -100,14 +100,30 @@ pub fn load_weights(path: &Path, model: &Model) -> Result<Weights> {
 pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<Weights> {
     if is_pth(bytes) {
         let all = super::pth::read_pth(bytes, path)?;
-        return pick(&all, path, model);
+        return pick(path, model, |name| {
+            Ok(all.get(name).map(|t| (t.shape.clone(), t.data.clone())))
+        });
     }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    pick(path, model, |name| match st.tensor(name) {
+        Ok(view) => Ok(Some((view.shape().to_vec(), to_f32(path, name, &view)?))),
+        Err(_) => Ok(None),
+    })
+}
+
+/// The tensors `model` needs, each from `get` (its shape and f32 values, None where the
+/// file lacks it), checked for presence, shape and finite values; the first problem is
+/// reported by tensor name.
+fn pick(
+    path: &Path,
+    model: &Model,
+    mut get: impl FnMut(&str) -> Result<Option<(Vec<usize>, Vec<f32>)>>,
+) -> Result<Weights> {
     let mut w = Weights::new();
     for layer in model.layers() {
         for (name, shape) in layer.tensors() {
-            let view = st.tensor(&name).map_err(|_| {
+            let (found, data) = get(&name)?.ok_or_else(|| {
                 file_err(
                     path,
                     format!(
@@ -117,15 +133,14 @@ pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<We
                     ),
                 )
             })?;
-            let data = to_f32(path, &name, &view)?;
-            if view.shape() != shape.as_slice() {
+            if found != shape {
                 return Err(file_err(
                     path,
                     format!(
-                        "tensor '{name}': expected shape {shape:?} for {} layer {}, found {:?}",
+                        "tensor '{name}': expected shape {shape:?} for {} layer {}, found \
+                         {found:?}",
                         model.name(),
-                        layer.name,
-                        view.shape()
+                        layer.name
                     ),
                 ));
             }
@@ -136,44 +151,6 @@ pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<We
                 ));
             }
             w.insert(&name, Tensor::new(shape, data)?);
-        }
-    }
-    Ok(w)
-}
-
-/// The tensors `model` needs from `all`, checked as `load_weights_bytes` checks them.
-fn pick(all: &Weights, path: &Path, model: &Model) -> Result<Weights> {
-    let mut w = Weights::new();
-    for layer in model.layers() {
-        for (name, shape) in layer.tensors() {
-            let t = all.get(&name).ok_or_else(|| {
-                file_err(
-                    path,
-                    format!(
-                        "missing tensor '{name}' (shape {shape:?}) for {} layer {}",
-                        model.name(),
-                        layer.name
-                    ),
-                )
-            })?;
-            if t.shape != shape {
-                return Err(file_err(
-                    path,
-                    format!(
-                        "tensor '{name}': expected shape {shape:?} for {} layer {}, found {:?}",
-                        model.name(),
-                        layer.name,
-                        t.shape
-                    ),
-                ));
-            }
-            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                return Err(file_err(
-                    path,
-                    format!("tensor '{name}' holds {} at element {i}", t.data[i]),
-                ));
-            }
-            w.insert(&name, t.clone());
         }
     }
     Ok(w)
