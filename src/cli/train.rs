@@ -90,15 +90,18 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
-        let model = self.model()?;
+        // The --init file's card, read once (for a .pth that parses the whole file).
+        let init_card = self.init_card()?;
+        let model = self.model(init_card.as_ref())?;
         let o = self.fit_options(&model)?;
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
         o.validate()?;
         vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
-        let (model, train, test, names) = self.data(model)?;
         let side = model.input_dims()[1].max(model.input_dims()[2]) as u32;
-        let card = vgg_wgpu::model::Card::new(&model, self.preprocessing(side)?, names)?;
+        let pre = self.preprocessing(init_card.as_ref(), side);
+        let (model, train, test, names) = self.data(model, &pre)?;
+        let card = vgg_wgpu::model::Card::new(&model, pre, names)?;
         let frozen = match &self.freeze {
             Some(spec) => vgg_wgpu::train::frozen_prefix(&model, spec)?,
             None => 0,
@@ -171,41 +174,47 @@ impl Args {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// The card of the --init file where something reads it: the model (unless --model
+    /// gives one) or, for folder data, the preprocessing.
+    fn init_card(&self) -> vgg_wgpu::Result<Option<vgg_wgpu::model::Card>> {
+        match &self.init {
+            Some(p) if !self.model.names_model() || self.format == "folder" => {
+                vgg_wgpu::io::weights::read_card(p)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// How folder images are preprocessed, and what the output's card records: for folder
-    /// data, the --init file's preprocessing where it records one other than unit (a torchvision model
-    /// fine-tunes on torchvision-normalised images, its resize scaled to the input side),
-    /// else the unit preset at the input side.
-    fn preprocessing(&self, side: u32) -> vgg_wgpu::Result<vgg_wgpu::model::card::Preprocessing> {
+    /// data, the --init file's preprocessing where it records one other than unit (a
+    /// torchvision model fine-tunes on torchvision-normalised images, its resize scaled to
+    /// the input side), else the unit preset at the input side.
+    fn preprocessing(
+        &self,
+        init: Option<&vgg_wgpu::model::Card>,
+        side: u32,
+    ) -> vgg_wgpu::model::card::Preprocessing {
         use vgg_wgpu::model::Preset;
         // The other formats load their images scaled to [0, 1] whatever the weights.
-        let recorded = match &self.init {
-            Some(p) if self.format == "folder" => {
-                vgg_wgpu::io::weights::read_card(p)?.map(|c| c.preprocessing)
-            }
-            _ => None,
-        };
-        Ok(
-            match recorded.filter(|r| r.preset != Preset::Unit && r.crop > 0) {
-                Some(r) => vgg_wgpu::model::card::Preprocessing {
-                    preset: r.preset,
-                    resize: (r.resize as u64 * side as u64 / r.crop as u64) as u32,
-                    crop: side,
-                },
-                None => vgg_wgpu::io::datasets::folder_preprocessing(side),
+        let recorded = init
+            .filter(|_| self.format == "folder")
+            .map(|c| c.preprocessing);
+        match recorded.filter(|r| r.preset != Preset::Unit && r.crop > 0) {
+            Some(r) => vgg_wgpu::model::card::Preprocessing {
+                preset: r.preset,
+                resize: (r.resize as u64 * side as u64 / r.crop as u64) as u32,
+                crop: side,
             },
-        )
+            None => vgg_wgpu::io::datasets::folder_preprocessing(side),
+        }
     }
 
     /// The model: the demo's, the flags', or the one the --init file records.
-    fn model(&self) -> vgg_wgpu::Result<Model> {
+    fn model(&self, init: Option<&vgg_wgpu::model::Card>) -> vgg_wgpu::Result<Model> {
         if self.mnist_model {
             return vgg_wgpu::train::mnist_model();
         }
-        let card = match &self.init {
-            Some(p) if !self.model.names_model() => vgg_wgpu::io::weights::read_card(p)?,
-            _ => None,
-        };
-        match card {
+        match init.filter(|_| !self.model.names_model()) {
             Some(card) => self.model.build_from(card.model()?),
             None => self.model.build(),
         }
@@ -242,11 +251,13 @@ impl Args {
 
     /// The training and held-out sets and the class names, with the model given the data's
     /// class count unless --classes set one.
-    fn data(&self, model: Model) -> vgg_wgpu::Result<(Model, Dataset, Dataset, Vec<String>)> {
-        let [ic, ih, iw] = model.input_dims();
-        let side = ih.max(iw) as u32;
-        let pre = self.preprocessing(side)?;
-        let load = |d: Option<&str>| load_data(&self.format, d, ic, &pre, self.max_pixels);
+    fn data(
+        &self,
+        model: Model,
+        pre: &vgg_wgpu::model::card::Preprocessing,
+    ) -> vgg_wgpu::Result<(Model, Dataset, Dataset, Vec<String>)> {
+        let ic = model.input_dims()[0];
+        let load = |d: Option<&str>| load_data(&self.format, d, ic, pre, self.max_pixels);
         let (data, names) = load(self.data.as_deref())?;
         let model = match self.model.classes() {
             None if !self.mnist_model && model.classes() != data.classes => {
