@@ -96,7 +96,9 @@ fn wt(j: u32, g: u32) -> vec4<f32> {
     return subgroupShuffle(wv[q / 8u], q % 8u);
 }
 
-// acc[6r + c] += U[6r + c] * V[r][c] for one transformed row, both channel groups.
+// acc[6r + c] += U[6r + c] * V[r][c] for one transformed row, both channel groups. Written
+// out group by group: interleaving the groups per position through a helper gave the same
+// bits but ran 16.4 against 14.6-15.1 ms on lavapipe (128 -> 128 channels at 56x56).
 fn mac_row(r: u32, v: Row) {
     let j = r * 6u;
     let x = array<f32, 6>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y);
