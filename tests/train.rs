@@ -149,6 +149,49 @@ fn a_short_run_lowers_the_loss() {
 }
 
 #[test]
+fn staging_the_next_batch_during_a_step_changes_nothing() {
+    // fit uploads batch s + 1 between submitting step s and reading its loss; the queue
+    // must order that write after step s's reads, or step s would train on batch s + 1.
+    on_each_gpu(|| {
+        let m = model(false);
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let opts = || TrainOptions {
+            batch: 4,
+            ..Default::default()
+        };
+        let batches: Vec<_> = (0..3).map(|s| batch(&m, 4, seed() + 20 + s)).collect();
+        let mut one = Trainer::new(gpu(), &m, &w, opts()).unwrap();
+        let a: Vec<_> = batches
+            .iter()
+            .map(|(x, l)| one.step(x, l, 0.05).unwrap())
+            .collect();
+        let mut two = Trainer::new(gpu(), &m, &w, opts()).unwrap();
+        let err = two.submit(0.05).unwrap_err().to_string();
+        assert!(err.contains("stage"), "{err}");
+        assert!(two.finish().is_err());
+        two.stage(&batches[0].0, &batches[0].1).unwrap();
+        let mut b = Vec::new();
+        for s in 0..batches.len() {
+            two.submit(0.05).unwrap();
+            assert!(two.submit(0.05).is_err(), "a second submit before finish");
+            if let Some((x, l)) = batches.get(s + 1) {
+                two.stage(x, l).unwrap();
+            }
+            b.push(two.finish().unwrap());
+        }
+        for (s, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {s}");
+            assert_eq!(a.correct, b.correct, "step {s}");
+        }
+        let (wa, wb) = (one.weights().unwrap(), two.weights().unwrap());
+        for (name, t) in wa.iter() {
+            assert_eq!(t.data, wb.get(name).unwrap().data, "{name}");
+        }
+        assert_eq!(one.steps(), two.steps());
+    });
+}
+
+#[test]
 fn evaluation_agrees_with_the_reference() {
     on_each_gpu(|| {
         use vgg_wgpu::io::datasets::mnist_5k;

@@ -473,8 +473,8 @@ fn parse_metrics(text: &str) -> std::result::Result<Vec<EpochStats>, String> {
 /// One epoch's steps in a shuffled order (seeded by the seed and the epoch, so a resumed
 /// run continues the same sequence); returns the summed loss, the correct count and the
 /// images seen. A second thread assembles and augments the next batch while the current
-/// step runs on the GPU; the batches do not depend on that timing, so a run is the same
-/// as one without the thread.
+/// step runs on the GPU, and the batch is uploaded before waiting for that step; the
+/// batches do not depend on that timing, so a run is the same as one step at a time.
 fn run_epoch(
     trainer: &mut Trainer,
     train: &Dataset,
@@ -502,11 +502,22 @@ fn run_epoch(
                 }
             }
         });
+        let next = || -> Result<(Tensor, Vec<u32>)> {
+            rx.recv()
+                .map_err(|_| Error::Shape("the batch thread stopped".into()))?
+        };
+        if steps_per_epoch > 0 {
+            let (x, labels) = next()?;
+            trainer.stage(&x, &labels)?;
+        }
         for s in 0..steps_per_epoch {
-            let (x, labels) = rx
-                .recv()
-                .map_err(|_| Error::Shape("the batch thread stopped".into()))??;
-            let st = trainer.step(&x, &labels, lr)?;
+            trainer.submit(lr)?;
+            // While the step runs: take the next batch from the thread and upload it.
+            if s + 1 < steps_per_epoch {
+                let (x, labels) = next()?;
+                trainer.stage(&x, &labels)?;
+            }
+            let st = trainer.finish()?;
             if !st.loss.is_finite() || st.loss > DIVERGED_LOSS {
                 return Err(Error::Diverged(format!(
                     "training diverged at epoch {} step {}: loss {} at learning rate {lr}",

@@ -121,6 +121,10 @@ pub struct Trainer<'g> {
     /// The FC variant of each FC layer's forward, by layer index.
     linear_variants: std::collections::BTreeMap<usize, LinearVariant>,
     step: u64,
+    /// A batch written by `stage` and not yet submitted.
+    staged: bool,
+    /// A step submitted by `submit` whose statistics `finish` has not read.
+    in_flight: bool,
 }
 
 fn bytes(elems: usize) -> u64 {
@@ -573,6 +577,8 @@ impl<'g> Trainer<'g> {
             conv_tunes: Default::default(),
             linear_variants: Default::default(),
             step: 0,
+            staged: false,
+            in_flight: false,
         };
         t.build(&lay.nodes, lay.grads)?;
         Ok(t)
@@ -791,12 +797,22 @@ impl<'g> Trainer<'g> {
 
     /// One optimisation step at learning rate `lr` over `batch * accumulate` images (NCHW)
     /// with their labels. One queue submission; reads back only per-image loss and
-    /// correctness.
+    /// correctness. `stage`, `submit` and `finish` are its three parts, for a caller that
+    /// uploads the next batch while this one runs.
     pub fn step(&mut self, images: &Tensor, labels: &[u32], lr: f32) -> Result<StepStats> {
+        self.stage(images, labels)?;
+        self.submit(lr)?;
+        self.finish()
+    }
+
+    /// Writes the images and labels of the next step. It may be called while a step is in
+    /// flight (between `submit` and `finish`): the queue copies the data after the work
+    /// already submitted, so the running step keeps its own batch, and the host's copy of
+    /// this batch overlaps the GPU's work.
+    pub fn stage(&mut self, images: &Tensor, labels: &[u32]) -> Result<()> {
         let gpu = self.gpu;
         let (n, acc) = (self.opts.batch, self.opts.accumulate);
         let [c, h, w] = self.model.input_dims();
-        let per = c * h * w;
         if images.shape != [n * acc, c, h, w] || labels.len() != n * acc {
             return Err(Error::Shape(format!(
                 "a step takes {} images of {c}x{h}x{w} and as many labels, got {:?} and {}",
@@ -821,6 +837,21 @@ impl<'g> Trainer<'g> {
             0,
             bytemuck::cast_slice(labels),
         );
+        self.staged = true;
+        Ok(())
+    }
+
+    /// Submits one step on the staged batch at learning rate `lr`, without waiting for it.
+    pub fn submit(&mut self, lr: f32) -> Result<()> {
+        if !self.staged || self.in_flight {
+            return Err(Error::Shape(
+                "a step is submitted once after each stage, and finished before the next".into(),
+            ));
+        }
+        let gpu = self.gpu;
+        let (n, acc) = (self.opts.batch, self.opts.accumulate);
+        let [c, h, w] = self.model.input_dims();
+        let per = c * h * w;
         let hyper = [lr, self.opts.momentum, self.opts.weight_decay];
         gpu.queue
             .write_buffer(&self.bufs[self.io.hyper], 0, bytemuck::cast_slice(&hyper));
@@ -892,7 +923,19 @@ impl<'g> Trainer<'g> {
             gpu.submit(enc.finish());
             Ok(())
         })??;
-        let stats: Vec<f32> = gpu.map_read(&self.readback, "train step")?;
+        self.staged = false;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Waits for the submitted step and reads its loss and correct count.
+    pub fn finish(&mut self) -> Result<StepStats> {
+        if !self.in_flight {
+            return Err(Error::Shape("no step was submitted to finish".into()));
+        }
+        let (n, acc) = (self.opts.batch, self.opts.accumulate);
+        let stats: Vec<f32> = self.gpu.map_read(&self.readback, "train step")?;
+        self.in_flight = false;
         self.step += 1;
         let rows = n * acc;
         let loss = stats[..2 * rows]
