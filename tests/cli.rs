@@ -771,6 +771,60 @@ fn a_pth_converts_to_a_file_infer_needs_no_flags_for() {
     assert!(ok, "{err}");
 }
 
+/// ONNX files through `vgg infer` and `vgg convert` with no model flags: torchvision's
+/// export classifies bitwise as the same weights from safetensors with the flags do; the
+/// Keras layout converts to a file whose card records Caffe's preprocessing.
+#[test]
+fn onnx_files_need_no_model_flags() {
+    let dir = temp_dir("onnx");
+    let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let photo = s(&fx.join("images/chelsea.png"));
+    let (ok, got, err) = vgg(&[
+        "infer",
+        "--json",
+        "--weights",
+        &s(&fx.join("tiny_a.onnx")),
+        &photo,
+    ]);
+    assert!(ok, "{err}");
+    let st = s(&fx.join("tiny_a.safetensors"));
+    let (ok, want, err) = vgg(&[
+        "infer",
+        "--json",
+        "--weights",
+        &st,
+        "--model",
+        "8,M,16,M,24,24,M,32,32,M,32,32,M",
+        "--hidden",
+        "64,64",
+        "--classes",
+        "10",
+        "--preprocess",
+        "torchvision",
+        &photo,
+    ]);
+    assert!(ok, "{err}");
+    let top = |j: &str| {
+        let v: serde_json::Value = serde_json::from_str(j).unwrap();
+        v["results"][0]["top"].to_string()
+    };
+    assert_eq!(top(&got), top(&want));
+    let out = s(&dir.join("keras.safetensors"));
+    let (ok, text, err) = vgg(&["convert", &s(&fx.join("tiny_a_keras.onnx")), &out]);
+    assert!(ok && text.contains("caffe preprocessing"), "{text}{err}");
+    let (ok, _, err) = vgg(&["infer", "--weights", &out, &photo]);
+    assert!(ok, "{err}");
+    // A file that is not an ONNX graph of a VGG is refused by name.
+    let bad = dir.join("bad.onnx");
+    std::fs::write(&bad, b"\x08\x07not a model").unwrap();
+    let (ok, _, err) = vgg(&["infer", "--weights", &s(&bad), &photo]);
+    assert!(
+        !ok && err.contains("bad.onnx") && err.contains("ONNX"),
+        "{err}"
+    );
+}
+
 /// Fine-tuning weights whose card records torchvision's preprocessing trains on images
 /// normalised that way, and the tuned model's card says so (its inference then matches).
 #[test]

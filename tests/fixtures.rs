@@ -90,8 +90,8 @@ fn fixture_networks_match_pytorch() {
         assert!(all.len() >= 6, "{} nets", all.len());
         for (net, file, tag) in all {
             let name = net["name"].as_str().unwrap();
-            // The .pth files hold the f32 weights, so PyTorch's f32 logits.
-            let key = if tag == "f32" || tag == "pth" {
+            // The .pth and ONNX files hold the f32 weights, so PyTorch's f32 logits.
+            let key = if tag == "f32" || tag == "pth" || tag.starts_with("onnx") {
                 name.to_string()
             } else {
                 format!("{name}_{tag}")
@@ -115,6 +115,65 @@ fn fixture_networks_match_pytorch() {
             for row in 0..got.shape[0] {
                 let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
                 assert_eq!(top(&got), top(want), "{key} row {row} top-5");
+            }
+        }
+    });
+}
+
+/// Each ONNX fixture (torch.onnx.export's, the model zoo's layout with batch norm, tf2onnx's
+/// NHWC Keras layout) is read with no model flags: its card gives the model, the
+/// preprocessing (Caffe's for the Keras layout) and its tensors; the network built from
+/// them gives PyTorch's logits and top-5.
+#[test]
+fn onnx_files_run_without_model_flags() {
+    use vgg_wgpu::io::weights::read_card;
+    use vgg_wgpu::model::card::Preset;
+    on_each_gpu(|| {
+        let inputs = read_safetensors(&fixtures().join("inputs.safetensors")).unwrap();
+        let logits = read_safetensors(&fixtures().join("logits.safetensors")).unwrap();
+        let onnx: Vec<_> = nets()
+            .into_iter()
+            .filter(|n| n.2.starts_with("onnx"))
+            .collect();
+        assert_eq!(onnx.len(), 3);
+        for (net, file, tag) in onnx {
+            let path = fixtures().join(&file);
+            let card = read_card(&path).unwrap().unwrap();
+            let model = card.model().unwrap();
+            let want_model = model_of(&net);
+            // The zoo and Keras layouts have no average pool (at 224 it is the identity).
+            assert_eq!(
+                model
+                    .layers()
+                    .iter()
+                    .flat_map(|l| l.tensors())
+                    .collect::<Vec<_>>(),
+                want_model
+                    .layers()
+                    .iter()
+                    .flat_map(|l| l.tensors())
+                    .collect::<Vec<_>>(),
+                "{file}"
+            );
+            let preset = if tag == "onnx_keras" {
+                Preset::Caffe
+            } else {
+                Preset::Torchvision
+            };
+            assert_eq!(card.preprocessing.preset, preset, "{file}");
+            let weights = load_weights(&path, &model).unwrap();
+            let x: &Tensor = inputs.get(net["input_tensor"].as_str().unwrap()).unwrap();
+            let want = logits.get(net["name"].as_str().unwrap()).unwrap();
+            let got = Network::new(gpu(), &model, &weights)
+                .unwrap()
+                .forward(x)
+                .unwrap();
+            let d = compare(&got.data, &want.data);
+            eprintln!("[{}] {file} vs PyTorch: {d}", gpu().info().name);
+            assert!(d.passes(F32_NETWORK_TOL), "{file}: {d}");
+            for row in 0..got.shape[0] {
+                let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
+                assert_eq!(top(&got), top(want), "{file} row {row} top-5");
             }
         }
     });

@@ -12,6 +12,11 @@ Writes:
                      `vgg` CLI spells them, weights file, input name
   <net>.pth          tiny_a's state dict as torch.save writes it (zip), tiny_bn's in the
                      legacy format (tiny_bn_legacy.pth)
+  <net>*.onnx        tiny_a as torch.onnx.export writes it (tiny_a.onnx); tiny_bn as the
+                     ONNX model zoo's VGGs are laid out (BatchNormalization nodes, Gemm,
+                     Dropout, no average pool: tiny_bn_zoo.onnx); tiny_a as tf2onnx converts
+                     a Keras VGG (NHWC input and a transpose before the flatten, MatMul and
+                     Add, a final Softmax: tiny_a_keras.onnx)
   <net>.safetensors  seeded random weights in torchvision's key names (f32; one net also in
                      f16 and bf16)
   inputs.safetensors network inputs: the two photos normalised ("photos", [2, 3, 224, 224])
@@ -19,7 +24,7 @@ Writes:
   logits.safetensors PyTorch's outputs for every net on its input, keyed by net name
 
 Usage: python tools/make_fixtures.py [--out tests/fixtures]
-Needs: torch, torchvision, scikit-image, safetensors, pillow (pip install ...).
+Needs: torch, torchvision, scikit-image, safetensors, pillow, onnx (pip install ...).
 """
 
 import argparse
@@ -156,6 +161,112 @@ NETS = [
 ]
 
 
+def onnx_zoo(net, path, shape):
+    """The net as the ONNX model zoo lays out its VGGs (converted from MXNet): NCHW,
+    Conv / BatchNormalization / Relu / MaxPool, Flatten, Gemm with transB, Dropout."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits, cur, k = [], [], "data", 0
+
+    def add(op, inputs, **attrs):
+        nonlocal cur, k
+        k += 1
+        out = f"{op.lower()}{k}"
+        nodes.append(helper.make_node(op, [cur] + inputs, [out], name=out, **attrs))
+        cur = out
+
+    def init(name, t):
+        inits.append(numpy_helper.from_array(t.detach().numpy().astype(np.float32), name))
+        return name
+
+    for i, m in enumerate(net.features):
+        if isinstance(m, nn.Conv2d):
+            add("Conv", [init(f"conv{i}_weight", m.weight), init(f"conv{i}_bias", m.bias)],
+                kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1])
+        elif isinstance(m, nn.BatchNorm2d):
+            add("BatchNormalization",
+                [init(f"bn{i}_{n}", getattr(m, a)) for n, a in
+                 (("gamma", "weight"), ("beta", "bias"), ("mean", "running_mean"),
+                  ("var", "running_var"))], epsilon=m.eps)
+        elif isinstance(m, nn.ReLU):
+            add("Relu", [])
+        elif isinstance(m, nn.MaxPool2d):
+            add("MaxPool", [], kernel_shape=[2, 2], strides=[2, 2])
+    add("Flatten", [], axis=1)
+    for i, m in enumerate(net.classifier):
+        if isinstance(m, nn.Linear):
+            add("Gemm", [init(f"dense{i}_weight", m.weight), init(f"dense{i}_bias", m.bias)],
+                transB=1)
+        elif isinstance(m, nn.ReLU):
+            add("Relu", [])
+        elif isinstance(m, nn.Dropout):
+            add("Dropout", [], ratio=0.5)
+    graph = helper.make_graph(
+        nodes, "vgg", [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", *shape])],
+        [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["N", net.classifier[-1].out_features])],
+        inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)]), path)
+
+
+def onnx_keras(net, path, shape):
+    """The net as tf2onnx converts a Keras VGG: an NHWC input transposed to NCHW, convs
+    with SAME padding, a transpose back to NHWC before the Reshape that flattens, dense
+    layers as MatMul ([in, out], rows in (h, w, c) order) and Add, a final Softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits, cur, k = [], [], "input_1", 0
+
+    def add(op, inputs, **attrs):
+        nonlocal cur, k
+        k += 1
+        out = f"StatefulPartitionedCall/{op}_{k}"
+        nodes.append(helper.make_node(op, [cur] + inputs, [out], name=out, **attrs))
+        cur = out
+
+    def init(name, a):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(a, dtype=np.float32), name))
+        return name
+
+    add("Transpose", [], perm=[0, 3, 1, 2])
+    c = shape[0]
+    for i, m in enumerate(net.features):
+        if isinstance(m, nn.Conv2d):
+            add("Conv", [init(f"block_conv{i}/kernel", m.weight.detach().numpy()),
+                         init(f"block_conv{i}/bias", m.bias.detach().numpy())],
+                auto_pad="SAME_UPPER", strides=[1, 1], dilations=[1, 1])
+            c = m.out_channels
+        elif isinstance(m, nn.ReLU):
+            add("Relu", [])
+        elif isinstance(m, nn.MaxPool2d):
+            add("MaxPool", [], kernel_shape=[2, 2], strides=[2, 2], auto_pad="VALID")
+    side = shape[1] >> sum(isinstance(m, nn.MaxPool2d) for m in net.features)
+    add("Transpose", [], perm=[0, 2, 3, 1])
+    inits.append(numpy_helper.from_array(np.array([-1, c * side * side], dtype=np.int64),
+                                         "flatten/Const"))
+    add("Reshape", ["flatten/Const"])
+    first = True
+    linears = [m for m in net.classifier if isinstance(m, nn.Linear)]
+    for j, m in enumerate(linears):
+        w = m.weight.detach().numpy()
+        if first:
+            # Keras' Dense after Flatten takes the (h, w, c) order.
+            w = w.reshape(-1, c, side, side).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            first = False
+        add("MatMul", [init(f"fc{j}/MatMul/ReadVariableOp", w.T)])
+        add("Add", [init(f"fc{j}/BiasAdd/ReadVariableOp", m.bias.detach().numpy())])
+        if j + 1 < len(linears):
+            add("Relu", [])
+    add("Softmax", [], axis=-1)
+    graph = helper.make_graph(
+        nodes, "tf2onnx",
+        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT,
+                                       ["unk__1", shape[1], shape[2], shape[0]])],
+        [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["unk__2", linears[-1].out_features])],
+        inits)
+    onnx.save(helper.make_model(graph, producer_name="tf2onnx",
+                                opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,6 +298,18 @@ def main():
             files["pth"] = f"{name}_legacy.pth"
             torch.save(net.state_dict(), os.path.join(out, files["pth"]),
                        _use_new_zipfile_serialization=False)
+        # The same nets as ONNX graphs, for the engine's ONNX reader; PyTorch's logits are
+        # the reference for all three (the Keras layout's Softmax comes after them).
+        if name == "tiny_a":
+            files["onnx"] = f"{name}.onnx"
+            torch.onnx.export(net, inputs[x][:1], os.path.join(out, files["onnx"]),
+                              dynamo=False, opset_version=13, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
+            files["onnx_keras"] = f"{name}_keras.onnx"
+            onnx_keras(net, os.path.join(out, files["onnx_keras"]), (c, h, w))
+        if name == "tiny_bn":
+            files["onnx_zoo"] = f"{name}_zoo.onnx"
+            onnx_zoo(net, os.path.join(out, files["onnx_zoo"]), (c, h, w))
         with torch.no_grad():
             logits[name] = net(inputs[x]).contiguous()
         if name == "tiny_a":

@@ -1,4 +1,4 @@
-//! `vgg convert`: weights from a PyTorch `torch.save` file (or safetensors) to a
+//! `vgg convert`: weights from a PyTorch `torch.save` file, an ONNX graph (or safetensors) to a
 //! safetensors file that records its model card, so `vgg infer` and `vgg train --init`
 //! need no model flags for it.
 
@@ -11,7 +11,9 @@ use vgg_wgpu::{io, Error};
 #[derive(clap::Args)]
 pub struct Args {
     /// The weights to read: a PyTorch file as torch.save writes it (zip or legacy format,
-    /// a state dict in torchvision's VGG names, f32, f16 or bf16), or safetensors
+    /// a state dict in torchvision's VGG names, f32, f16 or bf16), an ONNX graph of a VGG
+    /// (its layers give the model; an NHWC input, Keras' layout, gives Caffe's
+    /// preprocessing), or safetensors
     pub input: PathBuf,
     /// The safetensors file to write (f32, with the model card in its metadata)
     pub output: PathBuf,

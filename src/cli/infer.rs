@@ -14,9 +14,11 @@ use vgg_wgpu::{Error, Gpu, Network};
 pub struct Args {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Weights: a safetensors file with torchvision's names (see tools/export_torchvision.py),
-    /// or one this engine wrote, whose metadata records the model, its preprocessing and
-    /// its class names: then no model flags are needed (flags that disagree are refused)
+    /// Weights: a safetensors file this engine wrote (its metadata records the model, its
+    /// preprocessing and class names), a PyTorch .pth of a torchvision VGG, or an ONNX
+    /// graph of a VGG (torchvision's export, the ONNX model zoo's, Keras' through tf2onnx):
+    /// these need no model flags (flags that disagree are refused). Safetensors or a .pth of
+    /// other networks take --model and its flags
     #[arg(long, short)]
     pub weights: PathBuf,
     /// Image files (JPEG, PNG) or directories of them

@@ -251,7 +251,7 @@ pub enum Command {
     /// Benchmark every kernel at every distinct layer shape of a model, against the
     /// adapter's measured peak and the CPU reference, plus whole networks end to end
     Bench(bench::Args),
-    /// Convert weights (a PyTorch .pth as torch.save writes it, or safetensors) to
+    /// Convert weights (a PyTorch .pth as torch.save writes it, an ONNX graph, or safetensors) to
     /// safetensors that record the model, its preprocessing and class names; no Python
     Convert(convert::Args),
 }

@@ -69,8 +69,8 @@ pub struct Args {
     /// Continue from OUT/checkpoint.safetensors exactly where it stopped
     #[arg(long)]
     pub resume: bool,
-    /// Start from these weights (any file the engine reads: safetensors, or a PyTorch .pth
-    /// such as torchvision's own VGG download) instead of a random initialisation:
+    /// Start from these weights (any file the engine reads: safetensors, a PyTorch .pth
+    /// such as torchvision's own VGG download, or an ONNX graph of a VGG) instead of a random initialisation:
     /// fine-tuning. Where the class count
     /// differs the last FC layer is drawn anew and the rest loaded; a file that records its
     /// model gives the model too, unless --model says otherwise

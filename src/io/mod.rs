@@ -5,6 +5,7 @@ pub mod datasets;
 pub mod image;
 pub mod labels;
 pub mod npy;
+pub mod onnx;
 pub mod pth;
 pub mod weights;
 

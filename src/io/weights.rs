@@ -64,6 +64,9 @@ pub fn read_safetensors(path: &Path) -> Result<Weights> {
     if is_pth(&bytes) {
         return super::pth::read_pth(&bytes, path);
     }
+    if is_onnx_file(path, &bytes) {
+        return Ok(super::onnx::read_onnx(&bytes, path)?.weights);
+    }
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
     let mut w = Weights::new();
@@ -98,8 +101,14 @@ pub fn load_weights(path: &Path, model: &Model) -> Result<Weights> {
 /// `load_weights` from the bytes of a safetensors or `torch.save` file; `path` names it in
 /// errors.
 pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<Weights> {
-    if is_pth(bytes) {
-        let all = super::pth::read_pth(bytes, path)?;
+    let all = if is_pth(bytes) {
+        Some(super::pth::read_pth(bytes, path)?)
+    } else if is_onnx_file(path, bytes) {
+        Some(super::onnx::read_onnx(bytes, path)?.weights)
+    } else {
+        None
+    };
+    if let Some(all) = all {
         return pick(path, model, |name| {
             Ok(all.get(name).map(|t| (t.shape.clone(), t.data.clone())))
         });
@@ -203,8 +212,8 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     let mut len = [0u8; 8];
     f.read_exact(&mut len)
         .map_err(|_| file_err(path, "not a safetensors file (shorter than its header)"))?;
-    if is_pth(&len) {
-        // A torch.save file has no metadata, so no card.
+    if is_pth(&len) || has_onnx_extension(path) {
+        // torch.save and ONNX files have no safetensors metadata, so no card.
         return Ok(HashMap::new());
     }
     let n = u64::from_le_bytes(len);
@@ -236,6 +245,10 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
 /// ImageNet's class names. That reads the whole file, where a safetensors card is read
 /// from the header alone.
 pub fn read_card(path: &Path) -> Result<Option<Card>> {
+    if has_onnx_extension(path) {
+        let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
+        return onnx_card(&super::onnx::read_onnx(&bytes, path)?).map(Some);
+    }
     let meta = read_metadata(path)?;
     if meta.is_empty() && is_pth_file(path)? {
         let all = read_safetensors(path)?;
@@ -246,18 +259,46 @@ pub fn read_card(path: &Path) -> Result<Option<Card>> {
         let Some(model) = Model::matching(&tensors) else {
             return Ok(None);
         };
-        let classes = match model.classes() {
-            1000 => super::labels::imagenet(),
-            n => (0..n).map(|i| format!("class {i}")).collect(),
-        };
-        let pre = crate::model::card::Preprocessing {
-            preset: crate::model::card::Preset::Torchvision,
-            resize: 256,
-            crop: 224,
-        };
-        return Card::new(&model, pre, classes).map(Some);
+        return foreign_card(&model, crate::model::card::Preset::Torchvision).map(Some);
     }
     Card::from_metadata(&meta).map_err(|e| file_err(path, e))
+}
+
+/// The card of a model read from a file that has none (a state dict or an ONNX graph):
+/// the preset's preprocessing at the model's input size (resized by 256/224 first, as
+/// torchvision and Keras' ImageNet models are evaluated), ImageNet's class names for 1000
+/// classes, else "class i".
+fn foreign_card(model: &Model, preset: crate::model::card::Preset) -> Result<Card> {
+    let classes = match model.classes() {
+        1000 => super::labels::imagenet(),
+        n => (0..n).map(|i| format!("class {i}")).collect(),
+    };
+    let [_, h, w] = model.input_dims();
+    let crop = h.min(w) as u32;
+    let pre = crate::model::card::Preprocessing {
+        preset,
+        resize: crop * 256 / 224,
+        crop,
+    };
+    Card::new(model, pre, classes)
+}
+
+/// The card an ONNX graph implies: its model, and Caffe's preprocessing for an NHWC input
+/// (Keras' VGGs through tf2onnx), torchvision's otherwise.
+pub fn onnx_card(m: &super::onnx::OnnxModel) -> Result<Card> {
+    foreign_card(&m.model, m.preset)
+}
+
+/// Whether `path` ends in .onnx, or its bytes look like an ONNX model (files saved under
+/// other names).
+fn is_onnx_file(path: &Path, bytes: &[u8]) -> bool {
+    has_onnx_extension(path) || super::onnx::is_onnx(bytes)
+}
+
+fn has_onnx_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
 /// Whether the file at `path` starts as a `torch.save` file does.

@@ -1,0 +1,970 @@
+//! ONNX files of VGG graphs, read without Python: torchvision's exports, the ONNX model
+//! zoo's vgg16/vgg19(-bn), and Keras' VGGs converted by tf2onnx (NHWC input, a transpose
+//! before the flatten, MatMul and Add for the dense layers).
+//!
+//! The graph is walked in its node order (ONNX keeps nodes topologically sorted) as one
+//! chain: each layer's data input must be the previous layer's output. Conv, batch norm,
+//! ReLU, max pool and LRN nodes give the features; average pools the adaptive pool;
+//! Flatten or Reshape, then Gemm or MatMul (+ Add) nodes the classifier. Nodes that only
+//! compute shapes (Shape, Gather, Concat, ...) are passed over; anything else stops the
+//! read with what was found. The initializers are mapped onto the model's layers in that
+//! order and checked against them by shape, so the result has torchvision's tensor names
+//! whatever the exporter called them.
+//!
+//! The messages are the ONNX schema's (onnx.proto, IR version 3 and later), declared here
+//! for the fields a VGG graph uses; prost skips every other field.
+
+use super::file_err;
+use crate::error::Result;
+use crate::model::card::Preset;
+use crate::model::{Config, Feature, LrnParams, Model, Tensor, Weights, BN_EPS};
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ModelProto {
+    #[prost(int64, tag = "1")]
+    ir_version: i64,
+    #[prost(string, tag = "2")]
+    producer_name: String,
+    #[prost(message, optional, tag = "7")]
+    graph: Option<GraphProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct GraphProto {
+    #[prost(message, repeated, tag = "1")]
+    node: Vec<NodeProto>,
+    #[prost(message, repeated, tag = "5")]
+    initializer: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "11")]
+    input: Vec<ValueInfoProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeProto {
+    #[prost(string, repeated, tag = "1")]
+    input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    output: Vec<String>,
+    #[prost(string, tag = "3")]
+    name: String,
+    #[prost(string, tag = "4")]
+    op_type: String,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<AttributeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct AttributeProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(float, tag = "2")]
+    f: f32,
+    #[prost(int64, tag = "3")]
+    i: i64,
+    #[prost(bytes = "vec", tag = "4")]
+    s: Vec<u8>,
+    #[prost(float, repeated, tag = "7")]
+    floats: Vec<f32>,
+    #[prost(int64, repeated, tag = "8")]
+    ints: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorProto {
+    #[prost(int64, repeated, tag = "1")]
+    dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    data_type: i32,
+    #[prost(float, repeated, tag = "4")]
+    float_data: Vec<f32>,
+    /// f16 and bf16 values, one per int32, when not in raw_data.
+    #[prost(int32, repeated, tag = "5")]
+    int32_data: Vec<i32>,
+    #[prost(string, tag = "8")]
+    name: String,
+    #[prost(bytes = "vec", tag = "9")]
+    raw_data: Vec<u8>,
+    #[prost(double, repeated, tag = "10")]
+    double_data: Vec<f64>,
+    /// 1: the values are in another file.
+    #[prost(int32, tag = "14")]
+    data_location: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ValueInfoProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(message, optional, tag = "2")]
+    r#type: Option<TypeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    tensor_type: Option<TypeTensor>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TypeTensor {
+    #[prost(int32, tag = "1")]
+    elem_type: i32,
+    #[prost(message, optional, tag = "2")]
+    shape: Option<ShapeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    dim: Vec<DimProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct DimProto {
+    /// 0 where the dimension is symbolic (dim_param) or absent.
+    #[prost(int64, tag = "1")]
+    dim_value: i64,
+}
+
+// TensorProto.DataType values.
+const FLOAT: i32 = 1;
+const FLOAT16: i32 = 10;
+const DOUBLE: i32 = 11;
+const BFLOAT16: i32 = 16;
+
+/// What an ONNX file holds: the model its graph computes, the preprocessing its input
+/// layout implies (NHWC is Keras', which expects Caffe's), and its weights under the
+/// model's torchvision names.
+pub struct OnnxModel {
+    pub model: Model,
+    pub preset: Preset,
+    pub weights: Weights,
+}
+
+/// Whether these bytes look like an ONNX model rather than safetensors or a .pth: a
+/// ModelProto starts with field 1 (ir_version, a small varint) or, from some writers,
+/// another field; a safetensors file starts with its header length, which for these first
+/// bytes would reach past the file.
+pub fn is_onnx(bytes: &[u8]) -> bool {
+    let Some(head) = bytes.get(..8) else {
+        return false;
+    };
+    let len = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
+    head[0] == 0x08 && head[1] < 0x80 && len > bytes.len() as u64
+}
+
+/// Reads the VGG graph of an ONNX file.
+pub fn read_onnx(bytes: &[u8], path: &Path) -> Result<OnnxModel> {
+    let fail = |m: String| file_err(path, format!("not a readable VGG ONNX file: {m}"));
+    let proto: ModelProto =
+        prost::Message::decode(bytes).map_err(|e| fail(format!("not an ONNX model ({e})")))?;
+    let graph = proto
+        .graph
+        .ok_or_else(|| fail("the model has no graph".into()))?;
+    let mut m = walk(&graph).map_err(fail)?;
+    // A graph that is no built-in VGG is named after its file.
+    if m.model.name() == CUSTOM {
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            m.model = m.model.modified(|c| c.name = stem.to_string())?;
+        }
+    }
+    Ok(m)
+}
+
+const CUSTOM: &str = "onnx";
+
+type Fail = String;
+
+/// A layer found in the graph, with its initializers.
+enum Found {
+    Conv {
+        k: usize,
+        w: Tensor,
+        b: Option<Tensor>,
+    },
+    Bn([Tensor; 4]),
+    Relu,
+    Pool,
+    Lrn(LrnParams),
+    /// An average pool of kernel and stride (k, k), or a global one (None).
+    AvgPool(Option<usize>),
+    Flatten {
+        /// The feature map was transposed to NHWC before flattening (Keras' order).
+        nhwc: bool,
+    },
+    /// A dense layer: weight [out, in] and bias.
+    Fc {
+        w: Tensor,
+        b: Option<Tensor>,
+    },
+    Softmax,
+}
+
+impl Found {
+    fn what(&self) -> &'static str {
+        match self {
+            Found::Conv { .. } => "Conv",
+            Found::Bn(_) => "BatchNormalization",
+            Found::Relu => "Relu",
+            Found::Pool => "MaxPool",
+            Found::Lrn(_) => "LRN",
+            Found::AvgPool(_) => "AveragePool",
+            Found::Flatten { .. } => "Flatten",
+            Found::Fc { .. } => "Gemm",
+            Found::Softmax => "Softmax",
+        }
+    }
+}
+
+/// Ops that compute only shapes or constants for a Reshape; they never take the data.
+const SHAPE_OPS: &[&str] = &[
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Squeeze",
+    "Concat",
+    "Constant",
+    "Cast",
+    "Slice",
+    "ConstantOfShape",
+];
+
+fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
+    let inits: HashMap<&str, &TensorProto> =
+        g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let input = g
+        .input
+        .iter()
+        .find(|i| !inits.contains_key(i.name.as_str()))
+        .ok_or("the graph has no data input")?;
+    let dims: Vec<i64> = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+        .unwrap_or_default();
+    let mut cur = input.name.clone();
+    let mut found: Vec<Found> = Vec::new();
+    let mut nhwc_input = false;
+    // A transpose to NHWC waiting for the flatten after it.
+    let mut nhwc_pending = false;
+    let tensor = |name: &str| -> std::result::Result<Tensor, Fail> {
+        let t = inits.get(name).ok_or_else(|| {
+            format!("'{name}' is not an initializer (a weight computed in the graph)")
+        })?;
+        to_tensor(t)
+    };
+    for (i, node) in g.node.iter().enumerate() {
+        let op = node.op_type.as_str();
+        let takes_data = node.input.contains(&cur);
+        if SHAPE_OPS.contains(&op) && (op == "Shape" || !takes_data) {
+            continue;
+        }
+        let at = || format!("node {i} ('{}', {op})", node.name);
+        if node.input.first() != Some(&cur) && !(op == "Add" && takes_data) {
+            return Err(format!(
+                "{} does not take the previous layer's output: the graph is not one chain of \
+                 layers as a VGG is ({})",
+                at(),
+                so_far(&found)
+            ));
+        }
+        let out = node
+            .output
+            .first()
+            .ok_or_else(|| format!("{} has no output", at()))?
+            .clone();
+        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+        let ints = |name: &str| attr(name).map(|a| a.ints.clone()).unwrap_or_default();
+        let int = |name: &str, d: i64| attr(name).map(|a| a.i).unwrap_or(d);
+        let text = |name: &str| {
+            attr(name)
+                .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+                .unwrap_or_default()
+        };
+        let f = match op {
+            "Conv" => {
+                let w = tensor(
+                    node.input
+                        .get(1)
+                        .ok_or_else(|| format!("{} has no weight", at()))?,
+                )?;
+                let b = node
+                    .input
+                    .get(2)
+                    .filter(|b| !b.is_empty())
+                    .map(|b| tensor(b))
+                    .transpose()?;
+                let k = *w.shape.get(2).unwrap_or(&0);
+                let pad = match text("auto_pad").as_str() {
+                    "" | "NOTSET" => ints("pads"),
+                    "SAME_UPPER" | "SAME_LOWER" => vec![(k / 2) as i64; 4],
+                    "VALID" => vec![0; 4],
+                    other => return Err(format!("{}: auto_pad {other}", at())),
+                };
+                let pad = if pad.is_empty() { vec![0; 4] } else { pad };
+                let strides = ints("strides");
+                let dil = ints("dilations");
+                let ok = w.shape.len() == 4
+                    && (k == 3 || k == 1)
+                    && w.shape[3] == k
+                    && pad.iter().all(|p| *p == (k / 2) as i64)
+                    && strides.iter().all(|s| *s == 1)
+                    && dil.iter().all(|d| *d == 1)
+                    && int("group", 1) == 1;
+                if !ok {
+                    return Err(format!(
+                        "{} is a {:?} convolution with pads {pad:?}, strides {strides:?}, \
+                         dilations {dil:?}, group {}; a VGG has 3x3 (or 1x1) kernels, stride 1 \
+                         and same padding",
+                        at(),
+                        w.shape,
+                        int("group", 1)
+                    ));
+                }
+                Found::Conv { k, w, b }
+            }
+            "BatchNormalization" => {
+                let get = |j: usize| -> std::result::Result<Tensor, Fail> {
+                    tensor(
+                        node.input
+                            .get(j)
+                            .ok_or_else(|| format!("{} lacks input {j}", at()))?,
+                    )
+                };
+                let (s, b, m, mut v) = (get(1)?, get(2)?, get(3)?, get(4)?);
+                // The engine's epsilon is PyTorch's; another (Keras' 1e-3) moves into the
+                // variance, the same (x - mean) / sqrt(var + eps).
+                let eps = attr("epsilon").map(|a| a.f).unwrap_or(1e-5);
+                if eps != BN_EPS {
+                    v.data.iter_mut().for_each(|x| *x += eps - BN_EPS);
+                }
+                Found::Bn([s, b, m, v])
+            }
+            "Relu" => Found::Relu,
+            "MaxPool" => {
+                let ok = ints("kernel_shape") == [2, 2]
+                    && ints("strides") == [2, 2]
+                    && ints("pads").iter().all(|p| *p == 0)
+                    && int("ceil_mode", 0) == 0
+                    && matches!(text("auto_pad").as_str(), "" | "NOTSET" | "VALID");
+                if !ok {
+                    return Err(format!(
+                        "{} pools {:?} with strides {:?}; a VGG pools 2x2 with stride 2",
+                        at(),
+                        ints("kernel_shape"),
+                        ints("strides")
+                    ));
+                }
+                Found::Pool
+            }
+            "LRN" => Found::Lrn(LrnParams {
+                size: usize::try_from(int("size", 0)).map_err(|_| format!("{}: size", at()))?,
+                alpha: attr("alpha").map(|a| a.f).unwrap_or(1e-4),
+                beta: attr("beta").map(|a| a.f).unwrap_or(0.75),
+                k: attr("bias").map(|a| a.f).unwrap_or(1.0),
+            }),
+            "GlobalAveragePool" => Found::AvgPool(None),
+            "AveragePool" => {
+                let k = ints("kernel_shape");
+                let ok = k.len() == 2
+                    && k[0] == k[1]
+                    && k[0] > 0
+                    && ints("strides").iter().all(|s| *s == k[0])
+                    && ints("pads").iter().all(|p| *p == 0);
+                if !ok {
+                    return Err(format!(
+                        "{} averages {k:?} with strides {:?}; only the adaptive pool's \
+                         kernel-equals-stride form is a VGG's",
+                        at(),
+                        ints("strides")
+                    ));
+                }
+                Found::AvgPool(Some(k[0] as usize))
+            }
+            "Transpose" => {
+                let perm = ints("perm");
+                if found.is_empty() && perm == [0, 3, 1, 2] {
+                    nhwc_input = true;
+                } else if perm == [0, 2, 3, 1] {
+                    nhwc_pending = true;
+                } else {
+                    return Err(format!("{} transposes {perm:?}", at()));
+                }
+                cur = out;
+                continue;
+            }
+            "Flatten" | "Reshape" => {
+                if op == "Flatten" && int("axis", 1) != 1 {
+                    return Err(format!("{} flattens from axis {}", at(), int("axis", 1)));
+                }
+                if matches!(found.last(), Some(Found::Flatten { .. } | Found::Fc { .. })) {
+                    // A reshape between dense layers (tf2onnx) changes nothing.
+                    cur = out;
+                    continue;
+                }
+                let nhwc = std::mem::take(&mut nhwc_pending);
+                Found::Flatten { nhwc }
+            }
+            "Gemm" => {
+                let alpha = attr("alpha").map(|a| a.f).unwrap_or(1.0);
+                let beta = attr("beta").map(|a| a.f).unwrap_or(1.0);
+                if alpha != 1.0 || beta != 1.0 || int("transA", 0) != 0 {
+                    return Err(format!(
+                        "{} is a Gemm with alpha {alpha}, beta {beta}, transA {}",
+                        at(),
+                        int("transA", 0)
+                    ));
+                }
+                let w = tensor(
+                    node.input
+                        .get(1)
+                        .ok_or_else(|| format!("{} has no weight", at()))?,
+                )?;
+                let w = if int("transB", 0) == 1 {
+                    w
+                } else {
+                    transpose(w, &at())?
+                };
+                let b = node
+                    .input
+                    .get(2)
+                    .filter(|b| !b.is_empty())
+                    .map(|b| tensor(b))
+                    .transpose()?;
+                Found::Fc { w, b }
+            }
+            "MatMul" => {
+                let w = tensor(
+                    node.input
+                        .get(1)
+                        .ok_or_else(|| format!("{} has no weight", at()))?,
+                )?;
+                Found::Fc {
+                    w: transpose(w, &at())?,
+                    b: None,
+                }
+            }
+            "Add" => {
+                let other = node
+                    .input
+                    .iter()
+                    .find(|x| **x != cur)
+                    .ok_or_else(|| format!("{} adds the data to itself", at()))?;
+                let bias = tensor(other)?;
+                match found.last_mut() {
+                    Some(Found::Fc { w, b }) if b.is_none() && bias.data.len() == w.shape[0] => {
+                        *b = Some(new_tensor(vec![w.shape[0]], bias.data)?);
+                    }
+                    Some(Found::Conv { w, b, .. })
+                        if b.is_none() && bias.data.len() == w.shape[0] =>
+                    {
+                        *b = Some(new_tensor(vec![w.shape[0]], bias.data)?);
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{} adds {} values, not a bias of the layer before ({})",
+                            at(),
+                            bias.data.len(),
+                            so_far(&found)
+                        ))
+                    }
+                }
+                cur = out;
+                continue;
+            }
+            // Identity at inference.
+            "Dropout" | "Identity" => {
+                cur = out;
+                continue;
+            }
+            "Softmax" => Found::Softmax,
+            _ => {
+                return Err(format!(
+                    "{} is not a layer of a VGG (Conv, BatchNormalization, Relu, MaxPool, LRN, \
+                     AveragePool, Flatten, Gemm or MatMul and Add, Dropout, Softmax); {}",
+                    at(),
+                    so_far(&found)
+                ))
+            }
+        };
+        found.push(f);
+        cur = out;
+    }
+    build(found, &dims, nhwc_input)
+}
+
+/// "found so far: 13 Conv, 5 MaxPool, ..." for the errors.
+fn so_far(found: &[Found]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for f in found {
+        match counts.iter_mut().find(|c| c.0 == f.what()) {
+            Some(c) => c.1 += 1,
+            None => counts.push((f.what(), 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "no layer before it".into();
+    }
+    let list: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    format!("found before it: {}", list.join(", "))
+}
+
+/// The model of the layers found, and their weights under its names.
+fn build(
+    found: Vec<Found>,
+    dims: &[i64],
+    nhwc_input: bool,
+) -> std::result::Result<OnnxModel, Fail> {
+    let shape_err = |m: String| format!("{m} ({})", so_far(&found));
+    let mut features = Vec::new();
+    let mut params: Vec<Tensor> = Vec::new();
+    let mut bn: Option<bool> = None;
+    let mut lrn: Option<LrnParams> = None;
+    let mut avg: Option<Option<usize>> = None;
+    let mut nhwc = false;
+    let mut fcs: Vec<(Tensor, Option<Tensor>)> = Vec::new();
+    let mut in_channels = None;
+    let mut it = found.iter().peekable();
+    let mut flattened = false;
+    while let Some(f) = it.next() {
+        match f {
+            Found::Conv { k, w, b } if !flattened => {
+                in_channels.get_or_insert(w.shape[1]);
+                features.push(Feature::Conv {
+                    out: w.shape[0],
+                    k: *k,
+                });
+                params.push(w.clone());
+                params.push(
+                    b.clone()
+                        .unwrap_or(new_tensor(vec![w.shape[0]], vec![0.0; w.shape[0]])?),
+                );
+                let has_bn = matches!(it.peek(), Some(Found::Bn(_)));
+                if *bn.get_or_insert(has_bn) != has_bn {
+                    return Err(shape_err(
+                        "batch norm follows some convolutions and not others".into(),
+                    ));
+                }
+                if let Some(Found::Bn(t)) = it.peek() {
+                    params.extend(t.iter().cloned());
+                    it.next();
+                }
+                if !matches!(it.next(), Some(Found::Relu)) {
+                    return Err(shape_err("a convolution without the ReLU after it".into()));
+                }
+            }
+            Found::Pool if !flattened => features.push(Feature::Pool),
+            Found::Lrn(p) if !flattened => {
+                if lrn.replace(*p).is_some_and(|q| q != *p) {
+                    return Err(shape_err("LRN layers with different parameters".into()));
+                }
+                features.push(Feature::Lrn);
+            }
+            Found::AvgPool(k) if !flattened && avg.is_none() => avg = Some(*k),
+            Found::Flatten { nhwc: t } if !flattened => {
+                flattened = true;
+                nhwc = *t;
+            }
+            Found::Fc { w, b } if flattened => {
+                fcs.push((w.clone(), b.clone()));
+                let last = !it.clone().any(|f| matches!(f, Found::Fc { .. }));
+                let relu = matches!(it.peek(), Some(Found::Relu));
+                if relu == last {
+                    return Err(shape_err(if last {
+                        "a ReLU after the last dense layer".into()
+                    } else {
+                        "a hidden dense layer without the ReLU after it".into()
+                    }));
+                }
+                if relu {
+                    it.next();
+                }
+            }
+            Found::Softmax if it.peek().is_none() && !fcs.is_empty() => {}
+            other => {
+                return Err(shape_err(format!(
+                    "a {} where a VGG has none",
+                    other.what()
+                )))
+            }
+        }
+    }
+    let in_channels = in_channels.ok_or_else(|| shape_err("no convolution".into()))?;
+    if fcs.is_empty() {
+        return Err(shape_err("no dense layer".into()));
+    }
+    // The input's height and width: the graph's, where they are fixed numbers; else 224.
+    let side = |i: usize| dims.get(i).copied().filter(|d| *d > 0).map(|d| d as usize);
+    let (h, w) = if nhwc_input {
+        (side(1), side(2))
+    } else {
+        (side(2), side(3))
+    };
+    let (h, w) = (h.unwrap_or(224), w.unwrap_or(224));
+    // The feature map's size where the features end, for the average pool.
+    let pools = features.iter().filter(|f| **f == Feature::Pool).count() as u32;
+    let (fh, fw) = (h >> pools, w >> pools);
+    let avgpool = match avg {
+        None => None,
+        Some(None) => Some((1, 1)),
+        Some(Some(k)) if fh % k == 0 && fw % k == 0 => Some((fh / k, fw / k)),
+        Some(Some(k)) => {
+            return Err(shape_err(format!(
+                "a {k}x{k} average pool over a {fh}x{fw} feature map"
+            )))
+        }
+    };
+    let hidden: Vec<usize> = fcs[..fcs.len() - 1].iter().map(|f| f.0.shape[0]).collect();
+    let classes = fcs[fcs.len() - 1].0.shape[0];
+    let config = Config {
+        name: CUSTOM.into(),
+        features,
+        batch_norm: bn.unwrap_or(false),
+        in_channels,
+        input: (h, w),
+        avgpool,
+        hidden,
+        classes,
+        dropout: 0.5,
+        lrn: lrn.unwrap_or_default(),
+    };
+    let custom = Model::new(config).map_err(|e| shape_err(e.to_string()))?;
+    let last = custom
+        .layers()
+        .iter()
+        .find(|l| l.op == crate::model::Op::Flatten)
+        .map(|l| l.input)
+        .ok_or_else(|| shape_err("no flatten".into()))?;
+    for (j, (wt, b)) in fcs.into_iter().enumerate() {
+        let n = wt.shape[0];
+        // Keras flattens (h, w, c); the engine (c, h, w): reorder the first layer's columns.
+        let wt = if j == 0 && nhwc {
+            chw_columns(wt, last)?
+        } else {
+            wt
+        };
+        params.push(wt);
+        params.push(b.unwrap_or(new_tensor(vec![n], vec![0.0; n])?));
+    }
+    let names: Vec<(String, Vec<usize>)> =
+        custom.layers().iter().flat_map(|l| l.tensors()).collect();
+    if names.len() != params.len() {
+        return Err(shape_err(format!(
+            "{} weight tensors for the {} the model needs",
+            params.len(),
+            names.len()
+        )));
+    }
+    let mut weights = Weights::new();
+    for ((name, shape), t) in names.iter().zip(params) {
+        if t.shape != *shape {
+            return Err(shape_err(format!(
+                "the weight for {name} is {:?}, where the layers before it make it {shape:?}",
+                t.shape
+            )));
+        }
+        weights.insert(name, t);
+    }
+    // A graph that is one of the built-in VGGs gets that model, and its name.
+    let model = Model::matching(&names)
+        .filter(|m| m.config().avgpool == avgpool && m.input_dims() == custom.input_dims())
+        .unwrap_or(custom);
+    let preset = if nhwc_input {
+        Preset::Caffe
+    } else {
+        Preset::Torchvision
+    };
+    Ok(OnnxModel {
+        model,
+        preset,
+        weights,
+    })
+}
+
+fn new_tensor(shape: Vec<usize>, data: Vec<f32>) -> std::result::Result<Tensor, Fail> {
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+/// A [k, n] matrix as [n, k].
+fn transpose(t: Tensor, at: &str) -> std::result::Result<Tensor, Fail> {
+    let [k, n] = t.shape[..] else {
+        return Err(format!(
+            "{at}: a {:?} weight where a matrix is needed",
+            t.shape
+        ));
+    };
+    let mut out = vec![0.0f32; t.data.len()];
+    for i in 0..k {
+        for j in 0..n {
+            out[j * k + i] = t.data[i * n + j];
+        }
+    }
+    new_tensor(vec![n, k], out)
+}
+
+/// A dense weight [n, h*w*c] whose columns are in (h, w, c) order, reordered to (c, h, w).
+fn chw_columns(t: Tensor, [c, h, w]: [usize; 3]) -> std::result::Result<Tensor, Fail> {
+    let k = c * h * w;
+    if t.shape.len() != 2 || t.shape[1] != k {
+        return Err(format!(
+            "the first dense layer takes {:?} where the features give {c}x{h}x{w}",
+            t.shape
+        ));
+    }
+    let n = t.shape[0];
+    let mut out = vec![0.0f32; t.data.len()];
+    for o in 0..n {
+        let (src, dst) = (&t.data[o * k..(o + 1) * k], &mut out[o * k..(o + 1) * k]);
+        for ci in 0..c {
+            for p in 0..h * w {
+                dst[ci * h * w + p] = src[p * c + ci];
+            }
+        }
+    }
+    new_tensor(vec![n, k], out)
+}
+
+/// An initializer's values as f32, checked against its dims.
+fn to_tensor(t: &TensorProto) -> std::result::Result<Tensor, Fail> {
+    let name = &t.name;
+    if t.data_location == 1 {
+        return Err(format!(
+            "initializer '{name}' is stored in an external file; save the model with its \
+             weights inside (onnx.save(..., save_as_external_data=False))"
+        ));
+    }
+    let mut numel = 1usize;
+    let mut shape = Vec::with_capacity(t.dims.len().min(8));
+    for &d in &t.dims {
+        let d = usize::try_from(d)
+            .map_err(|_| format!("initializer '{name}' has dims {:?}", t.dims))?;
+        numel = numel
+            .checked_mul(d)
+            .ok_or_else(|| format!("initializer '{name}' has dims {:?}", t.dims))?;
+        shape.push(d);
+    }
+    let width = match t.data_type {
+        FLOAT => 4,
+        FLOAT16 | BFLOAT16 => 2,
+        DOUBLE => 8,
+        other => {
+            return Err(format!(
+                "initializer '{name}' has data type {other}; weights are float, float16, \
+                 bfloat16 or double"
+            ))
+        }
+    };
+    let wrong = |have: usize| {
+        format!(
+            "initializer '{name}' holds {have} values for its dims {:?}",
+            t.dims
+        )
+    };
+    let data: Vec<f32> = if !t.raw_data.is_empty() {
+        if t.raw_data.len() != numel.saturating_mul(width) {
+            return Err(wrong(t.raw_data.len() / width));
+        }
+        let raw = &t.raw_data;
+        match t.data_type {
+            FLOAT => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            FLOAT16 => raw
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            BFLOAT16 => raw
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            _ => raw
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+        }
+    } else {
+        let data: Vec<f32> = match t.data_type {
+            FLOAT => t.float_data.clone(),
+            FLOAT16 => t
+                .int32_data
+                .iter()
+                .map(|v| half::f16::from_bits(*v as u16).to_f32())
+                .collect(),
+            BFLOAT16 => t
+                .int32_data
+                .iter()
+                .map(|v| half::bf16::from_bits(*v as u16).to_f32())
+                .collect(),
+            _ => t.double_data.iter().map(|v| *v as f32).collect(),
+        };
+        if data.len() != numel {
+            return Err(wrong(data.len()));
+        }
+        data
+    };
+    Tensor::new(shape, data).map_err(|e| format!("initializer '{name}': {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: FLOAT,
+            float_data: v.to_vec(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, inputs: &[&str], out: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            name: out.into(),
+            op_type: op.into(),
+            attribute: attrs,
+        }
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            ints: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A 1x4x4 input, one 3x3 conv to 2 channels, a pool, a dense layer to 3 classes.
+    fn tiny(extra: Option<NodeProto>) -> Vec<u8> {
+        let conv = node(
+            "Conv",
+            &["x", "w", "b"],
+            "c",
+            vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
+        );
+        let mut nodes = vec![
+            conv,
+            node("Relu", &["c"], "r", vec![]),
+            node(
+                "MaxPool",
+                &["r"],
+                "p",
+                vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+            ),
+            node("Flatten", &["p"], "f", vec![]),
+            node(
+                "Gemm",
+                &["f", "fw", "fb"],
+                "y",
+                vec![AttributeProto {
+                    name: "transB".into(),
+                    i: 1,
+                    ..Default::default()
+                }],
+            ),
+        ];
+        if let Some(n) = extra {
+            nodes.insert(2, n);
+        }
+        let input = ValueInfoProto {
+            name: "x".into(),
+            r#type: Some(TypeProto {
+                tensor_type: Some(TypeTensor {
+                    elem_type: FLOAT,
+                    shape: Some(ShapeProto {
+                        dim: [1, 1, 4, 4]
+                            .iter()
+                            .map(|&d| DimProto { dim_value: d })
+                            .collect(),
+                    }),
+                }),
+            }),
+        };
+        let seq = |n: usize| (0..n).map(|i| i as f32 * 0.01).collect::<Vec<_>>();
+        let m = ModelProto {
+            ir_version: 8,
+            producer_name: "test".into(),
+            graph: Some(GraphProto {
+                node: nodes,
+                initializer: vec![
+                    init("w", &[2, 1, 3, 3], &seq(18)),
+                    init("b", &[2], &[0.5, -0.5]),
+                    init("fw", &[3, 8], &seq(24)),
+                    init("fb", &[3], &[1.0, 2.0, 3.0]),
+                ],
+                input: vec![input],
+            }),
+        };
+        m.encode_to_vec()
+    }
+
+    #[test]
+    fn a_small_graph_maps_to_torchvision_names() {
+        let bytes = tiny(None);
+        assert!(is_onnx(&bytes));
+        let m = read_onnx(&bytes, Path::new("t.onnx")).unwrap();
+        assert_eq!(m.model.input_dims(), [1, 4, 4]);
+        assert_eq!(m.model.classes(), 3);
+        assert_eq!(m.weights.get("features.0.bias").unwrap().data, [0.5, -0.5]);
+        assert_eq!(m.weights.get("classifier.0.weight").unwrap().shape, [3, 8]);
+        assert_eq!(m.preset, Preset::Torchvision);
+    }
+
+    #[test]
+    fn other_graphs_are_refused_with_what_was_found() {
+        let add = node("Sigmoid", &["c"], "s", vec![]);
+        let e = read_onnx(&tiny(Some(add)), Path::new("t.onnx"))
+            .err()
+            .unwrap();
+        let e = e.to_string();
+        assert!(e.contains("Sigmoid") && e.contains("1 Conv"), "{e}");
+        // Every truncation of a valid file is an error or a smaller valid graph, never a panic.
+        let bytes = tiny(None);
+        for n in 0..bytes.len() {
+            let _ = read_onnx(&bytes[..n], Path::new("t.onnx"));
+        }
+        // Dims that do not match the values.
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        m.graph.as_mut().unwrap().initializer[0].dims = vec![2, 1, 3, 4];
+        let e = read_onnx(&m.encode_to_vec(), Path::new("t.onnx"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("holds 18 values"), "{e}");
+        m.graph.as_mut().unwrap().initializer[0].dims = vec![i64::MAX, i64::MAX];
+        assert!(read_onnx(&m.encode_to_vec(), Path::new("t.onnx")).is_err());
+    }
+
+    #[test]
+    fn mutated_exports_never_panic() {
+        // torch.onnx.export's file, with bytes overwritten at seeded random places.
+        let good = include_bytes!("../../tests/fixtures/tiny_a.onnx");
+        assert!(read_onnx(good, Path::new("t.onnx")).is_ok());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut refused = 0;
+        for _ in 0..300 {
+            let mut b = good.to_vec();
+            for _ in 0..1 + next() % 4 {
+                // Mostly the graph's structure, which sits before and between the weights.
+                let at = (next() % b.len() as u64) as usize;
+                b[at] = next() as u8;
+            }
+            refused += read_onnx(&b, Path::new("t.onnx")).is_err() as usize;
+        }
+        eprintln!("{refused} of 300 mutants refused");
+    }
+}
