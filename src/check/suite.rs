@@ -625,10 +625,23 @@ pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
 pub fn run(
     gpu: &Gpu,
     opts: &SuiteOptions,
+    report: impl FnMut(&Outcome),
+) -> (Vec<Outcome>, Vec<Skipped>) {
+    run_counted(gpu, opts, report, |_, _| {})
+}
+
+/// `run`, also telling `counted` (cases done, cases in all) after each case.
+pub fn run_counted(
+    gpu: &Gpu,
+    opts: &SuiteOptions,
     mut report: impl FnMut(&Outcome),
+    mut counted: impl FnMut(usize, usize),
 ) -> (Vec<Outcome>, Vec<Skipped>) {
     let (mut outcomes, mut skipped) = (Vec::new(), Vec::new());
-    for (i, c) in cases(gpu, opts).into_iter().enumerate() {
+    let all = cases(gpu, opts);
+    let total = all.len();
+    for (i, c) in all.into_iter().enumerate() {
+        counted(i, total);
         let (op, shape, run) = match c {
             Case::Skip(s) => {
                 skipped.push(s);
@@ -678,5 +691,6 @@ pub fn run(
             outcomes.push(o);
         }
     }
+    counted(total, total);
     (outcomes, skipped)
 }

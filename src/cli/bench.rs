@@ -135,7 +135,17 @@ impl Args {
             None => {
                 let gpu = Gpu::new(&gpu.options())?;
                 eprintln!("adapter: {}", gpu.describe());
-                bench::run(&gpu, &o, |line| eprintln!("{line}"))?
+                // The rows are not counted ahead (tuning and batches add to them): a spinner
+                // with the time spent, the finished rows printed above it.
+                let bar = super::progress::Progress::spinner("benchmarking", json.is_some());
+                let mut rows = 0;
+                let report = bench::run(&gpu, &o, |line| {
+                    rows += 1;
+                    bar.line(line);
+                    bar.set_message(format!("benchmarking: {rows} rows done"));
+                })?;
+                bar.finish();
+                report
             }
         };
         let table = report.table();

@@ -86,12 +86,16 @@ impl Args {
         };
         // With the JSON on stdout, the table goes to stderr.
         let json_stdout = json.as_deref() == Some(Path::new("-"));
+        // The bar over the cases (stderr) is lifted while a line prints.
+        let bar = std::cell::RefCell::new(super::progress::Progress::bar(0, "cases", true));
         let say = |line: &str| {
-            if json_stdout {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
+            bar.borrow().suspend(|| {
+                if json_stdout {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            })
         };
         let seed = opts.seed;
         say(&format!("seed: {seed} (replay with --seed {seed})"));
@@ -108,8 +112,14 @@ impl Args {
                 Ok(gpu) => {
                     ar.describe(&gpu);
                     let started = std::time::Instant::now();
-                    let (outcomes, skipped) =
-                        check::suite::run(&gpu, &opts, |o| say(&o.to_string()));
+                    bar.replace(super::progress::Progress::bar(0, "cases", json.is_some()));
+                    let (outcomes, skipped) = check::suite::run_counted(
+                        &gpu,
+                        &opts,
+                        |o| say(&o.to_string()),
+                        |done, total| bar.borrow().set_counts(done as u64, total as u64),
+                    );
+                    bar.borrow().finish();
                     for s in &skipped {
                         say(&format!("{:<22} skipped: {}", s.op, s.reason));
                     }

@@ -134,7 +134,7 @@ impl Args {
         };
         let t0 = std::time::Instant::now();
         let mut json_results = Vec::new();
-        let bar = progress(files.len() as u64, self.json);
+        let bar = super::progress::Progress::bar(files.len() as u64, "images", self.json);
         let (stats, feats, kept) = infer::run(&mut net, &files, &run_opts, |r| {
             bar.inc(1);
             if self.features.is_some() {
@@ -156,7 +156,7 @@ impl Args {
                 bar.suspend(|| print_top(r, &label));
             }
         })?;
-        bar.finish_and_clear();
+        bar.finish();
         let total = t0.elapsed().as_secs_f64();
         for e in &stats.skipped {
             eprintln!("warning: skipped {e}");
@@ -265,22 +265,6 @@ impl Args {
         }
         Ok(files)
     }
-}
-
-/// A bar on stderr over `len` images, drawn only where stderr is a terminal and the
-/// output is not JSON (a long run on a software adapter would otherwise be silent).
-fn progress(len: u64, json: bool) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:30} {pos}/{len} images, {per_sec}, {eta} left",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// One image's classes as the terminal shows them.

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod demo;
 pub mod devices;
 pub mod infer;
+pub mod progress;
 pub mod summary;
 pub mod train;
 

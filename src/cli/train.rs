@@ -122,10 +122,14 @@ impl Args {
         );
         let init = self.initial_weights(&model)?;
         // Building the trainer compiles its kernels and the first step runs before any
-        // progress line: say so, where it can take a minute (a software adapter).
-        eprintln!("compiling the training kernels and running the first step ...");
+        // progress: say so, where it can take a minute (a software adapter).
+        use super::progress::Progress;
+        let compiling = "compiling the training kernels and running the first step";
+        let bar = std::cell::RefCell::new(Progress::spinner(compiling, false));
         let (t0, epochs) = (std::time::Instant::now(), self.epochs);
         let mut done = 0usize;
+        // The epoch whose steps the bar counts (0: the spinner is up).
+        let mut bar_epoch = 0;
         let ckpt = self.out.join("checkpoint.safetensors");
         let (weights, _) = vgg_wgpu::train::fit::fit(
             &gpu,
@@ -137,20 +141,28 @@ impl Args {
             self.resume.then_some(ckpt.as_path()),
             |epoch, s, steps, st| {
                 done += st.images;
+                if bar_epoch != epoch {
+                    bar_epoch = epoch;
+                    bar.replace(Progress::bar(
+                        steps as u64,
+                        &format!("steps of epoch {epoch}/{epochs}"),
+                        false,
+                    ))
+                    .finish();
+                }
                 let rate = done as f64 / t0.elapsed().as_secs_f64();
-                let left = (steps - s) * st.images;
-                eprint!(
-                    "\repoch {epoch}/{epochs} step {s}/{steps} loss {:.4} acc {:5.1}% {:.0} \
-                     images/s, epoch ETA {:.0} s   ",
+                let b = bar.borrow();
+                b.set_position(s as u64);
+                b.set_message(format!(
+                    "loss {:.4} acc {:5.1}% {:.0} images/s",
                     st.loss,
                     100.0 * st.correct as f64 / st.images as f64,
-                    rate,
-                    left as f64 / rate
-                );
+                    rate
+                ));
             },
             |e| {
-                eprintln!(
-                    "\repoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, \
+                bar.borrow().line(&format!(
+                    "epoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, \
                      lr {}, {:.0} images/s",
                     e.epoch,
                     e.loss,
@@ -158,9 +170,10 @@ impl Args {
                     100.0 * e.test_accuracy,
                     e.lr,
                     e.images_per_second
-                );
+                ));
             },
         )?;
+        bar.borrow().finish();
         let path = self.out.join("model.safetensors");
         weights.save_with(&path, Some(&card))?;
         let (csv, svg) = (self.out.join("metrics.csv"), self.out.join("metrics.svg"));
