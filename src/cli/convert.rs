@@ -45,7 +45,8 @@ impl Args {
         }
         // A torchvision state dict of a built-in VGG is recognised from its tensors; any
         // other needs --model and the flags that describe it.
-        let card = io::weights::read_card(&self.input)?;
+        let opened = io::weights::Opened::open(&self.input)?;
+        let card = opened.card().cloned();
         let model = match (&card, self.model.names_model()) {
             (Some(c), _) => self.model.against_card(&c.model()?, &self.input)?,
             (None, true) => self.model.build()?,
@@ -60,7 +61,7 @@ impl Args {
                 })
             }
         };
-        let weights = io::load_weights(&self.input, &model)?;
+        let weights = opened.load(&model)?;
         let recorded = card.as_ref().map(|c| c.preprocessing);
         let preset = match &self.preprocess {
             Some(p) => Preset::parse(p)?,

@@ -82,10 +82,12 @@ impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         use vgg_wgpu::{infer, io};
         // A missing file is reported when the weights load, after the options are checked.
-        let card = match self.weights.exists() {
-            true => io::weights::read_card(&self.weights)?,
+        // Opened once: a .pth or ONNX file is parsed whole for its card, then its tensors.
+        let opened = match self.weights.exists() {
+            true => Some(io::weights::Opened::open(&self.weights)?),
             false => None,
         };
+        let card = opened.as_ref().and_then(|o| o.card().cloned());
         let preprocessing = self.preprocessing(card.as_ref())?;
         let model = self.network_model(card.as_ref(), preprocessing.crop)?;
         let pre = Preprocess {
@@ -112,7 +114,10 @@ impl Args {
                 .cloned()
                 .unwrap_or_else(|| format!("class {i}"))
         };
-        let w = io::load_weights(&self.weights, &model)?;
+        let w = match opened {
+            Some(o) => o.load(&model)?,
+            None => io::load_weights(&self.weights, &model)?,
+        };
         let gpu = Gpu::new(&self.gpu.options())?;
         let net_opts = vgg_wgpu::NetworkOptions {
             precision: if self.precision == "f16" {

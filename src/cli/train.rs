@@ -91,7 +91,12 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         // The --init file's card, read once (for a .pth that parses the whole file).
-        let init_card = self.init_card()?;
+        // The --init file, read once (a .pth or ONNX file is parsed whole for its card).
+        let init = match &self.init {
+            Some(p) => Some(vgg_wgpu::io::weights::Opened::open(p)?),
+            None => None,
+        };
+        let init_card = self.init_card(init.as_ref());
         let model = self.model(init_card.as_ref())?;
         let o = self.fit_options(&model)?;
         // Every option and the output folder are checked before the data loads (which can
@@ -120,7 +125,7 @@ impl Args {
             test.len(),
             gpu.describe()
         );
-        let init = self.initial_weights(&model)?;
+        let init = self.initial_weights(&model, init)?;
         // Building the trainer compiles its kernels and the first step runs before any
         // progress: say so, where it can take a minute (a software adapter).
         use super::progress::Progress;
@@ -189,12 +194,13 @@ impl Args {
 
     /// The card of the --init file where something reads it: the model (unless --model
     /// gives one) or, for folder data, the preprocessing.
-    fn init_card(&self) -> vgg_wgpu::Result<Option<vgg_wgpu::model::Card>> {
-        match &self.init {
-            Some(p) if !self.model.names_model() || self.format == "folder" => {
-                vgg_wgpu::io::weights::read_card(p)
-            }
-            _ => Ok(None),
+    fn init_card(
+        &self,
+        init: Option<&vgg_wgpu::io::weights::Opened>,
+    ) -> Option<vgg_wgpu::model::Card> {
+        match init {
+            Some(o) if !self.model.names_model() || self.format == "folder" => o.card().cloned(),
+            _ => None,
         }
     }
 
@@ -305,15 +311,19 @@ impl Args {
 
     /// Kaiming weights from the seed, or the --init file's (a new last FC layer where the
     /// class count differs).
-    fn initial_weights(&self, model: &Model) -> vgg_wgpu::Result<vgg_wgpu::Weights> {
-        let Some(p) = &self.init else {
+    fn initial_weights(
+        &self,
+        model: &Model,
+        init: Option<vgg_wgpu::io::weights::Opened>,
+    ) -> vgg_wgpu::Result<vgg_wgpu::Weights> {
+        let (Some(p), Some(init)) = (&self.init, init) else {
             return Ok(vgg_wgpu::Weights::init(
                 model,
                 vgg_wgpu::Init::Kaiming,
                 self.seed,
             ));
         };
-        let loaded = vgg_wgpu::io::read_safetensors(p)?;
+        let loaded = init.all()?;
         let (w, fresh) = vgg_wgpu::train::init_from(model, &loaded, self.seed)
             .map_err(|e| vgg_wgpu::io::file_err(p, e))?;
         if !fresh.is_empty() {

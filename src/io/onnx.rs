@@ -148,11 +148,16 @@ pub struct OnnxModel {
 /// another field; a safetensors file starts with its header length, which for these first
 /// bytes would reach past the file.
 pub fn is_onnx(bytes: &[u8]) -> bool {
-    let Some(head) = bytes.get(..8) else {
+    is_onnx_start(bytes, bytes.len() as u64)
+}
+
+/// `is_onnx` from a file's first bytes and its size.
+pub fn is_onnx_start(head: &[u8], file_len: u64) -> bool {
+    let Some(head) = head.get(..8) else {
         return false;
     };
     let len = u64::from_le_bytes(head.try_into().unwrap_or([0; 8]));
-    head[0] == 0x08 && head[1] < 0x80 && len > bytes.len() as u64
+    head[0] == 0x08 && head[1] < 0x80 && len > file_len
 }
 
 /// Reads the VGG graph of an ONNX file.

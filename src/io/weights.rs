@@ -239,29 +239,82 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
         .unwrap_or_default())
 }
 
+/// A weights file opened for its card and then its tensors, read from disk once: a
+/// `torch.save` or ONNX file is parsed whole for its card (its tensors or graph give the
+/// model), and those tensors are kept for [`Opened::load`] instead of parsing it again;
+/// a safetensors card comes from the header alone and the tensors load afterwards.
+pub struct Opened {
+    path: std::path::PathBuf,
+    card: Option<Card>,
+    parsed: Option<Weights>,
+}
+
+impl Opened {
+    pub fn open(path: &Path) -> Result<Opened> {
+        let at = path.to_path_buf();
+        if has_onnx_extension(path) || is_pth_file(path)? || is_onnx_head(path)? {
+            let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
+            if is_pth(&bytes) {
+                let all = super::pth::read_pth(&bytes, path)?;
+                let tensors: Vec<(String, Vec<usize>)> = all
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.shape.clone()))
+                    .collect();
+                let card = Model::matching(&tensors)
+                    .map(|m| foreign_card(&m, crate::model::card::Preset::Torchvision))
+                    .transpose()?;
+                return Ok(Opened {
+                    path: at,
+                    card,
+                    parsed: Some(all),
+                });
+            }
+            let m = super::onnx::read_onnx(&bytes, path)?;
+            return Ok(Opened {
+                path: at,
+                card: Some(onnx_card(&m)?),
+                parsed: Some(m.weights),
+            });
+        }
+        let meta = read_metadata(path)?;
+        Ok(Opened {
+            path: at,
+            card: Card::from_metadata(&meta).map_err(|e| file_err(path, e))?,
+            parsed: None,
+        })
+    }
+
+    /// The model card the file carries or implies (see [`read_card`]).
+    pub fn card(&self) -> Option<&Card> {
+        self.card.as_ref()
+    }
+
+    /// Every tensor of the file, as [`read_safetensors`] gives them.
+    pub fn all(self) -> Result<Weights> {
+        match self.parsed {
+            Some(all) => Ok(all),
+            None => read_safetensors(&self.path),
+        }
+    }
+
+    /// The tensors `model` needs, checked as [`load_weights`] checks them.
+    pub fn load(self, model: &Model) -> Result<Weights> {
+        match self.parsed {
+            Some(mut all) => pick(&self.path, model, |name| {
+                Ok(all.remove(name).map(|t| (t.shape, t.data)))
+            }),
+            None => load_weights(&self.path, model),
+        }
+    }
+}
+
 /// The model card a weights file carries, if any (see [`Card`]). A `torch.save` file
 /// carries none; for one whose tensors are exactly a built-in VGG's (torchvision's state
 /// dicts), the card is that model with torchvision's preprocessing and, for 1000 classes,
 /// ImageNet's class names. That reads the whole file, where a safetensors card is read
 /// from the header alone.
 pub fn read_card(path: &Path) -> Result<Option<Card>> {
-    if has_onnx_extension(path) {
-        let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
-        return onnx_card(&super::onnx::read_onnx(&bytes, path)?).map(Some);
-    }
-    let meta = read_metadata(path)?;
-    if meta.is_empty() && is_pth_file(path)? {
-        let all = read_safetensors(path)?;
-        let tensors: Vec<(String, Vec<usize>)> = all
-            .iter()
-            .map(|(n, t)| (n.clone(), t.shape.clone()))
-            .collect();
-        let Some(model) = Model::matching(&tensors) else {
-            return Ok(None);
-        };
-        return foreign_card(&model, crate::model::card::Preset::Torchvision).map(Some);
-    }
-    Card::from_metadata(&meta).map_err(|e| file_err(path, e))
+    Ok(Opened::open(path)?.card)
 }
 
 /// The card of a model read from a file that has none (a state dict or an ONNX graph):
@@ -303,9 +356,24 @@ fn has_onnx_extension(path: &Path) -> bool {
 
 /// Whether the file at `path` starts as a `torch.save` file does.
 fn is_pth_file(path: &Path) -> Result<bool> {
+    Ok(is_pth(&head(path)?))
+}
+
+/// Whether the file at `path` starts as an ONNX model does, and not as safetensors (whose
+/// first 8 bytes are a header length within the file).
+fn is_onnx_head(path: &Path) -> Result<bool> {
+    let size = super::regular_size(path)?;
+    Ok(super::onnx::is_onnx_start(&head(path)?, size))
+}
+
+/// Up to the first 8 bytes of a regular file.
+fn head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let mut head = [0u8; 4];
-    let mut f =
-        std::fs::File::open(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    Ok(f.read_exact(&mut head).is_ok() && is_pth(&head))
+    super::regular_size(path)?;
+    let f = std::fs::File::open(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let mut h = Vec::with_capacity(8);
+    f.take(8)
+        .read_to_end(&mut h)
+        .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    Ok(h)
 }

@@ -128,6 +128,9 @@ impl Weights {
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Tensor> {
         self.tensors.get_mut(name)
     }
+    pub fn remove(&mut self, name: &str) -> Option<Tensor> {
+        self.tensors.remove(name)
+    }
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
         self.tensors.iter()
     }
