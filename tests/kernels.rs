@@ -112,6 +112,38 @@ fn subgroup_conv_without_subgroups_is_a_clear_error() {
     assert!(err.is_some_and(|e| e.contains("needs subgroups")));
 }
 
+/// Without cooperative matrices (every CI adapter) the tensor-core variant is a clear error
+/// when asked for, f16 selects the adapter's usual variants, and no precision ever selects
+/// the emulated one; with them, f16 selects it for 1x1 and 3x3 layers and f32 never does.
+#[test]
+fn tensor_core_selection_falls_back_without_cooperative_matrices() {
+    use vgg_wgpu::gpu::Precision;
+    use vgg_wgpu::kernels::conv::{select, ConvVariant};
+    on_each_gpu(|| {
+        let g = gpu();
+        for k in [1, 3] {
+            let s = cs(2, 64, 64, 28, 28, k);
+            let f16 = select(g, s, None, Precision::F16).variant;
+            let f32 = select(g, s, None, Precision::F32).variant;
+            assert!(!f32.f16_operands(), "{f32:?} for f32");
+            assert_ne!(f16, ConvVariant::CoopEmulated);
+            assert_eq!(f16 == ConvVariant::Coop, g.cooperative_matrix(), "{f16:?} for f16");
+        }
+        if !g.cooperative_matrix() {
+            let tune = ConvTune {
+                variant: ConvVariant::Coop,
+                wg: 128,
+                tm: 64,
+            };
+            let err = Conv2d::with_tune(g, cs(1, 3, 8, 5, 5, 3), false, tune)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("cooperative matrices"), "{err}");
+        }
+    });
+}
+
 #[test]
 fn peak_kernels_compute_what_they_claim() {
     on_each_gpu(|| {

@@ -100,11 +100,21 @@ fn every_conv_variant_runs_a_whole_network() {
     on_each_gpu(|| {
         let m = small(Model::by_name("vgg11_bn").unwrap_or_else(|e| panic!("{e}")));
         for (i, tune) in ConvTune::variants_for(gpu()).into_iter().enumerate() {
+            eprintln!("{tune:?}");
+            if tune.variant.f16_operands() {
+                // Tensor-core variants run what --precision f16 runs, at its tolerance.
+                let opts = NetworkOptions {
+                    conv: Some(tune),
+                    precision: vgg_wgpu::gpu::Precision::F16,
+                    ..Default::default()
+                };
+                check_model_tol(&m, 2, "fc8", opts, seed() + i as u64, 1e-2);
+                continue;
+            }
             let opts = NetworkOptions {
                 conv: Some(tune),
                 ..Default::default()
             };
-            eprintln!("{tune:?}");
             check_model(&m, 2, "fc8", opts, seed() + i as u64);
         }
     });
@@ -212,8 +222,9 @@ fn a_batch_that_does_not_fit_fails_before_gpu_work() {
             "{e}"
         );
         // Weights fit, a huge batch does not.
-        let select = |s| vgg_wgpu::kernels::conv::select(gpu(), s, None);
-        let need = vgg_wgpu::graph::weight_bytes(&m, vgg_wgpu::gpu::Precision::F32, select);
+        let f32 = vgg_wgpu::gpu::Precision::F32;
+        let select = |s| vgg_wgpu::kernels::conv::select(gpu(), s, None, f32);
+        let need = vgg_wgpu::graph::weight_bytes(&m, f32, select);
         let mut net = Network::with_options(
             gpu(),
             &m,

@@ -403,7 +403,8 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
                 ..Default::default()
             };
             let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
-            let select = |s| vgg_wgpu::kernels::conv::select(gpu(), s, None);
+            let select =
+                |s| vgg_wgpu::kernels::conv::select(gpu(), s, None, vgg_wgpu::gpu::Precision::F32);
             let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, select)
                 .unwrap()
                 .iter()

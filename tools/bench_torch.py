@@ -15,6 +15,11 @@ report's batch sizes, and its training steps (train mode, cross-entropy, backwar
 momentum); conv/dgrad and conv/wgrad through torch.nn.grad. Wall clock, with
 torch.cuda.synchronize() on CUDA.
 
+Each network row carries "precision": on CPU "fp32"; on CUDA three rows per network, "fp32"
+(TF32 off), "tf32" (TF32 on) and "amp-fp16" (autocast to fp16, channels_last, a GradScaler
+in training: PyTorch's mixed precision, the counterpart of the engine's f16 rows). The
+kernel rows follow --tf32.
+
 Needs: torch, torchvision.
 """
 
@@ -118,6 +123,43 @@ def timed(fn, runs, dev, grad=False):
     return times
 
 
+def time_network(name, mode, batch, dims, prec, dev, runs):
+    """The median seconds of one inference pass or training step of torchvision's `name`
+    in precision `prec` (fp32, tf32 or amp-fp16), and the runs timed."""
+    if dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
+        torch.backends.cudnn.allow_tf32 = prec == "tf32"
+    amp = prec == "amp-fp16"
+    fmt = torch.channels_last if amp else torch.contiguous_format
+    net = getattr(torchvision.models, name)(weights=None).to(dev, memory_format=fmt)
+    x = torch.rand(batch, *dims).to(dev).contiguous(memory_format=fmt)
+    net_runs = runs if dev == "cuda" else max(1, min(runs, 3))
+
+    def forward():
+        with torch.autocast(device_type=dev, dtype=torch.float16, enabled=amp):
+            return net(x)
+
+    if mode == "training":
+        # As the engine's step: forward with dropout, cross-entropy, backward, SGD with
+        # momentum; in amp-fp16 with a GradScaler, as AMP training runs.
+        net.train()
+        labels = torch.arange(batch, device=dev) % 1000
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        scaler = torch.amp.GradScaler(dev, enabled=amp)
+
+        def step():
+            opt.zero_grad(set_to_none=False)
+            scaler.scale(F.cross_entropy(forward(), labels)).backward()
+            scaler.step(opt)
+            scaler.update()
+
+        times = sorted(timed(step, net_runs, dev, grad=True))
+    else:
+        net.eval()
+        times = sorted(timed(forward, net_runs, dev))
+    return statistics.median(times), len(times)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,36 +208,26 @@ def main():
         print(f"{k['op']:<17} {k['shape']:<32} {med * 1e3:10.3f} ms")
 
     networks = []
+    seen = set()
+    precisions = ["fp32", "tf32", "amp-fp16"] if dev == "cuda" else ["fp32"]
     for n in src["networks"]:
         name, batch = n["model"], n["batch"]
-        if not hasattr(torchvision.models, name):
-            continue
-        c, h, w = parse_dims(n["input"])
         mode = n.get("mode", "inference")
-        net = getattr(torchvision.models, name)(weights=None).to(dev)
-        x = torch.rand(batch, c, h, w).to(dev)
-        net_runs = args.runs if dev == "cuda" else max(1, min(args.runs, 3))
-        if mode == "training":
-            # As the engine's step: forward with dropout, cross-entropy, backward, SGD with
-            # momentum.
-            net.train()
-            labels = torch.arange(batch, device=dev) % 1000
-            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-
-            def step():
-                opt.zero_grad(set_to_none=False)
-                F.cross_entropy(net(x), labels).backward()
-                opt.step()
-
-            times = sorted(timed(step, net_runs, dev, grad=True))
-        else:
-            net.eval()
-            times = sorted(timed(lambda: net(x), net_runs, dev))
-        med = statistics.median(times)
-        networks.append({"model": name, "mode": mode, "batch": batch,
-                         "input": n["input"], "ms_per_batch": med * 1e3,
-                         "images_per_second": batch / med, "runs": len(times)})
-        print(f"{name} {mode} batch {batch}: {med * 1e3:.1f} ms, {batch / med:.2f} images/s")
+        if not hasattr(torchvision.models, name) or (name, mode, batch, n["input"]) in seen:
+            continue
+        seen.add((name, mode, batch, n["input"]))
+        c, h, w = parse_dims(n["input"])
+        for prec in precisions:
+            med, runs = time_network(name, mode, batch, (c, h, w), prec, dev, args.runs)
+            networks.append({"model": name, "mode": mode, "batch": batch,
+                             "input": n["input"], "precision": prec,
+                             "ms_per_batch": med * 1e3, "images_per_second": batch / med,
+                             "runs": runs})
+            print(f"{name} {mode} {prec} batch {batch}: {med * 1e3:.1f} ms, "
+                  f"{batch / med:.2f} images/s")
+    if dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
 
     if dev == "cuda":
         name = f"PyTorch {torch.__version__} CUDA on {torch.cuda.get_device_name()}"

@@ -45,21 +45,24 @@ if want bench; then
         --markdown "$out/bench.md" 2>&1 | tee -a "$log"
 fi
 if want e2e; then
-    # What a user runs: VGG16 inference at batch 1 and 128 and a VGG16 training step at
-    # batch 32, nothing else. One untimed pass first brings the clocks up (runs minutes
-    # apart on an H100 differed 5x), then medians of 5.
+    # What a user runs: VGG16 inference at batch 1 and 128 in f32 and f16 (tensor cores
+    # where the driver lists cooperative matrices) and a VGG16 training step at batch 32,
+    # nothing else. One untimed pass first brings the clocks up (runs minutes apart on an
+    # H100 differed 5x), then medians of 5.
     step e2e warm-up
     VGG_TUNING_FILE="$out/tuning.json" timeout 120 "$bin" bench --backend vulkan --no-cpu \
-        --kernels none --networks vgg16 --e2e-batch 128 --train vgg16 --train-batch 32 \
-        --runs 1 >/dev/null 2>&1
+        --kernels none --networks vgg16 --e2e-batch 128 --precision f32,f16 --train vgg16 \
+        --train-batch 32 --runs 1 >/dev/null 2>&1
     step e2e
     VGG_TUNING_FILE="$out/tuning.json" timeout 180 "$bin" bench --backend vulkan --no-cpu \
-        --kernels none --networks vgg16 --e2e-batch 128 --train vgg16 --train-batch 32 \
-        --runs 5 --json "$out/e2e.json" --markdown "$out/e2e.md" 2>&1 | tee -a "$log"
+        --kernels none --networks vgg16 --e2e-batch 128 --precision f32,f16 --train vgg16 \
+        --train-batch 32 --runs 5 --json "$out/e2e.json" --markdown "$out/e2e.md" 2>&1 |
+        tee -a "$log"
 fi
 if want torch; then
-    # PyTorch in the same call: the kernel shapes, then the end-to-end rows (inference and
-    # the training step) in true f32 (TF32 off, cudnn.benchmark on).
+    # PyTorch in the same call: the kernel shapes (true f32: TF32 off, cudnn.benchmark on),
+    # then the end-to-end rows (inference and the training step) in fp32, tf32 and AMP
+    # fp16 with channels_last.
     for r in bench e2e; do
         [ -f "$out/$r.json" ] || continue
         step pytorch cuda "$r"

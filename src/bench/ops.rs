@@ -451,7 +451,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
     // flipped weight, in the variant the selector picks for that shape (no CPU timing: the
     // reference's is the dgrad row's).
     let d = ConvShape::new(s.n, s.c_out, s.c_in, s.h, s.w, s.k);
-    let tune = crate::kernels::conv::select(gpu, d, None);
+    let tune = crate::kernels::conv::select(gpu, d, None, Precision::F32);
     let no_cpu = Settings { cpu: false, ..set };
     let mut forward = conv(gpu, d, Some(tune), Precision::F32, no_cpu)?;
     forward.op = "conv/dgrad_forward".into();

@@ -88,6 +88,20 @@ pub struct Peak {
     pub gbytes_per_s: f64,
 }
 
+fn f32_name() -> String {
+    "f32".into()
+}
+
+/// PyTorch's name for the engine's precision in the comparison: true f32 against f32, AMP's
+/// fp16 against f16.
+fn torch_precision(engine: &str) -> &str {
+    match engine {
+        "f32" => "fp32",
+        "f16" => "amp-fp16",
+        other => other,
+    }
+}
+
 /// A whole network, end to end (upload of the input, forward, readback).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Network {
@@ -95,6 +109,11 @@ pub struct Network {
     pub mode: String,
     pub batch: usize,
     pub input: String,
+    /// The engine's `f32` / `f16` (tensor storage; f16 operands on tensor cores where the
+    /// adapter has them); PyTorch's `fp32`, `tf32`, `amp-fp16`. Reports from before the
+    /// field were f32.
+    #[serde(default = "f32_name")]
+    pub precision: String,
     pub ms_per_batch: f64,
     pub images_per_second: f64,
     pub runs: usize,
@@ -222,9 +241,10 @@ impl Report {
         }
         for n in &self.networks {
             s += &format!(
-                "{} {} batch {} at {}: {} ms per batch, {:.2} images/s\n",
+                "{} {} {} batch {} at {}: {} ms per batch, {:.2} images/s\n",
                 n.model,
                 n.mode,
+                n.precision,
                 n.batch,
                 n.input,
                 ms(n.ms_per_batch),
@@ -280,12 +300,13 @@ impl Report {
             );
         }
         if !self.networks.is_empty() {
-            s += "\n| network | mode | batch | input | ms per batch | images/s |\n|---|---|---:|---|---:|---:|\n";
+            s += "\n| network | mode | precision | batch | input | ms per batch | images/s |\n|---|---|---|---:|---|---:|---:|\n";
             for n in &self.networks {
                 s += &format!(
-                    "| {} | {} | {} | {} | {} | {:.2} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {:.2} |\n",
                     n.model,
                     n.mode,
+                    n.precision,
                     n.batch,
                     n.input,
                     ms(n.ms_per_batch),
@@ -410,13 +431,17 @@ impl Report {
         }
         for n in &self.networks {
             if let Some(o) = other.networks.iter().find(|o| {
-                o.model == n.model && o.batch == n.batch && o.mode == n.mode && o.input == n.input
+                o.model == n.model
+                    && o.batch == n.batch
+                    && o.mode == n.mode
+                    && o.input == n.input
+                    && (o.precision == n.precision || o.precision == torch_precision(&n.precision))
             }) {
                 matched += 1;
                 s += &format!(
                     "{:<17} {:<30} {:>12} {:>12} {:>7.2}x\n",
                     n.model,
-                    format!("{} batch {} at {}", n.mode, n.batch, n.input),
+                    format!("{} {} batch {}", n.mode, n.precision, n.batch),
                     ms(n.ms_per_batch),
                     ms(o.ms_per_batch),
                     o.ms_per_batch / n.ms_per_batch

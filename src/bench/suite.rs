@@ -22,8 +22,10 @@ pub struct Options {
     pub cpu: bool,
     /// Search conv tunables first and store the best in the tuning file.
     pub tune: bool,
-    /// Whole networks: these models at batch 1 and at `e2e_batch`.
+    /// Whole networks: these models at batch 1 and at `e2e_batch`, in each of these
+    /// precisions (f16 where the adapter has shader-f16).
     pub networks: Vec<Model>,
+    pub precisions: Vec<Precision>,
     pub e2e_batch: usize,
     /// Training steps (forward, backward, SGD; dropout on) of these models at `train_batch`.
     pub training: Vec<Model>,
@@ -318,9 +320,12 @@ impl Batch<'_, '_> {
             let mut tunes: Vec<ConvTune> = if o.quick {
                 vec![default]
             } else {
+                // f16-operand variants are timed in the f16 rows, at the precision that
+                // selects them.
                 ConvTune::variants_for(gpu)
                     .into_iter()
                     .filter(|t| t.variant.spec().kernels.contains(&s.k))
+                    .filter(|t| !t.variant.f16_operands())
                     .collect()
             };
             if let Some(t) = tuned.filter(|t| !tunes.contains(t)) {
@@ -425,17 +430,26 @@ impl Batch<'_, '_> {
         Ok(())
     }
 
-    /// f16 storage at the most expensive conv and the largest FC layer.
+    /// f16 storage at the most expensive conv (at every conv where the adapter has tensor
+    /// cores: the variant f16 selects there is another kernel) and the largest FC layer,
+    /// each in what the selector picks for f16.
     fn f16(&mut self) -> Result<()> {
         let (gpu, sites, b, set) = (self.gpu, self.sites, self.b, self.set);
         let costly = sites
             .convs
             .iter()
             .max_by_key(|s| s.shape.0 * s.shape.1 * s.shape.2 * s.shape.3 * s.shape.4);
-        if let Some(site) = costly {
+        let convs: Vec<_> = if gpu.cooperative_matrix() {
+            sites.convs.iter().collect()
+        } else {
+            costly.into_iter().collect()
+        };
+        for site in convs {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
-                let e = ops::conv(gpu, s, None, Precision::F16, set)?;
+                let t = crate::kernels::conv::select(gpu, s, None, Precision::F16);
+                let mut e = ops::conv(gpu, s, Some(t), Precision::F16, set)?;
+                e.is_default = true;
                 self.keep(e, site.layers.join(", "));
             }
         }
@@ -453,21 +467,29 @@ impl Batch<'_, '_> {
 /// The whole networks at batch 1 and `e2e_batch`, then the training steps.
 fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Network>> {
     let mut networks = Vec::new();
-    for net in &o.networks {
-        for b in [1, o.e2e_batch] {
-            if b == 0
-                || networks
-                    .iter()
-                    .any(|n: &Network| n.model == net.name() && n.batch == b)
-            {
-                continue;
+    let f16_ok = gpu.features().contains(wgpu::Features::SHADER_F16);
+    for &p in o
+        .precisions
+        .iter()
+        .filter(|p| **p == Precision::F32 || f16_ok)
+    {
+        let name = format!("{p:?}").to_lowercase();
+        for net in &o.networks {
+            for b in [1, o.e2e_batch] {
+                if b == 0
+                    || networks.iter().any(|n: &Network| {
+                        n.model == net.name() && n.batch == b && n.precision == name
+                    })
+                {
+                    continue;
+                }
+                let n = network(gpu, net, b, o.runs.clamp(1, 3), p)?;
+                progress(&format!(
+                    "{} {name} batch {b}: {:.1} ms, {:.2} images/s",
+                    n.model, n.ms_per_batch, n.images_per_second
+                ));
+                networks.push(n);
             }
-            let n = network(gpu, net, b, o.runs.clamp(1, 3))?;
-            progress(&format!(
-                "{} batch {b}: {:.1} ms, {:.2} images/s",
-                n.model, n.ms_per_batch, n.images_per_second
-            ));
-            networks.push(n);
         }
     }
     for net in &o.training {
@@ -483,9 +505,19 @@ fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Ve
 
 /// One network end to end with seeded weights: the median wall time of `runs` forwards
 /// after a first one that plans, allocates and compiles.
-fn network(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<Network> {
+fn network(
+    gpu: &Gpu,
+    model: &Model,
+    batch: usize,
+    runs: usize,
+    precision: Precision,
+) -> Result<Network> {
     let weights = Weights::init(model, Init::Kaiming, 0);
-    let mut net = crate::graph::Network::new(gpu, model, &weights)?;
+    let opts = crate::graph::NetworkOptions {
+        precision,
+        ..Default::default()
+    };
+    let mut net = crate::graph::Network::with_options(gpu, model, &weights, opts)?;
     drop(weights);
     let [c, h, w] = model.input_dims();
     let x = Tensor::new(
@@ -500,6 +532,7 @@ fn network(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<Networ
         mode: "inference".into(),
         batch,
         input: format!("{c}x{h}x{w}"),
+        precision: format!("{precision:?}").to_lowercase(),
         ms_per_batch: ms,
         images_per_second: batch as f64 / t.median_s,
         runs: t.runs,
@@ -529,6 +562,7 @@ fn training_step(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<
         mode: "training".into(),
         batch,
         input: format!("{c}x{h}x{w}"),
+        precision: "f32".into(),
         ms_per_batch: tm.median_s * 1e3,
         images_per_second: batch as f64 / tm.median_s,
         runs: tm.runs,
@@ -562,6 +596,7 @@ pub fn default_options(model: Model, quick: bool) -> Result<Options> {
         cpu: true,
         tune: false,
         networks,
+        precisions: vec![Precision::F32],
         e2e_batch: if quick { 2 } else { 8 },
         training,
         train_batch: 2,

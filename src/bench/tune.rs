@@ -13,7 +13,8 @@ pub fn candidates(gpu: &Gpu, k: usize) -> Vec<ConvTune> {
     let mut out = Vec::new();
     for base in ConvTune::variants_for(gpu) {
         let spec = base.variant.spec();
-        if !spec.kernels.contains(&k) {
+        // The tuning file serves f32 networks; f16-operand variants are chosen by precision.
+        if !spec.kernels.contains(&k) || base.variant.f16_operands() {
             continue;
         }
         let wgs = match spec.wg {

@@ -68,11 +68,11 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     )?;
     let mut out = vec![Outcome::new("conv/dgrad", tag.clone(), &got, &dx)];
     // The same gradient as a forward conv of dy with the flipped weight, on every variant
-    // the adapter offers (what the trainer runs).
+    // the adapter offers that the trainer may run (not the f16-operand ones).
     let offered = ConvTune::variants_for(gpu);
     for tune in offered
         .into_iter()
-        .filter(|t| t.variant.spec().kernels.contains(&s.k))
+        .filter(|t| t.variant.spec().kernels.contains(&s.k) && !t.variant.f16_operands())
     {
         let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
         let tag = format!("{tag} {:?}", tune.variant);

@@ -183,7 +183,12 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         v.push(one(f, &format!("{name} grid over 65535"), move |s| {
             conv(gpu, big, false, Some(grid_tune), s)
         }));
-        let mut packs = vec![tune];
+        // The trainer's repack, which the f16-operand variants do not have.
+        let mut packs = if variant.f16_operands() {
+            vec![]
+        } else {
+            vec![tune]
+        };
         if variant == ConvVariant::Direct {
             packs.push(ConvTune { tm: 4, ..tune });
         }
@@ -202,6 +207,26 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         v.push(one(f, "f16", |s| {
             super::conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
         }));
+        // What --precision f16 runs on tensor cores, in f16 storage.
+        for t in offered.iter().filter(|t| t.variant.f16_operands()) {
+            let t = *t;
+            for (n, ci, co, h, w, k) in [
+                (2, 16, 24, 13, 15, 3),
+                (1, 70, 130, 9, 11, 3),
+                (3, 5, 7, 6, 5, 1),
+            ] {
+                v.push(one(f, &format!("{:?} f16", t.variant), move |s| {
+                    super::conv_as(
+                        gpu,
+                        cs(n, ci, co, h, w, k),
+                        true,
+                        Some(t),
+                        Precision::F16,
+                        s,
+                    )
+                }));
+            }
+        }
     } else {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
         v.push(skip(&format!("{f} f16"), why));
@@ -212,10 +237,11 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 /// A conv shape whose grid passes 65535 workgroups in x under `tune` (with the workgroup
 /// size it sets): 16-lane workgroups of 4 pixels need 1024 rows of 1025 pixel groups
 /// (65600); the GEMM variant's tiles of 128 pixels twice the rows; 16-lane workgroups of
-/// 4x4 tiles 16 images of 256 x 257 tiles.
+/// 4x4 tiles 16 images of 256 x 257 tiles; blocks of 64 pixels 2048 x 2050 pixels.
 pub fn grid_case(tune: ConvTune) -> (ConvTune, ConvShape) {
     match tune.variant.spec().tiling {
         Tiling::Pixels128 => (tune, cs(1, 1, 3, 2048, 4100, 3)),
+        Tiling::Gemm64 => (tune, cs(1, 1, 3, 2048, 2050, 3)),
         Tiling::Tiles4x4 => (ConvTune { wg: 16, ..tune }, cs(16, 1, 1, 1024, 1028, 3)),
         Tiling::Lanes => (ConvTune { wg: 16, ..tune }, cs(1, 1, 3, 1024, 4100, 3)),
     }

@@ -38,6 +38,11 @@ pub struct Args {
     /// The large batch of the end-to-end runs (the other is 1) [default: 8, quick: 2]
     #[arg(long)]
     pub e2e_batch: Option<usize>,
+    /// Precisions of the end-to-end inference rows, comma-separated: f32, f16 (f16 tensors,
+    /// and tensor cores where the adapter lists cooperative matrices; skipped without
+    /// shader-f16). Training steps run in f32
+    #[arg(long, default_value = "f32", value_name = "LIST")]
+    pub precision: String,
     /// Training steps to time, comma-separated models, or "none" [default: vgg11, or with
     /// --quick the --model; none with --networks none]
     #[arg(long, value_name = "MODELS")]
@@ -81,6 +86,7 @@ impl Args {
             tune,
             networks,
             e2e_batch,
+            precision,
             train,
             train_batch,
             kernels,
@@ -113,6 +119,19 @@ impl Args {
         if let Some(b) = e2e_batch {
             o.e2e_batch = b;
         }
+        o.precisions = precision
+            .split(',')
+            .map(|p| match p.trim() {
+                "f32" => Some(vgg_wgpu::gpu::Precision::F32),
+                "f16" => Some(vgg_wgpu::gpu::Precision::F16),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::InvalidOption {
+                option: "--precision".into(),
+                message: format!("'{precision}' is not a list of f32, f16"),
+            })?;
         if let Some(list) = networks {
             if list.trim() == "none" {
                 o.training.clear();

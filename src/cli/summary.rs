@@ -64,7 +64,7 @@ impl Args {
             };
             let device = Gpu::new(&gpu.options()).ok();
             let plan = vgg_wgpu::train::memory_plan(&model, &opts, |s| match &device {
-                Some(g) => vgg_wgpu::kernels::conv::select(g, s, None),
+                Some(g) => vgg_wgpu::kernels::conv::select(g, s, None, Precision::F32),
                 None => NO_ADAPTER_TUNE,
             })?;
             println!(
@@ -96,7 +96,9 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
     let (limits, tune, budget, on) = match &gpu {
         Ok(g) => {
             let tune = ConvTune::default_for_shape(g, &ConvShape::new(1, 64, 64, 224, 224, 3));
-            let weights = graph::weight_bytes(model, Precision::F32, |s| conv::select(g, s, None));
+            let weights = graph::weight_bytes(model, Precision::F32, |s| {
+                conv::select(g, s, None, Precision::F32)
+            });
             let budget = g.memory_available().map(|a| {
                 if g.is_cpu() {
                     a
@@ -124,7 +126,9 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
     let g = Graph::build(model, &[last])?;
     let plan = graph::plan::plan(&g, batch, limits, budget)?;
     let weights = match &gpu {
-        Ok(g) => graph::weight_bytes(model, Precision::F32, |s| conv::select(g, s, None)),
+        Ok(g) => graph::weight_bytes(model, Precision::F32, |s| {
+            conv::select(g, s, None, Precision::F32)
+        }),
         Err(_) => graph::weight_bytes(model, Precision::F32, |_| tune),
     };
     println!("planned GPU memory at batch {batch} on {on}:");

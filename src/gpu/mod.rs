@@ -7,7 +7,7 @@ mod timing;
 pub mod tuning;
 
 pub use buffer::POISON_BITS;
-pub use pipeline::{Precision, Shader};
+pub use pipeline::{builtin_wgsl, Precision, Shader};
 pub use timing::GpuTimer;
 
 use crate::error::{Error, Result};

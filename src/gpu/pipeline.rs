@@ -76,6 +76,69 @@ impl Shader {
     }
 }
 
+type SourceOf<'a> = dyn Fn(&str, &'static str) -> Result<std::borrow::Cow<'static, str>> + 'a;
+
+/// The whole WGSL module of `shader`: its precision's prelude and its source with the
+/// `#include`s expanded (`source_of` gives each file's text), the `enable` directives of
+/// every part moved to the top once each, as WGSL wants them before any declaration.
+fn assemble(shader: &Shader, source_of: &SourceOf<'_>) -> Result<String> {
+    let mut seen = vec![shader.name];
+    let mut body = String::new();
+    expand(
+        shader.name,
+        source_of(shader.name, shader.source)?,
+        &mut seen,
+        &mut body,
+        source_of,
+    )?;
+    let mut enables: Vec<&str> = Vec::new();
+    let mut rest = String::new();
+    for line in shader.precision.prelude().lines().chain(body.lines()) {
+        if line.trim_start().starts_with("enable ") {
+            if !enables.contains(&line.trim()) {
+                enables.push(line.trim());
+            }
+        } else {
+            rest.push_str(line);
+            rest.push('\n');
+        }
+    }
+    Ok(enables.iter().map(|e| format!("{e}\n")).collect::<String>() + &rest)
+}
+
+fn expand(
+    name: &str,
+    text: std::borrow::Cow<'static, str>,
+    seen: &mut Vec<&'static str>,
+    out: &mut String,
+    source_of: &SourceOf<'_>,
+) -> Result<()> {
+    for line in text.lines() {
+        let Some(inc) = line.trim().strip_prefix("#include ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let inc = inc.trim().trim_matches('"');
+        let Some(&(inc, source)) = SHADERS.iter().find(|(n, _)| *n == inc) else {
+            return Err(crate::error::Error::Shape(format!(
+                "shader {name} includes \"{inc}\", which is not under shaders/"
+            )));
+        };
+        if !seen.contains(&inc) {
+            seen.push(inc);
+            expand(inc, source_of(inc, source)?, seen, out, source_of)?;
+        }
+    }
+    Ok(())
+}
+
+/// The WGSL module `shader` compiles from with the built-in sources (no shader folder):
+/// what the shader-validation tests parse.
+pub fn builtin_wgsl(shader: &Shader) -> Result<String> {
+    assemble(shader, &|_, builtin| Ok(builtin.into()))
+}
+
 impl Gpu {
     /// The compute pipeline for `entry` of `shader` with the given override constants,
     /// built on first use and cached. Layouts are derived from the shader, so the bind
@@ -125,42 +188,7 @@ impl Gpu {
     /// The kernel's source with its `#include "NAME"` lines replaced by those files (each
     /// once, recursively): the built-in sources, or the shader folder's replacements.
     fn shader_source(&self, shader: &Shader) -> Result<String> {
-        let mut seen = vec![shader.name];
-        let mut out = String::new();
-        self.expand(
-            shader.name,
-            self.source_of(shader.name, shader.source)?,
-            &mut seen,
-            &mut out,
-        )?;
-        Ok(out)
-    }
-
-    fn expand(
-        &self,
-        name: &str,
-        text: std::borrow::Cow<'static, str>,
-        seen: &mut Vec<&'static str>,
-        out: &mut String,
-    ) -> Result<()> {
-        for line in text.lines() {
-            let Some(inc) = line.trim().strip_prefix("#include ") else {
-                out.push_str(line);
-                out.push('\n');
-                continue;
-            };
-            let inc = inc.trim().trim_matches('"');
-            let Some(&(inc, source)) = SHADERS.iter().find(|(n, _)| *n == inc) else {
-                return Err(crate::error::Error::Shape(format!(
-                    "shader {name} includes \"{inc}\", which is not under shaders/"
-                )));
-            };
-            if !seen.contains(&inc) {
-                seen.push(inc);
-                self.expand(inc, self.source_of(inc, source)?, seen, out)?;
-            }
-        }
-        Ok(())
+        assemble(shader, &|name, builtin| self.source_of(name, builtin))
     }
 
     /// The text of shader file `name`: `builtin`, unless the shader folder replaces it.
@@ -200,11 +228,7 @@ impl Gpu {
                 self.info().name
             )));
         }
-        let source = format!(
-            "{}{}",
-            shader.precision.prelude(),
-            self.shader_source(shader)?
-        );
+        let source = self.shader_source(shader)?;
         let module = self.scoped(&format!("shader {}", shader.name), || {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),

@@ -121,7 +121,7 @@ impl<'g> Network<'g> {
             max_binding,
             max_buffer: gpu.limits().max_buffer_size,
         };
-        let select = |s| crate::kernels::conv::select(gpu, s, opts.conv);
+        let select = |s| crate::kernels::conv::select(gpu, s, opts.conv, precision);
         let need = weight_bytes(model, precision, select);
         if let Some(avail) = available(gpu, opts.memory_limit) {
             if need > avail {

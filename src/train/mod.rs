@@ -538,9 +538,10 @@ impl<'g> Trainer<'g> {
         let lay = Layout::new(
             model,
             &opts,
-            (&|s| kernels::conv::select(gpu, s, opts.conv), &|k, n| {
-                row_chunks(gpu, k, n, max, Precision::F32)
-            }),
+            (
+                &|s| kernels::conv::select(gpu, s, opts.conv, Precision::F32),
+                &|k, n| row_chunks(gpu, k, n, max, Precision::F32),
+            ),
         )?;
         let mut bufs = Vec::with_capacity(lay.bufs.len());
         for spec in &lay.bufs {

@@ -103,16 +103,33 @@ pub enum ConvVariant {
     /// invocation, a quarter of the direct kernels' multiplies; the transformed weights are
     /// shared across a subgroup (at least 8 lanes) by broadcast, as Subgroup does.
     Winograd,
+    /// An implicit GEMM on cooperative matrices (tensor cores): f16 operands, f32 sums, 64
+    /// channels x 64 pixels per workgroup of 4 subgroups. Adapters that list
+    /// [`crate::gpu::COOP_SHAPE`] only; the executor's choice for `--precision f16` there.
+    Coop,
+    /// Coop's kernel with the matrix operations done lane by lane: slow, and never chosen
+    /// by the selector or the tuner; it exists so CI's CPU drivers test the kernel's
+    /// staging, tiling and epilogue, leaving only the cooperative-matrix calls untested
+    /// without a GPU.
+    CoopEmulated,
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 5] = [
+    pub const ALL: [ConvVariant; 7] = [
         ConvVariant::Direct,
         ConvVariant::Shared,
         ConvVariant::Subgroup,
         ConvVariant::Gemm,
         ConvVariant::Winograd,
+        ConvVariant::Coop,
+        ConvVariant::CoopEmulated,
     ];
+
+    /// Whether the variant rounds its operands to f16 whatever the tensors' precision (so
+    /// its error is f16's, and only `--precision f16` selects it).
+    pub fn f16_operands(self) -> bool {
+        self.spec().packing == Packing::Gemm16
+    }
 
     /// The name the tuning file and the reports use (`Direct`, `Subgroup`, ...).
     pub fn name(self) -> String {
@@ -134,6 +151,9 @@ pub enum Packing {
     /// [c_out / tm][c_in][36][tm]: each 3x3 kernel transformed to Winograd's 6x6 domain
     /// (U = G g G^T).
     Winograd,
+    /// [c_out / 64 * 64][k_pad]: each channel's weights as one row in (ci, ky, kx) order,
+    /// f16, zero padded to 64 rows and to k_pad = c_in * k * k rounded up to 16 columns.
+    Gemm16,
 }
 
 /// What an adapter must offer to run a variant.
@@ -144,6 +164,11 @@ pub enum Needs {
     Subgroups(u32),
     /// This many invocations per workgroup.
     Invocations(u32),
+    /// Cooperative matrices of [`crate::gpu::COOP_SHAPE`] and subgroups of one fixed size
+    /// (the workgroup is 4 of them).
+    CoopMatrix,
+    /// shader-f16 and subgroups of one fixed size of at least this many lanes.
+    FixedSubgroups(u32),
 }
 
 /// How a variant covers the output: the grid's x runs over (images x) tiles, y over
@@ -156,6 +181,8 @@ pub enum Tiling {
     Pixels128,
     /// `wg` lanes of one 4x4 pixel tile each per workgroup, within one image.
     Tiles4x4,
+    /// 64 channels x 64 pixels of the whole batch per workgroup.
+    Gemm64,
 }
 
 /// Everything that distinguishes a conv variant, in one place: the table the kernel, the
@@ -174,7 +201,7 @@ pub struct VariantSpec {
     pub kernels: &'static [usize],
 }
 
-const SPECS: [VariantSpec; 5] = [
+const SPECS: [VariantSpec; 7] = [
     VariantSpec {
         variant: ConvVariant::Direct,
         shader: shader!("conv/direct"),
@@ -225,6 +252,27 @@ const SPECS: [VariantSpec; 5] = [
         tiling: Tiling::Tiles4x4,
         kernels: &[3],
     },
+    // `wg` is nominal: the shader runs 4 subgroups, 4 x the adapter's subgroup size.
+    VariantSpec {
+        variant: ConvVariant::Coop,
+        shader: shader!("conv/coop"),
+        packing: Packing::Gemm16,
+        wg: Some(128),
+        tm: Some(64),
+        needs: Needs::CoopMatrix,
+        tiling: Tiling::Gemm64,
+        kernels: &[1, 3],
+    },
+    VariantSpec {
+        variant: ConvVariant::CoopEmulated,
+        shader: shader!("conv/coop_emulated"),
+        packing: Packing::Gemm16,
+        wg: Some(128),
+        tm: Some(64),
+        needs: Needs::FixedSubgroups(8),
+        tiling: Tiling::Gemm64,
+        kernels: &[1, 3],
+    },
 ];
 
 impl ConvVariant {
@@ -256,6 +304,30 @@ impl VariantSpec {
                     gpu.limits().max_compute_invocations_per_workgroup
                 ))
             }
+            Needs::CoopMatrix if !gpu.cooperative_matrix() => Some(format!(
+                "the {:?} conv variant needs cooperative matrices of {}, which {name} does \
+                 not offer",
+                self.variant,
+                crate::gpu::COOP_SHAPE
+            )),
+            Needs::CoopMatrix | Needs::FixedSubgroups(_) if fixed_subgroup(gpu).is_none() => {
+                Some(format!(
+                    "the {:?} conv variant needs subgroups of one fixed size, which {name} \
+                     does not promise",
+                    self.variant
+                ))
+            }
+            Needs::FixedSubgroups(n) if !gpu.subgroups_of_at_least(n) => Some(format!(
+                "the {:?} conv variant needs subgroups of at least {n} lanes, which {name} \
+                 lacks",
+                self.variant
+            )),
+            Needs::FixedSubgroups(_) if !gpu.features().contains(wgpu::Features::SHADER_F16) => {
+                Some(format!(
+                    "the {:?} conv variant needs shader-f16, which {name} lacks",
+                    self.variant
+                ))
+            }
             _ => None,
         }
     }
@@ -270,20 +342,45 @@ impl VariantSpec {
     }
 }
 
-/// The conv configuration of a layer of `shape`, in order: an `explicit` choice, the
-/// adapter's entry in the tuning file (where the adapter can run it), the measured default.
-/// The executor and the trainer both choose through this.
-pub fn select(gpu: &Gpu, shape: ConvShape, explicit: Option<ConvTune>) -> ConvTune {
+/// The adapter's subgroup size where it is one fixed size (min = max), as the
+/// cooperative-matrix kernels need to size their workgroup of 4 subgroups.
+fn fixed_subgroup(gpu: &Gpu) -> Option<u32> {
+    let i = gpu.info();
+    (gpu.features().contains(wgpu::Features::SUBGROUP)
+        && i.subgroup_min_size == i.subgroup_max_size
+        && i.subgroup_min_size > 0)
+        .then_some(i.subgroup_min_size)
+}
+
+/// The conv configuration of a layer of `shape` whose tensors are stored as `precision`,
+/// in order: an `explicit` choice; for f16 on an adapter with cooperative matrices, the
+/// tensor-core variant (Coop: f16 operands is what `--precision f16` means there); the
+/// adapter's entry in the tuning file (where the adapter can run it); the measured
+/// default. The executor and the trainer both choose through this.
+pub fn select(
+    gpu: &Gpu,
+    shape: ConvShape,
+    explicit: Option<ConvTune>,
+    precision: Precision,
+) -> ConvTune {
     // A variant that cannot compute this kernel size (Winograd on a 1x1 layer) is passed
     // over for the next choice, so one explicit choice serves a whole network.
     let handles = |t: &ConvTune| t.variant.spec().kernels.contains(&shape.k);
+    let offered = ConvTune::variants_for(gpu);
+    let coop = offered
+        .iter()
+        .find(|t| t.variant == ConvVariant::Coop)
+        .filter(|_| precision == Precision::F16);
     explicit
         .filter(handles)
+        .or_else(|| coop.copied().filter(handles))
         .or_else(|| {
             let tune = ConvTune::from_tuned(gpu.tuning().conv(gpu, &shape.tuning_key())?)?;
-            ConvTune::variants_for(gpu)
+            // The tuning file is shared by both precisions: an f16-operand entry (none is
+            // written, but a file may be edited) would lower an f32 network's accuracy.
+            offered
                 .iter()
-                .any(|v| v.variant == tune.variant)
+                .any(|v| v.variant == tune.variant && !v.variant.f16_operands())
                 .then_some(tune)
                 .filter(handles)
         })
@@ -351,6 +448,7 @@ impl ConvTune {
             Packing::Blocked => c_in * k * k * tm,
             Packing::Subgroup => c_in * k * tm * 4,
             Packing::Winograd => c_in * 36 * tm,
+            Packing::Gemm16 => k_pad(c_in, k) * tm,
         };
         let blocks = c_out.div_ceil(tm);
         (blocks * per_block, blocks * tm)
@@ -383,6 +481,13 @@ impl ConvTune {
         let mut w = vec![0.0f32; w_len];
         let mut b = bias.to_vec();
         b.resize(b_len, 0.0);
+        if spec.packing == Packing::Gemm16 {
+            let (row, kp) = (c_in * k * k, k_pad(c_in, k));
+            for co in 0..c_out {
+                w[co * kp..co * kp + row].copy_from_slice(&weight[co * row..(co + 1) * row]);
+            }
+            return Ok((w, b));
+        }
         if spec.packing == Packing::Winograd {
             if k != 3 {
                 return Err(shape_err!(
@@ -430,6 +535,8 @@ impl ConvTune {
     pub fn weight_precision(&self, precision: Precision) -> Precision {
         match self.variant.spec().packing {
             Packing::Winograd => Precision::F32,
+            // The tensor cores' operand type.
+            Packing::Gemm16 => Precision::F16,
             _ => precision,
         }
     }
@@ -531,6 +638,11 @@ impl Conv2d {
         if spec.tm.is_none() {
             consts.push(("TM", tune.tm as f64));
         }
+        if spec.tiling == Tiling::Gemm64 {
+            let sg = fixed_subgroup(gpu).unwrap_or(32);
+            consts.push(("K_PAD", k_pad(shape.c_in, shape.k) as f64));
+            consts.push(("WG", (4 * sg) as f64));
+        }
         let pipeline = gpu.pipeline(&spec.shader.with_precision(precision), "main", &consts)?;
         Ok(Conv2d {
             shape,
@@ -592,6 +704,10 @@ impl Conv2d {
     /// Workgroup counts (x, y, z) for this shape.
     pub fn grid(&self, gpu: &Gpu) -> Result<(u32, u32, u32)> {
         let s = self.shape;
+        if self.tune.variant.spec().tiling == Tiling::Gemm64 {
+            let (x, z) = fold(gpu, (s.n * s.h * s.w).div_ceil(64) as u64)?;
+            return Ok((x, self.blocks() as u32, z));
+        }
         if self.tune.variant.spec().tiling == Tiling::Pixels128 {
             let tiles = (s.n * s.h * s.w).div_ceil(128);
             let (x, z) = fold(gpu, tiles as u64)?;
@@ -615,6 +731,11 @@ impl Conv2d {
         dispatch(pass, &self.pipeline, bg, self.grid(gpu)?);
         Ok(())
     }
+}
+
+/// Columns of the Gemm16 packing: c_in * k * k rounded up to the 16 of a matrix tile.
+fn k_pad(c_in: usize, k: usize) -> usize {
+    (c_in * k * k).div_ceil(16) * 16
 }
 
 /// Winograd F(4x4, 3x3)'s weight transform G.

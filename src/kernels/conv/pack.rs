@@ -16,6 +16,13 @@ pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> R
     let (packed, _) = tune.packed_elems(c_in, c_out, k);
     let bindings = vec![("weight", c_out * c_in * k * k), ("packed", packed)];
     let (src, consts, groups) = match spec.packing {
+        Packing::Gemm16 => {
+            return Err(shape_err!(
+                "the {:?} conv variant (f16 operands) has no training repack; training \
+                 runs the f32 variants",
+                tune.variant
+            ));
+        }
         Packing::Winograd if k != 3 => {
             return Err(shape_err!(
                 "Winograd packing needs a 3x3 kernel, not {k}x{k}"
