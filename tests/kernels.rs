@@ -112,9 +112,10 @@ fn subgroup_conv_without_subgroups_is_a_clear_error() {
     assert!(err.is_some_and(|e| e.contains("needs subgroups")));
 }
 
-/// Without cooperative matrices (every CI adapter) the tensor-core variant is a clear error
-/// when asked for, f16 selects the adapter's usual variants, and no precision ever selects
-/// the emulated one; with them, f16 selects it for 1x1 and 3x3 layers and f32 never does.
+/// Without cooperative matrices (every CI adapter) the tensor-core conv variant is a clear
+/// error when asked for, f16 selects the adapter's usual variants, and no precision ever
+/// selects the emulated ones; with them, f16 selects them for 1x1 and 3x3 convs and for FC
+/// layers at batch 16 and more, and f32 never does.
 #[test]
 fn tensor_core_selection_falls_back_without_cooperative_matrices() {
     use vgg_wgpu::gpu::Precision;
@@ -127,7 +128,28 @@ fn tensor_core_selection_falls_back_without_cooperative_matrices() {
             let f32 = select(g, s, None, Precision::F32).variant;
             assert!(!f32.f16_operands(), "{f32:?} for f32");
             assert_ne!(f16, ConvVariant::CoopEmulated);
-            assert_eq!(f16 == ConvVariant::Coop, g.cooperative_matrix(), "{f16:?} for f16");
+            assert_eq!(
+                f16 == ConvVariant::Coop,
+                g.cooperative_matrix(),
+                "{f16:?} for f16"
+            );
+        }
+        use vgg_wgpu::kernels::linear::{select as fc_select, LinearShape, LinearVariant};
+        for m in [1, 32] {
+            let s = LinearShape {
+                m,
+                k: 512,
+                n_out: 100,
+            };
+            let f16 = fc_select(g, s, None, Precision::F16);
+            assert!(!fc_select(g, s, None, Precision::F32).f16_operands());
+            assert_ne!(f16, LinearVariant::CoopEmulated);
+            let want = m >= 16 && g.cooperative_matrix();
+            assert_eq!(
+                f16 == LinearVariant::Coop,
+                want,
+                "{f16:?} for f16 at batch {m}"
+            );
         }
         if !g.cooperative_matrix() {
             let tune = ConvTune {

@@ -45,4 +45,20 @@ fn cooperative_matrix_kernels_validate_and_compile() {
     for p in [Precision::F32, Precision::F16] {
         check(shader.with_precision(p), &consts);
     }
+    let fc = Shader {
+        name: "linear/coop",
+        source: include_str!("../shaders/linear/coop.wgsl"),
+        precision: Precision::F32,
+    };
+    let consts = [
+        ("M", 33.0),
+        ("K", 70.0),
+        ("N_OUT", 90.0),
+        ("ROW0", 0.0),
+        ("ROWS", 90.0),
+        ("WG", 128.0),
+    ];
+    for p in [Precision::F32, Precision::F16] {
+        check(fc.with_precision(p), &consts);
+    }
 }

@@ -51,7 +51,7 @@ fn the_executor_and_the_trainer_use_the_tuning_file() {
         // And the FC variant the adapter would not pick, for the FC layer at batch 2.
         let fc_tuned = match LinearVariant::default_for(gpu()) {
             LinearVariant::Rows => LinearVariant::Reduce,
-            LinearVariant::Reduce => LinearVariant::Rows,
+            _ => LinearVariant::Rows,
         };
         let fc_shape = LinearShape {
             m: 2,

@@ -230,9 +230,14 @@ fn tuned(
             runs: o.runs.clamp(3, 5),
             cpu: false,
         };
-        // Every FC variant is a finalist (there are two), the default first.
+        // Every f32 FC variant is a finalist (there are two), the default first; the
+        // f16-operand ones are chosen by precision, not by the tuning file.
         let finalists: Vec<LinearVariant> = std::iter::once(default)
-            .chain(LinearVariant::ALL.into_iter().filter(|v| *v != default))
+            .chain(
+                LinearVariant::offered(gpu)
+                    .into_iter()
+                    .filter(|v| *v != default && !v.f16_operands()),
+            )
             .collect();
         let c = tune::confirm(finalists.len(), |i| {
             Ok(ops::linear(gpu, s, Precision::F32, finalists[i], set)?.median_ms)
@@ -366,7 +371,11 @@ impl Batch<'_, '_> {
         let linear_variants = if o.quick {
             vec![LinearVariant::default_for(gpu)]
         } else {
-            LinearVariant::ALL.to_vec()
+            // f16-operand variants are timed in the f16 rows.
+            LinearVariant::offered(gpu)
+                .into_iter()
+                .filter(|v| !v.f16_operands())
+                .collect()
         };
         for site in &sites.fcs {
             let (k, n_out) = site.shape;
@@ -453,10 +462,20 @@ impl Batch<'_, '_> {
                 self.keep(e, site.layers.join(", "));
             }
         }
-        if let Some(site) = sites.fcs.iter().max_by_key(|s| s.shape.0 * s.shape.1) {
+        let fcs: Vec<_> = if gpu.cooperative_matrix() {
+            sites.fcs.iter().collect()
+        } else {
+            sites
+                .fcs
+                .iter()
+                .max_by_key(|s| s.shape.0 * s.shape.1)
+                .into_iter()
+                .collect()
+        };
+        for site in fcs {
             let (k, n_out) = site.shape;
             let s = LinearShape { m: b, k, n_out };
-            let v = LinearVariant::default_for(gpu);
+            let v = crate::kernels::linear::select(gpu, s, None, Precision::F16);
             let e = ops::linear(gpu, s, Precision::F16, v, set)?;
             self.keep(e, site.layers.join(", "));
         }

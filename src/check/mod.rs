@@ -457,10 +457,11 @@ pub fn linear_as(
         rng.uniform(s.n_out * s.k),
         rng.uniform(s.n_out),
     );
-    if precision == Precision::F16 {
+    let variant = variant.unwrap_or_else(|| LinearVariant::default_for(gpu));
+    // f16 operands hold f16 values exactly (see conv_as), so f32's tolerance still applies.
+    if precision == Precision::F16 || variant.f16_operands() {
         (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
     }
-    let variant = variant.unwrap_or_else(|| LinearVariant::default_for(gpu));
     let max_binding = max_binding.unwrap_or(u64::MAX);
     let fc = Linear::with_variant(gpu, s, relu, max_binding, precision, variant)?;
     let params = fc.upload(gpu, &w, &b)?;

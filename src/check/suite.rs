@@ -256,6 +256,11 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let mut v = Vec::new();
     for variant in LinearVariant::ALL {
         let name = format!("{variant:?}");
+        if let Some(why) = variant.missing(gpu) {
+            v.push(skip(&format!("{f} {name}"), why));
+            continue;
+        }
+        // The last: more than one 64 x 64 block of the tensor-core variants each way.
         let shapes = [
             (1, 100, 13),
             (3, 37, 29),
@@ -263,6 +268,7 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             (9, 130, 6),
             (11, 300, 9),
             (17, 33, 5),
+            (70, 45, 130),
         ];
         for (m, k, n) in shapes {
             for relu in [false, true] {
@@ -290,6 +296,23 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         v.push(one(f, "f16", |s| {
             linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
         }));
+        // What --precision f16 runs on tensor cores, in f16 storage.
+        for variant in LinearVariant::offered(gpu)
+            .into_iter()
+            .filter(|v| v.f16_operands())
+        {
+            v.push(one(f, &format!("{variant:?} f16"), move |s| {
+                linear_as(
+                    gpu,
+                    ls(33, 70, 90),
+                    true,
+                    None,
+                    Precision::F16,
+                    Some(variant),
+                    s,
+                )
+            }));
+        }
     } else {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
         v.push(skip(&format!("{f} f16"), why));

@@ -67,9 +67,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "features")]
     pub dense: bool,
     /// Storage of weights and activations on the GPU: f32, or f16 (half the memory and
-    /// bandwidth; needs the adapter's shader-f16 feature). With f16 the convolutions run on
-    /// tensor cores where the adapter lists cooperative matrices of 16x16x16 f16->f32 (f16
-    /// operands, f32 sums, as PyTorch's AMP); elsewhere their arithmetic stays f32
+    /// bandwidth; needs the adapter's shader-f16 feature). With f16 the convolutions (and FC
+    /// layers at batches of 16 and more) run on tensor cores where the adapter lists
+    /// cooperative matrices of 16x16x16 f16->f32 (f16 operands, f32 sums, as PyTorch's AMP);
+    /// elsewhere their arithmetic stays f32
     #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
     pub precision: String,
     /// Refuse images declaring more pixels than this, or resizing to more, before decoding

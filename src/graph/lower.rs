@@ -184,7 +184,7 @@ impl Lowering<'_> {
             }
             (NodeOp::Linear { layer, relu }, Binds::Linear { params }) => {
                 let shape = self.linear_shape(at, layer)?;
-                let variant = kernels::linear::select(gpu, shape, self.linear);
+                let variant = kernels::linear::select(gpu, shape, self.linear, precision);
                 let max = self.max_binding;
                 let lin = Linear::with_variant(gpu, shape, relu, max, precision, variant)?;
                 let bgs = lin.bind(gpu, x, params, y)?;

@@ -344,7 +344,7 @@ impl VariantSpec {
 
 /// The adapter's subgroup size where it is one fixed size (min = max), as the
 /// cooperative-matrix kernels need to size their workgroup of 4 subgroups.
-fn fixed_subgroup(gpu: &Gpu) -> Option<u32> {
+pub(crate) fn fixed_subgroup(gpu: &Gpu) -> Option<u32> {
     let i = gpu.info();
     (gpu.features().contains(wgpu::Features::SUBGROUP)
         && i.subgroup_min_size == i.subgroup_max_size

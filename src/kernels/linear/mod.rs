@@ -30,14 +30,25 @@ impl LinearShape {
     }
 }
 
-/// The FC variant of a layer of `shape`, in order: an `explicit` choice, the adapter's
-/// entry in the tuning file, the measured default. The executor and the trainer both
-/// choose through this (in the shared lowering).
-pub fn select(gpu: &Gpu, shape: LinearShape, explicit: Option<LinearVariant>) -> LinearVariant {
+/// The FC variant of a layer of `shape` whose tensors are stored as `precision`, in
+/// order: an `explicit` choice; for f16 at a batch of 16 or more on an adapter with
+/// cooperative matrices, the tensor-core variant; the adapter's entry in the tuning file;
+/// the measured default. The executor and the trainer both choose through this (in the
+/// shared lowering).
+pub fn select(
+    gpu: &Gpu,
+    shape: LinearShape,
+    explicit: Option<LinearVariant>,
+    precision: Precision,
+) -> LinearVariant {
+    let coop =
+        precision == Precision::F16 && shape.m >= 16 && LinearVariant::Coop.missing(gpu).is_none();
     explicit
+        .or_else(|| coop.then_some(LinearVariant::Coop))
         .or_else(|| {
             let t = gpu.tuning();
             LinearVariant::from_name(&t.linear(gpu, &shape.tuning_key())?.variant)
+                .filter(|v| !v.f16_operands() && v.missing(gpu).is_none())
         })
         .unwrap_or_else(|| LinearVariant::default_for(gpu))
 }
@@ -54,6 +65,13 @@ pub enum LinearVariant {
     /// Each workgroup splits k over its invocations and sums in workgroup memory: coalesced
     /// weight reads and enough workgroups to fill a GPU even at batch 1.
     Reduce,
+    /// A GEMM on cooperative matrices (tensor cores): f16 operands, f32 sums, 64 features x
+    /// 64 batch rows per workgroup of 4 subgroups. For f16 at batches of 16 and more where
+    /// the adapter lists [`crate::gpu::COOP_SHAPE`].
+    Coop,
+    /// Coop's kernel with the matrix operations done lane by lane, for CI's CPU drivers to
+    /// test it; never selected.
+    CoopEmulated,
 }
 
 impl LinearVariant {
@@ -68,7 +86,47 @@ impl LinearVariant {
         }
     }
 
-    pub const ALL: [LinearVariant; 2] = [LinearVariant::Rows, LinearVariant::Reduce];
+    pub const ALL: [LinearVariant; 4] = [
+        LinearVariant::Rows,
+        LinearVariant::Reduce,
+        LinearVariant::Coop,
+        LinearVariant::CoopEmulated,
+    ];
+
+    /// Whether the variant rounds its operands to f16 whatever the storage precision.
+    pub fn f16_operands(self) -> bool {
+        matches!(self, LinearVariant::Coop | LinearVariant::CoopEmulated)
+    }
+
+    /// Why this adapter cannot run the variant, if it cannot.
+    pub fn missing(self, gpu: &Gpu) -> Option<String> {
+        let name = &gpu.info().name;
+        let fixed = crate::kernels::conv::fixed_subgroup(gpu);
+        match self {
+            LinearVariant::Rows | LinearVariant::Reduce => None,
+            LinearVariant::Coop if !gpu.cooperative_matrix() => Some(format!(
+                "the Coop FC variant needs cooperative matrices of {}, which {name} does not \
+                 offer",
+                crate::gpu::COOP_SHAPE
+            )),
+            _ if fixed.is_none_or(|s| s < 8) => Some(format!(
+                "the {self:?} FC variant needs subgroups of one fixed size of at least 8 \
+                 lanes, which {name} does not promise"
+            )),
+            _ if !gpu.features().contains(wgpu::Features::SHADER_F16) => Some(format!(
+                "the {self:?} FC variant needs shader-f16, which {name} lacks"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The variants this adapter can run.
+    pub fn offered(gpu: &Gpu) -> Vec<LinearVariant> {
+        LinearVariant::ALL
+            .into_iter()
+            .filter(|v| v.missing(gpu).is_none())
+            .collect()
+    }
 
     /// The name the tuning file and the reports use (`Rows`, `Reduce`).
     pub fn name(self) -> String {
@@ -80,6 +138,8 @@ impl LinearVariant {
     }
 }
 
+/// Weight rows and batch rows per workgroup of the `Coop` variants.
+const COOP_BLOCK: usize = 64;
 /// Invocations per workgroup of the `Reduce` variant (its shader holds at most 128).
 const REDUCE_WG: u32 = 128;
 /// Batch rows per workgroup of the `Reduce` variant.
@@ -203,8 +263,23 @@ impl Linear {
                 "linear layer with an empty dimension: {shape:?}"
             ));
         }
+        if let Some(why) = variant.missing(gpu) {
+            return Err(Error::Limit(why));
+        }
         let subgroup = variant == LinearVariant::Rows && gpu.subgroups_of_at_least(8);
+        // The tensor-core kernels run 4 subgroups.
+        let coop_wg = 4 * crate::kernels::conv::fixed_subgroup(gpu).unwrap_or(32);
         let (name, tm, wg) = match variant {
+            LinearVariant::Coop => (
+                shader!("linear/coop").with_precision(precision),
+                COOP_BLOCK,
+                coop_wg,
+            ),
+            LinearVariant::CoopEmulated => (
+                shader!("linear/coop_emulated").with_precision(precision),
+                COOP_BLOCK,
+                coop_wg,
+            ),
             LinearVariant::Reduce => (
                 shader!("linear/reduce").with_precision(precision),
                 m.min(REDUCE_TM),
@@ -319,6 +394,7 @@ impl Linear {
             let otiles = match self.variant {
                 LinearVariant::Rows => rows.div_ceil(TN * self.wg as usize),
                 LinearVariant::Reduce => rows.div_ceil(REDUCE_R),
+                LinearVariant::Coop | LinearVariant::CoopEmulated => rows.div_ceil(COOP_BLOCK),
             };
             let total = otiles * self.shape.m.div_ceil(self.tm);
             let (x, z) = fold(gpu, total as u64)?;

@@ -1,0 +1,2 @@
+#include "conv/coop_mma"
+#include "linear/coop_body"

@@ -1,0 +1,98 @@
+// Fully connected layer on 16x16x16 matrix tiles, for batches of 16 and more: for one row
+// chunk of the weight, out^T[r][m] = sum_k W[r][k] * x[m][k], the weight's rows as the
+// GEMM's rows and the batch as its columns. The matrix operations come from the file
+// included before this one (conv/coop_mma on tensor cores, conv/coop_mma_emulated lane by
+// lane on CI's CPU drivers), which work on the tiles this file stages: sa (weights), sb
+// (x transposed) and sc (the sums), as conv/coop_body does.
+//
+// A workgroup computes 64 weight rows x 64 batch rows with 4 subgroups of 32x32, each
+// holding 2x2 accumulator tiles in f32; per step of 16 along k the lanes stage the weight
+// block (64x16) and x's block (16x64), converted to f16, in workgroup memory. The output
+// goes through workgroup memory for bias and ReLU.
+
+#include "linear/header"
+
+// 4 subgroups: the host sets 4 x the adapter's (fixed) subgroup size.
+override WG: u32 = 128u;
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> sa: array<f16, 1024>; // BM x BK, row-major
+var<workgroup> sb: array<f16, 1024>; // BK x BN, row-major
+var<workgroup> sc: array<f32, 4096>; // BM x BN, row-major
+
+fn relu(v: f32) -> f32 {
+    return select(0.0, v, !(v <= 0.0));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) sid: u32,
+        @builtin(subgroup_size) sg_size: u32) {
+    mma_lane(sid, sg_size);
+    let rblocks = (ROWS + BM - 1u) / BM;
+    let mblocks = (M + BN - 1u) / BN;
+    let tile = wid.x + wid.z * nwg.x;
+    // Uniform per workgroup: the whole workgroup leaves, so the barriers below stay uniform.
+    if (tile >= rblocks * mblocks) {
+        return;
+    }
+    let m0 = (tile % mblocks) * BN;
+    let r0 = (tile / mblocks) * BM;
+    let rm = (sg / 2u) * 32u;
+    let rn = (sg % 2u) * 32u;
+    var c00 = mma_zero();
+    var c01 = mma_zero();
+    var c10 = mma_zero();
+    var c11 = mma_zero();
+    for (var k0 = 0u; k0 < K; k0 += BK) {
+        for (var i = lid; i < BM * BK; i += WG) {
+            let r = r0 + i / BK;
+            let k = k0 + i % BK;
+            var v = f16(0.0);
+            if (r < ROWS && k < K) {
+                v = f16(weight[r * K + k]);
+            }
+            sa[i] = v;
+        }
+        for (var i = lid; i < BK * BN; i += WG) {
+            let k = k0 + i / BN;
+            let m = m0 + i % BN;
+            var v = f16(0.0);
+            if (m < M && k < K) {
+                v = f16(x[m * K + k]);
+            }
+            sb[i] = v;
+        }
+        workgroupBarrier();
+        let a0 = mma_load_a(rm * BK);
+        let a1 = mma_load_a((rm + 16u) * BK);
+        let b0 = mma_load_b(rn);
+        let b1 = mma_load_b(rn + 16u);
+        c00 = mma(a0, b0, c00);
+        c01 = mma(a0, b1, c01);
+        c10 = mma(a1, b0, c10);
+        c11 = mma(a1, b1, c11);
+        workgroupBarrier();
+    }
+    mma_store(c00, rm * BN + rn);
+    mma_store(c01, rm * BN + rn + 16u);
+    mma_store(c10, (rm + 16u) * BN + rn);
+    mma_store(c11, (rm + 16u) * BN + rn + 16u);
+    workgroupBarrier();
+    for (var i = lid; i < BM * BN; i += WG) {
+        let r = r0 + i / BN;
+        let m = m0 + i % BN;
+        if (r < ROWS && m < M) {
+            var v = sc[i] + f32(bias[ROW0 + r]);
+            if (RELU) {
+                v = relu(v);
+            }
+            output[m * N_OUT + ROW0 + r] = S(v);
+        }
+    }
+}

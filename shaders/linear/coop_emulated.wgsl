@@ -1,0 +1,2 @@
+#include "conv/coop_mma_emulated"
+#include "linear/coop_body"
