@@ -1,5 +1,6 @@
-//! Winograd F(4x4, 3x3)'s error against the f64 reference at every distinct conv shape of
-//! VGG16 (batch 1, 224x224), beside the Subgroup (direct) kernel's, on two kinds of input:
+//! Winograd F(4x4, 3x3)'s and F(2x2, 3x3)'s error against the f64 reference at every
+//! distinct conv shape of VGG16 (batch 1, 224x224), beside the Subgroup (direct) kernel's,
+//! on two kinds of input:
 //! uniform random in [-1, 1) with uniform weights, and real-scale data: the layer's input
 //! as the network computes it from a photo (torchvision preprocessing) with Kaiming
 //! weights. Prints relative L2 and max relative-to-scale errors; the README's Winograd
@@ -51,7 +52,10 @@ fn main() -> vgg_wgpu::Result<()> {
     let pre = Preprocess::default();
     let photo = Tensor::new(vec![1, 3, 224, 224], pre.apply(&pre.load(image.as_ref())?)?)?;
     println!("adapter: {}", gpu.describe());
-    println!("layer    shape                 data    rel L2 Winograd  Subgroup   max/scale Winograd  Subgroup");
+    println!(
+        "layer    shape                 data    rel L2 F(4x4)    F(2x2)  Subgroup   max/scale \
+         F(4x4)    F(2x2)  Subgroup"
+    );
     let layers = model.layers();
     let mut seen = Vec::new();
     for (i, l) in layers.iter().enumerate() {
@@ -83,9 +87,11 @@ fn main() -> vgg_wgpu::Result<()> {
         for (data, x, w, b) in [("random", &rx, &rw, &rb), ("photo", &real, wt, bias)] {
             let want = reference::conv::forward(x, (1, c_in, h, wd), w, b, c_out, k, false);
             let (wl2, wmax) = errors(&run(&gpu, s, ConvVariant::Winograd, x, w, b), &want);
+            let (w2l2, w2max) = errors(&run(&gpu, s, ConvVariant::Winograd2, x, w, b), &want);
             let (sl2, smax) = errors(&run(&gpu, s, ConvVariant::Subgroup, x, w, b), &want);
             println!(
-                "{:<8} {:<21} {data:<7} {wl2:>9.2e} {sl2:>9.2e}   {wmax:>9.2e} {smax:>9.2e}",
+                "{:<8} {:<21} {data:<7} {wl2:>13.2e} {w2l2:>9.2e} {sl2:>9.2e}   \
+                 {wmax:>13.2e} {w2max:>9.2e} {smax:>9.2e}",
                 l.name,
                 format!("{c_in}->{c_out} {h}x{wd}"),
             );

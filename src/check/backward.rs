@@ -396,7 +396,10 @@ pub fn conv_pack(
     let op = kernels::conv::pack(gpu, c_in, c_out, ks, tune)?;
     let got = run_op(gpu, &op, &[&w], want.len(), None)?;
     let shape = format!("{c_in}->{c_out} k{ks} {:?}/tm{}", tune.variant, tune.tm);
-    let tol = if tune.variant.spec().packing == Packing::Winograd {
+    let tol = if matches!(
+        tune.variant.spec().packing,
+        Packing::Winograd | Packing::Winograd2
+    ) {
         1e-6
     } else {
         0.0

@@ -237,12 +237,14 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 /// A conv shape whose grid passes 65535 workgroups in x under `tune` (with the workgroup
 /// size it sets): 16-lane workgroups of 4 pixels need 1024 rows of 1025 pixel groups
 /// (65600); the GEMM variant's tiles of 128 pixels twice the rows; 16-lane workgroups of
-/// 4x4 tiles 16 images of 256 x 257 tiles; blocks of 64 pixels 2048 x 2050 pixels.
+/// 4x4 tiles 16 images of 256 x 257 tiles, of 2x2 tiles 4 images of 512 x 514; blocks of
+/// 64 pixels 2048 x 2050 pixels.
 pub fn grid_case(tune: ConvTune) -> (ConvTune, ConvShape) {
     match tune.variant.spec().tiling {
         Tiling::Pixels128 => (tune, cs(1, 1, 3, 2048, 4100, 3)),
         Tiling::Gemm64 => (tune, cs(1, 1, 3, 2048, 2050, 3)),
         Tiling::Tiles4x4 => (ConvTune { wg: 16, ..tune }, cs(16, 1, 1, 1024, 1028, 3)),
+        Tiling::Tiles2x2 => (ConvTune { wg: 16, ..tune }, cs(4, 1, 1, 1024, 1028, 3)),
         Tiling::Lanes => (ConvTune { wg: 16, ..tune }, cs(1, 1, 3, 1024, 4100, 3)),
     }
 }

@@ -103,6 +103,9 @@ pub enum ConvVariant {
     /// invocation, a quarter of the direct kernels' multiplies; the transformed weights are
     /// shared across a subgroup (at least 8 lanes) by broadcast, as Subgroup does.
     Winograd,
+    /// Winograd F(2x2, 3x3), 3x3 kernels only: Winograd's layout on 2x2 tiles, 16
+    /// multiplies per 4 outputs; four times the tiles, for small feature maps.
+    Winograd2,
     /// An implicit GEMM on cooperative matrices (tensor cores): f16 operands, f32 sums, 64
     /// channels x 64 pixels per workgroup of 4 subgroups. Adapters that list
     /// [`crate::gpu::COOP_SHAPE`] only; the executor's choice for `--precision f16` there.
@@ -115,12 +118,13 @@ pub enum ConvVariant {
 }
 
 impl ConvVariant {
-    pub const ALL: [ConvVariant; 7] = [
+    pub const ALL: [ConvVariant; 8] = [
         ConvVariant::Direct,
         ConvVariant::Shared,
         ConvVariant::Subgroup,
         ConvVariant::Gemm,
         ConvVariant::Winograd,
+        ConvVariant::Winograd2,
         ConvVariant::Coop,
         ConvVariant::CoopEmulated,
     ];
@@ -151,6 +155,8 @@ pub enum Packing {
     /// [c_out / tm][c_in][36][tm]: each 3x3 kernel transformed to Winograd's 6x6 domain
     /// (U = G g G^T).
     Winograd,
+    /// [c_out / tm][c_in][16][tm]: F(2x2, 3x3)'s 4x4 transform domain.
+    Winograd2,
     /// [c_out / 64 * 64][k_pad]: each channel's weights as one row in (ci, ky, kx) order,
     /// f16, zero padded to 64 rows and to k_pad = c_in * k * k rounded up to 16 columns.
     Gemm16,
@@ -181,6 +187,8 @@ pub enum Tiling {
     Pixels128,
     /// `wg` lanes of one 4x4 pixel tile each per workgroup, within one image.
     Tiles4x4,
+    /// As Tiles4x4 with 2x2 tiles.
+    Tiles2x2,
     /// 64 channels x 64 pixels of the whole batch per workgroup.
     Gemm64,
 }
@@ -201,7 +209,7 @@ pub struct VariantSpec {
     pub kernels: &'static [usize],
 }
 
-const SPECS: [VariantSpec; 7] = [
+const SPECS: [VariantSpec; 8] = [
     VariantSpec {
         variant: ConvVariant::Direct,
         shader: shader!("conv/direct"),
@@ -250,6 +258,16 @@ const SPECS: [VariantSpec; 7] = [
         tm: Some(8),
         needs: Needs::Subgroups(8),
         tiling: Tiling::Tiles4x4,
+        kernels: &[3],
+    },
+    VariantSpec {
+        variant: ConvVariant::Winograd2,
+        shader: shader!("conv/winograd2"),
+        packing: Packing::Winograd2,
+        wg: None,
+        tm: Some(8),
+        needs: Needs::Subgroups(8),
+        tiling: Tiling::Tiles2x2,
         kernels: &[3],
     },
     // `wg` is nominal: the shader runs 4 subgroups, 4 x the adapter's subgroup size.
@@ -423,18 +441,29 @@ impl ConvTune {
     }
 
     /// The default for a layer of `shape`: as `default_for`, with Winograd for 3x3 layers
-    /// of at least 16 tiles of 4x4 per image on CPU drivers with subgroups. Measured on
-    /// lavapipe (README): 2.0-2.5x faster than Subgroup from 16x16 up to 224x224; at 8x8
-    /// and below (4 tiles or fewer, most of a 16-lane workgroup idle) 1.6-3.4x slower.
-    /// On GPUs it is the tuner's to choose until measured there.
+    /// on CPU drivers with subgroups: F(4x4, 3x3) where an image has at least 16 tiles of
+    /// 4x4, else F(2x2, 3x3) where it has at least 16 of 2x2. Measured on lavapipe
+    /// (README): F(4x4) 2.0-2.5x faster than Subgroup from 14x14 up to 224x224 and 1.3-1.4x
+    /// faster than F(2x2) there; at 8x8 and 7x7 (4 tiles of 4x4, most of a 16-lane workgroup
+    /// idle) F(4x4) is 1.8x slower than Subgroup and F(2x2) 1.5x faster; at 4x4 and below
+    /// Subgroup is the fastest. On GPUs they are the tuner's to choose until measured there.
     pub fn default_for_shape(gpu: &Gpu, shape: &ConvShape) -> ConvTune {
-        let tiles = shape.h.div_ceil(4) * shape.w.div_ceil(4);
-        if shape.k == 3 && tiles >= 16 && gpu.is_cpu() && gpu.subgroups_of_at_least(8) {
-            return ConvTune {
-                variant: ConvVariant::Winograd,
-                wg: 16,
-                tm: 8,
+        let tiles = |t: usize| shape.h.div_ceil(t) * shape.w.div_ceil(t);
+        if shape.k == 3 && gpu.is_cpu() && gpu.subgroups_of_at_least(8) {
+            let variant = if tiles(4) >= 16 {
+                Some(ConvVariant::Winograd)
+            } else if tiles(2) >= 16 {
+                Some(ConvVariant::Winograd2)
+            } else {
+                None
             };
+            if let Some(variant) = variant {
+                return ConvTune {
+                    variant,
+                    wg: 16,
+                    tm: 8,
+                };
+            }
         }
         ConvTune::default_for(gpu)
     }
@@ -448,6 +477,7 @@ impl ConvTune {
             Packing::Blocked => c_in * k * k * tm,
             Packing::Subgroup => c_in * k * tm * 4,
             Packing::Winograd => c_in * 36 * tm,
+            Packing::Winograd2 => c_in * 16 * tm,
             Packing::Gemm16 => k_pad(c_in, k) * tm,
         };
         let blocks = c_out.div_ceil(tm);
@@ -488,18 +518,19 @@ impl ConvTune {
             }
             return Ok((w, b));
         }
-        if spec.packing == Packing::Winograd {
+        if let Some(gm) = spec.packing.winograd_g() {
             if k != 3 {
                 return Err(shape_err!(
                     "Winograd packing needs a 3x3 kernel, not {k}x{k}"
                 ));
             }
+            let pos = gm.len() * gm.len();
             for co in 0..c_out {
                 let (blk, m) = (co / tm, co % tm);
                 for ci in 0..c_in {
                     let g = &weight[(co * c_in + ci) * 9..][..9];
-                    for (j, u) in winograd_weight(g).into_iter().enumerate() {
-                        w[((blk * c_in + ci) * 36 + j) * tm + m] = u as f32;
+                    for (j, u) in transform_weight(g, gm).into_iter().enumerate() {
+                        w[((blk * c_in + ci) * pos + j) * tm + m] = u as f32;
                     }
                 }
             }
@@ -534,7 +565,7 @@ impl ConvTune {
     /// weights the f16 path keeps the error of its output rounding.
     pub fn weight_precision(&self, precision: Precision) -> Precision {
         match self.variant.spec().packing {
-            Packing::Winograd => Precision::F32,
+            Packing::Winograd | Packing::Winograd2 => Precision::F32,
             // The tensor cores' operand type.
             Packing::Gemm16 => Precision::F16,
             _ => precision,
@@ -606,7 +637,11 @@ impl Conv2d {
         let fixed = spec.wg.is_some_and(|w| w != tune.wg)
             || spec.tm.is_some_and(|t| {
                 // The subgroup variants' 8 channels are their packing, whatever `tm` says.
-                t != tune.tm && !matches!(spec.packing, Packing::Subgroup | Packing::Winograd)
+                t != tune.tm
+                    && !matches!(
+                        spec.packing,
+                        Packing::Subgroup | Packing::Winograd | Packing::Winograd2
+                    )
             });
         let tm_ok = spec.tm.is_some() || matches!(tune.tm, 1 | 2 | 4 | 8 | 16);
         // Broadcasts read lanes 0 .. n - 1 of every subgroup: whole groups of n lanes.
@@ -715,6 +750,7 @@ impl Conv2d {
         }
         let groups = match self.tune.variant.spec().tiling {
             Tiling::Tiles4x4 => s.h.div_ceil(4) * s.w.div_ceil(4),
+            Tiling::Tiles2x2 => s.h.div_ceil(2) * s.w.div_ceil(2),
             _ => s.h * s.w.div_ceil(TN),
         };
         let tiles = groups.div_ceil(self.tune.wg as usize);
@@ -748,19 +784,44 @@ const WINOGRAD_G: [[f64; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// U = G g G^T of one 3x3 kernel `g` (row-major), row-major 6x6, in f64 so the packed
-/// weight is rounded once.
-pub fn winograd_weight(g: &[f32]) -> [f64; 36] {
-    let mut gg = [[0.0f64; 3]; 6];
-    for (a, row) in gg.iter_mut().enumerate() {
-        for (k, v) in row.iter_mut().enumerate() {
-            *v = (0..3).map(|i| WINOGRAD_G[a][i] * g[i * 3 + k] as f64).sum();
+/// Winograd F(2x2, 3x3)'s weight transform G.
+const WINOGRAD2_G: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+impl Packing {
+    /// The weight transform G of a Winograd packing.
+    fn winograd_g(self) -> Option<&'static [[f64; 3]]> {
+        match self {
+            Packing::Winograd => Some(&WINOGRAD_G),
+            Packing::Winograd2 => Some(&WINOGRAD2_G),
+            _ => None,
         }
     }
-    let mut u = [0.0f64; 36];
-    for a in 0..6 {
-        for b in 0..6 {
-            u[a * 6 + b] = (0..3).map(|k| gg[a][k] * WINOGRAD_G[b][k]).sum();
+}
+
+/// U = G g G^T of one 3x3 kernel `g` (row-major) for F(4x4, 3x3), row-major 6x6, in f64
+/// so the packed weight is rounded once.
+pub fn winograd_weight(g: &[f32]) -> [f64; 36] {
+    let mut u = [0.0; 36];
+    u.copy_from_slice(&transform_weight(g, &WINOGRAD_G));
+    u
+}
+
+/// U = G g G^T of one 3x3 kernel for the transform `gm` (t x 3): t x t, row-major, f64.
+fn transform_weight(g: &[f32], gm: &[[f64; 3]]) -> Vec<f64> {
+    let t = gm.len();
+    let gg: Vec<[f64; 3]> = gm
+        .iter()
+        .map(|row| std::array::from_fn(|k| (0..3).map(|i| row[i] * g[i * 3 + k] as f64).sum()))
+        .collect();
+    let mut u = vec![0.0f64; t * t];
+    for a in 0..t {
+        for b in 0..t {
+            u[a * t + b] = (0..3).map(|k| gg[a][k] * gm[b][k]).sum();
         }
     }
     u
