@@ -161,23 +161,36 @@ NETS = [
 ]
 
 
+class Chain:
+    """An ONNX graph built as one chain of nodes, each taking the previous one's output
+    first; `name(op, k)` names the k-th node's output."""
+
+    def __init__(self, first, name):
+        self.nodes, self.inits, self.cur, self.k, self.name = [], [], first, 0, name
+
+    def add(self, op, inputs, **attrs):
+        from onnx import helper
+        self.k += 1
+        out = self.name(op, self.k)
+        self.nodes.append(helper.make_node(op, [self.cur] + inputs, [out], name=out, **attrs))
+        self.cur = out
+
+    def init(self, name, a):
+        from onnx import numpy_helper
+        if isinstance(a, torch.Tensor):
+            a = a.detach().numpy()
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(a, dtype=np.float32),
+                                                  name))
+        return name
+
+
 def onnx_zoo(net, path, shape):
     """The net as the ONNX model zoo lays out its VGGs (converted from MXNet): NCHW,
     Conv / BatchNormalization / Relu / MaxPool, Flatten, Gemm with transB, Dropout."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
-    nodes, inits, cur, k = [], [], "data", 0
-
-    def add(op, inputs, **attrs):
-        nonlocal cur, k
-        k += 1
-        out = f"{op.lower()}{k}"
-        nodes.append(helper.make_node(op, [cur] + inputs, [out], name=out, **attrs))
-        cur = out
-
-    def init(name, t):
-        inits.append(numpy_helper.from_array(t.detach().numpy().astype(np.float32), name))
-        return name
+    from onnx import TensorProto, helper
+    g = Chain("data", lambda op, k: f"{op.lower()}{k}")
+    add, init = g.add, g.init
 
     for i, m in enumerate(net.features):
         if isinstance(m, nn.Conv2d):
@@ -202,9 +215,11 @@ def onnx_zoo(net, path, shape):
         elif isinstance(m, nn.Dropout):
             add("Dropout", [], ratio=0.5)
     graph = helper.make_graph(
-        nodes, "vgg", [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", *shape])],
-        [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["N", net.classifier[-1].out_features])],
-        inits)
+        g.nodes, "vgg",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", *shape])],
+        [helper.make_tensor_value_info(g.cur, TensorProto.FLOAT,
+                                       ["N", net.classifier[-1].out_features])],
+        g.inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)]), path)
 
 
@@ -214,18 +229,8 @@ def onnx_keras(net, path, shape):
     layers as MatMul ([in, out], rows in (h, w, c) order) and Add, a final Softmax."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    nodes, inits, cur, k = [], [], "input_1", 0
-
-    def add(op, inputs, **attrs):
-        nonlocal cur, k
-        k += 1
-        out = f"StatefulPartitionedCall/{op}_{k}"
-        nodes.append(helper.make_node(op, [cur] + inputs, [out], name=out, **attrs))
-        cur = out
-
-    def init(name, a):
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(a, dtype=np.float32), name))
-        return name
+    g = Chain("input_1", lambda op, k: f"StatefulPartitionedCall/{op}_{k}")
+    add, init = g.add, g.init
 
     add("Transpose", [], perm=[0, 3, 1, 2])
     c = shape[0]
@@ -241,8 +246,8 @@ def onnx_keras(net, path, shape):
             add("MaxPool", [], kernel_shape=[2, 2], strides=[2, 2], auto_pad="VALID")
     side = shape[1] >> sum(isinstance(m, nn.MaxPool2d) for m in net.features)
     add("Transpose", [], perm=[0, 2, 3, 1])
-    inits.append(numpy_helper.from_array(np.array([-1, c * side * side], dtype=np.int64),
-                                         "flatten/Const"))
+    g.inits.append(numpy_helper.from_array(np.array([-1, c * side * side], dtype=np.int64),
+                                           "flatten/Const"))
     add("Reshape", ["flatten/Const"])
     first = True
     linears = [m for m in net.classifier if isinstance(m, nn.Linear)]
@@ -258,11 +263,12 @@ def onnx_keras(net, path, shape):
             add("Relu", [])
     add("Softmax", [], axis=-1)
     graph = helper.make_graph(
-        nodes, "tf2onnx",
+        g.nodes, "tf2onnx",
         [helper.make_tensor_value_info("input_1", TensorProto.FLOAT,
                                        ["unk__1", shape[1], shape[2], shape[0]])],
-        [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["unk__2", linears[-1].out_features])],
-        inits)
+        [helper.make_tensor_value_info(g.cur, TensorProto.FLOAT,
+                                       ["unk__2", linears[-1].out_features])],
+        g.inits)
     onnx.save(helper.make_model(graph, producer_name="tf2onnx",
                                 opset_imports=[helper.make_opsetid("", 13)]), path)
 

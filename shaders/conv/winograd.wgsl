@@ -29,6 +29,7 @@
 // No `enable subgroups;`: naga 30 rejects the directive and takes the builtins without it.
 
 #include "conv/header"
+#include "conv/winograd_tile"
 
 override WG: u32 = 64u;
 const TM: u32 = 8u;
@@ -136,13 +137,6 @@ fn out_col(g: u32, c: u32) -> array<vec4<f32>, 4> {
                acc1[30u + c]);
 }
 
-// ReLU that keeps NaN. Where f32 overflows, the transform's sums of +inf and -inf give NaN
-// (direct summation gives inf), and max(NaN, 0) may return 0 on some drivers: the
-// overflow would then vanish into a finite result instead of reaching the check on the
-// logits.
-fn relu(v: vec4<f32>) -> vec4<f32> {
-    return select(vec4<f32>(0.0), v, !(v <= vec4<f32>(0.0)));
-}
 
 // One output row of 4 pixels for 4 channels (out[j][k]: pixel j, channel co + k).
 fn put_row(n: u32, co: u32, y: u32, x: u32, out: array<vec4<f32>, 4>, bias4: vec4<f32>) {
@@ -189,14 +183,6 @@ fn finish(g: u32, n: u32, co: u32, y: u32, x: u32) {
     put_row(n, co, y + 3u, x, at4(c0[3], c1[3], c2[3], c3[3], c4[3], c5[3]), b);
 }
 
-fn edge(i: u32, y0: i32, x0: i32) {
-    let iy = y0 + i32(i);
-    let ix = x0 + i32(i);
-    rok[i] = iy >= 0 && iy < i32(H);
-    cok[i] = ix >= 0 && ix < i32(W);
-    roff[i] = u32(clamp(iy, 0, i32(H) - 1)) * W;
-    coff[i] = u32(clamp(ix, 0, i32(W) - 1));
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,

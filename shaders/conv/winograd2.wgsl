@@ -1,7 +1,7 @@
 // Winograd convolution F(2x2, 3x3) (kernel 3, stride 1, padding 1): each 2x2 block of
 // output pixels of a channel is A^T [sum_ci U[co, ci] (.) V[ci]] A, with V = B^T d B the
 // 4x4 input patch transformed and U = G g G^T the weight transformed (once, at upload, or
-// by winograd2_pack.wgsl after each SGD step). 16 multiplies per 4 outputs and input
+// by winograd_pack.wgsl after each SGD step). 16 multiplies per 4 outputs and input
 // channel, where the direct kernels need 36 and F(4x4, 3x3) (winograd.wgsl) 9.
 //
 // The same layout as winograd.wgsl, a quarter of the tile: each invocation computes one
@@ -20,6 +20,7 @@
 // No `enable subgroups;`: naga 30 rejects the directive and takes the builtins without it.
 
 #include "conv/header"
+#include "conv/winograd_tile"
 
 override WG: u32 = 64u;
 const TM: u32 = 8u;
@@ -92,10 +93,6 @@ fn out_col(g: u32, c: u32) -> array<vec4<f32>, 2> {
     return at2(acc1[c], acc1[4u + c], acc1[8u + c], acc1[12u + c]);
 }
 
-// ReLU that keeps NaN (winograd.wgsl says why).
-fn relu(v: vec4<f32>) -> vec4<f32> {
-    return select(vec4<f32>(0.0), v, !(v <= vec4<f32>(0.0)));
-}
 
 // One output row of 2 pixels for 4 channels (out[j][k]: pixel j, channel co + k).
 fn put_row(n: u32, co: u32, y: u32, x: u32, out: array<vec4<f32>, 2>, bias4: vec4<f32>) {
@@ -132,14 +129,6 @@ fn finish(g: u32, n: u32, co: u32, y: u32, x: u32) {
     put_row(n, co, y + 1u, x, at2(c0[1], c1[1], c2[1], c3[1]), b);
 }
 
-fn edge(i: u32, y0: i32, x0: i32) {
-    let iy = y0 + i32(i);
-    let ix = x0 + i32(i);
-    rok[i] = iy >= 0 && iy < i32(H);
-    cok[i] = ix >= 0 && ix < i32(W);
-    roff[i] = u32(clamp(iy, 0, i32(H) - 1)) * W;
-    coff[i] = u32(clamp(ix, 0, i32(W) - 1));
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,

@@ -290,19 +290,25 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
                 .map(|a| String::from_utf8_lossy(&a.s).into_owned())
                 .unwrap_or_default()
         };
+        // The node's initializer input j: required, or absent (or named "") as None.
+        let input = |j: usize| -> std::result::Result<Tensor, Fail> {
+            tensor(
+                node.input
+                    .get(j)
+                    .ok_or_else(|| format!("{} lacks input {j}", at()))?,
+            )
+        };
+        let optional = |j: usize| -> std::result::Result<Option<Tensor>, Fail> {
+            node.input
+                .get(j)
+                .filter(|b| !b.is_empty())
+                .map(|b| tensor(b))
+                .transpose()
+        };
         let f = match op {
             "Conv" => {
-                let w = tensor(
-                    node.input
-                        .get(1)
-                        .ok_or_else(|| format!("{} has no weight", at()))?,
-                )?;
-                let b = node
-                    .input
-                    .get(2)
-                    .filter(|b| !b.is_empty())
-                    .map(|b| tensor(b))
-                    .transpose()?;
+                let w = input(1)?;
+                let b = optional(2)?;
                 let k = *w.shape.get(2).unwrap_or(&0);
                 let pad = match text("auto_pad").as_str() {
                     "" | "NOTSET" => ints("pads"),
@@ -333,14 +339,7 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
                 Found::Conv { k, w, b }
             }
             "BatchNormalization" => {
-                let get = |j: usize| -> std::result::Result<Tensor, Fail> {
-                    tensor(
-                        node.input
-                            .get(j)
-                            .ok_or_else(|| format!("{} lacks input {j}", at()))?,
-                    )
-                };
-                let (s, b, m, mut v) = (get(1)?, get(2)?, get(3)?, get(4)?);
+                let (s, b, m, mut v) = (input(1)?, input(2)?, input(3)?, input(4)?);
                 // The engine's epsilon is PyTorch's; another (Keras' 1e-3) moves into the
                 // variance, the same (x - mean) / sqrt(var + eps).
                 let eps = attr("epsilon").map(|a| a.f).unwrap_or(1e-5);
@@ -424,30 +423,17 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
                         int("transA", 0)
                     ));
                 }
-                let w = tensor(
-                    node.input
-                        .get(1)
-                        .ok_or_else(|| format!("{} has no weight", at()))?,
-                )?;
+                let w = input(1)?;
                 let w = if int("transB", 0) == 1 {
                     w
                 } else {
                     transpose(w, &at())?
                 };
-                let b = node
-                    .input
-                    .get(2)
-                    .filter(|b| !b.is_empty())
-                    .map(|b| tensor(b))
-                    .transpose()?;
+                let b = optional(2)?;
                 Found::Fc { w, b }
             }
             "MatMul" => {
-                let w = tensor(
-                    node.input
-                        .get(1)
-                        .ok_or_else(|| format!("{} has no weight", at()))?,
-                )?;
+                let w = input(1)?;
                 Found::Fc {
                     w: transpose(w, &at())?,
                     b: None,

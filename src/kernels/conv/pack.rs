@@ -28,21 +28,20 @@ pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> R
                 "Winograd packing needs a 3x3 kernel, not {k}x{k}"
             ));
         }
-        Packing::Winograd2 => (
-            shader!("conv/winograd2_pack"),
-            vec![
-                ("C_IN", c_in as f64),
-                ("C_OUT", c_out as f64),
-                ("WG", WG as f64),
-            ],
-            per_elem(c_out.div_ceil(8) * 8 * c_in),
-        ),
-        Packing::Winograd => (
+        Packing::Winograd | Packing::Winograd2 => (
             shader!("conv/winograd_pack"),
             vec![
                 ("C_IN", c_in as f64),
                 ("C_OUT", c_out as f64),
                 ("WG", WG as f64),
+                (
+                    "T",
+                    if spec.packing == Packing::Winograd {
+                        6.0
+                    } else {
+                        4.0
+                    },
+                ),
             ],
             // One invocation per (output channel padded to 8, input channel) pair.
             per_elem(c_out.div_ceil(8) * 8 * c_in),
