@@ -22,11 +22,11 @@ pub struct Options {
     pub cpu: bool,
     /// Search conv tunables first and store the best in the tuning file.
     pub tune: bool,
-    /// Whole networks: these models at batch 1 and at `e2e_batch`, in each of these
-    /// precisions (f16 where the adapter has shader-f16).
+    /// Whole networks: these models at batch 1 and at each of `e2e_batch`, in each of
+    /// these precisions (f16 where the adapter has shader-f16).
     pub networks: Vec<Model>,
     pub precisions: Vec<Precision>,
-    pub e2e_batch: usize,
+    pub e2e_batch: Vec<usize>,
     /// Training steps (forward, backward, SGD; dropout on) of these models at `train_batch`.
     pub training: Vec<Model>,
     pub train_batch: usize,
@@ -483,7 +483,7 @@ impl Batch<'_, '_> {
     }
 }
 
-/// The whole networks at batch 1 and `e2e_batch`, then the training steps.
+/// The whole networks at batch 1 and each of `e2e_batch`, then the training steps.
 fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Network>> {
     let mut networks = Vec::new();
     let f16_ok = gpu.features().contains(wgpu::Features::SHADER_F16);
@@ -494,7 +494,7 @@ fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Ve
     {
         let name = format!("{p:?}").to_lowercase();
         for net in &o.networks {
-            for b in [1, o.e2e_batch] {
+            for &b in std::iter::once(&1).chain(&o.e2e_batch) {
                 if b == 0
                     || networks.iter().any(|n: &Network| {
                         n.model == net.name() && n.batch == b && n.precision == name
@@ -616,7 +616,7 @@ pub fn default_options(model: Model, quick: bool) -> Result<Options> {
         tune: false,
         networks,
         precisions: vec![Precision::F32],
-        e2e_batch: if quick { 2 } else { 8 },
+        e2e_batch: vec![if quick { 2 } else { 8 }],
         training,
         train_batch: 2,
         kernels: true,

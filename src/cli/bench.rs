@@ -35,9 +35,10 @@ pub struct Args {
     /// the --model]
     #[arg(long)]
     pub networks: Option<String>,
-    /// The large batch of the end-to-end runs (the other is 1) [default: 8, quick: 2]
-    #[arg(long)]
-    pub e2e_batch: Option<usize>,
+    /// The larger batches of the end-to-end runs, comma-separated (batch 1 always runs)
+    /// [default: 8, quick: 2]
+    #[arg(long, value_name = "N,..")]
+    pub e2e_batch: Option<String>,
     /// Precisions of the end-to-end inference rows, comma-separated: f32, f16 (f16 tensors,
     /// and tensor cores where the adapter lists cooperative matrices; skipped without
     /// shader-f16). Training steps run in f32
@@ -116,8 +117,15 @@ impl Args {
         if let Some(r) = runs {
             o.runs = r.max(1);
         }
-        if let Some(b) = e2e_batch {
-            o.e2e_batch = b;
+        if let Some(list) = e2e_batch {
+            o.e2e_batch = list
+                .split(',')
+                .map(|b| b.trim().parse::<usize>().ok().filter(|b| *b > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::InvalidOption {
+                    option: "--e2e-batch".into(),
+                    message: format!("'{list}' is not a list of batch sizes"),
+                })?;
         }
         o.precisions = precision
             .split(',')
