@@ -7,7 +7,9 @@
 // A workgroup computes a 64 (channels) x 64 (pixels) block with 4 subgroups of 32x32,
 // each holding 2x2 accumulator tiles in f32. Per step of 16 along k, the lanes stage the
 // block's weights (64x16, f16) and the gathered input (16x64: im2col with the padding as
-// zeros, converted to f16) in workgroup memory, which the tiles load from. The output
+// zeros, converted to f16) in workgroup memory, which the tiles load from; the staging is
+// double-buffered, the next step written while this one's tiles multiply, so a step
+// takes one barrier. The output
 // goes through workgroup memory too: cooperative matrices have no per-element access, so
 // bias, ReLU and the scatter to NCHW run there, one element per lane at a time.
 //
@@ -25,8 +27,10 @@ const BK: u32 = 16u;
 
 @group(0) @binding(1) var<storage, read> weight: array<f16>;
 
-var<workgroup> sa: array<f16, 1024>; // BM x BK, row-major
-var<workgroup> sb: array<f16, 1024>; // BK x BN, row-major
+// Two buffers of each staged tile (TILE elements apart).
+const TILE: u32 = 1024u;
+var<workgroup> sa: array<f16, 2048>; // 2 x BM x BK, row-major
+var<workgroup> sb: array<f16, 2048>; // 2 x BK x BN, row-major
 var<workgroup> sc: array<f32, 4096>; // BM x BN, row-major
 
 // Input element k of pixel q (both past their ends read as 0).
@@ -47,6 +51,16 @@ fn gather(k: u32, q: u32) -> f16 {
         return f16(0.0);
     }
     return f16(input[((n * C_IN + ci) * H + u32(iy)) * W + u32(ix)]);
+}
+
+// Stages step k0's weights and input into buffer `buf`, all lanes together.
+fn stage(buf: u32, k0: u32, m0: u32, q0: u32, lid: u32) {
+    for (var i = lid; i < BM * BK; i += WG) {
+        sa[buf * TILE + i] = weight[(m0 + i / BK) * K_PAD + k0 + i % BK];
+    }
+    for (var i = lid; i < BK * BN; i += WG) {
+        sb[buf * TILE + i] = gather(k0 + i / BN, q0 + i % BN);
+    }
 }
 
 // ReLU that keeps NaN (as the other variants do: an overflow must reach the logits).
@@ -78,23 +92,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     var c01 = mma_zero();
     var c10 = mma_zero();
     var c11 = mma_zero();
-    for (var k0 = 0u; k0 < K_PAD; k0 += BK) {
-        for (var i = lid; i < BM * BK; i += WG) {
-            sa[i] = weight[(m0 + i / BK) * K_PAD + k0 + i % BK];
+    stage(0u, 0u, m0, q0, lid);
+    workgroupBarrier();
+    let steps = K_PAD / BK;
+    for (var s = 0u; s < steps; s++) {
+        // The next step goes into the other buffer, last read before the previous barrier.
+        if (s + 1u < steps) {
+            stage(1u - s % 2u, (s + 1u) * BK, m0, q0, lid);
         }
-        for (var i = lid; i < BK * BN; i += WG) {
-            sb[i] = gather(k0 + i / BN, q0 + i % BN);
-        }
-        workgroupBarrier();
-        let a0 = mma_load_a(rm * BK);
-        let a1 = mma_load_a((rm + 16u) * BK);
-        let b0 = mma_load_b(rn);
-        let b1 = mma_load_b(rn + 16u);
+        let cur = (s % 2u) * TILE;
+        let a0 = mma_load_a(cur + rm * BK);
+        let a1 = mma_load_a(cur + (rm + 16u) * BK);
+        let b0 = mma_load_b(cur + rn);
+        let b1 = mma_load_b(cur + rn + 16u);
         c00 = mma(a0, b0, c00);
         c01 = mma(a0, b1, c01);
         c10 = mma(a1, b0, c10);
         c11 = mma(a1, b1, c11);
-        // The next step overwrites the staged tiles.
+        // This step's buffer is overwritten in the step after next; the next one's is
+        // complete.
         workgroupBarrier();
     }
     mma_store(c00, rm * BN + rn);

@@ -7,8 +7,9 @@
 //
 // A workgroup computes 64 weight rows x 64 batch rows with 4 subgroups of 32x32, each
 // holding 2x2 accumulator tiles in f32; per step of 16 along k the lanes stage the weight
-// block (64x16) and x's block (16x64), converted to f16, in workgroup memory. The output
-// goes through workgroup memory for bias and ReLU.
+// block (64x16) and x's block (16x64), converted to f16, in workgroup memory,
+// double-buffered as conv/coop_body does. The output goes through workgroup memory for
+// bias and ReLU.
 
 #include "linear/header"
 
@@ -18,9 +19,32 @@ const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
-var<workgroup> sa: array<f16, 1024>; // BM x BK, row-major
-var<workgroup> sb: array<f16, 1024>; // BK x BN, row-major
+const TILE: u32 = 1024u;
+var<workgroup> sa: array<f16, 2048>; // 2 x BM x BK, row-major
+var<workgroup> sb: array<f16, 2048>; // 2 x BK x BN, row-major
 var<workgroup> sc: array<f32, 4096>; // BM x BN, row-major
+
+// Stages step k0's weight rows and x columns into buffer `buf`, all lanes together.
+fn stage(buf: u32, k0: u32, r0: u32, m0: u32, lid: u32) {
+    for (var i = lid; i < BM * BK; i += WG) {
+        let r = r0 + i / BK;
+        let k = k0 + i % BK;
+        var v = f16(0.0);
+        if (r < ROWS && k < K) {
+            v = f16(weight[r * K + k]);
+        }
+        sa[buf * TILE + i] = v;
+    }
+    for (var i = lid; i < BK * BN; i += WG) {
+        let k = k0 + i / BN;
+        let m = m0 + i % BN;
+        var v = f16(0.0);
+        if (m < M && k < K) {
+            v = f16(x[m * K + k]);
+        }
+        sb[buf * TILE + i] = v;
+    }
+}
 
 fn relu(v: f32) -> f32 {
     return select(0.0, v, !(v <= 0.0));
@@ -49,30 +73,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     var c01 = mma_zero();
     var c10 = mma_zero();
     var c11 = mma_zero();
-    for (var k0 = 0u; k0 < K; k0 += BK) {
-        for (var i = lid; i < BM * BK; i += WG) {
-            let r = r0 + i / BK;
-            let k = k0 + i % BK;
-            var v = f16(0.0);
-            if (r < ROWS && k < K) {
-                v = f16(weight[r * K + k]);
-            }
-            sa[i] = v;
+    stage(0u, 0u, r0, m0, lid);
+    workgroupBarrier();
+    let steps = (K + BK - 1u) / BK;
+    for (var s = 0u; s < steps; s++) {
+        // The next step goes into the other buffer, last read before the previous barrier.
+        if (s + 1u < steps) {
+            stage(1u - s % 2u, (s + 1u) * BK, r0, m0, lid);
         }
-        for (var i = lid; i < BK * BN; i += WG) {
-            let k = k0 + i / BN;
-            let m = m0 + i % BN;
-            var v = f16(0.0);
-            if (m < M && k < K) {
-                v = f16(x[m * K + k]);
-            }
-            sb[i] = v;
-        }
-        workgroupBarrier();
-        let a0 = mma_load_a(rm * BK);
-        let a1 = mma_load_a((rm + 16u) * BK);
-        let b0 = mma_load_b(rn);
-        let b1 = mma_load_b(rn + 16u);
+        let cur = (s % 2u) * TILE;
+        let a0 = mma_load_a(cur + rm * BK);
+        let a1 = mma_load_a(cur + (rm + 16u) * BK);
+        let b0 = mma_load_b(cur + rn);
+        let b1 = mma_load_b(cur + rn + 16u);
         c00 = mma(a0, b0, c00);
         c01 = mma(a0, b1, c01);
         c10 = mma(a1, b0, c10);
