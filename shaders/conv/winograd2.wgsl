@@ -42,10 +42,6 @@ fn ld(i: u32) -> f32 {
     return f32(input[i]);
 }
 
-// Whether this lane loads its patch's left or right halo column itself.
-var<private> need_left: bool;
-var<private> need_right: bool;
-
 // Row r of the 4x4 patch at `plane`: the tile's own 2 columns loaded, the halo columns
 // taken from the neighbouring tiles' lanes by shuffle where they hold them, as
 // winograd.wgsl does; the padding reads as 0 through a select.
@@ -168,11 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 
     let wblock = wid.y * C_IN * 32u;
     let lane = sid % 8u;
-    // The neighbours' tile indices, so no mapping of invocations to lanes is assumed.
-    let left_t = subgroupShuffleUp(t, 1u);
-    let right_t = subgroupShuffleDown(t, 1u);
-    need_left = lane == 0u || t % tx == 0u || left_t + 1u != t;
-    need_right = lane == 7u || t % tx == tx - 1u || t + 1u >= per_image || right_t != t + 1u;
+    neighbours(t, tx, per_image, lane);
     for (var ci = 0u; ci < C_IN; ci++) {
         let plane = (n * C_IN + ci) * H * W;
         let e = bt_rows(patch_row(plane, 0u), patch_row(plane, 1u), patch_row(plane, 2u),
