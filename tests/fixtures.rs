@@ -81,6 +81,14 @@ fn model_of(net: &serde_json::Value) -> Model {
         .unwrap()
 }
 
+/// Every row of `got` ranks the same 5 classes first as `want`'s row.
+fn assert_same_top5(got: &Tensor, want: &Tensor, what: &str) {
+    for row in 0..got.shape[0] {
+        let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
+        assert_eq!(top(got), top(want), "{what} row {row} top-5");
+    }
+}
+
 #[test]
 fn fixture_networks_match_pytorch() {
     on_each_gpu(|| {
@@ -112,10 +120,7 @@ fn fixture_networks_match_pytorch() {
             );
             assert!(d.passes(F32_NETWORK_TOL), "{key}: {d}");
             assert!(dc.passes(F32_NETWORK_TOL), "{key} reference: {dc}");
-            for row in 0..got.shape[0] {
-                let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
-                assert_eq!(top(&got), top(want), "{key} row {row} top-5");
-            }
+            assert_same_top5(&got, want, &key);
         }
     });
 }
@@ -171,10 +176,7 @@ fn onnx_files_run_without_model_flags() {
             let d = compare(&got.data, &want.data);
             eprintln!("[{}] {file} vs PyTorch: {d}", gpu().info().name);
             assert!(d.passes(F32_NETWORK_TOL), "{file}: {d}");
-            for row in 0..got.shape[0] {
-                let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
-                assert_eq!(top(&got), top(want), "{file} row {row} top-5");
-            }
+            assert_same_top5(&got, want, &file);
         }
     });
 }
@@ -234,10 +236,7 @@ fn fixture_networks_in_f16_keep_the_f32_top5() {
                 gpu().info().name
             );
             assert!(d.passes(1e-2), "{name}: {d}");
-            for row in 0..got.shape[0] {
-                let top = |t: &Tensor| top_k(t.row(row), 5).iter().map(|p| p.0).collect::<Vec<_>>();
-                assert_eq!(top(&got), top(want), "{name} row {row} top-5 in f16");
-            }
+            assert_same_top5(&got, want, &format!("{name} in f16"));
         }
     });
 }

@@ -98,14 +98,7 @@ impl Args {
             report,
             gpu,
         } = self;
-        let batches = batch
-            .split(',')
-            .map(|b| b.trim().parse::<usize>().ok().filter(|b| *b > 0))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::InvalidOption {
-                option: "--batch".into(),
-                message: format!("'{batch}' is not a list of batch sizes"),
-            })?;
+        let batches = batch_list("--batch", &batch)?;
         let other = compare
             .as_deref()
             .map(bench::Report::load_json)
@@ -118,14 +111,7 @@ impl Args {
             o.runs = r.max(1);
         }
         if let Some(list) = e2e_batch {
-            o.e2e_batch = list
-                .split(',')
-                .map(|b| b.trim().parse::<usize>().ok().filter(|b| *b > 0))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| Error::InvalidOption {
-                    option: "--e2e-batch".into(),
-                    message: format!("'{list}' is not a list of batch sizes"),
-                })?;
+            o.e2e_batch = batch_list("--e2e-batch", &list)?;
         }
         o.precisions = precision
             .split(',')
@@ -215,4 +201,15 @@ fn models(list: &str) -> vgg_wgpu::Result<Vec<Model>> {
         return Ok(Vec::new());
     }
     list.split(',').map(|n| Model::parse(n.trim())).collect()
+}
+
+/// A comma-separated list of batch sizes (each at least 1) given to `option`.
+fn batch_list(option: &str, list: &str) -> vgg_wgpu::Result<Vec<usize>> {
+    list.split(',')
+        .map(|b| b.trim().parse::<usize>().ok().filter(|b| *b > 0))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| Error::InvalidOption {
+            option: option.into(),
+            message: format!("'{list}' is not a list of batch sizes"),
+        })
 }

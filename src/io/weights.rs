@@ -252,7 +252,7 @@ pub struct Opened {
 impl Opened {
     pub fn open(path: &Path) -> Result<Opened> {
         let at = path.to_path_buf();
-        if has_onnx_extension(path) || is_pth_file(path)? || is_onnx_head(path)? {
+        if has_onnx_extension(path) || is_pth_or_onnx(path)? {
             let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
             if is_pth(&bytes) {
                 let all = super::pth::read_pth(&bytes, path)?;
@@ -354,26 +354,16 @@ fn has_onnx_extension(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
-/// Whether the file at `path` starts as a `torch.save` file does.
-fn is_pth_file(path: &Path) -> Result<bool> {
-    Ok(is_pth(&head(path)?))
-}
-
-/// Whether the file at `path` starts as an ONNX model does, and not as safetensors (whose
-/// first 8 bytes are a header length within the file).
-fn is_onnx_head(path: &Path) -> Result<bool> {
-    let size = super::regular_size(path)?;
-    Ok(super::onnx::is_onnx_start(&head(path)?, size))
-}
-
-/// Up to the first 8 bytes of a regular file.
-fn head(path: &Path) -> Result<Vec<u8>> {
+/// Whether the regular file at `path` starts as a `torch.save` file or an ONNX model does
+/// (and not as safetensors, whose first 8 bytes are a header length within the file),
+/// from its first 8 bytes and its size.
+fn is_pth_or_onnx(path: &Path) -> Result<bool> {
     use std::io::Read;
-    super::regular_size(path)?;
+    let size = super::regular_size(path)?;
     let f = std::fs::File::open(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
     let mut h = Vec::with_capacity(8);
     f.take(8)
         .read_to_end(&mut h)
         .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    Ok(h)
+    Ok(is_pth(&h) || super::onnx::is_onnx_start(&h, size))
 }
