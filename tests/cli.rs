@@ -721,6 +721,58 @@ fn fine_tuning_a_new_head_keeps_the_frozen_features_bitwise() {
     );
 }
 
+/// The README's fine-tune: the demo's digit model (--mnist-model, 10 classes) takes a
+/// folder's class count, and the tuned file runs through infer with the folder's names.
+#[test]
+fn the_demo_model_fine_tunes_on_a_folder_of_other_classes() {
+    let dir = temp_dir("finetune-digits");
+    noise_images(&dir.join("data/dark"), 12, false, 8);
+    noise_images(&dir.join("data/light"), 12, true, 9);
+    let demo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/train/mnist_vgg.safetensors");
+    let _ = std::fs::remove_dir_all(dir.join("tuned"));
+    let data = dir.join("data");
+    let out = dir.join("tuned");
+    let (ok, _, err) = vgg(&[
+        "train",
+        "--format",
+        "folder",
+        "--data",
+        data.to_str().unwrap(),
+        "--holdout",
+        "4",
+        "--init",
+        demo.to_str().unwrap(),
+        "--mnist-model",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("classifier.3.weight, classifier.3.bias drawn anew for 2 classes"),
+        "{err}"
+    );
+    let tuned = out.join("model.safetensors");
+    let w = vgg_wgpu::io::read_safetensors(&tuned).unwrap();
+    assert_eq!(w.get("classifier.3.weight").unwrap().shape[0], 2);
+    let img = data.join("light/0.png");
+    let (ok, text, err) = vgg(&[
+        "infer",
+        "--weights",
+        tuned.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("dark (class 0)") && text.contains("light (class 1)"),
+        "{text}"
+    );
+}
+
 /// A torch.save file through `vgg convert`: the written safetensors carries its card, so
 /// infer needs no flags for it and classifies as infer on the .pth with the flags does.
 #[test]
