@@ -416,3 +416,260 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
         }
     });
 }
+
+/// The f32 forward variants, named, so a test keeps them on an adapter with tensor cores
+/// (where f16 would pick the cooperative-matrix ones).
+fn f32_variants() -> (
+    Option<ConvTune>,
+    Option<vgg_wgpu::kernels::linear::LinearVariant>,
+) {
+    let g = gpu();
+    (
+        Some(ConvTune::default_for(g)),
+        Some(vgg_wgpu::kernels::linear::LinearVariant::default_for(g)),
+    )
+}
+
+#[test]
+fn loss_scaling_by_a_power_of_two_changes_no_bit_of_f32_arithmetic() {
+    // f16 training with the f32 kernels: the loss gradient is multiplied by 2^16 and the
+    // update divides it back out. Both are exact in binary floating point (barring overflow
+    // and subnormals, which these magnitudes do not reach), and every backward op is linear
+    // in the gradient, so the weights must come out bitwise as in f32. A scale applied twice,
+    // or not removed, or a skipped update, would change them.
+    on_each_gpu(|| {
+        let m = model(true);
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let (conv, linear) = f32_variants();
+        let opts = |precision| TrainOptions {
+            batch: 4,
+            accumulate: 2,
+            conv,
+            linear,
+            precision,
+            ..Default::default()
+        };
+        use vgg_wgpu::gpu::Precision;
+        let mut a = Trainer::new(gpu(), &m, &w, opts(Precision::F32)).unwrap();
+        let mut b = Trainer::new(gpu(), &m, &w, opts(Precision::F16)).unwrap();
+        for s in 0..4u64 {
+            let (x, labels) = batch(&m, 8, seed() + 30 + s);
+            let (sa, sb) = (
+                a.step(&x, &labels, 0.05).unwrap(),
+                b.step(&x, &labels, 0.05).unwrap(),
+            );
+            assert_eq!(sa.loss.to_bits(), sb.loss.to_bits(), "step {s}");
+            assert_eq!((sa.loss_scale, sb.loss_scale), (1.0, 65536.0), "step {s}");
+            assert!(!sa.skipped && !sb.skipped, "step {s}");
+        }
+        let (wa, wb) = (a.weights().unwrap(), b.weights().unwrap());
+        let (ma, mb) = (a.momentum().unwrap(), b.momentum().unwrap());
+        for (name, t) in wa.iter() {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&t.data), bits(&wb.get(name).unwrap().data), "{name}");
+        }
+        for (name, t) in ma.iter() {
+            assert_eq!(t.data, mb.get(name).unwrap().data, "momentum of {name}");
+        }
+    });
+}
+
+#[test]
+fn an_overflowing_step_is_skipped_and_the_loss_scale_backs_off() {
+    // A loss scale of 2^127 with inputs of magnitude up to 10^4 (and no LRN, which would
+    // squash them): the last FC layer's weight gradient, hidden activations in the
+    // thousands times a logit gradient near 2^124 (1/8 of the scale), passes f32's 2^128,
+    // so the first steps overflow (on lavapipe 6, the first update at 2^121). Each must
+    // leave weights and momentum bitwise as they were and halve the scale, until one goes
+    // through.
+    on_each_gpu(|| {
+        let m = Model::parse("6,M,8,M,10")
+            .and_then(|m| m.with_input(2, 12, 10))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[12]))
+            .and_then(|m| m.with_classes(5))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let (conv, linear) = f32_variants();
+        let opts = TrainOptions {
+            batch: 8,
+            dropout: false,
+            conv,
+            linear,
+            precision: vgg_wgpu::gpu::Precision::F16,
+            loss_scale: Some(2f32.powi(127)),
+            ..Default::default()
+        };
+        let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+        let (mut x, labels) = batch(&m, 8, seed() + 40);
+        for v in &mut x.data {
+            *v *= 1e4;
+        }
+        let bits = |w: &Weights| {
+            w.iter()
+                .flat_map(|(_, t)| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        let (w0, v0) = (bits(&t.weights().unwrap()), bits(&t.momentum().unwrap()));
+        let mut scale = 2f32.powi(127);
+        let mut skipped = 0;
+        let first = loop {
+            let st = t.step(&x, &labels, 0.01).unwrap();
+            assert_eq!(st.loss_scale, scale);
+            if !st.skipped {
+                break st;
+            }
+            skipped += 1;
+            scale *= 0.5;
+            assert_eq!(t.loss_scale(), (scale, 0));
+            assert_eq!(
+                bits(&t.weights().unwrap()),
+                w0,
+                "weights after skip {skipped}"
+            );
+            assert_eq!(
+                bits(&t.momentum().unwrap()),
+                v0,
+                "momentum after skip {skipped}"
+            );
+            assert!(
+                skipped < 40,
+                "no step went through down to a scale of {scale}"
+            );
+        };
+        eprintln!(
+            "[{}] {skipped} steps skipped, the first update at a loss scale of 2^{}",
+            gpu().info().name,
+            first.loss_scale.log2()
+        );
+        assert!(skipped >= 1, "the first step at 2^127 should overflow");
+        assert_ne!(
+            bits(&t.weights().unwrap()),
+            w0,
+            "the update that went through"
+        );
+        assert_eq!(t.loss_scale(), (scale, 1));
+    });
+}
+
+#[test]
+fn the_loss_scale_doubles_after_its_interval_of_clean_steps() {
+    let m = model(false);
+    let w = Weights::init(&m, Init::Kaiming, seed());
+    let opts = TrainOptions {
+        batch: 4,
+        precision: vgg_wgpu::gpu::Precision::F16,
+        loss_scale: Some(1024.0),
+        scale_growth: 3,
+        ..Default::default()
+    };
+    let mut t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+    let (x, labels) = batch(&m, 4, seed() + 50);
+    let scales: Vec<f32> = (0..7)
+        .map(|_| t.step(&x, &labels, 0.01).unwrap().loss_scale)
+        .collect();
+    assert_eq!(
+        scales,
+        [1024.0, 1024.0, 1024.0, 2048.0, 2048.0, 2048.0, 4096.0]
+    );
+    assert_eq!(t.loss_scale(), (4096.0, 1));
+    let bad = TrainOptions {
+        loss_scale: Some(f32::INFINITY),
+        ..opts
+    };
+    assert!(Trainer::new(gpu(), &m, &w, bad).is_err());
+}
+
+#[test]
+fn f16_operands_on_emulated_tensor_cores_train_as_f32_does() {
+    // What --precision f16 runs on tensor cores, with the matrix operations done lane by
+    // lane (CI's CPU drivers have no cooperative matrices): every conv forward and input
+    // gradient, and every FC forward, on f16 operands with f32 sums, the weights repacked
+    // to f16 from their f32 masters each step, the loss scaled by 2^16.
+    use vgg_wgpu::kernels::linear::LinearVariant;
+    on_each_gpu(|| {
+        let g = gpu();
+        let conv = ConvTune::variants_for(g)
+            .into_iter()
+            .find(|t| t.variant == ConvVariant::CoopEmulated);
+        let (Some(conv), None) = (conv, LinearVariant::CoopEmulated.missing(g)) else {
+            eprintln!(
+                "[{}] not tested: no emulated cooperative matrices",
+                g.info().name
+            );
+            return;
+        };
+        // No LRN, and batch norm: a short run's loss falls clearly.
+        let m = Model::parse("6,M,8,M,10")
+            .and_then(|m| m.with_input(2, 12, 10))
+            .and_then(|m| m.with_batch_norm(true))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[12]))
+            .and_then(|m| m.with_classes(5))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let mut f32_run = Trainer::new(
+            g,
+            &m,
+            &w,
+            TrainOptions {
+                batch: 16,
+                dropout: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut f16_run = Trainer::new(
+            g,
+            &m,
+            &w,
+            TrainOptions {
+                batch: 16,
+                dropout: false,
+                conv: Some(conv),
+                linear: Some(LinearVariant::CoopEmulated),
+                precision: vgg_wgpu::gpu::Precision::F16,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let convs: Vec<_> = (0..m.layers().len())
+            .filter_map(|l| f16_run.conv_tune(l))
+            .collect();
+        assert_eq!(convs.len(), 3);
+        assert!(
+            convs.iter().all(|t| t.variant == ConvVariant::CoopEmulated),
+            "{convs:?}"
+        );
+        let (x, labels) = batch(&m, 16, seed() + 60);
+        let mut losses = Vec::new();
+        for _ in 0..40 {
+            let a = f32_run.step(&x, &labels, 0.1).unwrap();
+            let b = f16_run.step(&x, &labels, 0.1).unwrap();
+            assert!(!b.skipped, "no overflow at 2^16 with these magnitudes");
+            losses.push((a.loss, b.loss));
+        }
+        let (first, last) = (losses[0], losses[losses.len() - 1]);
+        eprintln!(
+            "[{}] loss f32 {:.7} -> {:.7}, f16 operands {:.7} -> {:.7}",
+            g.info().name,
+            first.0,
+            last.0,
+            first.1,
+            last.1
+        );
+        // The first step's loss is the forward alone: 5 layers whose operands are each
+        // rounded to f16 (relative 2^-11 = 4.9e-4 per operand, two per product) put at most
+        // about 5 x 2 x 4.9e-4 = 4.9e-3 of relative error in the logits; 1e-2 allows twice.
+        assert!(
+            (first.1 - first.0).abs() <= 1e-2 * first.0,
+            "first loss {} vs {}",
+            first.1,
+            first.0
+        );
+        assert!(
+            last.0 < 0.5 * first.0 && last.1 < 0.5 * first.1,
+            "{losses:?}"
+        );
+    });
+}

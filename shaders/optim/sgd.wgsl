@@ -1,6 +1,10 @@
 // One fused SGD step with momentum and weight decay, PyTorch's semantics (dampening 0):
-// d = g + wd * w; v = momentum * v + d; w -= lr * v. The hyperparameters come from a
-// buffer (lr, momentum, wd) so a schedule changes them without new pipelines.
+// d = g / S + wd * w; v = momentum * v + d; w -= lr * v. The hyperparameters come from a
+// buffer so a schedule changes them without new pipelines: [lr, momentum, wd, S, 1 / S,
+// overflow], where S is the loss scale of mixed-precision training (1 in f32, where
+// g * 1 is g exactly) and a nonzero overflow word (set by optim/overflow over every
+// gradient of the step) skips the step, leaving weights and momentum as they were, as
+// AMP's GradScaler does.
 
 #include "kernel/elements"
 
@@ -14,7 +18,8 @@ override LEN: u32;
 fn elements() -> u32 { return LEN; }
 
 fn element(i: u32) {
-    let d = g[i] + hyper[2] * w[i];
+    if (bitcast<u32>(hyper[5]) != 0u) { return; }
+    let d = g[i] * hyper[4] + hyper[2] * w[i];
     let vi = hyper[1] * v[i] + d;
     v[i] = vi;
     w[i] = w[i] - hyper[0] * vi;

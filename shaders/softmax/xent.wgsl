@@ -1,7 +1,9 @@
 // Softmax cross-entropy, forward and backward in one pass per row: stats[r] = (loss of row
-// r, 1 if its argmax is its label else 0), and dz = (softmax(z) - onehot(label)) * SCALE
-// (SCALE = 1 / logical batch, so micro-batch gradients add up to the batch mean). One
-// workgroup per row; max-shifted for stability; ties in the argmax go to the lowest class.
+// r, 1 if its argmax is its label else 0), and dz = (softmax(z) - onehot(label)) * SCALE *
+// S (SCALE = 1 / logical batch, so micro-batch gradients add up to the batch mean; S =
+// hyper[3], the loss scale of mixed-precision training, 1 in f32, read from the trainer's
+// hyperparameter buffer because it changes from step to step). One workgroup per row;
+// max-shifted for stability; ties in the argmax go to the lowest class.
 
 override ROWS: u32;
 override COLS: u32;
@@ -12,6 +14,7 @@ const WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> hyper: array<f32>;
 
 var<workgroup> red: array<f32, WG>;
 var<workgroup> arg: array<u32, WG>;
@@ -56,7 +59,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let label = labels[r];
     for (var c = lid; c < COLS; c += WG) {
         let p = exp(z[base + c] - mx) / total;
-        dz[base + c] = (p - select(0.0, 1.0, c == label)) * SCALE;
+        dz[base + c] = (p - select(0.0, 1.0, c == label)) * SCALE * hyper[3];
     }
     if (lid == 0u) {
         stats[r] = vec2<f32>(log(total) + mx - z[base + label], select(0.0, 1.0, best == label));

@@ -587,10 +587,12 @@ pub fn training_misc(
         grad(
             gpu,
             set,
+            // The hyperparameters in the output slot: zeros, a loss scale of 0, which
+            // changes no load or store.
             &crate::kernels::softmax::xent(gpu, rows, cols, 1.0 / rows as f32)?,
-            &[rows * cols, rows, rows * cols],
+            &[rows * cols, rows, rows * cols, rows * 2],
             &[1],
-            rows * 2,
+            crate::kernels::optim::HYPER,
             "softmax/xent",
             format!("{rows}x{cols}"),
             0.0,
@@ -605,13 +607,31 @@ pub fn training_misc(
                 &crate::kernels::optim::sgd(gpu, params)?,
                 &[params, params, params],
                 &[],
-                3,
+                crate::kernels::optim::HYPER,
                 "optim/sgd",
                 format!("{params} parameters"),
                 0.0,
                 None,
             )?;
             k.bytes = 20.0 * params as f64;
+            k.gbytes_per_s = k.bytes / (k.median_ms * 1e-3) / 1e9;
+            k
+        },
+        {
+            // Loss-scaled training's pass over a gradient before the update: one read.
+            let mut k = grad(
+                gpu,
+                set,
+                &crate::kernels::optim::overflow(gpu, params)?,
+                &[params],
+                &[],
+                crate::kernels::optim::HYPER,
+                "optim/overflow",
+                format!("{params} parameters"),
+                0.0,
+                None,
+            )?;
+            k.bytes = 4.0 * params as f64;
             k.gbytes_per_s = k.bytes / (k.median_ms * 1e-3) / 1e9;
             k
         },

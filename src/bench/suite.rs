@@ -511,13 +511,19 @@ fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Ve
             }
         }
     }
-    for net in &o.training {
-        let n = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3))?;
-        progress(&format!(
-            "{} training step at batch {}: {:.1} ms, {:.2} images/s",
-            n.model, n.batch, n.ms_per_batch, n.images_per_second
-        ));
-        networks.push(n);
+    for &p in o
+        .precisions
+        .iter()
+        .filter(|p| **p == Precision::F32 || f16_ok)
+    {
+        for net in &o.training {
+            let n = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3), p)?;
+            progress(&format!(
+                "{} {} training step at batch {}: {:.1} ms, {:.2} images/s",
+                n.model, n.precision, n.batch, n.ms_per_batch, n.images_per_second
+            ));
+            networks.push(n);
+        }
     }
     Ok(networks)
 }
@@ -559,11 +565,20 @@ fn network(
 }
 
 /// One training step end to end (upload of the batch, forward, loss, backward, SGD,
-/// readback of the losses): the median of `runs` steps after a first one.
-fn training_step(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<Network> {
+/// readback of the losses): the median of `runs` steps after a first one. `precision` is
+/// the multiply operands' (`TrainOptions::precision`: f16 is mixed precision with loss
+/// scaling).
+fn training_step(
+    gpu: &Gpu,
+    model: &Model,
+    batch: usize,
+    runs: usize,
+    precision: Precision,
+) -> Result<Network> {
     let weights = Weights::init(model, Init::Kaiming, 0);
     let opts = crate::train::TrainOptions {
         batch,
+        precision,
         ..Default::default()
     };
     let mut t = crate::train::Trainer::new(gpu, model, &weights, opts)?;
@@ -581,7 +596,7 @@ fn training_step(gpu: &Gpu, model: &Model, batch: usize, runs: usize) -> Result<
         mode: "training".into(),
         batch,
         input: format!("{c}x{h}x{w}"),
-        precision: "f32".into(),
+        precision: format!("{precision:?}").to_lowercase(),
         ms_per_batch: tm.median_s * 1e3,
         images_per_second: batch as f64 / tm.median_s,
         runs: tm.runs,

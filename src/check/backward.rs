@@ -68,15 +68,31 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     )?;
     let mut out = vec![Outcome::new("conv/dgrad", tag.clone(), &got, &dx)];
     // The same gradient as a forward conv of dy with the flipped weight, on every variant
-    // the adapter offers that the trainer may run (not the f16-operand ones).
+    // the adapter offers. The f16-operand ones (f16 training) get dy and the weight rounded
+    // to f16 first, and the reference the same rounded values: what remains is f32
+    // summation, at the f32 tolerance.
     let offered = ConvTune::variants_for(gpu);
+    let mut dx16 = None;
     for tune in offered
         .into_iter()
-        .filter(|t| t.variant.spec().kernels.contains(&s.k) && !t.variant.f16_operands())
+        .filter(|t| t.variant.spec().kernels.contains(&s.k))
     {
-        let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
         let tag = format!("{tag} {:?}", tune.variant);
-        out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
+        if tune.variant.f16_operands() {
+            let (wt16, dy16) = (
+                super::f16_rounded(wt.clone()),
+                super::f16_rounded(dy.clone()),
+            );
+            let want = dx16.get_or_insert_with(|| {
+                let dims = (s.n, s.c_in, s.h, s.w);
+                reference::conv::backward(&x, dims, &wt16, &dy16, s.c_out, s.k).0
+            });
+            let got = dgrad_forward(gpu, s, &wt16, &dy16, tune)?;
+            out.push(Outcome::new("conv/dgrad_forward", tag, &got, want));
+        } else {
+            let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
+            out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
+        }
     }
     let got = run_wgrad(gpu, s, &x, &dy, None)?;
     out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw));
@@ -221,13 +237,20 @@ pub fn softmax_xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Ve
         .map(|r| ((r * 7 + seed as usize) % cols) as u32)
         .collect();
     let scale = 1.0 / 16.0;
-    let (loss, dz, correct) = reference::softmax::xent(&z, rows, cols, &labels, scale);
+    // A loss scale of 2^10 from the hyperparameter buffer, as loss-scaled training runs:
+    // a power of two, so dz * 2^10 is exact and the reference's tolerance still holds.
+    let loss_scale = 1024.0;
+    let (loss, dz, correct) = reference::softmax::xent(&z, rows, cols, &labels, scale * loss_scale);
     let op = kernels::softmax::xent(gpu, rows, cols, scale as f32)?;
     let zb = gpu.upload("z", &z)?;
     let lb = gpu.upload("labels", &labels)?;
     let dzb = poisoned(gpu, "dz", rows * cols)?;
     let sb = poisoned(gpu, "stats", rows * 2)?;
-    let bg = op.bind(gpu, &[&zb, &lb, &dzb, &sb])?;
+    let hb = gpu.upload(
+        "hyper",
+        &kernels::optim::hyper(0.0, 0.0, 0.0, loss_scale as f32),
+    )?;
+    let bg = op.bind(gpu, &[&zb, &lb, &dzb, &sb, &hb])?;
     gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
     let got_dz: Vec<f32> = gpu.read(&dzb, rows * cols)?;
     let stats: Vec<f32> = gpu.read(&sb, rows * 2)?;
@@ -250,30 +273,76 @@ pub fn softmax_xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Ve
     ])
 }
 
-/// The fused SGD step (momentum, weight decay): weights and velocities.
+/// The fused SGD step (momentum, weight decay): weights and velocities. The gradient comes
+/// loss-scaled by 2^12 with the scale's inverse in the hyperparameters, as loss-scaled
+/// training gives it: powers of two, so unscaling is exact and the f32 tolerance holds.
+/// Then the same step with the overflow flag set: weights and momentum must stay bitwise.
 pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let (w0, grad, v0) = (rng.uniform(len), rng.uniform(len), rng.uniform(len));
     let (mut w, mut v) = (w0.clone(), v0.clone());
     reference::optim::sgd(&mut w, &grad, &mut v, 0.05, 0.9, 5e-4);
     let op = kernels::optim::sgd(gpu, len)?;
-    let (wb, gb, vb) = (
-        gpu.upload("w", &w0)?,
-        gpu.upload("g", &grad)?,
-        gpu.upload("v", &v0)?,
-    );
-    let hb = gpu.upload("hyper", &[0.05f32, 0.9, 5e-4])?;
-    let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
-    gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
+    let loss_scale = 4096.0f32;
+    let scaled: Vec<f32> = grad.iter().map(|g| g * loss_scale).collect();
+    let run = |skip: bool| -> Result<(Vec<f32>, Vec<f32>)> {
+        let (wb, gb, vb) = (
+            gpu.upload("w", &w0)?,
+            gpu.upload("g", &scaled)?,
+            gpu.upload("v", &v0)?,
+        );
+        let mut hyper = kernels::optim::hyper(0.05, 0.9, 5e-4, loss_scale);
+        if skip {
+            hyper[5] = f32::from_bits(1);
+        }
+        let hb = gpu.upload("hyper", &hyper)?;
+        let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
+        gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
+        Ok((gpu.read(&wb, len)?, gpu.read(&vb, len)?))
+    };
+    let (got_w, got_v) = run(false)?;
+    let (kept_w, kept_v) = run(true)?;
+    let n = len.to_string();
     Ok(vec![
-        Outcome::new("optim/sgd", len.to_string(), &gpu.read(&wb, len)?, &w),
-        Outcome::new(
-            "optim/sgd_momentum",
-            len.to_string(),
-            &gpu.read(&vb, len)?,
-            &v,
-        ),
+        Outcome::new("optim/sgd", n.clone(), &got_w, &w),
+        Outcome::new("optim/sgd_momentum", n.clone(), &got_v, &v),
+        Outcome::new("optim/sgd_skipped", n.clone(), &kept_w, &w0).tol(0.0),
+        Outcome::new("optim/sgd_skipped", format!("{n} momentum"), &kept_v, &v0).tol(0.0),
     ])
+}
+
+/// The overflow check over a gradient of `len` elements: clean, then with one infinity,
+/// one NaN, and one infinity in the last element (the flag's value is compared exactly).
+pub fn overflow(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let clean = rng.range(len, -1e30, 1e30);
+    let at = (seed as usize * 7919) % len;
+    let op = kernels::optim::overflow(gpu, len)?;
+    let mut out = Vec::new();
+    for (what, bad) in [
+        ("clean", None),
+        ("inf", Some((at, f32::INFINITY))),
+        ("nan", Some((at, f32::NAN))),
+        ("last -inf", Some((len - 1, f32::NEG_INFINITY))),
+    ] {
+        let mut g = clean.clone();
+        if let Some((i, x)) = bad {
+            g[i] = x;
+        }
+        let gb = gpu.upload("g", &g)?;
+        // A fresh buffer per case, its flag 0 as each step's hyperparameters write it.
+        let hyper = kernels::optim::hyper(0.05, 0.9, 5e-4, 1.0);
+        let hb = gpu.upload("hyper", &hyper)?;
+        let bg = op.bind(gpu, &[&gb, &hb])?;
+        gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
+        let flag = gpu.read::<u32>(&hb, kernels::optim::HYPER)?[5];
+        let want = bad.is_some() as u32;
+        out.push(
+            Outcome::new("optim/overflow", format!("{len} {what}"), &[], &[])
+                .indices(&[flag], &[want]),
+        );
+    }
+    Ok(out)
 }
 
 /// Dropout with the counter-based mask the reference shares.
@@ -394,12 +463,26 @@ pub fn conv_pack(
     let w = TensorRng::new(seed).uniform(c_out * c_in * ks * ks);
     let (want, _) = tune.pack(c_in, c_out, ks, &w, &vec![0.0; c_out])?;
     let op = kernels::conv::pack(gpu, c_in, c_out, ks, tune)?;
-    let got = run_op(gpu, &op, &[&w], want.len(), None)?;
     let shape = format!("{c_in}->{c_out} k{ks} {:?}/tm{}", tune.variant, tune.tm);
-    let tol = if matches!(
-        tune.variant.spec().packing,
-        Packing::Winograd | Packing::Winograd2
-    ) {
+    let packing = tune.variant.spec().packing;
+    if packing == Packing::Gemm16 {
+        // Two f16 halves per 4-byte word (low half first), against the host's values
+        // rounded to f16 to nearest even, as the inference upload rounds them. WGSL lets a
+        // conversion to f16 round to either neighbour, so an adapter may differ by one f16
+        // ulp per element: relative error at most 2^-10 (9.8e-4), the tolerance.
+        let words = run_op(gpu, &op, &[&w], want.len() / 2, None)?;
+        let got: Vec<f32> = words
+            .iter()
+            .flat_map(|x| {
+                let b = x.to_bits();
+                [b as u16, (b >> 16) as u16].map(|h| half::f16::from_bits(h).to_f32())
+            })
+            .collect();
+        let want = super::f16_rounded(want);
+        return Ok(Outcome::new("conv/pack", shape, &got, &want).tol(1e-3));
+    }
+    let got = run_op(gpu, &op, &[&w], want.len(), None)?;
+    let tol = if matches!(packing, Packing::Winograd | Packing::Winograd2) {
         1e-6
     } else {
         0.0

@@ -332,7 +332,7 @@ pub(crate) fn dims_str((n, c, h, w): Dims) -> String {
 pub const F16_KERNEL_TOL: f64 = 1e-3;
 
 /// Rounds values to f16 and back, as an f16 upload stores them.
-fn f16_rounded(v: Vec<f32>) -> Vec<f32> {
+pub(crate) fn f16_rounded(v: Vec<f32>) -> Vec<f32> {
     v.into_iter()
         .map(|x| half::f16::from_f32(x).to_f32())
         .collect()

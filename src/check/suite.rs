@@ -183,12 +183,8 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         v.push(one(f, &format!("{name} grid over 65535"), move |s| {
             conv(gpu, big, false, Some(grid_tune), s)
         }));
-        // The trainer's repack, which the f16-operand variants do not have.
-        let mut packs = if variant.f16_operands() {
-            vec![]
-        } else {
-            vec![tune]
-        };
+        // The trainer's repack of canonical weights into this variant's layout.
+        let mut packs = vec![tune];
         if variant == ConvVariant::Direct {
             packs.push(ConvTune { tm: 4, ..tune });
         }
@@ -451,6 +447,7 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
             bw::linear(gpu, ls(18, 70, 29), &[(0, 17), (17, 12)], s)
         }),
         case("optim/sgd", "", |s| bw::sgd(gpu, 1003, s)),
+        case("optim/overflow", "", |s| bw::overflow(gpu, 70001, s)),
     ]);
     for (r, c) in [(3, 10), (7, 1000), (2, 3)] {
         v.push(case("softmax/xent", "", move |s| {

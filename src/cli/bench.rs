@@ -39,9 +39,10 @@ pub struct Args {
     /// [default: 8, quick: 2]
     #[arg(long, value_name = "N,..")]
     pub e2e_batch: Option<String>,
-    /// Precisions of the end-to-end inference rows, comma-separated: f32, f16 (f16 tensors,
-    /// and tensor cores where the adapter lists cooperative matrices; skipped without
-    /// shader-f16). Training steps run in f32
+    /// Precisions of the end-to-end rows, comma-separated: f32, f16 (skipped without
+    /// shader-f16). Inference in f16 stores f16 tensors; a training step in f16 keeps f32
+    /// tensors and master weights and scales the loss, as PyTorch's AMP. Both multiply on
+    /// tensor cores (f16 operands, f32 sums) where the adapter lists cooperative matrices
     #[arg(long, default_value = "f32", value_name = "LIST")]
     pub precision: String,
     /// Training steps to time, comma-separated models, or "none" [default: vgg11, or with

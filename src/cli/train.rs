@@ -84,6 +84,14 @@ pub struct Args {
     /// to more, before decoding them
     #[arg(long, value_name = "PIXELS", default_value_t = vgg_wgpu::io::image::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// The convolutions' and FC layers' multiply operands: f32, or f16 (mixed precision as
+    /// PyTorch's AMP: f16 operands with f32 sums on tensor cores where the adapter lists
+    /// cooperative matrices of 16x16x16 f16->f32, weights kept and updated in f32, the loss
+    /// scaled dynamically (from 2^16, halved and the step skipped on an overflow, doubled
+    /// after 2000 clean steps). Elsewhere f16 runs the f32 kernels, the loss scaling
+    /// included. Activations and gradients stay f32
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+    pub precision: String,
     #[command(flatten)]
     pub gpu: AdapterArgs,
 }
@@ -125,6 +133,15 @@ impl Args {
             test.len(),
             gpu.describe()
         );
+        let f16 = o.train.precision == vgg_wgpu::gpu::Precision::F16;
+        if f16 && !gpu.cooperative_matrix() {
+            eprintln!(
+                "{} lists no cooperative matrices of {}: f16 training multiplies in f32 \
+                 here (with the loss scaling)",
+                gpu.info().name,
+                vgg_wgpu::gpu::COOP_SHAPE
+            );
+        }
         let init = self.initial_weights(&model, init)?;
         // Building the trainer compiles its kernels and the first step runs before any
         // progress: say so, where it can take a minute (a software adapter).
@@ -133,6 +150,8 @@ impl Args {
         let bar = std::cell::RefCell::new(Progress::spinner(compiling, false));
         let (t0, epochs) = (std::time::Instant::now(), self.epochs);
         let mut done = 0usize;
+        // Steps of the current epoch that overflowed, and the loss scale after the last.
+        let skipped = std::cell::Cell::new((0usize, 0f32));
         // The epoch whose steps the bar counts (0: the spinner is up).
         let mut bar_epoch = 0;
         let ckpt = self.out.join("checkpoint.safetensors");
@@ -146,6 +165,8 @@ impl Args {
             self.resume.then_some(ckpt.as_path()),
             |epoch, s, steps, st| {
                 done += st.images;
+                let (k, _) = skipped.get();
+                skipped.set((k + st.skipped as usize, st.loss_scale));
                 if bar_epoch != epoch {
                     bar_epoch = epoch;
                     bar.replace(Progress::bar(
@@ -166,9 +187,14 @@ impl Args {
                 ));
             },
             |e| {
+                let (k, scale) = skipped.replace((0, 0.0));
+                let scaling = match f16 {
+                    true => format!(", loss scale {scale} ({k} steps skipped)"),
+                    false => String::new(),
+                };
                 bar.borrow().line(&format!(
                     "epoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, \
-                     lr {}, {:.0} images/s",
+                     lr {}, {:.0} images/s{scaling}",
                     e.epoch,
                     e.loss,
                     100.0 * e.train_accuracy,
@@ -250,6 +276,10 @@ impl Args {
                 accumulate: self.accumulate,
                 dropout: !self.no_dropout,
                 seed: self.seed,
+                precision: match self.precision.as_str() {
+                    "f16" => vgg_wgpu::gpu::Precision::F16,
+                    _ => vgg_wgpu::gpu::Precision::F32,
+                },
                 ..Default::default()
             },
             out: Some(self.out.clone()),

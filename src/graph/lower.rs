@@ -132,6 +132,10 @@ pub struct Lowering<'a> {
     pub gpu: &'a Gpu,
     pub model: &'a Model,
     pub precision: Precision,
+    /// The precision of the FC layers' multiply operands: f16 picks the tensor-core FC
+    /// variant where the adapter has it. The executor's equals its storage precision; the
+    /// trainer stores f32 and may multiply in f16 (`TrainOptions::precision`).
+    pub operands: Precision,
     /// The largest storage binding a kernel may use (FC weights are split over bindings).
     pub max_binding: u64,
     /// The FC variant of every layer, where the caller fixes one (else `linear::select`).
@@ -184,7 +188,7 @@ impl Lowering<'_> {
             }
             (NodeOp::Linear { layer, relu }, Binds::Linear { params }) => {
                 let shape = self.linear_shape(at, layer)?;
-                let variant = kernels::linear::select(gpu, shape, self.linear, precision);
+                let variant = kernels::linear::select(gpu, shape, self.linear, self.operands);
                 let max = self.max_binding;
                 let lin = Linear::with_variant(gpu, shape, relu, max, precision, variant)?;
                 let bgs = lin.bind(gpu, x, params, y)?;

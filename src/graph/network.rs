@@ -429,6 +429,7 @@ impl<'g> Network<'g> {
             gpu,
             model: &self.model,
             precision: self.precision,
+            operands: self.precision,
             max_binding: self.limits.max_binding,
             linear: self.linear,
         };

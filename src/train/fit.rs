@@ -199,6 +199,8 @@ struct RunState {
     lr: f32,
     best: f64,
     since_best: usize,
+    /// Loss-scaled (f16) training's scale and clean steps since it changed.
+    loss_scale: Option<(f32, u32)>,
 }
 
 impl RunState {
@@ -228,6 +230,13 @@ impl RunState {
             lr: num("lr", f32::MIN_POSITIVE as f64, MAX_LR as f64, false)? as f32,
             best: num("best_accuracy", 0.0, 1.0, false)?,
             since_best: num("epochs_since_best", 0.0, MAX_EPOCHS as f64, true)? as usize,
+            loss_scale: match meta.contains_key("loss_scale") {
+                true => Some((
+                    num("loss_scale", 2f64.powi(-24), f32::MAX as f64, false)? as f32,
+                    num("loss_scale_steps", 0.0, u32::MAX as f64, true)? as u32,
+                )),
+                false => None,
+            },
         };
         if let Some(m) = meta.get("model").filter(|m| *m != model.name()) {
             return Err(crate::io::file_err(
@@ -284,6 +293,12 @@ impl RunState {
             ("model", model.name().to_string()),
         ]
         .into_iter()
+        .chain(self.loss_scale.into_iter().flat_map(|(s, g)| {
+            [
+                ("loss_scale", s.to_string()),
+                ("loss_scale_steps", g.to_string()),
+            ]
+        }))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -332,6 +347,7 @@ pub fn fit(
         lr: o.lr,
         best: 0.0,
         since_best: 0,
+        loss_scale: None,
     };
     // Every epoch's record, earlier runs' included: what metrics.csv holds.
     let mut records = Vec::new();
@@ -350,6 +366,9 @@ pub fn fit(
             };
             let mut t = Trainer::new(gpu, model, &w0, o.train).map_err(named)?;
             t.set_momentum(&momentum, state.steps).map_err(named)?;
+            if let Some((scale, good)) = state.loss_scale {
+                t.set_loss_scale(scale, good).map_err(named)?;
+            }
             t
         }
         None => Trainer::new(gpu, model, weights, o.train)?,
@@ -390,6 +409,8 @@ pub fn fit(
         records.push(rec);
         state.after_epoch(o.schedule, acc);
         state.steps = trainer.steps();
+        state.loss_scale =
+            (o.train.precision == crate::gpu::Precision::F16).then(|| trainer.loss_scale());
         if let Some(dir) = &o.out {
             // The records travel in the checkpoint, and metrics.csv is rewritten from them,
             // so the two always agree, whatever interrupted the last epoch.

@@ -43,7 +43,23 @@ pub struct TrainOptions {
     /// unchanged: no weight gradients, no update, and no backward pass at all below the
     /// first layer that trains (fine-tuning a new head on frozen features).
     pub frozen: usize,
+    /// The multiply operands of the conv and FC layers: `F16` runs the tensor-core variants
+    /// (f16 operands, f32 accumulation) where the adapter has cooperative matrices, with the
+    /// weights kept in f32 (master weights, repacked to f16 each step) and dynamic loss
+    /// scaling, as PyTorch's AMP with GradScaler; elsewhere the f32 kernels run, loss
+    /// scaling included. Activations and gradients are stored in f32 either way.
+    pub precision: Precision,
+    /// The FC variant of every layer's forward [default: the adapter's, by precision].
+    pub linear: Option<LinearVariant>,
+    /// The first loss scale of `F16` training [default: 2^16, AMP's].
+    pub loss_scale: Option<f32>,
+    /// Steps without an overflow after which the loss scale doubles (AMP's 2000).
+    pub scale_growth: u32,
 }
+
+/// The loss scale below which a run stops: every step overflowed on the way down, so the
+/// gradients are not finite at any scale (divergence, not f16 range).
+const MIN_LOSS_SCALE: f32 = 1.0 / 16_777_216.0;
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -57,6 +73,10 @@ impl Default for TrainOptions {
             max_binding: None,
             conv: None,
             frozen: 0,
+            precision: Precision::F32,
+            linear: None,
+            loss_scale: None,
+            scale_growth: 2000,
         }
     }
 }
@@ -92,6 +112,11 @@ pub struct StepStats {
     /// Images whose top class was the label.
     pub correct: usize,
     pub images: usize,
+    /// The loss scale the step ran at (1 in f32).
+    pub loss_scale: f32,
+    /// A gradient overflowed at that scale: the update was skipped (weights and momentum
+    /// unchanged) and the scale halved.
+    pub skipped: bool,
 }
 
 pub struct Trainer<'g> {
@@ -125,6 +150,12 @@ pub struct Trainer<'g> {
     staged: bool,
     /// A step submitted by `submit` whose statistics `finish` has not read.
     in_flight: bool,
+    /// Loss scaling (`F16` training): the overflow checks run before the update, over
+    /// every gradient that trains.
+    overflow: Vec<Bound>,
+    /// The current loss scale, and the steps since it last changed.
+    loss_scale: f32,
+    good_steps: u32,
 }
 
 fn bytes(elems: usize) -> u64 {
@@ -298,7 +329,7 @@ impl Layout {
             all_inputs: l.buf("step inputs", Kind::Io, acc * n * in_len),
             all_labels: l.buf("step labels", Kind::Io, acc * n),
             all_stats: l.buf("step stats", Kind::Io, acc * 2 * n),
-            hyper: l.buf("hyperparameters", Kind::Io, 3),
+            hyper: l.buf("hyperparameters", Kind::Io, kernels::optim::HYPER),
         };
         // The buffer holding each tensor of the graph.
         let mut held = vec![l.io.input; graph.tensors.len()];
@@ -534,12 +565,25 @@ impl<'g> Trainer<'g> {
                 ),
             });
         }
+        let scale = opts.loss_scale.unwrap_or(65536.0);
+        if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) || opts.scale_growth == 0 {
+            return Err(Error::InvalidOption {
+                option: "loss scale".into(),
+                message: format!(
+                    "a loss scale of {scale} growing every {} steps: the scale must be \
+                     finite and at least 2^-24, the interval at least 1",
+                    opts.scale_growth
+                ),
+            });
+        }
         let max = opts.max_binding.unwrap_or(u64::MAX);
+        // Storage stays f32; `precision` picks the operands (the tensor-core conv where the
+        // adapter has it for f16).
         let lay = Layout::new(
             model,
             &opts,
             (
-                &|s| kernels::conv::select(gpu, s, opts.conv, Precision::F32),
+                &|s| kernels::conv::select(gpu, s, opts.conv, opts.precision),
                 &|k, n| row_chunks(gpu, k, n, max, Precision::F32),
             ),
         )?;
@@ -572,14 +616,22 @@ impl<'g> Trainer<'g> {
             sgd: Vec::new(),
             io: lay.io,
             partials: lay.partials,
+            // The step's statistics, then the overflow flag.
             readback: gpu
-                .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate))?,
+                .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate + 1))?,
             seeds: Vec::new(),
             conv_tunes: Default::default(),
             linear_variants: Default::default(),
             step: 0,
             staged: false,
             in_flight: false,
+            overflow: Vec::new(),
+            loss_scale: if opts.precision == Precision::F16 {
+                scale
+            } else {
+                1.0
+            },
+            good_steps: 0,
         };
         t.build(&lay.nodes, lay.grads)?;
         Ok(t)
@@ -590,8 +642,9 @@ impl<'g> Trainer<'g> {
             gpu: self.gpu,
             model: &self.model,
             precision: Precision::F32,
+            operands: self.opts.precision,
             max_binding: self.opts.max_binding.unwrap_or(u64::MAX),
-            linear: None,
+            linear: self.opts.linear,
         }
     }
 
@@ -754,7 +807,7 @@ impl<'g> Trainer<'g> {
             }
             let op = kernels::softmax::xent(gpu, n, classes, scale)?;
             let io = self.io;
-            ks.push(self.kernel(op, &[logits, io.labels, grads[0], io.stats])?);
+            ks.push(self.kernel(op, &[logits, io.labels, grads[0], io.stats, io.hyper])?);
             let mut g = PingPong {
                 cur: &self.bufs[grads[0]],
                 other: &self.bufs[grads[1]],
@@ -792,6 +845,11 @@ impl<'g> Trainer<'g> {
             let ids = [p.w, p.g, p.v, self.io.hyper];
             let k = self.kernel(op, &ids)?;
             self.sgd.push(k);
+            if self.scaling() {
+                let op = kernels::optim::overflow(gpu, p.len())?;
+                let k = self.kernel(op, &[p.g, self.io.hyper])?;
+                self.overflow.push(k);
+            }
         }
         Ok(())
     }
@@ -853,7 +911,12 @@ impl<'g> Trainer<'g> {
         let (n, acc) = (self.opts.batch, self.opts.accumulate);
         let [c, h, w] = self.model.input_dims();
         let per = c * h * w;
-        let hyper = [lr, self.opts.momentum, self.opts.weight_decay];
+        let hyper = kernels::optim::hyper(
+            lr,
+            self.opts.momentum,
+            self.opts.weight_decay,
+            self.loss_scale,
+        );
         gpu.queue
             .write_buffer(&self.bufs[self.io.hyper], 0, bytemuck::cast_slice(&hyper));
         for (j, ids) in self.seeds.iter().enumerate() {
@@ -913,13 +976,26 @@ impl<'g> Trainer<'g> {
                     Some(b_s),
                 );
             }
+            // The checks set the flag the updates read: a pass of their own before them.
+            if !self.overflow.is_empty() {
+                self.pass(&mut enc, &self.overflow)?;
+            }
             self.pass(&mut enc, &self.sgd)?;
+            let stats_bytes = (2 * n * acc * 4) as u64;
             enc.copy_buffer_to_buffer(
                 &self.bufs[self.io.all_stats],
                 0,
                 &self.readback,
                 0,
-                Some((2 * n * acc * 4) as u64),
+                Some(stats_bytes),
+            );
+            let flag = (5 * 4) as u64;
+            enc.copy_buffer_to_buffer(
+                &self.bufs[self.io.hyper],
+                flag,
+                &self.readback,
+                stats_bytes,
+                Some(4),
             );
             gpu.submit(enc.finish());
             Ok(())
@@ -945,11 +1021,60 @@ impl<'g> Trainer<'g> {
             .sum::<f64>()
             / rows as f64;
         let correct = stats[..2 * rows].chunks(2).filter(|s| s[1] == 1.0).count();
+        let skipped = stats[2 * rows].to_bits() != 0;
+        let loss_scale = self.loss_scale;
+        if self.scaling() {
+            // GradScaler's schedule: halve on an overflow, double after `scale_growth`
+            // clean steps (both exact: the scale stays a power of two if it starts as one).
+            self.good_steps = if skipped { 0 } else { self.good_steps + 1 };
+            if skipped {
+                self.loss_scale *= 0.5;
+                if self.loss_scale < MIN_LOSS_SCALE {
+                    return Err(Error::Diverged(format!(
+                        "every step overflowed down to a loss scale of {}: the gradients \
+                         are not finite at any scale",
+                        self.loss_scale
+                    )));
+                }
+            } else if self.good_steps >= self.opts.scale_growth {
+                self.good_steps = 0;
+                if (self.loss_scale * 2.0).is_finite() {
+                    self.loss_scale *= 2.0;
+                }
+            }
+        }
         Ok(StepStats {
             loss,
             correct,
             images: rows,
+            loss_scale,
+            skipped,
         })
+    }
+
+    /// Whether steps are loss-scaled (f16 operands).
+    fn scaling(&self) -> bool {
+        self.opts.precision == Precision::F16
+    }
+
+    /// The loss scale the next step runs at, and the clean steps since it last changed
+    /// (a checkpoint's record of the schedule).
+    pub fn loss_scale(&self) -> (f32, u32) {
+        (self.loss_scale, self.good_steps)
+    }
+
+    /// Restores the loss-scale schedule from a checkpoint (ignored without loss scaling).
+    pub fn set_loss_scale(&mut self, scale: f32, good_steps: u32) -> Result<()> {
+        if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) {
+            return Err(Error::Shape(format!(
+                "a loss scale of {scale} is out of range"
+            )));
+        }
+        if self.scaling() {
+            self.loss_scale = scale;
+            self.good_steps = good_steps;
+        }
+        Ok(())
     }
 
     fn pass(&self, enc: &mut wgpu::CommandEncoder, ks: &[Bound]) -> Result<()> {

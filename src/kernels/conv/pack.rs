@@ -1,6 +1,7 @@
 //! Repacks canonical conv weights into a forward variant's layout on the GPU
-//! (shaders/conv/pack.wgsl, and shaders/conv/winograd_pack.wgsl for Winograd's transformed
-//! weights): training updates canonical weights.
+//! (shaders/conv/pack.wgsl; shaders/conv/winograd_pack.wgsl for Winograd's transformed
+//! weights; shaders/conv/pack16.wgsl for the cooperative-matrix variants' f16 rows):
+//! training updates canonical weights.
 
 use super::{ConvTune, Packing};
 use crate::error::{shape_err, Result};
@@ -17,11 +18,24 @@ pub fn pack(gpu: &Gpu, c_in: usize, c_out: usize, k: usize, tune: ConvTune) -> R
     let bindings = vec![("weight", c_out * c_in * k * k), ("packed", packed)];
     let (src, consts, groups) = match spec.packing {
         Packing::Gemm16 => {
-            return Err(shape_err!(
-                "the {:?} conv variant (f16 operands) has no training repack; training \
-                 runs the f32 variants",
-                tune.variant
-            ));
+            let kp = super::k_pad(c_in, k);
+            let consts = [
+                ("C_OUT", c_out as f64),
+                ("ROW", (c_in * k * k) as f64),
+                ("K_PAD", kp as f64),
+                ("M_PAD", (packed / kp) as f64),
+                ("WG", WG as f64),
+            ];
+            // f16 halves, two to a u32: the packed binding holds `packed` 2-byte elements.
+            let bindings = vec![("weight", c_out * c_in * k * k, 4), ("packed", packed, 2)];
+            return Kernel::with_bindings(
+                gpu,
+                shader!("conv/pack16"),
+                "main",
+                &consts,
+                per_elem(packed / 2),
+                bindings,
+            );
         }
         Packing::Winograd | Packing::Winograd2 if k != 3 => {
             return Err(shape_err!(

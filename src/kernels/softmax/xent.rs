@@ -4,7 +4,8 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{shader, Kernel};
 
-/// Softmax cross-entropy with its gradient: buffers (z, labels, dz, stats [rows][2]).
+/// Softmax cross-entropy with its gradient: buffers (z, labels, dz, stats [rows][2], the
+/// trainer's hyperparameters, whose word 3 scales dz: `optim::hyper`).
 pub fn xent(gpu: &Gpu, rows: usize, cols: usize, scale: f32) -> Result<Kernel> {
     Kernel::new(
         gpu,
@@ -21,6 +22,7 @@ pub fn xent(gpu: &Gpu, rows: usize, cols: usize, scale: f32) -> Result<Kernel> {
             ("labels", rows),
             ("dz", rows * cols),
             ("stats", rows * 2),
+            ("hyper", crate::kernels::optim::HYPER),
         ],
     )
 }
