@@ -61,4 +61,24 @@ fn cooperative_matrix_kernels_validate_and_compile() {
     for p in [Precision::F32, Precision::F16] {
         check(fc.with_precision(p), &consts);
     }
+    // f16 training's weight gradient (f32 tensors), split in chunks and not.
+    let wgrad = Shader {
+        name: "conv/coop_wgrad",
+        source: include_str!("../shaders/conv/coop_wgrad.wgsl"),
+        precision: Precision::F32,
+    };
+    for (chunks, accumulate) in [(3.0, 0.0), (1.0, 1.0)] {
+        let consts = [
+            ("N", 2.0),
+            ("C_IN", 3.0),
+            ("C_OUT", 70.0),
+            ("H", 9.0),
+            ("W", 7.0),
+            ("CHUNKS", chunks),
+            ("QC", 48.0),
+            ("ACCUMULATE", accumulate),
+            ("WG", 128.0),
+        ];
+        check(wgrad, &consts);
+    }
 }

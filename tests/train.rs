@@ -410,8 +410,9 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
                 .iter()
                 .map(|p| p.1)
                 .sum();
-            // The readback buffer is the only allocation the plan leaves out.
-            let readback = (2 * 6 * 3 * 4) as u64;
+            // The readback buffer (each image's loss and correctness, then the overflow
+            // flag) is the only allocation the plan leaves out.
+            let readback = ((2 * 6 * 3 + 1) * 4) as u64;
             assert_eq!(plan + readback, t.allocated_bytes(), "bn={bn}");
         }
     });
@@ -583,9 +584,9 @@ fn the_loss_scale_doubles_after_its_interval_of_clean_steps() {
 #[test]
 fn f16_operands_on_emulated_tensor_cores_train_as_f32_does() {
     // What --precision f16 runs on tensor cores, with the matrix operations done lane by
-    // lane (CI's CPU drivers have no cooperative matrices): every conv forward and input
-    // gradient, and every FC forward, on f16 operands with f32 sums, the weights repacked
-    // to f16 from their f32 masters each step, the loss scaled by 2^16.
+    // lane (CI's CPU drivers have no cooperative matrices): every conv forward, input
+    // gradient and weight gradient, and every FC forward, on f16 operands with f32 sums,
+    // the weights repacked to f16 from their f32 masters each step, the loss scaled by 2^16.
     use vgg_wgpu::kernels::linear::LinearVariant;
     on_each_gpu(|| {
         let g = gpu();

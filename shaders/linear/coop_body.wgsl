@@ -5,24 +5,15 @@
 // lane on CI's CPU drivers), which work on the tiles this file stages: sa (weights), sb
 // (x transposed) and sc (the sums), as conv/coop_body does.
 //
-// A workgroup computes 64 weight rows x 64 batch rows with 4 subgroups of 32x32, each
-// holding 2x2 accumulator tiles in f32; per step of 16 along k the lanes stage the weight
-// block (64x16) and x's block (16x64), converted to f16, in workgroup memory,
-// double-buffered as conv/coop_body does. The output goes through workgroup memory for
-// bias and ReLU.
+// A workgroup computes 64 weight rows x 64 batch rows (conv/coop_tiles); per step of 16
+// along k the lanes stage the weight block (64x16) and x's block (16x64), converted to
+// f16, in workgroup memory. The output goes through workgroup memory for bias and ReLU.
 
 #include "linear/header"
+#include "conv/coop_tiles"
 
 // 4 subgroups: the host sets 4 x the adapter's (fixed) subgroup size.
 override WG: u32 = 128u;
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-
-const TILE: u32 = 1024u;
-var<workgroup> sa: array<f16, 2048>; // 2 x BM x BK, row-major
-var<workgroup> sb: array<f16, 2048>; // 2 x BK x BN, row-major
-var<workgroup> sc: array<f32, 4096>; // BM x BN, row-major
 
 // Stages step k0's weight rows and x columns into buffer `buf`, all lanes together.
 fn stage(buf: u32, k0: u32, r0: u32, m0: u32, lid: u32) {
@@ -46,10 +37,6 @@ fn stage(buf: u32, k0: u32, r0: u32, m0: u32, lid: u32) {
     }
 }
 
-fn relu(v: f32) -> f32 {
-    return select(0.0, v, !(v <= 0.0));
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
@@ -67,36 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     }
     let m0 = (tile % mblocks) * BN;
     let r0 = (tile / mblocks) * BM;
-    let rm = (sg / 2u) * 32u;
-    let rn = (sg % 2u) * 32u;
-    var c00 = mma_zero();
-    var c01 = mma_zero();
-    var c10 = mma_zero();
-    var c11 = mma_zero();
-    stage(0u, 0u, r0, m0, lid);
-    workgroupBarrier();
-    let steps = (K + BK - 1u) / BK;
-    for (var s = 0u; s < steps; s++) {
-        // The next step goes into the other buffer, last read before the previous barrier.
-        if (s + 1u < steps) {
-            stage(1u - s % 2u, (s + 1u) * BK, r0, m0, lid);
-        }
-        let cur = (s % 2u) * TILE;
-        let a0 = mma_load_a(cur + rm * BK);
-        let a1 = mma_load_a(cur + (rm + 16u) * BK);
-        let b0 = mma_load_b(cur + rn);
-        let b1 = mma_load_b(cur + rn + 16u);
-        c00 = mma(a0, b0, c00);
-        c01 = mma(a0, b1, c01);
-        c10 = mma(a1, b0, c10);
-        c11 = mma(a1, b1, c11);
-        workgroupBarrier();
-    }
-    mma_store(c00, rm * BN + rn);
-    mma_store(c01, rm * BN + rn + 16u);
-    mma_store(c10, (rm + 16u) * BN + rn);
-    mma_store(c11, (rm + 16u) * BN + rn + 16u);
-    workgroupBarrier();
+    multiply_block(r0, m0, (K + BK - 1u) / BK, lid, sg);
     for (var i = lid; i < BM * BN; i += WG) {
         let r = r0 + i / BN;
         let m = m0 + i % BN;

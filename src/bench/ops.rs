@@ -413,13 +413,25 @@ fn grad(
     Ok(with_cpu(k, cpu))
 }
 
-/// The weight gradient of conv `s`, both passes where it splits the pixels.
-fn wgrad(gpu: &Gpu, s: ConvShape, set: Settings, shape: String) -> Result<Kernel> {
+/// The weight gradient of conv `s` that goes with the `forward` variant (`wgrad_for`: the
+/// tensor-core one after an f16-operand forward), both passes where it splits the pixels.
+fn wgrad(
+    gpu: &Gpu,
+    s: ConvShape,
+    set: Settings,
+    shape: String,
+    forward: crate::kernels::conv::ConvVariant,
+) -> Result<Kernel> {
+    use crate::kernels::conv::wgrad as wg;
     let mut rng = TensorRng::new(11);
-    let op = crate::kernels::conv::wgrad(gpu, s, false)?;
+    let op = wg::wgrad_for(gpu, s, false, forward)?;
     let x = gpu.upload("bench input", &rng.uniform(s.input_len()))?;
     let dy = gpu.upload("bench dy", &rng.uniform(s.output_len()))?;
-    let partial = crate::kernels::conv::wgrad::partial_len(s);
+    let coop = forward.f16_operands();
+    let partial = match coop {
+        true => wg::coop_partial_len(s),
+        false => wg::partial_len(s),
+    };
     let partials = gpu.alloc("bench partials", (partial.max(1) * 4) as u64)?;
     let dw = gpu.alloc("bench output", (s.weight_len() * 4) as u64)?;
     let bgs = op.bind(gpu, &x, &dy, &partials, &dw)?;
@@ -428,10 +440,16 @@ fn wgrad(gpu: &Gpu, s: ConvShape, set: Settings, shape: String) -> Result<Kernel
     let bytes = 4.0 * (s.input_len() + s.output_len() + s.weight_len() + 2 * partial) as f64;
     let mut k = entry("conv/wgrad", shape, t, 2.0 * s.macs() as f64, bytes);
     k.variant = match (&op.reduce, op.main.name.as_str()) {
-        (Some(_), _) => format!("gemm/{} chunks", crate::kernels::conv::wgrad::split(s).0),
+        (_, _) if coop => format!("{forward:?}/{} chunks", wg::coop_split(s).0),
+        (Some(_), _) => format!("gemm/{} chunks", wg::split(s).0),
         (None, "conv/wgrad") => "gemm".into(),
         (None, _) => "pairs".into(),
     };
+    if coop {
+        // f16 operands (what f16 training runs), not the f32 default.
+        k.precision = "f16".into();
+        k.is_default = false;
+    }
     Ok(k)
 }
 
@@ -457,7 +475,7 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
     forward.op = "conv/dgrad_forward".into();
     forward.shape = shape.clone();
     forward.is_default = true;
-    Ok(vec![
+    Ok([
         forward,
         grad(
             gpu,
@@ -471,7 +489,13 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
             macs,
             Some(&full),
         )?,
-        wgrad(gpu, s, set, shape.clone())?,
+        wgrad(
+            gpu,
+            s,
+            set,
+            shape.clone(),
+            crate::kernels::conv::ConvVariant::Direct,
+        )?,
         grad(
             gpu,
             set,
@@ -480,11 +504,24 @@ pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kerne
             &[],
             s.c_out,
             "conv/bias_grad",
-            shape,
+            shape.clone(),
             0.0,
             None,
         )?,
-    ])
+    ]
+    .into_iter()
+    .chain(
+        // The tensor-core weight gradient (f16 training's) where the adapter has
+        // cooperative matrices; like the forward's, its lane-by-lane emulation is a test
+        // device, not timed.
+        [crate::kernels::conv::ConvVariant::Coop]
+            .into_iter()
+            .filter(|v| v.spec().missing(gpu).is_none())
+            .filter(|v| v.spec().kernels.contains(&s.k))
+            .map(|v| wgrad(gpu, s, no_cpu, shape.clone(), v))
+            .collect::<Result<Vec<_>>>()?,
+    )
+    .collect())
 }
 
 /// The backward kernels of one FC layer (weight in one binding): dx, dw.

@@ -5,7 +5,7 @@
 use super::{dims_str, poisoned, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::conv::{ConvShape, ConvTune, Packing};
+use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant, Packing};
 use crate::kernels::linear::LinearShape;
 use crate::kernels::lrn::LrnParams;
 use crate::kernels::{self, Kernel};
@@ -94,9 +94,10 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
             out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
         }
     }
-    let got = run_wgrad(gpu, s, &x, &dy, None)?;
+    let f32_kernels = ConvVariant::Direct;
+    let got = run_wgrad(gpu, s, &x, &dy, None, f32_kernels)?;
     out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw));
-    let got = run_wgrad(gpu, s, &x, &dy, Some(&prev))?;
+    let got = run_wgrad(gpu, s, &x, &dy, Some(&prev), f32_kernels)?;
     let want: Vec<f32> = prev.iter().zip(&dw).map(|(a, b)| a + b).collect();
     out.push(Outcome::new(
         "conv/wgrad_accumulate",
@@ -104,6 +105,26 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         &got,
         &want,
     ));
+    // The tensor-core weight gradient of f16 training, after each f16-operand forward the
+    // adapter offers: x and dy rounded to f16 first, and the reference given the same
+    // values, so what remains is f32 summation, at the f32 tolerance.
+    for v in ConvVariant::ALL.into_iter().filter(|v| v.f16_operands()) {
+        if v.spec().missing(gpu).is_some() || !v.spec().kernels.contains(&s.k) {
+            continue;
+        }
+        let (x16, dy16) = (
+            super::f16_rounded(x.clone()),
+            super::f16_rounded(dy.clone()),
+        );
+        let dims = (s.n, s.c_in, s.h, s.w);
+        let (_, dw16, _) = reference::conv::backward(&x16, dims, &wt, &dy16, s.c_out, s.k);
+        let tag = format!("{tag} {v:?}");
+        let got = run_wgrad(gpu, s, &x16, &dy16, None, v)?;
+        out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw16));
+        let got = run_wgrad(gpu, s, &x16, &dy16, Some(&prev), v)?;
+        let want: Vec<f32> = prev.iter().zip(&dw16).map(|(a, b)| a + b).collect();
+        out.push(Outcome::new("conv/wgrad_accumulate", tag, &got, &want));
+    }
     let op = kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
     let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
     out.push(Outcome::new("conv/bias_grad", tag, &got, &db));
@@ -118,14 +139,19 @@ fn run_wgrad(
     x: &[f32],
     dy: &[f32],
     prev: Option<&[f32]>,
+    forward: ConvVariant,
 ) -> Result<Vec<f32>> {
-    let op = kernels::conv::wgrad(gpu, s, prev.is_some())?;
+    let op = kernels::conv::wgrad::wgrad_for(gpu, s, prev.is_some(), forward)?;
     let (xb, dyb) = (gpu.upload("x", x)?, gpu.upload("dy", dy)?);
     let dw = match prev {
         Some(p) => gpu.upload("dw", p)?,
         None => poisoned(gpu, "dw", s.weight_len())?,
     };
-    let partials = poisoned(gpu, "partials", kernels::conv::wgrad::partial_len(s).max(1))?;
+    let need = match forward.f16_operands() {
+        true => kernels::conv::wgrad::coop_partial_len(s),
+        false => kernels::conv::wgrad::partial_len(s),
+    };
+    let partials = poisoned(gpu, "partials", need.max(1))?;
     let bgs = op.bind(gpu, &xb, &dyb, &partials, &dw)?;
     gpu.run_pass("conv/wgrad", |p| op.encode(gpu, p, &bgs))?;
     gpu.read(&dw, s.weight_len())

@@ -412,6 +412,9 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         cs(2, 9, 6, 37, 45, 3),
         cs(3, 4, 5, 33, 50, 1),
         cs(4, 3, 10, 64, 61, 3),
+        // Past one 64x64 block of the tensor-core weight gradient in both dimensions
+        // (70 output channels, 66 x 9 columns), its 544 pixels in 2 chunks.
+        cs(2, 66, 70, 16, 17, 3),
     ] {
         v.push(case("conv/backward", "", move |seed| {
             bw::conv(gpu, s, seed)

@@ -286,7 +286,7 @@ impl Lowering<'_> {
         match (at.op, b, grads) {
             (
                 NodeOp::Conv { layer, .. },
-                _,
+                Binds::Conv { tune: forward, .. },
                 Grads::Conv {
                     weight,
                     dw,
@@ -297,7 +297,9 @@ impl Lowering<'_> {
             ) => {
                 let shape = self.conv_shape(at, layer)?;
                 if flow.params {
-                    let k = kernels::conv::wgrad(gpu, shape, accumulate)?;
+                    // On tensor cores where the forward runs there (f16 training).
+                    let k =
+                        kernels::conv::wgrad::wgrad_for(gpu, shape, accumulate, forward.variant)?;
                     match k.reduce {
                         Some(r) => {
                             ks.push(bound(gpu, k.main, &[x, g.cur, partials])?);

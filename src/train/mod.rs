@@ -358,11 +358,17 @@ impl Layout {
             for p in &mut l.params[first_param..] {
                 p.frozen = frozen;
             }
-            if let (NodeOp::Conv { layer, .. }, false) = (node.op, frozen) {
+            if let (NodeOp::Conv { layer, .. }, false, Saved::Conv { tune, .. }) =
+                (node.op, frozen, &saved)
+            {
                 if let Op::Conv { c_in, c_out, k } = model.layers()[layer].op {
                     let [_, h, w] = at.output;
                     let s = ConvShape::new(n, c_in, c_out, h, w, k);
-                    let need = kernels::conv::wgrad::partial_len(s);
+                    // The weight gradient follows the forward variant (`wgrad_for`).
+                    let need = match tune.variant.f16_operands() {
+                        true => kernels::conv::wgrad::coop_partial_len(s),
+                        false => kernels::conv::wgrad::partial_len(s),
+                    };
                     let p = &mut l.bufs[l.partials];
                     p.elems = p.elems.max(need);
                 }

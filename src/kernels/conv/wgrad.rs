@@ -170,3 +170,135 @@ impl Wgrad {
         Ok(())
     }
 }
+
+/// Pixels per step of the cooperative-matrix weight gradient (a matrix tile's depth).
+const COOP_BK: usize = 16;
+/// Workgroups the cooperative-matrix split aims at: a few per multiprocessor of a large GPU
+/// (an H200 has 132), so the early layers' 9 or 18 blocks of dw still fill it.
+const COOP_GROUPS: usize = 1024;
+/// The fewest steps a chunk takes: with fewer, its partial sums cost more to write and add
+/// than the split gains.
+const COOP_MIN_STEPS: usize = 16;
+
+/// How the cooperative-matrix weight gradient of `s` splits the batch's pixels: (chunks,
+/// pixels per chunk, a multiple of 16). A function of the shape alone, as [`split`].
+pub fn coop_split(s: ConvShape) -> (usize, usize) {
+    let pixels = s.n * s.h * s.w;
+    let blocks = s.c_out.div_ceil(64) * (s.c_in * s.k * s.k).div_ceil(64);
+    let steps = pixels.div_ceil(COOP_BK);
+    let cap = (MAX_PARTIAL / s.weight_len().max(1)).max(1);
+    let chunks = COOP_GROUPS
+        .div_ceil(blocks)
+        .min(steps / COOP_MIN_STEPS)
+        .min(cap)
+        .max(1);
+    let per = steps.div_ceil(chunks) * COOP_BK;
+    (pixels.div_ceil(per), per)
+}
+
+/// Elements of the partial-sum buffer the cooperative-matrix weight gradient of `s` needs
+/// (0 with one chunk).
+pub fn coop_partial_len(s: ConvShape) -> usize {
+    match coop_split(s) {
+        (1, _) => 0,
+        (chunks, _) => chunks * s.weight_len(),
+    }
+}
+
+/// The weight gradient that goes with a forward variant: on 16x16x16 matrix tiles (f16
+/// operands, f32 sums; shaders/conv/coop_wgrad_body.wgsl) after the cooperative-matrix
+/// forward (`CoopEmulated`'s lane-by-lane emulation after `CoopEmulated`), the f32 kernels
+/// after any other.
+pub fn wgrad_for(
+    gpu: &Gpu,
+    s: ConvShape,
+    accumulate: bool,
+    forward: super::ConvVariant,
+) -> Result<Wgrad> {
+    use super::ConvVariant;
+    let shader = match forward {
+        ConvVariant::Coop => shader!("conv/coop_wgrad"),
+        ConvVariant::CoopEmulated => shader!("conv/coop_wgrad_emulated"),
+        _ => return wgrad(gpu, s, accumulate),
+    };
+    s.check_kernel_size()?;
+    if let Some(why) = forward.spec().missing(gpu) {
+        return Err(crate::error::Error::Limit(why));
+    }
+    let (chunks, per) = coop_split(s);
+    let mut consts = s.consts();
+    consts.extend([
+        ("CHUNKS", chunks as f64),
+        ("QC", per as f64),
+        ("ACCUMULATE", accumulate as u8 as f64),
+        ("WG", (4 * super::fixed_subgroup(gpu).unwrap_or(32)) as f64),
+    ]);
+    let blocks = s.c_out.div_ceil(64) * (s.c_in * s.k * s.k).div_ceil(64);
+    let out_len = if chunks > 1 {
+        chunks * s.weight_len()
+    } else {
+        s.weight_len()
+    };
+    let main = Kernel::new(
+        gpu,
+        shader,
+        "main",
+        &consts,
+        (chunks * blocks) as u64,
+        vec![
+            ("x", s.input_len()),
+            ("dy", s.output_len()),
+            ("out", out_len),
+        ],
+    )?;
+    let reduce = if chunks > 1 {
+        Some(Kernel::new(
+            gpu,
+            shader!("conv/wgrad_reduce"),
+            "main",
+            &[
+                ("LEN", s.weight_len() as f64),
+                ("CHUNKS", chunks as f64),
+                ("ACCUMULATE", accumulate as u8 as f64),
+                ("WG", WG as f64),
+            ],
+            per_elem(s.weight_len()),
+            vec![("partial", out_len), ("dw", s.weight_len())],
+        )?)
+    } else {
+        None
+    };
+    Ok(Wgrad { main, reduce })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coop_split_covers_every_pixel_once_in_whole_steps() {
+        for s in [
+            ConvShape::new(2, 66, 70, 16, 17, 3),
+            ConvShape::new(32, 64, 64, 224, 224, 3),
+            ConvShape::new(32, 512, 512, 14, 14, 3),
+            ConvShape::new(1, 3, 4, 1, 1, 3),
+            ConvShape::new(3, 8, 8, 33, 50, 1),
+        ] {
+            let (chunks, per) = coop_split(s);
+            let pixels = s.n * s.h * s.w;
+            assert!(per % COOP_BK == 0 && per > 0, "{s:?}");
+            assert!(
+                chunks * per >= pixels && (chunks - 1) * per < pixels,
+                "{s:?}"
+            );
+            assert!(
+                coop_partial_len(s) <= MAX_PARTIAL.max(s.weight_len()),
+                "{s:?}"
+            );
+        }
+        // VGG16's conv1_2 at batch 32: 9 blocks of dw, so 1024 / 9 chunks, capped at 16 MiB
+        // of partial sums (113 copies of its 36864 weights); conv5: 576 blocks, one chunk.
+        assert_eq!(coop_split(ConvShape::new(32, 64, 64, 224, 224, 3)).0, 113);
+        assert_eq!(coop_split(ConvShape::new(32, 512, 512, 14, 14, 3)).0, 1);
+    }
+}

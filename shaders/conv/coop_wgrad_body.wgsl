@@ -1,0 +1,99 @@
+// A convolution's weight gradient on 16x16x16 matrix tiles (f16 training):
+// dw[co][k] = sum over q of dy[co][q] * X[k][q], k = (ci, ky, kx), q = (n, y, x) over
+// the batch's pixels, X the gathered input of the forward (conv/coop_gather). The matrix
+// operations come from the file included before this one (conv/coop_mma on tensor cores,
+// conv/coop_mma_emulated lane by lane on CI's CPU drivers).
+//
+// A workgroup computes a 64 (output channels) x 64 (k) block of dw (conv/coop_tiles) over
+// one chunk of QC pixels: the reduction is split in CHUNKS chunks (split-K) so that early
+// layers, a few blocks of channels over millions of pixels, still fill the GPU. Per step
+// of 16 pixels the lanes stage dy (64 channels x 16 pixels) and the gathered input (16
+// pixels x 64 k), both converted to f16 (dy carries the loss scale, which keeps it in f16's
+// range), consecutive lanes on consecutive pixels. Each chunk's block goes to its slice of
+// out ([CHUNKS][C_OUT][C_IN * KS * KS], added in chunk order by conv/wgrad_reduce), or with
+// one chunk straight to dw (ACCUMULATE adds to it). The sums run in a fixed order: the
+// result is the same bits run to run.
+
+override N: u32;
+override C_IN: u32;
+override C_OUT: u32;
+override H: u32;
+override W: u32;
+override KS: u32 = 3u;
+override CHUNKS: u32;
+// Pixels per chunk, a multiple of BK: a step never straddles two chunks.
+override QC: u32;
+override ACCUMULATE: bool = false;
+// 4 subgroups: the host sets 4 x the adapter's (fixed) subgroup size.
+override WG: u32 = 128u;
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+#include "conv/coop_tiles"
+#include "conv/coop_gather"
+
+// The first pixel of this workgroup's chunk.
+var<private> q_first: u32;
+
+// Stages the chunk's pixels r0 .. r0 + 16: dy rows m0.. into sa, input columns n0.. into
+// sb, in buffer `buf`, all lanes together.
+fn stage(buf: u32, r0: u32, m0: u32, n0: u32, lid: u32) {
+    let total = N * H * W;
+    let hw = H * W;
+    for (var i = lid; i < BM * BK; i += WG) {
+        let co = m0 + i / BK;
+        let q = q_first + r0 + i % BK;
+        var v = f16(0.0);
+        if (co < C_OUT && q < total) {
+            v = f16(dy[((q / hw) * C_OUT + co) * hw + q % hw]);
+        }
+        sa[buf * TILE + i] = v;
+    }
+    for (var i = lid; i < BK * BN; i += WG) {
+        let r = i % BK;
+        let c = i / BK;
+        sb[buf * TILE + r * BN + c] = gather(n0 + c, q_first + r0 + r);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) sid: u32,
+        @builtin(subgroup_size) sg_size: u32) {
+    mma_lane(sid, sg_size);
+    let row = C_IN * KS * KS;
+    let mblocks = (C_OUT + BM - 1u) / BM;
+    let nblocks = (row + BN - 1u) / BN;
+    let blocks = mblocks * nblocks;
+    // Folded over dispatch x and z; uniform per workgroup, so the barriers stay uniform.
+    let tile = wid.x + wid.z * nwg.x;
+    if (tile >= blocks * CHUNKS) {
+        return;
+    }
+    let chunk = tile / blocks;
+    let m0 = ((tile % blocks) / nblocks) * BM;
+    let n0 = (tile % nblocks) * BN;
+    q_first = chunk * QC;
+    let total = N * H * W;
+    let steps = (min(QC, total - q_first) + BK - 1u) / BK;
+    multiply_block(m0, n0, steps, lid, sg);
+    for (var i = lid; i < BM * BN; i += WG) {
+        let co = m0 + i / BN;
+        let k = n0 + i % BN;
+        if (co < C_OUT && k < row) {
+            let at = co * row + k;
+            if (CHUNKS > 1u) {
+                out[chunk * C_OUT * row + at] = sc[i];
+            } else if (ACCUMULATE) {
+                out[at] += sc[i];
+            } else {
+                out[at] = sc[i];
+            }
+        }
+    }
+}
