@@ -68,31 +68,14 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     )?;
     let mut out = vec![Outcome::new("conv/dgrad", tag.clone(), &got, &dx)];
     // The same gradient as a forward conv of dy with the flipped weight, on every variant
-    // the adapter offers. The f16-operand ones (f16 training) get dy and the weight rounded
-    // to f16 first, and the reference the same rounded values: what remains is f32
-    // summation, at the f32 tolerance.
-    let offered = ConvTune::variants_for(gpu);
-    let mut dx16 = None;
-    for tune in offered
+    // the adapter offers that f32 training runs (the f16-operand ones: `conv_f16_operands`).
+    for tune in ConvTune::variants_for(gpu)
         .into_iter()
-        .filter(|t| t.variant.spec().kernels.contains(&s.k))
+        .filter(|t| t.variant.spec().kernels.contains(&s.k) && !t.variant.f16_operands())
     {
+        let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
         let tag = format!("{tag} {:?}", tune.variant);
-        if tune.variant.f16_operands() {
-            let (wt16, dy16) = (
-                super::f16_rounded(wt.clone()),
-                super::f16_rounded(dy.clone()),
-            );
-            let want = dx16.get_or_insert_with(|| {
-                let dims = (s.n, s.c_in, s.h, s.w);
-                reference::conv::backward(&x, dims, &wt16, &dy16, s.c_out, s.k).0
-            });
-            let got = dgrad_forward(gpu, s, &wt16, &dy16, tune)?;
-            out.push(Outcome::new("conv/dgrad_forward", tag, &got, want));
-        } else {
-            let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
-            out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
-        }
+        out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
     }
     let f32_kernels = ConvVariant::Direct;
     let got = run_wgrad(gpu, s, &x, &dy, None, f32_kernels)?;
@@ -105,29 +88,39 @@ pub fn conv(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         &got,
         &want,
     ));
-    // The tensor-core weight gradient of f16 training, after each f16-operand forward the
-    // adapter offers: x and dy rounded to f16 first, and the reference given the same
-    // values, so what remains is f32 summation, at the f32 tolerance.
-    for v in ConvVariant::ALL.into_iter().filter(|v| v.f16_operands()) {
-        if v.spec().missing(gpu).is_some() || !v.spec().kernels.contains(&s.k) {
-            continue;
-        }
-        let (x16, dy16) = (
-            super::f16_rounded(x.clone()),
-            super::f16_rounded(dy.clone()),
-        );
-        let dims = (s.n, s.c_in, s.h, s.w);
-        let (_, dw16, _) = reference::conv::backward(&x16, dims, &wt, &dy16, s.c_out, s.k);
-        let tag = format!("{tag} {v:?}");
-        let got = run_wgrad(gpu, s, &x16, &dy16, None, v)?;
-        out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw16));
-        let got = run_wgrad(gpu, s, &x16, &dy16, Some(&prev), v)?;
-        let want: Vec<f32> = prev.iter().zip(&dw16).map(|(a, b)| a + b).collect();
-        out.push(Outcome::new("conv/wgrad_accumulate", tag, &got, &want));
-    }
     let op = kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
     let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
     out.push(Outcome::new("conv/bias_grad", tag, &got, &db));
+    Ok(out)
+}
+
+/// The gradients f16 training computes on tensor cores, after each f16-operand forward
+/// variant the adapter offers: dx (the forward kernel over dy with the flipped weight,
+/// repacked to f16 on the GPU) and dw (fresh and accumulated). x, the weight and dy are
+/// rounded to f16 first and the reference takes the same values, so what remains is f32
+/// summation, at the f32 tolerance.
+pub fn conv_f16_operands(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let x = super::f16_rounded(rng.uniform(s.input_len()));
+    let wt = super::f16_rounded(rng.uniform(s.weight_len()));
+    let dy = super::f16_rounded(rng.uniform(s.output_len()));
+    let prev = rng.uniform(s.weight_len());
+    let (dx, dw, _) =
+        reference::conv::backward(&x, (s.n, s.c_in, s.h, s.w), &wt, &dy, s.c_out, s.k);
+    let mut out = Vec::new();
+    for tune in ConvTune::variants_for(gpu)
+        .into_iter()
+        .filter(|t| t.variant.spec().kernels.contains(&s.k) && t.variant.f16_operands())
+    {
+        let tag = format!("{} {:?}", conv_tag(&s), tune.variant);
+        let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
+        out.push(Outcome::new("conv/dgrad_forward", tag.clone(), &got, &dx));
+        let got = run_wgrad(gpu, s, &x, &dy, None, tune.variant)?;
+        out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw));
+        let got = run_wgrad(gpu, s, &x, &dy, Some(&prev), tune.variant)?;
+        let want: Vec<f32> = prev.iter().zip(&dw).map(|(a, b)| a + b).collect();
+        out.push(Outcome::new("conv/wgrad_accumulate", tag, &got, &want));
+    }
     Ok(out)
 }
 

@@ -330,6 +330,11 @@ pub(crate) fn dims_str((n, c, h, w): Dims) -> String {
 /// the f32 reference on the same f16-rounded inputs: rounding each output to f16 alone
 /// costs up to 2^-11 = 4.9e-4 of it.
 pub const F16_KERNEL_TOL: f64 = 1e-3;
+/// Relative L2 error allowed for a whole network in f16 (storage, and tensor-core operands
+/// where the adapter has them): each stored layer's output is rounded to f16 (at most
+/// 2^-11 = 4.9e-4 relative), and VGG16 has 16 such layers: 16 x 4.9e-4 = 7.8e-3 if every
+/// rounding added up, within 1e-2. The tests measure whole networks against the same bound.
+pub const F16_NETWORK_TOL: f64 = 1e-2;
 
 /// Rounds values to f16 and back, as an f16 upload stores them.
 pub(crate) fn f16_rounded(v: Vec<f32>) -> Vec<f32> {

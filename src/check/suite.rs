@@ -28,6 +28,10 @@ pub struct SuiteOptions {
     pub slow_seconds: f64,
     /// Only the ops whose name starts with this (`conv`, `pool/backward`).
     pub only: Option<String>,
+    /// Only the cases of this precision: `F16` for what `--precision f16` runs (f16
+    /// storage, the f16-operand kernels, an f16 network and training step), `F32` for the
+    /// rest [default: both].
+    pub precision: Option<Precision>,
 }
 
 impl Default for SuiteOptions {
@@ -38,6 +42,7 @@ impl Default for SuiteOptions {
             determinism: true,
             slow_seconds: 30.0,
             only: None,
+            precision: None,
         }
     }
 }
@@ -57,8 +62,32 @@ pub enum Case<'a> {
         op: String,
         shape: String,
         run: Run<'a>,
+        /// Checks what f16 runs: f16 storage or f16 operands.
+        f16: bool,
     },
     Skip(Skipped),
+}
+
+impl Case<'_> {
+    /// Marks the case as one of f16 (`SuiteOptions::precision`).
+    fn f16(mut self) -> Self {
+        self.mark_f16();
+        self
+    }
+
+    fn mark_f16(&mut self) {
+        if let Case::Run { f16, .. } = self {
+            *f16 = true;
+        }
+    }
+
+    /// Whether it checks what f16 runs; a skipped case, whether its name says f16.
+    pub fn is_f16(&self) -> bool {
+        match self {
+            Case::Run { f16, .. } => *f16,
+            Case::Skip(s) => s.op.contains("f16"),
+        }
+    }
 }
 
 fn case<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a) -> Case<'a> {
@@ -66,6 +95,7 @@ fn case<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a)
         op: op.into(),
         shape: shape.into(),
         run: Box::new(f),
+        f16: false,
     }
 }
 
@@ -125,6 +155,9 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                 Case::Skip(s) => &s.op,
             };
             opts.only.as_deref().is_none_or(|o| op.starts_with(o))
+                && opts
+                    .precision
+                    .is_none_or(|p| c.is_f16() == (p == Precision::F16))
         })
         .collect()
 }
@@ -158,12 +191,17 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     ];
     let offered = ConvTune::variants_for(gpu);
     for variant in ConvVariant::ALL {
+        // The f16-operand variants' cases are f16's (`SuiteOptions::precision`).
+        let name = match variant.f16_operands() {
+            true => format!("{variant:?} f16 operands"),
+            false => format!("{variant:?}"),
+        };
         let Some(&tune) = offered.iter().find(|t| t.variant == variant) else {
             let why = variant.spec().missing(gpu).unwrap_or_default();
-            v.push(skip(&format!("{f} {variant:?}"), why));
+            v.push(skip(&format!("{f} {name}"), why));
             continue;
         };
-        let name = format!("{variant:?}");
+        let first = v.len();
         for (n, ci, co, h, w) in SHAPES_3X3 {
             for relu in [false, true] {
                 v.push(one(f, &name, move |s| {
@@ -198,7 +236,11 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
                 }));
             }
         }
+        if variant.f16_operands() {
+            v[first..].iter_mut().for_each(Case::mark_f16);
+        }
     }
+    let first = v.len();
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
         v.push(one(f, "f16", |s| {
             super::conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
@@ -227,6 +269,7 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
         v.push(skip(&format!("{f} f16"), why));
     }
+    v[first..].iter_mut().for_each(Case::mark_f16);
     v
 }
 
@@ -253,11 +296,16 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let f32 = Precision::F32;
     let mut v = Vec::new();
     for variant in LinearVariant::ALL {
-        let name = format!("{variant:?}");
+        // The f16-operand variants' cases are f16's (`SuiteOptions::precision`).
+        let name = match variant.f16_operands() {
+            true => format!("{variant:?} f16 operands"),
+            false => format!("{variant:?}"),
+        };
         if let Some(why) = variant.missing(gpu) {
             v.push(skip(&format!("{f} {name}"), why));
             continue;
         }
+        let first = v.len();
         // The last: more than one 64 x 64 block of the tensor-core variants each way.
         let shapes = [
             (1, 100, 13),
@@ -286,10 +334,14 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                 linear_as(gpu, ls(600_000, 3, 1), false, None, f32, Some(variant), s)
             }),
         ]);
+        if variant.f16_operands() {
+            v[first..].iter_mut().for_each(Case::mark_f16);
+        }
     }
     v.push(one(f, "fc8", |s| {
         linear(gpu, ls(2, 4096, 1000), false, None, s)
     }));
+    let first = v.len();
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
         v.push(one(f, "f16", |s| {
             linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
@@ -315,6 +367,7 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
         v.push(skip(&format!("{f} f16"), why));
     }
+    v[first..].iter_mut().for_each(Case::mark_f16);
     if opts.full {
         v.push(one(f, "VGG16 fc6, 392 MiB", |s| {
             linear(gpu, ls(2, 25088, 4096), true, None, s)
@@ -419,6 +472,18 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         v.push(case("conv/backward", "", move |seed| {
             bw::conv(gpu, s, seed)
         }));
+        // f16 training's dx and dw, where an f16-operand forward is offered.
+        if ConvTune::variants_for(gpu)
+            .iter()
+            .any(|t| t.variant.f16_operands() && t.variant.spec().kernels.contains(&s.k))
+        {
+            v.push(
+                case("conv/backward", "f16 operands", move |seed| {
+                    bw::conv_f16_operands(gpu, s, seed)
+                })
+                .f16(),
+            );
+        }
     }
     for d in [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)] {
         v.push(one("pool/backward", "", move |s| bw::maxpool(gpu, d, s)));
@@ -509,8 +574,27 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         ));
     }
     v.push(case("train/step", "BN, LRN, 1x1, split FC", |s| {
-        training_step(gpu, s)
+        training_step(gpu, s, Precision::F32)
     }));
+    // What --precision f16 runs end to end: f16 storage (tensor cores where the adapter has
+    // them), and a mixed-precision training step.
+    if gpu.features().contains(wgpu::Features::SHADER_F16) {
+        v.push(
+            one(f, "vgg16 at 32x32 f16", |s| {
+                network_as(gpu, &small("vgg16")?, 2, Precision::F16, s)
+            })
+            .f16(),
+        );
+    } else {
+        let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
+        v.push(skip(&format!("{f} f16"), why));
+    }
+    v.push(
+        case("train/step", "f16, BN, LRN, 1x1, split FC", |s| {
+            training_step(gpu, s, Precision::F16)
+        })
+        .f16(),
+    );
     v
 }
 
@@ -596,10 +680,38 @@ pub fn network(
     Ok(Outcome::new("network/forward", shape, &got.data, &want.data).tol(F32_NETWORK_TOL))
 }
 
+/// A whole network in `precision` (storage, and the tensor-core kernels f16 selects where
+/// the adapter has them) against the f64 reference, at that precision's network tolerance.
+pub fn network_as(
+    gpu: &Gpu,
+    model: &Model,
+    n: usize,
+    precision: Precision,
+    seed: u64,
+) -> Result<Outcome> {
+    let weights = random_weights(model, seed);
+    let x = random_input(model, n, seed + 1);
+    let opts = NetworkOptions {
+        precision,
+        ..Default::default()
+    };
+    let mut net = Network::with_options(gpu, model, &weights, opts)?;
+    let got = net.forward(&x)?;
+    let want = reference::network::forward(model, &weights, &x, None)?;
+    let [c, h, w] = model.input_dims();
+    let shape = format!("{} {n}x{c}x{h}x{w} {precision:?}", model.name());
+    let tol = match precision {
+        Precision::F32 => F32_NETWORK_TOL,
+        Precision::F16 => super::F16_NETWORK_TOL,
+    };
+    Ok(Outcome::new("network/forward", shape, &got.data, &want.data).tol(tol))
+}
+
 /// One SGD step of the trainer (momentum, weight decay, batch norm, LRN, a 1x1 conv, the
 /// FC weight split over bindings) against the reference step: the loss, and each
-/// parameter's update.
-pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
+/// parameter's update. In `F16` the step is mixed precision (`TrainOptions::precision`):
+/// loss-scaled, and on tensor cores where the adapter has them.
+pub fn training_step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> {
     let m = Model::parse("6,M,8:1,L,M,10")
         .and_then(|m| m.with_input(2, 12, 10))
         .and_then(|m| m.with_batch_norm(true))
@@ -615,11 +727,32 @@ pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
         dropout: false,
         // fc's 12x60 weight (2880 bytes) in three chunks.
         max_binding: Some(1000),
+        precision,
         ..Default::default()
     };
     let lr = 0.05;
     let mut t = Trainer::new(gpu, &m, &w, opts)?;
     let got = t.step(&x, &labels, lr)?;
+    // Where a conv or FC layer multiplies f16 operands, the loss and gradients carry their
+    // rounding: 5 layers of operands rounded to f16 (2^-11 = 4.9e-4 relative each, two per
+    // product) make at most about 5 x 2 x 4.9e-4 = 4.9e-3 of relative error, within 1e-2.
+    // Without them (f32, or f16 on an adapter with no tensor cores) the loss scaling is
+    // exact and the f32 tolerances hold.
+    let f16_operands = (0..m.layers().len()).any(|l| {
+        t.conv_tune(l).is_some_and(|c| c.variant.f16_operands())
+            || t.linear_variant(l).is_some_and(|v| v.f16_operands())
+    });
+    let (loss_tol, update_tol) = if f16_operands {
+        (1e-2, 1e-2)
+    } else {
+        (1e-4, 1e-3)
+    };
+    if got.skipped {
+        return Err(Error::Shape(format!(
+            "the step overflowed at a loss scale of {}",
+            got.loss_scale
+        )));
+    }
     let sgd = reference::train::Sgd {
         lr: lr as f64,
         momentum: 0.9,
@@ -628,14 +761,14 @@ pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
     let (mut rw, mut rv) = (w.clone(), Weights::new());
     let (loss, correct) = reference::train::step(&m, &mut rw, &mut rv, &x, &labels, sgd)?;
     let gw = t.weights()?;
-    let tag = format!("{} batch {batch}", m.name());
+    let tag = format!("{} batch {batch} {precision:?}", m.name());
     let mut out = vec![Outcome::new(
         "train/loss",
         tag.clone(),
         &[got.loss as f32],
         &[loss as f32],
     )
-    .tol(1e-4)
+    .tol(loss_tol)
     .indices(&[got.correct as u32], &[correct as u32])];
     for (name, want) in rw.iter() {
         let init = &w
@@ -648,7 +781,11 @@ pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
             .data;
         let o = if name.contains("running") {
             // Running statistics are not trained; they follow the batch.
-            Outcome::new("train/running_stat", name.clone(), g, &want.data)
+            let o = Outcome::new("train/running_stat", name.clone(), g, &want.data);
+            match f16_operands {
+                true => o.tol(update_tol),
+                false => o,
+            }
         } else {
             // The update, not the weight: an update is ~1e-3 of its weight, so a wrong
             // gradient would hide in the weights' rounding. Its f32 rounding (an ulp of the
@@ -660,8 +797,8 @@ pub fn training_step(gpu: &Gpu, seed: u64) -> Result<Vec<Outcome>> {
                 )));
             }
             let ulp = f32::EPSILON as f64 * init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-            let mut o =
-                Outcome::new("train/update", name.clone(), &delta(g), &delta(&want.data)).tol(1e-3);
+            let mut o = Outcome::new("train/update", name.clone(), &delta(g), &delta(&want.data))
+                .tol(update_tol);
             o.abs_tol = 4.0 * ulp;
             o
         };
@@ -698,7 +835,7 @@ pub fn run_counted(
                 skipped.push(s);
                 continue;
             }
-            Case::Run { op, shape, run } => (op, shape, run),
+            Case::Run { op, shape, run, .. } => (op, shape, run),
         };
         if gpu.is_lost() {
             skipped.push(Skipped {

@@ -38,6 +38,13 @@ pub struct Args {
     /// Report a case that takes longer than this (seconds, CPU reference included) as slow
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
     pub slow: f64,
+    /// Only the cases of one precision: f16 checks what `--precision f16` runs elsewhere
+    /// (kernels storing f16; the f16-operand kernels, on tensor cores where the adapter lists
+    /// cooperative matrices of 16x16x16 f16->f32, else through their lane-by-lane emulation
+    /// where it has subgroups of one fixed size; VGG16 at 32x32 in f16 and a mixed-precision
+    /// training step), f32 everything else [default: both]
+    #[arg(long, value_parser = ["f32", "f16"])]
+    pub precision: Option<String>,
 }
 
 impl Args {
@@ -49,6 +56,10 @@ impl Args {
             determinism: !self.no_determinism,
             slow_seconds: self.slow,
             only: self.op.clone(),
+            precision: self.precision.as_deref().map(|p| match p {
+                "f16" => gpu::Precision::F16,
+                _ => gpu::Precision::F32,
+            }),
         };
         if let Some(op) = &self.op {
             let known = check::suite::OPS;
