@@ -394,17 +394,26 @@ fn an_image_folder_loads_by_class() {
 #[test]
 fn the_training_memory_plan_is_what_the_trainer_allocates() {
     on_each_gpu(|| {
-        for bn in [false, true] {
+        // f16 training's conv weights packed as f16 halves, where the emulation runs.
+        let coop = ConvTune::variants_for(gpu())
+            .into_iter()
+            .find(|t| t.variant == ConvVariant::CoopEmulated);
+        let mut cases = vec![(false, None), (true, None)];
+        if coop.is_some() {
+            cases.extend([(false, coop), (true, coop)]);
+        }
+        for (bn, conv) in cases {
             let m = model(bn);
             let w = Weights::init(&m, Init::Kaiming, 1);
             let opts = TrainOptions {
                 batch: 6,
                 accumulate: 3,
+                conv,
                 ..Default::default()
             };
             let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
             let select =
-                |s| vgg_wgpu::kernels::conv::select(gpu(), s, None, vgg_wgpu::gpu::Precision::F32);
+                |s| vgg_wgpu::kernels::conv::select(gpu(), s, conv, vgg_wgpu::gpu::Precision::F32);
             let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, select)
                 .unwrap()
                 .iter()
@@ -413,7 +422,7 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
             // The readback buffer (each image's loss and correctness, then the overflow
             // flag) is the only allocation the plan leaves out.
             let readback = ((2 * 6 * 3 + 1) * 4) as u64;
-            assert_eq!(plan + readback, t.allocated_bytes(), "bn={bn}");
+            assert_eq!(plan + readback, t.allocated_bytes(), "bn={bn} {conv:?}");
         }
     });
 }

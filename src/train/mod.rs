@@ -446,7 +446,13 @@ impl Layout {
                 };
                 let key = &layer(i).key;
                 let t = tune(ConvShape::new(n, c_in, c_out, h, w, k));
+                // Buffers count 4-byte words: an f16 packing takes half as many.
+                let words = |t: ConvTune, e: usize| match t.weight_precision(Precision::F32) {
+                    Precision::F16 => e.div_ceil(2),
+                    Precision::F32 => e,
+                };
                 let (wl, bl) = t.packed_elems(c_in, c_out, k);
+                let wl = words(t, wl);
                 // The first node's input is the data: no gradient needed.
                 let first = self.nodes.is_empty();
                 Saved::Conv {
@@ -458,6 +464,7 @@ impl Layout {
                     dgrad: (!first).then(|| {
                         let dt = tune(ConvShape::new(n, c_out, c_in, h, w, k));
                         let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
+                        let dwl = words(dt, dwl);
                         Dgrad {
                             flipped: self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
                             packed: self.buf("packed flipped weight", Kind::Packed, dwl),
