@@ -125,7 +125,7 @@ def timed(fn, runs, dev, grad=False):
 
 def time_network(name, mode, batch, dims, prec, dev, runs):
     """The median seconds of one inference pass or training step of torchvision's `name`
-    in precision `prec` (fp32, tf32 or amp-fp16), and the runs timed."""
+    in precision `prec` (fp32, tf32 or amp-fp16), and the sorted times of the runs."""
     if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
         torch.backends.cudnn.allow_tf32 = prec == "tf32"
@@ -157,7 +157,7 @@ def time_network(name, mode, batch, dims, prec, dev, runs):
     else:
         net.eval()
         times = sorted(timed(forward, net_runs, dev))
-    return statistics.median(times), len(times)
+    return statistics.median(times), times
 
 
 def main():
@@ -218,11 +218,12 @@ def main():
         seen.add((name, mode, batch, n["input"]))
         c, h, w = parse_dims(n["input"])
         for prec in precisions:
-            med, runs = time_network(name, mode, batch, (c, h, w), prec, dev, args.runs)
+            med, times = time_network(name, mode, batch, (c, h, w), prec, dev, args.runs)
             networks.append({"model": name, "mode": mode, "batch": batch,
                              "input": n["input"], "precision": prec,
                              "ms_per_batch": med * 1e3, "images_per_second": batch / med,
-                             "runs": runs})
+                             "runs": len(times), "min_ms": times[0] * 1e3,
+                             "max_ms": times[-1] * 1e3})
             print(f"{name} {mode} {prec} batch {batch}: {med * 1e3:.1f} ms, "
                   f"{batch / med:.2f} images/s")
     if dev == "cuda":

@@ -117,6 +117,22 @@ pub struct Network {
     pub ms_per_batch: f64,
     pub images_per_second: f64,
     pub runs: usize,
+    /// The fastest and slowest of the runs, ms: the spread around the median. Reports from
+    /// before the fields have none.
+    #[serde(default)]
+    pub min_ms: Option<f64>,
+    #[serde(default)]
+    pub max_ms: Option<f64>,
+}
+
+impl Network {
+    /// "min-max ms" of the runs, where the report has them.
+    pub fn spread(&self) -> String {
+        match (self.min_ms, self.max_ms) {
+            (Some(a), Some(b)) => format!("{a:.1}-{b:.1}"),
+            _ => "-".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -241,13 +257,14 @@ impl Report {
         }
         for n in &self.networks {
             s += &format!(
-                "{} {} {} batch {} at {}: {} ms per batch, {:.2} images/s\n",
+                "{} {} {} batch {} at {}: {} ms per batch (runs {} ms), {:.2} images/s\n",
                 n.model,
                 n.mode,
                 n.precision,
                 n.batch,
                 n.input,
                 ms(n.ms_per_batch),
+                n.spread(),
                 n.images_per_second
             );
         }
@@ -300,16 +317,17 @@ impl Report {
             );
         }
         if !self.networks.is_empty() {
-            s += "\n| network | mode | precision | batch | input | ms per batch | images/s |\n|---|---|---|---:|---|---:|---:|\n";
+            s += "\n| network | mode | precision | batch | input | ms per batch (median) | runs, ms | images/s |\n|---|---|---|---:|---|---:|---:|---:|\n";
             for n in &self.networks {
                 s += &format!(
-                    "| {} | {} | {} | {} | {} | {} | {:.2} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
                     n.model,
                     n.mode,
                     n.precision,
                     n.batch,
                     n.input,
                     ms(n.ms_per_batch),
+                    n.spread(),
                     n.images_per_second
                 );
             }

@@ -561,6 +561,8 @@ fn network(
         ms_per_batch: ms,
         images_per_second: batch as f64 / t.median_s,
         runs: t.runs,
+        min_ms: Some(t.min_s * 1e3),
+        max_ms: Some(t.max_s * 1e3),
     })
 }
 
@@ -600,6 +602,8 @@ fn training_step(
         ms_per_batch: tm.median_s * 1e3,
         images_per_second: batch as f64 / tm.median_s,
         runs: tm.runs,
+        min_ms: Some(tm.min_s * 1e3),
+        max_ms: Some(tm.max_s * 1e3),
     })
 }
 
