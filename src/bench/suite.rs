@@ -551,19 +551,30 @@ fn network(
     )?;
     net.forward(&x)?;
     let t = time_wall(runs, || net.forward(&x))?;
-    let ms = t.median_s * 1e3;
-    Ok(Network {
+    Ok(network_row(model, "inference", batch, precision, &t))
+}
+
+/// A network row of `mode` from the timing of its runs.
+fn network_row(
+    model: &Model,
+    mode: &str,
+    batch: usize,
+    precision: Precision,
+    t: &crate::bench::Timing,
+) -> Network {
+    let [c, h, w] = model.input_dims();
+    Network {
         model: model.name().into(),
-        mode: "inference".into(),
+        mode: mode.into(),
         batch,
         input: format!("{c}x{h}x{w}"),
         precision: format!("{precision:?}").to_lowercase(),
-        ms_per_batch: ms,
+        ms_per_batch: t.median_s * 1e3,
         images_per_second: batch as f64 / t.median_s,
         runs: t.runs,
         min_ms: Some(t.min_s * 1e3),
         max_ms: Some(t.max_s * 1e3),
-    })
+    }
 }
 
 /// One training step end to end (upload of the batch, forward, loss, backward, SGD,
@@ -593,18 +604,7 @@ fn training_step(
     let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes()) as u32).collect();
     t.step(&x, &labels, 0.01)?;
     let tm = time_wall(runs, || t.step(&x, &labels, 0.01))?;
-    Ok(Network {
-        model: model.name().into(),
-        mode: "training".into(),
-        batch,
-        input: format!("{c}x{h}x{w}"),
-        precision: format!("{precision:?}").to_lowercase(),
-        ms_per_batch: tm.median_s * 1e3,
-        images_per_second: batch as f64 / tm.median_s,
-        runs: tm.runs,
-        min_ms: Some(tm.min_s * 1e3),
-        max_ms: Some(tm.max_s * 1e3),
-    })
+    Ok(network_row(model, "training", batch, precision, &tm))
 }
 
 /// The default options: VGG16's shapes at 224x224, batch 1, 10 runs, the CPU reference,

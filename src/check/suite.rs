@@ -540,10 +540,10 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let f = "network/forward";
     let mut v = vec![
         one(f, "vgg16 at 32x32", |s| {
-            network(gpu, &small("vgg16")?, 2, None, s)
+            network(gpu, &small("vgg16")?, 2, None, Precision::F32, s)
         }),
         one(f, "vgg11_bn at 32x32", |s| {
-            network(gpu, &small("vgg11_bn")?, 2, None, s)
+            network(gpu, &small("vgg11_bn")?, 2, None, Precision::F32, s)
         }),
         // Activations over a 64 KiB binding run in groups of images; the FC weight splits.
         one(f, "over binding limit", |s| {
@@ -552,7 +552,7 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                 .and_then(|m| m.with_avgpool(None))
                 .and_then(|m| m.with_hidden(&[40]))
                 .and_then(|m| m.with_classes(7))?;
-            network(gpu, &m, 5, Some(65536), s)
+            network(gpu, &m, 5, Some(65536), Precision::F32, s)
         }),
         one(f, "1 channel, LRN, 1x1 conv", |s| {
             let m = Model::parse("5,M,12,13:1,L,M,7")
@@ -560,12 +560,12 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                 .and_then(|m| m.with_avgpool(None))
                 .and_then(|m| m.with_hidden(&[19]))
                 .and_then(|m| m.with_classes(3))?;
-            network(gpu, &m, 3, None, s)
+            network(gpu, &m, 3, None, Precision::F32, s)
         }),
     ];
     if opts.full {
         v.push(one(f, "vgg16 at 224x224", |s| {
-            network(gpu, &Model::vgg16(), 1, None, s)
+            network(gpu, &Model::vgg16(), 1, None, Precision::F32, s)
         }));
     } else {
         v.push(skip(
@@ -581,7 +581,7 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
         v.push(
             one(f, "vgg16 at 32x32 f16", |s| {
-                network_as(gpu, &small("vgg16")?, 2, Precision::F16, s)
+                network(gpu, &small("vgg16")?, 2, None, Precision::F16, s)
             })
             .f16(),
         );
@@ -644,18 +644,22 @@ pub fn random_input(model: &Model, n: usize, seed: u64) -> Tensor {
     }
 }
 
-/// The executor's logits (activations poisoned first) against the whole-network reference.
+/// The executor's logits (activations poisoned first) against the whole-network reference,
+/// in `precision` (f16: storage, and the tensor-core kernels it selects where the adapter
+/// has them) at that precision's network tolerance.
 pub fn network(
     gpu: &Gpu,
     model: &Model,
     n: usize,
     max_binding: Option<u64>,
+    precision: Precision,
     seed: u64,
 ) -> Result<Outcome> {
     let weights = random_weights(model, seed);
     let x = random_input(model, n, seed + 1);
     let opts = NetworkOptions {
         max_binding,
+        precision,
         ..Default::default()
     };
     let mut net = Network::with_options(gpu, model, &weights, opts)?;
@@ -670,36 +674,17 @@ pub fn network(
     let want = reference::network::forward(model, &weights, &x, None)?;
     let [c, h, w] = model.input_dims();
     let shape = format!(
-        "{} {n}x{c}x{h}x{w}{}",
+        "{} {n}x{c}x{h}x{w}{}{}",
         model.name(),
         match max_binding {
             Some(b) => format!(", bindings of {b} B"),
             None => String::new(),
+        },
+        match precision {
+            Precision::F32 => "",
+            Precision::F16 => " f16",
         }
     );
-    Ok(Outcome::new("network/forward", shape, &got.data, &want.data).tol(F32_NETWORK_TOL))
-}
-
-/// A whole network in `precision` (storage, and the tensor-core kernels f16 selects where
-/// the adapter has them) against the f64 reference, at that precision's network tolerance.
-pub fn network_as(
-    gpu: &Gpu,
-    model: &Model,
-    n: usize,
-    precision: Precision,
-    seed: u64,
-) -> Result<Outcome> {
-    let weights = random_weights(model, seed);
-    let x = random_input(model, n, seed + 1);
-    let opts = NetworkOptions {
-        precision,
-        ..Default::default()
-    };
-    let mut net = Network::with_options(gpu, model, &weights, opts)?;
-    let got = net.forward(&x)?;
-    let want = reference::network::forward(model, &weights, &x, None)?;
-    let [c, h, w] = model.input_dims();
-    let shape = format!("{} {n}x{c}x{h}x{w} {precision:?}", model.name());
     let tol = match precision {
         Precision::F32 => F32_NETWORK_TOL,
         Precision::F16 => super::F16_NETWORK_TOL,

@@ -116,24 +116,29 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
             ("out", out_len),
         ],
     )?;
-    let reduce = if chunks > 1 {
-        Some(Kernel::new(
-            gpu,
-            shader!("conv/wgrad_reduce"),
-            "main",
-            &[
-                ("LEN", s.weight_len() as f64),
-                ("CHUNKS", chunks as f64),
-                ("ACCUMULATE", accumulate as u8 as f64),
-                ("WG", WG as f64),
-            ],
-            per_elem(s.weight_len()),
-            vec![("partial", out_len), ("dw", s.weight_len())],
-        )?)
-    } else {
-        None
-    };
+    let reduce = reduce(gpu, s, chunks, accumulate)?;
     Ok(Wgrad { main, reduce })
+}
+
+/// The second pass where the pixels are split in `chunks` (none for one): dw (+)= the sum
+/// of the chunks' partial gradients.
+fn reduce(gpu: &Gpu, s: ConvShape, chunks: usize, accumulate: bool) -> Result<Option<Kernel>> {
+    if chunks < 2 {
+        return Ok(None);
+    }
+    Ok(Some(Kernel::new(
+        gpu,
+        shader!("conv/wgrad_reduce"),
+        "main",
+        &[
+            ("LEN", s.weight_len() as f64),
+            ("CHUNKS", chunks as f64),
+            ("ACCUMULATE", accumulate as u8 as f64),
+            ("WG", WG as f64),
+        ],
+        per_elem(s.weight_len()),
+        vec![("partial", chunks * s.weight_len()), ("dw", s.weight_len())],
+    )?))
 }
 
 impl Wgrad {
@@ -251,23 +256,7 @@ pub fn wgrad_for(
             ("out", out_len),
         ],
     )?;
-    let reduce = if chunks > 1 {
-        Some(Kernel::new(
-            gpu,
-            shader!("conv/wgrad_reduce"),
-            "main",
-            &[
-                ("LEN", s.weight_len() as f64),
-                ("CHUNKS", chunks as f64),
-                ("ACCUMULATE", accumulate as u8 as f64),
-                ("WG", WG as f64),
-            ],
-            per_elem(s.weight_len()),
-            vec![("partial", out_len), ("dw", s.weight_len())],
-        )?)
-    } else {
-        None
-    };
+    let reduce = reduce(gpu, s, chunks, accumulate)?;
     Ok(Wgrad { main, reduce })
 }
 
