@@ -929,3 +929,46 @@ fn fine_tuning_keeps_the_pretrained_models_preprocessing() {
     assert_eq!(tuned.preprocessing, pre);
     assert_eq!(tuned.classes, vec!["dark".to_string(), "light".to_string()]);
 }
+
+/// A row that cannot run (a batch past the adapter's buffers, refused before the bench
+/// draws its input) is reported with its error; the other rows still run and are written,
+/// and the command fails.
+#[test]
+fn a_bench_row_that_fails_keeps_the_others_and_fails_the_command() {
+    let dir = temp_dir("bench-failure");
+    let json = dir.join("report.json");
+    let (ok, out, err) = vgg(&[
+        "bench",
+        "--quick",
+        "--kernels",
+        "none",
+        "--train",
+        "none",
+        "--e2e-batch",
+        "2,100000000",
+        "--runs",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains("1 row(s) failed") && err.contains("batch 100000000"),
+        "{err}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let batches: Vec<u64> = doc["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 2]);
+    let failures = doc["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].as_str().unwrap().contains("buffer limit"),
+        "{failures:?}"
+    );
+}

@@ -161,6 +161,10 @@ pub struct Report {
     pub networks: Vec<Network>,
     /// Why a part is missing (e.g. training, before the engine trains).
     pub notes: Vec<String>,
+    /// End-to-end rows that could not run, each with its error; the other rows were still
+    /// measured. Reports from before the field have none.
+    #[serde(default)]
+    pub failures: Vec<String>,
 }
 
 fn ms(v: f64) -> String {
@@ -271,6 +275,9 @@ impl Report {
         for note in &self.notes {
             s += &format!("note: {note}\n");
         }
+        for f in &self.failures {
+            s += &format!("FAILED: {f}\n");
+        }
         s
     }
 
@@ -334,6 +341,9 @@ impl Report {
         }
         for note in &self.notes {
             s += &format!("\n{note}\n");
+        }
+        for f in &self.failures {
+            s += &format!("\n**Failed:** {f}\n");
         }
         s
     }

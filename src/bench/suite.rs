@@ -164,7 +164,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             _ => None,
         };
     }
-    let networks = networks(gpu, o, progress)?;
+    let (networks, failures) = networks(gpu, o, progress)?;
     let [c, h, w] = m.input_dims();
     Ok(Report {
         schema: report::SCHEMA.into(),
@@ -180,6 +180,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
         kernels,
         networks,
         notes,
+        failures,
     })
 }
 
@@ -484,8 +485,30 @@ impl Batch<'_, '_> {
 }
 
 /// The whole networks at batch 1 and each of `e2e_batch`, then the training steps.
-fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Network>> {
+/// A row that fails (a batch past the adapter's limits, a kernel the driver rejects) is
+/// returned with its error, and the others still run: one report keeps all that could be
+/// measured. A lost device ends the rows.
+fn networks(
+    gpu: &Gpu,
+    o: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<Network>, Vec<String>)> {
     let mut networks = Vec::new();
+    let mut failures = Vec::new();
+    let mut row = |what: String, r: Result<Network>, progress: &mut dyn FnMut(&str)| match r {
+        Ok(n) => {
+            progress(&format!(
+                "{what}: {:.1} ms, {:.2} images/s",
+                n.ms_per_batch, n.images_per_second
+            ));
+            Some(n)
+        }
+        Err(e) => {
+            progress(&format!("{what}: FAILED: {e}"));
+            failures.push(format!("{what}: {e}"));
+            None
+        }
+    };
     let f16_ok = gpu.features().contains(wgpu::Features::SHADER_F16);
     for &p in o
         .precisions
@@ -502,12 +525,12 @@ fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Ve
                 {
                     continue;
                 }
-                let n = network(gpu, net, b, o.runs.clamp(1, 3), p)?;
-                progress(&format!(
-                    "{} {name} batch {b}: {:.1} ms, {:.2} images/s",
-                    n.model, n.ms_per_batch, n.images_per_second
-                ));
-                networks.push(n);
+                if gpu.is_lost() {
+                    break;
+                }
+                let what = format!("{} {name} batch {b}", net.name());
+                let r = network(gpu, net, b, o.runs.clamp(1, 3), p);
+                networks.extend(row(what, r, progress));
             }
         }
     }
@@ -517,15 +540,41 @@ fn networks(gpu: &Gpu, o: &Options, progress: &mut dyn FnMut(&str)) -> Result<Ve
         .filter(|p| **p == Precision::F32 || f16_ok)
     {
         for net in &o.training {
-            let n = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3), p)?;
-            progress(&format!(
-                "{} {} training step at batch {}: {:.1} ms, {:.2} images/s",
-                n.model, n.precision, n.batch, n.ms_per_batch, n.images_per_second
-            ));
-            networks.push(n);
+            if gpu.is_lost() {
+                break;
+            }
+            let what = format!(
+                "{} {} training step at batch {}",
+                net.name(),
+                format!("{p:?}").to_lowercase(),
+                o.train_batch
+            );
+            let r = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3), p);
+            networks.extend(row(what, r, progress));
         }
     }
-    Ok(networks)
+    if gpu.is_lost() {
+        failures.push("the device was lost: the rows after it did not run".into());
+    }
+    Ok((networks, failures))
+}
+
+/// Checks that a batch of `batch` inputs of `model` fits the adapter's buffers before the
+/// bench draws it on the host (a batch from the command line could ask for terabytes).
+fn check_batch(gpu: &Gpu, model: &Model, batch: usize) -> Result<()> {
+    let per: usize = model.input_dims().iter().product();
+    let bytes = batch.checked_mul(per).and_then(|e| e.checked_mul(4));
+    let max = gpu.limits().max_buffer_size;
+    match bytes {
+        Some(b) if b as u64 <= max => Ok(()),
+        _ => Err(crate::Error::InvalidOption {
+            option: "batch".into(),
+            message: format!(
+                "{batch} inputs of {} floats pass the adapter's {max}-byte buffer limit",
+                per
+            ),
+        }),
+    }
 }
 
 /// One network end to end with seeded weights: the median wall time of `runs` forwards
@@ -537,6 +586,7 @@ fn network(
     runs: usize,
     precision: Precision,
 ) -> Result<Network> {
+    check_batch(gpu, model, batch)?;
     let weights = Weights::init(model, Init::Kaiming, 0);
     let opts = crate::graph::NetworkOptions {
         precision,
@@ -588,6 +638,7 @@ fn training_step(
     runs: usize,
     precision: Precision,
 ) -> Result<Network> {
+    check_batch(gpu, model, batch)?;
     let weights = Weights::init(model, Init::Kaiming, 0);
     let opts = crate::train::TrainOptions {
         batch,

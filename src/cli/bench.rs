@@ -192,6 +192,15 @@ impl Args {
                 print!("{text}");
             }
         }
+        // The reports keep the rows that ran; a row that failed still fails the command.
+        if !report.failures.is_empty() {
+            eprintln!(
+                "error: {} row(s) failed: {}",
+                report.failures.len(),
+                report.failures.join("; ")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
