@@ -972,3 +972,56 @@ fn a_bench_row_that_fails_keeps_the_others_and_fails_the_command() {
         "{failures:?}"
     );
 }
+
+/// Mixed-precision training records its loss scale in each checkpoint, and a resumed run
+/// continues the scale's schedule from it.
+#[test]
+fn f16_training_keeps_its_loss_scale_across_a_resume() {
+    let dir = temp_dir("f16-resume");
+    noise_images(&dir.join("data/dark"), 16, false, 11);
+    noise_images(&dir.join("data/light"), 16, true, 12);
+    let out = dir.join("run");
+    let _ = std::fs::remove_dir_all(&out);
+    let data = dir.join("data");
+    let args = [
+        "train",
+        "--format",
+        "folder",
+        "--data",
+        data.to_str().unwrap(),
+        "--holdout",
+        "8",
+        "--model",
+        "8,M",
+        "--input",
+        "12x12",
+        "--avgpool",
+        "none",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "8",
+        "--precision",
+        "f16",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let meta =
+        || vgg_wgpu::io::weights::read_metadata(&out.join("checkpoint.safetensors")).unwrap();
+    let (ok, _, err) = vgg(&[&args[..], &["--epochs", "1"]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("loss scale 65536 (0 steps skipped)"), "{err}");
+    // 24 training images in steps of 8: 3 clean steps at 2^16.
+    let m = meta();
+    assert_eq!(
+        (m["loss_scale"].as_str(), m["loss_scale_steps"].as_str()),
+        ("65536", "3")
+    );
+    let (ok, _, err) = vgg(&[&args[..], &["--epochs", "2", "--resume"]].concat());
+    assert!(ok, "{err}");
+    let m = meta();
+    assert_eq!(
+        (m["loss_scale"].as_str(), m["loss_scale_steps"].as_str()),
+        ("65536", "6")
+    );
+}
