@@ -45,9 +45,10 @@ if want bench; then
         --markdown "$out/bench.md" 2>&1 | tee -a "$log"
 fi
 if want e2e; then
-    # What a user runs: VGG16 inference at batch 1, 32 and 128 in f32 and f16 (tensor cores
-    # where the driver lists cooperative matrices) and a VGG16 training step at batch 32,
-    # nothing else. One untimed pass first brings the clocks up (runs minutes apart on an
+    # What a user runs: VGG16 inference at batch 1, 32 and 128 and a VGG16 training step at
+    # batch 32, each in f32 and f16 (tensor cores where the driver lists cooperative
+    # matrices; the f16 step is mixed precision with loss scaling), nothing else. A row that
+    # fails is listed under "failures" and the others are still written. One untimed pass first brings the clocks up (runs minutes apart on an
     # H100 differed 5x), then medians of 5.
     step e2e warm-up
     VGG_TUNING_FILE="$out/tuning.json" timeout 120 "$bin" bench --backend vulkan --no-cpu \
