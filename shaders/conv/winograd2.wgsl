@@ -26,6 +26,8 @@
 
 override WG: u32 = 64u;
 const TM: u32 = 8u;
+// Output pixels per tile side (winograd_tile).
+const OUT: u32 = 2u;
 
 // f32 whatever S is (as winograd.wgsl's).
 @group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
@@ -146,27 +148,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) sid: u32) {
-    let tx = (W + 1u) / 2u;
-    let per_image = tx * ((H + 1u) / 2u);
-    let groups = (per_image + WG - 1u) / WG;
     // Images x tile groups are folded over dispatch x and z so no dimension passes 65535.
     let linear = wid.x + wid.z * nwg.x;
-    if (linear >= N * groups) { return; }
-    let n = linear / groups;
-    let t = (linear % groups) * WG + lid;
-    let valid = t < per_image;
-    let y0 = i32(t / tx) * 2 - 1;
-    let x0 = i32(t % tx) * 2 - 1;
-    edge(0u, y0, x0);
-    edge(1u, y0, x0);
-    edge(2u, y0, x0);
-    edge(3u, y0, x0);
+    if (linear >= N * tile_groups()) { return; }
+    let tile = tile_at(linear, lid);
+    edge(0u, tile.y0, tile.x0);
+    edge(1u, tile.y0, tile.x0);
+    edge(2u, tile.y0, tile.x0);
+    edge(3u, tile.y0, tile.x0);
 
     let wblock = wid.y * C_IN * 32u;
     let lane = sid % 8u;
-    neighbours(t, tx, per_image, lane);
+    neighbours(tile, lane);
     for (var ci = 0u; ci < C_IN; ci++) {
-        let plane = (n * C_IN + ci) * H * W;
+        let plane = (tile.n * C_IN + ci) * H * W;
         let e = bt_rows(patch_row(plane, 0u), patch_row(plane, 1u), patch_row(plane, 2u),
                         patch_row(plane, 3u));
         let wb = wblock + ci * 32u + lane;
@@ -178,10 +173,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         mac_row(3u, bt_row(e[3]));
     }
 
-    if (!valid) { return; }
-    let co0 = wid.y * TM;
-    let oy = u32(y0 + 1);
-    let ox = u32(x0 + 1);
-    finish(0u, n, co0, oy, ox);
-    finish(1u, n, co0 + 4u, oy, ox);
+    finish_tile(tile, wid.y * TM);
 }
