@@ -312,7 +312,7 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
         );
         let mut hyper = kernels::optim::hyper(0.05, 0.9, 5e-4, loss_scale);
         if skip {
-            hyper[5] = f32::from_bits(1);
+            hyper[kernels::optim::OVERFLOW] = f32::from_bits(1);
         }
         let hb = gpu.upload("hyper", &hyper)?;
         let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
@@ -354,7 +354,7 @@ pub fn overflow(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
         let hb = gpu.upload("hyper", &hyper)?;
         let bg = op.bind(gpu, &[&gb, &hb])?;
         gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
-        let flag = gpu.read::<u32>(&hb, kernels::optim::HYPER)?[5];
+        let flag = gpu.read::<u32>(&hb, kernels::optim::HYPER)?[kernels::optim::OVERFLOW];
         let want = bad.is_some() as u32;
         out.push(
             Outcome::new("optim/overflow", format!("{len} {what}"), &[], &[])

@@ -1002,7 +1002,7 @@ impl<'g> Trainer<'g> {
                 0,
                 Some(stats_bytes),
             );
-            let flag = (5 * 4) as u64;
+            let flag = (kernels::optim::OVERFLOW * 4) as u64;
             enc.copy_buffer_to_buffer(
                 &self.bufs[self.io.hyper],
                 flag,

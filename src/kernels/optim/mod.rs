@@ -2,4 +2,4 @@
 
 mod sgd;
 
-pub use sgd::{hyper, overflow, sgd, HYPER};
+pub use sgd::{hyper, overflow, sgd, HYPER, OVERFLOW};

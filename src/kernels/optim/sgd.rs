@@ -8,6 +8,8 @@ use crate::kernels::{per_elem, shader, Kernel, WG};
 /// Words of the hyperparameter buffer: [lr, momentum, weight decay, loss scale S, 1 / S,
 /// overflow flag]. softmax/xent reads S, optim/sgd the rest, optim/overflow sets the flag.
 pub const HYPER: usize = 6;
+/// The word of the overflow flag (nonzero: skip the step), as the shaders index it.
+pub const OVERFLOW: usize = 5;
 
 /// The hyperparameter buffer's contents for a step at loss scale `scale` (1 without loss
 /// scaling), the overflow flag cleared.
