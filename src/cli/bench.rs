@@ -116,11 +116,7 @@ impl Args {
         }
         o.precisions = precision
             .split(',')
-            .map(|p| match p.trim() {
-                "f32" => Some(vgg_wgpu::gpu::Precision::F32),
-                "f16" => Some(vgg_wgpu::gpu::Precision::F16),
-                _ => None,
-            })
+            .map(super::precision_named)
             .collect::<Option<Vec<_>>>()
             .filter(|v| !v.is_empty())
             .ok_or_else(|| Error::InvalidOption {

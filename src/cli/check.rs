@@ -56,10 +56,8 @@ impl Args {
             determinism: !self.no_determinism,
             slow_seconds: self.slow,
             only: self.op.clone(),
-            precision: self.precision.as_deref().map(|p| match p {
-                "f16" => gpu::Precision::F16,
-                _ => gpu::Precision::F32,
-            }),
+            // clap has checked the name.
+            precision: self.precision.as_deref().and_then(super::precision_named),
         };
         if let Some(op) = &self.op {
             let known = check::suite::OPS;

@@ -123,11 +123,8 @@ impl Args {
         };
         let gpu = Gpu::new(&self.gpu.options())?;
         let net_opts = vgg_wgpu::NetworkOptions {
-            precision: if self.precision == "f16" {
-                Precision::F16
-            } else {
-                Precision::F32
-            },
+            // clap has checked the name.
+            precision: super::precision_named(&self.precision).unwrap_or(Precision::F32),
             ..Default::default()
         };
         let mut net = Network::with_options(&gpu, &model, &w, net_opts)?;

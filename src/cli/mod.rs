@@ -272,6 +272,15 @@ impl Command {
     }
 }
 
+/// The precision a `--precision` value names (`f32`, `f16`), or None.
+pub fn precision_named(name: &str) -> Option<vgg_wgpu::gpu::Precision> {
+    match name.trim() {
+        "f32" => Some(vgg_wgpu::gpu::Precision::F32),
+        "f16" => Some(vgg_wgpu::gpu::Precision::F16),
+        _ => None,
+    }
+}
+
 /// A positive, finite number of seconds (at most a year, which Duration can hold).
 pub fn positive_seconds(s: &str) -> Result<f64, String> {
     vgg_wgpu::gpu::seconds(s).ok_or_else(|| format!("'{s}' is not a positive number of seconds"))

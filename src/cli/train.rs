@@ -276,10 +276,9 @@ impl Args {
                 accumulate: self.accumulate,
                 dropout: !self.no_dropout,
                 seed: self.seed,
-                precision: match self.precision.as_str() {
-                    "f16" => vgg_wgpu::gpu::Precision::F16,
-                    _ => vgg_wgpu::gpu::Precision::F32,
-                },
+                // clap has checked the name.
+                precision: super::precision_named(&self.precision)
+                    .unwrap_or(vgg_wgpu::gpu::Precision::F32),
                 ..Default::default()
             },
             out: Some(self.out.clone()),
