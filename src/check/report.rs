@@ -62,6 +62,21 @@ pub struct AdapterReport {
     pub slow: Vec<String>,
     /// Kernels loaded from `VGG_SHADER_DIR` instead of the built-in ones.
     pub shader_overrides: Vec<String>,
+    /// The check process's peak resident memory on this adapter (each adapter of `--all`
+    /// runs in a process of its own), where the system says.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
+    /// The resident memory at which the check stops a case (`--memory-cap`).
+    #[serde(default)]
+    pub memory_cap_bytes: Option<u64>,
+    /// Why the run on this adapter was stopped before its end (a case past its time bound
+    /// or the memory cap, naming the stage), if it was.
+    #[serde(default)]
+    pub stopped: Option<String>,
+    /// Kernels this driver is known to fail on, which the selectors replaced, and why
+    /// (`gpu::DRIVER_ISSUES`).
+    #[serde(default)]
+    pub workarounds: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -159,6 +174,10 @@ impl AdapterReport {
             nondeterministic: Vec::new(),
             slow: Vec::new(),
             shader_overrides: Vec::new(),
+            peak_memory_bytes: None,
+            memory_cap_bytes: None,
+            stopped: None,
+            workarounds: Vec::new(),
         }
     }
 
@@ -249,7 +268,7 @@ impl AdapterReport {
                 format!("FAILED: {}", self.message.as_deref().unwrap_or_default())
             }
             s => format!(
-                "{}: {} passed, {} failed, {} skipped in {:.1} s",
+                "{}: {} passed, {} failed, {} skipped in {:.1} s{}",
                 if s == Status::Passed {
                     "PASSED"
                 } else {
@@ -258,7 +277,10 @@ impl AdapterReport {
                 self.passed,
                 self.failed,
                 self.skipped.len(),
-                self.seconds
+                self.seconds,
+                self.peak_memory_bytes
+                    .map(|b| format!(", peak memory {} MiB", b >> 20))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -319,8 +341,17 @@ impl Report {
                 a.summary()
             );
         }
+        if self.adapters.iter().any(|a| a.limits.is_some()) {
+            s += &format!("\n{}", self.matrix());
+        }
         for a in &self.adapters {
             s += &format!("\n## {}\n\n{}\n", a.title(), a.summary());
+            if let Some(why) = &a.stopped {
+                s += &format!("\n**Stopped:** {why}\n");
+            }
+            for w in &a.workarounds {
+                s += &format!("\n**Driver issue worked around:** {w}\n");
+            }
             if let Some(l) = &a.limits {
                 s += &format!(
                     "\nFeatures: {}. Limits: max buffer {} B, max storage binding {} B, {} \
@@ -393,6 +424,79 @@ impl Report {
             }
         }
         s
+    }
+}
+
+/// The op a result or a skipped case belongs to: its name up to the pass (`conv` of
+/// `conv/forward 3x3 ...`).
+fn op_of(name: &str) -> &str {
+    name.split(['/', ' ']).next().unwrap_or(name)
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map(|b| format!("{} MiB", b >> 20))
+        .unwrap_or_else(|| "-".into())
+}
+
+impl Report {
+    /// The conformance matrix: a column per adapter, a row per op with its passed, failed
+    /// and skipped cases and the worst relative error among them, then each adapter's
+    /// peak memory, time and verdict.
+    pub fn matrix(&self) -> String {
+        let ran: Vec<&AdapterReport> = self
+            .adapters
+            .iter()
+            .filter(|a| a.limits.is_some())
+            .collect();
+        let mut s = String::from("| op |");
+        for a in &ran {
+            s += &format!(" {} ({}, {}) |", a.name, a.backend, a.driver_info.trim());
+        }
+        s += "\n|---|";
+        s += &"---|".repeat(ran.len());
+        s += "\n";
+        for op in super::suite::OPS {
+            s += &format!("| {op} |");
+            for a in &ran {
+                let rows: Vec<&Row> = a.results.iter().filter(|r| op_of(&r.op) == op).collect();
+                let pass = rows.iter().filter(|r| r.pass).count();
+                let fail = rows.len() - pass;
+                let skip = a.skipped.iter().filter(|k| op_of(&k.op) == op).count();
+                let worst = rows
+                    .iter()
+                    .filter_map(|r| r.rel_l2)
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+                let mut cell = format!("{pass} pass");
+                if fail > 0 {
+                    cell += &format!(", **{fail} FAIL**");
+                }
+                if skip > 0 {
+                    cell += &format!(", {skip} skip");
+                }
+                if let Some(w) = worst {
+                    cell += &format!(", worst {w:.1e}");
+                }
+                s += &format!(" {cell} |");
+            }
+            s += "\n";
+        }
+        s += "| peak memory |";
+        for a in &ran {
+            s += &format!(" {} |", mib(a.peak_memory_bytes));
+        }
+        s += "\n| time |";
+        for a in &ran {
+            s += &format!(" {:.0} s |", a.seconds);
+        }
+        s += "\n| verdict |";
+        for a in &ran {
+            let verdict = match a.status {
+                Status::Passed => "PASSED",
+                _ => "**FAILED**",
+            };
+            s += &format!(" {verdict} |");
+        }
+        s + "\n"
     }
 }
 

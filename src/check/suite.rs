@@ -794,7 +794,7 @@ pub fn training_step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<O
 
 /// Runs every case on `gpu`, each twice on the same input when `opts.determinism`, and
 /// passes each outcome to `report` as it finishes. A case that errors is a failed outcome
-/// naming the op; after a lost device the remaining cases are skipped.
+/// naming the op; after a lost or hung device the remaining cases are skipped.
 pub fn run(
     gpu: &Gpu,
     opts: &SuiteOptions,
@@ -803,18 +803,27 @@ pub fn run(
     run_counted(gpu, opts, report, |_, _| {})
 }
 
-/// `run`, also telling `counted` (cases done, cases in all) after each case.
+/// `run`, also telling `starting` before each case which one of the whole list (op and
+/// shape, skipped ones included) starts, and once more at the end with the list's length:
+/// what a watchdog needs to name a case that never returns and those left after it.
 pub fn run_counted(
     gpu: &Gpu,
     opts: &SuiteOptions,
     mut report: impl FnMut(&Outcome),
-    mut counted: impl FnMut(usize, usize),
+    mut starting: impl FnMut(usize, &[(String, String)]),
 ) -> (Vec<Outcome>, Vec<Skipped>) {
     let (mut outcomes, mut skipped) = (Vec::new(), Vec::new());
     let all = cases(gpu, opts);
+    let names: Vec<(String, String)> = all
+        .iter()
+        .map(|c| match c {
+            Case::Skip(s) => (s.op.clone(), String::new()),
+            Case::Run { op, shape, .. } => (op.clone(), shape.clone()),
+        })
+        .collect();
     let total = all.len();
     for (i, c) in all.into_iter().enumerate() {
-        counted(i, total);
+        starting(i, &names);
         let (op, shape, run) = match c {
             Case::Skip(s) => {
                 skipped.push(s);
@@ -825,7 +834,11 @@ pub fn run_counted(
         if gpu.is_lost() {
             skipped.push(Skipped {
                 op: format!("{op} {shape}"),
-                reason: "the device was lost earlier in the run".into(),
+                reason: match gpu.is_hung() {
+                    true => "the device hung earlier in the run (a wait passed the GPU timeout)",
+                    false => "the device was lost earlier in the run",
+                }
+                .into(),
             });
             continue;
         }
@@ -864,6 +877,6 @@ pub fn run_counted(
             outcomes.push(o);
         }
     }
-    counted(total, total);
+    starting(total, &names);
     (outcomes, skipped)
 }

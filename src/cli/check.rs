@@ -1,16 +1,34 @@
 //! `vgg check`: the conformance suite on one adapter or all, the table as it goes, the
 //! reports at the end.
+//!
+//! A conformance tool has to survive the driver it tests: a shader compiler that never
+//! returns, or allocates without bound, or a dispatch that never ends. So the suite runs on
+//! a worker thread while this one watches the case in progress (its time, pipeline creation
+//! included) and the process's resident memory; a case past either bound is reported as a
+//! FAIL naming the stage it was stuck in (`gpu::Stage`), the cases after it as skipped with
+//! the reason, the reports are written, and the process exits at once without waiting on
+//! the driver. With `--all`, each adapter runs in a child process of its own, so one
+//! driver's failure cannot take the others' results with it, and each adapter's peak memory
+//! is its own.
 
 use super::{positive_seconds, write_text, AdapterArgs};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use vgg_wgpu::check::report::{AdapterReport, Report, Status};
+use vgg_wgpu::check::suite::{Skipped, SuiteOptions};
+use vgg_wgpu::check::Outcome;
+use vgg_wgpu::gpu::{Activity, GpuOptions};
 use vgg_wgpu::{check, gpu, Gpu};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub gpu: AdapterArgs,
-    /// Check every adapter found (on --backend), one after another
+    /// Check every adapter found (on --backend), one after another, each in a process of
+    /// its own
     #[arg(long, conflicts_with = "adapter")]
     pub all: bool,
     /// Add the full-size cases: VGG16's 392 MiB first FC layer (split over bindings
@@ -24,7 +42,8 @@ pub struct Args {
     /// then goes to stderr)
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<PathBuf>,
-    /// Write the report as Markdown to FILE
+    /// Write the report as Markdown to FILE: with --all, a matrix of adapters x ops (pass,
+    /// fail, skip, worst error, peak memory, time) before each adapter's table
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
     /// Only the cases of this op or pass: conv, pool, linear, batchnorm, lrn, softmax,
@@ -45,12 +64,51 @@ pub struct Args {
     /// training step), f32 everything else [default: both]
     #[arg(long, value_parser = ["f32", "f16"])]
     pub precision: Option<String>,
+    /// Stop a case that has not finished after this many seconds, shader compilation and
+    /// pipeline creation included (a driver's compiler that never returns): it fails naming
+    /// the stage it was in, the cases left are skipped with the reason, the reports are
+    /// written and the command exits 1 without waiting on the driver
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0, value_parser = positive_seconds)]
+    pub case_timeout: f64,
+    /// Stop the same way when the check's resident memory passes this many MiB (a driver
+    /// that allocates without bound) [default: half the host's memory, at most 8192]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(64..))]
+    pub memory_cap: Option<u64>,
+}
+
+/// The bounds a case runs under.
+#[derive(Clone, Copy)]
+struct Bounds {
+    case: Duration,
+    memory: u64,
+}
+
+/// What the suite's thread tells the watching one.
+enum Msg {
+    Opened(Box<AdapterReport>, Arc<Activity>),
+    NotOpened(Box<AdapterReport>),
+    Plan(Vec<(String, String)>),
+    Start(usize),
+    Result(Box<Outcome>),
+    Done {
+        skipped: Vec<Skipped>,
+        overrides: Vec<String>,
+        workarounds: Vec<String>,
+        hung: bool,
+    },
+}
+
+/// How one adapter's run ended, for the process.
+struct Ran {
+    report: AdapterReport,
+    /// The device is stuck (a case stopped, or a wait past the GPU timeout): the process
+    /// must exit without tearing the driver down.
+    stuck: bool,
 }
 
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
-        use check::report::{AdapterReport, Report, Status};
-        let opts = check::suite::SuiteOptions {
+        let opts = SuiteOptions {
             seed: self.seed.unwrap_or_else(clock_seed),
             full: self.full,
             determinism: !self.no_determinism,
@@ -71,7 +129,10 @@ impl Args {
                 });
             }
         }
-        let (json, markdown) = (self.json, self.markdown);
+        let bounds = Bounds {
+            case: Duration::from_secs_f64(self.case_timeout),
+            memory: self.memory_cap.map(|m| m << 20).unwrap_or_else(default_cap),
+        };
         let gpu_opts = self.gpu.options().with_env()?;
         let adapters = gpu::enumerate(gpu_opts.backends()?);
         let chosen: Vec<(usize, wgpu::Adapter)> = if self.all {
@@ -85,7 +146,7 @@ impl Args {
             let picked = gpu::select(adapters.clone(), &gpu_opts)?;
             let key = |a: &wgpu::Adapter| {
                 let i = a.get_info();
-                (i.name, i.backend, i.driver, i.device_type)
+                (i.name, i.backend, i.driver, i.driver_info, i.device_type)
             };
             let index = adapters
                 .iter()
@@ -93,9 +154,9 @@ impl Args {
                 .unwrap_or(0);
             vec![(index, picked)]
         };
-        // With the JSON on stdout, the table goes to stderr.
-        let json_stdout = json.as_deref() == Some(Path::new("-"));
-        // The bar over the cases (stderr) is lifted while a line prints.
+        let json_stdout = self.json.as_deref() == Some(Path::new("-"));
+        // The bar over the cases (stderr) is lifted while a line prints; with the JSON on
+        // stdout, the table goes to stderr.
         let bar = std::cell::RefCell::new(super::progress::Progress::bar(0, "cases", true));
         let say = |line: &str| {
             bar.borrow().suspend(|| {
@@ -109,43 +170,31 @@ impl Args {
         let seed = opts.seed;
         say(&format!("seed: {seed} (replay with --seed {seed})"));
         let mut report = Report::new(seed, opts.full, opts.determinism);
+        let mut stuck = false;
         for (index, adapter) in chosen {
-            let mut ar = AdapterReport::new(index, &adapter.get_info());
-            say(&format!("\n== {}", ar.title()));
-            match Gpu::open(adapter, &gpu_opts) {
-                Err(vgg_wgpu::Error::Unsupported(m)) => {
-                    ar.status = Status::Unsupported;
-                    ar.message = Some(m);
-                }
-                Err(e) => ar.message = Some(e.to_string()),
-                Ok(gpu) => {
-                    ar.describe(&gpu);
-                    let started = std::time::Instant::now();
-                    bar.replace(super::progress::Progress::bar(0, "cases", json.is_some()));
-                    let (outcomes, skipped) = check::suite::run_counted(
-                        &gpu,
-                        &opts,
-                        |o| say(&o.to_string()),
-                        |done, total| bar.borrow().set_counts(done as u64, total as u64),
-                    );
-                    bar.borrow().finish();
-                    for s in &skipped {
-                        say(&format!("{:<22} skipped: {}", s.op, s.reason));
-                    }
-                    ar.record(&outcomes, skipped, started.elapsed().as_secs_f64());
-                    ar.shader_overrides = gpu.shader_overrides_used();
-                    if !ar.shader_overrides.is_empty() {
-                        say(&format!(
-                            "kernels replaced from VGG_SHADER_DIR: {}",
-                            ar.shader_overrides.join(", ")
-                        ));
-                    }
-                }
-            }
+            let ar = if self.all {
+                let title = AdapterReport::new(index, &adapter.get_info()).title();
+                say(&format!("\n== {title}"));
+                self.in_child(index, &adapter.get_info(), seed, bounds, &say)
+            } else {
+                let ar = AdapterReport::new(index, &adapter.get_info());
+                say(&format!("\n== {}", ar.title()));
+                bar.replace(super::progress::Progress::bar(
+                    0,
+                    "cases",
+                    self.json.is_some(),
+                ));
+                let ran = watched(adapter, ar, &gpu_opts, &opts, bounds, &say, &|d, t| {
+                    bar.borrow().set_counts(d as u64, t as u64)
+                });
+                bar.borrow().finish();
+                stuck |= ran.stuck;
+                ran.report
+            };
             say(&ar.summary());
             report.adapters.push(ar);
         }
-        if let Some(path) = &json {
+        if let Some(path) = &self.json {
             if json_stdout {
                 println!("{}", report.json());
             } else {
@@ -153,16 +202,360 @@ impl Args {
                 say(&format!("wrote {}", path.display()));
             }
         }
-        if let Some(path) = &markdown {
+        if let Some(path) = &self.markdown {
             write_text(path, &report.markdown())?;
             say(&format!("wrote {}", path.display()));
         }
-        Ok(if report.failed() {
+        let code = if report.failed() {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
-        })
+        };
+        if stuck {
+            // Tearing down a device whose driver is stuck in a call (or whose queue never
+            // drains) would wait on it forever: the reports are written, so leave now.
+            exit_now(if report.failed() { 1 } else { 0 });
+        }
+        Ok(code)
     }
+
+    /// Runs the check of adapter `index` in a child process (`vgg check --adapter INDEX`
+    /// with the same options), passing its table through, and reads its report back.
+    fn in_child(
+        &self,
+        index: usize,
+        info: &wgpu::AdapterInfo,
+        seed: u64,
+        bounds: Bounds,
+        say: &dyn Fn(&str),
+    ) -> AdapterReport {
+        let file =
+            std::env::temp_dir().join(format!("vgg-check-{}-{index}.json", std::process::id()));
+        let mut args: Vec<String> = vec![
+            "check".into(),
+            "--adapter".into(),
+            index.to_string(),
+            "--seed".into(),
+            seed.to_string(),
+            "--json".into(),
+            file.display().to_string(),
+            "--slow".into(),
+            self.slow.to_string(),
+            "--case-timeout".into(),
+            self.case_timeout.to_string(),
+            "--memory-cap".into(),
+            (bounds.memory >> 20).to_string(),
+        ];
+        let flag = |on: bool, name: &str| on.then(|| name.to_string());
+        args.extend(flag(self.full, "--full"));
+        args.extend(flag(self.no_determinism, "--no-determinism"));
+        args.extend(flag(self.gpu.bounds_checks, "--bounds-checks"));
+        let valued = [
+            ("--op", self.op.clone()),
+            ("--precision", self.precision.clone()),
+            ("--backend", self.gpu.backend.clone()),
+            ("--gpu-timeout", self.gpu.gpu_timeout.map(|t| t.to_string())),
+        ];
+        for (name, value) in valued {
+            if let Some(v) = value {
+                args.extend([name.to_string(), v]);
+            }
+        }
+        let mut ar = AdapterReport::new(index, info);
+        let started = Instant::now();
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                ar.message = Some(format!("cannot find this program to run the check: {e}"));
+                return ar;
+            }
+        };
+        let child = std::process::Command::new(exe)
+            .args(&args)
+            // Each child checks the adapter it is given; no environment may pick another.
+            .env_remove("VGG_ADAPTER")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                ar.message = Some(format!("cannot start the check process: {e}"));
+                return ar;
+            }
+        };
+        let mut last = String::new();
+        if let Some(out) = child.stdout.take() {
+            for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+                // The child's own header and summary are the parent's to print.
+                if line.starts_with("seed: ") || line.starts_with("== ") || line.is_empty() {
+                    continue;
+                }
+                if line.starts_with("wrote ")
+                    || line.starts_with("driver issue worked around: ")
+                    || line.starts_with("PASSED")
+                    || line.starts_with("FAILED")
+                {
+                    continue;
+                }
+                say(&line);
+                last = line;
+            }
+        }
+        let status = child.wait();
+        let read = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Report>(&t).ok());
+        let _ = std::fs::remove_file(&file);
+        match read.and_then(|r| r.adapters.into_iter().next()) {
+            Some(r) => r,
+            None => {
+                ar.seconds = started.elapsed().as_secs_f64();
+                ar.message = Some(format!(
+                    "the check process ended ({}) without a report; the last line it printed: \
+                     {}",
+                    match status {
+                        Ok(s) => s.to_string(),
+                        Err(e) => e.to_string(),
+                    },
+                    if last.is_empty() { "none" } else { &last }
+                ));
+                ar
+            }
+        }
+    }
+}
+
+/// Runs the suite on `adapter` on a worker thread, watching each case's time and the
+/// process's memory against `bounds`.
+fn watched(
+    adapter: wgpu::Adapter,
+    mut ar: AdapterReport,
+    gpu_opts: &GpuOptions,
+    opts: &SuiteOptions,
+    bounds: Bounds,
+    say: &dyn Fn(&str),
+    counted: &dyn Fn(usize, usize),
+) -> Ran {
+    let (tx, rx) = mpsc::channel();
+    let (gpu_opts, opts, blank) = (gpu_opts.clone(), opts.clone(), ar.clone());
+    let worker = std::thread::Builder::new()
+        .name("check".into())
+        .spawn(move || suite_thread(adapter, blank, &gpu_opts, &opts, tx));
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            ar.message = Some(format!("cannot start the check's thread: {e}"));
+            return Ran {
+                report: ar,
+                stuck: false,
+            };
+        }
+    };
+    ar.memory_cap_bytes = Some(bounds.memory);
+    let started = Instant::now();
+    let (mut plan, mut outcomes) = (Vec::new(), Vec::new());
+    let mut current: Option<(usize, Instant)> = None;
+    let mut activity: Option<Arc<Activity>> = None;
+    loop {
+        let msg = rx.recv_timeout(Duration::from_millis(100));
+        let peak = vgg_wgpu::io::resident_bytes();
+        ar.peak_memory_bytes = peak.map(|p| p.1);
+        match msg {
+            Ok(Msg::Opened(opened, a)) => {
+                ar = AdapterReport {
+                    memory_cap_bytes: ar.memory_cap_bytes,
+                    ..*opened
+                };
+                activity = Some(a);
+            }
+            Ok(Msg::NotOpened(r)) => {
+                let _ = worker.join();
+                return Ran {
+                    report: *r,
+                    stuck: false,
+                };
+            }
+            Ok(Msg::Plan(p)) => plan = p,
+            Ok(Msg::Start(i)) => {
+                counted(i, plan.len());
+                current = Some((i, Instant::now()));
+            }
+            Ok(Msg::Result(o)) => {
+                say(&o.to_string());
+                outcomes.push(*o);
+            }
+            Ok(Msg::Done {
+                skipped,
+                overrides,
+                workarounds,
+                hung,
+            }) => {
+                for w in &workarounds {
+                    say(&format!("driver issue worked around: {w}"));
+                }
+                ar.workarounds = workarounds;
+                for s in &skipped {
+                    say(&format!("{:<22} skipped: {}", s.op, s.reason));
+                }
+                ar.record(&outcomes, skipped, started.elapsed().as_secs_f64());
+                ar.peak_memory_bytes = vgg_wgpu::io::resident_bytes().map(|p| p.1);
+                ar.shader_overrides = overrides;
+                if !ar.shader_overrides.is_empty() {
+                    say(&format!(
+                        "kernels replaced from VGG_SHADER_DIR: {}",
+                        ar.shader_overrides.join(", ")
+                    ));
+                }
+                // The thread has let go of the device; a hung one it leaked.
+                let _ = worker.join();
+                return Ran {
+                    report: ar,
+                    stuck: hung,
+                };
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                ar.record(&outcomes, Vec::new(), started.elapsed().as_secs_f64());
+                ar.status = Status::Failed;
+                ar.message = Some("the check's thread ended without finishing".into());
+                return Ran {
+                    report: ar,
+                    stuck: true,
+                };
+            }
+        }
+        let Some((i, since)) = current.filter(|(i, _)| *i < plan.len()) else {
+            continue;
+        };
+        let rss = peak.map_or(0, |p| p.0);
+        let why = if rss > bounds.memory {
+            format!(
+                "the check's resident memory reached {} MiB, past the cap of {} MiB \
+                 (--memory-cap)",
+                rss >> 20,
+                bounds.memory >> 20
+            )
+        } else if since.elapsed() > bounds.case {
+            format!(
+                "no result after {:.1} s, past the bound of {} s (--case-timeout)",
+                since.elapsed().as_secs_f64(),
+                bounds.case.as_secs_f64()
+            )
+        } else {
+            continue;
+        };
+        let (stage, what) = activity
+            .as_ref()
+            .map(|a| a.now())
+            .unwrap_or((gpu::Stage::Host, String::new()));
+        let subject = if what.is_empty() {
+            String::new()
+        } else {
+            format!(" of {what}")
+        };
+        let (op, shape) = plan[i].clone();
+        let stopped = format!("stopped in the {} stage{subject}: {why}", stage.name());
+        let failed = Outcome::failed(&op, shape.clone(), stopped.clone());
+        say(&failed.to_string());
+        outcomes.push(failed);
+        let left: Vec<Skipped> = plan[i + 1..]
+            .iter()
+            .map(|(op, shape)| Skipped {
+                op: format!("{op} {shape}").trim_end().to_string(),
+                reason: format!("not run: {op} {shape} was {stopped}").replace("  ", " "),
+            })
+            .collect();
+        say(&format!(
+            "{} cases left are skipped: the driver is still inside {op} {shape}",
+            left.len()
+        ));
+        ar.record(&outcomes, left, started.elapsed().as_secs_f64());
+        ar.stopped = Some(format!("{op} {shape}: {stopped}"));
+        return Ran {
+            report: ar,
+            stuck: true,
+        };
+    }
+}
+
+/// The suite's side: opens the device, runs the cases, tells `tx` as it goes.
+fn suite_thread(
+    adapter: wgpu::Adapter,
+    mut ar: AdapterReport,
+    gpu_opts: &GpuOptions,
+    opts: &SuiteOptions,
+    tx: mpsc::Sender<Msg>,
+) {
+    let gpu = match Gpu::open(adapter, gpu_opts) {
+        Err(vgg_wgpu::Error::Unsupported(m)) => {
+            ar.status = Status::Unsupported;
+            ar.message = Some(m);
+            let _ = tx.send(Msg::NotOpened(Box::new(ar)));
+            return;
+        }
+        Err(e) => {
+            ar.message = Some(e.to_string());
+            let _ = tx.send(Msg::NotOpened(Box::new(ar)));
+            return;
+        }
+        Ok(g) => g,
+    };
+    ar.describe(&gpu);
+    let _ = tx.send(Msg::Opened(Box::new(ar), gpu.activity()));
+    let mut planned = false;
+    let (_, skipped) = check::suite::run_counted(
+        &gpu,
+        opts,
+        |o| {
+            let _ = tx.send(Msg::Result(Box::new(o.clone())));
+        },
+        |i, names| {
+            if !planned {
+                planned = true;
+                let _ = tx.send(Msg::Plan(names.to_vec()));
+            }
+            let _ = tx.send(Msg::Start(i));
+        },
+    );
+    let hung = gpu.is_hung();
+    let overrides = gpu.shader_overrides_used();
+    let workarounds = gpu
+        .worked_around()
+        .iter()
+        .map(|d| format!("{}: {}", d.kernel, d.why))
+        .collect();
+    if hung {
+        // Dropping the device waits for work that never ends.
+        std::mem::forget(gpu);
+    } else {
+        // Before the watcher hears of the end: it may then drop the instance and exit.
+        drop(gpu);
+    }
+    let _ = tx.send(Msg::Done {
+        skipped,
+        overrides,
+        workarounds,
+        hung,
+    });
+}
+
+/// Half the host's memory, at most 8 GiB: far above what the suite needs on any driver
+/// measured (about 1.3 GiB at most, `--full` included), far below what takes a machine down.
+fn default_cap() -> u64 {
+    vgg_wgpu::io::memory_total()
+        .map(|t| t / 2)
+        .unwrap_or(u64::MAX)
+        .min(8 << 30)
+}
+
+/// Ends the process now, its output flushed, without running exit handlers or destructors
+/// (a driver's would wait on the call it is stuck in).
+fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process without touching Rust state; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }
 
 fn clock_seed() -> u64 {

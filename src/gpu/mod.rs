@@ -59,7 +59,8 @@ pub const COOP_SHAPE: &str = "16x16x16 f16->f32";
 /// the best adapter found (discrete, then integrated, then the rest).
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
-    /// An index into the list `vgg devices` prints, or a case-insensitive substring of a name.
+    /// An index into the list `vgg devices` prints, or a case-insensitive substring of its
+    /// name, driver or driver version ("swiftshader", "mesa 25").
     pub adapter: Option<String>,
     /// `vulkan`, `gl`, `metal`, `dx12` (comma-separated for several).
     pub backend: Option<String>,
@@ -74,7 +75,34 @@ pub struct GpuOptions {
     /// `shaders/OP/PASS.wgsl` (`VGG_SHADER_DIR`): to try a patched kernel, or to check that
     /// `vgg check` catches a broken one, without rebuilding.
     pub shader_dir: Option<PathBuf>,
+    /// Use the kernels of [`DRIVER_ISSUES`] on the drivers that are known to fail on them,
+    /// as everywhere else (`VGG_DRIVER_WORKAROUNDS=0`): to reproduce a driver bug, or to
+    /// see whether a new driver release fixed it.
+    pub no_workarounds: bool,
 }
+
+/// A kernel a driver is known to fail on: the selector takes another variant there, and
+/// `vgg check` reports that it did and why.
+#[derive(Clone, Copy, Debug)]
+pub struct DriverIssue {
+    /// A case-insensitive substring of the adapter's name or driver.
+    pub driver: &'static str,
+    /// The shader that fails (`shaders/<kernel>.wgsl`).
+    pub kernel: &'static str,
+    /// What goes wrong, and what runs instead.
+    pub why: &'static str,
+}
+
+/// Kernels that drivers are known to fail on. Each entry was measured on the driver named
+/// and reproduced outside the engine (the reproducer's folder is named).
+pub const DRIVER_ISSUES: &[DriverIssue] = &[DriverIssue {
+    driver: "swiftshader",
+    kernel: "conv/wgrad",
+    why: "SwiftShader's shader compiler allocates without bound and never returns building \
+          conv/wgrad for more than 4 input channels (vkCreateComputePipelines; reproduced \
+          without wgpu by tools/swiftshader_wgrad/); the weight gradient runs as \
+          conv/wgrad_pairs there",
+}];
 
 /// A positive, finite number of seconds, at most a year (which `Duration` holds).
 pub fn seconds(s: &str) -> Option<f64> {
@@ -122,6 +150,13 @@ impl GpuOptions {
         if self.shader_dir.is_none() {
             self.shader_dir = env("VGG_SHADER_DIR").map(PathBuf::from);
         }
+        if let Some(v) = env("VGG_DRIVER_WORKAROUNDS") {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "0" | "false" | "no" | "off" => self.no_workarounds = true,
+                "1" | "true" | "yes" | "on" => {}
+                _ => return Err(invalid("VGG_DRIVER_WORKAROUNDS", &v, "1 or 0")),
+            }
+        }
         Ok(self)
     }
 
@@ -168,12 +203,21 @@ fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
 pub fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let instance = new_instance(backends);
     let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    // Among adapters of one backend and type, the one with more of the features the engine
+    // uses first (with several software drivers installed, lavapipe with shader-f16 before
+    // SwiftShader without), then by name and driver version.
     adapters.sort_by_key(|a| {
         let i = a.get_info();
+        let missing = WANTED_FEATURES
+            .iter()
+            .filter(|(f, _)| !a.features().contains(*f))
+            .count();
         (
             backend_rank(i.backend),
             type_rank(i.device_type),
+            missing,
             i.name.clone(),
+            i.driver_info.clone(),
         )
     });
     adapters
@@ -241,7 +285,9 @@ pub fn select(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result<wgpu::A
         .into_iter()
         .find(|a| {
             let i = a.get_info();
-            i.name.to_lowercase().contains(&ql) || i.driver.to_lowercase().contains(&ql)
+            [&i.name, &i.driver, &i.driver_info]
+                .iter()
+                .any(|s| s.to_lowercase().contains(&ql))
         })
         .ok_or_else(|| Error::AdapterNotFound {
             query: query.clone(),
@@ -271,6 +317,69 @@ pub struct Gpu {
     submits: AtomicU64,
     /// The default tuning file, read on first use (or as `set_tuning` replaced it).
     tuning: Mutex<Option<Arc<tuning::TuningFile>>>,
+    /// What the device is doing now, for a watchdog on another thread.
+    activity: Arc<Activity>,
+    /// A wait ran past the timeout: the queue may never drain.
+    hung: std::sync::atomic::AtomicBool,
+    /// Avoid the kernels of [`DRIVER_ISSUES`] on their drivers.
+    workarounds: bool,
+    /// The driver issues worked around so far.
+    worked_around: Mutex<Vec<&'static DriverIssue>>,
+}
+
+/// The driver call a thread is inside: a watchdog that finds a case stuck names the stage
+/// (a driver's shader compiler that never returns, a dispatch that never ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Host work: the CPU reference, buffers, encoding.
+    Host,
+    /// WGSL to the driver's shader module (naga's front end).
+    ShaderCompile,
+    /// The compute pipeline: naga's back end and the driver's own compiler.
+    Pipeline,
+    /// Waiting for submitted work to finish.
+    Dispatch,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Host => "host",
+            Stage::ShaderCompile => "shader compile",
+            Stage::Pipeline => "pipeline",
+            Stage::Dispatch => "dispatch",
+        }
+    }
+}
+
+/// The stage a `Gpu` is in and what it is working on (a shader's name, an op), readable
+/// from any thread while the device's own thread is blocked in the driver.
+#[derive(Debug)]
+pub struct Activity(Mutex<(Stage, String)>);
+
+impl Activity {
+    fn new() -> Activity {
+        Activity(Mutex::new((Stage::Host, String::new())))
+    }
+    /// The stage and its subject.
+    pub fn now(&self) -> (Stage, String) {
+        self.0
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or((Stage::Host, String::new()))
+    }
+    fn set(&self, stage: Stage, what: &str) {
+        if let Ok(mut a) = self.0.lock() {
+            *a = (stage, what.to_string());
+        }
+    }
+    /// Runs `f` in `stage` on `what`, back to host work after.
+    pub(crate) fn during<T>(&self, stage: Stage, what: &str, f: impl FnOnce() -> T) -> T {
+        self.set(stage, what);
+        let out = f();
+        self.set(Stage::Host, "");
+        out
+    }
 }
 
 impl Gpu {
@@ -295,6 +404,7 @@ impl Gpu {
         gpu.bounds_checks = opts.bounds_checks;
         gpu.timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
         gpu.shader_dir = opts.shader_dir;
+        gpu.workarounds = !opts.no_workarounds;
         Ok(gpu)
     }
 
@@ -383,6 +493,10 @@ impl Gpu {
             overrides_used: Mutex::new(Default::default()),
             tuning: Mutex::new(None),
             submits: AtomicU64::new(0),
+            activity: Arc::new(Activity::new()),
+            hung: Default::default(),
+            workarounds: true,
+            worked_around: Mutex::new(Vec::new()),
         };
         gpu.probe()?;
         Ok(gpu)
@@ -515,20 +629,63 @@ impl Gpu {
             .min(self.limits.max_buffer_size)
     }
 
+    /// Whether this driver is known to fail on `kernel` (a shader stem, `conv/wgrad`), so a
+    /// selector should take another variant: the issue, recorded as worked around. Always
+    /// `None` with `VGG_DRIVER_WORKAROUNDS=0`.
+    pub fn driver_issue(&self, kernel: &str) -> Option<&'static DriverIssue> {
+        if !self.workarounds {
+            return None;
+        }
+        let names = [&self.info.name, &self.info.driver, &self.info.driver_info];
+        let issue = DRIVER_ISSUES.iter().find(|d| {
+            d.kernel == kernel && names.iter().any(|n| n.to_lowercase().contains(d.driver))
+        })?;
+        if let Ok(mut w) = self.worked_around.lock() {
+            if !w.iter().any(|x| std::ptr::eq(*x, issue)) {
+                w.push(issue);
+            }
+        }
+        Some(issue)
+    }
+
+    /// The driver issues the selectors have worked around on this device so far.
+    pub fn worked_around(&self) -> Vec<&'static DriverIssue> {
+        self.worked_around
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default()
+    }
+
+    /// What the device is doing now (see [`Activity`]), to watch from another thread.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
+    }
+
+    /// Whether a wait ran past the timeout: the work may never finish, and dropping the
+    /// device (which waits for it) could then block forever.
+    pub fn is_hung(&self) -> bool {
+        self.hung.load(Ordering::Relaxed)
+    }
+
     /// Waits for all submitted work, at most the device's timeout; reports a lost device, a
     /// timeout or an uncaptured error as an error naming `op`.
     pub fn wait(&self, op: &str) -> Result<()> {
         let started = std::time::Instant::now();
-        let polled = if self.info.backend == wgpu::Backend::Gl {
-            self.wait_by_polling(started)
-        } else {
-            self.device
-                .poll(wgpu::PollType::Wait {
-                    submission_index: None,
-                    timeout: Some(self.timeout),
-                })
-                .map(|_| ())
-        };
+        let polled = self.activity.during(Stage::Dispatch, op, || {
+            if self.info.backend == wgpu::Backend::Gl {
+                self.wait_by_polling(started)
+            } else {
+                self.device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: None,
+                        timeout: Some(self.timeout),
+                    })
+                    .map(|_| ())
+            }
+        });
+        if matches!(polled, Err(wgpu::PollError::Timeout)) {
+            self.hung.store(true, Ordering::Relaxed);
+        }
         self.check_lost(op)?;
         polled.map_err(|e| Error::Gpu {
             op: op.into(),
@@ -599,9 +756,10 @@ impl Gpu {
         self.timeout
     }
 
-    /// Whether the device was lost (after which every later call fails).
+    /// Whether the device was lost (after which every later call fails) or hung (a wait
+    /// ran past the timeout: later work would queue behind what never ended).
     pub fn is_lost(&self) -> bool {
-        self.lost.lock().map(|l| l.is_some()).unwrap_or(true)
+        self.is_hung() || self.lost.lock().map(|l| l.is_some()).unwrap_or(true)
     }
 
     fn check_lost(&self, op: &str) -> Result<()> {

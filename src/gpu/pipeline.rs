@@ -163,21 +163,36 @@ impl Gpu {
         {
             return Ok(p);
         }
+        let max = self.limits().max_compute_invocations_per_workgroup;
+        if let Some((_, wg)) = constants
+            .iter()
+            .find(|(k, v)| *k == "WG" && *v > max as f64)
+        {
+            // Selectors size workgroups within the limit; this names a kernel that did not.
+            return Err(crate::error::Error::Limit(format!(
+                "{}::{entry} was asked for {wg} invocations per workgroup; {} allows {max}",
+                shader.name,
+                self.info().name
+            )));
+        }
         let module = self.module(shader)?;
-        let pipeline = self.scoped(&format!("pipeline {}::{entry}", shader.name), || {
-            self.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(shader.name),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants,
-                        // Kernels that use workgroup memory write it before reading it.
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+        let what = format!("{}::{entry}", shader.name);
+        let pipeline = self.scoped(&format!("pipeline {what}"), || {
+            self.activity.during(super::Stage::Pipeline, &what, || {
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(shader.name),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some(entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants,
+                            // Kernels that use workgroup memory write it before reading it.
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    })
+            })
         })?;
         if let Ok(mut m) = self.pipelines.lock() {
             m.insert(key, pipeline.clone());
@@ -234,7 +249,8 @@ impl Gpu {
                 label: Some(shader.name),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             };
-            if self.bounds_checks() {
+            self.activity.set(super::Stage::ShaderCompile, shader.name);
+            let module = if self.bounds_checks() {
                 self.device.create_shader_module(desc)
             } else {
                 // SAFETY: every kernel's bind() checks each buffer against the shape the
@@ -245,7 +261,9 @@ impl Gpu {
                     self.device
                         .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
                 }
-            }
+            };
+            self.activity.set(super::Stage::Host, "");
+            module
         })?;
         if let Ok(mut m) = self.modules.lock() {
             m.insert(key, module.clone());

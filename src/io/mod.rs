@@ -114,6 +114,26 @@ pub fn memory_available() -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// This process's resident memory now (`VmRSS`) and its peak so far (`VmHWM`), in bytes,
+/// where the system says (Linux).
+pub fn resident_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The host's memory in all (`MemTotal`), where the system says.
+pub fn memory_total() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Refuses a buffer of `bytes` for `what` that the host could not hold: checked before the
 /// allocation, so a size from a header or an option fails with a message, not an abort.
 pub fn check_host_bytes(bytes: Option<u64>, what: &str) -> crate::Result<u64> {
