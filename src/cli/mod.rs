@@ -35,8 +35,10 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct AdapterArgs {
-    /// Adapter to use: an index from `vgg devices` or a case-insensitive name substring
-    /// [default: $VGG_ADAPTER, else the best found: discrete, then integrated, then software]
+    /// Adapter to use: an index from `vgg devices`, or a case-insensitive substring of its
+    /// name, driver or driver version ("swiftshader", "mesa 25") [default: $VGG_ADAPTER,
+    /// else the best found: discrete, then integrated, then software; among equals, the one
+    /// with more of shader-f16, subgroups and timestamps]
     #[arg(long)]
     adapter: Option<String>,
     /// Backends to consider: vulkan, gl, metal, dx12 (comma-separated) [default:
@@ -61,6 +63,7 @@ impl AdapterArgs {
             bounds_checks: self.bounds_checks,
             timeout: self.gpu_timeout.map(std::time::Duration::from_secs_f64),
             shader_dir: None,
+            no_workarounds: false,
         }
     }
 }
