@@ -79,7 +79,10 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
         ("dy", s.output_len()),
         ("dw", s.weight_len()),
     ];
-    if s.n * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS {
+    // Few work items fill the GPU better one per channel pair; and the driver may be one
+    // that cannot build conv/wgrad (`gpu::DRIVER_ISSUES`; the partial sums sized by
+    // `partial_len` then go unused).
+    if s.n * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS || gpu.driver_issue("conv/wgrad").is_some() {
         let mut consts = s.consts();
         consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
         let main = Kernel::new(
