@@ -27,6 +27,9 @@ fn main() -> vgg_wgpu::Result<()> {
         ..Default::default()
     };
     let mut trainer = Trainer::new(&gpu, &model, &weights, opts)?;
+    for (name, size) in trainer.grouped() {
+        println!("{name}: in groups of {size} images (the batch's tensors pass one binding)");
+    }
     let [c, h, w] = model.input_dims();
     let pixels = (0..batch * c * h * w)
         .map(|i| (i % 251) as f32 / 251.0)

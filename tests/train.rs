@@ -191,6 +191,75 @@ fn staging_the_next_batch_during_a_step_changes_nothing() {
     });
 }
 
+/// Every tensor of `a` and `b`, bit for bit.
+fn same_bits(a: &Weights, b: &Weights, what: &str) {
+    for (name, t) in a.iter() {
+        let u = b
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: {name} missing"));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&t.data), bits(&u.data), "{what}: {name}");
+    }
+}
+
+#[test]
+fn a_batch_run_in_groups_of_images_trains_bit_for_bit_as_the_whole_batch() {
+    // Under a binding of 3000 bytes the first conv (2880 bytes an image) and the first
+    // pool run one image at a time, the 1x1 conv, LRN and second pool in groups of 3 and 2
+    // (960 bytes an image, a batch of 5); the last conv, the FC layers and the loss on the
+    // whole batch. Weight gradients and bias sums add the groups in the batch's order, so
+    // the run is the whole batch's bit for bit: losses, weights and momentum, over three
+    // steps of two micro-batches.
+    on_each_gpu(|| {
+        let m = model(false);
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let opts = |group_binding| TrainOptions {
+            batch: 5,
+            accumulate: 2,
+            group_binding,
+            ..Default::default()
+        };
+        let mut whole = Trainer::new(gpu(), &m, &w, opts(None)).unwrap();
+        let mut split = Trainer::new(gpu(), &m, &w, opts(Some(3000))).unwrap();
+        assert!(whole.grouped().is_empty());
+        let sizes: Vec<usize> = split.grouped().iter().map(|g| g.1).collect();
+        assert_eq!(sizes, [1, 1, 3, 3, 3], "{:?}", split.grouped());
+        for s in 0..3 {
+            let (x, labels) = batch(&m, 10, seed() + 40 + s);
+            let a = whole.step(&x, &labels, 0.05).unwrap();
+            let b = split.step(&x, &labels, 0.05).unwrap();
+            assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {s}");
+            assert_eq!(a.correct, b.correct, "step {s}");
+        }
+        same_bits(
+            &whole.weights().unwrap(),
+            &split.weights().unwrap(),
+            "weights",
+        );
+        same_bits(
+            &whole.momentum().unwrap(),
+            &split.momentum().unwrap(),
+            "momentum",
+        );
+        // The groups were really used: a binding too small for one image is refused, and
+        // batch norm, whose statistics span the batch, is refused by name.
+        let e = Trainer::new(gpu(), &m, &w, opts(Some(2000))).err().unwrap();
+        assert!(
+            e.to_string().contains("one image's tensor alone passes it"),
+            "{e}"
+        );
+        let bn = model(true);
+        let wb = Weights::init(&bn, Init::Kaiming, seed());
+        let e = Trainer::new(gpu(), &bn, &wb, opts(Some(3000)))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("does not run in groups of images"),
+            "{e}"
+        );
+    });
+}
+
 #[test]
 fn evaluation_agrees_with_the_reference() {
     on_each_gpu(|| {
@@ -414,8 +483,10 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
             let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
             let select =
                 |s| vgg_wgpu::kernels::conv::select(gpu(), s, conv, vgg_wgpu::gpu::Precision::F32);
-            let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, select)
+            let binding = gpu().max_binding_bytes();
+            let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, binding, select)
                 .unwrap()
+                .bytes
                 .iter()
                 .map(|p| p.1)
                 .sum();

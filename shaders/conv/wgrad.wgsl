@@ -27,6 +27,12 @@ override KS: u32;
 override CHUNKS: u32;
 // Work items each lane takes per chunk.
 override PER: u32;
+// The chunks cover spans of SPAN work items, CPI chunks to a span: one span of every item
+// (SPAN = all of them, CPI = CHUNKS), or one span per image (SPAN = an image's items), so
+// that the chunks of a group of images are the chunks of those images in the whole batch:
+// a trainer that runs a batch in groups of images gets the same partial sums, bit for bit.
+override SPAN: u32;
+override CPI: u32;
 // Output rows per work item.
 const ROWS: u32 = 8u;
 override ACCUMULATE: bool = false;
@@ -154,8 +160,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let taps = KS * KS;
 
     for (var it = 0u; it < PER; it++) {
-        let g = (chunk * PER + it) * WG + lid;
-        if (g >= items) { break; }
+        let span = chunk / CPI;
+        let g = span * SPAN + ((chunk % CPI) * PER + it) * WG + lid;
+        if (g >= min(items, (span + 1u) * SPAN)) { break; }
         let n = g / (segs * gx);
         let y0 = (g / gx) % segs * ROWS;
         let x0 = (g % gx) * 4u;

@@ -25,8 +25,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let co = pair / C_IN;
     let ci = pair % C_IN;
     let pad = i32(KS / 2u);
+    let base = (co * C_IN + ci) * KS * KS;
+    // Summed onto what dw holds (ACCUMULATE) image by image, in order: a batch run in
+    // groups of images adds the same terms in the same order as the whole batch.
     var acc: array<f32, 9>;
-    for (var t = 0u; t < 9u; t++) { acc[t] = 0.0; }
+    for (var t = 0u; t < 9u; t++) {
+        acc[t] = select(0.0, dw[base + min(t, KS * KS - 1u)], ACCUMULATE && t < KS * KS);
+    }
     for (var n = 0u; n < N; n++) {
         let gplane = (n * C_OUT + co) * H * W;
         let xplane = (n * C_IN + ci) * H * W;
@@ -45,8 +50,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    let base = (co * C_IN + ci) * KS * KS;
-    for (var t = 0u; t < KS * KS; t++) {
-        if (ACCUMULATE) { dw[base + t] += acc[t]; } else { dw[base + t] = acc[t]; }
-    }
+    for (var t = 0u; t < KS * KS; t++) { dw[base + t] = acc[t]; }
 }

@@ -16,7 +16,9 @@ fn elements() -> u32 {
 }
 
 fn element(i: u32) {
-    var s = 0.0;
+    // Added one chunk at a time onto what dw holds (ACCUMULATE) or onto 0: the same sums
+    // in the same order whether a batch's chunks come in one call or in several.
+    var s = select(0.0, dw[i], ACCUMULATE);
     for (var c = 0u; c < CHUNKS; c++) { s += partial[c * LEN + i]; }
-    if (ACCUMULATE) { dw[i] += s; } else { dw[i] = s; }
+    dw[i] = s;
 }

@@ -424,13 +424,13 @@ fn wgrad(
 ) -> Result<Kernel> {
     use crate::kernels::conv::wgrad as wg;
     let mut rng = TensorRng::new(11);
-    let op = wg::wgrad_for(gpu, s, false, forward)?;
+    let op = wg::wgrad_for(gpu, s, false, forward, s.n)?;
     let x = gpu.upload("bench input", &rng.uniform(s.input_len()))?;
     let dy = gpu.upload("bench dy", &rng.uniform(s.output_len()))?;
     let coop = forward.f16_operands();
     let partial = match coop {
         true => wg::coop_partial_len(s),
-        false => wg::partial_len(s),
+        false => wg::partial_len(s, s.n),
     };
     let partials = gpu.alloc("bench partials", (partial.max(1) * 4) as u64)?;
     let dw = gpu.alloc("bench output", (s.weight_len() * 4) as u64)?;
@@ -441,7 +441,7 @@ fn wgrad(
     let mut k = entry("conv/wgrad", shape, t, 2.0 * s.macs() as f64, bytes);
     k.variant = match (&op.reduce, op.main.name.as_str()) {
         (_, _) if coop => format!("{forward:?}/{} chunks", wg::coop_split(s).0),
-        (Some(_), _) => format!("gemm/{} chunks", wg::split(s).0),
+        (Some(_), _) => format!("gemm/{} chunks", wg::split(s, s.n).chunks),
         (None, "conv/wgrad") => "gemm".into(),
         (None, _) => "pairs".into(),
     };

@@ -63,7 +63,9 @@ impl Args {
                 ..Default::default()
             };
             let device = Gpu::new(&gpu.options()).ok();
-            let plan = vgg_wgpu::train::memory_plan(&model, &opts, |s| match &device {
+            // wgpu's default binding limit where no adapter is found.
+            let binding = device.as_ref().map_or(128 << 20, |g| g.max_binding_bytes());
+            let plan = vgg_wgpu::train::memory_plan(&model, &opts, binding, |s| match &device {
                 Some(g) => vgg_wgpu::kernels::conv::select(g, s, None, Precision::F32),
                 None => NO_ADAPTER_TUNE,
             })?;
@@ -72,16 +74,29 @@ impl Args {
                      for the backward pass):",
                 opts.accumulate
             );
-            for (what, b) in &plan {
+            for (what, b) in &plan.bytes {
                 println!("  {what:<52} {:>12}", fmt_bytes(*b));
             }
-            let total: u64 = plan.iter().map(|p| p.1).sum();
+            let total: u64 = plan.bytes.iter().map(|p| p.1).sum();
             println!(
                 "  {:<52} {:>12} ({} bytes)",
                 "total",
                 fmt_bytes(total),
                 thousands(total)
             );
+            if !plan.grouped.is_empty() {
+                let groups: Vec<String> = plan
+                    .grouped
+                    .iter()
+                    .map(|(name, size)| format!("{name} ({size})"))
+                    .collect();
+                println!(
+                    "  run in groups of images (a batch's tensor would pass the {} binding \
+                     limit), images per group: {}",
+                    fmt_bytes(binding),
+                    groups.join(", ")
+                );
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

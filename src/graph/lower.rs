@@ -90,8 +90,13 @@ pub struct Flow {
     pub params: bool,
     /// Its input's (off for the first layer that trains: nothing below needs it).
     pub dx: bool,
-    /// Parameter gradients add to what an earlier micro-batch left instead of replacing it.
+    /// Parameter gradients add to what an earlier micro-batch (or group of images) left
+    /// instead of replacing it.
     pub accumulate: bool,
+    /// The images of the whole batch, where the node runs on a group of them at a time
+    /// (`At::n` of them): reductions over the batch are ordered by it, so the groups' sums
+    /// add up to the whole batch's bit for bit.
+    pub batch: usize,
 }
 
 /// The gradient flowing back: `cur` holds dL/d(output) of the node being lowered; a kernel
@@ -99,11 +104,26 @@ pub struct Flow {
 pub struct PingPong<'b> {
     pub cur: &'b Buffer,
     pub other: &'b Buffer,
+    swaps: usize,
 }
 
-impl PingPong<'_> {
+impl<'b> PingPong<'b> {
+    pub fn new(cur: &'b Buffer, other: &'b Buffer) -> Self {
+        PingPong {
+            cur,
+            other,
+            swaps: 0,
+        }
+    }
+
+    /// How often the two swapped: odd where the gradient now sits in the other buffer.
+    pub fn swaps(&self) -> usize {
+        self.swaps
+    }
+
     fn swap(&mut self) {
         std::mem::swap(&mut self.cur, &mut self.other);
+        self.swaps += 1;
     }
 }
 
@@ -298,8 +318,13 @@ impl Lowering<'_> {
                 let shape = self.conv_shape(at, layer)?;
                 if flow.params {
                     // On tensor cores where the forward runs there (f16 training).
-                    let k =
-                        kernels::conv::wgrad::wgrad_for(gpu, shape, accumulate, forward.variant)?;
+                    let k = kernels::conv::wgrad::wgrad_for(
+                        gpu,
+                        shape,
+                        accumulate,
+                        forward.variant,
+                        flow.batch,
+                    )?;
                     match k.reduce {
                         Some(r) => {
                             ks.push(bound(gpu, k.main, &[x, g.cur, partials])?);

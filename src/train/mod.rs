@@ -37,6 +37,10 @@ pub struct TrainOptions {
     /// Split FC weights as if one binding held at most this many bytes (tests use it to
     /// exercise the split on small layers); the adapter's limit otherwise.
     pub max_binding: Option<u64>,
+    /// Run a node whose batch tensors pass one binding in groups of images as if a binding
+    /// held at most this many bytes (tests use it to exercise the groups on small layers);
+    /// the adapter's limit otherwise.
+    pub group_binding: Option<u64>,
     /// The forward convolution variant of every layer [default: the adapter's].
     pub conv: Option<ConvTune>,
     /// The leading model layers whose parameters (and batch-norm statistics) stay bitwise
@@ -71,6 +75,7 @@ impl Default for TrainOptions {
             dropout: true,
             seed: 0,
             max_binding: None,
+            group_binding: None,
             conv: None,
             frozen: 0,
             precision: Precision::F32,
@@ -132,8 +137,11 @@ pub struct Trainer<'g> {
     pack: Vec<Bound>,
     /// Per micro-batch: forward, loss and backward; the first micro-batch's backward
     /// writes gradients, the others add to them.
-    first: Vec<Bound>,
-    rest: Vec<Bound>,
+    first: Vec<Work>,
+    rest: Vec<Work>,
+    /// The group buffers of nodes that run in groups of images.
+    local: Option<Local>,
+    grouped: Vec<(String, usize)>,
     sgd: Vec<Bound>,
     io: Io,
     /// The weight gradients' partial sums (Layout::partials).
@@ -285,6 +293,49 @@ struct TrainNode {
     saved: Saved,
     /// Its parameters stay as loaded (`TrainOptions::frozen`).
     frozen: bool,
+    /// Images per group where the batch's tensors of this node pass one binding: the node
+    /// then runs group by group on [`Local`] buffers, copied from and to the batch's.
+    group: Option<usize>,
+}
+
+/// The buffers a node run in groups of images works on (shared by every such node: they
+/// run one after another), each holding one group's tensor.
+#[derive(Clone, Copy)]
+struct Local {
+    x: usize,
+    y: usize,
+    dx: usize,
+    dy: usize,
+    argmax: usize,
+}
+
+/// Bytes of one image's input and output of a node.
+fn image_bytes(at: &At) -> (u64, u64) {
+    let per = |d: &[usize; 3]| d.iter().product::<usize>() as u64 * 4;
+    (per(&at.input), per(&at.output))
+}
+
+fn copy(src: (usize, u64), dst: (usize, u64), bytes: u64) -> Work {
+    Work::Copy { src, dst, bytes }
+}
+
+/// The groups of a batch of `n` at `size` images a group: (first image, images).
+fn groups(n: usize, size: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .step_by(size.max(1))
+        .map(|b0| (b0, size.min(n - b0)))
+        .collect()
+}
+
+/// Work of a training pass: a bound kernel, or a copy between two buffers (buffer index,
+/// byte offset) that moves a group of images' tensor.
+enum Work {
+    Kernel(Bound),
+    Copy {
+        src: (usize, u64),
+        dst: (usize, u64),
+        bytes: u64,
+    },
 }
 
 /// Every buffer a trainer allocates and what each node binds, decided without a device:
@@ -299,6 +350,10 @@ struct Layout {
     /// The weight gradients' partial sums (`conv::wgrad::partial_len`), one buffer for
     /// every conv: they run one after another.
     partials: usize,
+    /// Where some node runs in groups of images.
+    local: Option<Local>,
+    /// The nodes that run in groups of images: (name, images per group).
+    grouped: Vec<(String, usize)>,
 }
 
 /// A layer's conv configuration, and the row chunks of an FC weight [n_out, k].
@@ -307,8 +362,25 @@ type Choose<'a> = (
     &'a dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
 );
 
+/// Whether a node of this op can run in groups of images bit for bit as on the whole batch:
+/// it works image by image, or (conv) its reductions over the batch add the groups' sums in
+/// the batch's order.
+fn groupable(op: NodeOp) -> bool {
+    matches!(
+        op,
+        NodeOp::Conv { .. } | NodeOp::Relu | NodeOp::MaxPool | NodeOp::Lrn { .. }
+    )
+}
+
 impl Layout {
-    fn new(model: &Model, opts: &TrainOptions, (tune, chunks): Choose) -> Result<Layout> {
+    /// The trainer's buffers for `model` at `opts`, with every tensor a kernel binds within
+    /// `max_binding` bytes: a node whose batch tensors pass it runs in groups of images.
+    fn new(
+        model: &Model,
+        opts: &TrainOptions,
+        max_binding: u64,
+        (tune, chunks): Choose,
+    ) -> Result<Layout> {
         let graph = Graph::build_train(model, opts.dropout)?;
         let (n, acc) = (opts.batch, opts.accumulate);
         let mut l = Layout {
@@ -319,7 +391,11 @@ impl Layout {
             io: Io::default(),
             grads: [0, 0],
             partials: 0,
+            local: None,
+            grouped: Vec::new(),
         };
+        // The largest group tensors: (input, output) elements.
+        let mut local = (0, 0);
         l.partials = l.buf("weight gradient partial sums", Kind::Gradients, 1);
         let in_len = model.input_dims().iter().product::<usize>();
         l.io = Io {
@@ -342,6 +418,39 @@ impl Layout {
                 output: graph.tensors[node.output].dims,
             };
             max_act = max_act.max(at.output.iter().product::<usize>());
+            let per_image = at
+                .input
+                .iter()
+                .product::<usize>()
+                .max(at.output.iter().product::<usize>());
+            let group = match (n as u64).checked_mul(per_image as u64 * 4) {
+                Some(b) if b <= max_binding => None,
+                _ => {
+                    let fit = (max_binding / (per_image as u64 * 4)) as usize;
+                    if fit == 0 || !groupable(node.op) {
+                        return Err(Error::Limit(format!(
+                            "{} at a batch of {n} needs {} bytes in one binding, the adapter \
+                             allows {max_binding}{}; train with a smaller --batch-size and \
+                             --accumulate to keep the step's batch",
+                            node.name,
+                            n * per_image * 4,
+                            if fit == 0 {
+                                " (one image's tensor alone passes it)"
+                            } else {
+                                ", and this op does not run in groups of images"
+                            }
+                        )));
+                    }
+                    // Even groups: 16 at 10 a binding runs as 8 + 8.
+                    let count = n.div_ceil(fit);
+                    let size = n.div_ceil(count);
+                    let i = at.input.iter().product::<usize>();
+                    let o = at.output.iter().product::<usize>();
+                    local = (local.0.max(size * i), local.1.max(size * o));
+                    l.grouped.push((node.name.clone(), size));
+                    Some(size)
+                }
+            };
             let y = l.buf(
                 "activation",
                 Kind::Activations,
@@ -363,11 +472,12 @@ impl Layout {
             {
                 if let Op::Conv { c_in, c_out, k } = model.layers()[layer].op {
                     let [_, h, w] = at.output;
-                    let s = ConvShape::new(n, c_in, c_out, h, w, k);
+                    // A group's weight gradient at a time where the node runs in groups.
+                    let s = ConvShape::new(group.unwrap_or(n), c_in, c_out, h, w, k);
                     // The weight gradient follows the forward variant (`wgrad_for`).
                     let need = match tune.variant.f16_operands() {
                         true => kernels::conv::wgrad::coop_partial_len(s),
-                        false => kernels::conv::wgrad::partial_len(s),
+                        false => kernels::conv::wgrad::partial_len(s, n),
                     };
                     let p = &mut l.bufs[l.partials];
                     p.elems = p.elems.max(need);
@@ -380,6 +490,17 @@ impl Layout {
                 y,
                 saved,
                 frozen,
+                group,
+            });
+        }
+        if local != (0, 0) {
+            let (i, o) = local;
+            l.local = Some(Local {
+                x: l.buf("group input", Kind::Activations, i),
+                y: l.buf("group output", Kind::Activations, o),
+                dx: l.buf("group input gradient", Kind::Gradients, i),
+                dy: l.buf("group output gradient", Kind::Gradients, o),
+                argmax: l.buf("group argmax", Kind::Activations, o),
             });
         }
         l.grads = [
@@ -595,6 +716,9 @@ impl<'g> Trainer<'g> {
         let lay = Layout::new(
             model,
             &opts,
+            opts.group_binding
+                .unwrap_or(u64::MAX)
+                .min(gpu.max_binding_bytes()),
             (
                 &|s| kernels::conv::select(gpu, s, opts.conv, opts.precision),
                 &|k, n| row_chunks(gpu, k, n, max, Precision::F32),
@@ -626,6 +750,8 @@ impl<'g> Trainer<'g> {
             pack: Vec::new(),
             first: Vec::new(),
             rest: Vec::new(),
+            local: lay.local,
+            grouped: lay.grouped,
             sgd: Vec::new(),
             io: lay.io,
             partials: lay.partials,
@@ -661,10 +787,12 @@ impl<'g> Trainer<'g> {
         }
     }
 
-    /// The forward buffers of a node, and its backward ones, from its saved indices.
+    /// The forward buffers of a node, and its backward ones, from its saved indices; a max
+    /// pool run in groups of images keeps its argmax in `local`'s.
     fn with_binds<T>(
         &self,
         node: &TrainNode,
+        local: Option<Local>,
         f: impl FnOnce(&Binds, &Grads) -> Result<T>,
     ) -> Result<T> {
         let saved = &node.saved;
@@ -734,7 +862,10 @@ impl<'g> Trainer<'g> {
                 },
                 &Grads::None,
             ),
-            Saved::MaxPool { argmax } => f(&Binds::MaxPool { argmax: b(*argmax) }, &Grads::None),
+            Saved::MaxPool { argmax } => {
+                let argmax = local.map_or(*argmax, |l| l.argmax);
+                f(&Binds::MaxPool { argmax: b(argmax) }, &Grads::None)
+            }
             Saved::Linear { chunks, bias } => {
                 let params = LinearParams {
                     chunks: chunks.iter().map(|c| b(p(c.2).w).clone()).collect(),
@@ -751,6 +882,80 @@ impl<'g> Trainer<'g> {
             }
             Saved::Dropout { seed, .. } => f(&Binds::Dropout { seed: b(*seed) }, &Grads::None),
         }
+    }
+
+    /// A node's forward over the batch group by group: each group's input copied into the
+    /// group buffer, the node's kernels at the group's size, its output (and a max pool's
+    /// argmax) copied back to the batch's buffers.
+    fn grouped_forward(&self, lower: &Lowering, t: &TrainNode, size: usize) -> Result<Vec<Work>> {
+        let l = self.local_buffers()?;
+        let (pi, po) = image_bytes(&t.at);
+        let mut ks = Vec::new();
+        for (b0, gn) in groups(t.at.n, size) {
+            let (b0, g) = (b0 as u64, gn as u64);
+            let at = At { n: gn, ..t.at };
+            ks.push(copy((t.x, b0 * pi), (l.x, 0), g * pi));
+            let (x, y) = (&self.bufs[l.x], &self.bufs[l.y]);
+            let fwd = self.with_binds(t, Some(l), |b, _| lower.forward(&at, x, y, b))?;
+            ks.extend(fwd.into_iter().map(Work::Kernel));
+            ks.push(copy((l.y, 0), (t.y, b0 * po), g * po));
+            if let Saved::MaxPool { argmax } = t.saved {
+                ks.push(copy((l.argmax, 0), (argmax, b0 * po), g * po));
+            }
+        }
+        Ok(ks)
+    }
+
+    /// A node's backward over the batch group by group, from the gradient in buffer `g.0`
+    /// (the node's output's) to its input's in `g.1`: each group's saved tensors and output
+    /// gradient copied into the group buffers, the node's backward kernels at the group's
+    /// size, the input gradient copied back. The second group on adds to the parameter
+    /// gradients the first wrote, in the batch's order (`Flow::batch`), so the sums are the
+    /// whole batch's bit for bit. Whether an input gradient was written to `g.1`.
+    fn grouped_backward(
+        &self,
+        lower: &Lowering,
+        t: &TrainNode,
+        size: usize,
+        g: (usize, usize),
+        flow: Flow,
+        ks: &mut Vec<Work>,
+    ) -> Result<bool> {
+        let l = self.local_buffers()?;
+        let (pi, po) = image_bytes(&t.at);
+        for (k, (b0, gn)) in groups(t.at.n, size).into_iter().enumerate() {
+            let (b0, n) = (b0 as u64, gn as u64);
+            let at = At { n: gn, ..t.at };
+            ks.push(copy((g.0, b0 * po), (l.dy, 0), n * po));
+            ks.push(copy((t.x, b0 * pi), (l.x, 0), n * pi));
+            ks.push(copy((t.y, b0 * po), (l.y, 0), n * po));
+            if let Saved::MaxPool { argmax } = t.saved {
+                ks.push(copy((argmax, b0 * po), (l.argmax, 0), n * po));
+            }
+            let flow = Flow {
+                accumulate: flow.accumulate || k > 0,
+                ..flow
+            };
+            let (x, y) = (&self.bufs[l.x], &self.bufs[l.y]);
+            let (dy, dx) = (&self.bufs[l.dy], &self.bufs[l.dx]);
+            let mut pp = PingPong::new(dy, dx);
+            let bwd = self.with_binds(t, Some(l), |b, d| {
+                lower.backward(&at, x, y, &mut pp, b, d, flow)
+            })?;
+            ks.extend(bwd.into_iter().map(Work::Kernel));
+            // Nothing below the first layer that trains reads a gradient (`Flow::dx`).
+            if !flow.dx || pp.swaps() == 0 {
+                continue;
+            }
+            let result = if pp.swaps() % 2 == 1 { l.dx } else { l.dy };
+            ks.push(copy((result, 0), (g.1, b0 * pi), n * pi));
+        }
+        Ok(flow.dx)
+    }
+
+    fn local_buffers(&self) -> Result<Local> {
+        self.local
+            .ok_or_else(|| Error::Shape("a node runs in groups without group buffers".into()))
     }
 
     fn kernel(&self, op: Kernel, ids: &[usize]) -> Result<Bound> {
@@ -809,22 +1014,26 @@ impl<'g> Trainer<'g> {
             let accumulate = mb > 0;
             let mut ks = Vec::new();
             for t in nodes {
+                if let Some(size) = t.group {
+                    ks.extend(self.grouped_forward(&lower, t, size)?);
+                    continue;
+                }
                 let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-                let fwd = self.with_binds(t, |b, _| lower.forward(&t.at, x, y, b))?;
+                let fwd = self.with_binds(t, None, |b, _| lower.forward(&t.at, x, y, b))?;
                 if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
                     (t.at.op, fwd.first())
                 {
                     linear_variants.insert(layer, lin.variant);
                 }
-                ks.extend(fwd);
+                ks.extend(fwd.into_iter().map(Work::Kernel));
             }
             let op = kernels::softmax::xent(gpu, n, classes, scale)?;
             let io = self.io;
-            ks.push(self.kernel(op, &[logits, io.labels, grads[0], io.stats, io.hyper])?);
-            let mut g = PingPong {
-                cur: &self.bufs[grads[0]],
-                other: &self.bufs[grads[1]],
-            };
+            let xent = self.kernel(op, &[logits, io.labels, grads[0], io.stats, io.hyper])?;
+            ks.push(Work::Kernel(xent));
+            // The gradient buffers by index: (holding dL/d(output) of the node lowered
+            // next, the other).
+            let mut g = (grads[0], grads[1]);
             // Nothing below the first node with parameters that train needs a gradient.
             let first = nodes
                 .iter()
@@ -833,15 +1042,27 @@ impl<'g> Trainer<'g> {
                 if first.is_none_or(|f| i < f) {
                     break;
                 }
-                let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
                 let flow = Flow {
                     params: !t.frozen,
                     dx: first.is_some_and(|f| i > f),
                     accumulate,
+                    batch: n,
                 };
-                ks.extend(
-                    self.with_binds(t, |b, d| lower.backward(&t.at, x, y, &mut g, b, d, flow))?,
-                );
+                if let Some(size) = t.group {
+                    if self.grouped_backward(&lower, t, size, g, flow, &mut ks)? {
+                        g = (g.1, g.0);
+                    }
+                    continue;
+                }
+                let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
+                let mut pp = PingPong::new(&self.bufs[g.0], &self.bufs[g.1]);
+                let bwd = self.with_binds(t, None, |b, d| {
+                    lower.backward(&t.at, x, y, &mut pp, b, d, flow)
+                })?;
+                ks.extend(bwd.into_iter().map(Work::Kernel));
+                if pp.swaps() % 2 == 1 {
+                    g = (g.1, g.0);
+                }
             }
             lists.push(ks);
         }
@@ -979,7 +1200,7 @@ impl<'g> Trainer<'g> {
                         Some(4),
                     );
                 }
-                self.pass(&mut enc, if mb == 0 { &self.first } else { &self.rest })?;
+                self.passes(&mut enc, if mb == 0 { &self.first } else { &self.rest })?;
                 let b_s = (2 * n * 4) as u64;
                 enc.copy_buffer_to_buffer(
                     &self.bufs[self.io.stats],
@@ -1097,6 +1318,36 @@ impl<'g> Trainer<'g> {
         });
         for k in ks {
             k.encode(self.gpu, &mut pass)?;
+        }
+        Ok(())
+    }
+
+    /// Kernels in compute passes, each copy between two of them.
+    fn passes(&self, enc: &mut wgpu::CommandEncoder, work: &[Work]) -> Result<()> {
+        let mut rest = work;
+        while !rest.is_empty() {
+            let kernels = rest
+                .iter()
+                .position(|w| matches!(w, Work::Copy { .. }))
+                .unwrap_or(rest.len());
+            if kernels > 0 {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("train"),
+                    timestamp_writes: None,
+                });
+                for w in &rest[..kernels] {
+                    if let Work::Kernel(k) = w {
+                        k.encode(self.gpu, &mut pass)?;
+                    }
+                }
+            }
+            if let Some(Work::Copy { src, dst, bytes }) = rest.get(kernels) {
+                let (s, d) = (&self.bufs[src.0], &self.bufs[dst.0]);
+                enc.copy_buffer_to_buffer(s, src.1, d, dst.1, Some(*bytes));
+                rest = &rest[kernels + 1..];
+            } else {
+                rest = &rest[kernels..];
+            }
         }
         Ok(())
     }
@@ -1262,17 +1513,30 @@ pub fn demo_weights() -> Result<Weights> {
 pub fn memory_plan(
     model: &Model,
     opts: &TrainOptions,
+    max_binding: u64,
     tune: impl Fn(ConvShape) -> ConvTune,
-) -> Result<Vec<(&'static str, u64)>> {
+) -> Result<TrainPlan> {
     let whole = |_k: usize, n: usize| Ok(vec![(0, n)]);
-    let lay = Layout::new(model, opts, (&tune, &whole))?;
-    Ok(Kind::ALL
-        .iter()
-        .map(|&kind| {
-            let b = lay.bufs.iter().filter(|s| s.kind == kind);
-            (kind.what(), b.map(|s| bytes(s.elems)).sum())
-        })
-        .collect())
+    let max = opts.group_binding.unwrap_or(u64::MAX).min(max_binding);
+    let lay = Layout::new(model, opts, max, (&tune, &whole))?;
+    Ok(TrainPlan {
+        bytes: Kind::ALL
+            .iter()
+            .map(|&kind| {
+                let b = lay.bufs.iter().filter(|s| s.kind == kind);
+                (kind.what(), b.map(|s| bytes(s.elems)).sum())
+            })
+            .collect(),
+        grouped: lay.grouped,
+    })
+}
+
+/// What [`memory_plan`] finds.
+pub struct TrainPlan {
+    /// Bytes by what they hold.
+    pub bytes: Vec<(&'static str, u64)>,
+    /// The nodes that run in groups of images (`Trainer::grouped`).
+    pub grouped: Vec<(String, usize)>,
 }
 
 impl Trainer<'_> {
@@ -1284,6 +1548,12 @@ impl Trainer<'_> {
     /// The FC variant FC layer `layer`'s forward trains with (None for other layers).
     pub fn linear_variant(&self, layer: usize) -> Option<LinearVariant> {
         self.linear_variants.get(&layer).copied()
+    }
+
+    /// The nodes whose batch tensors pass one binding, so they run in groups of images:
+    /// (name, images per group; the last group may have fewer).
+    pub fn grouped(&self) -> &[(String, usize)] {
+        &self.grouped
     }
 
     /// Bytes of every GPU buffer this trainer holds (the readback buffer included).

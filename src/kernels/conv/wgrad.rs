@@ -37,23 +37,65 @@ const ITEMS_PER_CHUNK: usize = LANES * 2;
 /// The most elements of partial sums a split may take (16 MiB of f32).
 const MAX_PARTIAL: usize = 1 << 22;
 
-/// How the weight gradient of `s` splits the batch's pixels: (chunks, work items per lane
-/// per chunk at 32 lanes). A function of the shape alone, so a trainer's buffers can be
-/// sized without an adapter.
-pub fn split(s: ConvShape) -> (usize, usize) {
-    let cap = (MAX_PARTIAL / s.weight_len().max(1)).max(1);
-    let chunks = items(s).div_ceil(ITEMS_PER_CHUNK).clamp(1, cap);
-    (chunks, items(s).div_ceil(LANES * chunks))
+/// The most elements of partial sums a split with one span per image may take for the
+/// whole batch (32 MiB of f32: every VGG's early layers up to batch 56).
+const MAX_PARTIAL_PER_IMAGE: usize = 1 << 23;
+
+/// How the weight gradient of `s` splits its pixels into chunks of partial sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub chunks: usize,
+    /// Work items per span: the chunks cover spans of this many items, `per_span` chunks to
+    /// a span.
+    pub span: usize,
+    pub per_span: usize,
 }
 
-/// Elements of the partial-sum buffer the weight gradient of `s` needs (0 with one chunk).
-pub fn partial_len(s: ConvShape) -> usize {
-    if s.n * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS {
+/// How the weight gradient of `s`, a group of `s.n` images of a batch of `batch`, splits its
+/// pixels. Where the whole batch's partial sums fit [`MAX_PARTIAL_PER_IMAGE`], each image
+/// is a span of its own and its chunk count is decided by the batch, so the chunks of a
+/// group are exactly those of its images in the whole batch: a trainer that runs a batch in
+/// groups (under the binding limit) adds the same partial sums in the same order. Elsewhere
+/// one span covers every item. A function of the shapes alone, so buffers can be sized
+/// without an adapter.
+pub fn split(s: ConvShape, batch: usize) -> Split {
+    let wl = s.weight_len().max(1);
+    let per_image = s.h.div_ceil(ROWS) * s.w.div_ceil(4);
+    let batch = batch.max(s.n);
+    if batch * wl <= MAX_PARTIAL_PER_IMAGE {
+        let cpi = per_image
+            .div_ceil(ITEMS_PER_CHUNK)
+            .clamp(1, MAX_PARTIAL_PER_IMAGE / (batch * wl));
+        return Split {
+            chunks: s.n * cpi,
+            span: per_image,
+            per_span: cpi,
+        };
+    }
+    let cap = (MAX_PARTIAL / wl).max(1);
+    let chunks = items(s).div_ceil(ITEMS_PER_CHUNK).clamp(1, cap);
+    Split {
+        chunks,
+        span: items(s),
+        per_span: chunks,
+    }
+}
+
+/// Whether the weight gradient of `s` in a batch of `batch` runs one invocation per channel
+/// pair (few pixels in the whole batch), which sums image by image.
+fn pairs(s: ConvShape, batch: usize) -> bool {
+    batch.max(s.n) * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS
+}
+
+/// Elements of the partial-sum buffer the weight gradient of `s` (a group of `s.n` images
+/// of a batch of `batch`) needs: 0 with one chunk.
+pub fn partial_len(s: ConvShape, batch: usize) -> usize {
+    if pairs(s, batch) {
         return 0;
     }
-    match split(s) {
-        (1, _) => 0,
-        (chunks, _) => chunks * s.weight_len(),
+    match split(s, batch).chunks {
+        1 => 0,
+        chunks => chunks * s.weight_len(),
     }
 }
 
@@ -71,8 +113,10 @@ pub struct Wgrad {
 /// against 35; 256 -> 256 at 8x8, 16 groups, 14.8 against 12.4).
 const MIN_GEMM_GROUPS: usize = 16;
 
-/// Conv weight gradient of `s`, canonical [c_out, c_in, k, k]; `accumulate` adds to dw.
-pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
+/// Conv weight gradient of `s`, canonical [c_out, c_in, k, k], for a group of `s.n` images
+/// of a batch of `batch` (`s.n` for the whole batch at once); `accumulate` adds to dw, as a
+/// later group or micro-batch does.
+pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<Wgrad> {
     s.check_kernel_size()?;
     let bindings = vec![
         ("x", s.input_len()),
@@ -82,7 +126,7 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
     // Few work items fill the GPU better one per channel pair; and the driver may be one
     // that cannot build conv/wgrad (`gpu::DRIVER_ISSUES`; the partial sums sized by
     // `partial_len` then go unused).
-    if s.n * s.h * s.w.div_ceil(4) < MIN_GEMM_GROUPS || gpu.driver_issue("conv/wgrad").is_some() {
+    if pairs(s, batch) || gpu.driver_issue("conv/wgrad").is_some() {
         let mut consts = s.consts();
         consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
         let main = Kernel::new(
@@ -95,14 +139,20 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool) -> Result<Wgrad> {
         )?;
         return Ok(Wgrad { main, reduce: None });
     }
-    let (chunks, _) = split(s);
+    let Split {
+        chunks,
+        span,
+        per_span,
+    } = split(s, batch);
     let lanes = lanes(gpu);
-    let per = items(s).div_ceil(lanes * chunks);
+    let per = span.div_ceil(lanes * per_span);
     let mut consts = s.consts();
     consts.extend([
         ("WG", lanes as f64),
         ("CHUNKS", chunks as f64),
         ("PER", per as f64),
+        ("SPAN", span as f64),
+        ("CPI", per_span as f64),
         ("ACCUMULATE", accumulate as u8 as f64),
     ]);
     let blocks = s.c_out.div_ceil(BLOCK.0) * s.c_in.div_ceil(BLOCK.1);
@@ -222,13 +272,22 @@ pub fn wgrad_for(
     s: ConvShape,
     accumulate: bool,
     forward: super::ConvVariant,
+    batch: usize,
 ) -> Result<Wgrad> {
     use super::ConvVariant;
     let shader = match forward {
         ConvVariant::Coop => shader!("conv/coop_wgrad"),
         ConvVariant::CoopEmulated => shader!("conv/coop_wgrad_emulated"),
-        _ => return wgrad(gpu, s, accumulate),
+        _ => return wgrad(gpu, s, accumulate, batch),
     };
+    if batch != s.n {
+        // Its chunks run over the batch's pixels, not image by image.
+        return Err(crate::error::Error::Limit(format!(
+            "the {forward:?} weight gradient runs on a whole batch, not in groups of \
+             images ({} of {batch}); train with a batch whose activations fit one binding",
+            s.n
+        )));
+    }
     s.check_kernel_size()?;
     if let Some(why) = forward.spec().missing(gpu) {
         return Err(crate::error::Error::Limit(why));
@@ -266,6 +325,30 @@ pub fn wgrad_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_of_images_splits_into_its_images_chunks_of_the_whole_batch() {
+        // VGG16's first layers at batch 32 split per image, and a group of 8 of those
+        // images into exactly their chunks; a layer whose batch partial sums would pass the
+        // cap keeps one span over every item.
+        for (s, per_image) in [
+            (ConvShape::new(32, 64, 64, 224, 224, 3), true),
+            (ConvShape::new(32, 128, 128, 112, 112, 3), true),
+            (ConvShape::new(32, 512, 512, 14, 14, 3), false),
+        ] {
+            let whole = split(s, s.n);
+            let group = split(ConvShape { n: 8, ..s }, s.n);
+            let span = s.h.div_ceil(ROWS) * s.w.div_ceil(4);
+            assert_eq!(whole.span == span, per_image, "{s:?}");
+            if per_image {
+                assert_eq!(group.per_span, whole.per_span);
+                assert_eq!(group.chunks * 4, whole.chunks);
+                assert!(whole.chunks * s.weight_len() <= MAX_PARTIAL_PER_IMAGE);
+            } else {
+                assert_eq!(whole.span, items(s));
+            }
+        }
+    }
 
     #[test]
     fn the_coop_split_covers_every_pixel_once_in_whole_steps() {
