@@ -50,6 +50,22 @@ fn report(path: &Path) -> serde_json::Value {
         .expect("the report is JSON")
 }
 
+/// `vgg check --seed 1 --json DIR/report.json ARGS` within `limit`: its exit code, its
+/// output, and the report's first adapter.
+fn check(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &Path)],
+    limit: Duration,
+) -> (i32, String, serde_json::Value) {
+    let json = dir.join("report.json");
+    let mut all = vec!["check", "--seed", "1", "--json", json.to_str().unwrap()];
+    all.extend(args);
+    let (code, out) = vgg_within(&all, env, limit);
+    let adapter = report(&json)["adapters"][0].clone();
+    (code, out, adapter)
+}
+
 #[test]
 fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
     // The max-pool kernel with a loop of 2^32 steps per lane in front: the grid case
@@ -66,23 +82,11 @@ fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
         let m = pool(i);\n    output[i] = S(m.value);\n    argmax[i] = m.index + k - 7u;";
     std::fs::create_dir_all(dir.join("pool")).unwrap();
     std::fs::write(dir.join("pool/forward.wgsl"), source.replace(tail, looping)).unwrap();
-    let json = dir.join("report.json");
-    let args = [
-        "check",
-        "--op",
-        "pool/forward",
-        "--gpu-timeout",
-        "3",
-        "--seed",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    let (code, out) = vgg_within(&args, &[("VGG_SHADER_DIR", &dir)], Duration::from_secs(90));
+    let args = ["--op", "pool/forward", "--gpu-timeout", "3"];
+    let env = [("VGG_SHADER_DIR", dir.as_path())];
+    let (code, out, a) = check(&dir, &args, &env, Duration::from_secs(90));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("did not finish within 3.000s"), "{out}");
-    let r = report(&json);
-    let a = &r["adapters"][0];
     assert_eq!(a["status"], "failed");
     // What was left after the hung case is skipped, saying why.
     let skipped = a["skipped"].as_array().unwrap();
@@ -99,27 +103,14 @@ fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
 #[test]
 fn a_case_past_its_time_bound_is_stopped_naming_its_stage() {
     let dir = temp_dir("slow");
-    let json = dir.join("report.json");
-    let args = [
-        "check",
-        "--op",
-        "network",
-        "--case-timeout",
-        "0.3",
-        "--seed",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    let (code, out) = vgg_within(&args, &[], Duration::from_secs(120));
+    let args = ["--op", "network", "--case-timeout", "0.3"];
+    let (code, out, a) = check(&dir, &args, &[], Duration::from_secs(120));
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("past the bound of 0.3 s (--case-timeout)"),
         "{out}"
     );
     assert!(out.contains("cases left are skipped"), "{out}");
-    let r = report(&json);
-    let a = &r["adapters"][0];
     let stopped = a["stopped"]
         .as_str()
         .expect("the report says what was stopped");
@@ -148,27 +139,14 @@ fn a_case_past_its_time_bound_is_stopped_naming_its_stage() {
 #[test]
 fn memory_past_the_cap_stops_the_check() {
     let dir = temp_dir("memory");
-    let json = dir.join("report.json");
     // The pool cases hold a 3x128x224x224 input and its reference: far past 64 MiB.
-    let args = [
-        "check",
-        "--op",
-        "pool",
-        "--memory-cap",
-        "64",
-        "--seed",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ];
-    let (code, out) = vgg_within(&args, &[], Duration::from_secs(120));
+    let args = ["--op", "pool", "--memory-cap", "64"];
+    let (code, out, a) = check(&dir, &args, &[], Duration::from_secs(120));
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("past the cap of 64 MiB (--memory-cap)"),
         "{out}"
     );
-    let r = report(&json);
-    let a = &r["adapters"][0];
     assert_eq!(a["memory_cap_bytes"], 64u64 << 20);
     assert!(a["peak_memory_bytes"].as_u64().unwrap() > 64 << 20, "{a}");
     assert!(a["stopped"].is_string(), "{a}");
@@ -189,28 +167,18 @@ fn swiftshaders_compiler_bug_is_worked_around_and_caught_when_it_is_not() {
         return;
     };
     let dir = temp_dir("swiftshader");
-    let json = dir.join("report.json");
     let args = [
-        "check",
         "--adapter",
         "swiftshader",
         "--op",
         "conv/backward",
         "--memory-cap",
         "1500",
-        "--seed",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
     ];
+    let limit = Duration::from_secs(300);
     // By default the weight gradient runs as wgrad_pairs there, and every case passes.
-    let (code, out) = vgg_within(
-        &args,
-        &[("VK_ADD_DRIVER_FILES", &icd)],
-        Duration::from_secs(300),
-    );
+    let (code, out, a) = check(&dir, &args, &[("VK_ADD_DRIVER_FILES", &icd)], limit);
     assert_eq!(code, 0, "{out}");
-    let a = &report(&json)["adapters"][0];
     assert!(a["name"].as_str().unwrap().contains("SwiftShader"), "{a}");
     assert!(
         a["workarounds"][0]
@@ -222,16 +190,12 @@ fn swiftshaders_compiler_bug_is_worked_around_and_caught_when_it_is_not() {
     // Without the workaround the driver's compiler balloons inside pipeline creation: the
     // check stops it there, at the cap, and says so.
     let off = Path::new("0");
-    let (code, out) = vgg_within(
-        &args,
-        &[
-            ("VK_ADD_DRIVER_FILES", &icd),
-            ("VGG_DRIVER_WORKAROUNDS", off),
-        ],
-        Duration::from_secs(300),
-    );
+    let env = [
+        ("VK_ADD_DRIVER_FILES", icd.as_path()),
+        ("VGG_DRIVER_WORKAROUNDS", off),
+    ];
+    let (code, out, a) = check(&dir, &args, &env, limit);
     assert_eq!(code, 1, "{out}");
-    let a = &report(&json)["adapters"][0];
     let stopped = a["stopped"].as_str().unwrap();
     assert!(
         stopped.contains("stopped in the pipeline stage of conv/wgrad::main")
