@@ -131,8 +131,11 @@ fn check_catches_an_off_by_one_kernel() {
     )
     .unwrap();
     let json = dir.join("report.json");
+    // The pool cases only: the whole suite runs on every adapter in tests/ops.rs.
     let mut args = vec![
         "check",
+        "--op",
+        "pool",
         "--no-determinism",
         "--json",
         json.to_str().unwrap(),
