@@ -22,6 +22,11 @@ const MAX_MEMO: usize = 1 << 20;
 /// Values a pickle may copy out of its memo, all together: a memo read copies the value,
 /// so a list appended to itself through the memo would otherwise double at every step.
 const MAX_COPIED: usize = 1 << 24;
+/// Containers inside containers: a state dict nests four deep (a checkpoint's optimizer
+/// state five or six). The bound keeps every walk of a value (copy, count, drop) on a
+/// stack of at most this many frames: a pickle nesting a tuple a million deep would
+/// otherwise overflow the thread's stack in the drop of the value alone.
+const MAX_DEPTH: u32 = 64;
 
 /// A storage's element type.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,9 +72,11 @@ enum Value {
     Str(String),
     /// An integer past 8 bytes, little-endian (the legacy format's magic number).
     Big(Vec<u8>),
-    Tuple(Vec<Value>),
-    List(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
+    /// Containers carry their nesting depth (1 + their deepest item's, MAX_DEPTH), kept
+    /// as items are added so no check walks the items again.
+    Tuple(Vec<Value>, u32),
+    List(Vec<Value>, u32),
+    Dict(Vec<(Value, Value)>, u32),
     Global(String),
     Storage {
         dtype: Dtype,
@@ -104,16 +111,43 @@ struct Machine<'a> {
     copied: usize,
 }
 
-/// The values in `v`, itself included.
+/// The values in `v`, itself included (recursion bounded by MAX_DEPTH).
 fn count(v: &Value) -> usize {
     match v {
-        Value::Tuple(t) | Value::List(t) => 1 + t.iter().map(count).sum::<usize>(),
-        Value::Dict(d) => 1 + d.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>(),
+        Value::Tuple(t, _) | Value::List(t, _) => 1 + t.iter().map(count).sum::<usize>(),
+        Value::Dict(d, _) => 1 + d.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>(),
         _ => 1,
     }
 }
 
 type Fail = String;
+
+impl Value {
+    fn depth(&self) -> u32 {
+        match self {
+            Value::Tuple(_, d) | Value::List(_, d) | Value::Dict(_, d) => *d,
+            _ => 0,
+        }
+    }
+}
+
+/// The depth of a container holding an item of depth `item` beside what it already held
+/// at depth `had`, refused past MAX_DEPTH.
+fn nest(had: u32, item: u32) -> std::result::Result<u32, Fail> {
+    let d = had.max(item + 1);
+    if d > MAX_DEPTH {
+        return Err(format!(
+            "a pickle nesting containers more than {MAX_DEPTH} deep"
+        ));
+    }
+    Ok(d)
+}
+
+/// A tuple of `items`, its depth checked.
+fn tuple(items: Vec<Value>) -> std::result::Result<Value, Fail> {
+    let d = items.iter().try_fold(1, |d, v| nest(d, v.depth()))?;
+    Ok(Value::Tuple(items, d))
+}
 
 impl<'a> Machine<'a> {
     fn new(data: &'a [u8], pos: usize) -> Machine<'a> {
@@ -220,9 +254,9 @@ impl<'a> Machine<'a> {
                 }
                 b'.' => return self.pop(),
                 b'(' => self.push(Value::Mark)?,
-                b'}' => self.push(Value::Dict(Vec::new()))?,
-                b']' => self.push(Value::List(Vec::new()))?,
-                b')' => self.push(Value::Tuple(Vec::new()))?,
+                b'}' => self.push(Value::Dict(Vec::new(), 1))?,
+                b']' => self.push(Value::List(Vec::new(), 1))?,
+                b')' => self.push(Value::Tuple(Vec::new(), 1))?,
                 b'N' => self.push(Value::None)?,
                 0x88 => self.push(Value::Other)?,
                 0x89 => self.push(Value::Other)?,
@@ -303,7 +337,8 @@ impl<'a> Machine<'a> {
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(items))?
+                    let t = tuple(items)?;
+                    self.push(t)?
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -311,7 +346,8 @@ impl<'a> Machine<'a> {
                         return Err("a tuple of more items than the stack holds".into());
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Value::Tuple(items))?
+                    let t = tuple(items)?;
+                    self.push(t)?
                 }
                 b'c' => {
                     let module = self.line()?;
@@ -350,7 +386,7 @@ impl<'a> Machine<'a> {
                     // BUILD: an object's state. A state dict's OrderedDict carries its
                     // `_metadata` (module versions) this way; it is not needed.
                     self.pop()?;
-                    if !matches!(self.stack.last(), Some(Value::Dict(_) | Value::Tensor(_))) {
+                    if !matches!(self.stack.last(), Some(Value::Dict(..) | Value::Tensor(_))) {
                         return Err("BUILD on something other than a dict or tensor".into());
                     }
                 }
@@ -358,7 +394,10 @@ impl<'a> Machine<'a> {
                     let v = self.pop()?;
                     let k = self.pop()?;
                     match self.stack.last_mut() {
-                        Some(Value::Dict(d)) => d.push((k, v)),
+                        Some(Value::Dict(d, depth)) => {
+                            *depth = nest(nest(*depth, k.depth())?, v.depth())?;
+                            d.push((k, v))
+                        }
                         _ => return Err("SETITEM on something other than a dict".into()),
                     }
                 }
@@ -368,24 +407,31 @@ impl<'a> Machine<'a> {
                         return Err("SETITEMS with an odd number of items".into());
                     }
                     let mut it = items.into_iter();
-                    let Some(Value::Dict(d)) = self.stack.last_mut() else {
+                    let Some(Value::Dict(d, depth)) = self.stack.last_mut() else {
                         return Err("SETITEMS on something other than a dict".into());
                     };
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        *depth = nest(nest(*depth, k.depth())?, v.depth())?;
                         d.push((k, v));
                     }
                 }
                 b'a' => {
                     let v = self.pop()?;
                     match self.stack.last_mut() {
-                        Some(Value::List(l)) => l.push(v),
+                        Some(Value::List(l, depth)) => {
+                            *depth = nest(*depth, v.depth())?;
+                            l.push(v)
+                        }
                         _ => return Err("APPEND on something other than a list".into()),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
                     match self.stack.last_mut() {
-                        Some(Value::List(l)) => l.extend(items),
+                        Some(Value::List(l, depth)) => {
+                            *depth = items.iter().try_fold(*depth, |d, v| nest(d, v.depth()))?;
+                            l.extend(items)
+                        }
                         _ => return Err("APPENDS on something other than a list".into()),
                     }
                 }
@@ -405,7 +451,7 @@ impl<'a> Machine<'a> {
 
 /// A persistent id: ('storage', storage type, key, location, numel[, view metadata]).
 fn persistent(pid: Value) -> std::result::Result<Value, Fail> {
-    let Value::Tuple(t) = pid else {
+    let Value::Tuple(t, _) = pid else {
         return Err("a persistent id that is not a tuple".into());
     };
     match t.as_slice() {
@@ -429,7 +475,7 @@ fn persistent(pid: Value) -> std::result::Result<Value, Fail> {
 
 fn usizes(v: &Value, what: &str) -> std::result::Result<Vec<usize>, Fail> {
     match v {
-        Value::Tuple(t) | Value::List(t) => t
+        Value::Tuple(t, _) | Value::List(t, _) => t
             .iter()
             .map(|x| match x {
                 Value::Int(i) => usize::try_from(*i).map_err(|_| format!("a negative {what}")),
@@ -445,11 +491,11 @@ fn call(f: Value, args: Value) -> std::result::Result<Value, Fail> {
     let Value::Global(name) = f else {
         return Err("a call of something that is not a global".into());
     };
-    let Value::Tuple(args) = args else {
+    let Value::Tuple(args, _) = args else {
         return Err(format!("{name} called without an argument tuple"));
     };
     match name.as_str() {
-        ORDERED_DICT if args.is_empty() => Ok(Value::Dict(Vec::new())),
+        ORDERED_DICT if args.is_empty() => Ok(Value::Dict(Vec::new(), 1)),
         REBUILD_TENSOR => match args.as_slice() {
             [Value::Storage { dtype, key, numel }, Value::Int(offset), size, stride, ..] => {
                 Ok(Value::Tensor(Box::new(PthTensor {
@@ -476,7 +522,7 @@ fn call(f: Value, args: Value) -> std::result::Result<Value, Fail> {
 
 /// The tensors of a state dict (or of a dict holding one under `state_dict` or `model`).
 fn tensors(v: Value) -> std::result::Result<Vec<(String, PthTensor)>, Fail> {
-    let Value::Dict(d) = v else {
+    let Value::Dict(d, _) = v else {
         return Err("the pickle holds no dict of tensors".into());
     };
     let mut out = Vec::new();
@@ -484,7 +530,7 @@ fn tensors(v: Value) -> std::result::Result<Vec<(String, PthTensor)>, Fail> {
     for (k, v) in d {
         match (k, v) {
             (Value::Str(k), Value::Tensor(t)) => out.push((k, *t)),
-            (Value::Str(k), d @ Value::Dict(_)) if k == "state_dict" || k == "model" => {
+            (Value::Str(k), d @ Value::Dict(..)) if k == "state_dict" || k == "model" => {
                 nested = Some(d)
             }
             _ => {}
@@ -501,7 +547,9 @@ fn tensors(v: Value) -> std::result::Result<Vec<(String, PthTensor)>, Fail> {
 /// stride and offset; every index is checked against the storage first.
 fn values(t: &PthTensor, storage: &[u8]) -> std::result::Result<Vec<f32>, Fail> {
     let e = t.dtype.size();
-    if (storage.len() as u64) < t.numel as u64 * e as u64 {
+    // Checked, not wrapped: 2^62 elements of 4 bytes would wrap to 0 bytes and pass.
+    let need = t.numel.checked_mul(e).filter(|n| *n <= storage.len());
+    if need.is_none() {
         return Err(format!(
             "storage {} holds {} bytes for {} elements of {e} bytes",
             t.key,
@@ -524,8 +572,8 @@ fn values(t: &PthTensor, storage: &[u8]) -> std::result::Result<Vec<f32>, Fail> 
         ));
     }
     if count > 0 {
-        let last = t
-            .size
+        // The last element's index bounds every other's (sizes and strides are unsigned).
+        t.size
             .iter()
             .zip(&t.stride)
             .try_fold(t.offset, |a, (s, st)| {
@@ -533,11 +581,13 @@ fn values(t: &PthTensor, storage: &[u8]) -> std::result::Result<Vec<f32>, Fail> 
             })
             .filter(|l| *l < t.numel)
             .ok_or_else(|| format!("a tensor reaching past its storage {}", t.key))?;
-        let _ = last;
     }
-    let get = |i: usize| -> f32 {
-        let b = &storage[i * e..i * e + e];
-        match t.dtype {
+    let get = |i: usize| -> std::result::Result<f32, Fail> {
+        let b = i
+            .checked_mul(e)
+            .and_then(|at| storage.get(at..at.checked_add(e)?))
+            .ok_or_else(|| format!("a tensor reaching past its storage {}", t.key))?;
+        Ok(match t.dtype {
             Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
             Dtype::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
             Dtype::Bf16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
@@ -545,13 +595,14 @@ fn values(t: &PthTensor, storage: &[u8]) -> std::result::Result<Vec<f32>, Fail> 
                 f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
             }
             Dtype::Int(_) => 0.0,
-        }
+        })
     };
+    // count <= numel <= storage bytes / e: the allocation is bounded by the file's size.
     let mut out = Vec::with_capacity(count);
     let mut idx = vec![0usize; t.size.len()];
     for _ in 0..count {
         let at = t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<usize>();
-        out.push(get(at));
+        out.push(get(at)?);
         // The next index in row-major order.
         for d in (0..idx.len()).rev() {
             idx[d] += 1;
@@ -656,7 +707,7 @@ fn legacy_format(bytes: &[u8]) -> std::result::Result<Parsed<'_>, Fail> {
     m.stack.clear();
     m.memo.clear();
     let keys = match m.run()? {
-        Value::List(l) => l
+        Value::List(l, _) => l
             .into_iter()
             .map(|k| match k {
                 Value::Str(s) => Ok(s),
@@ -753,6 +804,134 @@ mod tests {
         b.extend([0u8; 16]);
         let e = err(&b);
         assert!(e.contains("past its storage"), "{e}");
+    }
+
+    /// An 8-byte LONG1 integer, so any u64 fits.
+    fn long(v: u64) -> Vec<u8> {
+        let mut b = vec![0x8a, 8];
+        b.extend(v.to_le_bytes());
+        b
+    }
+
+    /// A legacy file of `{'w': _rebuild_tensor_v2(<storage 's' of numel>, offset, size,
+    /// stride)}` whose tail stores `stored` floats for 's'.
+    fn one_tensor(numel: u64, offset: u64, size: &[u64], stride: &[u64], stored: u64) -> Vec<u8> {
+        let mut obj = vec![0x80, 0x02, b'}', 0x8c, 1, b'w', b'c'];
+        obj.extend(b"torch._utils\n_rebuild_tensor_v2\n");
+        obj.extend([b'(', b'(', 0x8c, 7]);
+        obj.extend(b"storage");
+        obj.push(b'c');
+        obj.extend(b"torch\nFloatStorage\n");
+        obj.extend([0x8c, 1, b's', 0x8c, 3]);
+        obj.extend(b"cpu");
+        obj.extend(long(numel));
+        obj.extend([b't', b'Q']);
+        obj.extend(long(offset));
+        for dims in [size, stride] {
+            obj.push(b'(');
+            for d in dims {
+                obj.extend(long(*d));
+            }
+            obj.push(b't');
+        }
+        obj.extend([0x89, b')', b't', b'R', b's', b'.']);
+        let mut b = legacy(&obj);
+        b.truncate(b.len() - 4);
+        b.extend([0x80, 0x02, b']', 0x8c, 1, b's', b'a', b'.']);
+        b.extend(stored.to_le_bytes());
+        b.extend(vec![0u8; stored as usize * 4]);
+        b
+    }
+
+    #[test]
+    fn sizes_that_wrap_are_refused_before_any_slice_or_allocation() {
+        // 2^62 floats are 2^64 bytes, 0 when wrapped: the storage's 2048 bytes would pass.
+        let e = err(&one_tensor(1 << 62, 0, &[1 << 62], &[1], 512));
+        assert!(e.contains("storage s holds 2048 bytes"), "{e}");
+        // The same through sizes and a stride: 2^31 x 2^31 elements.
+        let e = err(&one_tensor(
+            1 << 62,
+            0,
+            &[1 << 31, 1 << 31],
+            &[1 << 31, 1],
+            512,
+        ));
+        assert!(e.contains("storage s holds 2048 bytes"), "{e}");
+        // A stride whose product with the size wraps, over an honest storage.
+        let e = err(&one_tensor(512, 0, &[5, 2], &[1 << 62, 1], 512));
+        assert!(e.contains("past its storage"), "{e}");
+        let e = err(&one_tensor(512, i64::MAX as u64, &[2], &[1], 512));
+        assert!(e.contains("past its storage"), "{e}");
+        // And the honest tensor reads.
+        let w = read_pth(
+            &one_tensor(512, 2, &[3, 5], &[5, 1], 512),
+            Path::new("x.pth"),
+        );
+        assert!(w.is_ok());
+    }
+
+    #[test]
+    fn pickles_nesting_a_million_deep_are_refused_at_the_depth_bound() {
+        let n = 1_000_000;
+        // `n` containers opened, `inner` pushed, and each closed into the one below.
+        let wrap = |open: &[u8], inner: &[u8], close: &[u8], n: usize| {
+            let mut b = vec![0x80, 0x02];
+            for _ in 0..n {
+                b.extend(open);
+            }
+            b.extend(inner);
+            for _ in 0..n {
+                b.extend(close);
+            }
+            b.push(b'.');
+            b
+        };
+        let memo_chain = {
+            // (x,) memoized and read back, a million times: each read copies the chain.
+            let mut b = vec![0x80, 0x02, b')'];
+            for _ in 0..n {
+                b.extend([b'q', 0, 0x30, b'h', 0, 0x85]);
+            }
+            b.push(b'.');
+            b
+        };
+        let cases = [
+            ("tuples by MARK", wrap(b"(", b"", b"t", n)),
+            ("lists", wrap(b"]", b"]", b"a", n)),
+            // Each level pushes its key too: half as many stay under the stack bound.
+            ("dict values", wrap(b"}K\x01", b"N", b"s", n / 2)),
+            ("lists by MARK", wrap(b"](", b"", b"e", n / 2)),
+            ("memo chain", memo_chain),
+        ];
+        for (what, pickle) in cases {
+            let e = err(&legacy(&pickle));
+            assert!(e.contains("more than 64 deep"), "{what}: {e}");
+        }
+    }
+
+    /// The fuzz target's hostile seeds (fuzz/seeds/pth: nesting past the bound, sizes
+    /// that wrap) are refused, and so are mutated copies, without a panic.
+    #[test]
+    fn the_fuzz_seeds_are_refused_and_their_mutations_never_panic() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/pth");
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let good = std::fs::read(&path).unwrap();
+            assert!(read_pth(&good, &path).is_err(), "{}", path.display());
+            let mut x = 0x2545f4914f6cdd1du64;
+            for _ in 0..500 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut b = good.clone();
+                let at = (x as usize >> 8) % b.len();
+                b[at] = (x & 0xff) as u8;
+                let _ = read_pth(&b, &path);
+            }
+            seeds += 1;
+        }
+        assert!(seeds >= 6);
     }
 
     #[test]
