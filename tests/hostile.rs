@@ -361,7 +361,7 @@ fn data_files_are_sized_by_their_headers() {
     std::fs::write(&bomb, z.finish().unwrap()).unwrap();
     one_error_line(
         &train(&bomb),
-        &["bomb.idx.gz", "decompresses to over 800 bytes"],
+        &["bomb.idx.gz", "holds more than the 800 bytes"],
     );
     let r = vgg_capped(&["train", "--format", "cifar10", "--data", "/dev/zero"]);
     one_error_line(&r, &["/dev/zero", "is a device"]);
@@ -380,6 +380,64 @@ fn data_files_are_sized_by_their_headers() {
         out.to_str().unwrap(),
     ]);
     one_error_line(&r, &["one", "one class", "two"]);
+}
+
+/// `n` zero bytes after `head`, gzipped (the best level: a bomb's ratio).
+fn gz_zeros(head: &[u8], n: usize) -> Vec<u8> {
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(head).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(zeros.len());
+        z.write_all(&zeros[..k]).unwrap();
+        left -= k;
+    }
+    z.finish().unwrap()
+}
+
+/// Gzip bombs in every compressed format: each refused from its header or at the first
+/// byte past its format's bound, inflating no more than that (under a 1 GiB address space).
+#[test]
+fn compressed_data_is_refused_as_soon_as_it_exceeds_its_header() {
+    let d = dir("bombs");
+    let train = |format: &str, data: &Path| {
+        let out = d.join("out");
+        vgg_capped(&[
+            "train",
+            "--mnist-model",
+            "--format",
+            format,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // A header of one 46000x46000 image (2.1 GB) over 8 MB of zeros, 8 KB compressed.
+    let big = d.join("big.idx.gz");
+    std::fs::write(&big, gz_zeros(&idx_header(1, 46000, 46000), 8 << 20)).unwrap();
+    let labels = d.join("labels.idx");
+    std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 1, 3]).unwrap();
+    let both = format!("{},{}", big.display(), labels.display());
+    let r = train("mnist-idx", Path::new(&both));
+    one_error_line(&r, &["big.idx.gz", "1073741824 bytes an IDX file may hold"]);
+    // 60001 CIFAR-10 records of zeros (184 MB inflated, 180 KB compressed).
+    let cifar = d.join("bomb.bin.gz");
+    std::fs::write(&cifar, gz_zeros(&[], 60_001 * 3073)).unwrap();
+    one_error_line(
+        &train("cifar10", &cifar),
+        &["bomb.bin.gz", "more than 60000 records"],
+    );
+    // A CSV line of four million digits.
+    let csv = d.join("digits.csv.gz");
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![b'7'; 4_000_000]).unwrap();
+    std::fs::write(&csv, z.finish().unwrap()).unwrap();
+    one_error_line(
+        &train("mnist-csv", &csv),
+        &["digits.csv.gz", "line 1", "longer than 16384 bytes"],
+    );
 }
 
 #[test]

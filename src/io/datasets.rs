@@ -5,7 +5,7 @@
 
 use super::file_err;
 use crate::error::{Error, Result};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// Images as NCHW f32 in [0, 1], with one label each.
@@ -85,72 +85,143 @@ impl Dataset {
     }
 }
 
-/// The largest data file read, or gzip stream inflated (MNIST's 60000 training digits are
-/// 47 MB, a CIFAR-10 batch 30 MB, the MNIST CSV 110 MB).
+/// The largest data file read (MNIST's 60000 training digits are 47 MB, a CIFAR-10 batch
+/// 30 MB, the MNIST CSV 110 MB).
 pub const MAX_DATA_FILE_BYTES: u64 = 4 << 30;
+/// The most pixel bytes one IDX file's header may claim (EMNIST's largest split is 547 MB):
+/// checked, with the host's memory for the f32 copy, before a byte is inflated.
+pub const MAX_IDX_PAYLOAD: usize = 1 << 30;
+/// The most records one CIFAR-10 file may hold: the whole training set (five batch files
+/// of 10000) in one.
+pub const MAX_CIFAR_RECORDS: usize = 60_000;
+/// The most images one MNIST CSV may hold (the whole of MNIST is 70000), and the longest
+/// line: 785 values of up to 3 digits, with generous room for spaces and decimals.
+pub const MAX_CSV_IMAGES: usize = 200_000;
+pub const MAX_CSV_LINE: usize = 16 << 10;
 
-fn read_maybe_gz(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let raw = super::read_file(path, MAX_DATA_FILE_BYTES, "a data file")?;
-    super::gunzip_bounded(&raw, max).map_err(|e| file_err(path, e))
+/// The file's bytes as a stream, inflated on the fly when they are gzip: readers below
+/// stop at the first byte past what the file's header or format allows, so a small
+/// compressed file cannot make them inflate gigabytes first.
+fn stream(raw: &[u8]) -> Box<dyn std::io::BufRead + '_> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(raw)))
+    } else {
+        Box::new(raw)
+    }
+}
+
+/// Whether `r` has another byte (an error reads as "yes": the caller reports the data).
+fn more(r: &mut dyn std::io::BufRead) -> std::result::Result<bool, String> {
+    r.fill_buf()
+        .map(|b| !b.is_empty())
+        .map_err(|e| format!("corrupt gzip data: {e}"))
 }
 
 /// The bytes of an IDX file of magic `magic` whose header is `header` bytes and whose
 /// dimensions (big-endian u32s after the magic) multiply to the payload: the header is read
-/// first (through gzip if need be), so the payload's size is known, checked for overflow
-/// and for the host's memory, and nothing larger is inflated.
-fn parse_idx(raw: Vec<u8>, path: &Path, magic: u32, dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+/// first (through gzip if need be), the payload's size checked for overflow, against
+/// MAX_IDX_PAYLOAD and against the host's memory (with `f32` bytes more per element for
+/// the copy the caller makes), then exactly that many bytes are read and one more refused.
+fn parse_idx(
+    raw: &[u8],
+    path: &Path,
+    magic: u32,
+    dims: usize,
+    f32_copy: bool,
+) -> Result<(Vec<usize>, Vec<u8>)> {
     let header_len = 4 + 4 * dims;
     let mut header = vec![0u8; header_len];
-    let gz = raw.starts_with(&[0x1f, 0x8b]);
-    if gz {
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_exact(&mut header)
-            .map_err(|e| file_err(path, format!("not an IDX file (magic {magic}): {e}")))?;
-    } else if raw.len() >= header_len {
-        header.copy_from_slice(&raw[..header_len]);
-    }
-    if (!gz && raw.len() < header_len) || be32(&header, 0) != magic {
-        return Err(file_err(path, format!("not an IDX file (magic {magic})")));
+    let mut r = stream(raw);
+    let not_idx = |e: String| file_err(path, format!("not an IDX file (magic {magic}){e}"));
+    r.read_exact(&mut header)
+        .map_err(|e| not_idx(format!(": {e}")))?;
+    if be32(&header, 0) != magic {
+        return Err(not_idx(String::new()));
     }
     let shape: Vec<usize> = (0..dims)
         .map(|i| be32(&header, 4 + 4 * i) as usize)
         .collect();
     let payload = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let total = payload.and_then(|p| p.checked_add(header_len));
-    let Some(total) = total.filter(|t| *t as u64 <= MAX_DATA_FILE_BYTES) else {
+    let Some(payload) = payload.filter(|p| *p <= MAX_IDX_PAYLOAD) else {
         return Err(file_err(
             path,
-            format!("its header claims {shape:?}, more than any data file holds"),
+            format!(
+                "its header claims {shape:?}, more than the {MAX_IDX_PAYLOAD} bytes an IDX \
+                 file may hold"
+            ),
         ));
     };
-    let bytes = if gz {
-        super::gunzip_bounded(&raw, total as u64).map_err(|e| file_err(path, e))?
-    } else {
-        raw
+    let per = if f32_copy { 5 } else { 1 };
+    super::check_host_bytes(
+        (payload as u64).checked_mul(per),
+        &format!("{}'s {shape:?}", path.display()),
+    )?;
+    let mut bytes = vec![0u8; payload];
+    let short = |got: usize| {
+        file_err(
+            path,
+            format!(
+                "{} bytes, a header of {shape:?} needs {}",
+                header_len + got,
+                header_len + payload
+            ),
+        )
     };
-    if bytes.len() != total {
+    let mut got = 0;
+    while got < payload {
+        match r.read(&mut bytes[got..]) {
+            Ok(0) => return Err(short(got)),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(file_err(path, format!("corrupt gzip data: {e}"))),
+        }
+    }
+    if more(&mut *r).map_err(|e| file_err(path, e))? {
         return Err(file_err(
             path,
-            format!("{} bytes, a header of {shape:?} needs {total}", bytes.len()),
+            format!(
+                "holds more than the {} bytes its header of {shape:?} says",
+                header_len + payload
+            ),
         ));
     }
-    Ok((shape, bytes[header_len..].to_vec()))
+    Ok((shape, bytes))
 }
 
-/// MNIST as CSV text: each line 784 pixel values (0..=255) then the label (0..=9).
+/// MNIST as CSV text: each line 784 pixel values (0..=255) then the label (0..=9). Read
+/// line by line through gzip if need be, each line and the line count bounded
+/// (MAX_CSV_LINE, MAX_CSV_IMAGES) as it is read.
 pub fn mnist_csv_bytes(raw: &[u8], what: &Path) -> Result<Dataset> {
-    let bytes = super::gunzip_bounded(raw, MAX_DATA_FILE_BYTES).map_err(|e| file_err(what, e))?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| file_err(what, "not text (CSV expected)"))?;
+    let mut r = stream(raw);
     let mut images = Vec::new();
     let mut labels = Vec::new();
-    for (no, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let vals: Vec<&str> = line.split(',').map(str::trim).collect();
-        let bad = |m: String| file_err(what, format!("line {}: {m}", no + 1));
+    let mut line = Vec::new();
+    for no in 1.. {
+        line.clear();
+        let n = std::io::Read::by_ref(&mut r)
+            .take(MAX_CSV_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| file_err(what, format!("corrupt gzip data: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let bad = |m: String| file_err(what, format!("line {no}: {m}"));
+        if line.len() > MAX_CSV_LINE {
+            return Err(bad(format!(
+                "longer than {MAX_CSV_LINE} bytes, more than 785 values take"
+            )));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| bad("not text (CSV expected)".into()))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        if labels.len() == MAX_CSV_IMAGES {
+            return Err(file_err(
+                what,
+                format!("holds more than {MAX_CSV_IMAGES} images, the limit for a CSV file"),
+            ));
+        }
+        let vals: Vec<&str> = text.split(',').map(str::trim).collect();
         if vals.len() != 785 {
             return Err(bad(format!(
                 "{} values, 785 expected (784 pixels, then the label)",
@@ -208,7 +279,7 @@ pub fn mnist_idx(images: &Path, labels: &Path) -> Result<Dataset> {
 
 /// `mnist_idx` on the files' bytes (the paths name them in errors).
 pub fn mnist_idx_bytes(im: Vec<u8>, lb: Vec<u8>, images: &Path, labels: &Path) -> Result<Dataset> {
-    let (shape, im) = parse_idx(im, images, 2051, 3)?;
+    let (shape, im) = parse_idx(&im, images, 2051, 3, true)?;
     let (n, h, w) = (shape[0], shape[1], shape[2]);
     if n == 0 || h == 0 || w == 0 {
         return Err(file_err(
@@ -216,7 +287,7 @@ pub fn mnist_idx_bytes(im: Vec<u8>, lb: Vec<u8>, images: &Path, labels: &Path) -
             format!("holds {n} images of {h}x{w}: nothing"),
         ));
     }
-    let (count, lb) = parse_idx(lb, labels, 2049, 1)?;
+    let (count, lb) = parse_idx(&lb, labels, 2049, 1, false)?;
     if count[0] != n {
         return Err(file_err(
             labels,
@@ -238,54 +309,82 @@ pub fn mnist_idx_bytes(im: Vec<u8>, lb: Vec<u8>, images: &Path, labels: &Path) -
 /// CIFAR-10's binary batches (data_batch_1.bin ...): records of 1 label byte and 3072
 /// pixel bytes.
 pub fn cifar10(paths: &[&Path]) -> Result<Dataset> {
-    let mut d = Dataset {
-        images: Vec::new(),
-        labels: Vec::new(),
-        dims: (3, 32, 32),
-        classes: 10,
-    };
+    let mut d = cifar_dataset();
     for p in paths {
-        let b = read_maybe_gz(p, MAX_DATA_FILE_BYTES)?;
-        append_cifar(&mut d, &b, p)?;
+        let raw = super::read_file(p, MAX_DATA_FILE_BYTES, "a data file")?;
+        append_cifar(&mut d, &raw, p)?;
     }
     Ok(d)
 }
 
 /// One CIFAR-10 batch file's bytes, gzipped or not (`path` names it in errors).
 pub fn cifar10_bytes(raw: &[u8], path: &Path) -> Result<Dataset> {
-    let b = super::gunzip_bounded(raw, MAX_DATA_FILE_BYTES).map_err(|e| file_err(path, e))?;
-    let mut d = Dataset {
+    let mut d = cifar_dataset();
+    append_cifar(&mut d, raw, path)?;
+    Ok(d)
+}
+
+fn cifar_dataset() -> Dataset {
+    Dataset {
         images: Vec::new(),
         labels: Vec::new(),
         dims: (3, 32, 32),
         classes: 10,
-    };
-    append_cifar(&mut d, &b, path)?;
-    Ok(d)
+    }
 }
 
-fn append_cifar(d: &mut Dataset, b: &[u8], p: &Path) -> Result<()> {
+/// The records of one file, read one at a time through gzip if need be and refused at the
+/// record past MAX_CIFAR_RECORDS (184 MB of bytes at most), then converted to f32 once the
+/// host's memory for them is checked.
+fn append_cifar(d: &mut Dataset, raw: &[u8], p: &Path) -> Result<()> {
     const REC: usize = 1 + 3072;
-    if b.is_empty() || !b.len().is_multiple_of(REC) {
-        return Err(file_err(
-            p,
-            format!(
-                "{} bytes is not a whole number of {REC}-byte CIFAR-10 records",
-                b.len()
-            ),
-        ));
-    }
-    super::check_host_bytes(
-        ((d.images.len() + b.len()) as u64).checked_mul(4),
-        "the images as f32",
-    )?;
-    for (i, rec) in b.chunks_exact(REC).enumerate() {
+    let mut r = stream(raw);
+    let mut records: Vec<u8> = Vec::new();
+    let mut rec = [0u8; REC];
+    loop {
+        let i = records.len() / REC;
+        let mut got = 0;
+        while got < REC {
+            match r.read(&mut rec[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(file_err(p, format!("corrupt gzip data: {e}"))),
+            }
+        }
+        if got == 0 && i > 0 {
+            break;
+        }
+        if got < REC {
+            return Err(file_err(
+                p,
+                format!(
+                    "{} bytes is not a whole number of {REC}-byte CIFAR-10 records",
+                    i * REC + got
+                ),
+            ));
+        }
+        if i == MAX_CIFAR_RECORDS {
+            return Err(file_err(
+                p,
+                format!(
+                    "holds more than {MAX_CIFAR_RECORDS} records, the limit for a CIFAR-10 file"
+                ),
+            ));
+        }
         if rec[0] >= 10 {
             return Err(file_err(
                 p,
                 format!("record {i}: label {} is not a class 0..=9", rec[0]),
             ));
         }
+        records.extend_from_slice(&rec);
+    }
+    super::check_host_bytes(
+        ((d.images.len() + records.len()) as u64).checked_mul(4),
+        "the images as f32",
+    )?;
+    for rec in records.chunks_exact(REC) {
         d.labels.push(rec[0] as u32);
         d.images.extend(rec[1..].iter().map(|v| *v as f32 / 255.0));
     }

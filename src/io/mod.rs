@@ -87,25 +87,6 @@ pub fn read_text(path: &Path, max: u64, what: &str) -> crate::Result<String> {
         .map_err(|_| file_err(path, format!("is not UTF-8 text ({what} expected)")))
 }
 
-/// Gunzips `raw` (when it starts with gzip's magic bytes) into at most `max` bytes: a
-/// small file that claims gigabytes stops at the limit instead of filling memory.
-pub fn gunzip_bounded(raw: &[u8], max: u64) -> std::result::Result<Vec<u8>, String> {
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw.to_vec());
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(raw)
-        .take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("corrupt gzip data: {e}"))?;
-    if out.len() as u64 > max {
-        return Err(format!(
-            "decompresses to over {max} bytes, the limit for this format"
-        ));
-    }
-    Ok(out)
-}
-
 /// `MemAvailable` from /proc/meminfo (Linux), in bytes: what a loader may fill at most.
 pub fn memory_available() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
