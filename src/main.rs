@@ -7,11 +7,16 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match cli::Cli::parse().command.run() {
+    cli::output::default_sigpipe();
+    let code = match cli::Cli::parse().command.run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            cli::output::stderr(format_args!("error: {e}"), true);
             ExitCode::FAILURE
         }
+    };
+    if cli::output::stderr_failed() {
+        return ExitCode::FAILURE;
     }
+    code
 }

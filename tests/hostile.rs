@@ -382,6 +382,62 @@ fn data_files_are_sized_by_their_headers() {
     one_error_line(&r, &["one", "one class", "two"]);
 }
 
+/// `vgg args` with stdout on `stdout`: (exit code, signal, stderr).
+fn vgg_into(args: &[&str], stdout: Stdio) -> (Option<i32>, Option<i32>, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_vgg"))
+        .args(args)
+        .env_remove("VGG_ADAPTER")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run vgg");
+    (
+        out.status.code(),
+        out.status.signal(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// stdout on a full disk is one error line and exit 1; a closed pipe ends the command as
+/// it ends `cat` (SIGPIPE, nothing printed); neither panics.
+#[test]
+fn output_errors_are_one_line_and_closed_pipes_end_quietly() {
+    let d = dir("output");
+    let w = tiny_weights(&d);
+    let image = fixture("chelsea.png");
+    let mut infer_args = vec!["infer", "--weights", w.to_str().unwrap()];
+    infer_args.extend(TINY);
+    infer_args.push(image.to_str().unwrap());
+    let commands: [&[&str]; 3] = [
+        &["summary"],
+        &["summary", "--model", "vgg11", "--train"],
+        &infer_args,
+    ];
+    for args in commands {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let (code, signal, err) = vgg_into(args, Stdio::from(full));
+        one_error_line(
+            &(code, String::new(), err.clone()),
+            &["standard output", "No space left"],
+        );
+        assert_eq!(signal, None, "{args:?}");
+        // The pipe's reading end is closed before vgg starts: its first write meets EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let (code, signal, err) = vgg_into(args, Stdio::from(writer));
+        assert_eq!((code, signal), (None, Some(13)), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("error"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// `n` zero bytes after `head`, gzipped (the best level: a bomb's ratio).
 fn gz_zeros(head: &[u8], n: usize) -> Vec<u8> {
     let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

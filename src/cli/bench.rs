@@ -144,7 +144,7 @@ impl Args {
             Some(p) => bench::Report::load_json(&p)?,
             None => {
                 let gpu = Gpu::new(&gpu.options())?;
-                eprintln!("adapter: {}", gpu.describe());
+                errln!("adapter: {}", gpu.describe());
                 // The rows are not counted ahead (tuning and batches add to them): a spinner
                 // with the time spent, the finished rows printed above it.
                 let bar = super::progress::Progress::spinner("benchmarking", json.is_some());
@@ -161,36 +161,36 @@ impl Args {
         let table = report.table();
         let json_stdout = json.as_deref() == Some(std::path::Path::new("-"));
         if json_stdout {
-            eprint!("{table}");
+            err!("{table}");
             let text =
                 serde_json::to_string_pretty(&report).map_err(|e| Error::Shape(e.to_string()))?;
-            println!("{text}");
+            outln!("{text}")?;
         } else {
-            print!("{table}");
+            out!("{table}")?;
         }
         if let Some(p) = json.filter(|_| !json_stdout) {
             report.save_json(&p)?;
-            eprintln!("wrote {}", p.display());
+            errln!("wrote {}", p.display());
         }
         if let Some(p) = markdown {
             vgg_wgpu::io::write_atomically(&p, report.markdown().as_bytes())?;
-            eprintln!("wrote {}", p.display());
+            errln!("wrote {}", p.display());
         }
         if let Some(p) = plot {
             report.plot_svg(&p)?;
-            eprintln!("wrote {}", p.display());
+            errln!("wrote {}", p.display());
         }
         if let Some(other) = other {
             let text = report.compare(&other);
             if json_stdout {
-                eprint!("{text}");
+                err!("{text}");
             } else {
-                print!("{text}");
+                out!("{text}")?;
             }
         }
         // The reports keep the rows that ran; a row that failed still fails the command.
         if !report.failures.is_empty() {
-            eprintln!(
+            errln!(
                 "error: {} row(s) failed: {}",
                 report.failures.len(),
                 report.failures.join("; ")

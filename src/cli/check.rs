@@ -158,12 +158,15 @@ impl Args {
         // The bar over the cases (stderr) is lifted while a line prints; with the JSON on
         // stdout, the table goes to stderr.
         let bar = std::cell::RefCell::new(super::progress::Progress::bar(0, "cases", true));
+        // A failed write to stdout (a full disk) is kept and returned once the adapter in
+        // hand is done: the reports still get written.
+        let unwritten = std::cell::RefCell::new(None);
         let say = |line: &str| {
             bar.borrow().suspend(|| {
                 if json_stdout {
-                    eprintln!("{line}");
-                } else {
-                    println!("{line}");
+                    errln!("{line}");
+                } else if let Err(e) = outln!("{line}") {
+                    unwritten.borrow_mut().get_or_insert(e);
                 }
             })
         };
@@ -193,10 +196,13 @@ impl Args {
             };
             say(&ar.summary());
             report.adapters.push(ar);
+            if unwritten.borrow().is_some() {
+                break;
+            }
         }
         if let Some(path) = &self.json {
             if json_stdout {
-                println!("{}", report.json());
+                outln!("{}", report.json())?;
             } else {
                 write_text(path, &report.json())?;
                 say(&format!("wrote {}", path.display()));
@@ -205,6 +211,9 @@ impl Args {
         if let Some(path) = &self.markdown {
             write_text(path, &report.markdown())?;
             say(&format!("wrote {}", path.display()));
+        }
+        if let Some(e) = unwritten.borrow_mut().take() {
+            return Err(e);
         }
         let code = if report.failed() {
             ExitCode::FAILURE

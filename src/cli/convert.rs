@@ -82,14 +82,14 @@ impl Args {
         let card = Card::new(&model, pre, classes)?;
         weights.save_with(&self.output, Some(&card))?;
         let params: usize = weights.iter().map(|(_, t)| t.data.len()).sum();
-        println!(
+        outln!(
             "wrote {}: {} ({} parameters, {} classes, {} preprocessing)",
             self.output.display(),
             model.name(),
             params,
             model.classes(),
             preset.name()
-        );
+        )?;
         Ok(ExitCode::SUCCESS)
     }
 }

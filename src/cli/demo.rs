@@ -19,7 +19,7 @@ impl Args {
         let weights = vgg_wgpu::train::demo_weights()?;
         let (_, test) = ds::mnist_5k()?.split(1000)?;
         let gpu = Gpu::new(opts)?;
-        println!("adapter: {}", gpu.describe());
+        outln!("adapter: {}", gpu.describe())?;
         let t0 = std::time::Instant::now();
         let mut net = Network::new(&gpu, &model, &weights)?;
         let acc = vgg_wgpu::train::fit::evaluate(&mut net, &test)?;
@@ -29,25 +29,25 @@ impl Args {
         let sample = test.select(&picks);
         let x = vgg_wgpu::Tensor::new(vec![8, 1, 28, 28], sample.images)?;
         let logits = net.forward(&x)?;
-        println!(
+        outln!(
             "{} (trained by this engine, {} parameters) on the 1000 held-out digits of the \
          bundled MNIST subset:",
             model.name(),
             model.params()
-        );
+        )?;
         for (i, &at) in picks.iter().enumerate() {
             let p = vgg_wgpu::io::labels::top_k(logits.row(i), 1)[0].0;
-            println!(
+            outln!(
                 "  held-out digit {at:>3}: label {}, predicted {p}",
                 sample.labels[i]
-            );
+            )?;
         }
-        println!(
+        outln!(
             "accuracy {:.1}% ({} of 1000) in {:.2} s",
             100.0 * acc,
             (acc * 1000.0).round(),
             secs
-        );
+        )?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -24,7 +24,7 @@ impl Args {
                 backends: opts.backend.unwrap_or_else(|| "all".into()),
             });
         }
-        println!(
+        outln!(
             "{:<3} {:<34} {:<7} {:<13} {:<46} {:>10} {:>12} {:>8} {:>6}  features",
             "#",
             "name",
@@ -35,7 +35,7 @@ impl Args {
             "max binding",
             "wg mem",
             "wg inv"
-        );
+        )?;
         for (i, a) in adapters.iter().enumerate() {
             let info = a.get_info();
             let l = a.limits();
@@ -50,7 +50,7 @@ impl Args {
                 features.push(format!("cooperative-matrix {}", coop.join(" / ")));
             }
             let driver = format!("{} {}", info.driver, info.driver_info);
-            println!(
+            outln!(
                 "{:<3} {:<34} {:<7} {:<13} {:<46} {:>10} {:>12} {:>8} {:>6}  {}",
                 i,
                 info.name,
@@ -66,7 +66,7 @@ impl Args {
                 } else {
                     features.join(", ")
                 }
-            );
+            )?;
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -140,6 +140,9 @@ impl Args {
         let t0 = std::time::Instant::now();
         let mut json_results = Vec::new();
         let bar = super::progress::Progress::bar(files.len() as u64, "images", self.json);
+        // A failed write to stdout (a full disk) stops printing; the error is returned once
+        // the run is over (infer::run's callback cannot stop it).
+        let mut unwritten = None;
         let (stats, feats, kept) = infer::run(&mut net, &files, &run_opts, |r| {
             bar.inc(1);
             if self.features.is_some() {
@@ -157,14 +160,19 @@ impl Args {
                     "file": r.path.display().to_string(),
                     "top": top,
                 }));
-            } else {
-                bar.suspend(|| print_top(r, &label));
+            } else if unwritten.is_none() {
+                if let Err(e) = bar.suspend(|| print_top(r, &label)) {
+                    unwritten = Some(e);
+                }
             }
         })?;
+        if let Some(e) = unwritten {
+            return Err(e);
+        }
         bar.finish();
         let total = t0.elapsed().as_secs_f64();
         for e in &stats.skipped {
-            eprintln!("warning: skipped {e}");
+            errln!("warning: skipped {e}");
         }
         if let (Some(out), Some(f), Some(layer)) = (&self.out, &feats, &self.features) {
             save_features(out, f, layer, &model, &kept)?;
@@ -178,10 +186,10 @@ impl Args {
                 "skipped": skipped,
                 "images_per_second": stats.images as f64 / total,
             });
-            println!("{doc:#}");
+            outln!("{doc:#}")?;
         }
         let n = stats.images.max(1) as f64;
-        eprintln!(
+        errln!(
             "{}: {} images in {total:.2} s: {:.2} images/s, {:.1} ms per image (forward {:.1} \
              ms, decoding {:.1} ms) on {}",
             model.name(),
@@ -197,7 +205,7 @@ impl Args {
                 Some(e) => format!(" ({} skipped; the first: {e})", stats.skipped.len()),
                 None => String::new(),
             };
-            eprintln!("error: no image could be classified{why}");
+            errln!("error: no image could be classified{why}");
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
@@ -273,8 +281,11 @@ impl Args {
 }
 
 /// One image's classes as the terminal shows them.
-fn print_top(r: &vgg_wgpu::infer::ImageResult, label: &dyn Fn(usize) -> String) {
-    println!("{}", r.path.display());
+fn print_top(
+    r: &vgg_wgpu::infer::ImageResult,
+    label: &dyn Fn(usize) -> String,
+) -> vgg_wgpu::Result<()> {
+    outln!("{}", r.path.display())?;
     for (rank, &(c, p)) in r.top.iter().enumerate() {
         let name = label(c);
         let class = if name == format!("class {c}") {
@@ -282,8 +293,9 @@ fn print_top(r: &vgg_wgpu::infer::ImageResult, label: &dyn Fn(usize) -> String) 
         } else {
             format!("{name} (class {c})")
         };
-        println!("  {:>2}  {:>7.3}%  {class}", rank + 1, p * 100.0);
+        outln!("  {:>2}  {:>7.3}%  {class}", rank + 1, p * 100.0)?;
     }
+    Ok(())
 }
 
 /// `--features` output: a .npy array, or a safetensors file naming the layer and the files.
@@ -306,7 +318,7 @@ fn save_features(
         ];
         io::save_safetensors(out, &[(layer, f)], Some(meta.into_iter().collect()))?;
     }
-    eprintln!(
+    errln!(
         "wrote {} of shape {:?} to {}",
         layer,
         f.shape,

@@ -1,12 +1,30 @@
 //! The command line: one module per command, each a clap `Args` struct with its `run`.
 //! Shared argument groups (the adapter, the model) and small parsers live here.
 
+/// `println!` that returns an error when stdout cannot be written (see output.rs).
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::cli::output::stdout(format_args!($($t)*), true) };
+}
+/// `print!` that returns an error when stdout cannot be written.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::output::stdout(format_args!($($t)*), false) };
+}
+/// `eprintln!` without the panic: best effort, a failure noted for the exit status.
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::cli::output::stderr(format_args!($($t)*), true) };
+}
+/// `eprint!` without the panic.
+macro_rules! err {
+    ($($t:tt)*) => { $crate::cli::output::stderr(format_args!($($t)*), false) };
+}
+
 pub mod bench;
 pub mod check;
 pub mod convert;
 pub mod demo;
 pub mod devices;
 pub mod infer;
+pub mod output;
 pub mod progress;
 pub mod summary;
 pub mod train;

@@ -33,7 +33,7 @@ impl Progress {
     pub fn spinner(message: &str, quiet: bool) -> Progress {
         if !shown(quiet) {
             if !quiet {
-                eprintln!("{message} ...");
+                errln!("{message} ...");
             }
             return Progress { bar: None };
         }
@@ -82,7 +82,7 @@ impl Progress {
 
     /// A line on stderr, above the bar.
     pub fn line(&self, text: &str) {
-        self.suspend(|| eprintln!("{text}"));
+        self.suspend(|| errln!("{text}"));
     }
 
     pub fn finish(&self) {

@@ -50,7 +50,7 @@ impl Args {
         } = self;
         if list {
             for (name, what) in NAMES {
-                println!("{name:<10} {what}");
+                outln!("{name:<10} {what}")?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -69,33 +69,33 @@ impl Args {
                 Some(g) => vgg_wgpu::kernels::conv::select(g, s, None, Precision::F32),
                 None => NO_ADAPTER_TUNE,
             })?;
-            println!(
+            outln!(
                 "training memory plan at micro-batch {batch} x {} (every activation kept \
                      for the backward pass):",
                 opts.accumulate
-            );
+            )?;
             for (what, b) in &plan.bytes {
-                println!("  {what:<52} {:>12}", fmt_bytes(*b));
+                outln!("  {what:<52} {:>12}", fmt_bytes(*b))?;
             }
             let total: u64 = plan.bytes.iter().map(|p| p.1).sum();
-            println!(
+            outln!(
                 "  {:<52} {:>12} ({} bytes)",
                 "total",
                 fmt_bytes(total),
                 thousands(total)
-            );
+            )?;
             if !plan.grouped.is_empty() {
                 let groups: Vec<String> = plan
                     .grouped
                     .iter()
                     .map(|(name, size)| format!("{name} ({size})"))
                     .collect();
-                println!(
+                outln!(
                     "  run in groups of images (a batch's tensor would pass the {} binding \
                      limit), images per group: {}",
                     fmt_bytes(binding),
                     groups.join(", ")
-                );
+                )?;
             }
         }
         Ok(ExitCode::SUCCESS)
@@ -106,7 +106,7 @@ impl Args {
 /// wgpu's default limits).
 fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<()> {
     let table = Summary { model, batch };
-    println!("{table}");
+    outln!("{table}")?;
     let gpu = Gpu::new(opts);
     let (limits, tune, budget, on) = match &gpu {
         Ok(g) => {
@@ -146,26 +146,26 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
         }),
         Err(_) => graph::weight_bytes(model, Precision::F32, |_| tune),
     };
-    println!("planned GPU memory at batch {batch} on {on}:");
-    println!(
+    outln!("planned GPU memory at batch {batch} on {on}:")?;
+    outln!(
         "  weights {} (conv weights packed for the kernels each layer runs, {:?} for large \
          3x3 layers, batch norm folded)",
         fmt_bytes(weights),
         tune.variant
-    );
-    println!(
+    )?;
+    outln!(
         "  activations {} in {} reused buffers (the input included; all layer outputs \
          together would take {})",
         fmt_bytes(plan.activation_bytes()),
         plan.slots.len(),
         fmt_bytes(table.activation_bytes())
-    );
-    println!("  output readback {}", fmt_bytes(plan.readback));
-    println!(
+    )?;
+    outln!("  output readback {}", fmt_bytes(plan.readback))?;
+    outln!(
         "  total {} ({} bytes)",
         fmt_bytes(weights + plan.bytes()),
         thousands(weights + plan.bytes())
-    );
+    )?;
     for (i, s) in plan.stages.iter().enumerate() {
         let first = &g.nodes[s.nodes.start].name;
         let last = &g.nodes[s.nodes.end - 1].name;
@@ -180,7 +180,7 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
         } else {
             "over the whole batch".to_string()
         };
-        println!("  {first} .. {last}: {} GPU ops {how}", s.nodes.len());
+        outln!("  {first} .. {last}: {} GPU ops {how}", s.nodes.len())?;
     }
     Ok(())
 }

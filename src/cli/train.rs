@@ -125,7 +125,7 @@ impl Args {
             ..o
         };
         let gpu = Gpu::new(&self.gpu.options())?;
-        eprintln!(
+        errln!(
             "training {} on {} ({} train, {} held out) on {}",
             model.name(),
             self.format,
@@ -135,7 +135,7 @@ impl Args {
         );
         let f16 = o.train.precision == vgg_wgpu::gpu::Precision::F16;
         if f16 && !gpu.cooperative_matrix() {
-            eprintln!(
+            errln!(
                 "{} lists no cooperative matrices of {}: f16 training multiplies in f32 \
                  here (with the loss scaling)",
                 gpu.info().name,
@@ -209,7 +209,7 @@ impl Args {
         weights.save_with(&path, Some(&card))?;
         let (csv, svg) = (self.out.join("metrics.csv"), self.out.join("metrics.svg"));
         vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
-        eprintln!(
+        errln!(
             "wrote {} (metrics in {}, plotted in {})",
             path.display(),
             csv.display(),
@@ -354,7 +354,7 @@ impl Args {
         let (w, fresh) = vgg_wgpu::train::init_from(model, &loaded, self.seed)
             .map_err(|e| vgg_wgpu::io::file_err(p, e))?;
         if !fresh.is_empty() {
-            eprintln!(
+            errln!(
                 "{}: {} drawn anew for {} classes",
                 p.display(),
                 fresh.join(", "),
