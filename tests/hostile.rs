@@ -235,6 +235,69 @@ fn special_files_are_refused_by_name_without_blocking() {
     one_error_line(&r, &["/dev/zero", "is a device"]);
 }
 
+/// Outputs replace only regular files: a FIFO, or a symlink to a device, is refused by
+/// name and left as it was; a symlink to a regular file is written through and stays.
+#[test]
+fn outputs_never_replace_what_is_not_a_regular_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = dir("outputs");
+    let w = tiny_weights(&d);
+    let convert = |out: &Path| {
+        vgg(&[
+            "convert",
+            w.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--force",
+            "--model",
+            "4,M",
+            "--input",
+            "8x8",
+            "--avgpool",
+            "none",
+            "--hidden",
+            "none",
+            "--classes",
+            "3",
+        ])
+    };
+    let fifo = d.join("fifo.safetensors");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    one_error_line(&convert(&fifo), &["fifo.safetensors", "is a FIFO"]);
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let null = d.join("null.safetensors");
+    std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+    one_error_line(&convert(&null), &["null.safetensors", "is a device"]);
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let real = d.join("real.safetensors");
+    std::fs::write(&real, b"old").unwrap();
+    let link = d.join("link.safetensors");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let r = convert(&link);
+    assert_eq!(r.0, Some(0), "{}", r.2);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::metadata(&real).unwrap().len() > 3);
+    // No temporary file is left beside them.
+    let left: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn a_directory_linking_to_itself_is_walked_once() {
     let d = dir("loop");

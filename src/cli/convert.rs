@@ -14,7 +14,9 @@ pub struct Args {
     /// a state dict in torchvision's VGG names, f32, f16 or bf16), an ONNX graph of a VGG
     /// (its layers give the model; an NHWC input, Keras' layout, gives Caffe's
     /// preprocessing), or safetensors
-    pub input: PathBuf,
+    // Not named `input`: clap would take it for the model's `--input HxW`.
+    #[arg(value_name = "INPUT")]
+    pub source: PathBuf,
     /// The safetensors file to write (f32, with the model card in its metadata)
     pub output: PathBuf,
     #[command(flatten)]
@@ -45,10 +47,10 @@ impl Args {
         }
         // A torchvision state dict of a built-in VGG is recognised from its tensors; any
         // other needs --model and the flags that describe it.
-        let opened = io::weights::Opened::open(&self.input)?;
+        let opened = io::weights::Opened::open(&self.source)?;
         let card = opened.card().cloned();
         let model = match (&card, self.model.names_model()) {
-            (Some(c), _) => self.model.against_card(&c.model()?, &self.input)?,
+            (Some(c), _) => self.model.against_card(&c.model()?, &self.source)?,
             (None, true) => self.model.build()?,
             (None, false) => {
                 return Err(Error::InvalidOption {
@@ -56,7 +58,7 @@ impl Args {
                     message: format!(
                         "{}'s tensors are not those of a built-in VGG; say which model they \
                          are with --model (and --classes, --hidden, --bn as needed)",
-                        self.input.display()
+                        self.source.display()
                     ),
                 })
             }

@@ -307,10 +307,10 @@ pub fn positive_seconds(s: &str) -> Result<f64, String> {
     vgg_wgpu::gpu::seconds(s).ok_or_else(|| format!("'{s}' is not a positive number of seconds"))
 }
 
-/// Writes a report, creating its folder.
+/// Writes a report, creating its folder (atomically: only a regular file is replaced).
 pub fn write_text(path: &Path, text: &str) -> vgg_wgpu::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| vgg_wgpu::io::file_err(dir, e))?;
     }
-    std::fs::write(path, text).map_err(|e| vgg_wgpu::io::file_err(path, e))
+    vgg_wgpu::io::write_atomically(path, text.as_bytes())
 }

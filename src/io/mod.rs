@@ -143,8 +143,26 @@ pub fn file_err(path: &Path, message: impl std::fmt::Display) -> Error {
 /// flushed to disk, renamed over `path`, and the directory flushed too, so a crash or a
 /// full disk at any point leaves either the old file or the new one, never a truncated
 /// one. The temporary file is removed on any failure, and errors name `path`.
+///
+/// Only regular files are written or replaced: an existing FIFO, device, socket or
+/// directory at `path` (or a symlink to one) is refused by name, since renaming over it
+/// would replace, say, /dev/null for every user. A symlink to a regular file is written
+/// through: the file it names is replaced and the link stays.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> crate::Result<()> {
     use std::io::Write;
+    let target;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            regular_size(path)?;
+            target = std::fs::canonicalize(path).map_err(|e| file_err(path, e))?;
+            target.as_path()
+        }
+        Ok(_) => {
+            regular_size(path)?;
+            path
+        }
+        Err(_) => path,
+    };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let name = path
         .file_name()
@@ -158,8 +176,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> crate::Result<()> {
         let _ = std::fs::remove_file(&tmp);
         file_err(path, format!("cannot write: {e}"))
     };
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| file_err(path, format!("cannot write: {e}")))?;
+    // A leftover temporary file of a killed run with this pid goes; create_new never opens
+    // what is there (a FIFO planted under the name would block the write).
+    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| file_err(path, format!("cannot write: {e}")))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(fail)?;
