@@ -559,6 +559,59 @@ fn compressed_data_is_refused_as_soon_as_it_exceeds_its_header() {
     );
 }
 
+/// Two runs into one --out: the second is refused at once naming the first's pid; a run
+/// killed with SIGKILL leaves no lock behind.
+#[test]
+fn one_training_run_per_output_folder() {
+    let d = dir("lock");
+    let out = d.join("run");
+    let args = [
+        "train",
+        "--mnist-model",
+        "--epochs",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut first = Command::new(env!("CARGO_BIN_EXE_vgg"))
+        .args(args)
+        .env_remove("VGG_ADAPTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = out.join(".vgg.lock");
+    let t0 = Instant::now();
+    let pid = first.id().to_string();
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != pid) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no lock taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t1 = Instant::now();
+    let r = vgg(&args);
+    one_error_line(
+        &r,
+        &[
+            "run",
+            "in use by another training run",
+            &format!("pid {pid}"),
+        ],
+    );
+    assert!(
+        t1.elapsed() < Duration::from_secs(20),
+        "not refused at once"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The kernel dropped the lock with the process: a new holder gets it at once.
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
+    // SAFETY: flock on a descriptor this test owns.
+    let got = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(got, 0, "{}", std::io::Error::last_os_error());
+}
+
 #[test]
 fn runs_and_checkpoints_are_not_overwritten_or_trusted_blindly() {
     let d = dir("runs");

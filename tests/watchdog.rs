@@ -66,11 +66,10 @@ fn check(
     (code, out, adapter)
 }
 
-#[test]
-fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
-    // The max-pool kernel with a loop of 2^32 steps per lane in front: the grid case
-    // (over 65535 workgroups) never finishes.
-    let dir = temp_dir("hang");
+/// A shader folder whose max-pool kernel runs a loop of 2^32 steps per lane in front: the
+/// check's grid case (over 65535 workgroups) never finishes, nor (with `inference`, whose
+/// entry point is patched too) any pool layer of a network.
+fn looping_pool(dir: &Path, inference: bool) {
     let source = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/pool/forward.wgsl"),
     )
@@ -80,8 +79,23 @@ fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
     let looping = "    var k = u32(f32(input[0]) * 0.0) + 7u;\n    \
         loop { k = k * 1664525u + 1013904223u; if (k == 7u) { break; } }\n    \
         let m = pool(i);\n    output[i] = S(m.value);\n    argmax[i] = m.index + k - 7u;";
+    let mut patched = source.replace(tail, looping);
+    if inference {
+        let plain = "    output[i] = S(pool(i).value);\n}";
+        assert_eq!(patched.matches(plain).count(), 1);
+        let looping = "    var k = u32(f32(input[0]) * 0.0) + 7u;\n    \
+            loop { k = k * 1664525u + 1013904223u; if (k == 7u) { break; } }\n    \
+            output[i] = S(pool(i).value + f32(k - 7u));\n}";
+        patched = patched.replace(plain, looping);
+    }
     std::fs::create_dir_all(dir.join("pool")).unwrap();
-    std::fs::write(dir.join("pool/forward.wgsl"), source.replace(tail, looping)).unwrap();
+    std::fs::write(dir.join("pool/forward.wgsl"), patched).unwrap();
+}
+
+#[test]
+fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
+    let dir = temp_dir("hang");
+    looping_pool(&dir, false);
     let args = ["--op", "pool/forward", "--gpu-timeout", "3"];
     let env = [("VGG_SHADER_DIR", dir.as_path())];
     let (code, out, a) = check(&dir, &args, &env, Duration::from_secs(90));
@@ -97,6 +111,54 @@ fn a_dispatch_that_never_ends_fails_and_the_check_exits() {
             "{s}: the reason names the hang"
         );
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Outside the check too: inference on a GPU that never finishes reports the timeout and
+/// exits within seconds of it, without waiting on the driver's teardown. (A 2048x2048
+/// input: the pool layer's 4M lanes; a small dispatch of the looping kernel does end.)
+#[test]
+fn inference_on_a_hung_gpu_ends_the_process() {
+    use vgg_wgpu::{Init, Model, Weights};
+    let dir = temp_dir("hang-infer");
+    looping_pool(&dir, true);
+    let model = Model::parse("4,M")
+        .and_then(|m| m.with_input(3, 2048, 2048))
+        .and_then(|m| m.with_avgpool(Some((1, 1))))
+        .and_then(|m| m.with_hidden(&[]))
+        .and_then(|m| m.with_classes(3))
+        .unwrap();
+    let w = dir.join("w.safetensors");
+    Weights::init(&model, Init::Kaiming, 1).save(&w).unwrap();
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/chelsea.png");
+    let args = [
+        "infer",
+        "--weights",
+        w.to_str().unwrap(),
+        "--model",
+        "4,M",
+        "--input",
+        "2048x2048",
+        "--avgpool",
+        "1x1",
+        "--hidden",
+        "none",
+        "--classes",
+        "3",
+        "--crop",
+        "2048",
+        "--resize",
+        "2048",
+        "--gpu-timeout",
+        "3",
+        image.to_str().unwrap(),
+    ];
+    let env = [("VGG_SHADER_DIR", dir.as_path())];
+    let t0 = Instant::now();
+    let (code, _) = vgg_within(&args, &env, Duration::from_secs(60));
+    assert_eq!(code, 1);
+    // (The error line, "did not finish within 3.000s", goes to the inherited stderr.)
+    eprintln!("exited {:.1} s after the start", t0.elapsed().as_secs_f64());
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -110,7 +110,8 @@ impl Args {
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
         o.validate()?;
-        vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
+        // Held to the end of the run: no second run writes into this folder meanwhile.
+        let _lock = vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
         let side = model.input_dims()[1].max(model.input_dims()[2]) as u32;
         let pre = self.preprocessing(init_card.as_ref(), side);
         let (model, train, test, names) = self.data(model, &pre)?;

@@ -297,6 +297,16 @@ pub fn select(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result<wgpu::A
 
 type PipelineKey = (&'static str, Precision, &'static str, Vec<(String, u64)>);
 
+/// Set once any device of this process ran past its timeout (see [`any_device_hung`]).
+static ANY_HUNG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a device of this process ran past its timeout: its queue may never drain, and
+/// the driver's own teardown at exit (joining its threads) may then wait forever. A
+/// program that sees this should report and leave with `_exit`, as `vgg` does.
+pub fn any_device_hung() -> bool {
+    ANY_HUNG.load(Ordering::Relaxed)
+}
+
 /// A device on one adapter, with the adapter's own limits and the optional features it has.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -379,6 +389,18 @@ impl Activity {
         let out = f();
         self.set(Stage::Host, "");
         out
+    }
+}
+
+impl Drop for Gpu {
+    /// A hung device is leaked, not torn down: dropping the last handle waits for its queue
+    /// to drain, which a dispatch that never ends never lets happen.
+    fn drop(&mut self) {
+        if self.is_hung() {
+            std::mem::forget(self.device.clone());
+            std::mem::forget(self.queue.clone());
+            std::mem::forget(self.adapter.clone());
+        }
     }
 }
 
@@ -685,6 +707,7 @@ impl Gpu {
         });
         if matches!(polled, Err(wgpu::PollError::Timeout)) {
             self.hung.store(true, Ordering::Relaxed);
+            ANY_HUNG.store(true, Ordering::Relaxed);
         }
         self.check_lost(op)?;
         polled.map_err(|e| Error::Gpu {

@@ -338,9 +338,10 @@ pub fn fit(
         )));
     }
     o.validate()?;
-    if let Some(dir) = &o.out {
-        prepare_out(dir, resume.is_some())?;
-    }
+    let _lock = match &o.out {
+        Some(dir) => Some(prepare_out(dir, resume.is_some())?),
+        None => None,
+    };
     let mut state = RunState {
         epoch: 0,
         steps: 0,
@@ -432,11 +433,62 @@ pub fn fit(
     Ok((trainer.weights()?, history))
 }
 
-/// Creates the output folder of a run (so a mistake in the path fails before any work) and
-/// refuses to start a fresh run over an earlier one's checkpoint and metrics.
-pub fn prepare_out(dir: &Path, resume: bool) -> Result<()> {
+/// A run's hold on its output folder: an advisory lock (flock) on `.vgg.lock` inside it,
+/// held while this lives. The kernel releases it when the process ends in any way, so a
+/// run killed with SIGKILL never blocks the next one.
+pub struct OutLock {
+    _file: Option<std::fs::File>,
+    /// The folder, as this process's holds count it (see `HELD`).
+    key: std::path::PathBuf,
+}
+
+/// Folders this process holds, with how many holds each: the CLI takes its folder before
+/// loading the data and `fit` takes it again, and a second flock from the same process on
+/// a new descriptor would refuse the first.
+static HELD: std::sync::Mutex<Vec<(std::path::PathBuf, usize)>> = std::sync::Mutex::new(Vec::new());
+
+impl Drop for OutLock {
+    fn drop(&mut self) {
+        if let Ok(mut held) = HELD.lock() {
+            if let Some(i) = held.iter().position(|(k, _)| *k == self.key) {
+                held[i].1 -= 1;
+                if held[i].1 == 0 {
+                    held.swap_remove(i);
+                }
+            }
+        }
+    }
+}
+
+/// A hold on `dir` when this process has one already (None when it has not).
+fn held_again(key: &Path) -> Option<OutLock> {
+    let mut held = HELD.lock().ok()?;
+    let entry = held.iter_mut().find(|(k, _)| k == key)?;
+    entry.1 += 1;
+    Some(OutLock {
+        _file: None,
+        key: key.to_path_buf(),
+    })
+}
+
+fn hold(key: std::path::PathBuf, file: std::fs::File) -> OutLock {
+    if let Ok(mut held) = HELD.lock() {
+        held.push((key.clone(), 1));
+    }
+    OutLock {
+        _file: Some(file),
+        key,
+    }
+}
+
+/// Creates the output folder of a run (so a mistake in the path fails before any work),
+/// takes the folder for this run alone (a second run into it is refused at once, naming the
+/// holder's pid), and refuses to start a fresh run over an earlier one's checkpoint and
+/// metrics.
+pub fn prepare_out(dir: &Path, resume: bool) -> Result<OutLock> {
     std::fs::create_dir_all(dir)
         .map_err(|e| crate::io::file_err(dir, format!("cannot create: {e}")))?;
+    let lock = lock_out(dir)?;
     let ckpt = dir.join("checkpoint.safetensors");
     if resume && !ckpt.exists() {
         return Err(crate::io::file_err(&ckpt, "no checkpoint to resume from"));
@@ -448,7 +500,74 @@ pub fn prepare_out(dir: &Path, resume: bool) -> Result<()> {
              or write to another folder",
         ));
     }
-    Ok(())
+    Ok(lock)
+}
+
+#[cfg(unix)]
+fn lock_out(dir: &Path) -> Result<OutLock> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let key = std::fs::canonicalize(dir).map_err(|e| crate::io::file_err(dir, e))?;
+    if let Some(again) = held_again(&key) {
+        return Ok(again);
+    }
+    let path = dir.join(".vgg.lock");
+    let fail = |m: String| crate::io::file_err(&path, m);
+    // Not through a symlink, and never blocking on a FIFO planted under the name.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| fail(format!("cannot open the run's lock file: {e}")))?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(fail("is not a regular file; remove it".into()));
+    }
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(fail(format!("cannot lock: {e}")));
+        }
+        let mut pid = String::new();
+        let _ = Read::by_ref(&mut f).take(32).read_to_string(&mut pid);
+        let holder = match pid.trim().parse::<u32>() {
+            Ok(p) => format!("pid {p}"),
+            Err(_) => "another process".into(),
+        };
+        return Err(crate::io::file_err(
+            dir,
+            format!(
+                "is in use by another training run ({holder}); wait for it to end, or write \
+                 to another folder"
+            ),
+        ));
+    }
+    // Ours now: record the pid for the message above (best effort).
+    let _ = f
+        .set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| writeln!(f, "{}", std::process::id()));
+    Ok(hold(key, f))
+}
+
+#[cfg(not(unix))]
+fn lock_out(dir: &Path) -> Result<OutLock> {
+    let path = dir.join(".vgg.lock");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| crate::io::file_err(&path, format!("cannot open: {e}")))?;
+    let key = std::fs::canonicalize(dir).map_err(|e| crate::io::file_err(dir, e))?;
+    Ok(match held_again(&key) {
+        Some(again) => again,
+        None => hold(key, f),
+    })
 }
 
 const METRICS_HEADER: &str = "epoch,lr,loss,train_accuracy,test_accuracy,images_per_second";
