@@ -510,31 +510,73 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What makes a file or directory the same one by another path: its device and inode
+/// (one stat), not its resolved path (a walk of every component, each level again).
+#[derive(Hash, PartialEq, Eq)]
+enum FileId {
+    #[cfg(unix)]
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn file_id(path: &Path, meta: &std::fs::Metadata) -> FileId {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = path;
+        FileId::Inode(meta.dev(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        FileId::Path(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+    }
+}
+
+/// Depth first in sorted order, on a stack of its own (no recursion, however deep the
+/// tree), each directory and image file identified by one stat: time and memory linear
+/// in the entries at any depth.
 fn walk(
-    dir: &Path,
+    root: &Path,
     out: &mut Vec<PathBuf>,
-    seen: &mut std::collections::HashSet<PathBuf>,
+    seen: &mut std::collections::HashSet<FileId>,
 ) -> Result<()> {
-    let real =
-        std::fs::canonicalize(dir).map_err(|e| file_err(dir, format!("cannot list: {e}")))?;
-    if !seen.insert(real) {
+    let list = |dir: &Path| -> Result<std::vec::IntoIter<PathBuf>> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        Ok(entries.into_iter())
+    };
+    let meta = std::fs::metadata(root).map_err(|e| file_err(root, format!("cannot list: {e}")))?;
+    if !seen.insert(file_id(root, &meta)) {
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| file_err(dir, format!("cannot list: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out, seen)?;
+    let mut stack = vec![list(root)?];
+    while let Some(top) = stack.last_mut() {
+        let Some(p) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        let meta = std::fs::metadata(&p);
+        if meta.as_ref().is_ok_and(|m| m.is_dir()) {
+            if let Ok(m) = &meta {
+                if seen.insert(file_id(&p, m)) {
+                    stack.push(list(&p)?);
+                }
+            }
         } else if p
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
         {
-            let real = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-            if seen.insert(real) {
+            // A broken link is listed as it is: decoding it reports the file.
+            let new = match &meta {
+                Ok(m) => seen.insert(file_id(&p, m)),
+                Err(_) => seen.insert(FileId::Path(p.clone())),
+            };
+            if new {
                 out.push(p);
             }
         }
