@@ -697,6 +697,118 @@ fn runs_and_checkpoints_are_not_overwritten_or_trusted_blindly() {
         ]);
         one_error_line(&r, &["checkpoint.safetensors", key]);
     }
+    // A checkpoint whose card records another architecture of the same name, and one
+    // whose momentum holds a NaN.
+    let base: std::collections::HashMap<String, String> = [
+        ("epoch", "1"),
+        ("step", "10"),
+        ("lr", "0.05"),
+        ("best_accuracy", "0.5"),
+        ("epochs_since_best", "0"),
+        ("model", m.name()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let other = m.with_hidden(&[7]).unwrap();
+    let names = (0..10).map(|i| i.to_string()).collect();
+    let pre = vgg_wgpu::io::datasets::folder_preprocessing(28);
+    let card = vgg_wgpu::model::Card::new(&other, pre, names).unwrap();
+    let mut nan = Weights::new();
+    let (name, t) = w.iter().next().unwrap();
+    let mut bad = t.clone();
+    bad.data[3] = f32::NAN;
+    nan.insert(name, bad);
+    let nan_name = format!("momentum.{name}");
+    let cases = [
+        (
+            "card",
+            card.to_metadata(),
+            Weights::new(),
+            vec!["another model", "hidden widths"],
+        ),
+        (
+            "nan",
+            Default::default(),
+            nan,
+            vec![nan_name.as_str(), "NaN"],
+        ),
+    ];
+    for (what, extra, momentum, words) in cases {
+        let out = d.join(format!("ckpt-{what}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut meta = base.clone();
+        meta.extend(extra);
+        let ckpt = out.join("checkpoint.safetensors");
+        vgg_wgpu::train::fit::save_checkpoint(&ckpt, &w, &momentum, &meta).unwrap();
+        let o = out.to_str().unwrap();
+        let r = vgg(&[
+            "train",
+            "--mnist-model",
+            "--resume",
+            "--epochs",
+            "2",
+            "--out",
+            o,
+        ]);
+        let mut all = vec!["checkpoint.safetensors"];
+        all.extend(words.iter().copied());
+        one_error_line(&r, &all);
+    }
+}
+
+/// Options that size loops or lists are bounded, each command checks them as the others
+/// do, and a layer list is checked at the input given.
+#[test]
+fn arguments_and_metadata_are_checked_where_they_are_given() {
+    let d = dir("args");
+    for args in [
+        &["bench", "--runs", "0"][..],
+        &["bench", "--runs", "18446744073709551615"],
+        &["bench", "--runs", "4294967296"],
+        &["infer", "--top", "0", "x.png"],
+    ] {
+        let (code, _, err) = vgg(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("from 1 to") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    for accumulate in ["0", "9223372036854775808"] {
+        let r = vgg(&["summary", "--train", "--accumulate", accumulate]);
+        one_error_line(&r, &["invalid batch", "accumulation"]);
+    }
+    // 100000 channels are too many at 224x224, not at 8x8.
+    let (code, _, err) = vgg(&["summary", "--model", "100000", "--input", "8x8"]);
+    assert_eq!(code, Some(0), "{err}");
+    // Two names for three classes.
+    let w = tiny_weights(&d);
+    let labels = d.join("labels.txt");
+    std::fs::write(&labels, "cat\ndog\n\n").unwrap();
+    let image = fixture("chelsea.png");
+    let r = infer(&w, &["--labels", labels.to_str().unwrap()], &[&image]);
+    one_error_line(&r, &["labels.txt", "holds 2 class names", "3 classes"]);
+    // A class folder without images.
+    let data = d.join("folder");
+    std::fs::create_dir_all(data.join("cats")).unwrap();
+    std::fs::create_dir_all(data.join("dogs")).unwrap();
+    std::fs::copy(&image, data.join("cats/a.png")).unwrap();
+    let out = d.join("out");
+    let r = vgg(&[
+        "train",
+        "--format",
+        "folder",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "4,M",
+        "--input",
+        "8x8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    one_error_line(&r, &["dogs", "class folder without images"]);
 }
 
 /// A small deterministic generator for the mutation test.

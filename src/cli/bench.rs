@@ -18,8 +18,8 @@ pub struct Args {
     /// default variants only, one small network run
     #[arg(long)]
     pub quick: bool,
-    /// Timed runs per kernel, after one warm-up [default: 10, quick: 3]
-    #[arg(long)]
+    /// Timed runs per kernel, after one warm-up, 1 to 10000 [default: 10, quick: 3]
+    #[arg(long, value_parser = super::count_parser(10_000))]
     pub runs: Option<usize>,
     /// Skip the CPU reference timings (they take a while at full size)
     #[arg(long)]
@@ -109,7 +109,7 @@ impl Args {
         o.cpu = !no_cpu;
         o.tune = tune;
         if let Some(r) = runs {
-            o.runs = r.max(1);
+            o.runs = r;
         }
         if let Some(list) = e2e_batch {
             o.e2e_batch = batch_list("--e2e-batch", &list)?;

@@ -76,7 +76,7 @@ impl Args {
             crop: recorded.map_or(side, |r| r.crop),
         };
         let classes = match (&self.labels, &card) {
-            (Some(p), _) => io::labels::from_file(p)?,
+            (Some(p), _) => io::labels::from_file(p, model.classes())?,
             (None, Some(c)) if c.classes.len() == model.classes() => c.classes.clone(),
             _ if model.classes() == 1000 => io::labels::imagenet(),
             _ => (0..model.classes()).map(|i| format!("class {i}")).collect(),

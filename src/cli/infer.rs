@@ -27,8 +27,8 @@ pub struct Args {
     /// Images per forward pass
     #[arg(long, short, default_value_t = 8)]
     pub batch_size: usize,
-    /// Classes shown per image
-    #[arg(long, default_value_t = 5)]
+    /// Classes shown per image, 1 to 1000 (at most the model's classes are shown)
+    #[arg(long, default_value_t = 5, value_parser = super::count_parser(1000))]
     pub top: usize,
     /// Print the results as JSON on stdout
     #[arg(long)]
@@ -106,7 +106,7 @@ impl Args {
         .validate()?;
         let files = self.files(&model)?;
         let labels = match (&self.labels, &card) {
-            (Some(p), _) => io::labels::from_file(p)?,
+            (Some(p), _) => io::labels::from_file(p, model.classes())?,
             (None, Some(c)) => c.classes.clone(),
             (None, None) if model.classes() == 1000 => io::labels::imagenet(),
             (None, None) => (0..model.classes()).map(|i| format!("class {i}")).collect(),

@@ -128,7 +128,17 @@ pub fn parse_hw(s: &str) -> Result<(usize, usize), String> {
 impl ModelArgs {
     /// The model the flags describe, from vgg16 where `--model` is not given.
     pub fn build(&self) -> vgg_wgpu::Result<Model> {
-        self.build_from(Model::parse(self.model.as_deref().unwrap_or("vgg16"))?)
+        // A layer list is checked at the input the flags give, not at the default 224x224.
+        let spec = self.model.as_deref().unwrap_or("vgg16");
+        let base = Model::parse_as(spec, |c| {
+            if let Some(input) = self.input {
+                c.input = input;
+            }
+            if let Some(ch) = self.in_channels {
+                c.in_channels = ch;
+            }
+        })?;
+        self.build_from(base)
     }
 
     /// Whether `--classes` was given.
@@ -305,6 +315,15 @@ pub fn precision_named(name: &str) -> Option<vgg_wgpu::gpu::Precision> {
 /// A positive, finite number of seconds (at most a year, which Duration can hold).
 pub fn positive_seconds(s: &str) -> Result<f64, String> {
     vgg_wgpu::gpu::seconds(s).ok_or_else(|| format!("'{s}' is not a positive number of seconds"))
+}
+
+/// A parser of a count from 1 to `max`: an option sizing a loop or a list is bounded
+/// before anything is allocated by it.
+pub fn count_parser(max: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number from 1 to {max}")),
+    }
 }
 
 /// Writes a report, creating its folder (atomically: only a regular file is replaced).

@@ -59,7 +59,7 @@ impl Args {
         if train {
             let opts = vgg_wgpu::train::TrainOptions {
                 batch,
-                accumulate: accumulate.max(1),
+                accumulate,
                 ..Default::default()
             };
             let device = Gpu::new(&gpu.options()).ok();

@@ -528,6 +528,14 @@ pub fn folder_as(
         .iter()
         .map(|(_, path)| super::image::collect_images(std::slice::from_ref(path)))
         .collect::<Result<Vec<_>>>()?;
+    // An empty class could never be predicted right, and its share of the held-out set
+    // would be zero: almost surely a mistake in the folder.
+    if let Some(((_, path), _)) = classes.iter().zip(&files).find(|(_, f)| f.is_empty()) {
+        return Err(file_err(
+            path,
+            "is a class folder without images (JPEG or PNG); remove it or add its images",
+        ));
+    }
     let count: usize = files.iter().map(Vec::len).sum();
     let per_image = (channels as u64) * (side as u64) * (side as u64) * 4;
     super::check_host_bytes(per_image.checked_mul(count as u64), "the folder's images")?;

@@ -10,11 +10,26 @@ pub fn imagenet() -> Vec<String> {
     IMAGENET.lines().map(str::to_string).collect()
 }
 
-/// Class names from a file, one per line.
-pub fn from_file(path: &Path) -> Result<Vec<String>> {
+/// Class names from a file, one per line (blank lines at the end ignored): exactly one
+/// per class of the model, or an error naming the file (a short list would otherwise show
+/// some classes as "class N" and a long one names that no class has).
+pub fn from_file(path: &Path, classes: usize) -> Result<Vec<String>> {
     // A million class names of a line each is far past any label file.
     let text = super::read_text(path, 64 << 20, "a labels file")?;
-    Ok(text.lines().map(|l| l.trim().to_string()).collect())
+    let mut names: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+    while names.last().is_some_and(|n| n.is_empty()) {
+        names.pop();
+    }
+    if names.len() != classes {
+        return Err(super::file_err(
+            path,
+            format!(
+                "holds {} class names, one per line; the model has {classes} classes",
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
 }
 
 /// The `k` largest entries of a row as (class index, value), largest first.

@@ -596,6 +596,13 @@ fn build(
         (side(2), side(3))
     };
     let (h, w) = (h.unwrap_or(224), w.unwrap_or(224));
+    // The graph's input channels, where fixed, are the first convolution's.
+    let channels = if nhwc_input { side(3) } else { side(1) };
+    if let Some(c) = channels.filter(|c| *c != in_channels) {
+        return Err(shape_err(format!(
+            "the graph's input has {c} channels; its first convolution takes {in_channels}"
+        )));
+    }
     // The feature map's size where the features end, for the average pool.
     let pools = features.iter().filter(|f| **f == Feature::Pool).count() as u32;
     let (fh, fw) = (h >> pools, w >> pools);
@@ -932,6 +939,15 @@ mod tests {
         assert!(e.to_string().contains("holds 18 values"), "{e}");
         m.graph.as_mut().unwrap().initializer[0].dims = vec![i64::MAX, i64::MAX];
         assert!(read_onnx(&m.encode_to_vec(), Path::new("t.onnx")).is_err());
+        // An input of 5 channels before a convolution that takes 1.
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        let input = &mut m.graph.as_mut().unwrap().input[0];
+        let shape = input.r#type.as_mut().unwrap().tensor_type.as_mut().unwrap();
+        shape.shape.as_mut().unwrap().dim[1].dim_value = 5;
+        let e = read_onnx(&m.encode_to_vec(), Path::new("t.onnx"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("input has 5 channels"), "{e}");
     }
 
     #[test]

@@ -347,8 +347,16 @@ impl Model {
     /// A built-in name, or a feature list (see [`Config::parse_features`]) with torchvision's
     /// defaults for everything else.
     pub fn parse(spec: &str) -> Result<Model> {
+        Model::parse_as(spec, |_| {})
+    }
+
+    /// [`Model::parse`] with `adjust` applied to a layer list's configuration before it is
+    /// checked: a list fit for an 8x8 input may not be for the default 224x224.
+    pub fn parse_as(spec: &str, adjust: impl FnOnce(&mut Config)) -> Result<Model> {
         if spec.contains(',') || spec.chars().all(|c| c.is_ascii_digit()) {
-            return Model::new(Config::new("custom", Config::parse_features(spec)?));
+            let mut c = Config::new("custom", Config::parse_features(spec)?);
+            adjust(&mut c);
+            return Model::new(c);
         }
         Model::by_name(spec)
     }

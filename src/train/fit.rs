@@ -244,6 +244,63 @@ impl RunState {
                 format!("is a checkpoint of {m}, not of {}", model.name()),
             ));
         }
+        // The card records the whole architecture (every custom model is named "custom").
+        let card =
+            crate::model::Card::from_metadata(&meta).map_err(|e| crate::io::file_err(p, e))?;
+        if let Some(c) = card {
+            let (a, b) = (&c.config, model.config());
+            let layers = |c: &crate::model::Config| {
+                c.features
+                    .iter()
+                    .map(|f| match f {
+                        crate::model::Feature::Conv { out, k: 1 } => format!("{out}:1"),
+                        crate::model::Feature::Conv { out, .. } => out.to_string(),
+                        crate::model::Feature::Lrn => "L".into(),
+                        crate::model::Feature::Pool => "M".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let differs = [
+                ("layers", layers(a), layers(b)),
+                (
+                    "batch norm",
+                    a.batch_norm.to_string(),
+                    b.batch_norm.to_string(),
+                ),
+                (
+                    "input channels",
+                    a.in_channels.to_string(),
+                    b.in_channels.to_string(),
+                ),
+                (
+                    "input size",
+                    format!("{:?}", a.input),
+                    format!("{:?}", b.input),
+                ),
+                (
+                    "average pool",
+                    format!("{:?}", a.avgpool),
+                    format!("{:?}", b.avgpool),
+                ),
+                (
+                    "hidden widths",
+                    format!("{:?}", a.hidden),
+                    format!("{:?}", b.hidden),
+                ),
+                ("classes", a.classes.to_string(), b.classes.to_string()),
+                ("LRN", format!("{:?}", a.lrn), format!("{:?}", b.lrn)),
+            ];
+            if let Some((what, theirs, ours)) = differs.iter().find(|d| d.1 != d.2) {
+                return Err(crate::io::file_err(
+                    p,
+                    format!(
+                        "is a checkpoint of another model than this run's: its {what} are \
+                         {theirs}, this run's {ours}"
+                    ),
+                ));
+            }
+        }
         let records = match meta.get("metrics") {
             Some(text) => parse_metrics(text).map_err(|e| crate::io::file_err(p, e))?,
             None => Vec::new(),
@@ -251,6 +308,13 @@ impl RunState {
         let all = crate::io::read_safetensors(p)?;
         let (mut wts, mut mom) = (Weights::new(), Weights::new());
         for (n, t) in all.iter() {
+            // A NaN here would surface a step later, blamed on the weight it reaches.
+            if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                return Err(crate::io::file_err(
+                    p,
+                    format!("tensor '{n}' holds {} at element {i}", t.data[i]),
+                ));
+            }
             match n.strip_prefix("momentum.") {
                 Some(m) => mom.insert(m, t.clone()),
                 None => wts.insert(n, t.clone()),

@@ -665,40 +665,53 @@ impl Layout {
     }
 }
 
+/// Checks a step's size before anything is sized by it: the batch and the micro-batches
+/// at least 1, their product at most [`crate::graph::plan::MAX_BATCH`], and the step's
+/// widest tensor within `max_buffer` bytes (the adapter's buffer limit).
+pub fn check_step(model: &Model, opts: &TrainOptions, max_buffer: u64) -> Result<()> {
+    let bad = |message: String| Error::InvalidOption {
+        option: "batch".into(),
+        message,
+    };
+    if opts.batch == 0 || opts.accumulate == 0 {
+        return Err(bad(
+            "batch size and accumulation steps must be at least 1".into()
+        ));
+    }
+    let max = crate::graph::plan::MAX_BATCH;
+    let Some(per_step) = opts
+        .batch
+        .checked_mul(opts.accumulate)
+        .filter(|p| *p <= max)
+    else {
+        return Err(bad(format!(
+            "{} images x {} accumulation steps is over the {max} images a step may take",
+            opts.batch, opts.accumulate
+        )));
+    };
+    let widest = model
+        .layers()
+        .iter()
+        .map(|l| l.output_len())
+        .max()
+        .unwrap_or(1);
+    let widest = widest.max(model.input_dims().iter().product());
+    let step_bytes = (per_step as u64).checked_mul(widest as u64 * 4);
+    if step_bytes.is_none_or(|b| b > max_buffer) {
+        return Err(bad(format!(
+            "{} images x {} micro-batches: a step's largest tensor would pass the adapter's \
+             {max_buffer}-byte buffer limit",
+            opts.batch, opts.accumulate
+        )));
+    }
+    Ok(())
+}
+
 impl<'g> Trainer<'g> {
     /// Uploads `weights` (and zero momentum) for training `model`.
     pub fn new(gpu: &'g Gpu, model: &Model, weights: &Weights, opts: TrainOptions) -> Result<Self> {
         weights.validate(model)?;
-        if opts.batch == 0 || opts.accumulate == 0 {
-            return Err(Error::InvalidOption {
-                option: "batch".into(),
-                message: "batch size and accumulation steps must be at least 1".into(),
-            });
-        }
-        // Every size below is a product of these; bounded first, none overflows.
-        let per_step = opts.batch.checked_mul(opts.accumulate);
-        let widest = model
-            .layers()
-            .iter()
-            .map(|l| l.output_len())
-            .max()
-            .unwrap_or(1);
-        let widest = widest.max(model.input_dims().iter().product());
-        let step_bytes = per_step
-            .filter(|p| *p <= crate::graph::plan::MAX_BATCH)
-            .and_then(|p| (p as u64).checked_mul(widest as u64 * 4));
-        if step_bytes.is_none_or(|b| b > gpu.limits().max_buffer_size) {
-            return Err(Error::InvalidOption {
-                option: "batch".into(),
-                message: format!(
-                    "{} images x {} micro-batches: a step's largest tensor would pass the \
-                     adapter's {}-byte buffer limit",
-                    opts.batch,
-                    opts.accumulate,
-                    gpu.limits().max_buffer_size
-                ),
-            });
-        }
+        check_step(model, &opts, gpu.limits().max_buffer_size)?;
         let scale = opts.loss_scale.unwrap_or(65536.0);
         if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) || opts.scale_growth == 0 {
             return Err(Error::InvalidOption {
@@ -1516,6 +1529,7 @@ pub fn memory_plan(
     max_binding: u64,
     tune: impl Fn(ConvShape) -> ConvTune,
 ) -> Result<TrainPlan> {
+    check_step(model, opts, u64::MAX)?;
     let whole = |_k: usize, n: usize| Ok(vec![(0, n)]);
     let max = opts.group_binding.unwrap_or(u64::MAX).min(max_binding);
     let lay = Layout::new(model, opts, max, (&tune, &whole))?;
