@@ -811,6 +811,59 @@ fn arguments_and_metadata_are_checked_where_they_are_given() {
     one_error_line(&r, &["dogs", "class folder without images"]);
 }
 
+/// Flips two bits in tensor `name`'s data of the safetensors file at `path`.
+fn flip_bits(path: &Path, name: &str) {
+    let mut b = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&b[8..8 + n]).unwrap();
+    let start = header[name]["data_offsets"][0].as_u64().unwrap() as usize + 8 + n;
+    b[start] ^= 0x10;
+    b[start + 5] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+/// Two bit flips in a weight the engine wrote, or in a checkpoint's momentum, are caught
+/// by the tensor's recorded checksum and named, before anything runs on them.
+#[test]
+fn bit_flips_in_written_files_are_caught_by_name() {
+    let d = dir("flips");
+    let w = tiny_weights(&d);
+    flip_bits(&w, "features.0.weight");
+    let r = infer(&w, &[], &[&fixture("chelsea.png")]);
+    one_error_line(&r, &["tiny.safetensors", "features.0.weight", "checksum"]);
+    let m = vgg_wgpu::train::mnist_model().unwrap();
+    let weights = Weights::init(&m, Init::Kaiming, 1);
+    let meta: std::collections::HashMap<String, String> = [
+        ("epoch", "1"),
+        ("step", "10"),
+        ("lr", "0.05"),
+        ("best_accuracy", "0.5"),
+        ("epochs_since_best", "0"),
+        ("model", m.name()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let out = d.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    let ckpt = out.join("checkpoint.safetensors");
+    vgg_wgpu::train::fit::save_checkpoint(&ckpt, &weights, &weights, &meta).unwrap();
+    let (name, _) = weights.iter().last().unwrap();
+    let momentum = format!("momentum.{name}");
+    flip_bits(&ckpt, &momentum);
+    let o = out.to_str().unwrap();
+    let r = vgg(&[
+        "train",
+        "--mnist-model",
+        "--resume",
+        "--epochs",
+        "2",
+        "--out",
+        o,
+    ]);
+    one_error_line(&r, &["checkpoint.safetensors", &momentum, "checksum"]);
+}
+
 /// A small deterministic generator for the mutation test.
 struct Rng(u64);
 

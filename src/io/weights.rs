@@ -69,11 +69,13 @@ pub fn read_safetensors(path: &Path) -> Result<Weights> {
     }
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    let sums = checksums(path, &bytes)?;
     let mut w = Weights::new();
     for (name, view) in st.tensors() {
         if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
             continue;
         }
+        verify(path, &sums, &name, view.data())?;
         let data = to_f32(path, &name, &view)?;
         w.insert(&name, Tensor::new(view.shape().to_vec(), data)?);
     }
@@ -115,8 +117,12 @@ pub fn load_weights_bytes(bytes: &[u8], path: &Path, model: &Model) -> Result<We
     }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    let sums = checksums(path, bytes)?;
     pick(path, model, |name| match st.tensor(name) {
-        Ok(view) => Ok(Some((view.shape().to_vec(), to_f32(path, name, &view)?))),
+        Ok(view) => {
+            verify(path, &sums, name, view.data())?;
+            Ok(Some((view.shape().to_vec(), to_f32(path, name, &view)?)))
+        }
         Err(_) => Ok(None),
     })
 }
@@ -165,7 +171,48 @@ fn pick(
     Ok(w)
 }
 
-/// Writes tensors as f32 safetensors, with optional string metadata, atomically.
+/// The metadata entry of the files the engine writes that holds each tensor's CRC-32 (of
+/// its little-endian bytes), as a JSON object of name to 8 hex digits: a bit flipped on
+/// disk or in a copy is caught by name when the file is read back.
+pub const CHECKSUMS: &str = "vgg.crc32";
+
+fn crc32(bytes: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(bytes))
+}
+
+/// The checksums a file's header records, if any.
+fn checksums(path: &Path, bytes: &[u8]) -> Result<Option<HashMap<String, String>>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+    let Some(text) = meta.metadata().as_ref().and_then(|m| m.get(CHECKSUMS)) else {
+        return Ok(None);
+    };
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| file_err(path, format!("metadata {CHECKSUMS}: {e}")))
+}
+
+/// Checks one tensor's bytes against the file's recorded checksum, where there is one.
+fn verify(
+    path: &Path,
+    sums: &Option<HashMap<String, String>>,
+    name: &str,
+    data: &[u8],
+) -> Result<()> {
+    match sums.as_ref().and_then(|s| s.get(name)) {
+        Some(want) if *want != crc32(data) => Err(file_err(
+            path,
+            format!(
+                "tensor '{name}' does not match its recorded checksum ({CHECKSUMS}): the file \
+                 is corrupted"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes tensors as f32 safetensors, with optional string metadata and each tensor's
+/// checksum ([`CHECKSUMS`]), atomically.
 pub fn save_safetensors(
     path: &Path,
     tensors: &[(&str, &Tensor)],
@@ -184,7 +231,16 @@ pub fn save_safetensors(
                 .map_err(|e| file_err(path, format!("tensor '{name}': {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let out = safetensors::serialize(views, metadata)
+    let sums: HashMap<&str, String> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, _), b)| (*name, crc32(b)))
+        .collect();
+    let mut metadata = metadata.unwrap_or_default();
+    let sums = serde_json::to_string(&sums)
+        .map_err(|e| file_err(path, format!("cannot encode checksums: {e}")))?;
+    metadata.insert(CHECKSUMS.into(), sums);
+    let out = safetensors::serialize(views, Some(metadata))
         .map_err(|e| file_err(path, format!("cannot encode safetensors: {e}")))?;
     super::write_atomically(path, &out)
 }
