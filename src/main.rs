@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     cli::output::default_sigpipe();
+    cli::output::runtime_dir();
     let code = match cli::Cli::parse().command.run() {
         Ok(code) => code,
         Err(e) => {

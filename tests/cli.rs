@@ -15,6 +15,37 @@ fn vgg(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Without XDG_RUNTIME_DIR (a fresh container, sudo), or with one that names nothing, the
+/// OpenGL driver's complaint about it is not the user's problem: vgg gives it a private one.
+#[test]
+fn no_runtime_directory_is_no_noise() {
+    for runtime in [None, Some("/nonexistent/run")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vgg"));
+        cmd.args(["devices"]).env_remove("VGG_ADAPTER");
+        match runtime {
+            None => cmd.env_remove("XDG_RUNTIME_DIR"),
+            Some(d) => cmd.env("XDG_RUNTIME_DIR", d),
+        };
+        let out = cmd.output().expect("run vgg");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    }
+}
+
+/// An --op that names no case is an error listing the names, not a run of nothing.
+#[test]
+fn check_refuses_an_op_that_names_no_case() {
+    for op in ["conv/forwrd", "convolution", "train/steps"] {
+        let (ok, _, err) = vgg(&["check", "--op", op]);
+        assert!(!ok && err.contains("names no case"), "{op}: {err}");
+        assert!(
+            err.contains("conv/backward") && err.contains("train/step"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn devices_lists_adapters_with_limits() {
     let (ok, out, err) = vgg(&["devices"]);
@@ -444,7 +475,23 @@ fn train_runs_checkpoints_and_resumes() {
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
-    let (ok, _, err) = vgg(&[&args[..], &["--epochs", "2", "--resume"]].concat());
+    // The checkpoint's card gives the model: --mnist-model need not be repeated, and a
+    // model that disagrees with it is refused by name.
+    let (ok, _, err) = vgg(&["train", "--model", "vgg11", "--out", d, "--resume"]);
+    assert!(
+        !ok && err.contains("holds a model of other layers"),
+        "{err}"
+    );
+    let resume = [
+        "train",
+        "--holdout",
+        "4880",
+        "--batch-size",
+        "20",
+        "--out",
+        d,
+    ];
+    let (ok, _, err) = vgg(&[&resume[..], &["--epochs", "2", "--resume"]].concat());
     assert!(ok && err.contains("epoch 2:"), "{err}");
     let (ok, _, err) = vgg(&["train", "--format", "cifar10"]);
     assert!(!ok && err.starts_with("error: "), "{err}");
@@ -476,11 +523,9 @@ fn a_model_trained_on_a_folder_classifies_with_no_flags() {
     let out = dir.join("out");
     let _ = std::fs::remove_dir_all(&out);
     let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
-    // No --classes: the folder has two.
+    // No --classes: the folder has two. No --format: a directory is a folder of classes.
     let (ok, _, err) = vgg(&[
         "train",
-        "--format",
-        "folder",
         "--data",
         &path("train"),
         "--val",
@@ -505,6 +550,7 @@ fn a_model_trained_on_a_folder_classifies_with_no_flags() {
         out.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
+    assert!(err.contains("2 classes: dark, light"), "{err}");
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let last = metrics
         .lines()

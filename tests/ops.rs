@@ -61,6 +61,7 @@ fn every_case_is_named_after_its_op() {
             full: true,
             ..Default::default()
         };
+        let mut seen = std::collections::BTreeSet::new();
         for c in suite::cases(gpu(), &opts) {
             let op = match &c {
                 suite::Case::Run { op, .. } => op.clone(),
@@ -68,6 +69,12 @@ fn every_case_is_named_after_its_op() {
             };
             let (head, pass) = op.split_once('/').unwrap_or((&op, ""));
             assert!(suite::OPS.contains(&head) && !pass.is_empty(), "{op}");
+            // A skipped case's name carries the variant after a space.
+            seen.insert(op.split_whitespace().next().unwrap_or("").to_string());
         }
+        // `vgg check --op` validates against PASSES: it lists exactly the table's names.
+        let listed: std::collections::BTreeSet<String> =
+            suite::PASSES.iter().map(|p| p.to_string()).collect();
+        assert_eq!(seen, listed);
     });
 }

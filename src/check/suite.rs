@@ -134,6 +134,34 @@ pub const OPS: [&str; 12] = [
     "train",
 ];
 
+/// Every case's name, `op/pass` (tests/ops.rs checks that the table holds exactly these;
+/// a case's outcomes may name finer passes, as conv/backward's conv/dgrad and conv/wgrad):
+/// what `vgg check --op` matches against, and lists when nothing matches.
+pub const PASSES: [&str; 22] = [
+    "conv/forward",
+    "conv/pack",
+    "conv/backward",
+    "pool/forward",
+    "pool/backward",
+    "linear/forward",
+    "linear/backward",
+    "batchnorm/affine",
+    "batchnorm/fold",
+    "batchnorm/train",
+    "lrn/forward",
+    "lrn/backward",
+    "softmax/forward",
+    "softmax/xent",
+    "avgpool/forward",
+    "im2col/forward",
+    "elementwise/relu_backward",
+    "elementwise/dropout",
+    "optim/sgd",
+    "optim/overflow",
+    "network/forward",
+    "train/step",
+];
+
 /// The suite for `gpu`: cases that need a feature the adapter lacks come back as skipped.
 /// This one table is what `vgg check` runs and what `cargo test` runs per op (tests/ops.rs),
 /// so a case added here runs in both. Each case's name is its op and pass (`conv/forward`,

@@ -52,3 +52,31 @@ pub fn stderr(args: std::fmt::Arguments, newline: bool) {
 pub fn stderr_failed() -> bool {
     STDERR_FAILED.load(Ordering::Relaxed)
 }
+
+/// Gives wgpu's OpenGL backend the runtime directory it expects. EGL (through Mesa's
+/// platform code) prints "XDG_RUNTIME_DIR is invalid or not set" twice on every run
+/// without one, as on a fresh container or under sudo, though nothing it does needs it.
+/// Where the variable is unset or names no directory, a private one is made
+/// (`$TMPDIR/vgg-runtime-UID`, mode 0700) and set, before any thread exists.
+pub fn runtime_dir() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        let ok =
+            std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+        if ok {
+            return;
+        }
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("vgg-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        // Only a directory of ours that no one else can enter (another user could have
+        // made the name first in a shared /tmp).
+        let ours = std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+        if ours {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}

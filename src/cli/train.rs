@@ -19,9 +19,10 @@ pub struct Args {
     #[arg(long)]
     pub data: Option<String>,
     /// mnist-csv, mnist-idx, cifar10, or folder (one subdirectory of JPEG/PNG images per
-    /// class, resized and center-cropped to the model's input)
-    #[arg(long, default_value = "mnist-csv")]
-    pub format: String,
+    /// class, resized and center-cropped to the model's input) [default: folder when --data
+    /// is a directory, else mnist-csv]
+    #[arg(long)]
+    pub format: Option<String>,
     /// Random horizontal flips and crops of the training images [default: on for cifar10
     /// and folder, off for digits]
     #[arg(long)]
@@ -97,6 +98,15 @@ pub struct Args {
 }
 
 impl Args {
+    /// The data's format: as given, else a folder of classes when --data is a directory.
+    fn format(&self) -> &str {
+        match (&self.format, &self.data) {
+            (Some(f), _) => f,
+            (None, Some(d)) if std::path::Path::new(d).is_dir() => "folder",
+            (None, _) => "mnist-csv",
+        }
+    }
+
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         // The --init file's card, read once (for a .pth that parses the whole file).
         // The --init file, read once (a .pth or ONNX file is parsed whole for its card).
@@ -129,11 +139,22 @@ impl Args {
         errln!(
             "training {} on {} ({} train, {} held out) on {}",
             model.name(),
-            self.format,
+            self.format(),
             train.len(),
             test.len(),
             gpu.describe()
         );
+        if self.format() == "folder" {
+            // The class indices the model's outputs will mean, in the order inference shows.
+            let shown: Vec<&str> = card.classes.iter().take(20).map(String::as_str).collect();
+            let more = card.classes.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            errln!("{} classes: {}{more}", card.classes.len(), shown.join(", "));
+        }
         let f16 = o.train.precision == vgg_wgpu::gpu::Precision::F16;
         if f16 && !gpu.cooperative_matrix() {
             errln!(
@@ -220,13 +241,21 @@ impl Args {
     }
 
     /// The card of the --init file where something reads it: the model (unless --model
-    /// gives one) or, for folder data, the preprocessing.
+    /// gives one) or, for folder data, the preprocessing. With --resume, the checkpoint's
+    /// card instead: a run resumes with the model and preprocessing it started with, and
+    /// flags that disagree with the checkpoint are refused when it is read.
     fn init_card(
         &self,
         init: Option<&vgg_wgpu::io::weights::Opened>,
     ) -> Option<vgg_wgpu::model::Card> {
+        let ckpt = self.out.join("checkpoint.safetensors");
+        if self.resume && !self.mnist_model {
+            if let Ok(Some(card)) = vgg_wgpu::io::weights::read_card(&ckpt) {
+                return Some(card);
+            }
+        }
         match init {
-            Some(o) if !self.model.names_model() || self.format == "folder" => o.card().cloned(),
+            Some(o) if !self.model.names_model() || self.format() == "folder" => o.card().cloned(),
             _ => None,
         }
     }
@@ -243,7 +272,7 @@ impl Args {
         use vgg_wgpu::model::Preset;
         // The other formats load their images scaled to [0, 1] whatever the weights.
         let recorded = init
-            .filter(|_| self.format == "folder")
+            .filter(|_| self.format() == "folder")
             .map(|c| c.preprocessing);
         match recorded.filter(|r| r.preset != Preset::Unit && r.crop > 0) {
             Some(r) => vgg_wgpu::model::card::Preprocessing {
@@ -259,6 +288,13 @@ impl Args {
     fn model(&self, init: Option<&vgg_wgpu::model::Card>) -> vgg_wgpu::Result<Model> {
         if self.mnist_model {
             return vgg_wgpu::train::mnist_model();
+        }
+        let ckpt = self.out.join("checkpoint.safetensors");
+        if self.resume {
+            // The checkpoint's model, with any flag that disagrees refused by name.
+            if let Ok(Some(card)) = vgg_wgpu::io::weights::read_card(&ckpt) {
+                return self.model.against_card(&card.model()?, &ckpt);
+            }
         }
         match init.filter(|_| !self.model.names_model()) {
             Some(card) => self.model.build_from(card.model()?),
@@ -285,12 +321,12 @@ impl Args {
             out: Some(self.out.clone()),
             augment: self
                 .augment
-                .unwrap_or(self.format == "cifar10" || self.format == "folder"),
+                .unwrap_or(self.format() == "cifar10" || self.format() == "folder"),
             augment_pad: 4,
             resized_crop: match self.augment_crop.as_deref() {
                 Some(c) => c == "resized-crop",
                 None => {
-                    self.format == "folder"
+                    self.format() == "folder"
                         && model.config().input.0.min(model.config().input.1) >= 128
                 }
             },
@@ -306,14 +342,14 @@ impl Args {
         pre: &vgg_wgpu::model::card::Preprocessing,
     ) -> vgg_wgpu::Result<(Model, Dataset, Dataset, Vec<String>)> {
         let ic = model.input_dims()[0];
-        let load = |d: Option<&str>| load_data(&self.format, d, ic, pre, self.max_pixels);
+        let load = |d: Option<&str>| load_data(self.format(), d, ic, pre, self.max_pixels);
         let (data, names) = load(self.data.as_deref())?;
         let model = match self.model.classes() {
             None if model.classes() != data.classes => model.with_classes(data.classes)?,
             _ => model,
         };
         let (train, test) = match &self.val {
-            Some(dir) if self.format == "folder" => {
+            Some(dir) if self.format() == "folder" => {
                 let (v, val_names) = load(dir.to_str())?;
                 if val_names != names {
                     return Err(vgg_wgpu::io::file_err(
