@@ -340,6 +340,7 @@ fn bench_quick_json_has_every_field() {
         "lrn/forward",
         "batchnorm/affine",
         "avgpool/forward",
+        "avgpool/backward",
         "im2col/forward",
         "conv/dgrad",
         "conv/wgrad",

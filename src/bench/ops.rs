@@ -288,6 +288,29 @@ pub fn adaptive_pool(
     ))
 }
 
+/// The adaptive average pool's input gradient (training below the input size the pool
+/// was made for: a VGG at 32x32 spreads each 7x7 bin back to its 1x1 map).
+pub fn adaptive_pool_backward(
+    gpu: &Gpu,
+    dims: (usize, usize, usize, usize),
+    out: (usize, usize),
+    set: Settings,
+) -> Result<Kernel> {
+    let out_len = dims.0 * dims.1 * out.0 * out.1;
+    grad(
+        gpu,
+        set,
+        &kernels::avgpool::backward(gpu, dims, out)?,
+        &[out_len],
+        &[],
+        len(dims),
+        "avgpool/backward",
+        format!("{} -> {}x{}", dims_str(dims), out.0, out.1),
+        0.0,
+        None,
+    )
+}
+
 /// Dense evaluation's window gather.
 pub fn im2col(
     gpu: &Gpu,

@@ -365,6 +365,8 @@ impl Batch<'_, '_> {
         if let Some(((c, h, w), out)) = sites.avg {
             let k = ops::adaptive_pool(gpu, (b, c, h, w), out, set)?;
             self.keep(k, "avgpool".into());
+            let k = ops::adaptive_pool_backward(gpu, (b, c, h, w), out, set)?;
+            self.keep(k, "avgpool (training)".into());
             // Dense evaluation of an image 5 positions larger each way than the training size.
             let k = ops::im2col(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
             self.keep(k, "dense fc6 windows".into());

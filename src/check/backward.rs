@@ -404,6 +404,22 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     Ok(Outcome::new("lrn/backward", dims_str(dims), &got, &want))
 }
 
+/// The adaptive average pool's input gradient, on windows that overlap and repeat.
+pub fn avgpool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> Result<Outcome> {
+    let (n, c, h, w) = dims;
+    let mut rng = TensorRng::new(seed);
+    let dy = rng.range(n * c * out.0 * out.1, -1.0, 1.0);
+    let want = reference::avgpool::backward(&dy, dims, out.0, out.1);
+    let k = kernels::avgpool::backward(gpu, dims, out)?;
+    let got = run_op(gpu, &k, &[&dy], n * c * h * w, None)?;
+    Ok(Outcome::new(
+        "avgpool/backward",
+        format!("{} -> {}x{}", dims_str(dims), out.0, out.1),
+        &got,
+        &want,
+    ))
+}
+
 /// Batch norm in training: batch statistics, the running update, the output, and the
 /// gradients of input, scale and shift, as one pass of four kernels.
 pub fn batchnorm(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {

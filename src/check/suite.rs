@@ -137,7 +137,7 @@ pub const OPS: [&str; 12] = [
 /// Every case's name, `op/pass` (tests/ops.rs checks that the table holds exactly these;
 /// a case's outcomes may name finer passes, as conv/backward's conv/dgrad and conv/wgrad):
 /// what `vgg check --op` matches against, and lists when nothing matches.
-pub const PASSES: [&str; 22] = [
+pub const PASSES: [&str; 23] = [
     "conv/forward",
     "conv/pack",
     "conv/backward",
@@ -153,6 +153,7 @@ pub const PASSES: [&str; 22] = [
     "softmax/forward",
     "softmax/xent",
     "avgpool/forward",
+    "avgpool/backward",
     "im2col/forward",
     "elementwise/relu_backward",
     "elementwise/dropout",
@@ -553,6 +554,20 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     for d in [(2, 7, 3, 5), (1, 64, 4, 4), (2, 3, 1, 1)] {
         v.push(one("lrn/backward", "", move |s| bw::lrn(gpu, d, s)));
     }
+    // Windows that overlap (13 -> 7, 5 -> 3), that repeat one input (1x1 -> 7x7, a VGG at
+    // 32x32), that split unevenly (2 -> 7), and the identity.
+    let pools = [
+        ((2, 3, 13, 5), (7, 3)),
+        ((3, 5, 1, 1), (7, 7)),
+        ((1, 4, 2, 9), (7, 4)),
+        ((2, 2, 14, 14), (7, 7)),
+        ((1, 3, 4, 4), (4, 4)),
+    ];
+    for (d, o) in pools {
+        v.push(one("avgpool/backward", "", move |s| {
+            bw::avgpool(gpu, d, o, s)
+        }));
+    }
     // At least 4 values per channel: with 2, batch norm maps them to +-1 whatever they are,
     // dx cancels to ~1e-7, and a relative comparison measures only rounding.
     for d in [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)] {
@@ -601,7 +616,7 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             "full-size case: run with --full",
         ));
     }
-    v.push(case("train/step", "BN, LRN, 1x1, split FC", |s| {
+    v.push(case("train/step", "BN, LRN, 1x1, avgpool, split FC", |s| {
         training_step(gpu, s, Precision::F32)
     }));
     // What --precision f16 runs end to end: f16 storage (tensor cores where the adapter has
@@ -618,7 +633,7 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
         v.push(skip(&format!("{f} f16"), why));
     }
     v.push(
-        case("train/step", "f16, BN, LRN, 1x1, split FC", |s| {
+        case("train/step", "f16, BN, LRN, 1x1, avgpool, split FC", |s| {
             training_step(gpu, s, Precision::F16)
         })
         .f16(),
@@ -725,10 +740,12 @@ pub fn network(
 /// parameter's update. In `F16` the step is mixed precision (`TrainOptions::precision`):
 /// loss-scaled, and on tensor cores where the adapter has them.
 pub fn training_step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> {
+    // The last map is 3x2; the average pool to 2x3 overlaps its rows' windows and repeats
+    // its columns, as torchvision's 7x7 pool does below 224x224 input.
     let m = Model::parse("6,M,8:1,L,M,10")
         .and_then(|m| m.with_input(2, 12, 10))
         .and_then(|m| m.with_batch_norm(true))
-        .and_then(|m| m.with_avgpool(None))
+        .and_then(|m| m.with_avgpool(Some((2, 3))))
         .and_then(|m| m.with_hidden(&[12]))
         .and_then(|m| m.with_classes(5))?;
     let w = random_weights(&m, seed);

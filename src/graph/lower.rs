@@ -408,6 +408,11 @@ impl Lowering<'_> {
                 ks.push(bound(gpu, k, &[x, g.cur, g.other])?);
                 g.swap();
             }
+            (NodeOp::AvgPool { h: oh, w: ow }, _, Grads::None) => {
+                let k = kernels::avgpool::backward(gpu, dims, (oh, ow))?;
+                ks.push(bound(gpu, k, &[g.cur, g.other])?);
+                g.swap();
+            }
             (NodeOp::MaxPool, Binds::MaxPool { argmax }, Grads::None) => {
                 let k = kernels::pool::backward(gpu, dims)?;
                 ks.push(bound(gpu, k, &[g.cur, argmax, g.other])?);

@@ -350,16 +350,6 @@ impl Builder<'_> {
             Op::AdaptiveAvgPool { .. } | Op::Flatten if dense => self.dense_step(l)?,
             Op::AdaptiveAvgPool { h: oh, w: ow } => {
                 let [_, h, w] = l.input;
-                if (h, w) != (oh, ow) && train {
-                    return Err(Error::InvalidOption {
-                        option: "model".into(),
-                        message: format!(
-                            "training has no backward for an average pool from {h}x{w} to \
-                             {oh}x{ow}; use --avgpool none, or an input whose last map is \
-                             {oh}x{ow}"
-                        ),
-                    });
-                }
                 if (h, w) != (oh, ow) {
                     let op = NodeOp::AvgPool { h: oh, w: ow };
                     self.cur = self.g.node(&l.name, op, self.cur, l.output);

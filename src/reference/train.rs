@@ -3,7 +3,7 @@
 //! the identity here (the GPU comparison runs with it off); batch norm uses batch
 //! statistics and updates the running ones, as PyTorch's train mode does.
 
-use super::{batchnorm, conv, elementwise, linear, lrn, optim, pool, softmax};
+use super::{avgpool, batchnorm, conv, elementwise, linear, lrn, optim, pool, softmax};
 use crate::error::{shape_err, Result};
 use crate::model::{Model, Op, Tensor, Weights, BN_EPS};
 
@@ -88,9 +88,7 @@ fn forward(
                 y
             }
             Op::AdaptiveAvgPool { h: oh, w: ow } if (h, w) == (oh, ow) => cur,
-            Op::AdaptiveAvgPool { .. } => {
-                return Err(shape_err!("no backward for a resizing average pool"))
-            }
+            Op::AdaptiveAvgPool { h: oh, w: ow } => avgpool::forward(&cur, dims, oh, ow),
             Op::Flatten | Op::Dropout { .. } => cur,
             Op::Linear { k: kk, n: no } => {
                 let (wt, bs) = (
@@ -149,6 +147,9 @@ fn backward(
                 &g,
             ),
             Op::MaxPool => pool::backward(&g, &argmax[i], dims),
+            Op::AdaptiveAvgPool { h: oh, w: ow } if (h, w) != (oh, ow) => {
+                avgpool::backward(&g, dims, oh, ow)
+            }
             Op::AdaptiveAvgPool { .. } | Op::Flatten | Op::Dropout { .. } => g,
             Op::Linear { k: kk, n: no } => {
                 let wt = get(weights, format!("{k}.weight"))?;
