@@ -88,9 +88,21 @@ struct TensorProto {
     raw_data: Vec<u8>,
     #[prost(double, repeated, tag = "10")]
     double_data: Vec<f64>,
+    /// Where the values are when `data_location` is 1: `location` (a path relative to the
+    /// model file), `offset` and `length` in bytes.
+    #[prost(message, repeated, tag = "13")]
+    external_data: Vec<StringStringEntry>,
     /// 1: the values are in another file.
     #[prost(int32, tag = "14")]
     data_location: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StringStringEntry {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "2")]
+    value: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -165,9 +177,21 @@ pub fn read_onnx(bytes: &[u8], path: &Path) -> Result<OnnxModel> {
     let fail = |m: String| file_err(path, format!("not a readable VGG ONNX file: {m}"));
     let proto: ModelProto =
         prost::Message::decode(bytes).map_err(|e| fail(format!("not an ONNX model ({e})")))?;
-    let graph = proto
+    let mut graph = proto
         .graph
         .ok_or_else(|| fail("the model has no graph".into()))?;
+    // torch.export's default (and the only form past protobuf's 2 GB) keeps the weights in
+    // a file beside the graph.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    for t in graph
+        .initializer
+        .iter_mut()
+        .filter(|t| t.data_location == 1)
+    {
+        t.raw_data = external(t, dir.unwrap_or(Path::new(".")))
+            .map_err(|m| file_err(path, format!("initializer '{}': {m}", t.name)))?;
+        t.data_location = 0;
+    }
     let mut m = walk(&graph).map_err(fail)?;
     // A graph that is no built-in VGG is named after its file.
     if m.model.name() == CUSTOM {
@@ -237,8 +261,21 @@ const SHAPE_OPS: &[&str] = &[
 ];
 
 fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
-    let inits: HashMap<&str, &TensorProto> =
+    let mut inits: HashMap<&str, &TensorProto> =
         g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    // The TorchScript exporter stores identical initializers once (every zero bias of a
+    // fresh model) and names the others through Identity nodes: those names are aliases.
+    for node in &g.node {
+        if let ("Identity", [from], [to]) = (
+            node.op_type.as_str(),
+            node.input.as_slice(),
+            node.output.as_slice(),
+        ) {
+            if let Some(t) = inits.get(from.as_str()).copied() {
+                inits.insert(to.as_str(), t);
+            }
+        }
+    }
     let input = g
         .input
         .iter()
@@ -266,6 +303,10 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
         let op = node.op_type.as_str();
         let takes_data = node.input.contains(&cur);
         if SHAPE_OPS.contains(&op) && (op == "Shape" || !takes_data) {
+            continue;
+        }
+        if op == "Identity" && !takes_data {
+            // An alias of an initializer (above).
             continue;
         }
         let at = || format!("node {i} ('{}', {op})", node.name);
@@ -365,6 +406,16 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
                 }
                 Found::Pool
             }
+            "LRN" if int("size", 0) % 2 == 0 => {
+                // ONNX centres an even window one channel later than PyTorch, whose
+                // convention the LRN kernel follows; VGG's size is 5.
+                return Err(format!(
+                    "{}: LRN of even size {}, whose window ONNX places one channel off the \
+                     engine's (odd sizes agree)",
+                    at(),
+                    int("size", 0)
+                ));
+            }
             "LRN" => Found::Lrn(LrnParams {
                 size: usize::try_from(int("size", 0)).map_err(|_| format!("{}: size", at()))?,
                 alpha: attr("alpha").map(|a| a.f).unwrap_or(1e-4),
@@ -374,17 +425,21 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
             "GlobalAveragePool" => Found::AvgPool(None),
             "AveragePool" => {
                 let k = ints("kernel_shape");
+                // ONNX's strides default to 1, not to the kernel.
+                let strides = match ints("strides") {
+                    s if s.is_empty() => vec![1, 1],
+                    s => s,
+                };
                 let ok = k.len() == 2
                     && k[0] == k[1]
                     && k[0] > 0
-                    && ints("strides").iter().all(|s| *s == k[0])
+                    && strides.iter().all(|s| *s == k[0])
                     && ints("pads").iter().all(|p| *p == 0);
                 if !ok {
                     return Err(format!(
-                        "{} averages {k:?} with strides {:?}; only the adaptive pool's \
-                         kernel-equals-stride form is a VGG's",
-                        at(),
-                        ints("strides")
+                        "{} averages {k:?} with strides {strides:?}; only the adaptive \
+                         pool's kernel-equals-stride form is a VGG's",
+                        at()
                     ));
                 }
                 Found::AvgPool(Some(k[0] as usize))
@@ -726,15 +781,77 @@ fn chw_columns(t: Tensor, [c, h, w]: [usize; 3]) -> std::result::Result<Tensor, 
     new_tensor(vec![n, k], out)
 }
 
+/// The bytes of an initializer stored outside the graph: `location` resolved in `dir` (the
+/// model file's folder) and confined to it (no absolute path, no `..`, no symlink out),
+/// exactly the bytes its dims and type take read at `offset`, within the file.
+fn external(t: &TensorProto, dir: &Path) -> std::result::Result<Vec<u8>, Fail> {
+    use std::io::{Read, Seek};
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.as_str())
+    };
+    let location = get("location").ok_or("stored externally without a location")?;
+    let rel = Path::new(location);
+    let inside = rel.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside || location.is_empty() {
+        return Err(format!(
+            "its external file '{location}' is not a path inside the model's folder"
+        ));
+    }
+    let file = dir.join(rel);
+    let real = std::fs::canonicalize(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let base = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !real.starts_with(&base) {
+        return Err(format!(
+            "its external file '{location}' links outside the model's folder"
+        ));
+    }
+    let size = super::regular_size(&file).map_err(|e| e.to_string())?;
+    let number = |k: &str| -> std::result::Result<Option<u64>, Fail> {
+        get(k)
+            .map(|v| v.parse::<u64>().map_err(|_| format!("external {k} '{v}'")))
+            .transpose()
+    };
+    let width: u64 = match t.data_type {
+        FLOAT => 4,
+        FLOAT16 | BFLOAT16 => 2,
+        DOUBLE => 8,
+        other => return Err(format!("data type {other}")),
+    };
+    // What the dims take, overflow-checked, before anything is allocated.
+    let want = t
+        .dims
+        .iter()
+        .try_fold(width, |a, &d| a.checked_mul(u64::try_from(d).ok()?))
+        .ok_or_else(|| format!("dims {:?}", t.dims))?;
+    let offset = number("offset")?.unwrap_or(0);
+    let length = number("length")?.unwrap_or(want);
+    if length != want || offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(format!(
+            "{} bytes at offset {offset} of {location} ({size} bytes) for dims {:?} ({want} \
+             bytes)",
+            length, t.dims
+        ));
+    }
+    super::check_host_bytes(Some(want), "an external initializer").map_err(|e| e.to_string())?;
+    let mut f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut out = vec![0u8; want as usize];
+    f.seek(std::io::SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(&mut out))
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(out)
+}
+
 /// An initializer's values as f32, checked against its dims.
 fn to_tensor(t: &TensorProto) -> std::result::Result<Tensor, Fail> {
     let name = &t.name;
-    if t.data_location == 1 {
-        return Err(format!(
-            "initializer '{name}' is stored in an external file; save the model with its \
-             weights inside (onnx.save(..., save_as_external_data=False))"
-        ));
-    }
     let mut numel = 1usize;
     let mut shape = Vec::with_capacity(t.dims.len().min(8));
     for &d in &t.dims {
@@ -948,6 +1065,117 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("input has 5 channels"), "{e}");
+    }
+
+    /// The TorchScript exporter's form: a shared initializer named through Identity nodes.
+    #[test]
+    fn identity_nodes_over_initializers_are_aliases() {
+        let bytes = tiny(None);
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        g.node
+            .insert(0, node("Identity", &["b"], "b_alias", vec![]));
+        g.node[1].input[2] = "b_alias".into();
+        let read = read_onnx(&m.encode_to_vec(), Path::new("t.onnx")).unwrap();
+        let want = read_onnx(&bytes, Path::new("t.onnx")).unwrap();
+        assert_eq!(read.weights, want.weights);
+    }
+
+    /// torch.export's form: weights in a file beside the graph, read at their offsets and
+    /// confined to the model's folder.
+    #[test]
+    fn external_data_is_read_beside_the_model_and_nowhere_else() {
+        let dir = std::env::temp_dir().join(format!("vgg-onnx-ext-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = tiny(None);
+        let want = read_onnx(&bytes, Path::new("t.onnx")).unwrap();
+        // "w"'s 18 floats at offset 8 of t.onnx.data, behind 8 bytes of something else.
+        let mut m = ModelProto::decode(&bytes[..]).unwrap();
+        let w = &mut m.graph.as_mut().unwrap().initializer[0];
+        let mut data = vec![0xAAu8; 8];
+        data.extend(w.float_data.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(dir.join("t.onnx.data"), &data).unwrap();
+        w.float_data.clear();
+        w.data_location = 1;
+        let entry = |k: &str, v: &str| StringStringEntry {
+            key: k.into(),
+            value: v.into(),
+        };
+        let with = |entries: Vec<StringStringEntry>| {
+            let mut m = m.clone();
+            m.graph.as_mut().unwrap().initializer[0].external_data = entries;
+            read_onnx(&m.encode_to_vec(), &dir.join("t.onnx"))
+        };
+        let read = with(vec![
+            entry("location", "t.onnx.data"),
+            entry("offset", "8"),
+            entry("length", "72"),
+        ])
+        .unwrap();
+        assert_eq!(read.weights, want.weights);
+        // Outside the folder, by path or by link; past the file; a length the dims do not
+        // take: each refused, naming the initializer.
+        std::os::unix::fs::symlink("/etc/hostname", dir.join("out.data")).unwrap();
+        let refused = [
+            (
+                vec![entry("location", "../t.onnx.data")],
+                "inside the model's folder",
+            ),
+            (
+                vec![entry("location", "/etc/hostname")],
+                "inside the model's folder",
+            ),
+            (vec![entry("location", "out.data")], "links outside"),
+            (vec![entry("location", "missing.data")], "missing.data"),
+            (
+                vec![entry("location", "t.onnx.data"), entry("offset", "16")],
+                "72 bytes at offset 16",
+            ),
+            (
+                vec![entry("location", "t.onnx.data"), entry("length", "4")],
+                "4 bytes at offset 0",
+            ),
+            (vec![], "without a location"),
+        ];
+        for (entries, words) in refused {
+            let e = with(entries).err().unwrap().to_string();
+            assert!(e.contains("initializer 'w'") && e.contains(words), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// ONNX's own defaults: AveragePool's strides are 1 when absent, and an even LRN window
+    /// sits one channel off PyTorch's.
+    #[test]
+    fn onnx_defaults_are_read_as_onnx_defines_them() {
+        let avg = node(
+            "AveragePool",
+            &["p"],
+            "a",
+            vec![ints("kernel_shape", &[2, 2])],
+        );
+        let mut m = ModelProto::decode(&tiny(None)[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        g.node.insert(3, avg);
+        g.node[4].input[0] = "a".into();
+        let e = read_onnx(&m.encode_to_vec(), Path::new("t.onnx"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("strides [1, 1]"), "{e}");
+        let mut lrn = node("LRN", &["r"], "l", vec![]);
+        lrn.attribute.push(AttributeProto {
+            name: "size".into(),
+            i: 4,
+            ..Default::default()
+        });
+        let mut m = ModelProto::decode(&tiny(None)[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        g.node.insert(2, lrn);
+        g.node[3].input[0] = "l".into();
+        let e = read_onnx(&m.encode_to_vec(), Path::new("t.onnx"))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("even size 4"), "{e}");
     }
 
     #[test]
