@@ -653,6 +653,21 @@ fn one_training_run_per_output_folder() {
     assert_eq!(got, 0, "{}", std::io::Error::last_os_error());
 }
 
+/// A checkpoint's metadata for model `m` at epoch 1: what `--resume` reads.
+fn checkpoint_meta(m: &Model) -> std::collections::HashMap<String, String> {
+    [
+        ("epoch", "1"),
+        ("step", "10"),
+        ("lr", "0.05"),
+        ("best_accuracy", "0.5"),
+        ("epochs_since_best", "0"),
+        ("model", m.name()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 #[test]
 fn runs_and_checkpoints_are_not_overwritten_or_trusted_blindly() {
     let d = dir("runs");
@@ -672,17 +687,7 @@ fn runs_and_checkpoints_are_not_overwritten_or_trusted_blindly() {
     for (key, value) in [("epoch", "-5"), ("lr", "NaN"), ("model", "vgg16")] {
         let out = d.join(format!("ckpt-{key}"));
         std::fs::create_dir_all(&out).unwrap();
-        let mut meta: std::collections::HashMap<String, String> = [
-            ("epoch", "1"),
-            ("step", "10"),
-            ("lr", "0.05"),
-            ("best_accuracy", "0.5"),
-            ("epochs_since_best", "0"),
-            ("model", m.name()),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let mut meta = checkpoint_meta(&m);
         meta.insert(key.into(), value.into());
         let ckpt = out.join("checkpoint.safetensors");
         vgg_wgpu::train::fit::save_checkpoint(&ckpt, &w, &Weights::new(), &meta).unwrap();
@@ -699,17 +704,7 @@ fn runs_and_checkpoints_are_not_overwritten_or_trusted_blindly() {
     }
     // A checkpoint whose card records another architecture of the same name, and one
     // whose momentum holds a NaN.
-    let base: std::collections::HashMap<String, String> = [
-        ("epoch", "1"),
-        ("step", "10"),
-        ("lr", "0.05"),
-        ("best_accuracy", "0.5"),
-        ("epochs_since_best", "0"),
-        ("model", m.name()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let base = checkpoint_meta(&m);
     let other = m.with_hidden(&[7]).unwrap();
     let names = (0..10).map(|i| i.to_string()).collect();
     let pre = vgg_wgpu::io::datasets::folder_preprocessing(28);
@@ -833,17 +828,7 @@ fn bit_flips_in_written_files_are_caught_by_name() {
     one_error_line(&r, &["tiny.safetensors", "features.0.weight", "checksum"]);
     let m = vgg_wgpu::train::mnist_model().unwrap();
     let weights = Weights::init(&m, Init::Kaiming, 1);
-    let meta: std::collections::HashMap<String, String> = [
-        ("epoch", "1"),
-        ("step", "10"),
-        ("lr", "0.05"),
-        ("best_accuracy", "0.5"),
-        ("epochs_since_best", "0"),
-        ("model", m.name()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let meta = checkpoint_meta(&m);
     let out = d.join("run");
     std::fs::create_dir_all(&out).unwrap();
     let ckpt = out.join("checkpoint.safetensors");

@@ -6,21 +6,17 @@ use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::WG;
 
-/// The forward kernel from `dims` to (n, c, out.0, out.1), tensors stored as `precision`:
-/// bindings input, output.
-pub fn forward(
-    gpu: &Gpu,
-    dims: (usize, usize, usize, usize),
-    out: (usize, usize),
-    precision: Precision,
-) -> Result<Kernel> {
+type Dims = (usize, usize, usize, usize);
+
+/// The shape's overrides (avgpool/header), an empty dimension refused.
+fn consts(dims: Dims, out: (usize, usize)) -> Result<[(&'static str, f64); 7]> {
     let (n, c, h, w) = dims;
     if n * c * h * w == 0 || out.0 == 0 || out.1 == 0 {
         return Err(shape_err!(
             "adaptive pool {dims:?} -> {out:?} has an empty dimension"
         ));
     }
-    let consts = [
+    Ok([
         ("N", n as f64),
         ("C", c as f64),
         ("H", h as f64),
@@ -28,7 +24,14 @@ pub fn forward(
         ("OH", out.0 as f64),
         ("OW", out.1 as f64),
         ("WG", WG as f64),
-    ];
+    ])
+}
+
+/// The forward kernel from `dims` to (n, c, out.0, out.1), tensors stored as `precision`:
+/// bindings input, output.
+pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), precision: Precision) -> Result<Kernel> {
+    let consts = consts(dims, out)?;
+    let (n, c, h, w) = dims;
     let (len, e) = (n * c * out.0 * out.1, precision.bytes());
     let shader = shader!("avgpool/forward").with_precision(precision);
     let bindings = vec![("input", n * c * h * w, e), ("output", len, e)];
