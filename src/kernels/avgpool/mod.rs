@@ -40,26 +40,9 @@ pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), precision: Precision)
 
 /// The input gradient of the pool from `dims` to (n, c, out.0, out.1), in f32 as training
 /// keeps its gradients: bindings dy (the output's gradient), dx.
-pub fn backward(
-    gpu: &Gpu,
-    dims: (usize, usize, usize, usize),
-    out: (usize, usize),
-) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, dims: Dims, out: (usize, usize)) -> Result<Kernel> {
+    let consts = consts(dims, out)?;
     let (n, c, h, w) = dims;
-    if n * c * h * w == 0 || out.0 == 0 || out.1 == 0 {
-        return Err(shape_err!(
-            "adaptive pool backward {dims:?} -> {out:?} has an empty dimension"
-        ));
-    }
-    let consts = [
-        ("N", n as f64),
-        ("C", c as f64),
-        ("H", h as f64),
-        ("W", w as f64),
-        ("OH", out.0 as f64),
-        ("OW", out.1 as f64),
-        ("WG", WG as f64),
-    ];
     let len = n * c * h * w;
     let bindings = vec![("dy", n * c * out.0 * out.1, 4), ("dx", len, 4)];
     let shader = shader!("avgpool/backward");
