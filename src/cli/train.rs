@@ -293,7 +293,27 @@ impl Args {
         if self.resume {
             // The checkpoint's model, with any flag that disagrees refused by name.
             if let Ok(Some(card)) = vgg_wgpu::io::weights::read_card(&ckpt) {
-                return self.model.against_card(&card.model()?, &ckpt);
+                // The checkpoint's model with the flags given applied: a flag left out
+                // takes the checkpoint's value, a flag given must agree with it.
+                let theirs = card.model()?;
+                let mut flags = self.model.clone();
+                if let Some(spec) = flags.model.take() {
+                    let c = theirs.config();
+                    let named = Model::parse_as(&spec, |n| {
+                        (n.input, n.in_channels) = (c.input, c.in_channels)
+                    })?;
+                    if named.config().features != c.features {
+                        return Err(vgg_wgpu::io::file_err(
+                            &ckpt,
+                            format!(
+                                "holds a model of other layers ({}) than --model asks for ({})",
+                                theirs.name(),
+                                named.name()
+                            ),
+                        ));
+                    }
+                }
+                return flags.against_card(&theirs, &ckpt);
             }
         }
         match init.filter(|_| !self.model.names_model()) {
