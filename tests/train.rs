@@ -5,7 +5,7 @@ mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::{compare, TensorRng};
 use vgg_wgpu::kernels::conv::{ConvTune, ConvVariant};
-use vgg_wgpu::reference::train::{step as ref_step, Sgd};
+use vgg_wgpu::reference::train::{pool_margin, step as ref_step, Sgd};
 use vgg_wgpu::train::{TrainOptions, Trainer};
 use vgg_wgpu::{Init, Model, Tensor, Weights};
 
@@ -77,7 +77,13 @@ fn three_sgd_steps_match_the_reference() {
             };
             let (mut rw, mut rv) = (w.clone(), Weights::new());
             for s in 0..3u64 {
-                let (x, labels) = batch(&m, 4 * accumulate, seed() + 10 + s);
+                // A batch with no near-tie in a max-pool window (see pool_margin): there the
+                // GPU and the reference may both be right and still route the gradient to
+                // different inputs (seed 1796234663921720731 drew one at step 0).
+                let (x, labels) = (0..100)
+                    .map(|k| batch(&m, 4 * accumulate, seed() + 10 + s + 1000 * k))
+                    .find(|(x, _)| pool_margin(&m, &rw, x).is_ok_and(|g| g > 1e-4))
+                    .unwrap_or_else(|| panic!("no batch without a near-tie in 100 draws"));
                 let got = t.step(&x, &labels, sgd.lr as f32).unwrap();
                 // The reference steps each micro-batch's gradient separately only when there is
                 // one; with accumulation it takes the whole logical batch at once, which is the

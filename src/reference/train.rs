@@ -42,6 +42,40 @@ fn get(w: &Weights, name: String) -> Result<Vec<f32>> {
         .clone())
 }
 
+/// The smallest gap, relative to the larger value, between the two largest inputs of any
+/// 2x2 max-pool window in a training forward of `x` (exact ties of zeros, ReLU's, left
+/// out: every implementation breaks them alike). Below the f32 rounding the GPU and this
+/// reference accumulate over a few layers (about 1e-6), the two may pick different inputs
+/// and route the gradient to different places, both correctly: a comparison of training
+/// steps needs inputs with no such near-tie.
+pub fn pool_margin(model: &Model, weights: &Weights, x: &Tensor) -> Result<f64> {
+    let mut w = weights.clone();
+    let (outs, _) = forward(model, &mut w, x)?;
+    let n = x.shape[0];
+    let mut margin = f64::INFINITY;
+    for (i, l) in model.layers().iter().enumerate() {
+        if l.op != Op::MaxPool {
+            continue;
+        }
+        let input: &[f32] = if i == 0 { &x.data } else { &outs[i - 1] };
+        let [c, h, wd] = l.input;
+        for p in 0..n * c {
+            for oy in 0..h / 2 {
+                for ox in 0..wd / 2 {
+                    let mut v: Vec<f64> = (0..4)
+                        .map(|t| input[(p * h + oy * 2 + t / 2) * wd + ox * 2 + t % 2] as f64)
+                        .collect();
+                    v.sort_by(|a, b| b.total_cmp(a));
+                    if v[0] != 0.0 {
+                        margin = margin.min((v[0] - v[1]) / v[0].abs());
+                    }
+                }
+            }
+        }
+    }
+    Ok(margin)
+}
+
 /// The forward pass keeping every layer's output, and each max pool's argmax; batch norm
 /// updates its running statistics in `weights`.
 #[allow(clippy::type_complexity)]
