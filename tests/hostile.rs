@@ -131,11 +131,21 @@ fn tiny_weights(d: &Path) -> PathBuf {
 }
 
 fn infer(weights: &Path, extra: &[&str], images: &[&Path]) -> (Option<i32>, String, String) {
+    infer_within(weights, extra, images, Duration::from_secs(120))
+}
+
+/// `infer` killed (and the test failed) after `limit`.
+fn infer_within(
+    weights: &Path,
+    extra: &[&str],
+    images: &[&Path],
+    limit: Duration,
+) -> (Option<i32>, String, String) {
     let mut args = vec!["infer", "--weights", weights.to_str().unwrap()];
     args.extend(TINY);
     args.extend(extra);
     args.extend(images.iter().map(|p| p.to_str().unwrap()));
-    vgg(&args)
+    vgg_within(&args, limit)
 }
 
 /// A PNG whose header declares `w` x `h` (valid signature, IHDR and CRCs) over a few bytes
@@ -210,15 +220,7 @@ fn special_files_are_refused_by_name_without_blocking() {
     let fifo = d.join("x.jpg");
     let made = Command::new("mkfifo").arg(&fifo).status();
     if made.is_ok_and(|s| s.success()) {
-        let r = vgg_within(
-            &[
-                &["infer", "--weights", w.to_str().unwrap()][..],
-                &TINY,
-                &[fifo.to_str().unwrap()],
-            ]
-            .concat(),
-            Duration::from_secs(60),
-        );
+        let r = infer_within(&w, &[], &[&fifo], Duration::from_secs(60));
         assert_eq!(r.0, Some(1), "{}", r.2);
         assert!(
             r.2.contains("x.jpg") && r.2.contains("is a FIFO"),
@@ -331,15 +333,7 @@ fn a_directory_tree_1900_deep_is_walked_in_linear_time() {
     std::fs::copy(fixture("chelsea.png"), deep.join("bottom.png")).unwrap();
     std::fs::copy(fixture("chelsea.png"), half.unwrap().join("half.png")).unwrap();
     let t0 = Instant::now();
-    let r = vgg_within(
-        &[
-            &["infer", "--weights", w.to_str().unwrap()][..],
-            &TINY,
-            &[d.join("t").to_str().unwrap()],
-        ]
-        .concat(),
-        Duration::from_secs(60),
-    );
+    let r = infer_within(&w, &[], &[&d.join("t")], Duration::from_secs(60));
     assert_eq!(r.0, Some(0), "{}", r.2);
     assert!(
         r.1.contains("bottom.png") && r.1.contains("half.png"),

@@ -909,6 +909,21 @@ mod tests {
         }
     }
 
+    /// Reads `n` copies of `good`, each with one byte among its first `span` replaced, from
+    /// a fixed xorshift seed: an error or a result, never a panic.
+    fn mutate_each(good: &[u8], seed: u64, n: usize, span: usize, path: &Path) {
+        let mut x = seed;
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = good.to_vec();
+            let at = (x as usize >> 8) % span.min(b.len());
+            b[at] = (x & 0xff) as u8;
+            let _ = read_pth(&b, path);
+        }
+    }
+
     /// The fuzz target's hostile seeds (fuzz/seeds/pth: nesting past the bound, sizes
     /// that wrap) are refused, and so are mutated copies, without a panic.
     #[test]
@@ -919,16 +934,7 @@ mod tests {
             let path = entry.unwrap().path();
             let good = std::fs::read(&path).unwrap();
             assert!(read_pth(&good, &path).is_err(), "{}", path.display());
-            let mut x = 0x2545f4914f6cdd1du64;
-            for _ in 0..500 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let mut b = good.clone();
-                let at = (x as usize >> 8) % b.len();
-                b[at] = (x & 0xff) as u8;
-                let _ = read_pth(&b, &path);
-            }
+            mutate_each(&good, 0x2545f4914f6cdd1d, 500, good.len(), &path);
             seeds += 1;
         }
         assert!(seeds >= 6);
@@ -946,16 +952,7 @@ mod tests {
                 );
             }
             // Mutations of the pickles and zip headers near the start, from a fixed seed.
-            let mut x = 0x9e3779b97f4a7c15u64;
-            for _ in 0..2000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let mut b = good.clone();
-                let at = (x as usize >> 8) % 4096.min(b.len());
-                b[at] = (x & 0xff) as u8;
-                let _ = read_pth(&b, Path::new(name));
-            }
+            mutate_each(&good, 0x9e3779b97f4a7c15, 2000, 4096, Path::new(name));
         }
     }
 }
