@@ -12,13 +12,20 @@ Writes:
                      `vgg` CLI spells them, weights file, input name
   <net>.pth          tiny_a's state dict as torch.save writes it (zip), tiny_bn's in the
                      legacy format (tiny_bn_legacy.pth)
-  <net>*.onnx        tiny_a as torch.onnx.export writes it (tiny_a.onnx); tiny_bn as the
+  <net>*.onnx        tiny_a as torch.onnx.export writes it (tiny_a.onnx); tiny_a, tiny_bn and
+                     tiny_init as today's PyTorch writes them with its defaults, from both
+                     exporters: torch.export-based (the default; weights in an external
+                     <net>_dynamo.onnx.data) and TorchScript-based (dynamo=False, which
+                     folds batch norm into the convs and deduplicates identical
+                     initializers, as tiny_init's zero biases, into Identity nodes:
+                     <net>_ts.onnx); tiny_bn as the
                      ONNX model zoo's VGGs are laid out (BatchNormalization nodes, Gemm,
                      Dropout, no average pool: tiny_bn_zoo.onnx); tiny_a as tf2onnx converts
                      a Keras VGG (NHWC input and a transpose before the flatten, MatMul and
                      Add, a final Softmax: tiny_a_keras.onnx)
   <net>.safetensors  seeded random weights in torchvision's key names (f32; one net also in
-                     f16 and bf16)
+                     f16 and bf16); tiny_init's drawn as torchvision initialises a VGG
+                     (zero biases)
   inputs.safetensors network inputs: the two photos normalised ("photos", [2, 3, 224, 224])
                      and a random batch ("random32", [3, 3, 32, 32])
   logits.safetensors PyTorch's outputs for every net on its input, keyed by net name
@@ -144,6 +151,29 @@ def randomize(net, seed):
                 m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
 
 
+def torchvision_init(net, seed):
+    """torchvision's VGG initialisation: Kaiming-normal convs (fan out), N(0, 0.01) linear
+    layers, zero biases; so every bias is the same tensor of zeros, as in any VGG built
+    with weights=None."""
+    torch.manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.constant_(m.bias, 0)
+
+
+def export_defaults(net, x, out, name):
+    """The net as today's PyTorch exports it with its defaults, from both exporters: the
+    file names, keyed by their tag in nets.json."""
+    dynamo, ts = f"{name}_dynamo.onnx", f"{name}_ts.onnx"
+    torch.onnx.export(net, (x,), os.path.join(out, dynamo), external_data=True)
+    torch.onnx.export(net, (x,), os.path.join(out, ts), dynamo=False)
+    return {"onnx_dynamo": dynamo, "onnx_ts": ts}
+
+
 def state(net, dtype=torch.float32):
     return {k: v.to(dtype).contiguous() for k, v in net.state_dict().items()
             if v.is_floating_point()}
@@ -158,6 +188,9 @@ NETS = [
     ("tiny_c_lrn", "8,L,M,16,M,24,24:1,M,32,32:1,M,32,M", False, (3, 224, 224), (7, 7), [48], 7,
      "photos"),
     ("cifar_like", "16,16,M,32,M,64,M", False, (3, 32, 32), (7, 7), [32], 10, "random32"),
+    # torchvision's own initialisation (randomize is not applied).
+    ("tiny_init", "8,M,16,M,24,24,M,32,32,M,32,32,M", False, (3, 224, 224), (7, 7), [64, 64],
+     10, "photos"),
 ]
 
 
@@ -290,7 +323,10 @@ def main():
     for i, (name, spec, bn, (c, h, w), avgpool, hidden, classes, x) in enumerate(NETS):
         feats, last = features_from_spec(spec, c, bn)
         net = Net(feats, last, avgpool, hidden, classes)
-        randomize(net, 100 + i)
+        if name == "tiny_init":
+            torchvision_init(net, 100 + i)
+        else:
+            randomize(net, 100 + i)
         net.eval()
         files = {"f32": f"{name}.safetensors"}
         save_file(state(net), os.path.join(out, files["f32"]))
@@ -313,6 +349,8 @@ def main():
                               dynamic_axes={"input": {0: "batch"}})
             files["onnx_keras"] = f"{name}_keras.onnx"
             onnx_keras(net, os.path.join(out, files["onnx_keras"]), (c, h, w))
+        if name in ("tiny_a", "tiny_bn", "tiny_init"):
+            files.update(export_defaults(net, inputs[x][:1], out, name))
         if name == "tiny_bn":
             files["onnx_zoo"] = f"{name}_zoo.onnx"
             onnx_zoo(net, os.path.join(out, files["onnx_zoo"]), (c, h, w))
