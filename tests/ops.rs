@@ -58,7 +58,7 @@ fn every_op_of_the_table_is_tested() {
 fn every_case_is_named_after_its_op() {
     on_each_gpu(|| {
         let opts = SuiteOptions {
-            full: true,
+            scope: suite::Scope::Full,
             ..Default::default()
         };
         let mut seen = std::collections::BTreeSet::new();
@@ -76,5 +76,58 @@ fn every_case_is_named_after_its_op() {
         let listed: std::collections::BTreeSet<String> =
             suite::PASSES.iter().map(|p| p.to_string()).collect();
         assert_eq!(seen, listed);
+    });
+}
+
+/// The quick set (`vgg check` with no options) runs every pass of the table and every conv
+/// and FC variant the adapter offers, at a fraction of the standard set's cases.
+#[test]
+fn quick_set_runs_every_pass_and_variant() {
+    on_each_gpu(|| {
+        let names = |scope| {
+            let opts = SuiteOptions {
+                scope,
+                ..Default::default()
+            };
+            suite::cases(gpu(), &opts)
+                .into_iter()
+                .filter_map(|c| match c {
+                    suite::Case::Run { op, shape, .. } => Some((op, shape)),
+                    suite::Case::Skip(_) => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let (quick, standard) = (names(suite::Scope::Quick), names(suite::Scope::Standard));
+        let passes = |v: &[(String, String)]| {
+            v.iter()
+                .map(|(op, _)| op.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(passes(&quick), passes(&standard));
+        // Every variant of conv/forward and linear/forward (the case's shape names it).
+        let variants = |v: &[(String, String)], op: &str| {
+            v.iter()
+                .filter(|(o, s)| o == op && !s.contains("grid over"))
+                .map(|(_, s)| s.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        for op in ["conv/forward", "linear/forward"] {
+            let want: std::collections::BTreeSet<_> = variants(&standard, op)
+                .into_iter()
+                .filter(|s| !s.contains("binding") && s != "fc8")
+                .collect();
+            assert_eq!(variants(&quick, op), want, "{op}");
+        }
+        eprintln!(
+            "[{}] quick set: {} of {} standard cases",
+            gpu().info().name,
+            quick.len(),
+            standard.len()
+        );
+        assert!(quick.len() * 3 < standard.len());
+        // The edge cases are the standard set's.
+        for edge in ["over binding limit", "grid over 65535"] {
+            assert!(standard.iter().any(|(_, s)| s.contains(edge)), "{edge}");
+        }
     });
 }

@@ -3,7 +3,7 @@
 //! fail), the cases skipped and why, and the kernels that were not deterministic or slow.
 //! Written as JSON (schema `vgg-conformance/1`) and Markdown.
 
-use super::suite::Skipped;
+use super::suite::{Scope, Skipped};
 use super::{Determinism, Outcome};
 use crate::gpu::{Gpu, WANTED_FEATURES};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,8 @@ pub struct Report {
     pub git_commit: String,
     /// Base seed of the random inputs: `vgg check --seed` replays the run.
     pub seed: u64,
-    pub full: bool,
+    /// Which cases ran: the quick set, the standard cases or the full-size ones too.
+    pub scope: Scope,
     pub determinism_checked: bool,
     pub adapters: Vec<AdapterReport>,
 }
@@ -291,14 +292,14 @@ fn sci(v: Option<f64>) -> String {
 }
 
 impl Report {
-    pub fn new(seed: u64, full: bool, determinism: bool) -> Report {
+    pub fn new(seed: u64, scope: Scope, determinism: bool) -> Report {
         Report {
             schema: SCHEMA.into(),
             engine: format!("vgg-wgpu {}", env!("CARGO_PKG_VERSION")),
             date: today(),
             git_commit: git_commit(),
             seed,
-            full,
+            scope,
             determinism_checked: determinism,
             adapters: Vec::new(),
         }
@@ -321,7 +322,11 @@ impl Report {
             self.engine,
             self.git_commit,
             self.seed,
-            if self.full { ", full-size cases" } else { "" },
+            match self.scope {
+                Scope::Quick => ", the quick set",
+                Scope::Standard => "",
+                Scope::Full => ", full-size cases",
+            },
             if self.determinism_checked {
                 ", every case run twice for determinism"
             } else {

@@ -15,13 +15,28 @@ use crate::train::{TrainOptions, Trainer};
 use crate::{Init, Network, NetworkOptions, Tensor, Weights};
 use std::time::Instant;
 
+/// Which cases of the table run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// One or two cases of every kernel and pass at small shapes (every conv and FC
+    /// variant the adapter offers, each backward), one network and one training step:
+    /// what a new user runs first, about a minute on lavapipe with a cold shader cache.
+    Quick,
+    /// Every case at the suite's shapes: the edge cases (odd sizes, 1x1, channel counts
+    /// off every tile, grids past 65535 workgroups, tensors over the binding limit).
+    Standard,
+    /// The standard cases and the full-size ones: VGG16's 392 MiB first FC layer (split
+    /// over bindings where the adapter needs it) and the whole VGG16 at 224x224.
+    Full,
+}
+
 /// How to run the suite.
 #[derive(Clone, Debug)]
 pub struct SuiteOptions {
     pub seed: u64,
-    /// Add the full-size cases: VGG16's 392 MiB first FC layer (split over bindings where
-    /// the adapter needs it) and the whole VGG16 at 224x224.
-    pub full: bool,
+    /// Which cases run [default: Standard, what the tests run per op].
+    pub scope: Scope,
     /// Run each case a second time on the same input and require the same bits.
     pub determinism: bool,
     /// A case slower than this (seconds, reference included) is reported as slow.
@@ -38,7 +53,7 @@ impl Default for SuiteOptions {
     fn default() -> Self {
         SuiteOptions {
             seed: 0,
-            full: false,
+            scope: Scope::Standard,
             determinism: true,
             slow_seconds: 30.0,
             only: None,
@@ -64,6 +79,8 @@ pub enum Case<'a> {
         run: Run<'a>,
         /// Checks what f16 runs: f16 storage or f16 operands.
         f16: bool,
+        /// One of the quick set (`Scope::Quick`).
+        quick: bool,
     },
     Skip(Skipped),
 }
@@ -73,6 +90,22 @@ impl Case<'_> {
     fn f16(mut self) -> Self {
         self.mark_f16();
         self
+    }
+
+    /// Puts the case in the quick set (`Scope::Quick`).
+    fn quick(mut self) -> Self {
+        if let Case::Run { quick, .. } = &mut self {
+            *quick = true;
+        }
+        self
+    }
+
+    /// The quick set's when `first` (the first of a loop's cases, say).
+    fn quick_if(self, first: bool) -> Self {
+        match first {
+            true => self.quick(),
+            false => self,
+        }
     }
 
     fn mark_f16(&mut self) {
@@ -96,6 +129,7 @@ fn case<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a)
         shape: shape.into(),
         run: Box::new(f),
         f16: false,
+        quick: false,
     }
 }
 
@@ -183,7 +217,13 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                 Case::Run { op, .. } => op,
                 Case::Skip(s) => &s.op,
             };
+            let quick = match c {
+                Case::Run { quick, .. } => *quick,
+                // What the adapter lacks is said whatever the scope.
+                Case::Skip(_) => true,
+            };
             opts.only.as_deref().is_none_or(|o| op.starts_with(o))
+                && (quick || opts.scope != Scope::Quick)
                 && opts
                     .precision
                     .is_none_or(|p| c.is_f16() == (p == Precision::F16))
@@ -231,19 +271,26 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
             continue;
         };
         let first = v.len();
-        for (n, ci, co, h, w) in SHAPES_3X3 {
+        // The quick set: the 3x3 shape off every tile with ReLU, and one 1x1.
+        for (i, (n, ci, co, h, w)) in SHAPES_3X3.into_iter().enumerate() {
             for relu in [false, true] {
-                v.push(one(f, &name, move |s| {
-                    conv(gpu, cs(n, ci, co, h, w, 3), relu, Some(tune), s)
-                }));
+                v.push(
+                    one(f, &name, move |s| {
+                        conv(gpu, cs(n, ci, co, h, w, 3), relu, Some(tune), s)
+                    })
+                    .quick_if(i == 5 && relu),
+                );
             }
         }
         let kernels = variant.spec().kernels;
         if kernels.contains(&1) {
-            for (n, ci, co, h, w) in SHAPES_1X1 {
-                v.push(one(f, &name, move |s| {
-                    conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
-                }));
+            for (i, (n, ci, co, h, w)) in SHAPES_1X1.into_iter().enumerate() {
+                v.push(
+                    one(f, &name, move |s| {
+                        conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
+                    })
+                    .quick_if(i == 0),
+                );
             }
         }
         let (grid_tune, big) = grid_case(tune);
@@ -256,13 +303,16 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
             packs.push(ConvTune { tm: 4, ..tune });
         }
         for t in packs {
-            for (ci, co, k) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)] {
+            for (i, (ci, co, k)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].into_iter().enumerate() {
                 if !kernels.contains(&k) {
                     continue;
                 }
-                v.push(one("conv/pack", &name, move |s| {
-                    bw::conv_pack(gpu, ci, co, k, t, s)
-                }));
+                v.push(
+                    one("conv/pack", &name, move |s| {
+                        bw::conv_pack(gpu, ci, co, k, t, s)
+                    })
+                    .quick_if(i == 0),
+                );
             }
         }
         if variant.f16_operands() {
@@ -271,27 +321,36 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     }
     let first = v.len();
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
-        v.push(one(f, "f16", |s| {
-            super::conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
-        }));
+        v.push(
+            one(f, "f16", |s| {
+                super::conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
+            })
+            .quick(),
+        );
         // What --precision f16 runs on tensor cores, in f16 storage.
         for t in offered.iter().filter(|t| t.variant.f16_operands()) {
             let t = *t;
-            for (n, ci, co, h, w, k) in [
+            for (i, (n, ci, co, h, w, k)) in [
                 (2, 16, 24, 13, 15, 3),
                 (1, 70, 130, 9, 11, 3),
                 (3, 5, 7, 6, 5, 1),
-            ] {
-                v.push(one(f, &format!("{:?} f16", t.variant), move |s| {
-                    super::conv_as(
-                        gpu,
-                        cs(n, ci, co, h, w, k),
-                        true,
-                        Some(t),
-                        Precision::F16,
-                        s,
-                    )
-                }));
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                v.push(
+                    one(f, &format!("{:?} f16", t.variant), move |s| {
+                        super::conv_as(
+                            gpu,
+                            cs(n, ci, co, h, w, k),
+                            true,
+                            Some(t),
+                            Precision::F16,
+                            s,
+                        )
+                    })
+                    .quick_if(i == 0),
+                );
             }
         }
     } else {
@@ -345,11 +404,14 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             (17, 33, 5),
             (70, 45, 130),
         ];
-        for (m, k, n) in shapes {
+        for (i, (m, k, n)) in shapes.into_iter().enumerate() {
             for relu in [false, true] {
-                v.push(one(f, &name, move |s| {
-                    linear_as(gpu, ls(m, k, n), relu, None, f32, Some(variant), s)
-                }));
+                v.push(
+                    one(f, &name, move |s| {
+                        linear_as(gpu, ls(m, k, n), relu, None, f32, Some(variant), s)
+                    })
+                    .quick_if(i == 1 && relu),
+                );
             }
         }
         v.extend([
@@ -372,32 +434,38 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     }));
     let first = v.len();
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
-        v.push(one(f, "f16", |s| {
-            linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
-        }));
+        v.push(
+            one(f, "f16", |s| {
+                linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
+            })
+            .quick(),
+        );
         // What --precision f16 runs on tensor cores, in f16 storage.
         for variant in LinearVariant::offered(gpu)
             .into_iter()
             .filter(|v| v.f16_operands())
         {
-            v.push(one(f, &format!("{variant:?} f16"), move |s| {
-                linear_as(
-                    gpu,
-                    ls(33, 70, 90),
-                    true,
-                    None,
-                    Precision::F16,
-                    Some(variant),
-                    s,
-                )
-            }));
+            v.push(
+                one(f, &format!("{variant:?} f16"), move |s| {
+                    linear_as(
+                        gpu,
+                        ls(33, 70, 90),
+                        true,
+                        None,
+                        Precision::F16,
+                        Some(variant),
+                        s,
+                    )
+                })
+                .quick(),
+            );
         }
     } else {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
         v.push(skip(&format!("{f} f16"), why));
     }
     v[first..].iter_mut().for_each(Case::mark_f16);
-    if opts.full {
+    if opts.scope == Scope::Full {
         v.push(one(f, "VGG16 fc6, 392 MiB", |s| {
             linear(gpu, ls(2, 25088, 4096), true, None, s)
         }));
@@ -415,8 +483,12 @@ fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
 fn small_op_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     use super::{adaptive_pool, batchnorm, batchnorm_folded, im2col, lrn, maxpool, softmax};
     let mut v = Vec::new();
-    for d in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)] {
-        v.push(one("pool/forward", "", move |s| maxpool(gpu, d, s)));
+    // The quick set takes each op's first case (avgpool's overlapping bins).
+    for (i, d) in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(one("pool/forward", "", move |s| maxpool(gpu, d, s)).quick_if(i == 0));
     }
     // 4.26M and 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 66.5k and 75k workgroups.
     for d in [(1, 17, 1000, 1002), (3, 128, 224, 224)] {
@@ -425,52 +497,67 @@ fn small_op_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         }));
     }
     // 70000 rows: one workgroup per row.
-    for (r, c) in [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)] {
-        v.push(one("softmax/forward", "", move |s| softmax(gpu, r, c, s)));
+    for (i, (r, c)) in [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(one("softmax/forward", "", move |s| softmax(gpu, r, c, s)).quick_if(i == 0));
     }
-    for d in [
+    for (i, d) in [
         (1, 3, 13, 15),
         (3, 7, 7, 7),
         (2, 64, 1, 1),
         (1, 2, 5, 5),
         (2, 9, 1, 1),
-    ] {
-        v.push(one("lrn/forward", "", move |s| lrn(gpu, d, s)));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(one("lrn/forward", "", move |s| lrn(gpu, d, s)).quick_if(i == 0));
     }
-    for d in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)] {
+    for (i, d) in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)]
+        .into_iter()
+        .enumerate()
+    {
         for relu in [false, true] {
-            v.push(one("batchnorm/affine", "", move |s| {
-                batchnorm(gpu, d, relu, s)
-            }));
+            v.push(
+                one("batchnorm/affine", "", move |s| batchnorm(gpu, d, relu, s))
+                    .quick_if(i == 0 && relu),
+            );
         }
     }
-    for c in [
+    for (i, c) in [
         cs(2, 3, 13, 13, 15, 3),
         cs(3, 8, 20, 7, 7, 3),
         cs(1, 5, 6, 1, 1, 3),
-    ] {
-        v.push(one("batchnorm/fold", "", move |s| {
-            batchnorm_folded(gpu, c, s)
-        }));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(one("batchnorm/fold", "", move |s| batchnorm_folded(gpu, c, s)).quick_if(i == 0));
     }
-    for (d, o) in [
+    for (i, (d, o)) in [
         ((1, 8, 7, 7), (7, 7)),     // identity, as at 224x224 input
         ((3, 5, 13, 15), (7, 7)),   // overlapping bins
         ((2, 4, 1, 1), (7, 7)),     // replication
         ((1, 2, 224, 224), (7, 7)), // large bins
         ((1, 3, 10, 9), (3, 4)),
-    ] {
-        v.push(one("avgpool/forward", "", move |s| {
-            adaptive_pool(gpu, d, o, s)
-        }));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(one("avgpool/forward", "", move |s| adaptive_pool(gpu, d, o, s)).quick_if(i == 1));
     }
-    for (d, win) in [
+    for (i, (d, win)) in [
         ((2, 5, 9, 11), (7, 7)),
         ((1, 3, 7, 7), (7, 7)),
         ((3, 2, 4, 5), (2, 3)),
         ((1, 16, 12, 12), (1, 1)),
-    ] {
-        v.push(one("im2col/forward", "", move |s| im2col(gpu, d, win, s)));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(one("im2col/forward", "", move |s| im2col(gpu, d, win, s)).quick_if(i == 0));
     }
     v
 }
@@ -480,7 +567,7 @@ fn small_op_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 /// tolerance.
 fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     let mut v = Vec::new();
-    for s in [
+    for (i, s) in [
         cs(2, 3, 5, 7, 9, 3),
         cs(1, 8, 16, 13, 15, 3),
         cs(3, 6, 4, 1, 1, 3),
@@ -497,10 +584,15 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         // Past one 64x64 block of the tensor-core weight gradient in both dimensions
         // (70 output channels, 66 x 9 columns), its 544 pixels in 2 chunks.
         cs(2, 66, 70, 16, 17, 3),
-    ] {
-        v.push(case("conv/backward", "", move |seed| {
-            bw::conv(gpu, s, seed)
-        }));
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The quick set: the weight gradient per channel pair, and as a GEMM in chunks.
+        v.push(
+            case("conv/backward", "", move |seed| bw::conv(gpu, s, seed))
+                .quick_if(i == 0 || i == 7),
+        );
         // f16 training's dx and dw, where an f16-operand forward is offered.
         if ConvTune::variants_for(gpu)
             .iter()
@@ -510,29 +602,41 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
                 case("conv/backward", "f16 operands", move |seed| {
                     bw::conv_f16_operands(gpu, s, seed)
                 })
-                .f16(),
+                .f16()
+                .quick_if(i == 0),
             );
         }
     }
-    for d in [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)] {
-        v.push(one("pool/backward", "", move |s| bw::maxpool(gpu, d, s)));
+    // The quick set takes each op's first case.
+    for (i, d) in [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(one("pool/backward", "", move |s| bw::maxpool(gpu, d, s)).quick_if(i == 0));
     }
     // 4.2M elements: 65.6k workgroups of 64.
-    for len in [1001, 4_200_000] {
-        v.push(one("elementwise/relu_backward", "", move |s| {
-            bw::relu(gpu, len, s)
-        }));
+    for (i, len) in [1001, 4_200_000].into_iter().enumerate() {
+        v.push(
+            one("elementwise/relu_backward", "", move |s| {
+                bw::relu(gpu, len, s)
+            })
+            .quick_if(i == 0),
+        );
     }
-    for p in [0.5, 0.1] {
-        v.push(one("elementwise/dropout", "", move |s| {
-            bw::dropout(gpu, 1003, p, s)
-        }));
+    for (i, p) in [0.5, 0.1].into_iter().enumerate() {
+        v.push(
+            one("elementwise/dropout", "", move |s| {
+                bw::dropout(gpu, 1003, p, s)
+            })
+            .quick_if(i == 0),
+        );
     }
     v.extend([
         // The weight in three row chunks, as the forward splits a weight over bindings.
         case("linear/backward", "3 weight chunks", |s| {
             bw::linear(gpu, ls(5, 37, 23), &[(0, 10), (10, 10), (20, 3)], s)
-        }),
+        })
+        .quick(),
         case("linear/backward", "", |s| {
             bw::linear(gpu, ls(1, 300, 7), &[(0, 7)], s)
         }),
@@ -543,16 +647,17 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         case("linear/backward", "batch 18", |s| {
             bw::linear(gpu, ls(18, 70, 29), &[(0, 17), (17, 12)], s)
         }),
-        case("optim/sgd", "", |s| bw::sgd(gpu, 1003, s)),
-        case("optim/overflow", "", |s| bw::overflow(gpu, 70001, s)),
+        case("optim/sgd", "", |s| bw::sgd(gpu, 1003, s)).quick(),
+        case("optim/overflow", "", |s| bw::overflow(gpu, 70001, s)).quick(),
     ]);
-    for (r, c) in [(3, 10), (7, 1000), (2, 3)] {
-        v.push(case("softmax/xent", "", move |s| {
-            bw::softmax_xent(gpu, r, c, s)
-        }));
+    for (i, (r, c)) in [(3, 10), (7, 1000), (2, 3)].into_iter().enumerate() {
+        v.push(case("softmax/xent", "", move |s| bw::softmax_xent(gpu, r, c, s)).quick_if(i == 0));
     }
-    for d in [(2, 7, 3, 5), (1, 64, 4, 4), (2, 3, 1, 1)] {
-        v.push(one("lrn/backward", "", move |s| bw::lrn(gpu, d, s)));
+    for (i, d) in [(2, 7, 3, 5), (1, 64, 4, 4), (2, 3, 1, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(one("lrn/backward", "", move |s| bw::lrn(gpu, d, s)).quick_if(i == 0));
     }
     // Windows that overlap (13 -> 7, 5 -> 3), that repeat one input (1x1 -> 7x7, a VGG at
     // 32x32), that split unevenly (2 -> 7), and the identity.
@@ -563,17 +668,16 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         ((2, 2, 14, 14), (7, 7)),
         ((1, 3, 4, 4), (4, 4)),
     ];
-    for (d, o) in pools {
-        v.push(one("avgpool/backward", "", move |s| {
-            bw::avgpool(gpu, d, o, s)
-        }));
+    for (i, (d, o)) in pools.into_iter().enumerate() {
+        v.push(one("avgpool/backward", "", move |s| bw::avgpool(gpu, d, o, s)).quick_if(i == 0));
     }
     // At least 4 values per channel: with 2, batch norm maps them to +-1 whatever they are,
     // dx cancels to ~1e-7, and a relative comparison measures only rounding.
-    for d in [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)] {
-        v.push(case("batchnorm/train", "", move |s| {
-            bw::batchnorm(gpu, d, s)
-        }));
+    for (i, d) in [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(case("batchnorm/train", "", move |s| bw::batchnorm(gpu, d, s)).quick_if(i == 0));
     }
     v
 }
@@ -582,9 +686,11 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let f = "network/forward";
     let mut v = vec![
+        // The quick set's network.
         one(f, "vgg16 at 32x32", |s| {
             network(gpu, &small("vgg16")?, 2, None, Precision::F32, s)
-        }),
+        })
+        .quick(),
         one(f, "vgg11_bn at 32x32", |s| {
             network(gpu, &small("vgg11_bn")?, 2, None, Precision::F32, s)
         }),
@@ -606,7 +712,7 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             network(gpu, &m, 3, None, Precision::F32, s)
         }),
     ];
-    if opts.full {
+    if opts.scope == Scope::Full {
         v.push(one(f, "vgg16 at 224x224", |s| {
             network(gpu, &Model::vgg16(), 1, None, Precision::F32, s)
         }));
@@ -616,9 +722,12 @@ fn network_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             "full-size case: run with --full",
         ));
     }
-    v.push(case("train/step", "BN, LRN, 1x1, avgpool, split FC", |s| {
-        training_step(gpu, s, Precision::F32)
-    }));
+    v.push(
+        case("train/step", "BN, LRN, 1x1, avgpool, split FC", |s| {
+            training_step(gpu, s, Precision::F32)
+        })
+        .quick(),
+    );
     // What --precision f16 runs end to end: f16 storage (tensor cores where the adapter has
     // them), and a mixed-precision training step.
     if gpu.features().contains(wgpu::Features::SHADER_F16) {

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use vgg_wgpu::check::report::{AdapterReport, Report, Status};
-use vgg_wgpu::check::suite::{Skipped, SuiteOptions};
+use vgg_wgpu::check::suite::{Scope, Skipped, SuiteOptions};
 use vgg_wgpu::check::Outcome;
 use vgg_wgpu::gpu::{Activity, GpuOptions};
 use vgg_wgpu::{check, gpu, Gpu};
@@ -31,10 +31,17 @@ pub struct Args {
     /// its own
     #[arg(long, conflicts_with = "adapter")]
     pub all: bool,
-    /// Add the full-size cases: VGG16's 392 MiB first FC layer (split over bindings
-    /// where needed) and the whole VGG16 at 224x224
-    #[arg(long)]
+    /// Run every case: the standard ones and the full-size ones, VGG16's 392 MiB first FC
+    /// layer (split over bindings where needed) and the whole VGG16 at 224x224 [default:
+    /// the quick set, one or two cases of every kernel and pass at small shapes, one
+    /// network and one training step; with --op, all of that op's standard cases]
+    #[arg(long, conflicts_with = "standard")]
     pub full: bool,
+    /// Run every case at the suite's small shapes, the edge cases included (odd sizes,
+    /// 1x1, channel counts off every tile, grids past 65535 workgroups, tensors over the
+    /// binding limit), without the full-size ones
+    #[arg(long)]
+    pub standard: bool,
     /// Seed for the random inputs [default: drawn from the clock and printed]
     #[arg(long, env = "VGG_SEED")]
     pub seed: Option<u64>,
@@ -48,7 +55,7 @@ pub struct Args {
     pub markdown: Option<PathBuf>,
     /// Only the cases of this op or pass: conv, pool, linear, batchnorm, lrn, softmax,
     /// avgpool, im2col, elementwise, optim, network, train; or one pass, e.g.
-    /// conv/backward
+    /// conv/backward (all its standard cases; with --full, its full-size ones too)
     #[arg(long, value_name = "OP")]
     pub op: Option<String>,
     /// Run each case once (skip the determinism check, which runs it twice)
@@ -110,7 +117,7 @@ impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         let opts = SuiteOptions {
             seed: self.seed.unwrap_or_else(clock_seed),
-            full: self.full,
+            scope: self.scope(),
             determinism: !self.no_determinism,
             slow_seconds: self.slow,
             only: self.op.clone(),
@@ -174,7 +181,7 @@ impl Args {
         };
         let seed = opts.seed;
         say(&format!("seed: {seed} (replay with --seed {seed})"));
-        let mut report = Report::new(seed, opts.full, opts.determinism);
+        let mut report = Report::new(seed, opts.scope, opts.determinism);
         let mut stuck = false;
         for (index, adapter) in chosen {
             let ar = if self.all {
@@ -217,6 +224,12 @@ impl Args {
         if let Some(e) = unwritten.borrow_mut().take() {
             return Err(e);
         }
+        if opts.scope == Scope::Quick && !report.failed() {
+            say(
+                "that was the quick set; --standard runs every case at small shapes, --full \
+                 the full-size ones too (see vgg check --help for their times)",
+            );
+        }
         let code = if report.failed() {
             ExitCode::FAILURE
         } else {
@@ -228,6 +241,15 @@ impl Args {
             exit_now(if report.failed() { 1 } else { 0 });
         }
         Ok(code)
+    }
+
+    /// Which cases run: --full's, --standard's, an --op's standard ones, else the quick set.
+    fn scope(&self) -> Scope {
+        match (self.full, self.standard || self.op.is_some()) {
+            (true, _) => Scope::Full,
+            (false, true) => Scope::Standard,
+            (false, false) => Scope::Quick,
+        }
     }
 
     /// Runs the check of adapter `index` in a child process (`vgg check --adapter INDEX`
@@ -259,6 +281,7 @@ impl Args {
         ];
         let flag = |on: bool, name: &str| on.then(|| name.to_string());
         args.extend(flag(self.full, "--full"));
+        args.extend(flag(self.standard, "--standard"));
         args.extend(flag(self.no_determinism, "--no-determinism"));
         args.extend(flag(self.gpu.bounds_checks, "--bounds-checks"));
         let valued = [
