@@ -14,6 +14,12 @@ PyTorch's integer num_batches_tracked is dropped. The file records the engine's 
 flags for it. (`vgg infer` and `vgg convert` also read .pth files directly, without Python.) --dtype f16 or bf16 halves the file; the
 engine widens to f32 when it loads.
 
+With --onnx dynamo or --onnx torchscript, writes the network as today's PyTorch exports it
+with that exporter's defaults instead (torch.export-based: the graph in OUT, weights in
+OUT.data beside it; TorchScript-based: one file, identical initializers deduplicated,
+batch norm folded into the convs), for `vgg infer --weights OUT`. Needs onnx and, for
+dynamo, onnxscript too.
+
 With --logits OUT IMAGE..., also writes PyTorch's logits for those images (torchvision's
 preprocessing of the weights' preset: resize 256, center crop 224, normalise) to OUT as a
 safetensors tensor "logits", for comparing with `vgg infer --features fc8`.
@@ -90,7 +96,10 @@ def main():
     src.add_argument("--random", action="store_true", help="seeded random weights")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=DTYPES, default="f32")
-    ap.add_argument("-o", "--out", required=True, help="the .safetensors file to write")
+    ap.add_argument("-o", "--out", required=True,
+                    help="the .safetensors file to write (the .onnx file with --onnx)")
+    ap.add_argument("--onnx", choices=["dynamo", "torchscript"],
+                    help="write ONNX from this exporter, at its defaults, instead")
     ap.add_argument("--logits", help="also write PyTorch's logits for --images here")
     ap.add_argument("--images", nargs="*", default=[])
     args = ap.parse_args()
@@ -101,10 +110,17 @@ def main():
     net.eval()
     sd = {k: v.to(DTYPES[args.dtype]).contiguous() for k, v in net.state_dict().items()
           if v.is_floating_point()}
-    save_file(sd, args.out, metadata={"arch": args.arch, "source": source,
-                                      "format": "torchvision VGG state dict",
-                                      **card(args, net)})
     n = sum(v.numel() for k, v in sd.items() if "running" not in k)
+    if args.onnx:
+        if args.dtype != "f32":
+            ap.error("--onnx writes the f32 network")
+        x = torch.zeros(1, 3, 224, 224)
+        # As a user calls it: the example input and the exporter, nothing else.
+        torch.onnx.export(net, (x,), args.out, dynamo=args.onnx == "dynamo")
+    else:
+        save_file(sd, args.out, metadata={"arch": args.arch, "source": source,
+                                          "format": "torchvision VGG state dict",
+                                          **card(args, net)})
     print(f"wrote {args.out}: {len(sd)} tensors, {n:,} parameters, {args.dtype}, from {source}")
 
     if args.logits:
