@@ -101,9 +101,13 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     decode(path, DEFAULT_MAX_PIXELS, None)
 }
 
-/// "12.3 megapixels"-style sizes for the errors.
+/// "12.3 megapixels"-style sizes for the errors; under 0.1 megapixels, the count itself
+/// (a cap of 1000 would read as "0.0 megapixels").
 fn megapixels(p: u64) -> String {
-    format!("{:.1} megapixels", p as f64 / 1e6)
+    match p {
+        0..100_000 => format!("{p} pixels"),
+        _ => format!("{:.1} megapixels", p as f64 / 1e6),
+    }
 }
 
 /// Decodes `path` unless it declares more than `max_pixels`, or its resize to a shorter
@@ -587,6 +591,14 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_caps_read_as_pixels() {
+        assert_eq!(megapixels(1000), "1000 pixels");
+        assert_eq!(megapixels(99_999), "99999 pixels");
+        assert_eq!(megapixels(100_000), "0.1 megapixels");
+        assert_eq!(megapixels(40_000_000), "40.0 megapixels");
+    }
 
     #[test]
     fn sizes_and_rounding_follow_torchvision() {

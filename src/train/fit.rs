@@ -24,7 +24,7 @@ pub enum Schedule {
         factor: f32,
     },
     /// The paper's: divide by 10 when the held-out accuracy has not improved for
-    /// `patience` epochs.
+    /// `patience` epochs, at most [`PLATEAU_DROPS`] times.
     Plateau {
         patience: usize,
     },
@@ -73,6 +73,22 @@ impl Schedule {
         }
     }
 }
+
+/// `lr` x `factor` to 6 significant digits: repeated f32 products leave 0.05 / 10 / 10 at
+/// 0.00049999997, which metrics.csv and the progress line would show as noise.
+fn scaled_rate(lr: f32, factor: f64) -> f32 {
+    let x = lr as f64 * factor;
+    if !(x.is_finite() && x > 0.0) {
+        return x as f32;
+    }
+    let scale = 10f64.powi(5 - x.log10().floor() as i32);
+    ((x * scale).round() / scale) as f32
+}
+
+/// The most times the plateau schedule divides the rate by 10: the paper's three (its rate
+/// went from 1e-2 to 1e-5 over training). Past them the rate stays, where uncapped a small
+/// run's noisy accuracy kept dividing it, to 5e-14 in one run of 30 epochs.
+pub const PLATEAU_DROPS: usize = 3;
 
 /// The largest learning rate taken: far above any that trains these networks (0.01 to
 /// 0.1), low enough to refuse a typo such as 1e9.
@@ -199,6 +215,8 @@ struct RunState {
     lr: f32,
     best: f64,
     since_best: usize,
+    /// Times the plateau schedule has divided the rate (at most [`PLATEAU_DROPS`]).
+    drops: usize,
     /// Loss-scaled (f16) training's scale and clean steps since it changed.
     loss_scale: Option<(f32, u32)>,
 }
@@ -230,6 +248,11 @@ impl RunState {
             lr: num("lr", f32::MIN_POSITIVE as f64, MAX_LR as f64, false)? as f32,
             best: num("best_accuracy", 0.0, 1.0, false)?,
             since_best: num("epochs_since_best", 0.0, MAX_EPOCHS as f64, true)? as usize,
+            // Checkpoints from before the cap have none: count from there.
+            drops: match meta.contains_key("lr_drops") {
+                true => num("lr_drops", 0.0, PLATEAU_DROPS as f64, true)? as usize,
+                false => 0,
+            },
             loss_scale: match meta.contains_key("loss_scale") {
                 true => Some((
                     num("loss_scale", 2f64.powi(-24), f32::MAX as f64, false)? as f32,
@@ -336,12 +359,15 @@ impl RunState {
         self.lr = match schedule {
             Schedule::Constant => self.lr,
             Schedule::Step { every, factor } if self.epoch.is_multiple_of(every) => {
-                self.lr * factor
+                scaled_rate(self.lr, factor as f64)
             }
             Schedule::Step { .. } => self.lr,
-            Schedule::Plateau { patience } if self.since_best >= patience => {
+            Schedule::Plateau { patience }
+                if self.since_best >= patience && self.drops < PLATEAU_DROPS =>
+            {
                 self.since_best = 0;
-                self.lr / 10.0
+                self.drops += 1;
+                scaled_rate(self.lr, 0.1)
             }
             Schedule::Plateau { .. } => self.lr,
         };
@@ -354,6 +380,7 @@ impl RunState {
             ("lr", self.lr.to_string()),
             ("best_accuracy", self.best.to_string()),
             ("epochs_since_best", self.since_best.to_string()),
+            ("lr_drops", self.drops.to_string()),
             ("model", model.name().to_string()),
         ]
         .into_iter()
@@ -412,6 +439,7 @@ pub fn fit(
         lr: o.lr,
         best: 0.0,
         since_best: 0,
+        drops: 0,
         loss_scale: None,
     };
     // Every epoch's record, earlier runs' included: what metrics.csv holds.
@@ -832,4 +860,52 @@ pub fn plot_metrics(csv: &Path, svg: &Path) -> Result<()> {
     .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(lr: f32) -> RunState {
+        RunState {
+            epoch: 0,
+            steps: 0,
+            lr,
+            best: 0.0,
+            since_best: 0,
+            drops: 0,
+            loss_scale: None,
+        }
+    }
+
+    /// A run whose held-out accuracy never improves after its first epoch: the plateau
+    /// schedule divides the rate three times and then keeps it; constant keeps it; step
+    /// multiplies on its epochs.
+    #[test]
+    fn the_plateau_schedule_divides_three_times_at_most() {
+        let run = |schedule| {
+            let mut s = state(0.05);
+            let mut rates = Vec::new();
+            for e in 0..12 {
+                s.after_epoch(schedule, if e == 0 { 0.5 } else { 0.4 });
+                rates.push(s.lr);
+            }
+            (rates, s.drops)
+        };
+        let (rates, drops) = run(Schedule::Plateau { patience: 2 });
+        // Exactly the f32 nearest each power of ten, as metrics.csv then writes it.
+        let want: Vec<f32> = vec![
+            0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005, 0.00005, 0.00005, 0.00005, 0.00005, 0.00005,
+            0.00005,
+        ];
+        assert_eq!(rates, want);
+        assert_eq!(rates[6].to_string(), "0.00005");
+        assert_eq!(drops, PLATEAU_DROPS);
+        assert_eq!(run(Schedule::Constant).0, vec![0.05; 12]);
+        let (step, _) = run(Schedule::Step {
+            every: 5,
+            factor: 0.5,
+        });
+        assert_eq!((step[3], step[4], step[9]), (0.05, 0.025, 0.0125));
+    }
 }
