@@ -207,10 +207,10 @@ impl Args {
                 let b = bar.borrow();
                 b.set_position(s as u64);
                 b.set_message(format!(
-                    "loss {:.4} acc {:5.1}% {:.0} images/s",
+                    "loss {:.4} acc {:5.1}% {} images/s",
                     st.loss,
                     100.0 * st.correct as f64 / st.images as f64,
-                    rate
+                    show_rate(rate)
                 ));
             },
             |e| {
@@ -221,13 +221,13 @@ impl Args {
                 };
                 bar.borrow().line(&format!(
                     "epoch {}: loss {:.4}, train accuracy {:.2}%, held-out accuracy {:.2}%, \
-                     lr {}, {:.0} images/s{scaling}",
+                     lr {}, {} images/s{scaling}",
                     e.epoch,
                     e.loss,
                     100.0 * e.train_accuracy,
                     100.0 * e.test_accuracy,
                     show_lr(e.lr),
-                    e.images_per_second
+                    show_rate(e.images_per_second)
                 ));
             },
         )?;
@@ -427,6 +427,20 @@ impl Args {
     }
 }
 
+/// Images per second, whole above 10, else to 3 significant digits: a VGG16 step on a CPU
+/// driver runs at 0.06 images/s, which `{:.0}` showed as 0.
+fn show_rate(r: f64) -> String {
+    match r {
+        r if !r.is_finite() || r >= 10.0 => format!("{r:.0}"),
+        r if r >= 1.0 => format!("{r:.2}"),
+        r if r > 0.0 => {
+            let decimals = (2 - r.log10().floor() as i32) as usize;
+            format!("{r:.decimals$}")
+        }
+        _ => "0".into(),
+    }
+}
+
 /// A learning rate to 4 significant digits: the schedule's repeated f32 division by 10
 /// leaves 0.05 at 0.00049999997 after two steps, which reads as noise.
 fn show_lr(lr: f32) -> String {
@@ -527,15 +541,24 @@ fn load_data(
 
 #[cfg(test)]
 mod tests {
-    use super::{load_data, show_lr};
+    use super::{load_data, show_lr, show_rate};
+
+    #[test]
+    fn slow_rates_keep_their_digits() {
+        assert_eq!(show_rate(204.3), "204");
+        assert_eq!(show_rate(10.0), "10");
+        assert_eq!(show_rate(1.534), "1.53");
+        assert_eq!(show_rate(0.0632), "0.0632");
+        assert_eq!(show_rate(0.000123), "0.000123");
+        assert_eq!(show_rate(0.0), "0");
+    }
 
     /// A format without the --data it needs says what it needs; an unknown one lists the
     /// formats.
     #[test]
     fn data_errors_say_what_the_format_needs() {
         let pre = vgg_wgpu::io::datasets::folder_preprocessing(32);
-        let err = |format: &str, data: Option<&str>| match load_data(format, data, 3, &pre, 1000)
-        {
+        let err = |format: &str, data: Option<&str>| match load_data(format, data, 3, &pre, 1000) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("{format} {data:?} loaded"),
         };
@@ -545,9 +568,15 @@ mod tests {
             "{e}"
         );
         let e = err("mnist-idx", Some("a"));
-        assert!(e.contains("IMAGES,LABELS") && e.contains("names 1 path"), "{e}");
+        assert!(
+            e.contains("IMAGES,LABELS") && e.contains("names 1 path"),
+            "{e}"
+        );
         let e = err("cifar", None);
-        assert!(e.contains("'cifar' is no data format") && e.contains("cifar10"), "{e}");
+        assert!(
+            e.contains("'cifar' is no data format") && e.contains("cifar10"),
+            "{e}"
+        );
     }
 
     #[test]
