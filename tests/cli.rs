@@ -89,6 +89,8 @@ fn check_passes_and_writes_the_conformance_report() {
     assert_eq!(r["seed"], 11);
     // No scope given: the quick set, and the way to the rest.
     assert_eq!(r["scope"], "quick");
+    // Once, however many adapters (with --all each child's copy is dropped).
+    assert_eq!(out.matches("that was the quick set").count(), 1, "{out}");
     assert!(out.contains("--full"), "{out}");
     let adapters = r["adapters"].as_array().unwrap();
     assert!(!adapters.is_empty());
@@ -496,6 +498,52 @@ fn train_runs_checkpoints_and_resumes() {
     assert!(!ok && err.starts_with("error: "), "{err}");
 }
 
+/// OUT/metrics.csv, and the held-out accuracy of its last epoch.
+fn last_accuracy(out: &std::path::Path) -> (String, f64) {
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let last = metrics
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .collect::<Vec<_>>();
+    let accuracy = last[4].parse().unwrap();
+    (metrics, accuracy)
+}
+
+/// `vgg infer --weights WEIGHTS DIR` with no model flags, over a folder of `n` images in
+/// one subdirectory per class: the share whose top label, one of `classes`, names the
+/// image's folder.
+fn labelled_accuracy(
+    weights: &std::path::Path,
+    dir: &std::path::Path,
+    classes: &[&str],
+    n: usize,
+) -> f64 {
+    let (ok, json, err) = vgg(&[
+        "infer",
+        "--weights",
+        weights.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        "--json",
+        "--top",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), n);
+    let right = results
+        .iter()
+        .filter(|r| {
+            let label = r["top"][0]["label"].as_str().unwrap();
+            assert!(classes.contains(&label), "{label}");
+            r["file"].as_str().unwrap().contains(&format!("/{label}/"))
+        })
+        .count();
+    right as f64 / n as f64
+}
+
 /// Writes `n` 12x12 PNGs of class `light` (bright noise) or not (dark noise) into `dir`.
 fn noise_images(dir: &std::path::Path, n: usize, light: bool, seed: u32) {
     std::fs::create_dir_all(dir).unwrap();
@@ -550,38 +598,10 @@ fn a_model_trained_on_a_folder_classifies_with_no_flags() {
     ]);
     assert!(ok, "{err}");
     assert!(err.contains("2 classes: dark, light"), "{err}");
-    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    let last = metrics
-        .lines()
-        .last()
-        .unwrap()
-        .split(',')
-        .collect::<Vec<_>>();
-    let trained: f64 = last[4].parse().unwrap();
+    let (metrics, trained) = last_accuracy(&out);
     // No model flags: the file says what it is.
     let weights = out.join("model.safetensors");
-    let (ok, json, err) = vgg(&[
-        "infer",
-        "--weights",
-        weights.to_str().unwrap(),
-        &path("val"),
-        "--json",
-        "--top",
-        "1",
-    ]);
-    assert!(ok, "{err}");
-    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let results = doc["results"].as_array().unwrap();
-    assert_eq!(results.len(), 16);
-    let right = results
-        .iter()
-        .filter(|r| {
-            let label = r["top"][0]["label"].as_str().unwrap();
-            assert!(label == "dark" || label == "light", "{label}");
-            r["file"].as_str().unwrap().contains(&format!("/{label}/"))
-        })
-        .count();
-    let inferred = right as f64 / 16.0;
+    let inferred = labelled_accuracy(&weights, &dir.join("val"), &["dark", "light"], 16);
     eprintln!("held-out accuracy: trainer {trained}, infer {inferred}");
     assert!((inferred - trained).abs() < 1e-6, "{inferred} vs {trained}");
     // Dark against light is learnable: a model at chance would make the equality hollow.
@@ -1156,36 +1176,10 @@ fn a_small_model_trains_on_defaults_and_labels_with_no_flags() {
         err.contains("4 classes: checks, disc, horizontal, vertical"),
         "{err}"
     );
-    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let (metrics, trained) = last_accuracy(&out);
     eprintln!("{metrics}");
-    let trained: f64 = metrics
-        .lines()
-        .last()
-        .unwrap()
-        .split(',')
-        .collect::<Vec<_>>()[4]
-        .parse()
-        .unwrap();
-    let (ok, json, err) = vgg(&[
-        "infer",
-        "--weights",
-        out.join("model.safetensors").to_str().unwrap(),
-        &path("test"),
-        "--json",
-    ]);
-    assert!(ok, "{err}");
-    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let results = doc["results"].as_array().unwrap();
-    assert_eq!(results.len(), 64);
-    let right = results
-        .iter()
-        .filter(|r| {
-            let label = r["top"][0]["label"].as_str().unwrap();
-            assert!(classes.contains(&label), "{label}");
-            r["file"].as_str().unwrap().contains(&format!("/{label}/"))
-        })
-        .count();
-    let inferred = right as f64 / 64.0;
+    let weights = out.join("model.safetensors");
+    let inferred = labelled_accuracy(&weights, &dir.join("test"), &classes, 64);
     eprintln!("held-out accuracy: trainer {trained}, infer {inferred}");
     assert!((inferred - trained).abs() < 1e-6, "{inferred} vs {trained}");
     // The defaults train: far above chance (25%) in 15 epochs.

@@ -83,6 +83,10 @@ pub struct Args {
     pub memory_cap: Option<u64>,
 }
 
+/// The last line of a quick check that passed.
+const QUICK_HINT: &str = "that was the quick set; --standard runs every case at small shapes, \
+    --full the full-size ones too (see vgg check --help for their times)";
+
 /// The bounds a case runs under.
 #[derive(Clone, Copy)]
 struct Bounds {
@@ -225,10 +229,8 @@ impl Args {
             return Err(e);
         }
         if opts.scope == Scope::Quick && !report.failed() {
-            say(
-                "that was the quick set; --standard runs every case at small shapes, --full \
-                 the full-size ones too (see vgg check --help for their times)",
-            );
+            // Once, at the end: the parent of --all drops its children's copies.
+            say(QUICK_HINT);
         }
         let code = if report.failed() {
             ExitCode::FAILURE
@@ -326,6 +328,7 @@ impl Args {
                     continue;
                 }
                 if line.starts_with("wrote ")
+                    || line == QUICK_HINT
                     || line.starts_with("driver issue worked around: ")
                     || line.starts_with("PASSED")
                     || line.starts_with("FAILED")
