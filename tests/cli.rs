@@ -1186,3 +1186,89 @@ fn a_small_model_trains_on_defaults_and_labels_with_no_flags() {
     assert!(trained >= 0.9, "{metrics}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The paper's start for a deeper net: a trained A gives its first four convs (by name)
+/// and its FC layers, the rest drawn as --init says; what does not fit is refused.
+#[test]
+fn a_deeper_model_starts_from_a_trained_shallower_one() {
+    let dir = temp_dir("init-from");
+    for (k, name) in ["disc", "vertical"].iter().enumerate() {
+        pattern_images(&dir.join("data").join(name), [2, 1][k], 8, 7 + k as u32);
+    }
+    let data = dir.join("data");
+    let train = |model: &str, hidden: &str, out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let _ = std::fs::remove_dir_all(&out);
+        let mut args = vec![
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            model,
+            "--input",
+            "32x32",
+            "--hidden",
+            hidden,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--holdout",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        vgg(&args)
+    };
+    let (ok, _, err) = train("8,M,16,M,24,24,M", "16,16", "a", &["--init", "glorot"]);
+    assert!(ok, "{err}");
+    let a = dir.join("a/model.safetensors");
+    let deeper = "8,8,M,16,16,M,24,24,24,M";
+    let (ok, _, err) = train(
+        deeper,
+        "16,16",
+        "d",
+        &["--init-from", a.to_str().unwrap(), "--init", "paper"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(
+            "conv1_1 <- conv1_1, conv2_1 <- conv2_1, conv3_1 <- conv3_1, conv3_2 <- conv3_2, \
+             fc4 <- fc4, fc5 <- fc5, fc6 <- fc6; the rest drawn (paper)"
+        ),
+        "{err}"
+    );
+    // Other FC widths: the layer is named with both shapes (a net of three blocks numbers
+    // its FC layers from fc4).
+    let (ok, _, err) = train(deeper, "32,16", "d2", &["--init-from", a.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("fc4") && err.contains("takes [32,"),
+        "{err}"
+    );
+    // One file gives all the layers or some of them, not both.
+    let (ok, _, err) = train(
+        deeper,
+        "16,16",
+        "d3",
+        &[
+            "--init-from",
+            a.to_str().unwrap(),
+            "--init",
+            a.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("--init-from"), "{err}");
+    // Nothing is loaded to keep.
+    let (ok, _, err) = train(
+        deeper,
+        "16,16",
+        "d4",
+        &["--init", "kaiming", "--freeze", "conv1"],
+    );
+    assert!(
+        !ok && err.contains("--freeze") && err.contains("--init FILE"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -76,12 +76,21 @@ pub struct Args {
     #[arg(long)]
     pub resume: bool,
     /// Start from these weights (any file the engine reads: safetensors, a PyTorch .pth
-    /// such as torchvision's own VGG download, or an ONNX graph of a VGG) instead of a random initialisation:
-    /// fine-tuning. Where the class count
-    /// differs the last FC layer is drawn anew and the rest loaded; a file that records its
-    /// model gives the model too, unless --model says otherwise
-    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    /// such as torchvision's own VGG download, or an ONNX graph of a VGG) instead of a
+    /// random initialisation: fine-tuning. Where the class count differs the last FC layer
+    /// is drawn anew and the rest loaded; a file that records its model gives the model
+    /// too, unless --model says otherwise. Or how to draw the weights: kaiming
+    /// (torchvision's, the default), paper (N(0, 0.01) weights, zero biases) or glorot
+    /// (Glorot's uniform draw, the paper's footnote); a file of one of those names is
+    /// ./NAME
+    #[arg(long, value_name = "FILE|DRAW", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
+    /// The paper's start for a deeper net: the first four conv layers (A's conv1_1,
+    /// conv2_1, conv3_1, conv3_2, taken by name) and the last three FC layers from this
+    /// trained shallower net (its config A, any file that records its model), every other
+    /// layer drawn as --init says; each taken layer is checked by shape
+    #[arg(long, value_name = "A_WEIGHTS", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
     /// Keep these layers bitwise as loaded, skipping their gradients: features (every conv
     /// and batch norm) or conv1..convN (blocks 1 to N)
     #[arg(long, value_name = "LAYERS", requires = "init")]
@@ -115,7 +124,24 @@ impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
         // The --init file's card, read once (for a .pth that parses the whole file).
         // The --init file, read once (a .pth or ONNX file is parsed whole for its card).
-        let init = match &self.init {
+        if let (Some(_), Some(f)) = (&self.init_from, self.init_file()) {
+            return Err(Error::InvalidOption {
+                option: "--init-from".into(),
+                message: format!(
+                    "takes its layers from one file; --init {} gives all of them (give --init \
+                     a draw, {}, for the layers it does not take)",
+                    f.display(),
+                    vgg_wgpu::Init::NAMES.join(", ")
+                ),
+            });
+        }
+        if self.freeze.is_some() && self.init_file().is_none() {
+            return Err(Error::InvalidOption {
+                option: "--freeze".into(),
+                message: "keeps loaded layers as they are: it needs --init FILE".into(),
+            });
+        }
+        let init = match self.init_file() {
             Some(p) => Some(vgg_wgpu::io::weights::Opened::open(p)?),
             None => None,
         };
@@ -398,19 +424,62 @@ impl Args {
         Ok((model, train, test, names))
     }
 
-    /// Kaiming weights from the seed, or the --init file's (a new last FC layer where the
-    /// class count differs).
+    /// The --init file, unless --init names a draw.
+    fn init_file(&self) -> Option<&std::path::Path> {
+        self.init
+            .as_deref()
+            .filter(|p| p.to_str().and_then(vgg_wgpu::Init::named).is_none())
+    }
+
+    /// How fresh weights are drawn: --init's draw, else Kaiming.
+    fn draw(&self) -> vgg_wgpu::Init {
+        self.init
+            .as_deref()
+            .and_then(|p| p.to_str())
+            .and_then(vgg_wgpu::Init::named)
+            .unwrap_or(vgg_wgpu::Init::Kaiming)
+    }
+
+    /// Weights drawn from the seed, the --init file's (a new last FC layer where the class
+    /// count differs), or the --init-from net's layers with the rest drawn.
     fn initial_weights(
         &self,
         model: &Model,
         init: Option<vgg_wgpu::io::weights::Opened>,
     ) -> vgg_wgpu::Result<vgg_wgpu::Weights> {
-        let (Some(p), Some(init)) = (&self.init, init) else {
-            return Ok(vgg_wgpu::Weights::init(
+        if let Some(p) = &self.init_from {
+            let opened = vgg_wgpu::io::weights::Opened::open(p)?;
+            let shallow = match opened.card() {
+                Some(card) => card.model()?,
+                None => {
+                    return Err(vgg_wgpu::io::file_err(
+                        p,
+                        "records no model to take layers from; write it with `vgg convert \
+                         --model ...` first",
+                    ))
+                }
+            };
+            let weights = opened.load(&shallow)?;
+            let (w, taken) = vgg_wgpu::train::init_from_shallower(
                 model,
-                vgg_wgpu::Init::Kaiming,
+                &shallow,
+                &weights,
+                self.draw(),
                 self.seed,
-            ));
+            )
+            .map_err(|e| vgg_wgpu::io::file_err(p, e))?;
+            errln!(
+                "{} initialised from {} ({}): {}; the rest drawn ({})",
+                model.name(),
+                p.display(),
+                shallow.name(),
+                taken.join(", "),
+                format!("{:?}", self.draw()).to_lowercase()
+            );
+            return Ok(w);
+        }
+        let (Some(p), Some(init)) = (self.init_file(), init) else {
+            return Ok(vgg_wgpu::Weights::init(model, self.draw(), self.seed));
         };
         let loaded = init.all()?;
         let (w, fresh) = vgg_wgpu::train::init_from(model, &loaded, self.seed)

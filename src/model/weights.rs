@@ -54,6 +54,31 @@ pub enum Init {
     /// torchvision's: Kaiming normal (fan-out, ReLU gain) for convs, N(0, 0.01) for FC
     /// layers, biases zero, batch norm as identity.
     Kaiming,
+    /// Glorot and Bengio's uniform draw, which the paper's footnote says works as well as
+    /// initialising from net A: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), biases
+    /// zero, batch norm as identity.
+    Glorot,
+}
+
+impl Init {
+    /// The names `--init` takes: glorot, paper, kaiming.
+    pub const NAMES: [&'static str; 3] = ["glorot", "paper", "kaiming"];
+
+    pub fn named(name: &str) -> Option<Init> {
+        match name {
+            "glorot" => Some(Init::Glorot),
+            "paper" => Some(Init::Paper),
+            "kaiming" => Some(Init::Kaiming),
+            _ => None,
+        }
+    }
+}
+
+/// Uniform samples in [-a, a).
+fn uniform(rng: &mut ChaCha8Rng, n: usize, a: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * a) as f32)
+        .collect()
 }
 
 /// A model's weights by torchvision name (`features.0.weight`, `classifier.6.bias`, ...;
@@ -87,20 +112,24 @@ impl Weights {
             let t = layer.tensors();
             match layer.op {
                 Op::Conv { c_out, k, .. } => {
-                    let std = match init {
-                        Init::Paper => 0.1,
-                        Init::Kaiming => (2.0 / (c_out * k * k) as f64).sqrt(),
+                    let n: usize = t[0].1.iter().product();
+                    // [c_out, c_in, k, k]: fan in c_in k k, fan out c_out k k.
+                    let fans = (n / c_out) as f64 + (c_out * k * k) as f64;
+                    let data = match init {
+                        Init::Paper => normal(&mut rng, n, 0.1),
+                        Init::Kaiming => normal(&mut rng, n, (2.0 / (c_out * k * k) as f64).sqrt()),
+                        Init::Glorot => uniform(&mut rng, n, (6.0 / fans).sqrt()),
                     };
-                    let n = t[0].1.iter().product();
-                    w.insert_unchecked(&t[0].0, t[0].1.clone(), normal(&mut rng, n, std));
+                    w.insert_unchecked(&t[0].0, t[0].1.clone(), data);
                     w.insert_unchecked(&t[1].0, t[1].1.clone(), vec![0.0; c_out]);
                 }
                 Op::Linear { k, n } => {
-                    let std = match init {
-                        Init::Paper => 0.1,
-                        Init::Kaiming => 0.01,
+                    let data = match init {
+                        Init::Paper => normal(&mut rng, n * k, 0.1),
+                        Init::Kaiming => normal(&mut rng, n * k, 0.01),
+                        Init::Glorot => uniform(&mut rng, n * k, (6.0 / (n + k) as f64).sqrt()),
                     };
-                    w.insert_unchecked(&t[0].0, t[0].1.clone(), normal(&mut rng, n * k, std));
+                    w.insert_unchecked(&t[0].0, t[0].1.clone(), data);
                     w.insert_unchecked(&t[1].0, t[1].1.clone(), vec![0.0; n]);
                 }
                 Op::BatchNorm { c } => {
@@ -204,5 +233,36 @@ mod tests {
         let fc = k.get("classifier.0.weight").unwrap();
         assert!((std(fc) / 0.01 - 1.0).abs() < 0.01);
         assert!(k.validate(&m).is_ok());
+    }
+
+    /// Glorot's uniform draw: within +-sqrt(6 / (fan_in + fan_out)), its standard deviation
+    /// that bound over sqrt(3), zero biases.
+    #[test]
+    fn glorot_is_uniform_in_its_bound() {
+        let m = Model::vgg11().with_hidden(&[256]).unwrap();
+        let g = Weights::init(&m, Init::Glorot, 7);
+        assert!(g.validate(&m).is_ok());
+        let check = |name: &str, fans: f64| {
+            let t = g.get(name).unwrap();
+            let a = (6.0 / fans).sqrt();
+            assert!(t.data.iter().all(|v| (*v as f64).abs() <= a), "{name}");
+            let n = t.len() as f64;
+            let std = (t.data.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n).sqrt();
+            let want = a / 3f64.sqrt();
+            assert!((std / want - 1.0).abs() < 0.02, "{name}: {std} vs {want}");
+        };
+        // features.3: 64 -> 128, 3x3; classifier.0: 25088 -> 256.
+        check("features.3.weight", (64.0 + 128.0) * 9.0);
+        check("classifier.0.weight", 25088.0 + 256.0);
+        assert!(g
+            .get("classifier.0.bias")
+            .unwrap()
+            .data
+            .iter()
+            .all(|v| *v == 0.0));
+        assert_eq!(
+            Init::NAMES.map(Init::named),
+            [Some(Init::Glorot), Some(Init::Paper), Some(Init::Kaiming)]
+        );
     }
 }
