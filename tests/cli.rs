@@ -1259,6 +1259,15 @@ fn a_deeper_model_starts_from_a_trained_shallower_one() {
         ],
     );
     assert!(!ok && err.contains("--init-from"), "{err}");
+    // A file that is not there stops the run, named.
+    let missing = dir.join("no-such-a.safetensors");
+    let (ok, _, err) = train(
+        deeper,
+        "16,16",
+        "d5",
+        &["--init-from", missing.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("no-such-a.safetensors"), "{err}");
     // Nothing is loaded to keep.
     let (ok, _, err) = train(
         deeper,

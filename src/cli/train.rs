@@ -145,6 +145,13 @@ impl Args {
             Some(p) => Some(vgg_wgpu::io::weights::Opened::open(p)?),
             None => None,
         };
+        // Opened and its model read now, so a wrong file stops the run before the data
+        // loads; its layers are checked against the run's model (classes from the data)
+        // where the weights are made.
+        let shallower = match &self.init_from {
+            Some(p) => Some(shallower_net(p)?),
+            None => None,
+        };
         let init_card = self.init_card(init.as_ref());
         let model = self.model(init_card.as_ref())?;
         let o = self.fit_options(&model)?;
@@ -195,7 +202,7 @@ impl Args {
                 vgg_wgpu::gpu::COOP_SHAPE
             );
         }
-        let init = self.initial_weights(&model, init)?;
+        let init = self.initial_weights(&model, init, shallower)?;
         // Building the trainer compiles its kernels and the first step runs before any
         // progress: say so, where it can take a minute (a software adapter).
         use super::progress::Progress;
@@ -446,19 +453,9 @@ impl Args {
         &self,
         model: &Model,
         init: Option<vgg_wgpu::io::weights::Opened>,
+        shallower: Option<(vgg_wgpu::io::weights::Opened, Model)>,
     ) -> vgg_wgpu::Result<vgg_wgpu::Weights> {
-        if let Some(p) = &self.init_from {
-            let opened = vgg_wgpu::io::weights::Opened::open(p)?;
-            let shallow = match opened.card() {
-                Some(card) => card.model()?,
-                None => {
-                    return Err(vgg_wgpu::io::file_err(
-                        p,
-                        "records no model to take layers from; write it with `vgg convert \
-                         --model ...` first",
-                    ))
-                }
-            };
+        if let (Some(p), Some((opened, shallow))) = (&self.init_from, shallower) {
             let weights = opened.load(&shallow)?;
             let (w, taken) = vgg_wgpu::train::init_from_shallower(
                 model,
@@ -493,6 +490,22 @@ impl Args {
             );
         }
         Ok(w)
+    }
+}
+
+/// The --init-from file, and the model its card records.
+fn shallower_net(p: &std::path::Path) -> vgg_wgpu::Result<(vgg_wgpu::io::weights::Opened, Model)> {
+    let opened = vgg_wgpu::io::weights::Opened::open(p)?;
+    match opened.card() {
+        Some(card) => {
+            let model = card.model()?;
+            Ok((opened, model))
+        }
+        None => Err(vgg_wgpu::io::file_err(
+            p,
+            "records no model to take layers from; write it with `vgg convert --model ...` \
+             first",
+        )),
     }
 }
 
