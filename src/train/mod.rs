@@ -1505,7 +1505,7 @@ pub const FROM_SHALLOWER: (usize, usize) = (4, 3);
 /// (A's conv1_1, conv2_1, conv3_1, conv3_2, which B..E have at the same shapes), its last
 /// three FC layers to `model`'s last three, in order; every other tensor, batch norm's
 /// included, is drawn by `init` from `seed`. Returns the weights and, per layer taken,
-/// "from <- to" names; a layer `model` lacks, or of another shape, is an error naming it.
+/// "to <- from" names; a layer `model` lacks, or of another shape, is an error naming it.
 pub fn init_from_shallower(
     model: &Model,
     shallow: &Model,
