@@ -268,9 +268,11 @@ fn triangle(x: f64) -> f64 {
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// PIL's `precompute_coeffs` for one axis, then its 8-bit fixed-point normalisation:
-/// per output position, the first input index and the integer weights.
-fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+/// PIL's `precompute_coeffs` for one axis: per output position, the first input index and
+/// the weights of the triangle filter (widened by the scale when downscaling, so every
+/// input pixel counts), normalised to sum to 1. Shared by the 8-bit resize here and the
+/// f32 rescaling of stored images (`io::scale`).
+pub(crate) fn taps(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f64>)> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filterscale; // bilinear support 1.0, widened when downscaling
@@ -285,10 +287,23 @@ fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
                 .map(|x| triangle((x as f64 - center + 0.5) * ss))
                 .collect();
             let total: f64 = w.iter().sum();
+            let w = w
+                .iter()
+                .map(|v| if total != 0.0 { v / total } else { *v })
+                .collect();
+            (xmin, w)
+        })
+        .collect()
+}
+
+/// [`taps`] in PIL's 8-bit fixed point.
+fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    taps(in_size, out_size)
+        .into_iter()
+        .map(|(xmin, w)| {
             let k = w
                 .iter()
                 .map(|v| {
-                    let v = if total != 0.0 { v / total } else { *v };
                     let f = v * (1u64 << PRECISION_BITS) as f64;
                     (if f < 0.0 { f - 0.5 } else { f + 0.5 }) as i32
                 })

@@ -7,6 +7,7 @@ pub mod labels;
 pub mod npy;
 pub mod onnx;
 pub mod pth;
+pub mod scale;
 pub mod weights;
 
 pub use weights::{load_weights, read_safetensors, save_safetensors};

@@ -51,6 +51,48 @@ pub struct Preprocessing {
     pub crop: u32,
 }
 
+/// AlexNet's colour augmentation, as the paper used it: the principal components of the
+/// training set's pixel values (one vector of `c` channel values per pixel), along which
+/// each training image is shifted by a random amount (`io::scale` computes and applies it).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ColourPca {
+    /// Eigenvalues of the channels' covariance, largest first.
+    pub values: Vec<f32>,
+    /// The unit eigenvectors, `vectors[i]` for `values[i]`.
+    pub vectors: Vec<Vec<f32>>,
+}
+
+impl ColourPca {
+    /// Checks a PCA (from a file, say) fits images of `c` channels.
+    pub fn validate(&self, c: usize) -> Result<()> {
+        let ok = self.values.len() == c
+            && self.vectors.len() == c
+            && self.vectors.iter().all(|v| v.len() == c)
+            && self
+                .values
+                .iter()
+                .chain(self.vectors.iter().flatten())
+                .all(|v| v.is_finite());
+        match ok {
+            true => Ok(()),
+            false => Err(Error::Shape(format!(
+                "a colour PCA of {} components does not fit {c}-channel images",
+                self.values.len()
+            ))),
+        }
+    }
+}
+
+/// The scales a model was trained at (the paper's S: `min == max` for a fixed scale, else
+/// the jittering range) and its colour PCA, recorded so evaluation picks the paper's test
+/// scales without flags.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainingScale {
+    pub min: u32,
+    pub max: u32,
+    pub colour: Option<ColourPca>,
+}
+
 /// A model's self-description.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Card {
@@ -58,11 +100,14 @@ pub struct Card {
     pub preprocessing: Preprocessing,
     /// One per class, in class order.
     pub classes: Vec<String>,
+    /// Where the model was trained with the paper's scale protocol.
+    pub scale: Option<TrainingScale>,
 }
 
 const MODEL: &str = "vgg.model";
 const PREPROCESSING: &str = "vgg.preprocessing";
 const CLASSES: &str = "vgg.classes";
+const SCALE: &str = "vgg.scale";
 
 impl Card {
     /// The card of `model` with this preprocessing and these class names (one per class).
@@ -81,6 +126,7 @@ impl Card {
             config: model.config().clone(),
             preprocessing,
             classes,
+            scale: None,
         })
     }
 
@@ -96,6 +142,11 @@ impl Card {
             (CLASSES, json(serde_json::to_string(&self.classes))),
         ]
         .into_iter()
+        .chain(
+            self.scale
+                .as_ref()
+                .map(|s| (SCALE, json(serde_json::to_string(s)))),
+        )
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -128,10 +179,24 @@ impl Card {
                 &format!("{} names for {} classes", classes.len(), m.classes()),
             ));
         }
+        let scale: Option<TrainingScale> = meta
+            .get(SCALE)
+            .map(|p| serde_json::from_str(p).map_err(|e| bad(SCALE, &e)))
+            .transpose()?;
+        if let Some(s) = &scale {
+            let c = m.config().in_channels;
+            if s.min == 0 || s.min > s.max {
+                return Err(bad(SCALE, &format!("scales {}..{}", s.min, s.max)));
+            }
+            if let Some(p) = &s.colour {
+                p.validate(c).map_err(|e| bad(SCALE, &e))?;
+            }
+        }
         Ok(Some(Card {
             config,
             preprocessing,
             classes,
+            scale,
         }))
     }
 
@@ -168,5 +233,30 @@ mod tests {
             .unwrap_err()
             .contains("vgg.classes"));
         assert!(Card::new(&m, pre, vec![]).is_err());
+        // The training scale and colour PCA travel too; a PCA of the wrong channel count
+        // is refused by the entry's name.
+        let scaled = Card {
+            scale: Some(TrainingScale {
+                min: 24,
+                max: 40,
+                colour: Some(ColourPca {
+                    values: vec![0.25],
+                    vectors: vec![vec![1.0]],
+                }),
+            }),
+            ..card.clone()
+        };
+        let meta = scaled.to_metadata();
+        assert_eq!(Card::from_metadata(&meta).unwrap().unwrap(), scaled);
+        let mut broken = meta.clone();
+        let three = r#"{"min":24,"max":40,"colour":{"values":[1,2,3],"vectors":[[1,0,0],[0,1,0],[0,0,1]]}}"#;
+        broken.insert(SCALE.into(), three.into());
+        assert!(Card::from_metadata(&broken)
+            .unwrap_err()
+            .contains("vgg.scale"));
+        broken.insert(SCALE.into(), r#"{"min":40,"max":24,"colour":null}"#.into());
+        assert!(Card::from_metadata(&broken)
+            .unwrap_err()
+            .contains("vgg.scale"));
     }
 }

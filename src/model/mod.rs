@@ -9,7 +9,7 @@ mod weights;
 
 pub use card::{Card, Preset};
 pub use summary::Summary;
-pub use weights::{Init, Tensor, Weights};
+pub use weights::{normal_sample, Init, Tensor, Weights};
 
 use crate::error::{Error, Result};
 

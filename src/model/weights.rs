@@ -88,15 +88,16 @@ pub struct Weights {
     tensors: BTreeMap<String, Tensor>,
 }
 
-/// Normal samples by Box-Muller, so the initialisation needs no extra crate.
+/// One N(0, 1) sample by Box-Muller, so the initialisation and the colour augmentation
+/// need no extra crate.
+pub fn normal_sample(rng: &mut impl rand::Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
 fn normal(rng: &mut ChaCha8Rng, n: usize, std: f64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let u1: f64 = 1.0 - rng.random::<f64>();
-            let u2: f64 = rng.random::<f64>();
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
-        })
-        .collect()
+    (0..n).map(|_| (normal_sample(rng) * std) as f32).collect()
 }
 
 impl Weights {
