@@ -298,13 +298,62 @@ fn every_25th_digit() -> (
 
 #[test]
 fn resuming_from_a_checkpoint_continues_exactly() {
+    let (train, test) = every_25th_digit();
+    resumed_runs_match("shift", &train, &test, None);
+}
+
+/// The paper's scale jittering with the colour shift: the digits stored at 36x36 (padded),
+/// S drawn from 28..36 per image, a 28x28 crop, the colour PCA of the training set.
+#[test]
+fn resuming_with_scale_jittering_and_colour_shift_continues_exactly() {
+    let (train, test) = every_25th_digit();
+    let pad = |d: &vgg_wgpu::io::datasets::Dataset| {
+        let mut images = Vec::with_capacity(d.len() * 36 * 36);
+        for i in 0..d.len() {
+            let img = d.image(i);
+            for y in 0..36 {
+                for x in 0..36 {
+                    let inside = (4..32).contains(&y) && (4..32).contains(&x);
+                    images.push(if inside {
+                        img[(y - 4) * 28 + x - 4]
+                    } else {
+                        0.0
+                    });
+                }
+            }
+        }
+        vgg_wgpu::io::datasets::Dataset {
+            images,
+            dims: (1, 36, 36),
+            ..d.clone()
+        }
+    };
+    let stored = pad(&train);
+    let colour = vgg_wgpu::io::scale::pca_of_images(&stored.images, stored.dims).unwrap();
+    let jitter = vgg_wgpu::io::scale::Jitter {
+        min: 28,
+        max: 36,
+        crop: (28, 28),
+        colour: Some(colour),
+    };
+    let test = vgg_wgpu::io::scale::center_views(&pad(&test), 32, (28, 28)).unwrap();
+    resumed_runs_match("jitter", &stored, &test, Some(jitter));
+}
+
+/// Three epochs at once and one epoch then a resume for two give the same bits.
+fn resumed_runs_match(
+    name: &str,
+    train: &vgg_wgpu::io::datasets::Dataset,
+    test: &vgg_wgpu::io::datasets::Dataset,
+    scale: Option<vgg_wgpu::io::scale::Jitter>,
+) {
     on_each_gpu(|| {
         use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
         let m = vgg_wgpu::train::mnist_model().unwrap();
-        let (train, test) = every_25th_digit();
         let w = Weights::init(&m, Init::Kaiming, 3);
-        let dir = |name: &str| {
-            let d = std::env::temp_dir().join(format!("vgg-resume-{}-{name}", std::process::id()));
+        let dir = |run: &str| {
+            let d = std::env::temp_dir()
+                .join(format!("vgg-resume-{}-{name}-{run}", std::process::id()));
             let _ = std::fs::remove_dir_all(&d);
             d
         };
@@ -324,29 +373,19 @@ fn resuming_from_a_checkpoint_continues_exactly() {
             augment: true,
             augment_pad: 2,
             resized_crop: false,
+            scale: scale.clone(),
             lr_on_resume: None,
             card: None,
         };
         let (a, b) = (dir("a"), dir("b"));
         let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
-        let (wa, ha) = fit(
-            gpu(),
-            &m,
-            &w,
-            &train,
-            &test,
-            &opts(3, a),
-            None,
-            quiet,
-            |_| {},
-        )
-        .unwrap();
+        let (wa, ha) = fit(gpu(), &m, &w, train, test, &opts(3, a), None, quiet, |_| {}).unwrap();
         fit(
             gpu(),
             &m,
             &w,
-            &train,
-            &test,
+            train,
+            test,
             &opts(1, b.clone()),
             None,
             quiet,
@@ -358,8 +397,8 @@ fn resuming_from_a_checkpoint_continues_exactly() {
             gpu(),
             &m,
             &w,
-            &train,
-            &test,
+            train,
+            test,
             &opts(3, b.clone()),
             Some(&ckpt),
             quiet,
@@ -399,6 +438,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
             augment: false,
             augment_pad: 0,
             resized_crop: false,
+            scale: None,
             lr_on_resume,
             card: None,
         };

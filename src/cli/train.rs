@@ -33,6 +33,23 @@ pub struct Args {
     /// for folder images of 128 pixels or more, else shift]
     #[arg(long, value_parser = ["shift", "resized-crop"])]
     pub augment_crop: Option<String>,
+    /// The paper's single-scale training (folder data): each image rescaled so its shorter
+    /// side is S, then a random crop of the input size, a random horizontal flip and the
+    /// colour shift. The paper's S for a 224 input is 256 or 384. Images are read once at S
+    /// (the center square kept) and the held-out set is the center crop at S
+    #[arg(long, value_name = "S", conflicts_with_all = ["augment_crop", "scale_jitter"])]
+    pub scale: Option<u32>,
+    /// The paper's scale jittering (folder data): as --scale, with S drawn per image
+    /// uniformly from SMIN..SMAX (the paper's 256,512 for a 224 input). Images are read
+    /// once at SMAX and rescaled per step; the held-out set is the center crop at
+    /// (SMIN+SMAX)/2, the paper's test scale
+    #[arg(long, value_name = "SMIN,SMAX", conflicts_with = "augment_crop")]
+    pub scale_jitter: Option<String>,
+    /// With --scale or --scale-jitter: AlexNet's colour augmentation, the paper's: each
+    /// training image shifted along the principal components of the training set's pixel
+    /// colours (computed once, recorded in the model) by N(0, 0.1)-weighted eigenvalues
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub colour_shift: bool,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
     /// Images per micro-batch
@@ -158,18 +175,30 @@ impl Args {
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
         o.validate()?;
+        let scales = self.scales(&model)?;
         // Held to the end of the run: no second run writes into this folder meanwhile.
         let _lock = vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
         let side = model.input_dims()[1].max(model.input_dims()[2]) as u32;
         let pre = self.preprocessing(init_card.as_ref(), side);
-        let (model, train, test, names) = self.data(model, &pre)?;
-        let card = vgg_wgpu::model::Card::new(&model, pre, names)?;
+        let (model, train, test, names) = self.data(model, &pre, scales)?;
+        let jitter = self.jitter(&model, &train, scales)?;
+        let mut card = vgg_wgpu::model::Card::new(&model, pre, names)?;
+        if let Some(j) = &jitter {
+            // What inference applies to this model: the center crop at the test scale.
+            card.preprocessing.resize = j.test_scale() as u32;
+            card.scale = Some(vgg_wgpu::model::card::TrainingScale {
+                min: j.min as u32,
+                max: j.max as u32,
+                colour: j.colour.clone(),
+            });
+        }
         let frozen = match &self.freeze {
             Some(spec) => vgg_wgpu::train::frozen_prefix(&model, spec)?,
             None => 0,
         };
         let o = vgg_wgpu::train::fit::FitOptions {
             card: Some(card.clone()),
+            scale: jitter,
             train: vgg_wgpu::train::TrainOptions { frozen, ..o.train },
             ..o
         };
@@ -388,8 +417,91 @@ impl Args {
                         && model.config().input.0.min(model.config().input.1) >= 128
                 }
             },
+            scale: None,
             card: None,
         })
+    }
+
+    /// The training scales --scale or --scale-jitter ask for, checked against the model's
+    /// input and the data format before any image loads.
+    fn scales(&self, model: &Model) -> vgg_wgpu::Result<Option<(usize, usize)>> {
+        let bad = |option: &str, message: String| Error::InvalidOption {
+            option: option.into(),
+            message,
+        };
+        let (option, range) = match (&self.scale, &self.scale_jitter) {
+            (Some(s), _) => ("--scale", (*s as usize, *s as usize)),
+            (None, Some(spec)) => {
+                let parsed = spec
+                    .split_once(',')
+                    .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+                match parsed {
+                    Some(r) => ("--scale-jitter", r),
+                    None => {
+                        return Err(bad(
+                            "--scale-jitter",
+                            format!("'{spec}' is not SMIN,SMAX (two whole numbers)"),
+                        ))
+                    }
+                }
+            }
+            (None, None) if !self.colour_shift => {
+                return Err(bad(
+                    "--colour-shift",
+                    "false only means something with --scale or --scale-jitter".into(),
+                ))
+            }
+            (None, None) => return Ok(None),
+        };
+        if self.format() != "folder" {
+            return Err(bad(
+                option,
+                format!(
+                    "rescales images as read from a folder (--format folder); {} images come                      at one size",
+                    self.format()
+                ),
+            ));
+        }
+        let [_, h, w] = model.input_dims();
+        let (min, max) = range;
+        if min > max || min < h.max(w) || max > MAX_SCALE {
+            return Err(bad(
+                option,
+                format!(
+                    "{min}..{max}: the scales must be ordered, at least the input side {} and \
+                     at most {MAX_SCALE}",
+                    h.max(w)
+                ),
+            ));
+        }
+        Ok(Some(range))
+    }
+
+    /// The scale jittering of a run, its colour PCA computed from the stored training
+    /// images.
+    fn jitter(
+        &self,
+        model: &Model,
+        train: &Dataset,
+        scales: Option<(usize, usize)>,
+    ) -> vgg_wgpu::Result<Option<vgg_wgpu::io::scale::Jitter>> {
+        let Some((min, max)) = scales else {
+            return Ok(None);
+        };
+        let [_, h, w] = model.input_dims();
+        let colour = match self.colour_shift {
+            true => Some(vgg_wgpu::io::scale::pca_of_images(
+                &train.images,
+                train.dims,
+            )?),
+            false => None,
+        };
+        Ok(Some(vgg_wgpu::io::scale::Jitter {
+            min,
+            max,
+            crop: (h, w),
+            colour,
+        }))
     }
 
     /// The training and held-out sets and the class names, with the model given the data's
@@ -398,9 +510,24 @@ impl Args {
         &self,
         model: Model,
         pre: &vgg_wgpu::model::card::Preprocessing,
+        scales: Option<(usize, usize)>,
     ) -> vgg_wgpu::Result<(Model, Dataset, Dataset, Vec<String>)> {
-        let ic = model.input_dims()[0];
-        let load = |d: Option<&str>| load_data(self.format(), d, ic, pre, self.max_pixels);
+        let [ic, h, w] = model.input_dims();
+        // With scale jittering, images are stored at the largest scale and the held-out
+        // ones center-cropped at the test scale.
+        let stored = match scales {
+            Some((_, max)) => vgg_wgpu::model::card::Preprocessing {
+                resize: max as u32,
+                crop: max as u32,
+                ..*pre
+            },
+            None => *pre,
+        };
+        let load = |d: Option<&str>| load_data(self.format(), d, ic, &stored, self.max_pixels);
+        let held_out = |d: Dataset| match scales {
+            Some((min, max)) => vgg_wgpu::io::scale::center_views(&d, (min + max) / 2, (h, w)),
+            None => Ok(d),
+        };
         let (data, names) = load(self.data.as_deref())?;
         let model = match self.model.classes() {
             None if model.classes() != data.classes => model.with_classes(data.classes)?,
@@ -415,7 +542,7 @@ impl Args {
                         format!("holds classes {val_names:?}; --data holds {names:?}"),
                     ));
                 }
-                (data, v)
+                (data, held_out(v)?)
             }
             Some(_) => {
                 return Err(Error::InvalidOption {
@@ -424,8 +551,9 @@ impl Args {
                 })
             }
             None => {
-                let n = held_out(&self.holdout, data.len())?;
-                data.split(n)?
+                let n = held_out_count(&self.holdout, data.len())?;
+                let (train, test) = data.split(n)?;
+                (train, held_out(test)?)
             }
         };
         Ok((model, train, test, names))
@@ -538,7 +666,7 @@ fn show_lr(lr: f32) -> String {
 }
 
 /// The held-out count a --holdout of `spec` (a fraction, or a count) takes of `len` images.
-fn held_out(spec: &str, len: usize) -> vgg_wgpu::Result<usize> {
+fn held_out_count(spec: &str, len: usize) -> vgg_wgpu::Result<usize> {
     let bad = || Error::InvalidOption {
         option: "--holdout".into(),
         message: format!("'{spec}' is neither a fraction between 0 and 1 nor an image count"),
@@ -553,6 +681,10 @@ fn held_out(spec: &str, len: usize) -> vgg_wgpu::Result<usize> {
         spec.trim().parse().map_err(|_| bad())
     }
 }
+
+/// The largest training scale: a 3-channel image stored at 1024x1024 takes 12 MB, so a
+/// thousand of them 12 GB.
+const MAX_SCALE: usize = 1024;
 
 /// CIFAR-10's class names, in its label order.
 const CIFAR10: [&str; 10] = [

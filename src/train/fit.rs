@@ -129,6 +129,9 @@ pub struct FitOptions {
     /// shift (`io::datasets::random_resized_crop`), the ImageNet recipe for fine-tuning at
     /// 224.
     pub resized_crop: bool,
+    /// The paper's scale jittering instead of `augment` (the training images stored at
+    /// the largest scale or more; see `io::scale::Jitter`).
+    pub scale: Option<crate::io::scale::Jitter>,
     /// On resuming, this rate replaces the one the checkpoint recorded (to continue a run
     /// that diverged from its last good checkpoint at a lower rate).
     pub lr_on_resume: Option<f32>,
@@ -421,12 +424,17 @@ pub fn fit(
         });
     }
     let [c, h, w] = model.input_dims();
-    if train.dims != (c, h, w) {
-        return Err(Error::Shape(format!(
-            "the data holds {:?} images, {} takes {c}x{h}x{w}",
-            train.dims,
-            model.name()
-        )));
+    match &o.scale {
+        // Stored larger, cropped to the input per step.
+        Some(j) if train.dims.0 == c && j.crop == (h, w) => j.validate(train.dims)?,
+        _ if train.dims == (c, h, w) => {}
+        _ => {
+            return Err(Error::Shape(format!(
+                "the data holds {:?} images, {} takes {c}x{h}x{w}",
+                train.dims,
+                model.name()
+            )))
+        }
     }
     o.validate()?;
     let _lock = match &o.out {
@@ -778,15 +786,22 @@ fn batch(
 ) -> Result<(Tensor, Vec<u32>)> {
     let per_step = o.train.batch * o.train.accumulate;
     let steps_per_epoch = train.len() / per_step;
-    let (c, h, w) = train.dims;
     let idx = &order[s * per_step..(s + 1) * per_step];
-    let mut data = Vec::with_capacity(per_step * train.image_len());
+    let (c, h, w) = match &o.scale {
+        Some(j) => (train.dims.0, j.crop.0, j.crop.1),
+        None => train.dims,
+    };
+    let mut data = Vec::with_capacity(per_step * c * h * w);
     // Seeded by (seed, epoch, step): a resumed run draws the same augmentations.
     let mut aug = rand_chacha::ChaCha8Rng::seed_from_u64(
         o.train.seed ^ ((epoch * steps_per_epoch + s) as u64).wrapping_mul(0x85EB_CA6B),
     );
     for &i in idx {
         let start = data.len();
+        if let Some(j) = &o.scale {
+            data.extend(j.view(train.image(i), train.dims, &mut aug));
+            continue;
+        }
         data.extend_from_slice(train.image(i));
         if o.augment && o.resized_crop {
             crate::io::datasets::random_resized_crop(&mut data[start..], train.dims, &mut aug);
