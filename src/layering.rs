@@ -12,6 +12,7 @@
 //! graph       error, io, model, gpu, kernels
 //! train       error, io, model, gpu, kernels, graph
 //! infer       error, io, model, gpu, graph
+//! eval        error, io, model, gpu, graph, infer
 //! check       everything below, reference, train, infer
 //! bench       everything below, check
 //! ```
@@ -39,6 +40,7 @@ fn allowed(module: &str) -> Vec<&'static str> {
         "graph" => &["gpu", "kernels"],
         "train" => &["gpu", "kernels", "graph"],
         "infer" => &["gpu", "graph"],
+        "eval" => &["gpu", "graph", "infer"],
         "check" => &["gpu", "kernels", "graph", "reference", "train", "infer"],
         "bench" => &[
             "gpu",

@@ -1,13 +1,23 @@
 //! vgg-wgpu: a GPU compute engine for the VGG family of convolutional networks, with
 //! hand-written WGSL kernels on wgpu and an independent CPU reference for every op.
 //!
-//! Layers: [`gpu`] (wgpu plumbing), [`kernels`] (one module per op), [`reference`] (the CPU
-//! reference) and [`check`] (GPU-versus-reference comparison used by the tests, `vgg check`
-//! and the benchmarks).
+//! Modules, each using only those above it (the `layering` test holds it):
+//! - [`error`]: the one error type;
+//! - [`model`]: architectures (the paper's configs A-E and custom ones), weights, the card a
+//!   file records about itself;
+//! - [`io`]: files (safetensors, PyTorch .pth, ONNX, images, datasets) and the paper's scale
+//!   protocol on stored images;
+//! - [`gpu`]: wgpu plumbing (device, buffers, pipelines, timing, tuning);
+//! - [`kernels`]: one module per op, each binding its WGSL shaders;
+//! - [`reference`](mod@reference): the CPU reference of every op, an independent oracle;
+//! - [`graph`]: lowering a model to kernel nodes and the executor ([`Network`]);
+//! - [`train`], [`infer`], [`eval`]: training, classification, the paper's evaluation;
+//! - [`check`], [`bench`](mod@bench): GPU-versus-reference conformance and the benchmark suite.
 
 pub mod bench;
 pub mod check;
 pub mod error;
+pub mod eval;
 pub mod gpu;
 pub mod graph;
 pub mod infer;

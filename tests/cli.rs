@@ -1281,3 +1281,134 @@ fn a_deeper_model_starts_from_a_trained_shallower_one() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The paper's protocol end to end: training with scale jittering and the colour shift
+/// records both in the model, the held-out accuracy is the center crop at the middle scale
+/// (what infer then does with no flags), and `vgg eval` reads the scales from the file and
+/// reports every method at one and at three scales.
+#[test]
+fn scale_jittered_training_and_the_papers_evaluation() {
+    let dir = temp_dir("scale");
+    let classes = ["disc", "horizontal", "vertical"];
+    for (k, name) in classes.iter().enumerate() {
+        let class = [2, 0, 1][k];
+        pattern_images(&dir.join("train").join(name), class, 32, 31 + k as u32);
+        pattern_images(&dir.join("test").join(name), class, 8, 131 + k as u32);
+    }
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let path = |p: &str| dir.join(p).to_str().unwrap().to_string();
+    let model = [
+        "--model",
+        "8,M,16,M",
+        "--input",
+        "24x24",
+        "--avgpool",
+        "2x2",
+    ];
+    let (train_dir, test_dir) = (path("train"), path("test"));
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", &train_dir, "--val", &test_dir];
+        args.extend(model);
+        args.extend(["--hidden", "32", "--epochs", "3", "--out"]);
+        args.push(out.to_str().unwrap());
+        args.extend(extra);
+        vgg(&args)
+    };
+    let (ok, _, err) = train(&["--scale-jitter", "24,32"]);
+    assert!(ok, "{err}");
+    let weights = out.join("model.safetensors");
+    let card = vgg_wgpu::io::weights::read_card(&weights).unwrap().unwrap();
+    let scale = card.scale.clone().unwrap();
+    assert_eq!((scale.min, scale.max), (24, 32));
+    assert_eq!(scale.colour.as_ref().map(|c| c.values.len()), Some(3));
+    assert_eq!(
+        (card.preprocessing.resize, card.preprocessing.crop),
+        (28, 24)
+    );
+    let (_, trained) = last_accuracy(&out);
+    let inferred = labelled_accuracy(&weights, &dir.join("test"), &classes, 24);
+    assert!((inferred - trained).abs() < 1e-6, "{inferred} vs {trained}");
+
+    let (ok, json, err) = vgg(&[
+        "eval",
+        "-w",
+        weights.to_str().unwrap(),
+        "--data",
+        &path("test"),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let shown: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["method"].to_string(), r["scales"].to_string()))
+        .collect();
+    let want: Vec<(String, String)> = ["center", "dense", "multi-crop", "dense+multi-crop"]
+        .iter()
+        .flat_map(|m| ["[28]", "[24,28,32]"].map(|s| (format!("\"{m}\""), s.to_string())))
+        .collect();
+    assert_eq!(shown, want);
+    assert_eq!(report["images"], 24);
+    // The single-scale center crop is the trainer's held-out evaluation.
+    let center = rows[0]["top1_error"].as_f64().unwrap();
+    assert!(
+        (1.0 - center - trained).abs() < 1e-6,
+        "{center} vs {trained}"
+    );
+    for r in rows {
+        let e = r["top1_error"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&e) && r["images_per_second"].as_f64().unwrap() > 0.0);
+    }
+    let (ok, md, _) = vgg(&[
+        "eval",
+        "-w",
+        weights.to_str().unwrap(),
+        "--data",
+        &path("test"),
+        "--methods",
+        "multi-crop",
+        "--scales",
+        "26,30",
+        "--grid",
+        "2",
+        "--markdown",
+    ]);
+    assert!(ok);
+    assert!(
+        md.starts_with("| method | scales | top-1 error | top-3 error"),
+        "{md}"
+    );
+    assert_eq!(md.lines().count(), 4, "{md}");
+
+    // Refused before any work: options that cannot mean anything.
+    for (args, says) in [
+        (&["--scale", "20"][..], "at least the input side 24"),
+        (&["--scale-jitter", "32"][..], "not SMIN,SMAX"),
+        (&["--scale-jitter", "32,24"][..], "must be ordered"),
+        (
+            &["--colour-shift", "false"][..],
+            "only means something with --scale",
+        ),
+    ] {
+        let (ok, _, err) = train(args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let (ok, _, err) = vgg(&["train", "--scale", "32", "--epochs", "1"]);
+    assert!(!ok && err.contains("--format folder"), "{err}");
+    // A class the model does not know, named.
+    pattern_images(&dir.join("other").join("fox"), 3, 2, 7);
+    let (ok, _, err) = vgg(&[
+        "eval",
+        "-w",
+        weights.to_str().unwrap(),
+        "--data",
+        &path("other"),
+    ]);
+    assert!(
+        !ok && err.contains("'fox'") && err.contains("disc, horizontal, vertical"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -23,6 +23,7 @@ pub mod check;
 pub mod convert;
 pub mod demo;
 pub mod devices;
+pub mod eval;
 pub mod infer;
 pub mod output;
 pub mod progress;
@@ -284,6 +285,10 @@ pub enum Command {
     /// Train a model on the GPU (SGD with momentum 0.9 and weight decay 5e-4), evaluating
     /// on a held-out split after every epoch and checkpointing
     Train(train::Args),
+    /// The paper's evaluation on a labelled folder: top-1 and top-5 error of a center crop,
+    /// dense evaluation, multi-crop (5x5 crops and their mirrors) and the two combined, at
+    /// one test scale and averaged over several; one table row each, with images/s
+    Eval(eval::Args),
     /// Classify the held-out bundled MNIST digits with the committed model trained by this
     /// engine, on the GPU; no download, no arguments needed
     Demo(demo::Args),
@@ -303,6 +308,7 @@ impl Command {
             Command::Summary(a) => a.run(),
             Command::Infer(a) => a.run(),
             Command::Train(a) => a.run(),
+            Command::Eval(a) => a.run(),
             Command::Demo(a) => a.run(),
             Command::Bench(a) => a.run(),
             Command::Convert(a) => a.run(),

@@ -494,6 +494,26 @@ pub fn folder_as(
     pre: &crate::model::card::Preprocessing,
     max_pixels: u64,
 ) -> Result<(Dataset, Vec<String>)> {
+    read_folder(dir, channels, pre, max_pixels, 2)
+}
+
+/// `folder_as` for evaluation: one class folder is enough (a model's errors on one class).
+pub fn labelled_folder(
+    dir: &Path,
+    channels: usize,
+    pre: &crate::model::card::Preprocessing,
+    max_pixels: u64,
+) -> Result<(Dataset, Vec<String>)> {
+    read_folder(dir, channels, pre, max_pixels, 1)
+}
+
+fn read_folder(
+    dir: &Path,
+    channels: usize,
+    pre: &crate::model::card::Preprocessing,
+    max_pixels: u64,
+    min_classes: usize,
+) -> Result<(Dataset, Vec<String>)> {
     use super::image::Preprocess;
     let side = pre.crop;
     let mut classes: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
@@ -509,7 +529,7 @@ pub fn folder_as(
             "expected one subdirectory of images per class (and a 1- or 3-channel model)",
         ));
     }
-    if classes.len() < 2 {
+    if classes.len() < min_classes {
         return Err(file_err(
             dir,
             format!(
