@@ -588,9 +588,7 @@ pub fn augment(
     r: &mut impl rand::Rng,
 ) {
     if r.random_bool(0.5) {
-        for row in img.chunks_mut(w) {
-            row.reverse();
-        }
+        super::scale::mirror(img, w);
     }
     if pad == 0 {
         return;
@@ -641,9 +639,7 @@ pub fn random_resized_crop(img: &mut [f32], dims: (usize, usize, usize), r: &mut
     }
     resample_crop(img, dims, crop);
     if r.random_bool(0.5) {
-        for row in img.chunks_mut(w) {
-            row.reverse();
-        }
+        super::scale::mirror(img, w);
     }
 }
 
