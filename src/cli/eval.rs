@@ -97,7 +97,8 @@ impl Args {
             crop: qmax as u32,
             ..pre
         };
-        let (mut data, names) = io::datasets::labelled_folder(&self.data, c, &stored, self.max_pixels)?;
+        let (mut data, names) =
+            io::datasets::labelled_folder(&self.data, c, &stored, self.max_pixels)?;
         let classes = match &card {
             Some(card) => card.classes.clone(),
             None => (0..model.classes()).map(|i| format!("class {i}")).collect(),
