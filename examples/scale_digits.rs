@@ -99,8 +99,8 @@ fn paste(
     for (x, y, m) in mask.enumerate_pixels() {
         let alpha = m.0[0] as f32 / 255.0 * opacity;
         let p = canvas.get_pixel_mut(x0 + x, y0 + y);
-        for k in 0..3 {
-            p.0[k] = (p.0[k] as f32 * (1.0 - alpha) + ink[k] * alpha).round() as u8;
+        for (v, i) in p.0.iter_mut().zip(ink) {
+            *v = (*v as f32 * (1.0 - alpha) + i * alpha).round() as u8;
         }
     }
 }
