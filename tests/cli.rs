@@ -1310,17 +1310,34 @@ fn scale_jittered_training_and_the_papers_evaluation() {
     let train = |extra: &[&str]| {
         let mut args = vec!["train", "--data", &train_dir, "--val", &test_dir];
         args.extend(model);
-        args.extend(["--hidden", "32", "--epochs", "3", "--out"]);
+        args.extend(["--hidden", "32", "--out"]);
         args.push(out.to_str().unwrap());
         args.extend(extra);
         vgg(&args)
     };
-    let (ok, _, err) = train(&["--scale-jitter", "24,32"]);
+    let (ok, _, err) = train(&["--scale-jitter", "24,32", "--epochs", "2"]);
+    assert!(ok, "{err}");
+    // A resume continues at the recorded scales and colour components; flags that
+    // disagree with the checkpoint are refused.
+    let ckpt = vgg_wgpu::io::weights::read_card(&out.join("checkpoint.safetensors"));
+    let before = ckpt.unwrap().unwrap().scale;
+    for (args, says) in [
+        (&["--scale", "28"][..], "was trained at scales 24..32"),
+        (
+            &["--colour-shift", "false"][..],
+            "was trained with the colour shift",
+        ),
+    ] {
+        let (ok, _, err) = train(&[args, &["--epochs", "3", "--resume"]].concat());
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let (ok, _, err) = train(&["--epochs", "3", "--resume"]);
     assert!(ok, "{err}");
     let weights = out.join("model.safetensors");
     let card = vgg_wgpu::io::weights::read_card(&weights).unwrap().unwrap();
     let scale = card.scale.clone().unwrap();
     assert_eq!((scale.min, scale.max), (24, 32));
+    assert_eq!(Some(&scale), before.as_ref(), "the resumed run's record");
     assert_eq!(scale.colour.as_ref().map(|c| c.values.len()), Some(3));
     assert_eq!(
         (card.preprocessing.resize, card.preprocessing.crop),
@@ -1382,7 +1399,8 @@ fn scale_jittered_training_and_the_papers_evaluation() {
     );
     assert_eq!(md.lines().count(), 4, "{md}");
 
-    // Refused before any work: options that cannot mean anything.
+    // Refused before any work (the output folder holding a run is not reached): options
+    // that cannot mean anything.
     for (args, says) in [
         (&["--scale", "20"][..], "at least the input side 24"),
         (&["--scale-jitter", "32"][..], "not SMIN,SMAX"),

@@ -175,13 +175,19 @@ impl Args {
         // Every option and the output folder are checked before the data loads (which can
         // take minutes).
         o.validate()?;
-        let scales = self.scales(&model)?;
+        // A resumed run continues at the scales (and with the colour components) its
+        // checkpoint records.
+        let recorded = init_card
+            .as_ref()
+            .filter(|_| self.resume)
+            .and_then(|c| c.scale.clone());
+        let scales = self.scales(&model, recorded.as_ref())?;
         // Held to the end of the run: no second run writes into this folder meanwhile.
         let _lock = vgg_wgpu::train::fit::prepare_out(&self.out, self.resume)?;
         let side = model.input_dims()[1].max(model.input_dims()[2]) as u32;
         let pre = self.preprocessing(init_card.as_ref(), side);
         let (model, train, test, names) = self.data(model, &pre, scales)?;
-        let jitter = self.jitter(&model, &train, scales)?;
+        let jitter = self.jitter(&model, &train, scales, recorded)?;
         let mut card = vgg_wgpu::model::Card::new(&model, pre, names)?;
         if let Some(j) = &jitter {
             // What inference applies to this model: the center crop at the test scale.
@@ -423,8 +429,48 @@ impl Args {
     }
 
     /// The training scales --scale or --scale-jitter ask for, checked against the model's
-    /// input and the data format before any image loads.
-    fn scales(&self, model: &Model) -> vgg_wgpu::Result<Option<(usize, usize)>> {
+    /// input and the data format before any image loads; on a resume, those the checkpoint
+    /// records, which flags given have to repeat.
+    fn scales(
+        &self,
+        model: &Model,
+        recorded: Option<&vgg_wgpu::model::card::TrainingScale>,
+    ) -> vgg_wgpu::Result<Option<(usize, usize)>> {
+        let now = self.flag_scales(model)?;
+        if now.is_none() && !self.colour_shift && recorded.is_none() {
+            return Err(Error::InvalidOption {
+                option: "--colour-shift".into(),
+                message: "false only means something with --scale or --scale-jitter".into(),
+            });
+        }
+        if !self.resume {
+            return Ok(now);
+        }
+        let ckpt = self.out.join("checkpoint.safetensors");
+        let refuse = |m: &str| Err(vgg_wgpu::io::file_err(&ckpt, m));
+        match recorded {
+            Some(r) if !self.colour_shift && r.colour.is_some() => {
+                refuse("was trained with the colour shift; resume it with it")
+            }
+            Some(r) => {
+                let was = Some((r.min as usize, r.max as usize));
+                match now.is_none() || now == was {
+                    true => Ok(was),
+                    false => refuse(&format!(
+                        "was trained at scales {}..{}; the flags ask for others",
+                        r.min, r.max
+                    )),
+                }
+            }
+            None if now.is_some() => {
+                refuse("was trained without --scale or --scale-jitter; resume it without")
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The training scales the flags ask for.
+    fn flag_scales(&self, model: &Model) -> vgg_wgpu::Result<Option<(usize, usize)>> {
         let bad = |option: &str, message: String| Error::InvalidOption {
             option: option.into(),
             message,
@@ -445,19 +491,14 @@ impl Args {
                     }
                 }
             }
-            (None, None) if !self.colour_shift => {
-                return Err(bad(
-                    "--colour-shift",
-                    "false only means something with --scale or --scale-jitter".into(),
-                ))
-            }
             (None, None) => return Ok(None),
         };
         if self.format() != "folder" {
             return Err(bad(
                 option,
                 format!(
-                    "rescales images as read from a folder (--format folder); {} images come                      at one size",
+                    "rescales images as read from a folder (--format folder); {} images come at \
+                     one size",
                     self.format()
                 ),
             ));
@@ -484,17 +525,20 @@ impl Args {
         model: &Model,
         train: &Dataset,
         scales: Option<(usize, usize)>,
+        recorded: Option<vgg_wgpu::model::card::TrainingScale>,
     ) -> vgg_wgpu::Result<Option<vgg_wgpu::io::scale::Jitter>> {
         let Some((min, max)) = scales else {
             return Ok(None);
         };
         let [_, h, w] = model.input_dims();
-        let colour = match self.colour_shift {
-            true => Some(vgg_wgpu::io::scale::pca_of_images(
+        let colour = match (recorded, self.colour_shift) {
+            // The components the run started with, as recorded.
+            (Some(r), _) => r.colour,
+            (None, true) => Some(vgg_wgpu::io::scale::pca_of_images(
                 &train.images,
                 train.dims,
             )?),
-            false => None,
+            (None, false) => None,
         };
         Ok(Some(vgg_wgpu::io::scale::Jitter {
             min,
