@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The paper's Tables 3-5 in miniature: nets trained at a fixed scale S and with scale
+# jittering on examples/scale_digits.rs's data (the bundled digits at 16 to 60 pixels in
+# cluttered 64x64 canvases), each evaluated by `vgg eval` at one and at three test scales
+# with a center crop, dense evaluation, 50 crops per scale and dense + crops, and a deeper
+# net trained from random weights against one initialised from the jittered shallow net.
+#
+# The sizes are the paper's scaled by 32/224 to a 32x32 input: S = 36 and 55 (the paper's
+# 256 and 384), jittering 36..73 (256..512). Each run keeps its folder: a rerun skips the
+# trainings that finished and evaluates again.
+#
+# tools/reproduce_scale.sh OUT_DIR [EPOCHS] [SEED]
+set -euo pipefail
+out=${1:?usage: tools/reproduce_scale.sh OUT_DIR [EPOCHS] [SEED]}
+epochs=${2:-12}
+seed=${3:-0}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bins --example scale_digits
+vgg=./target/release/vgg
+data="$out/data"
+[ -d "$data/test" ] || ./target/release/examples/scale_digits "$data" "$seed"
+
+# The shallow net (the paper's A with a block less for the small input) and a deeper one
+# (D's pattern: two convs in the first blocks, three in the last), both with an average
+# pool of 2x2, so dense evaluation runs at every test scale.
+shallow="16,M,32,M,64,64,M,128,128,M"
+deep="16,16,M,32,32,M,64,64,64,M,128,128,128,M"
+common=(--data "$data/train" --val "$data/test" --input 32x32 --avgpool 2x2 --hidden 128,128
+    --epochs "$epochs" --seed "$seed" --batch-size 32)
+
+train() {
+    local name=$1
+    shift
+    if [ ! -f "$out/$name/model.safetensors" ]; then
+        rm -rf "${out:?}/$name"
+        "$vgg" train "${common[@]}" "$@" --out "$out/$name" 2>&1 | tee "$out/$name.train.log"
+    fi
+    "$vgg" eval --weights "$out/$name/model.safetensors" --data "$data/test" \
+        --json >"$out/$name.eval.json"
+}
+
+mkdir -p "$out"
+train a-s36 --model "$shallow" --scale 36
+train a-s55 --model "$shallow" --scale 55
+train a-jitter --model "$shallow" --scale-jitter 36,73
+train d-jitter-random --model "$deep" --scale-jitter 36,73
+train d-jitter-from-a --model "$deep" --scale-jitter 36,73 --init-from "$out/a-jitter/model.safetensors"
+
+# One table: every run's rows.
+{
+    echo "| net | training scale | method | test scales | top-1 error | top-5 error | images/s |"
+    echo "|---|---|---|---|---|---|---|"
+    for run in a-s36 a-s55 a-jitter d-jitter-random d-jitter-from-a; do
+        python3 - "$out/$run.eval.json" "$run" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+run = sys.argv[2]
+net, scale = {
+    "a-s36": ("A", "36"), "a-s55": ("A", "55"), "a-jitter": ("A", "36..73"),
+    "d-jitter-random": ("D, random", "36..73"), "d-jitter-from-a": ("D, from A", "36..73"),
+}[run]
+for row in r["rows"]:
+    print(f"| {net} | {scale} | {row['method']} | {','.join(map(str, row['scales']))} | "
+          f"{100 * row['top1_error']:.1f}% | {100 * row['top5_error']:.1f}% | "
+          f"{row['images_per_second']:.0f} |")
+EOF
+    done
+} | tee "$out/table.md"
+"$vgg" devices | head -3 >"$out/adapter.txt"
