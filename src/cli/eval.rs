@@ -209,7 +209,8 @@ fn default_scales(card: Option<&Card>, pre: &Preprocessing, side: usize) -> (Vec
     let (set, single) = match card.and_then(|c| c.scale.as_ref()) {
         Some(s) if s.min < s.max => {
             let (min, max) = (s.min as usize, s.max as usize);
-            (vec![min, (min + max) / 2, max], (min + max) / 2)
+            let mid = vgg_wgpu::io::scale::test_scale(min, max);
+            (vec![min, mid, max], mid)
         }
         other => {
             let s = other

@@ -569,7 +569,10 @@ impl Args {
         };
         let load = |d: Option<&str>| load_data(self.format(), d, ic, &stored, self.max_pixels);
         let held_out = |d: Dataset| match scales {
-            Some((min, max)) => vgg_wgpu::io::scale::center_views(&d, (min + max) / 2, (h, w)),
+            Some((min, max)) => {
+                let q = vgg_wgpu::io::scale::test_scale(min, max);
+                vgg_wgpu::io::scale::center_views(&d, q, (h, w))
+            }
             None => Ok(d),
         };
         let (data, names) = load(self.data.as_deref())?;

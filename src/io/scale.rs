@@ -258,11 +258,17 @@ pub struct Jitter {
     pub colour: Option<ColourPca>,
 }
 
+/// The scale single-scale evaluation uses for a net trained at scales min..=max: S for a
+/// fixed S, else the middle of the jittering range (the paper's Q). The held-out set, the
+/// card's resize and `vgg eval`'s default all take it from here.
+pub fn test_scale(min: usize, max: usize) -> usize {
+    (min + max) / 2
+}
+
 impl Jitter {
-    /// The scale single-scale evaluation uses for a net trained this way: S, or the middle
-    /// of the jittering range (the paper's Q).
+    /// [`test_scale`] of this range.
     pub fn test_scale(&self) -> usize {
-        (self.min + self.max) / 2
+        test_scale(self.min, self.max)
     }
 
     /// Refuses ranges the stored images or the crop cannot serve.
