@@ -29,8 +29,8 @@ fn check(shader: Shader, overrides: &[(&str, f64)]) {
 #[test]
 fn cooperative_matrix_kernels_validate_and_compile() {
     let shader = Shader {
-        name: "conv/coop",
-        source: include_str!("../shaders/conv/coop.wgsl"),
+        name: "conv/forward/coop",
+        source: include_str!("../shaders/conv/forward/coop.wgsl"),
         precision: Precision::F32,
     };
     let consts = [
@@ -63,8 +63,8 @@ fn cooperative_matrix_kernels_validate_and_compile() {
     }
     // f16 training's weight gradient (f32 tensors), split in chunks and not.
     let wgrad = Shader {
-        name: "conv/coop_wgrad",
-        source: include_str!("../shaders/conv/coop_wgrad.wgsl"),
+        name: "conv/backward_weight/coop",
+        source: include_str!("../shaders/conv/backward_weight/coop.wgsl"),
         precision: Precision::F32,
     };
     for (chunks, accumulate) in [(3.0, 0.0), (1.0, 1.0)] {

@@ -238,7 +238,7 @@ fn swiftshaders_compiler_bug_is_worked_around_and_caught_when_it_is_not() {
         "1500",
     ];
     let limit = Duration::from_secs(300);
-    // By default the weight gradient runs as wgrad_pairs there, and every case passes.
+    // By default the weight gradient runs as conv/backward_weight/pairs there, and every case passes.
     let (code, out, a) = check(&dir, &args, &[("VK_ADD_DRIVER_FILES", &icd)], limit);
     assert_eq!(code, 0, "{out}");
     assert!(a["name"].as_str().unwrap().contains("SwiftShader"), "{a}");

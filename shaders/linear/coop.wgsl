@@ -1,2 +1,2 @@
-#include "conv/coop_mma"
+#include "mma/coop"
 #include "linear/coop_body"

@@ -1,16 +1,16 @@
 // Fully connected layer on 16x16x16 matrix tiles, for batches of 16 and more: for one row
 // chunk of the weight, out^T[r][m] = sum_k W[r][k] * x[m][k], the weight's rows as the
 // GEMM's rows and the batch as its columns. The matrix operations come from the file
-// included before this one (conv/coop_mma on tensor cores, conv/coop_mma_emulated lane by
+// included before this one (mma/coop on tensor cores, mma/emulated lane by
 // lane on CI's CPU drivers), which work on the tiles this file stages: sa (weights), sb
 // (x transposed) and sc (the sums), as conv/coop_body does.
 //
-// A workgroup computes 64 weight rows x 64 batch rows (conv/coop_tiles); per step of 16
+// A workgroup computes 64 weight rows x 64 batch rows (mma/tiles); per step of 16
 // along k the lanes stage the weight block (64x16) and x's block (16x64), converted to
 // f16, in workgroup memory. The output goes through workgroup memory for bias and ReLU.
 
 #include "linear/header"
-#include "conv/coop_tiles"
+#include "mma/tiles"
 
 // 4 subgroups: the host sets 4 x the adapter's (fixed) subgroup size.
 override WG: u32 = 128u;

@@ -1,2 +1,2 @@
-#include "conv/coop_mma_emulated"
+#include "mma/emulated"
 #include "linear/coop_body"

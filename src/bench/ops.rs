@@ -445,7 +445,7 @@ fn wgrad(
     shape: String,
     forward: crate::kernels::conv::ConvVariant,
 ) -> Result<Kernel> {
-    use crate::kernels::conv::wgrad as wg;
+    use crate::kernels::conv::backward_weight as wg;
     let mut rng = TensorRng::new(11);
     let op = wg::wgrad_for(gpu, s, false, forward, s.n)?;
     let x = gpu.upload("bench input", &rng.uniform(s.input_len()))?;

@@ -134,15 +134,15 @@ fn run_wgrad(
     prev: Option<&[f32]>,
     forward: ConvVariant,
 ) -> Result<Vec<f32>> {
-    let op = kernels::conv::wgrad::wgrad_for(gpu, s, prev.is_some(), forward, s.n)?;
+    let op = kernels::conv::backward_weight::wgrad_for(gpu, s, prev.is_some(), forward, s.n)?;
     let (xb, dyb) = (gpu.upload("x", x)?, gpu.upload("dy", dy)?);
     let dw = match prev {
         Some(p) => gpu.upload("dw", p)?,
         None => poisoned(gpu, "dw", s.weight_len())?,
     };
     let need = match forward.f16_operands() {
-        true => kernels::conv::wgrad::coop_partial_len(s),
-        false => kernels::conv::wgrad::partial_len(s, s.n),
+        true => kernels::conv::backward_weight::coop_partial_len(s),
+        false => kernels::conv::backward_weight::partial_len(s, s.n),
     };
     let partials = poisoned(gpu, "partials", need.max(1))?;
     let bgs = op.bind(gpu, &xb, &dyb, &partials, &dw)?;

@@ -97,11 +97,11 @@ pub struct DriverIssue {
 /// and reproduced outside the engine (the reproducer's folder is named).
 pub const DRIVER_ISSUES: &[DriverIssue] = &[DriverIssue {
     driver: "swiftshader",
-    kernel: "conv/wgrad",
+    kernel: "conv/backward_weight/gemm",
     why: "SwiftShader's shader compiler allocates without bound and never returns building \
-          conv/wgrad for more than 4 input channels (vkCreateComputePipelines; reproduced \
+          conv/backward_weight/gemm for more than 4 input channels (vkCreateComputePipelines; reproduced \
           without wgpu by tools/swiftshader_wgrad/); the weight gradient runs as \
-          conv/wgrad_pairs there",
+          conv/backward_weight/pairs there",
 }];
 
 /// A positive, finite number of seconds, at most a year (which `Duration` holds).
@@ -590,6 +590,16 @@ impl Gpu {
     pub fn subgroups_of_at_least(&self, lanes: u32) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size >= lanes
     }
+
+    /// The adapter's subgroup size where it is one fixed size (min = max), as the
+    /// cooperative-matrix kernels need to size their workgroup of 4 subgroups.
+    pub fn fixed_subgroup(&self) -> Option<u32> {
+        let i = &self.info;
+        (self.features.contains(wgpu::Features::SUBGROUP)
+            && i.subgroup_min_size == i.subgroup_max_size
+            && i.subgroup_min_size > 0)
+            .then_some(i.subgroup_min_size)
+    }
     pub fn is_cpu(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
@@ -651,7 +661,7 @@ impl Gpu {
             .min(self.limits.max_buffer_size)
     }
 
-    /// Whether this driver is known to fail on `kernel` (a shader stem, `conv/wgrad`), so a
+    /// Whether this driver is known to fail on `kernel` (a shader stem, `conv/backward_weight/gemm`), so a
     /// selector should take another variant: the issue, recorded as worked around. Always
     /// `None` with `VGG_DRIVER_WORKAROUNDS=0`.
     pub fn driver_issue(&self, kernel: &str) -> Option<&'static DriverIssue> {

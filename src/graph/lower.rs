@@ -67,7 +67,7 @@ pub enum Grads<'b> {
         /// plain `conv/dgrad` kernel reads `weight`.
         flipped: Option<(ConvTune, &'b ConvParams)>,
         /// Room for the weight gradient's partial sums where it splits the pixels
-        /// (`conv::wgrad::partial_len`), shared by every conv of a step.
+        /// (`conv::backward_weight::partial_len`), shared by every conv of a step.
         partials: &'b Buffer,
     },
     BatchNorm {
@@ -318,7 +318,7 @@ impl Lowering<'_> {
                 let shape = self.conv_shape(at, layer)?;
                 if flow.params {
                     // On tensor cores where the forward runs there (f16 training).
-                    let k = kernels::conv::wgrad::wgrad_for(
+                    let k = kernels::conv::backward_weight::wgrad_for(
                         gpu,
                         shape,
                         accumulate,

@@ -347,7 +347,7 @@ struct Layout {
     running: Vec<(String, usize, usize)>,
     io: Io,
     grads: [usize; 2],
-    /// The weight gradients' partial sums (`conv::wgrad::partial_len`), one buffer for
+    /// The weight gradients' partial sums (`conv::backward_weight::partial_len`), one buffer for
     /// every conv: they run one after another.
     partials: usize,
     /// Where some node runs in groups of images.
@@ -476,8 +476,8 @@ impl Layout {
                     let s = ConvShape::new(group.unwrap_or(n), c_in, c_out, h, w, k);
                     // The weight gradient follows the forward variant (`wgrad_for`).
                     let need = match tune.variant.f16_operands() {
-                        true => kernels::conv::wgrad::coop_partial_len(s),
-                        false => kernels::conv::wgrad::partial_len(s, n),
+                        true => kernels::conv::backward_weight::coop_partial_len(s),
+                        false => kernels::conv::backward_weight::partial_len(s, n),
                     };
                     let p = &mut l.bufs[l.partials];
                     p.elems = p.elems.max(need);

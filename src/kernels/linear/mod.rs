@@ -101,7 +101,7 @@ impl LinearVariant {
     /// Why this adapter cannot run the variant, if it cannot.
     pub fn missing(self, gpu: &Gpu) -> Option<String> {
         let name = &gpu.info().name;
-        let fixed = crate::kernels::conv::fixed_subgroup(gpu);
+        let fixed = gpu.fixed_subgroup();
         match self {
             LinearVariant::Rows | LinearVariant::Reduce => None,
             LinearVariant::Coop if !gpu.cooperative_matrix() => Some(format!(
@@ -268,7 +268,7 @@ impl Linear {
         }
         let subgroup = variant == LinearVariant::Rows && gpu.subgroups_of_at_least(8);
         // The tensor-core kernels run 4 subgroups.
-        let coop_wg = 4 * crate::kernels::conv::fixed_subgroup(gpu).unwrap_or(32);
+        let coop_wg = 4 * gpu.fixed_subgroup().unwrap_or(32);
         let (name, tm, wg) = match variant {
             LinearVariant::Coop => (
                 shader!("linear/coop").with_precision(precision),

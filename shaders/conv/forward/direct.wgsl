@@ -10,7 +10,7 @@
 // Weights are packed at load time as [C_OUT / TM][C_IN][KS][KS][TM] (zero padded to a
 // multiple of TM), so a workgroup reads one contiguous run of weights. Bias is padded too.
 
-#include "conv/header"
+#include "conv/forward/header"
 
 override WG: u32 = 64u;
 override TM: u32 = 8u;

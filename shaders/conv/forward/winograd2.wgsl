@@ -1,7 +1,7 @@
 // Winograd convolution F(2x2, 3x3) (kernel 3, stride 1, padding 1): each 2x2 block of
 // output pixels of a channel is A^T [sum_ci U[co, ci] (.) V[ci]] A, with V = B^T d B the
 // 4x4 input patch transformed and U = G g G^T the weight transformed (once, at upload, or
-// by winograd_pack.wgsl after each SGD step). 16 multiplies per 4 outputs and input
+// by layout/winograd.wgsl after each SGD step). 16 multiplies per 4 outputs and input
 // channel, where the direct kernels need 36 and F(4x4, 3x3) (winograd.wgsl) 9.
 //
 // The same layout as winograd.wgsl, a quarter of the tile: each invocation computes one
@@ -21,8 +21,8 @@
 
 // No `enable subgroups;`: naga 30 rejects the directive and takes the builtins without it.
 
-#include "conv/header"
-#include "conv/winograd_tile"
+#include "conv/forward/header"
+#include "conv/forward/winograd_tile"
 
 override WG: u32 = 64u;
 const TM: u32 = 8u;

@@ -1,4 +1,4 @@
-//! Conv input gradient from the canonical weight (shaders/conv/dgrad.wgsl).
+//! Conv input gradient from the canonical weight (shaders/conv/backward_data/direct.wgsl).
 
 use super::ConvShape;
 use crate::error::Result;
@@ -12,7 +12,7 @@ pub fn dgrad(gpu: &Gpu, s: ConvShape) -> Result<Kernel> {
     consts.extend([("WG", WG as f64)]);
     Kernel::new(
         gpu,
-        shader!("conv/dgrad"),
+        shader!("conv/backward_data/direct"),
         "main",
         &consts,
         per_elem(s.n * s.c_in * s.h * s.w.div_ceil(4)),

@@ -12,7 +12,7 @@
 
 // No `enable subgroups;`: naga 30 rejects the directive and takes the builtins without it.
 
-#include "conv/header"
+#include "conv/forward/header"
 
 override WG: u32 = 64u;
 

@@ -14,7 +14,7 @@
 //
 // The lanes' sums then meet in workgroup memory and are added in lane order, and the
 // chunks' partial sums (out: [CHUNKS][C_OUT][C_IN][KS * KS]) are added in chunk order by
-// wgrad_reduce.wgsl; with one chunk this kernel writes dw itself (ACCUMULATE adds to it).
+// backward_weight/reduce.wgsl; with one chunk this kernel writes dw itself (ACCUMULATE adds to it).
 // No float atomics and no order that depends on scheduling: the result is bitwise the
 // same run to run.
 

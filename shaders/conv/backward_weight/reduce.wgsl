@@ -1,4 +1,4 @@
-// The second pass of the split-K weight gradient (wgrad.wgsl): dw (+)= the sum of the
+// The second pass of the split-K weight gradient (gemm.wgsl): dw (+)= the sum of the
 // chunks' partial gradients, added in chunk order so the result does not depend on
 // scheduling. One invocation per weight element.
 

@@ -1,10 +1,10 @@
-// The 64x64 block product that the cooperative-matrix kernels share (conv/coop_body, the
-// forward; conv/coop_wgrad_body, the weight gradient; linear/coop_body, FC): C[m][n] =
+// The 64x64 block product that the cooperative-matrix kernels share (conv/forward/coop_body, the
+// forward; conv/backward_weight/coop_body, the weight gradient; linear/coop_body, FC): C[m][n] =
 // sum over r of A[m][r] * B[r][n] for one block of BM rows and BN columns, in f32 from f16
 // operands. The including file stages the operands: its `stage(buf, r0, m0, n0, lid)`
 // writes A's BM x BK block at (m0, r0) into sa and B's BK x BN block at (r0, n0) into sb,
 // in buffer `buf`, all lanes together. The matrix operations come from the file included
-// before (conv/coop_mma, or conv/coop_mma_emulated lane by lane).
+// before (mma/coop, or mma/emulated lane by lane).
 //
 // Four subgroups each hold a 32x32 quarter as 2x2 accumulator tiles. The staging is
 // double-buffered: step s + 1 is written while step s's tiles multiply, so a step takes one

@@ -1,10 +1,10 @@
 // Convolution as an implicit GEMM on 16x16x16 matrix tiles: out[co][q] = sum_k
 // W[co][k] * X[k][q] over k = (ci, ky, kx) and q = (n, y, x), the whole batch's pixels.
 // The matrix operations come from the file included before this one: cooperative
-// matrices (tensor cores, conv/coop_mma) or the same operations done lane by lane
-// (conv/coop_mma_emulated, which CI runs on CPU drivers to test this file's tiling).
+// matrices (tensor cores, mma/coop) or the same operations done lane by lane
+// (mma/emulated, which CI runs on CPU drivers to test this file's tiling).
 //
-// A workgroup computes a 64 (channels) x 64 (pixels) block (conv/coop_tiles). Per step of
+// A workgroup computes a 64 (channels) x 64 (pixels) block (mma/tiles). Per step of
 // 16 along k, the lanes stage the block's weights (64x16, f16) and the gathered input
 // (16x64: im2col with the padding as zeros, converted to f16) in workgroup memory, which
 // the tiles load from. The output goes through workgroup memory too: cooperative matrices
@@ -14,9 +14,9 @@
 // Weights are packed [M_PAD][K_PAD] (row co, column k = (ci * KS + ky) * KS + kx), f16,
 // zero padded to whole blocks of 64 rows and 16 columns.
 
-#include "conv/header"
-#include "conv/coop_tiles"
-#include "conv/coop_gather"
+#include "conv/forward/header"
+#include "mma/tiles"
+#include "conv/gather"
 
 // 4 subgroups: the host sets 4 x the adapter's (fixed) subgroup size.
 override WG: u32 = 128u;

@@ -1,6 +1,6 @@
-// The matrix operations of conv/coop_body on cooperative matrices: 16x16 tiles of f16
-// operands accumulated in f32, the configuration the adapter lists as "16x16x16
-// f16->f32" (gpu::COOP_SHAPE; any other is undefined behaviour). Every lane of a subgroup
+// The matrix operations of the coop_body kernels (conv and linear) on cooperative
+// matrices: 16x16 tiles of f16 operands accumulated in f32, the configuration the
+// adapter lists as "16x16x16 f16->f32" (gpu::COOP_SHAPE; any other is undefined behaviour). Every lane of a subgroup
 // makes each call together. Loads and stores are row-major (the T forms), from and to
 // the workgroup tiles of the body.
 

@@ -1,4 +1,4 @@
-// conv/coop_mma's operations lane by lane, for adapters without cooperative matrices:
+// mma/coop's operations lane by lane, for adapters without cooperative matrices:
 // the same body then runs on CI's CPU drivers, so its staging, tiling and epilogue are
 // tested against the reference there, and only the four cooperative-matrix calls are
 // left to the GPU. Lane l of a subgroup of s lanes owns elements l, l + s, ... of each

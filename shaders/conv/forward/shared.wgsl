@@ -7,7 +7,7 @@
 //
 // Weights use direct.wgsl's packed layout [C_OUT / TM][C_IN][KS][KS][TM].
 
-#include "conv/header"
+#include "conv/forward/header"
 
 override WG: u32 = 64u;
 override TM: u32 = 8u;

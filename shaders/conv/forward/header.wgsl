@@ -1,5 +1,6 @@
-// The shape and bindings every forward conv variant shares (`#include "conv/header"`); each
-// variant declares binding 1, the weights, in the layout it packs them in.
+// The shape and bindings every forward conv variant shares
+// (`#include "conv/forward/header"`); each variant declares binding 1, the weights, in the
+// layout it packs them in.
 
 override N: u32;
 override C_IN: u32;

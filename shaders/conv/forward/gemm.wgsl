@@ -10,7 +10,7 @@
 // so that a k row of the weight tile is 128 consecutive values. The bias is padded to whole
 // blocks of 128.
 
-#include "conv/header"
+#include "conv/forward/header"
 
 const BM: u32 = 128u;
 const BN: u32 = 128u;

@@ -1,17 +1,17 @@
 // A convolution's weight gradient on 16x16x16 matrix tiles (f16 training):
 // dw[co][k] = sum over q of dy[co][q] * X[k][q], k = (ci, ky, kx), q = (n, y, x) over
-// the batch's pixels, X the gathered input of the forward (conv/coop_gather). The matrix
-// operations come from the file included before this one (conv/coop_mma on tensor cores,
-// conv/coop_mma_emulated lane by lane on CI's CPU drivers).
+// the batch's pixels, X the gathered input of the forward (conv/gather). The matrix
+// operations come from the file included before this one (mma/coop on tensor cores,
+// mma/emulated lane by lane on CI's CPU drivers).
 //
-// A workgroup computes a 64 (output channels) x 64 (k) block of dw (conv/coop_tiles) over
+// A workgroup computes a 64 (output channels) x 64 (k) block of dw (mma/tiles) over
 // one chunk of QC pixels: the reduction is split in CHUNKS chunks (split-K) so that early
 // layers, a few blocks of channels over millions of pixels, still fill the GPU. Per step
 // of 16 pixels the lanes stage dy (64 channels x 16 pixels) and the gathered input (16
 // pixels x 64 k), both converted to f16 (dy carries the loss scale, which keeps it in f16's
 // range), consecutive lanes on consecutive pixels. Each chunk's block goes to its slice of
-// out ([CHUNKS][C_OUT][C_IN * KS * KS], added in chunk order by conv/wgrad_reduce), or with
-// one chunk straight to dw (ACCUMULATE adds to it). The sums run in a fixed order: the
+// out ([CHUNKS][C_OUT][C_IN * KS * KS], added in chunk order by
+// conv/backward_weight/reduce), or with one chunk straight to dw (ACCUMULATE adds to it). The sums run in a fixed order: the
 // result is the same bits run to run.
 
 override N: u32;
@@ -31,8 +31,8 @@ override WG: u32 = 128u;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-#include "conv/coop_tiles"
-#include "conv/coop_gather"
+#include "mma/tiles"
+#include "conv/gather"
 
 // The first pixel of this workgroup's chunk.
 var<private> q_first: u32;

@@ -1,7 +1,7 @@
 //! Conv weight gradient, canonical layout, as a split-K implicit GEMM
-//! (shaders/conv/wgrad.wgsl, then shaders/conv/wgrad_reduce.wgsl where the pixels are
+//! (shaders/conv/backward_weight/gemm.wgsl, then shaders/conv/backward_weight/reduce.wgsl where the pixels are
 //! split in more than one chunk), or per channel pair where the batch has few pixels
-//! (shaders/conv/wgrad_pairs.wgsl).
+//! (shaders/conv/backward_weight/pairs.wgsl).
 
 use super::ConvShape;
 use crate::error::Result;
@@ -107,7 +107,7 @@ pub struct Wgrad {
 }
 
 /// Below this many groups of 4 pixels in the batch, the weight gradient runs one
-/// invocation per channel pair over every pixel (wgrad_pairs.wgsl) instead of the GEMM:
+/// invocation per channel pair over every pixel (backward_weight/pairs.wgsl) instead of the GEMM:
 /// with a handful of pixel groups per lane, the GEMM's end-of-chunk reduction costs more
 /// than its loop saves (lavapipe, batch 1: 512 -> 512 channels at 4x4, 4 groups, 4.5 ms
 /// against 35; 256 -> 256 at 8x8, 16 groups, 14.8 against 12.4).
@@ -126,12 +126,12 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
     // Few work items fill the GPU better one per channel pair; and the driver may be one
     // that cannot build conv/wgrad (`gpu::DRIVER_ISSUES`; the partial sums sized by
     // `partial_len` then go unused).
-    if pairs(s, batch) || gpu.driver_issue("conv/wgrad").is_some() {
+    if pairs(s, batch) || gpu.driver_issue("conv/backward_weight/gemm").is_some() {
         let mut consts = s.consts();
         consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
         let main = Kernel::new(
             gpu,
-            shader!("conv/wgrad_pairs"),
+            shader!("conv/backward_weight/pairs"),
             "main",
             &consts,
             per_elem(s.c_out * s.c_in),
@@ -159,7 +159,7 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
     let out_len = chunks * s.weight_len();
     let main = Kernel::new(
         gpu,
-        shader!("conv/wgrad"),
+        shader!("conv/backward_weight/gemm"),
         "main",
         &consts,
         (chunks * blocks) as u64,
@@ -181,7 +181,7 @@ fn reduce(gpu: &Gpu, s: ConvShape, chunks: usize, accumulate: bool) -> Result<Op
     }
     Ok(Some(Kernel::new(
         gpu,
-        shader!("conv/wgrad_reduce"),
+        shader!("conv/backward_weight/reduce"),
         "main",
         &[
             ("LEN", s.weight_len() as f64),
@@ -264,7 +264,7 @@ pub fn coop_partial_len(s: ConvShape) -> usize {
 }
 
 /// The weight gradient that goes with a forward variant: on 16x16x16 matrix tiles (f16
-/// operands, f32 sums; shaders/conv/coop_wgrad_body.wgsl) after the cooperative-matrix
+/// operands, f32 sums; shaders/conv/backward_weight/coop_body.wgsl) after the cooperative-matrix
 /// forward (`CoopEmulated`'s lane-by-lane emulation after `CoopEmulated`), the f32 kernels
 /// after any other.
 pub fn wgrad_for(
@@ -276,8 +276,8 @@ pub fn wgrad_for(
 ) -> Result<Wgrad> {
     use super::ConvVariant;
     let shader = match forward {
-        ConvVariant::Coop => shader!("conv/coop_wgrad"),
-        ConvVariant::CoopEmulated => shader!("conv/coop_wgrad_emulated"),
+        ConvVariant::Coop => shader!("conv/backward_weight/coop"),
+        ConvVariant::CoopEmulated => shader!("conv/backward_weight/coop_emulated"),
         _ => return wgrad(gpu, s, accumulate, batch),
     };
     if batch != s.n {
@@ -298,7 +298,7 @@ pub fn wgrad_for(
         ("CHUNKS", chunks as f64),
         ("QC", per as f64),
         ("ACCUMULATE", accumulate as u8 as f64),
-        ("WG", (4 * super::fixed_subgroup(gpu).unwrap_or(32)) as f64),
+        ("WG", (4 * gpu.fixed_subgroup().unwrap_or(32)) as f64),
     ]);
     let blocks = s.c_out.div_ceil(64) * (s.c_in * s.k * s.k).div_ceil(64);
     let out_len = if chunks > 1 {

@@ -1,7 +1,7 @@
 // Winograd convolution F(4x4, 3x3) (kernel 3, stride 1, padding 1): each 4x4 block of
 // output pixels of a channel is A^T [sum_ci U[co, ci] (.) V[ci]] A, where V = B^T d B is the
 // 6x6 input patch d transformed and U = G g G^T the 3x3 weight g transformed (once, at
-// upload, or by winograd_pack.wgsl after each SGD step). 36 multiplies per 16 outputs and
+// upload, or by layout/winograd.wgsl after each SGD step). 36 multiplies per 16 outputs and
 // input channel, where the direct kernels need 144.
 //
 // Each invocation computes one 4x4 tile for TM = 8 output channels, accumulating the 36
@@ -33,8 +33,8 @@
 
 // No `enable subgroups;`: naga 30 rejects the directive and takes the builtins without it.
 
-#include "conv/header"
-#include "conv/winograd_tile"
+#include "conv/forward/header"
+#include "conv/forward/winograd_tile"
 
 override WG: u32 = 64u;
 const TM: u32 = 8u;

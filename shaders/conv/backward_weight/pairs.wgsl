@@ -1,5 +1,5 @@
 // A convolution's weight gradient (stride 1, padding KS / 2), canonical layout, for
-// batches of few pixels (wgrad.wgsl is the GEMM for the others):
+// batches of few pixels (gemm.wgsl is the GEMM for the others):
 // dw[co, ci, ky, kx] (+)= sum over n, y, x of dy[n, co, y, x] * x[n, ci, y + ky - pad,
 // x + kx - pad]. One invocation per (co, ci) pair computes all KS x KS taps, so each dy
 // load feeds KS * KS multiply-adds. ACCUMULATE adds to dw (gradient accumulation).

@@ -1,0 +1,2 @@
+#include "mma/coop"
+#include "conv/backward_weight/coop_body"

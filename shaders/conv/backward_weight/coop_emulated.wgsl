@@ -1,0 +1,2 @@
+#include "mma/emulated"
+#include "conv/backward_weight/coop_body"

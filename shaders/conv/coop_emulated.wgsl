@@ -1,2 +1,0 @@
-#include "conv/coop_mma_emulated"
-#include "conv/coop_body"

@@ -1,2 +1,0 @@
-#include "conv/coop_mma"
-#include "conv/coop_wgrad_body"

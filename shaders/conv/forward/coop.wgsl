@@ -1,0 +1,2 @@
+#include "mma/coop"
+#include "conv/forward/coop_body"

@@ -1,0 +1,2 @@
+#include "mma/emulated"
+#include "conv/forward/coop_body"
