@@ -260,11 +260,12 @@ const SHAPE_OPS: &[&str] = &[
     "ConstantOfShape",
 ];
 
-fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
+/// The initializers by name, with the TorchScript exporter's aliases: it stores identical
+/// initializers once (every zero bias of a fresh model) and names the others through
+/// Identity nodes.
+fn initializers(g: &GraphProto) -> HashMap<&str, &TensorProto> {
     let mut inits: HashMap<&str, &TensorProto> =
         g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    // The TorchScript exporter stores identical initializers once (every zero bias of a
-    // fresh model) and names the others through Identity nodes: those names are aliases.
     for node in &g.node {
         if let ("Identity", [from], [to]) = (
             node.op_type.as_str(),
@@ -276,6 +277,96 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
             }
         }
     }
+    inits
+}
+
+/// One node of the chain with the lookups its parse needs: attributes with ONNX's
+/// defaults, and its inputs as initializers.
+struct Node<'g> {
+    index: usize,
+    node: &'g NodeProto,
+    inits: &'g HashMap<&'g str, &'g TensorProto>,
+}
+
+impl Node<'_> {
+    fn op(&self) -> &str {
+        self.node.op_type.as_str()
+    }
+
+    /// "node 7 ('/features/features.0/Conv', Conv)", for the errors.
+    fn at(&self) -> String {
+        format!("node {} ('{}', {})", self.index, self.node.name, self.op())
+    }
+
+    fn attr(&self, name: &str) -> Option<&AttributeProto> {
+        self.node.attribute.iter().find(|a| a.name == name)
+    }
+
+    fn ints(&self, name: &str) -> Vec<i64> {
+        self.attr(name).map(|a| a.ints.clone()).unwrap_or_default()
+    }
+
+    fn int(&self, name: &str, default: i64) -> i64 {
+        self.attr(name).map(|a| a.i).unwrap_or(default)
+    }
+
+    fn float(&self, name: &str, default: f32) -> f32 {
+        self.attr(name).map(|a| a.f).unwrap_or(default)
+    }
+
+    fn text(&self, name: &str) -> String {
+        self.attr(name)
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn tensor(&self, name: &str) -> std::result::Result<Tensor, Fail> {
+        let t = self.inits.get(name).ok_or_else(|| {
+            format!("'{name}' is not an initializer (a weight computed in the graph)")
+        })?;
+        to_tensor(t)
+    }
+
+    /// Input `j`, an initializer.
+    fn input(&self, j: usize) -> std::result::Result<Tensor, Fail> {
+        let name = self
+            .node
+            .input
+            .get(j)
+            .ok_or_else(|| format!("{} lacks input {j}", self.at()))?;
+        self.tensor(name)
+    }
+
+    /// Input `j`, an initializer, or None where it is absent or named "".
+    fn optional(&self, j: usize) -> std::result::Result<Option<Tensor>, Fail> {
+        self.node
+            .input
+            .get(j)
+            .filter(|b| !b.is_empty())
+            .map(|b| self.tensor(b))
+            .transpose()
+    }
+}
+
+/// What a node does to the chain: a layer, or nothing the engine runs (a dropout, a
+/// transpose or bias folded into the layers around it).
+enum Step {
+    Layer(Found),
+    Through,
+}
+
+/// The chain walked so far.
+struct Chain {
+    found: Vec<Found>,
+    /// The data tensor the next layer must take.
+    cur: String,
+    nhwc_input: bool,
+    /// A transpose to NHWC waiting for the flatten after it.
+    nhwc_pending: bool,
+}
+
+fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
+    let inits = initializers(g);
     let input = g
         .input
         .iter()
@@ -288,259 +379,262 @@ fn walk(g: &GraphProto) -> std::result::Result<OnnxModel, Fail> {
         .and_then(|t| t.shape.as_ref())
         .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
         .unwrap_or_default();
-    let mut cur = input.name.clone();
-    let mut found: Vec<Found> = Vec::new();
-    let mut nhwc_input = false;
-    // A transpose to NHWC waiting for the flatten after it.
-    let mut nhwc_pending = false;
-    let tensor = |name: &str| -> std::result::Result<Tensor, Fail> {
-        let t = inits.get(name).ok_or_else(|| {
-            format!("'{name}' is not an initializer (a weight computed in the graph)")
-        })?;
-        to_tensor(t)
+    let mut chain = Chain {
+        found: Vec::new(),
+        cur: input.name.clone(),
+        nhwc_input: false,
+        nhwc_pending: false,
     };
-    for (i, node) in g.node.iter().enumerate() {
-        let op = node.op_type.as_str();
-        let takes_data = node.input.contains(&cur);
+    for (index, node) in g.node.iter().enumerate() {
+        let node = Node {
+            index,
+            node,
+            inits: &inits,
+        };
+        let op = node.op();
+        let takes_data = node.node.input.contains(&chain.cur);
         if SHAPE_OPS.contains(&op) && (op == "Shape" || !takes_data) {
             continue;
         }
         if op == "Identity" && !takes_data {
-            // An alias of an initializer (above).
+            // An alias of an initializer (`initializers`).
             continue;
         }
-        let at = || format!("node {i} ('{}', {op})", node.name);
-        if node.input.first() != Some(&cur) && !(op == "Add" && takes_data) {
+        if node.node.input.first() != Some(&chain.cur) && !(op == "Add" && takes_data) {
             return Err(format!(
                 "{} does not take the previous layer's output: the graph is not one chain of \
                  layers as a VGG is ({})",
-                at(),
-                so_far(&found)
+                node.at(),
+                so_far(&chain.found)
             ));
         }
         let out = node
+            .node
             .output
             .first()
-            .ok_or_else(|| format!("{} has no output", at()))?
+            .ok_or_else(|| format!("{} has no output", node.at()))?
             .clone();
-        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
-        let ints = |name: &str| attr(name).map(|a| a.ints.clone()).unwrap_or_default();
-        let int = |name: &str, d: i64| attr(name).map(|a| a.i).unwrap_or(d);
-        let text = |name: &str| {
-            attr(name)
-                .map(|a| String::from_utf8_lossy(&a.s).into_owned())
-                .unwrap_or_default()
-        };
-        // The node's initializer input j: required, or absent (or named "") as None.
-        let input = |j: usize| -> std::result::Result<Tensor, Fail> {
-            tensor(
-                node.input
-                    .get(j)
-                    .ok_or_else(|| format!("{} lacks input {j}", at()))?,
-            )
-        };
-        let optional = |j: usize| -> std::result::Result<Option<Tensor>, Fail> {
-            node.input
-                .get(j)
-                .filter(|b| !b.is_empty())
-                .map(|b| tensor(b))
-                .transpose()
-        };
-        let f = match op {
-            "Conv" => {
-                let w = input(1)?;
-                let b = optional(2)?;
-                let k = *w.shape.get(2).unwrap_or(&0);
-                let pad = match text("auto_pad").as_str() {
-                    "" | "NOTSET" => ints("pads"),
-                    "SAME_UPPER" | "SAME_LOWER" => vec![(k / 2) as i64; 4],
-                    "VALID" => vec![0; 4],
-                    other => return Err(format!("{}: auto_pad {other}", at())),
-                };
-                let pad = if pad.is_empty() { vec![0; 4] } else { pad };
-                let strides = ints("strides");
-                let dil = ints("dilations");
-                let ok = w.shape.len() == 4
-                    && (k == 3 || k == 1)
-                    && w.shape[3] == k
-                    && pad.iter().all(|p| *p == (k / 2) as i64)
-                    && strides.iter().all(|s| *s == 1)
-                    && dil.iter().all(|d| *d == 1)
-                    && int("group", 1) == 1;
-                if !ok {
-                    return Err(format!(
-                        "{} is a {:?} convolution with pads {pad:?}, strides {strides:?}, \
-                         dilations {dil:?}, group {}; a VGG has 3x3 (or 1x1) kernels, stride 1 \
-                         and same padding",
-                        at(),
-                        w.shape,
-                        int("group", 1)
-                    ));
-                }
-                Found::Conv { k, w, b }
-            }
-            "BatchNormalization" => {
-                let (s, b, m, mut v) = (input(1)?, input(2)?, input(3)?, input(4)?);
-                // The engine's epsilon is PyTorch's; another (Keras' 1e-3) moves into the
-                // variance, the same (x - mean) / sqrt(var + eps).
-                let eps = attr("epsilon").map(|a| a.f).unwrap_or(1e-5);
-                if eps != BN_EPS {
-                    v.data.iter_mut().for_each(|x| *x += eps - BN_EPS);
-                }
-                Found::Bn([s, b, m, v])
-            }
+        if let Step::Layer(f) = chain.step(&node)? {
+            chain.found.push(f);
+        }
+        chain.cur = out;
+    }
+    build(chain.found, &dims, chain.nhwc_input)
+}
+
+impl Chain {
+    fn step(&mut self, n: &Node) -> std::result::Result<Step, Fail> {
+        let layer = match n.op() {
+            "Conv" => conv(n)?,
+            "BatchNormalization" => batch_norm(n)?,
             "Relu" => Found::Relu,
-            "MaxPool" => {
-                let ok = ints("kernel_shape") == [2, 2]
-                    && ints("strides") == [2, 2]
-                    && ints("pads").iter().all(|p| *p == 0)
-                    && int("ceil_mode", 0) == 0
-                    && matches!(text("auto_pad").as_str(), "" | "NOTSET" | "VALID");
-                if !ok {
-                    return Err(format!(
-                        "{} pools {:?} with strides {:?}; a VGG pools 2x2 with stride 2",
-                        at(),
-                        ints("kernel_shape"),
-                        ints("strides")
-                    ));
-                }
-                Found::Pool
-            }
-            "LRN" if int("size", 0) % 2 == 0 => {
-                // ONNX centres an even window one channel later than PyTorch, whose
-                // convention the LRN kernel follows; VGG's size is 5.
-                return Err(format!(
-                    "{}: LRN of even size {}, whose window ONNX places one channel off the \
-                     engine's (odd sizes agree)",
-                    at(),
-                    int("size", 0)
-                ));
-            }
-            "LRN" => Found::Lrn(LrnParams {
-                size: usize::try_from(int("size", 0)).map_err(|_| format!("{}: size", at()))?,
-                alpha: attr("alpha").map(|a| a.f).unwrap_or(1e-4),
-                beta: attr("beta").map(|a| a.f).unwrap_or(0.75),
-                k: attr("bias").map(|a| a.f).unwrap_or(1.0),
-            }),
+            "MaxPool" => max_pool(n)?,
+            "LRN" => lrn(n)?,
             "GlobalAveragePool" => Found::AvgPool(None),
-            "AveragePool" => {
-                let k = ints("kernel_shape");
-                // ONNX's strides default to 1, not to the kernel.
-                let strides = match ints("strides") {
-                    s if s.is_empty() => vec![1, 1],
-                    s => s,
-                };
-                let ok = k.len() == 2
-                    && k[0] == k[1]
-                    && k[0] > 0
-                    && strides.iter().all(|s| *s == k[0])
-                    && ints("pads").iter().all(|p| *p == 0);
-                if !ok {
-                    return Err(format!(
-                        "{} averages {k:?} with strides {strides:?}; only the adaptive \
-                         pool's kernel-equals-stride form is a VGG's",
-                        at()
-                    ));
-                }
-                Found::AvgPool(Some(k[0] as usize))
-            }
-            "Transpose" => {
-                let perm = ints("perm");
-                if found.is_empty() && perm == [0, 3, 1, 2] {
-                    nhwc_input = true;
-                } else if perm == [0, 2, 3, 1] {
-                    nhwc_pending = true;
-                } else {
-                    return Err(format!("{} transposes {perm:?}", at()));
-                }
-                cur = out;
-                continue;
-            }
-            "Flatten" | "Reshape" => {
-                if op == "Flatten" && int("axis", 1) != 1 {
-                    return Err(format!("{} flattens from axis {}", at(), int("axis", 1)));
-                }
-                if matches!(found.last(), Some(Found::Flatten { .. } | Found::Fc { .. })) {
-                    // A reshape between dense layers (tf2onnx) changes nothing.
-                    cur = out;
-                    continue;
-                }
-                let nhwc = std::mem::take(&mut nhwc_pending);
-                Found::Flatten { nhwc }
-            }
-            "Gemm" => {
-                let alpha = attr("alpha").map(|a| a.f).unwrap_or(1.0);
-                let beta = attr("beta").map(|a| a.f).unwrap_or(1.0);
-                if alpha != 1.0 || beta != 1.0 || int("transA", 0) != 0 {
-                    return Err(format!(
-                        "{} is a Gemm with alpha {alpha}, beta {beta}, transA {}",
-                        at(),
-                        int("transA", 0)
-                    ));
-                }
-                let w = input(1)?;
-                let w = if int("transB", 0) == 1 {
-                    w
-                } else {
-                    transpose(w, &at())?
-                };
-                let b = optional(2)?;
-                Found::Fc { w, b }
-            }
-            "MatMul" => {
-                let w = input(1)?;
-                Found::Fc {
-                    w: transpose(w, &at())?,
-                    b: None,
-                }
-            }
-            "Add" => {
-                let other = node
-                    .input
-                    .iter()
-                    .find(|x| **x != cur)
-                    .ok_or_else(|| format!("{} adds the data to itself", at()))?;
-                let bias = tensor(other)?;
-                match found.last_mut() {
-                    Some(Found::Fc { w, b }) if b.is_none() && bias.data.len() == w.shape[0] => {
-                        *b = Some(new_tensor(vec![w.shape[0]], bias.data)?);
-                    }
-                    Some(Found::Conv { w, b, .. })
-                        if b.is_none() && bias.data.len() == w.shape[0] =>
-                    {
-                        *b = Some(new_tensor(vec![w.shape[0]], bias.data)?);
-                    }
-                    _ => {
-                        return Err(format!(
-                            "{} adds {} values, not a bias of the layer before ({})",
-                            at(),
-                            bias.data.len(),
-                            so_far(&found)
-                        ))
-                    }
-                }
-                cur = out;
-                continue;
-            }
+            "AveragePool" => average_pool(n)?,
+            "Transpose" => return self.transpose(n),
+            "Flatten" | "Reshape" => return self.flatten(n),
+            "Gemm" => gemm(n)?,
+            "MatMul" => Found::Fc {
+                w: transpose(n.input(1)?, &n.at())?,
+                b: None,
+            },
+            "Add" => return self.add(n),
             // Identity at inference.
-            "Dropout" | "Identity" => {
-                cur = out;
-                continue;
-            }
+            "Dropout" | "Identity" => return Ok(Step::Through),
             "Softmax" => Found::Softmax,
             _ => {
                 return Err(format!(
                     "{} is not a layer of a VGG (Conv, BatchNormalization, Relu, MaxPool, LRN, \
                      AveragePool, Flatten, Gemm or MatMul and Add, Dropout, Softmax); {}",
-                    at(),
-                    so_far(&found)
+                    n.at(),
+                    so_far(&self.found)
                 ))
             }
         };
-        found.push(f);
-        cur = out;
+        Ok(Step::Layer(layer))
     }
-    build(found, &dims, nhwc_input)
+
+    /// A transpose from NHWC at the input (Keras' layout) or back to it before the
+    /// flatten; no other.
+    fn transpose(&mut self, n: &Node) -> std::result::Result<Step, Fail> {
+        let perm = n.ints("perm");
+        if self.found.is_empty() && perm == [0, 3, 1, 2] {
+            self.nhwc_input = true;
+        } else if perm == [0, 2, 3, 1] {
+            self.nhwc_pending = true;
+        } else {
+            return Err(format!("{} transposes {perm:?}", n.at()));
+        }
+        Ok(Step::Through)
+    }
+
+    fn flatten(&mut self, n: &Node) -> std::result::Result<Step, Fail> {
+        if n.op() == "Flatten" && n.int("axis", 1) != 1 {
+            return Err(format!(
+                "{} flattens from axis {}",
+                n.at(),
+                n.int("axis", 1)
+            ));
+        }
+        if matches!(
+            self.found.last(),
+            Some(Found::Flatten { .. } | Found::Fc { .. })
+        ) {
+            // A reshape between dense layers (tf2onnx) changes nothing.
+            return Ok(Step::Through);
+        }
+        let nhwc = std::mem::take(&mut self.nhwc_pending);
+        Ok(Step::Layer(Found::Flatten { nhwc }))
+    }
+
+    /// An Add of an initializer to the data: the bias of the Conv or MatMul before it.
+    fn add(&mut self, n: &Node) -> std::result::Result<Step, Fail> {
+        let other = n
+            .node
+            .input
+            .iter()
+            .find(|x| **x != self.cur)
+            .ok_or_else(|| format!("{} adds the data to itself", n.at()))?;
+        let bias = n.tensor(other)?;
+        match self.found.last_mut() {
+            Some(Found::Fc { w, b } | Found::Conv { w, b, .. })
+                if b.is_none() && bias.data.len() == w.shape[0] =>
+            {
+                *b = Some(new_tensor(vec![w.shape[0]], bias.data)?);
+            }
+            _ => {
+                return Err(format!(
+                    "{} adds {} values, not a bias of the layer before ({})",
+                    n.at(),
+                    bias.data.len(),
+                    so_far(&self.found)
+                ))
+            }
+        }
+        Ok(Step::Through)
+    }
+}
+
+fn conv(n: &Node) -> std::result::Result<Found, Fail> {
+    let w = n.input(1)?;
+    let b = n.optional(2)?;
+    let k = *w.shape.get(2).unwrap_or(&0);
+    let pad = match n.text("auto_pad").as_str() {
+        "" | "NOTSET" => n.ints("pads"),
+        "SAME_UPPER" | "SAME_LOWER" => vec![(k / 2) as i64; 4],
+        "VALID" => vec![0; 4],
+        other => return Err(format!("{}: auto_pad {other}", n.at())),
+    };
+    let pad = if pad.is_empty() { vec![0; 4] } else { pad };
+    let strides = n.ints("strides");
+    let dil = n.ints("dilations");
+    let ok = w.shape.len() == 4
+        && (k == 3 || k == 1)
+        && w.shape[3] == k
+        && pad.iter().all(|p| *p == (k / 2) as i64)
+        && strides.iter().all(|s| *s == 1)
+        && dil.iter().all(|d| *d == 1)
+        && n.int("group", 1) == 1;
+    if !ok {
+        return Err(format!(
+            "{} is a {:?} convolution with pads {pad:?}, strides {strides:?}, dilations \
+             {dil:?}, group {}; a VGG has 3x3 (or 1x1) kernels, stride 1 and same padding",
+            n.at(),
+            w.shape,
+            n.int("group", 1)
+        ));
+    }
+    Ok(Found::Conv { k, w, b })
+}
+
+fn batch_norm(n: &Node) -> std::result::Result<Found, Fail> {
+    let (s, b, m, mut v) = (n.input(1)?, n.input(2)?, n.input(3)?, n.input(4)?);
+    // The engine's epsilon is PyTorch's; another (Keras' 1e-3) moves into the variance,
+    // the same (x - mean) / sqrt(var + eps).
+    let eps = n.float("epsilon", 1e-5);
+    if eps != BN_EPS {
+        v.data.iter_mut().for_each(|x| *x += eps - BN_EPS);
+    }
+    Ok(Found::Bn([s, b, m, v]))
+}
+
+fn max_pool(n: &Node) -> std::result::Result<Found, Fail> {
+    let ok = n.ints("kernel_shape") == [2, 2]
+        && n.ints("strides") == [2, 2]
+        && n.ints("pads").iter().all(|p| *p == 0)
+        && n.int("ceil_mode", 0) == 0
+        && matches!(n.text("auto_pad").as_str(), "" | "NOTSET" | "VALID");
+    if !ok {
+        return Err(format!(
+            "{} pools {:?} with strides {:?}; a VGG pools 2x2 with stride 2",
+            n.at(),
+            n.ints("kernel_shape"),
+            n.ints("strides")
+        ));
+    }
+    Ok(Found::Pool)
+}
+
+fn lrn(n: &Node) -> std::result::Result<Found, Fail> {
+    let size = n.int("size", 0);
+    if size % 2 == 0 {
+        // ONNX centres an even window one channel later than PyTorch, whose convention
+        // the LRN kernel follows; VGG's size is 5.
+        return Err(format!(
+            "{}: LRN of even size {size}, whose window ONNX places one channel off the \
+             engine's (odd sizes agree)",
+            n.at(),
+        ));
+    }
+    Ok(Found::Lrn(LrnParams {
+        size: usize::try_from(size).map_err(|_| format!("{}: size", n.at()))?,
+        alpha: n.float("alpha", 1e-4),
+        beta: n.float("beta", 0.75),
+        k: n.float("bias", 1.0),
+    }))
+}
+
+fn average_pool(n: &Node) -> std::result::Result<Found, Fail> {
+    let k = n.ints("kernel_shape");
+    // ONNX's strides default to 1, not to the kernel.
+    let strides = match n.ints("strides") {
+        s if s.is_empty() => vec![1, 1],
+        s => s,
+    };
+    let ok = k.len() == 2
+        && k[0] == k[1]
+        && k[0] > 0
+        && strides.iter().all(|s| *s == k[0])
+        && n.ints("pads").iter().all(|p| *p == 0);
+    if !ok {
+        return Err(format!(
+            "{} averages {k:?} with strides {strides:?}; only the adaptive pool's \
+             kernel-equals-stride form is a VGG's",
+            n.at()
+        ));
+    }
+    Ok(Found::AvgPool(Some(k[0] as usize)))
+}
+
+fn gemm(n: &Node) -> std::result::Result<Found, Fail> {
+    let alpha = n.float("alpha", 1.0);
+    let beta = n.float("beta", 1.0);
+    if alpha != 1.0 || beta != 1.0 || n.int("transA", 0) != 0 {
+        return Err(format!(
+            "{} is a Gemm with alpha {alpha}, beta {beta}, transA {}",
+            n.at(),
+            n.int("transA", 0)
+        ));
+    }
+    let w = n.input(1)?;
+    let w = if n.int("transB", 0) == 1 {
+        w
+    } else {
+        transpose(w, &n.at())?
+    };
+    let b = n.optional(2)?;
+    Ok(Found::Fc { w, b })
 }
 
 /// "found so far: 13 Conv, 5 MaxPool, ..." for the errors.
