@@ -241,211 +241,244 @@ impl<'a> Machine<'a> {
         self.push(v)
     }
 
-    /// Runs to STOP and returns the result, leaving `pos` after it.
+    /// Runs to STOP and returns the result, leaving `pos` after it. Each opcode family has
+    /// its method, which says whether it knew the opcode.
     fn run(&mut self) -> std::result::Result<Value, Fail> {
         loop {
             let op = self.u8()?;
-            match op {
-                0x80 => {
-                    self.u8()?; // PROTO
-                }
-                0x95 => {
-                    self.le(8)?; // FRAME: a length hint
-                }
-                b'.' => return self.pop(),
-                b'(' => self.push(Value::Mark)?,
-                b'}' => self.push(Value::Dict(Vec::new(), 1))?,
-                b']' => self.push(Value::List(Vec::new(), 1))?,
-                b')' => self.push(Value::Tuple(Vec::new(), 1))?,
-                b'N' => self.push(Value::None)?,
-                0x88 => self.push(Value::Other)?,
-                0x89 => self.push(Value::Other)?,
-                b'J' => {
-                    let v = self.le(4)? as u32 as i32 as i64;
-                    self.push(Value::Int(v))?
-                }
-                b'K' => {
-                    let v = self.u8()? as i64;
-                    self.push(Value::Int(v))?
-                }
-                b'M' => {
-                    let v = self.le(2)? as i64;
-                    self.push(Value::Int(v))?
-                }
-                0x8a => {
-                    // LONG1: a little-endian two's complement integer of n bytes.
-                    let n = self.u8()? as usize;
-                    let b = self.take(n)?;
-                    if n > 8 {
-                        self.push(Value::Big(b.to_vec()))?;
-                        continue;
-                    }
-                    let mut v = b.iter().rev().fold(0i64, |a, x| (a << 8) | *x as i64);
-                    if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
-                        v -= 1i64 << (8 * n);
-                    }
-                    self.push(Value::Int(v))?
-                }
-                b'G' => {
-                    self.take(8)?;
-                    self.push(Value::Other)?
-                }
-                b'X' => {
-                    let n = self.le(4)? as usize;
-                    let s = self.text(n)?;
-                    self.push(Value::Str(s))?
-                }
-                0x8c => {
-                    let n = self.u8()? as usize;
-                    let s = self.text(n)?;
-                    self.push(Value::Str(s))?
-                }
-                0x8d => {
-                    let n = usize::try_from(self.le(8)?).map_err(|_| "a string past memory")?;
-                    let s = self.text(n)?;
-                    self.push(Value::Str(s))?
-                }
-                b'C' => {
-                    let n = self.u8()? as usize;
-                    self.take(n)?;
-                    self.push(Value::Other)?
-                }
-                b'B' => {
-                    let n = self.le(4)? as usize;
-                    self.take(n)?;
-                    self.push(Value::Other)?
-                }
-                b'q' => {
-                    let k = self.u8()? as u32;
-                    self.memo_put(k)?
-                }
-                b'r' => {
-                    let k = self.le(4)? as u32;
-                    self.memo_put(k)?
-                }
-                0x94 => {
-                    let k = self.memo.len() as u32;
-                    self.memo_put(k)?
-                }
-                b'h' => {
-                    let k = self.u8()? as u32;
-                    self.memo_get(k)?
-                }
-                b'j' => {
-                    let k = self.le(4)? as u32;
-                    self.memo_get(k)?
-                }
-                b't' => {
-                    let items = self.pop_mark()?;
-                    let t = tuple(items)?;
-                    self.push(t)?
-                }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
-                    if self.stack.len() < n {
-                        return Err("a tuple of more items than the stack holds".into());
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    let t = tuple(items)?;
-                    self.push(t)?
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.push(Value::Global(format!("{module}.{name}")))?
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => {
-                            self.push(Value::Global(format!("{m}.{n}")))?
-                        }
-                        _ => return Err("STACK_GLOBAL without two strings".into()),
-                    }
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    let v = persistent(pid)?;
-                    self.push(v)?
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let f = self.pop()?;
-                    let v = call(f, args)?;
-                    self.push(v)?
-                }
-                0x81 => {
-                    // NEWOBJ: cls.__new__(cls, *args); only an OrderedDict.
-                    let args = self.pop()?;
-                    let cls = self.pop()?;
-                    let v = call(cls, args)?;
-                    self.push(v)?
-                }
-                b'b' => {
-                    // BUILD: an object's state. A state dict's OrderedDict carries its
-                    // `_metadata` (module versions) this way; it is not needed.
-                    self.pop()?;
-                    if !matches!(self.stack.last(), Some(Value::Dict(..) | Value::Tensor(_))) {
-                        return Err("BUILD on something other than a dict or tensor".into());
-                    }
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    match self.stack.last_mut() {
-                        Some(Value::Dict(d, depth)) => {
-                            *depth = nest(nest(*depth, k.depth())?, v.depth())?;
-                            d.push((k, v))
-                        }
-                        _ => return Err("SETITEM on something other than a dict".into()),
-                    }
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    if items.len() % 2 != 0 {
-                        return Err("SETITEMS with an odd number of items".into());
-                    }
-                    let mut it = items.into_iter();
-                    let Some(Value::Dict(d, depth)) = self.stack.last_mut() else {
-                        return Err("SETITEMS on something other than a dict".into());
-                    };
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        *depth = nest(nest(*depth, k.depth())?, v.depth())?;
-                        d.push((k, v));
-                    }
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    match self.stack.last_mut() {
-                        Some(Value::List(l, depth)) => {
-                            *depth = nest(*depth, v.depth())?;
-                            l.push(v)
-                        }
-                        _ => return Err("APPEND on something other than a list".into()),
-                    }
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    match self.stack.last_mut() {
-                        Some(Value::List(l, depth)) => {
-                            *depth = items.iter().try_fold(*depth, |d, v| nest(d, v.depth()))?;
-                            l.extend(items)
-                        }
-                        _ => return Err("APPENDS on something other than a list".into()),
-                    }
-                }
-                0x30 => {
-                    self.pop()?; // POP
-                }
-                other => {
-                    return Err(format!(
-                        "pickle opcode 0x{other:02x} at byte {}, which a state dict does not use",
-                        self.pos - 1
-                    ))
-                }
+            if op == b'.' {
+                return self.pop();
+            }
+            if !(self.values(op)? || self.memo_op(op)? || self.objects(op)? || self.items(op)?) {
+                return Err(format!(
+                    "pickle opcode 0x{op:02x} at byte {}, which a state dict does not use",
+                    self.pos - 1
+                ));
             }
         }
+    }
+
+    /// Constants: the framing opcodes, marks, empty containers, numbers, strings and bytes.
+    fn values(&mut self, op: u8) -> std::result::Result<bool, Fail> {
+        match op {
+            0x80 => {
+                self.u8()?; // PROTO
+            }
+            0x95 => {
+                self.le(8)?; // FRAME: a length hint
+            }
+            0x30 => {
+                self.pop()?; // POP
+            }
+            b'(' => self.push(Value::Mark)?,
+            b'}' => self.push(Value::Dict(Vec::new(), 1))?,
+            b']' => self.push(Value::List(Vec::new(), 1))?,
+            b')' => self.push(Value::Tuple(Vec::new(), 1))?,
+            b'N' => self.push(Value::None)?,
+            0x88 => self.push(Value::Other)?,
+            0x89 => self.push(Value::Other)?,
+            b'J' => {
+                let v = self.le(4)? as u32 as i32 as i64;
+                self.push(Value::Int(v))?
+            }
+            b'K' => {
+                let v = self.u8()? as i64;
+                self.push(Value::Int(v))?
+            }
+            b'M' => {
+                let v = self.le(2)? as i64;
+                self.push(Value::Int(v))?
+            }
+            0x8a => {
+                // LONG1: a little-endian two's complement integer of n bytes.
+                let n = self.u8()? as usize;
+                let b = self.take(n)?;
+                if n > 8 {
+                    self.push(Value::Big(b.to_vec()))?;
+                    return Ok(true);
+                }
+                let mut v = b.iter().rev().fold(0i64, |a, x| (a << 8) | *x as i64);
+                if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                    v -= 1i64 << (8 * n);
+                }
+                self.push(Value::Int(v))?
+            }
+            b'G' => {
+                self.take(8)?;
+                self.push(Value::Other)?
+            }
+            b'X' => {
+                let n = self.le(4)? as usize;
+                let s = self.text(n)?;
+                self.push(Value::Str(s))?
+            }
+            0x8c => {
+                let n = self.u8()? as usize;
+                let s = self.text(n)?;
+                self.push(Value::Str(s))?
+            }
+            0x8d => {
+                let n = usize::try_from(self.le(8)?).map_err(|_| "a string past memory")?;
+                let s = self.text(n)?;
+                self.push(Value::Str(s))?
+            }
+            b'C' => {
+                let n = self.u8()? as usize;
+                self.take(n)?;
+                self.push(Value::Other)?
+            }
+            b'B' => {
+                let n = self.le(4)? as usize;
+                self.take(n)?;
+                self.push(Value::Other)?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The memo: MEMOIZE, PUT and GET.
+    fn memo_op(&mut self, op: u8) -> std::result::Result<bool, Fail> {
+        match op {
+            b'q' => {
+                let k = self.u8()? as u32;
+                self.memo_put(k)?
+            }
+            b'r' => {
+                let k = self.le(4)? as u32;
+                self.memo_put(k)?
+            }
+            0x94 => {
+                let k = self.memo.len() as u32;
+                self.memo_put(k)?
+            }
+            b'h' => {
+                let k = self.u8()? as u32;
+                self.memo_get(k)?
+            }
+            b'j' => {
+                let k = self.le(4)? as u32;
+                self.memo_get(k)?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, globals, persistent ids (tensor storages) and calls.
+    fn objects(&mut self, op: u8) -> std::result::Result<bool, Fail> {
+        match op {
+            b't' => {
+                let items = self.pop_mark()?;
+                let t = tuple(items)?;
+                self.push(t)?
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                if self.stack.len() < n {
+                    return Err("a tuple of more items than the stack holds".into());
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                let t = tuple(items)?;
+                self.push(t)?
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.push(Value::Global(format!("{module}.{name}")))?
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => {
+                        self.push(Value::Global(format!("{m}.{n}")))?
+                    }
+                    _ => return Err("STACK_GLOBAL without two strings".into()),
+                }
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                let v = persistent(pid)?;
+                self.push(v)?
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let f = self.pop()?;
+                let v = call(f, args)?;
+                self.push(v)?
+            }
+            0x81 => {
+                // NEWOBJ: cls.__new__(cls, *args); only an OrderedDict.
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                let v = call(cls, args)?;
+                self.push(v)?
+            }
+            b'b' => {
+                // BUILD: an object's state. A state dict's OrderedDict carries its
+                // `_metadata` (module versions) this way; it is not needed.
+                self.pop()?;
+                if !matches!(self.stack.last(), Some(Value::Dict(..) | Value::Tensor(_))) {
+                    return Err("BUILD on something other than a dict or tensor".into());
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Items added to the dict or list below them.
+    fn items(&mut self, op: u8) -> std::result::Result<bool, Fail> {
+        match op {
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                match self.stack.last_mut() {
+                    Some(Value::Dict(d, depth)) => {
+                        *depth = nest(nest(*depth, k.depth())?, v.depth())?;
+                        d.push((k, v))
+                    }
+                    _ => return Err("SETITEM on something other than a dict".into()),
+                }
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                if items.len() % 2 != 0 {
+                    return Err("SETITEMS with an odd number of items".into());
+                }
+                let mut it = items.into_iter();
+                let Some(Value::Dict(d, depth)) = self.stack.last_mut() else {
+                    return Err("SETITEMS on something other than a dict".into());
+                };
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    *depth = nest(nest(*depth, k.depth())?, v.depth())?;
+                    d.push((k, v));
+                }
+            }
+            b'a' => {
+                let v = self.pop()?;
+                match self.stack.last_mut() {
+                    Some(Value::List(l, depth)) => {
+                        *depth = nest(*depth, v.depth())?;
+                        l.push(v)
+                    }
+                    _ => return Err("APPEND on something other than a list".into()),
+                }
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                match self.stack.last_mut() {
+                    Some(Value::List(l, depth)) => {
+                        *depth = items.iter().try_fold(*depth, |d, v| nest(d, v.depth()))?;
+                        l.extend(items)
+                    }
+                    _ => return Err("APPENDS on something other than a list".into()),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
