@@ -654,141 +654,156 @@ fn so_far(found: &[Found]) -> String {
 }
 
 /// The model of the layers found, and their weights under its names.
-fn build(
-    found: Vec<Found>,
-    dims: &[i64],
-    nhwc_input: bool,
-) -> std::result::Result<OnnxModel, Fail> {
-    let shape_err = |m: String| format!("{m} ({})", so_far(&found));
-    let mut features = Vec::new();
-    let mut params: Vec<Tensor> = Vec::new();
-    let mut bn: Option<bool> = None;
-    let mut lrn: Option<LrnParams> = None;
-    let mut avg: Option<Option<usize>> = None;
-    let mut nhwc = false;
-    let mut fcs: Vec<(Tensor, Option<Tensor>)> = Vec::new();
-    let mut in_channels = None;
+/// The layers of the chain in the engine's terms, before their sizes are checked.
+struct Layers {
+    features: Vec<Feature>,
+    /// The conv (and batch norm) tensors in the model's order.
+    params: Vec<Tensor>,
+    bn: Option<bool>,
+    lrn: Option<LrnParams>,
+    avg: Option<Option<usize>>,
+    /// Whether the flatten reads NHWC (Keras).
+    nhwc: bool,
+    fcs: Vec<(Tensor, Option<Tensor>)>,
+    in_channels: Option<usize>,
+}
+
+/// Reads the chain as a VGG's: convolutions each with its ReLU (and batch norm on all or
+/// none), pools and LRNs, at most one average pool, the flatten, dense layers with a ReLU
+/// after each but the last, and an optional softmax at the end. Errors are bare messages.
+fn layers(found: &[Found]) -> std::result::Result<Layers, String> {
+    let mut l = Layers {
+        features: Vec::new(),
+        params: Vec::new(),
+        bn: None,
+        lrn: None,
+        avg: None,
+        nhwc: false,
+        fcs: Vec::new(),
+        in_channels: None,
+    };
     let mut it = found.iter().peekable();
     let mut flattened = false;
     while let Some(f) = it.next() {
         match f {
             Found::Conv { k, w, b } if !flattened => {
-                in_channels.get_or_insert(w.shape[1]);
-                features.push(Feature::Conv {
+                l.in_channels.get_or_insert(w.shape[1]);
+                l.features.push(Feature::Conv {
                     out: w.shape[0],
                     k: *k,
                 });
-                params.push(w.clone());
-                params.push(
+                l.params.push(w.clone());
+                l.params.push(
                     b.clone()
                         .unwrap_or(new_tensor(vec![w.shape[0]], vec![0.0; w.shape[0]])?),
                 );
                 let has_bn = matches!(it.peek(), Some(Found::Bn(_)));
-                if *bn.get_or_insert(has_bn) != has_bn {
-                    return Err(shape_err(
-                        "batch norm follows some convolutions and not others".into(),
-                    ));
+                if *l.bn.get_or_insert(has_bn) != has_bn {
+                    return Err("batch norm follows some convolutions and not others".into());
                 }
                 if let Some(Found::Bn(t)) = it.peek() {
-                    params.extend(t.iter().cloned());
+                    l.params.extend(t.iter().cloned());
                     it.next();
                 }
                 if !matches!(it.next(), Some(Found::Relu)) {
-                    return Err(shape_err("a convolution without the ReLU after it".into()));
+                    return Err("a convolution without the ReLU after it".into());
                 }
             }
-            Found::Pool if !flattened => features.push(Feature::Pool),
+            Found::Pool if !flattened => l.features.push(Feature::Pool),
             Found::Lrn(p) if !flattened => {
-                if lrn.replace(*p).is_some_and(|q| q != *p) {
-                    return Err(shape_err("LRN layers with different parameters".into()));
+                if l.lrn.replace(*p).is_some_and(|q| q != *p) {
+                    return Err("LRN layers with different parameters".into());
                 }
-                features.push(Feature::Lrn);
+                l.features.push(Feature::Lrn);
             }
-            Found::AvgPool(k) if !flattened && avg.is_none() => avg = Some(*k),
-            Found::Flatten { nhwc: t } if !flattened => {
+            Found::AvgPool(k) if !flattened && l.avg.is_none() => l.avg = Some(*k),
+            Found::Flatten { nhwc } if !flattened => {
                 flattened = true;
-                nhwc = *t;
+                l.nhwc = *nhwc;
             }
             Found::Fc { w, b } if flattened => {
-                fcs.push((w.clone(), b.clone()));
+                l.fcs.push((w.clone(), b.clone()));
                 let last = !it.clone().any(|f| matches!(f, Found::Fc { .. }));
                 let relu = matches!(it.peek(), Some(Found::Relu));
                 if relu == last {
-                    return Err(shape_err(if last {
+                    return Err(if last {
                         "a ReLU after the last dense layer".into()
                     } else {
                         "a hidden dense layer without the ReLU after it".into()
-                    }));
+                    });
                 }
                 if relu {
                     it.next();
                 }
             }
-            Found::Softmax if it.peek().is_none() && !fcs.is_empty() => {}
-            other => {
-                return Err(shape_err(format!(
-                    "a {} where a VGG has none",
-                    other.what()
-                )))
-            }
+            Found::Softmax if it.peek().is_none() && !l.fcs.is_empty() => {}
+            other => return Err(format!("a {} where a VGG has none", other.what())),
         }
     }
-    let in_channels = in_channels.ok_or_else(|| shape_err("no convolution".into()))?;
-    if fcs.is_empty() {
-        return Err(shape_err("no dense layer".into()));
-    }
-    // The input's height and width: the graph's, where they are fixed numbers; else 224.
+    Ok(l)
+}
+
+/// The input's height and width: the graph's, where they are fixed numbers, else 224;
+/// its channels, where fixed, must be the first convolution's.
+fn input_size(
+    dims: &[i64],
+    nhwc_input: bool,
+    in_channels: usize,
+) -> std::result::Result<(usize, usize), String> {
     let side = |i: usize| dims.get(i).copied().filter(|d| *d > 0).map(|d| d as usize);
     let (h, w) = if nhwc_input {
         (side(1), side(2))
     } else {
         (side(2), side(3))
     };
-    let (h, w) = (h.unwrap_or(224), w.unwrap_or(224));
-    // The graph's input channels, where fixed, are the first convolution's.
     let channels = if nhwc_input { side(3) } else { side(1) };
     if let Some(c) = channels.filter(|c| *c != in_channels) {
-        return Err(shape_err(format!(
+        return Err(format!(
             "the graph's input has {c} channels; its first convolution takes {in_channels}"
-        )));
+        ));
     }
-    // The feature map's size where the features end, for the average pool.
+    Ok((h.unwrap_or(224), w.unwrap_or(224)))
+}
+
+/// The average pool's output size: a global pool is 1x1, a kernel-equals-stride pool
+/// divides the feature map where the features end.
+fn avgpool_size(
+    avg: Option<Option<usize>>,
+    features: &[Feature],
+    (h, w): (usize, usize),
+) -> std::result::Result<Option<(usize, usize)>, String> {
     let pools = features.iter().filter(|f| **f == Feature::Pool).count() as u32;
     let (fh, fw) = (h >> pools, w >> pools);
-    let avgpool = match avg {
-        None => None,
-        Some(None) => Some((1, 1)),
-        Some(Some(k)) if fh % k == 0 && fw % k == 0 => Some((fh / k, fw / k)),
-        Some(Some(k)) => {
-            return Err(shape_err(format!(
-                "a {k}x{k} average pool over a {fh}x{fw} feature map"
-            )))
-        }
-    };
-    let hidden: Vec<usize> = fcs[..fcs.len() - 1].iter().map(|f| f.0.shape[0]).collect();
-    let classes = fcs[fcs.len() - 1].0.shape[0];
-    let config = Config {
-        name: CUSTOM.into(),
-        features,
-        batch_norm: bn.unwrap_or(false),
-        in_channels,
-        input: (h, w),
-        avgpool,
-        hidden,
-        classes,
-        dropout: 0.5,
-        lrn: lrn.unwrap_or_default(),
-    };
-    let custom = Model::new(config).map_err(|e| shape_err(e.to_string()))?;
-    let last = custom
+    match avg {
+        None => Ok(None),
+        Some(None) => Ok(Some((1, 1))),
+        Some(Some(k)) if fh % k == 0 && fw % k == 0 => Ok(Some((fh / k, fw / k))),
+        Some(Some(k)) => Err(format!(
+            "a {k}x{k} average pool over a {fh}x{fw} feature map"
+        )),
+    }
+}
+
+/// A model's weight tensors: names and shapes, in order.
+type TensorNames = Vec<(String, Vec<usize>)>;
+
+/// The tensors under the model's names, each checked against the shape the layers before
+/// it make: the conv `params`, then the dense layers (a Keras flatten's columns reordered
+/// to the engine's (c, h, w)).
+fn named_weights(
+    model: &Model,
+    mut params: Vec<Tensor>,
+    fcs: Vec<(Tensor, Option<Tensor>)>,
+    nhwc: bool,
+) -> std::result::Result<(Weights, TensorNames), String> {
+    let last = model
         .layers()
         .iter()
         .find(|l| l.op == crate::model::Op::Flatten)
         .map(|l| l.input)
-        .ok_or_else(|| shape_err("no flatten".into()))?;
+        .ok_or("no flatten")?;
     for (j, (wt, b)) in fcs.into_iter().enumerate() {
         let n = wt.shape[0];
-        // Keras flattens (h, w, c); the engine (c, h, w): reorder the first layer's columns.
         let wt = if j == 0 && nhwc {
             chw_columns(wt, last)?
         } else {
@@ -797,25 +812,56 @@ fn build(
         params.push(wt);
         params.push(b.unwrap_or(new_tensor(vec![n], vec![0.0; n])?));
     }
-    let names: Vec<(String, Vec<usize>)> =
-        custom.layers().iter().flat_map(|l| l.tensors()).collect();
+    let names: TensorNames = model.layers().iter().flat_map(|l| l.tensors()).collect();
     if names.len() != params.len() {
-        return Err(shape_err(format!(
+        return Err(format!(
             "{} weight tensors for the {} the model needs",
             params.len(),
             names.len()
-        )));
+        ));
     }
     let mut weights = Weights::new();
     for ((name, shape), t) in names.iter().zip(params) {
         if t.shape != *shape {
-            return Err(shape_err(format!(
+            return Err(format!(
                 "the weight for {name} is {:?}, where the layers before it make it {shape:?}",
                 t.shape
-            )));
+            ));
         }
         weights.insert(name, t);
     }
+    Ok((weights, names))
+}
+
+fn build(
+    found: Vec<Found>,
+    dims: &[i64],
+    nhwc_input: bool,
+) -> std::result::Result<OnnxModel, Fail> {
+    let shape_err = |m: String| format!("{m} ({})", so_far(&found));
+    let l = layers(&found).map_err(shape_err)?;
+    let in_channels = l
+        .in_channels
+        .ok_or_else(|| shape_err("no convolution".into()))?;
+    let Some((last_fc, hidden_fcs)) = l.fcs.split_last() else {
+        return Err(shape_err("no dense layer".into()));
+    };
+    let input = input_size(dims, nhwc_input, in_channels).map_err(shape_err)?;
+    let avgpool = avgpool_size(l.avg, &l.features, input).map_err(shape_err)?;
+    let config = Config {
+        name: CUSTOM.into(),
+        hidden: hidden_fcs.iter().map(|f| f.0.shape[0]).collect(),
+        classes: last_fc.0.shape[0],
+        features: l.features,
+        batch_norm: l.bn.unwrap_or(false),
+        in_channels,
+        input,
+        avgpool,
+        dropout: 0.5,
+        lrn: l.lrn.unwrap_or_default(),
+    };
+    let custom = Model::new(config).map_err(|e| shape_err(e.to_string()))?;
+    let (weights, names) = named_weights(&custom, l.params, l.fcs, l.nhwc).map_err(shape_err)?;
     // A graph that is one of the built-in VGGs gets that model, and its name.
     let model = Model::matching(&names)
         .filter(|m| m.config().avgpool == avgpool && m.input_dims() == custom.input_dims())
