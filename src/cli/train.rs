@@ -139,25 +139,8 @@ impl Args {
     }
 
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
-        // The --init file's card, read once (for a .pth that parses the whole file).
+        self.check_init_flags()?;
         // The --init file, read once (a .pth or ONNX file is parsed whole for its card).
-        if let (Some(_), Some(f)) = (&self.init_from, self.init_file()) {
-            return Err(Error::InvalidOption {
-                option: "--init-from".into(),
-                message: format!(
-                    "takes its layers from one file; --init {} gives all of them (give --init \
-                     a draw, {}, for the layers it does not take)",
-                    f.display(),
-                    vgg_wgpu::Init::NAMES.join(", ")
-                ),
-            });
-        }
-        if self.freeze.is_some() && self.init_file().is_none() {
-            return Err(Error::InvalidOption {
-                option: "--freeze".into(),
-                message: "keeps loaded layers as they are: it needs --init FILE".into(),
-            });
-        }
         let init = match self.init_file() {
             Some(p) => Some(vgg_wgpu::io::weights::Opened::open(p)?),
             None => None,
@@ -188,16 +171,7 @@ impl Args {
         let pre = self.preprocessing(init_card.as_ref(), side);
         let (model, train, test, names) = self.data(model, &pre, scales)?;
         let jitter = self.jitter(&model, &train, scales, recorded)?;
-        let mut card = vgg_wgpu::model::Card::new(&model, pre, names)?;
-        if let Some(j) = &jitter {
-            // What inference applies to this model: the center crop at the test scale.
-            card.preprocessing.resize = j.test_scale() as u32;
-            card.scale = Some(vgg_wgpu::model::card::TrainingScale {
-                min: j.min as u32,
-                max: j.max as u32,
-                colour: j.colour.clone(),
-            });
-        }
+        let card = card_for(&model, pre, names, jitter.as_ref())?;
         let frozen = match &self.freeze {
             Some(spec) => vgg_wgpu::train::frozen_prefix(&model, spec)?,
             None => 0,
@@ -209,12 +183,58 @@ impl Args {
             ..o
         };
         let gpu = Gpu::new(&self.gpu.options())?;
+        self.announce(&gpu, &model, &card, (train.len(), test.len()), &o);
+        let init = self.initial_weights(&model, init, shallower)?;
+        let weights = self.fit(&gpu, &model, &init, (&train, &test), &o)?;
+        let path = self.out.join("model.safetensors");
+        weights.save_with(&path, Some(&card))?;
+        let (csv, svg) = (self.out.join("metrics.csv"), self.out.join("metrics.svg"));
+        vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
         errln!(
-            "training {} on {} ({} train, {} held out) on {}",
+            "wrote {} (metrics in {}, plotted in {})",
+            path.display(),
+            csv.display(),
+            svg.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// --init FILE with --init-from, and --freeze without --init FILE, refused.
+    fn check_init_flags(&self) -> vgg_wgpu::Result<()> {
+        if let (Some(_), Some(f)) = (&self.init_from, self.init_file()) {
+            return Err(Error::InvalidOption {
+                option: "--init-from".into(),
+                message: format!(
+                    "takes its layers from one file; --init {} gives all of them (give --init \
+                     a draw, {}, for the layers it does not take)",
+                    f.display(),
+                    vgg_wgpu::Init::NAMES.join(", ")
+                ),
+            });
+        }
+        if self.freeze.is_some() && self.init_file().is_none() {
+            return Err(Error::InvalidOption {
+                option: "--freeze".into(),
+                message: "keeps loaded layers as they are: it needs --init FILE".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What is about to run: the model, the data, the adapter, the classes of a folder,
+    /// and where f16 falls back to f32 multiplies.
+    fn announce(
+        &self,
+        gpu: &Gpu,
+        model: &Model,
+        card: &vgg_wgpu::model::Card,
+        (train, test): (usize, usize),
+        o: &vgg_wgpu::train::fit::FitOptions,
+    ) {
+        errln!(
+            "training {} on {} ({train} train, {test} held out) on {}",
             model.name(),
             self.format(),
-            train.len(),
-            test.len(),
             gpu.describe()
         );
         if self.format() == "folder" {
@@ -237,7 +257,18 @@ impl Args {
                 vgg_wgpu::gpu::COOP_SHAPE
             );
         }
-        let init = self.initial_weights(&model, init, shallower)?;
+    }
+
+    /// Runs `fit` with a progress bar per epoch and a line per finished epoch.
+    fn fit(
+        &self,
+        gpu: &Gpu,
+        model: &Model,
+        init: &vgg_wgpu::model::Weights,
+        (train, test): (&Dataset, &Dataset),
+        o: &vgg_wgpu::train::fit::FitOptions,
+    ) -> vgg_wgpu::Result<vgg_wgpu::model::Weights> {
+        let f16 = o.train.precision == vgg_wgpu::gpu::Precision::F16;
         // Building the trainer compiles its kernels and the first step runs before any
         // progress: say so, where it can take a minute (a software adapter).
         use super::progress::Progress;
@@ -251,12 +282,12 @@ impl Args {
         let mut bar_epoch = 0;
         let ckpt = self.out.join("checkpoint.safetensors");
         let (weights, _) = vgg_wgpu::train::fit::fit(
-            &gpu,
-            &model,
-            &init,
-            &train,
-            &test,
-            &o,
+            gpu,
+            model,
+            init,
+            train,
+            test,
+            o,
             self.resume.then_some(ckpt.as_path()),
             |epoch, s, steps, st| {
                 done += st.images;
@@ -300,17 +331,7 @@ impl Args {
             },
         )?;
         bar.borrow().finish();
-        let path = self.out.join("model.safetensors");
-        weights.save_with(&path, Some(&card))?;
-        let (csv, svg) = (self.out.join("metrics.csv"), self.out.join("metrics.svg"));
-        vgg_wgpu::train::fit::plot_metrics(&csv, &svg)?;
-        errln!(
-            "wrote {} (metrics in {}, plotted in {})",
-            path.display(),
-            csv.display(),
-            svg.display()
-        );
-        Ok(ExitCode::SUCCESS)
+        Ok(weights)
     }
 
     /// The card of the --init file where something reads it: the model (unless --model
@@ -669,6 +690,27 @@ impl Args {
 }
 
 /// The --init-from file, and the model its card records.
+/// The model card of a run: the model, preprocessing and classes, and with a training
+/// scale, the center crop at its test scale (what inference then applies with no flags)
+/// and the scales and colour components a resumed run continues with.
+fn card_for(
+    model: &Model,
+    pre: vgg_wgpu::model::card::Preprocessing,
+    names: Vec<String>,
+    jitter: Option<&vgg_wgpu::io::scale::Jitter>,
+) -> vgg_wgpu::Result<vgg_wgpu::model::Card> {
+    let mut card = vgg_wgpu::model::Card::new(model, pre, names)?;
+    if let Some(j) = jitter {
+        card.preprocessing.resize = j.test_scale() as u32;
+        card.scale = Some(vgg_wgpu::model::card::TrainingScale {
+            min: j.min as u32,
+            max: j.max as u32,
+            colour: j.colour.clone(),
+        });
+    }
+    Ok(card)
+}
+
 fn shallower_net(p: &std::path::Path) -> vgg_wgpu::Result<(vgg_wgpu::io::weights::Opened, Model)> {
     let opened = vgg_wgpu::io::weights::Opened::open(p)?;
     match opened.card() {
