@@ -8,7 +8,7 @@
 use super::NodeOp;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune};
+use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune, ConvVariant};
 use crate::kernels::linear::{Linear, LinearParams, LinearShape, LinearVariant};
 use crate::kernels::{self, Bound, Kernel};
 use crate::model::{Dims, Model, Op, BN_EPS};
@@ -308,55 +308,39 @@ impl Lowering<'_> {
                 NodeOp::Conv { layer, .. },
                 Binds::Conv { tune: forward, .. },
                 Grads::Conv {
-                    weight,
                     dw,
                     db,
                     flipped,
                     partials,
+                    ..
                 },
             ) => {
                 let shape = self.conv_shape(at, layer)?;
                 if flow.params {
-                    // On tensor cores where the forward runs there (f16 training).
-                    let k = kernels::conv::backward_weight::wgrad_for(
-                        gpu,
+                    self.conv_params_backward(
                         shape,
-                        accumulate,
                         forward.variant,
-                        flow.batch,
+                        (x, &*g),
+                        (dw, db, partials),
+                        flow,
+                        &mut ks,
                     )?;
-                    match k.reduce {
-                        Some(r) => {
-                            ks.push(bound(gpu, k.main, &[x, g.cur, partials])?);
-                            ks.push(bound(gpu, r, &[partials, dw])?);
-                        }
-                        None => ks.push(bound(gpu, k.main, &[x, g.cur, dw])?),
-                    }
-                    let hw = shape.h * shape.w;
-                    let k = kernels::elementwise::channel_sum(gpu, n, shape.c_out, hw, accumulate)?;
-                    ks.push(bound(gpu, k, &[g.cur, db])?);
                 }
-                match (needs_dx, flipped) {
-                    (true, Some((tune, params))) => {
-                        let d = ConvShape::new(
-                            shape.n,
-                            shape.c_out,
-                            shape.c_in,
-                            shape.h,
-                            shape.w,
-                            shape.k,
-                        );
-                        let conv = Conv2d::with_precision(gpu, d, false, *tune, self.precision)?;
-                        let bg = conv.bind(gpu, g.cur, params, g.other)?;
-                        ks.push(Bound::Conv(conv, bg));
-                        g.swap();
-                    }
-                    (true, None) => {
-                        let k = kernels::conv::dgrad(gpu, shape)?;
-                        ks.push(bound(gpu, k, &[g.cur, weight, g.other])?);
-                        g.swap();
-                    }
-                    (false, _) => {}
+                if needs_dx {
+                    // The input gradient as a forward conv of dy with the flipped weight,
+                    // on the fast kernels; the first node, the only one without it, needs
+                    // no dx.
+                    let Some((tune, params)) = flipped else {
+                        return Err(Error::Shape(format!(
+                            "conv layer {layer}'s input gradient has no flipped weight"
+                        )));
+                    };
+                    let d =
+                        ConvShape::new(shape.n, shape.c_out, shape.c_in, shape.h, shape.w, shape.k);
+                    let conv = Conv2d::with_precision(gpu, d, false, *tune, self.precision)?;
+                    let bg = conv.bind(gpu, g.cur, params, g.other)?;
+                    ks.push(Bound::Conv(conv, bg));
+                    g.swap();
                 }
             }
             (
@@ -376,24 +360,7 @@ impl Lowering<'_> {
             }
             (NodeOp::Linear { layer, .. }, _, Grads::Linear { chunks, db }) => {
                 let shape = self.linear_shape(at, layer)?;
-                for (j, &(row0, rows, weight, dw)) in chunks.iter().enumerate() {
-                    if flow.params {
-                        let k = kernels::linear::dw(gpu, shape, row0, rows, accumulate)?;
-                        ks.push(bound(gpu, k, &[x, g.cur, dw])?);
-                    }
-                    if needs_dx {
-                        // Every chunk adds its rows' share of dx.
-                        let k = kernels::linear::dx(gpu, shape, row0, rows, j > 0)?;
-                        ks.push(bound(gpu, k, &[weight, g.cur, g.other])?);
-                    }
-                }
-                if flow.params {
-                    let k = kernels::elementwise::channel_sum(gpu, n, shape.n_out, 1, accumulate)?;
-                    ks.push(bound(gpu, k, &[g.cur, db])?);
-                }
-                if needs_dx {
-                    g.swap();
-                }
+                self.linear_backward(shape, n, (x, g), (chunks, db), flow, &mut ks)?;
             }
             (NodeOp::Relu, _, Grads::None) => {
                 let k = kernels::elementwise::relu_backward(gpu, at.out_len())?;
@@ -431,5 +398,70 @@ impl Lowering<'_> {
             }
         }
         Ok(ks)
+    }
+
+    /// A conv's weight gradient (on tensor cores where the forward runs there, f16
+    /// training; through `partials` where it splits the pixels) and bias gradient.
+    fn conv_params_backward(
+        &self,
+        shape: ConvShape,
+        forward: ConvVariant,
+        (x, g): (&Buffer, &PingPong),
+        (dw, db, partials): (&Buffer, &Buffer, &Buffer),
+        flow: Flow,
+        ks: &mut Vec<Bound>,
+    ) -> Result<()> {
+        let gpu = self.gpu;
+        let k = kernels::conv::backward_weight::wgrad_for(
+            gpu,
+            shape,
+            flow.accumulate,
+            forward,
+            flow.batch,
+        )?;
+        match k.reduce {
+            Some(r) => {
+                ks.push(bound(gpu, k.main, &[x, g.cur, partials])?);
+                ks.push(bound(gpu, r, &[partials, dw])?);
+            }
+            None => ks.push(bound(gpu, k.main, &[x, g.cur, dw])?),
+        }
+        let hw = shape.h * shape.w;
+        let k = kernels::elementwise::channel_sum(gpu, shape.n, shape.c_out, hw, flow.accumulate)?;
+        ks.push(bound(gpu, k, &[g.cur, db])?);
+        Ok(())
+    }
+
+    /// An FC layer's gradients, chunk by chunk of its weight rows (one binding each): dw
+    /// per chunk, dx as every chunk's share added, and the bias gradient.
+    fn linear_backward(
+        &self,
+        shape: LinearShape,
+        images: usize,
+        (x, g): (&Buffer, &mut PingPong),
+        (chunks, db): (&[(usize, usize, &Buffer, &Buffer)], &Buffer),
+        flow: Flow,
+        ks: &mut Vec<Bound>,
+    ) -> Result<()> {
+        let gpu = self.gpu;
+        for (j, &(row0, rows, weight, dw)) in chunks.iter().enumerate() {
+            if flow.params {
+                let k = kernels::linear::dw(gpu, shape, row0, rows, flow.accumulate)?;
+                ks.push(bound(gpu, k, &[x, g.cur, dw])?);
+            }
+            if flow.dx {
+                let k = kernels::linear::dx(gpu, shape, row0, rows, j > 0)?;
+                ks.push(bound(gpu, k, &[weight, g.cur, g.other])?);
+            }
+        }
+        if flow.params {
+            let k =
+                kernels::elementwise::channel_sum(gpu, images, shape.n_out, 1, flow.accumulate)?;
+            ks.push(bound(gpu, k, &[g.cur, db])?);
+        }
+        if flow.dx {
+            g.swap();
+        }
+        Ok(())
     }
 }
