@@ -238,7 +238,8 @@ fn swiftshaders_compiler_bug_is_worked_around_and_caught_when_it_is_not() {
         "1500",
     ];
     let limit = Duration::from_secs(300);
-    // By default the weight gradient runs as conv/backward_weight/pairs there, and every case passes.
+    // By default the weight gradient runs as conv/backward_weight/pairs there, and every
+    // case passes.
     let (code, out, a) = check(&dir, &args, &[("VK_ADD_DRIVER_FILES", &icd)], limit);
     assert_eq!(code, 0, "{out}");
     assert!(a["name"].as_str().unwrap().contains("SwiftShader"), "{a}");
@@ -246,7 +247,7 @@ fn swiftshaders_compiler_bug_is_worked_around_and_caught_when_it_is_not() {
         a["workarounds"][0]
             .as_str()
             .unwrap()
-            .starts_with("conv/wgrad: SwiftShader's shader compiler"),
+            .starts_with("conv/backward_weight/gemm: SwiftShader's shader compiler"),
         "{a}"
     );
     // Without the workaround the driver's compiler balloons inside pipeline creation: the
@@ -260,7 +261,7 @@ fn swiftshaders_compiler_bug_is_worked_around_and_caught_when_it_is_not() {
     assert_eq!(code, 1, "{out}");
     let stopped = a["stopped"].as_str().unwrap();
     assert!(
-        stopped.contains("stopped in the pipeline stage of conv/wgrad::main")
+        stopped.contains("stopped in the pipeline stage of conv/backward_weight/gemm::main")
             && stopped.contains("past the cap of 1500 MiB"),
         "{stopped}"
     );

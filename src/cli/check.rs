@@ -428,26 +428,18 @@ fn watched(
                 workarounds,
                 hung,
             }) => {
-                for w in &workarounds {
-                    say(&format!("driver issue worked around: {w}"));
-                }
-                ar.workarounds = workarounds;
-                for s in &skipped {
-                    say(&format!("{:<22} skipped: {}", s.op, s.reason));
-                }
-                ar.record(&outcomes, skipped, started.elapsed().as_secs_f64());
-                ar.peak_memory_bytes = vgg_wgpu::io::resident_bytes().map(|p| p.1);
-                ar.shader_overrides = overrides;
-                if !ar.shader_overrides.is_empty() {
-                    say(&format!(
-                        "kernels replaced from VGG_SHADER_DIR: {}",
-                        ar.shader_overrides.join(", ")
-                    ));
-                }
+                let report = finished(
+                    ar,
+                    &outcomes,
+                    skipped,
+                    (overrides, workarounds),
+                    started,
+                    say,
+                );
                 // The thread has let go of the device; a hung one it leaked.
                 let _ = worker.join();
                 return Ran {
-                    report: ar,
+                    report,
                     stuck: hung,
                 };
             }
@@ -465,55 +457,106 @@ fn watched(
         let Some((i, since)) = current.filter(|(i, _)| *i < plan.len()) else {
             continue;
         };
-        let rss = peak.map_or(0, |p| p.0);
-        let why = if rss > bounds.memory {
-            format!(
-                "the check's resident memory reached {} MiB, past the cap of {} MiB \
-                 (--memory-cap)",
-                rss >> 20,
-                bounds.memory >> 20
-            )
-        } else if since.elapsed() > bounds.case {
-            format!(
-                "no result after {:.1} s, past the bound of {} s (--case-timeout)",
-                since.elapsed().as_secs_f64(),
-                bounds.case.as_secs_f64()
-            )
-        } else {
+        let Some(why) = past_bounds(peak.map_or(0, |p| p.0), since, &bounds) else {
             continue;
         };
-        let (stage, what) = activity
+        let stage = activity
             .as_ref()
             .map(|a| a.now())
             .unwrap_or((gpu::Stage::Host, String::new()));
-        let subject = if what.is_empty() {
-            String::new()
-        } else {
-            format!(" of {what}")
-        };
-        let (op, shape) = plan[i].clone();
-        let stopped = format!("stopped in the {} stage{subject}: {why}", stage.name());
-        let failed = Outcome::failed(&op, shape.clone(), stopped.clone());
-        say(&failed.to_string());
-        outcomes.push(failed);
-        let left: Vec<Skipped> = plan[i + 1..]
-            .iter()
-            .map(|(op, shape)| Skipped {
-                op: format!("{op} {shape}").trim_end().to_string(),
-                reason: format!("not run: {op} {shape} was {stopped}").replace("  ", " "),
-            })
-            .collect();
-        say(&format!(
-            "{} cases left are skipped: the driver is still inside {op} {shape}",
-            left.len()
-        ));
-        ar.record(&outcomes, left, started.elapsed().as_secs_f64());
-        ar.stopped = Some(format!("{op} {shape}: {stopped}"));
         return Ran {
-            report: ar,
+            report: stopped(ar, (&plan, i), outcomes, stage, &why, started, say),
             stuck: true,
         };
     }
+}
+
+/// The report of a suite that ran to its end: the skipped cases, the driver issues worked
+/// around and the kernels replaced, each said as well.
+fn finished(
+    mut ar: AdapterReport,
+    outcomes: &[Outcome],
+    skipped: Vec<Skipped>,
+    (overrides, workarounds): (Vec<String>, Vec<String>),
+    started: Instant,
+    say: &dyn Fn(&str),
+) -> AdapterReport {
+    for w in &workarounds {
+        say(&format!("driver issue worked around: {w}"));
+    }
+    ar.workarounds = workarounds;
+    for s in &skipped {
+        say(&format!("{:<22} skipped: {}", s.op, s.reason));
+    }
+    ar.record(outcomes, skipped, started.elapsed().as_secs_f64());
+    ar.peak_memory_bytes = vgg_wgpu::io::resident_bytes().map(|p| p.1);
+    ar.shader_overrides = overrides;
+    if !ar.shader_overrides.is_empty() {
+        say(&format!(
+            "kernels replaced from VGG_SHADER_DIR: {}",
+            ar.shader_overrides.join(", ")
+        ));
+    }
+    ar
+}
+
+/// Why the running case is past its bounds (resident memory `rss`, time since it
+/// started), or None while it is within them.
+fn past_bounds(rss: u64, since: Instant, bounds: &Bounds) -> Option<String> {
+    if rss > bounds.memory {
+        Some(format!(
+            "the check's resident memory reached {} MiB, past the cap of {} MiB \
+             (--memory-cap)",
+            rss >> 20,
+            bounds.memory >> 20
+        ))
+    } else if since.elapsed() > bounds.case {
+        Some(format!(
+            "no result after {:.1} s, past the bound of {} s (--case-timeout)",
+            since.elapsed().as_secs_f64(),
+            bounds.case.as_secs_f64()
+        ))
+    } else {
+        None
+    }
+}
+
+/// The report of a suite stopped in case `i` of `plan` for `why`: that case failed with
+/// the stage the driver was in (and what it was compiling or running), every case after
+/// it skipped with the reason.
+fn stopped(
+    mut ar: AdapterReport,
+    (plan, i): (&[(String, String)], usize),
+    mut outcomes: Vec<Outcome>,
+    (stage, what): (gpu::Stage, String),
+    why: &str,
+    started: Instant,
+    say: &dyn Fn(&str),
+) -> AdapterReport {
+    let subject = if what.is_empty() {
+        String::new()
+    } else {
+        format!(" of {what}")
+    };
+    let (op, shape) = plan[i].clone();
+    let stopped = format!("stopped in the {} stage{subject}: {why}", stage.name());
+    let failed = Outcome::failed(&op, shape.clone(), stopped.clone());
+    say(&failed.to_string());
+    outcomes.push(failed);
+    let left: Vec<Skipped> = plan[i + 1..]
+        .iter()
+        .map(|(op, shape)| Skipped {
+            op: format!("{op} {shape}").trim_end().to_string(),
+            reason: format!("not run: {op} {shape} was {stopped}").replace("  ", " "),
+        })
+        .collect();
+    say(&format!(
+        "{} cases left are skipped: the driver is still inside {op} {shape}",
+        left.len()
+    ));
+    ar.record(&outcomes, left, started.elapsed().as_secs_f64());
+    ar.stopped = Some(format!("{op} {shape}: {stopped}"));
+    ar
 }
 
 /// The suite's side: opens the device, runs the cases, tells `tx` as it goes.

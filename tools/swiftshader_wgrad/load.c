@@ -1,6 +1,6 @@
 /* Builds one compute pipeline from a SPIR-V file on the first Vulkan device and reports how
  * long vkCreateComputePipelines took: a reproducer, with no wgpu in between, of
- * SwiftShader's shader compiler growing without bound on conv/wgrad (see README.md).
+ * SwiftShader's shader compiler growing without bound on conv/backward_weight/gemm (see README.md).
  * The pipeline layout is what the kernel declares: three storage buffers in set 0.
  *
  *   cc -O1 -o load load.c -lvulkan

@@ -124,7 +124,7 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
         ("dw", s.weight_len()),
     ];
     // Few work items fill the GPU better one per channel pair; and the driver may be one
-    // that cannot build conv/wgrad (`gpu::DRIVER_ISSUES`; the partial sums sized by
+    // that cannot build conv/backward_weight/gemm (`gpu::DRIVER_ISSUES`; the partial sums sized by
     // `partial_len` then go unused).
     if pairs(s, batch) || gpu.driver_issue("conv/backward_weight/gemm").is_some() {
         let mut consts = s.consts();
