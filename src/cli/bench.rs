@@ -79,75 +79,20 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> vgg_wgpu::Result<ExitCode> {
-        let Args {
-            model,
-            batch,
-            quick,
-            runs,
-            no_cpu,
-            tune,
-            networks,
-            e2e_batch,
-            precision,
-            train,
-            train_batch,
-            kernels,
-            json,
-            markdown,
-            plot,
-            compare,
-            report,
-            gpu,
-        } = self;
-        let batches = batch_list("--batch", &batch)?;
-        let other = compare
+        let o = self.options()?;
+        let other = self
+            .compare
             .as_deref()
             .map(bench::Report::load_json)
             .transpose()?;
-        let mut o = bench::suite::default_options(model.build()?, quick)?;
-        o.batches = batches;
-        o.cpu = !no_cpu;
-        o.tune = tune;
-        if let Some(r) = runs {
-            o.runs = r;
-        }
-        if let Some(list) = e2e_batch {
-            o.e2e_batch = batch_list("--e2e-batch", &list)?;
-        }
-        o.precisions = precision
-            .split(',')
-            .map(super::precision_named)
-            .collect::<Option<Vec<_>>>()
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| Error::InvalidOption {
-                option: "--precision".into(),
-                message: format!("'{precision}' is not a list of f32, f16"),
-            })?;
-        if let Some(list) = networks {
-            if list.trim() == "none" {
-                o.training.clear();
-            }
-            o.networks = models(&list)?;
-        }
-        if let Some(list) = train {
-            o.training = models(&list)?;
-        }
-        if train_batch == 0 {
-            return Err(Error::InvalidOption {
-                option: "--train-batch".into(),
-                message: "a training step needs at least one image".into(),
-            });
-        }
-        o.train_batch = train_batch;
-        o.kernels = kernels == "all";
-        let report = match report {
-            Some(p) => bench::Report::load_json(&p)?,
+        let report = match &self.report {
+            Some(p) => bench::Report::load_json(p)?,
             None => {
-                let gpu = Gpu::new(&gpu.options())?;
+                let gpu = Gpu::new(&self.gpu.options())?;
                 errln!("adapter: {}", gpu.describe());
                 // The rows are not counted ahead (tuning and batches add to them): a spinner
                 // with the time spent, the finished rows printed above it.
-                let bar = super::progress::Progress::spinner("benchmarking", json.is_some());
+                let bar = super::progress::Progress::spinner("benchmarking", self.json.is_some());
                 let mut rows = 0;
                 let report = bench::run(&gpu, &o, |line| {
                     rows += 1;
@@ -158,36 +103,7 @@ impl Args {
                 report
             }
         };
-        let table = report.table();
-        let json_stdout = json.as_deref() == Some(std::path::Path::new("-"));
-        if json_stdout {
-            err!("{table}");
-            let text =
-                serde_json::to_string_pretty(&report).map_err(|e| Error::Shape(e.to_string()))?;
-            outln!("{text}")?;
-        } else {
-            out!("{table}")?;
-        }
-        if let Some(p) = json.filter(|_| !json_stdout) {
-            report.save_json(&p)?;
-            errln!("wrote {}", p.display());
-        }
-        if let Some(p) = markdown {
-            vgg_wgpu::io::write_atomically(&p, report.markdown().as_bytes())?;
-            errln!("wrote {}", p.display());
-        }
-        if let Some(p) = plot {
-            report.plot_svg(&p)?;
-            errln!("wrote {}", p.display());
-        }
-        if let Some(other) = other {
-            let text = report.compare(&other);
-            if json_stdout {
-                err!("{text}");
-            } else {
-                out!("{text}")?;
-            }
-        }
+        self.write(&report, other.as_ref())?;
         // The reports keep the rows that ran; a row that failed still fails the command.
         if !report.failures.is_empty() {
             errln!(
@@ -198,6 +114,84 @@ impl Args {
             return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// The suite's options: the defaults for the model (or --quick's), with the flags'.
+    fn options(&self) -> vgg_wgpu::Result<bench::suite::Options> {
+        let mut o = bench::suite::default_options(self.model.build()?, self.quick)?;
+        o.batches = batch_list("--batch", &self.batch)?;
+        o.cpu = !self.no_cpu;
+        o.tune = self.tune;
+        if let Some(r) = self.runs {
+            o.runs = r;
+        }
+        if let Some(list) = &self.e2e_batch {
+            o.e2e_batch = batch_list("--e2e-batch", list)?;
+        }
+        let precision = &self.precision;
+        o.precisions = precision
+            .split(',')
+            .map(super::precision_named)
+            .collect::<Option<Vec<_>>>()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::InvalidOption {
+                option: "--precision".into(),
+                message: format!("'{precision}' is not a list of f32, f16"),
+            })?;
+        if let Some(list) = &self.networks {
+            if list.trim() == "none" {
+                o.training.clear();
+            }
+            o.networks = models(list)?;
+        }
+        if let Some(list) = &self.train {
+            o.training = models(list)?;
+        }
+        if self.train_batch == 0 {
+            return Err(Error::InvalidOption {
+                option: "--train-batch".into(),
+                message: "a training step needs at least one image".into(),
+            });
+        }
+        o.train_batch = self.train_batch;
+        o.kernels = self.kernels == "all";
+        Ok(o)
+    }
+
+    /// The table (stdout, or stderr when the JSON goes to stdout), the files asked for, and
+    /// the comparison with another report.
+    fn write(&self, report: &bench::Report, other: Option<&bench::Report>) -> vgg_wgpu::Result<()> {
+        let table = report.table();
+        let json_stdout = self.json.as_deref() == Some(std::path::Path::new("-"));
+        if json_stdout {
+            err!("{table}");
+            let text =
+                serde_json::to_string_pretty(report).map_err(|e| Error::Shape(e.to_string()))?;
+            outln!("{text}")?;
+        } else {
+            out!("{table}")?;
+        }
+        if let Some(p) = self.json.as_ref().filter(|_| !json_stdout) {
+            report.save_json(p)?;
+            errln!("wrote {}", p.display());
+        }
+        if let Some(p) = &self.markdown {
+            vgg_wgpu::io::write_atomically(p, report.markdown().as_bytes())?;
+            errln!("wrote {}", p.display());
+        }
+        if let Some(p) = &self.plot {
+            report.plot_svg(p)?;
+            errln!("wrote {}", p.display());
+        }
+        if let Some(other) = other {
+            let text = report.compare(other);
+            if json_stdout {
+                err!("{text}");
+            } else {
+                out!("{text}")?;
+            }
+        }
+        Ok(())
     }
 }
 

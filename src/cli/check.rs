@@ -128,45 +128,13 @@ impl Args {
             // clap has checked the name.
             precision: self.precision.as_deref().and_then(super::precision_named),
         };
-        if let Some(op) = &self.op {
-            // A prefix of a case's name ("conv", "conv/wgrad"); one that matches no case
-            // would run nothing and pass.
-            let names = check::suite::PASSES;
-            if !names.iter().any(|n| n.starts_with(op.as_str())) {
-                return Err(vgg_wgpu::Error::InvalidOption {
-                    option: "--op".into(),
-                    message: format!(
-                        "'{op}' names no case of the suite; give an op or op/pass: {}",
-                        names.join(", ")
-                    ),
-                });
-            }
-        }
+        self.check_op()?;
         let bounds = Bounds {
             case: Duration::from_secs_f64(self.case_timeout),
             memory: self.memory_cap.map(|m| m << 20).unwrap_or_else(default_cap),
         };
         let gpu_opts = self.gpu.options().with_env()?;
-        let adapters = gpu::enumerate(gpu_opts.backends()?);
-        let chosen: Vec<(usize, wgpu::Adapter)> = if self.all {
-            if adapters.is_empty() {
-                return Err(vgg_wgpu::Error::NoAdapter {
-                    backends: gpu_opts.backend.clone().unwrap_or_else(|| "all".into()),
-                });
-            }
-            adapters.into_iter().enumerate().collect()
-        } else {
-            let picked = gpu::select(adapters.clone(), &gpu_opts)?;
-            let key = |a: &wgpu::Adapter| {
-                let i = a.get_info();
-                (i.name, i.backend, i.driver, i.driver_info, i.device_type)
-            };
-            let index = adapters
-                .iter()
-                .position(|a| key(a) == key(&picked))
-                .unwrap_or(0);
-            vec![(index, picked)]
-        };
+        let chosen = self.adapters(&gpu_opts)?;
         let json_stdout = self.json.as_deref() == Some(Path::new("-"));
         // The bar over the cases (stderr) is lifted while a line prints; with the JSON on
         // stdout, the table goes to stderr.
@@ -243,6 +211,49 @@ impl Args {
             exit_now(if report.failed() { 1 } else { 0 });
         }
         Ok(code)
+    }
+
+    /// --op as a prefix of a case's name ("conv", "conv/wgrad"); one that matches no case
+    /// would run nothing and pass.
+    fn check_op(&self) -> vgg_wgpu::Result<()> {
+        let Some(op) = &self.op else {
+            return Ok(());
+        };
+        let names = check::suite::PASSES;
+        if names.iter().any(|n| n.starts_with(op.as_str())) {
+            return Ok(());
+        }
+        Err(vgg_wgpu::Error::InvalidOption {
+            option: "--op".into(),
+            message: format!(
+                "'{op}' names no case of the suite; give an op or op/pass: {}",
+                names.join(", ")
+            ),
+        })
+    }
+
+    /// The adapters to check with their indices in `vgg devices`' list: every one with
+    /// --all, else the one --adapter (or the default choice) picks.
+    fn adapters(&self, gpu_opts: &GpuOptions) -> vgg_wgpu::Result<Vec<(usize, wgpu::Adapter)>> {
+        let adapters = gpu::enumerate(gpu_opts.backends()?);
+        if self.all {
+            if adapters.is_empty() {
+                return Err(vgg_wgpu::Error::NoAdapter {
+                    backends: gpu_opts.backend.clone().unwrap_or_else(|| "all".into()),
+                });
+            }
+            return Ok(adapters.into_iter().enumerate().collect());
+        }
+        let picked = gpu::select(adapters.clone(), gpu_opts)?;
+        let key = |a: &wgpu::Adapter| {
+            let i = a.get_info();
+            (i.name, i.backend, i.driver, i.driver_info, i.device_type)
+        };
+        let index = adapters
+            .iter()
+            .position(|a| key(a) == key(&picked))
+            .unwrap_or(0);
+        Ok(vec![(index, picked)])
     }
 
     /// Which cases run: --full's, --standard's, an --op's standard ones, else the quick set.

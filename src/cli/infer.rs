@@ -105,12 +105,7 @@ impl Args {
         }
         .validate()?;
         let files = self.files(&model)?;
-        let labels = match (&self.labels, &card) {
-            (Some(p), _) => io::labels::from_file(p, model.classes())?,
-            (None, Some(c)) => c.classes.clone(),
-            (None, None) if model.classes() == 1000 => io::labels::imagenet(),
-            (None, None) => (0..model.classes()).map(|i| format!("class {i}")).collect(),
-        };
+        let labels = self.labels(&model, card.as_ref())?;
         let label = |i: usize| {
             labels
                 .get(i)
@@ -188,27 +183,18 @@ impl Args {
             });
             outln!("{doc:#}")?;
         }
-        let n = stats.images.max(1) as f64;
-        errln!(
-            "{}: {} images in {total:.2} s: {:.2} images/s, {:.1} ms per image (forward {:.1} \
-             ms, decoding {:.1} ms) on {}",
-            model.name(),
-            stats.images,
-            stats.images as f64 / total,
-            1e3 * total / n,
-            1e3 * stats.forward.as_secs_f64() / n,
-            1e3 * stats.decode.as_secs_f64() / n,
-            gpu.describe()
-        );
-        Ok(if stats.images == 0 {
-            let why = match stats.skipped.first() {
-                Some(e) => format!(" ({} skipped; the first: {e})", stats.skipped.len()),
-                None => String::new(),
-            };
-            errln!("error: no image could be classified{why}");
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
+        Ok(summary(&model, &stats, total, &gpu))
+    }
+
+    /// The class names: --labels, else the weights file's, else ImageNet's for 1000
+    /// classes, else "class i".
+    fn labels(&self, model: &Model, card: Option<&Card>) -> vgg_wgpu::Result<Vec<String>> {
+        use vgg_wgpu::io;
+        Ok(match (&self.labels, card) {
+            (Some(p), _) => io::labels::from_file(p, model.classes())?,
+            (None, Some(c)) => c.classes.clone(),
+            (None, None) if model.classes() == 1000 => io::labels::imagenet(),
+            (None, None) => (0..model.classes()).map(|i| format!("class {i}")).collect(),
         })
     }
 
@@ -325,4 +311,31 @@ fn save_features(
         out.display()
     );
     Ok(())
+}
+
+/// The run's last line (images/s, per-image times, the adapter) and its exit status: a
+/// failure where no image could be classified.
+fn summary(model: &Model, stats: &vgg_wgpu::infer::RunStats, total: f64, gpu: &Gpu) -> ExitCode {
+    let n = stats.images.max(1) as f64;
+    errln!(
+        "{}: {} images in {total:.2} s: {:.2} images/s, {:.1} ms per image (forward {:.1} \
+         ms, decoding {:.1} ms) on {}",
+        model.name(),
+        stats.images,
+        stats.images as f64 / total,
+        1e3 * total / n,
+        1e3 * stats.forward.as_secs_f64() / n,
+        1e3 * stats.decode.as_secs_f64() / n,
+        gpu.describe()
+    );
+    if stats.images == 0 {
+        let why = match stats.skipped.first() {
+            Some(e) => format!(" ({} skipped; the first: {e})", stats.skipped.len()),
+            None => String::new(),
+        };
+        errln!("error: no image could be classified{why}");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
