@@ -423,19 +423,7 @@ pub fn fit(
             ),
         });
     }
-    let [c, h, w] = model.input_dims();
-    match &o.scale {
-        // Stored larger, cropped to the input per step.
-        Some(j) if train.dims.0 == c && j.crop == (h, w) => j.validate(train.dims)?,
-        _ if train.dims == (c, h, w) => {}
-        _ => {
-            return Err(Error::Shape(format!(
-                "the data holds {:?} images, {} takes {c}x{h}x{w}",
-                train.dims,
-                model.name()
-            )))
-        }
-    }
+    check_data(model, train, o)?;
     o.validate()?;
     let _lock = match &o.out {
         Some(dir) => Some(prepare_out(dir, resume.is_some())?),
@@ -455,21 +443,9 @@ pub fn fit(
     let mut history = Vec::new();
     let mut trainer = match resume {
         Some(p) => {
-            let (s, w0, momentum, earlier) = RunState::resume(p, model)?;
+            let (s, t, earlier) = resumed(gpu, model, o, p)?;
             state = s;
-            state.lr = o.lr_on_resume.unwrap_or(state.lr);
             records = earlier;
-            records.retain(|r: &EpochStats| r.epoch <= state.epoch);
-            // A checkpoint of other shapes fails here: name the file.
-            let named = |e: Error| match e {
-                e @ Error::Shape(_) => crate::io::file_err(p, e),
-                e => e,
-            };
-            let mut t = Trainer::new(gpu, model, &w0, o.train).map_err(named)?;
-            t.set_momentum(&momentum, state.steps).map_err(named)?;
-            if let Some((scale, good)) = state.loss_scale {
-                t.set_loss_scale(scale, good).map_err(named)?;
-            }
             t
         }
         None => Trainer::new(gpu, model, weights, o.train)?,
@@ -513,24 +489,77 @@ pub fn fit(
         state.loss_scale =
             (o.train.precision == crate::gpu::Precision::F16).then(|| trainer.loss_scale());
         if let Some(dir) = &o.out {
-            // The records travel in the checkpoint, and metrics.csv is rewritten from them,
-            // so the two always agree, whatever interrupted the last epoch.
-            let csv = metrics_csv(&records);
-            let mut meta = state.metadata(model);
-            meta.insert("metrics".into(), csv.clone());
-            if let Some(card) = &o.card {
-                meta.extend(card.to_metadata());
-            }
-            save_checkpoint(
-                &dir.join("checkpoint.safetensors"),
-                &weights,
-                &trainer.momentum()?,
-                &meta,
-            )?;
-            crate::io::write_atomically(&dir.join("metrics.csv"), csv.as_bytes())?;
+            let momentum = trainer.momentum()?;
+            checkpoint(dir, model, o, &state, (&weights, &momentum), &records)?;
         }
     }
     Ok((trainer.weights()?, history))
+}
+
+/// The data's images are the model's input, or with a training scale, stored larger with
+/// the model's channels and cropped to the input per step.
+fn check_data(model: &Model, train: &Dataset, o: &FitOptions) -> Result<()> {
+    let [c, h, w] = model.input_dims();
+    match &o.scale {
+        Some(j) if train.dims.0 == c && j.crop == (h, w) => j.validate(train.dims),
+        _ if train.dims == (c, h, w) => Ok(()),
+        _ => Err(Error::Shape(format!(
+            "the data holds {:?} images, {} takes {c}x{h}x{w}",
+            train.dims,
+            model.name()
+        ))),
+    }
+}
+
+/// A run continued from the checkpoint at `p`: its state (at `o`'s rate where given),
+/// the trainer with its weights, momentum, step count and loss scale, and the records of
+/// its epochs so far.
+fn resumed<'a>(
+    gpu: &'a Gpu,
+    model: &Model,
+    o: &FitOptions,
+    p: &Path,
+) -> Result<(RunState, Trainer<'a>, Vec<EpochStats>)> {
+    let (mut state, w0, momentum, mut records) = RunState::resume(p, model)?;
+    state.lr = o.lr_on_resume.unwrap_or(state.lr);
+    records.retain(|r: &EpochStats| r.epoch <= state.epoch);
+    // A checkpoint of other shapes fails here: name the file.
+    let named = |e: Error| match e {
+        e @ Error::Shape(_) => crate::io::file_err(p, e),
+        e => e,
+    };
+    let mut t = Trainer::new(gpu, model, &w0, o.train).map_err(named)?;
+    t.set_momentum(&momentum, state.steps).map_err(named)?;
+    if let Some((scale, good)) = state.loss_scale {
+        t.set_loss_scale(scale, good).map_err(named)?;
+    }
+    Ok((state, t, records))
+}
+
+/// Writes the epoch's checkpoint and metrics.csv into `dir`. The records travel in the
+/// checkpoint, and metrics.csv is rewritten from them, so the two always agree, whatever
+/// interrupted the last epoch.
+fn checkpoint(
+    dir: &Path,
+    model: &Model,
+    o: &FitOptions,
+    state: &RunState,
+    (weights, momentum): (&Weights, &Weights),
+    records: &[EpochStats],
+) -> Result<()> {
+    let csv = metrics_csv(records);
+    let mut meta = state.metadata(model);
+    meta.insert("metrics".into(), csv.clone());
+    if let Some(card) = &o.card {
+        meta.extend(card.to_metadata());
+    }
+    save_checkpoint(
+        &dir.join("checkpoint.safetensors"),
+        weights,
+        momentum,
+        &meta,
+    )?;
+    crate::io::write_atomically(&dir.join("metrics.csv"), csv.as_bytes())
 }
 
 /// A run's hold on its output folder: an advisory lock (flock) on `.vgg.lock` inside it,

@@ -372,6 +372,41 @@ fn groupable(op: NodeOp) -> bool {
     )
 }
 
+/// Images per group where a node's batch tensors (of `at.n` images) pass `max_binding`
+/// bytes, in even groups (16 at 10 a binding runs as 8 + 8); None where the whole batch
+/// fits one binding. An error where one image's tensor alone passes it, or the op does not
+/// run in groups.
+fn group_size(name: &str, at: &At, max_binding: u64) -> Result<Option<usize>> {
+    let n = at.n;
+    let per_image = at
+        .input
+        .iter()
+        .product::<usize>()
+        .max(at.output.iter().product::<usize>());
+    if (n as u64)
+        .checked_mul(per_image as u64 * 4)
+        .is_some_and(|b| b <= max_binding)
+    {
+        return Ok(None);
+    }
+    let fit = (max_binding / (per_image as u64 * 4)) as usize;
+    if fit == 0 || !groupable(at.op) {
+        return Err(Error::Limit(format!(
+            "{name} at a batch of {n} needs {} bytes in one binding, the adapter allows \
+             {max_binding}{}; train with a smaller --batch-size and --accumulate to keep the \
+             step's batch",
+            n * per_image * 4,
+            if fit == 0 {
+                " (one image's tensor alone passes it)"
+            } else {
+                ", and this op does not run in groups of images"
+            }
+        )));
+    }
+    let count = n.div_ceil(fit);
+    Ok(Some(n.div_ceil(count)))
+}
+
 impl Layout {
     /// The trainer's buffers for `model` at `opts`, with every tensor a kernel binds within
     /// `max_binding` bytes: a node whose batch tensors pass it runs in groups of images.
@@ -418,39 +453,13 @@ impl Layout {
                 output: graph.tensors[node.output].dims,
             };
             max_act = max_act.max(at.output.iter().product::<usize>());
-            let per_image = at
-                .input
-                .iter()
-                .product::<usize>()
-                .max(at.output.iter().product::<usize>());
-            let group = match (n as u64).checked_mul(per_image as u64 * 4) {
-                Some(b) if b <= max_binding => None,
-                _ => {
-                    let fit = (max_binding / (per_image as u64 * 4)) as usize;
-                    if fit == 0 || !groupable(node.op) {
-                        return Err(Error::Limit(format!(
-                            "{} at a batch of {n} needs {} bytes in one binding, the adapter \
-                             allows {max_binding}{}; train with a smaller --batch-size and \
-                             --accumulate to keep the step's batch",
-                            node.name,
-                            n * per_image * 4,
-                            if fit == 0 {
-                                " (one image's tensor alone passes it)"
-                            } else {
-                                ", and this op does not run in groups of images"
-                            }
-                        )));
-                    }
-                    // Even groups: 16 at 10 a binding runs as 8 + 8.
-                    let count = n.div_ceil(fit);
-                    let size = n.div_ceil(count);
-                    let i = at.input.iter().product::<usize>();
-                    let o = at.output.iter().product::<usize>();
-                    local = (local.0.max(size * i), local.1.max(size * o));
-                    l.grouped.push((node.name.clone(), size));
-                    Some(size)
-                }
-            };
+            let group = group_size(&node.name, &at, max_binding)?;
+            if let Some(size) = group {
+                let i = at.input.iter().product::<usize>();
+                let o = at.output.iter().product::<usize>();
+                local = (local.0.max(size * i), local.1.max(size * o));
+                l.grouped.push((node.name.clone(), size));
+            }
             let y = l.buf(
                 "activation",
                 Kind::Activations,
@@ -467,21 +476,8 @@ impl Layout {
             for p in &mut l.params[first_param..] {
                 p.frozen = frozen;
             }
-            if let (NodeOp::Conv { layer, .. }, false, Saved::Conv { tune, .. }) =
-                (node.op, frozen, &saved)
-            {
-                if let Op::Conv { c_in, c_out, k } = model.layers()[layer].op {
-                    let [_, h, w] = at.output;
-                    // A group's weight gradient at a time where the node runs in groups.
-                    let s = ConvShape::new(group.unwrap_or(n), c_in, c_out, h, w, k);
-                    // The weight gradient follows the forward variant (`wgrad_for`).
-                    let need = match tune.variant.f16_operands() {
-                        true => kernels::conv::backward_weight::coop_partial_len(s),
-                        false => kernels::conv::backward_weight::partial_len(s, n),
-                    };
-                    let p = &mut l.bufs[l.partials];
-                    p.elems = p.elems.max(need);
-                }
+            if !frozen {
+                l.reserve_partials(model, &at, &saved, group.unwrap_or(n));
             }
             held[node.output] = y;
             l.nodes.push(TrainNode {
@@ -508,6 +504,26 @@ impl Layout {
             l.buf("grad b", Kind::Gradients, n * max_act),
         ];
         Ok(l)
+    }
+
+    /// Grows the weight gradients' shared partial-sum buffer to what a conv node's needs,
+    /// for a group of `images` at a time (the whole batch where it runs in one).
+    fn reserve_partials(&mut self, model: &Model, at: &At, saved: &Saved, images: usize) {
+        let (NodeOp::Conv { layer, .. }, Saved::Conv { tune, .. }) = (at.op, saved) else {
+            return;
+        };
+        let Op::Conv { c_in, c_out, k } = model.layers()[layer].op else {
+            return;
+        };
+        let [_, h, w] = at.output;
+        let s = ConvShape::new(images, c_in, c_out, h, w, k);
+        // The weight gradient follows the forward variant (`wgrad_for`).
+        let need = match tune.variant.f16_operands() {
+            true => kernels::conv::backward_weight::coop_partial_len(s),
+            false => kernels::conv::backward_weight::partial_len(s, at.n),
+        };
+        let p = &mut self.bufs[self.partials];
+        p.elems = p.elems.max(need);
     }
 
     fn push(&mut self, label: &'static str, kind: Kind, elems: usize, fill: Fill) -> usize {
@@ -980,8 +996,27 @@ impl<'g> Trainer<'g> {
     /// Binds every node's forward and backward kernels (through the shared lowering), the
     /// loss, the per-step repacking of conv weights and the optimiser.
     fn build(&mut self, nodes: &[TrainNode], grads: [usize; 2]) -> Result<()> {
+        self.build_packing(nodes)?;
+        let lower = self.lowering();
+        let mut linear_variants = std::collections::BTreeMap::new();
+        // The first micro-batch's list, and the one of every later one (adding to the
+        // gradients it left).
+        let mut lists = Vec::new();
+        for mb in 0..self.opts.accumulate.min(2) {
+            lists.push(self.micro_batch(&lower, nodes, grads, mb > 0, &mut linear_variants)?);
+        }
+        let mut lists = lists.into_iter();
+        self.linear_variants = linear_variants;
+        self.first = lists.next().unwrap_or_default();
+        self.rest = lists.next().unwrap_or_default();
+        self.build_optimiser()
+    }
+
+    /// The per-step weight preparation: each conv's weights packed for its forward variant
+    /// and, where its input gradient is needed, flipped and packed for that conv's; the
+    /// dropout seeds.
+    fn build_packing(&mut self, nodes: &[TrainNode]) -> Result<()> {
         let gpu = self.gpu;
-        let (n, acc) = (self.opts.batch, self.opts.accumulate);
         for node in nodes {
             match node.saved {
                 Saved::Conv {
@@ -1017,72 +1052,83 @@ impl<'g> Trainer<'g> {
                 _ => {}
             }
         }
-        let lower = self.lowering();
+        Ok(())
+    }
+
+    /// One micro-batch's forward, loss and backward, as kernels in order; `accumulate`
+    /// adds the parameter gradients to an earlier micro-batch's. Records each FC layer's
+    /// forward variant in `linear_variants`.
+    fn micro_batch(
+        &self,
+        lower: &Lowering,
+        nodes: &[TrainNode],
+        grads: [usize; 2],
+        accumulate: bool,
+        linear_variants: &mut std::collections::BTreeMap<usize, LinearVariant>,
+    ) -> Result<Vec<Work>> {
+        let gpu = self.gpu;
+        let (n, acc) = (self.opts.batch, self.opts.accumulate);
         let classes = self.model.classes();
         let logits = nodes.last().map_or(self.io.input, |t| t.y);
         let scale = 1.0 / (n * acc) as f32;
-        let mut lists = Vec::new();
-        let mut linear_variants = std::collections::BTreeMap::new();
-        for mb in 0..acc.min(2) {
-            let accumulate = mb > 0;
-            let mut ks = Vec::new();
-            for t in nodes {
-                if let Some(size) = t.group {
-                    ks.extend(self.grouped_forward(&lower, t, size)?);
-                    continue;
-                }
-                let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-                let fwd = self.with_binds(t, None, |b, _| lower.forward(&t.at, x, y, b))?;
-                if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
-                    (t.at.op, fwd.first())
-                {
-                    linear_variants.insert(layer, lin.variant);
-                }
-                ks.extend(fwd.into_iter().map(Work::Kernel));
+        let mut ks = Vec::new();
+        for t in nodes {
+            if let Some(size) = t.group {
+                ks.extend(self.grouped_forward(lower, t, size)?);
+                continue;
             }
-            let op = kernels::softmax::xent(gpu, n, classes, scale)?;
-            let io = self.io;
-            let xent = self.kernel(op, &[logits, io.labels, grads[0], io.stats, io.hyper])?;
-            ks.push(Work::Kernel(xent));
-            // The gradient buffers by index: (holding dL/d(output) of the node lowered
-            // next, the other).
-            let mut g = (grads[0], grads[1]);
-            // Nothing below the first node with parameters that train needs a gradient.
-            let first = nodes
-                .iter()
-                .position(|t| !t.frozen && !matches!(t.saved, Saved::Plain | Saved::Relu { .. }));
-            for (i, t) in nodes.iter().enumerate().rev() {
-                if first.is_none_or(|f| i < f) {
-                    break;
-                }
-                let flow = Flow {
-                    params: !t.frozen,
-                    dx: first.is_some_and(|f| i > f),
-                    accumulate,
-                    batch: n,
-                };
-                if let Some(size) = t.group {
-                    if self.grouped_backward(&lower, t, size, g, flow, &mut ks)? {
-                        g = (g.1, g.0);
-                    }
-                    continue;
-                }
-                let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-                let mut pp = PingPong::new(&self.bufs[g.0], &self.bufs[g.1]);
-                let bwd = self.with_binds(t, None, |b, d| {
-                    lower.backward(&t.at, x, y, &mut pp, b, d, flow)
-                })?;
-                ks.extend(bwd.into_iter().map(Work::Kernel));
-                if pp.swaps() % 2 == 1 {
+            let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
+            let fwd = self.with_binds(t, None, |b, _| lower.forward(&t.at, x, y, b))?;
+            if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
+                (t.at.op, fwd.first())
+            {
+                linear_variants.insert(layer, lin.variant);
+            }
+            ks.extend(fwd.into_iter().map(Work::Kernel));
+        }
+        let op = kernels::softmax::xent(gpu, n, classes, scale)?;
+        let io = self.io;
+        let xent = self.kernel(op, &[logits, io.labels, grads[0], io.stats, io.hyper])?;
+        ks.push(Work::Kernel(xent));
+        // The gradient buffers by index: (holding dL/d(output) of the node lowered
+        // next, the other).
+        let mut g = (grads[0], grads[1]);
+        // Nothing below the first node with parameters that train needs a gradient.
+        let first = nodes
+            .iter()
+            .position(|t| !t.frozen && !matches!(t.saved, Saved::Plain | Saved::Relu { .. }));
+        for (i, t) in nodes.iter().enumerate().rev() {
+            if first.is_none_or(|f| i < f) {
+                break;
+            }
+            let flow = Flow {
+                params: !t.frozen,
+                dx: first.is_some_and(|f| i > f),
+                accumulate,
+                batch: n,
+            };
+            if let Some(size) = t.group {
+                if self.grouped_backward(lower, t, size, g, flow, &mut ks)? {
                     g = (g.1, g.0);
                 }
+                continue;
             }
-            lists.push(ks);
+            let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
+            let mut pp = PingPong::new(&self.bufs[g.0], &self.bufs[g.1]);
+            let bwd = self.with_binds(t, None, |b, d| {
+                lower.backward(&t.at, x, y, &mut pp, b, d, flow)
+            })?;
+            ks.extend(bwd.into_iter().map(Work::Kernel));
+            if pp.swaps() % 2 == 1 {
+                g = (g.1, g.0);
+            }
         }
-        let mut lists = lists.into_iter();
-        self.linear_variants = linear_variants;
-        self.first = lists.next().unwrap_or_default();
-        self.rest = lists.next().unwrap_or_default();
+        Ok(ks)
+    }
+
+    /// SGD for every parameter that trains, and with loss scaling its overflow check.
+    fn build_optimiser(&mut self) -> Result<()> {
+        let gpu = self.gpu;
         for i in 0..self.params.len() {
             let p = &self.params[i];
             if p.frozen {
