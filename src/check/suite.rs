@@ -237,21 +237,6 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
 fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     use super::conv;
     let f = "conv/forward";
-    // (n, c_in, c_out, h, w): C_in = 3, odd sizes, 1x1 spatial, channel counts off every tile.
-    const SHAPES_3X3: [(usize, usize, usize, usize, usize); 6] = [
-        (1, 3, 13, 13, 15),
-        (3, 16, 20, 7, 7),
-        (2, 8, 5, 1, 1),
-        (1, 64, 72, 28, 28),
-        (3, 5, 9, 2, 3),
-        (2, 19, 37, 11, 9),
-    ];
-    const SHAPES_1X1: [(usize, usize, usize, usize, usize); 4] = [
-        (3, 5, 11, 13, 15),
-        (1, 64, 24, 7, 7),
-        (2, 3, 1, 1, 1),
-        (2, 7, 9, 5, 3),
-    ];
     let mut v = vec![
         // 66000 images of 1x1: one workgroup each, past 65535 in one dimension.
         one(f, "grid over 65535", |s| {
@@ -270,56 +255,90 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
             v.push(skip(&format!("{f} {name}"), why));
             continue;
         };
-        let first = v.len();
-        // The quick set: the 3x3 shape off every tile with ReLU, and one 1x1.
-        for (i, (n, ci, co, h, w)) in SHAPES_3X3.into_iter().enumerate() {
-            for relu in [false, true] {
-                v.push(
-                    one(f, &name, move |s| {
-                        conv(gpu, cs(n, ci, co, h, w, 3), relu, Some(tune), s)
-                    })
-                    .quick_if(i == 5 && relu),
-                );
-            }
-        }
-        let kernels = variant.spec().kernels;
-        if kernels.contains(&1) {
-            for (i, (n, ci, co, h, w)) in SHAPES_1X1.into_iter().enumerate() {
-                v.push(
-                    one(f, &name, move |s| {
-                        conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
-                    })
-                    .quick_if(i == 0),
-                );
-            }
-        }
-        let (grid_tune, big) = grid_case(tune);
-        v.push(one(f, &format!("{name} grid over 65535"), move |s| {
-            conv(gpu, big, false, Some(grid_tune), s)
-        }));
-        // The trainer's repack of canonical weights into this variant's layout.
-        let mut packs = vec![tune];
-        if variant == ConvVariant::Direct {
-            packs.push(ConvTune { tm: 4, ..tune });
-        }
-        for t in packs {
-            for (i, (ci, co, k)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].into_iter().enumerate() {
-                if !kernels.contains(&k) {
-                    continue;
-                }
-                v.push(
-                    one("conv/pack", &name, move |s| {
-                        bw::conv_pack(gpu, ci, co, k, t, s)
-                    })
-                    .quick_if(i == 0),
-                );
-            }
-        }
+        let mut cases = variant_cases(gpu, tune, &name);
         if variant.f16_operands() {
-            v[first..].iter_mut().for_each(Case::mark_f16);
+            cases.iter_mut().for_each(Case::mark_f16);
+        }
+        v.extend(cases);
+    }
+    v.extend(f16_cases(gpu, &offered));
+    v
+}
+
+/// One conv variant's cases at `tune`: 3x3 shapes off every tile with and without ReLU,
+/// 1x1 where it computes them, a grid past 65535 workgroups, and the trainer's repack of
+/// canonical weights into its layout.
+fn variant_cases<'g>(gpu: &'g Gpu, tune: ConvTune, name: &str) -> Vec<Case<'g>> {
+    use super::conv;
+    let (f, variant) = ("conv/forward", tune.variant);
+    // (n, c_in, c_out, h, w): C_in = 3, odd sizes, 1x1 spatial, channel counts off every tile.
+    const SHAPES_3X3: [(usize, usize, usize, usize, usize); 6] = [
+        (1, 3, 13, 13, 15),
+        (3, 16, 20, 7, 7),
+        (2, 8, 5, 1, 1),
+        (1, 64, 72, 28, 28),
+        (3, 5, 9, 2, 3),
+        (2, 19, 37, 11, 9),
+    ];
+    const SHAPES_1X1: [(usize, usize, usize, usize, usize); 4] = [
+        (3, 5, 11, 13, 15),
+        (1, 64, 24, 7, 7),
+        (2, 3, 1, 1, 1),
+        (2, 7, 9, 5, 3),
+    ];
+    let mut v = Vec::new();
+    // The quick set: the 3x3 shape off every tile with ReLU, and one 1x1.
+    for (i, (n, ci, co, h, w)) in SHAPES_3X3.into_iter().enumerate() {
+        for relu in [false, true] {
+            v.push(
+                one(f, name, move |s| {
+                    conv(gpu, cs(n, ci, co, h, w, 3), relu, Some(tune), s)
+                })
+                .quick_if(i == 5 && relu),
+            );
         }
     }
-    let first = v.len();
+    let kernels = variant.spec().kernels;
+    if kernels.contains(&1) {
+        for (i, (n, ci, co, h, w)) in SHAPES_1X1.into_iter().enumerate() {
+            v.push(
+                one(f, name, move |s| {
+                    conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
+                })
+                .quick_if(i == 0),
+            );
+        }
+    }
+    let (grid_tune, big) = grid_case(tune);
+    v.push(one(f, &format!("{name} grid over 65535"), move |s| {
+        conv(gpu, big, false, Some(grid_tune), s)
+    }));
+    // The trainer's repack of canonical weights into this variant's layout.
+    let mut packs = vec![tune];
+    if variant == ConvVariant::Direct {
+        packs.push(ConvTune { tm: 4, ..tune });
+    }
+    for t in packs {
+        for (i, (ci, co, k)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].into_iter().enumerate() {
+            if !kernels.contains(&k) {
+                continue;
+            }
+            v.push(
+                one("conv/pack", name, move |s| {
+                    bw::conv_pack(gpu, ci, co, k, t, s)
+                })
+                .quick_if(i == 0),
+            );
+        }
+    }
+    v
+}
+
+/// f16 storage's cases: a default conv, and what --precision f16 runs on tensor cores
+/// where the adapter offers them; skipped without shader-f16.
+fn f16_cases<'g>(gpu: &'g Gpu, offered: &[ConvTune]) -> Vec<Case<'g>> {
+    let f = "conv/forward";
+    let mut v = Vec::new();
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
         v.push(
             one(f, "f16", |s| {
@@ -357,7 +376,7 @@ fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
         v.push(skip(&format!("{f} f16"), why));
     }
-    v[first..].iter_mut().for_each(Case::mark_f16);
+    v.iter_mut().for_each(Case::mark_f16);
     v
 }
 
