@@ -1286,6 +1286,63 @@ fn a_deeper_model_starts_from_a_trained_shallower_one() {
 /// records both in the model, the held-out accuracy is the center crop at the middle scale
 /// (what infer then does with no flags), and `vgg eval` reads the scales from the file and
 /// reports every method at one and at three scales.
+/// `vgg eval` of a model trained with scale jittering: JSON with every method at the
+/// single test scale and the three defaults, the single-scale center crop equal to the
+/// trainer's held-out accuracy `trained`; Markdown of one method at chosen scales.
+fn papers_evaluation_reports(weights: &std::path::Path, test: &str, trained: f64) {
+    let (ok, json, err) = vgg(&[
+        "eval",
+        "-w",
+        weights.to_str().unwrap(),
+        "--data",
+        test,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let shown: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["method"].to_string(), r["scales"].to_string()))
+        .collect();
+    let want: Vec<(String, String)> = ["center", "dense", "multi-crop", "dense+multi-crop"]
+        .iter()
+        .flat_map(|m| ["[28]", "[24,28,32]"].map(|s| (format!("\"{m}\""), s.to_string())))
+        .collect();
+    assert_eq!(shown, want);
+    assert_eq!(report["images"], 24);
+    // The single-scale center crop is the trainer's held-out evaluation.
+    let center = rows[0]["top1_error"].as_f64().unwrap();
+    assert!(
+        (1.0 - center - trained).abs() < 1e-6,
+        "{center} vs {trained}"
+    );
+    for r in rows {
+        let e = r["top1_error"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&e) && r["images_per_second"].as_f64().unwrap() > 0.0);
+    }
+    let (ok, md, _) = vgg(&[
+        "eval",
+        "-w",
+        weights.to_str().unwrap(),
+        "--data",
+        test,
+        "--methods",
+        "multi-crop",
+        "--scales",
+        "26,30",
+        "--grid",
+        "2",
+        "--markdown",
+    ]);
+    assert!(ok);
+    assert!(
+        md.starts_with("| method | scales | top-1 error | top-3 error"),
+        "{md}"
+    );
+    assert_eq!(md.lines().count(), 4, "{md}");
+}
+
 #[test]
 fn scale_jittered_training_and_the_papers_evaluation() {
     let dir = temp_dir("scale");
@@ -1347,57 +1404,7 @@ fn scale_jittered_training_and_the_papers_evaluation() {
     let inferred = labelled_accuracy(&weights, &dir.join("test"), &classes, 24);
     assert!((inferred - trained).abs() < 1e-6, "{inferred} vs {trained}");
 
-    let (ok, json, err) = vgg(&[
-        "eval",
-        "-w",
-        weights.to_str().unwrap(),
-        "--data",
-        &path("test"),
-        "--json",
-    ]);
-    assert!(ok, "{err}");
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let rows = report["rows"].as_array().unwrap();
-    let shown: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r["method"].to_string(), r["scales"].to_string()))
-        .collect();
-    let want: Vec<(String, String)> = ["center", "dense", "multi-crop", "dense+multi-crop"]
-        .iter()
-        .flat_map(|m| ["[28]", "[24,28,32]"].map(|s| (format!("\"{m}\""), s.to_string())))
-        .collect();
-    assert_eq!(shown, want);
-    assert_eq!(report["images"], 24);
-    // The single-scale center crop is the trainer's held-out evaluation.
-    let center = rows[0]["top1_error"].as_f64().unwrap();
-    assert!(
-        (1.0 - center - trained).abs() < 1e-6,
-        "{center} vs {trained}"
-    );
-    for r in rows {
-        let e = r["top1_error"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&e) && r["images_per_second"].as_f64().unwrap() > 0.0);
-    }
-    let (ok, md, _) = vgg(&[
-        "eval",
-        "-w",
-        weights.to_str().unwrap(),
-        "--data",
-        &path("test"),
-        "--methods",
-        "multi-crop",
-        "--scales",
-        "26,30",
-        "--grid",
-        "2",
-        "--markdown",
-    ]);
-    assert!(ok);
-    assert!(
-        md.starts_with("| method | scales | top-1 error | top-3 error"),
-        "{md}"
-    );
-    assert_eq!(md.lines().count(), 4, "{md}");
+    papers_evaluation_reports(&weights, &path("test"), trained);
 
     // Refused before any work (the output folder holding a run is not reached): options
     // that cannot mean anything.

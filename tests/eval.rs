@@ -6,7 +6,7 @@
 mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::TensorRng;
-use vgg_wgpu::eval::{evaluate, Method, Options, View};
+use vgg_wgpu::eval::{evaluate, Method, Options, Report, View};
 use vgg_wgpu::io::datasets::Dataset;
 use vgg_wgpu::io::scale::rescale_crop;
 use vgg_wgpu::reference::network;
@@ -113,42 +113,92 @@ fn expected(m: &Model, w: &Weights, img: &[f32], stored: usize, q: usize, view: 
     }
 }
 
+/// The stored side of the test images.
+const STORED: usize = 18;
+
+/// The model's weights with the FC weights scaled up, so the posteriors move from 0.25 by
+/// 1e-2 (far past the tolerance below) on random images; and 5 random images of STORED
+/// pixels with labels.
+fn fixture(m: &Model, s: u64) -> (Weights, Dataset) {
+    let mut w = Weights::init(m, Init::Kaiming, s);
+    let n = 5;
+    let mut rng = TensorRng::new(s ^ 0xe7a1);
+    let data = Dataset {
+        images: rng.uniform(n * 3 * STORED * STORED),
+        labels: (0..n).map(|i| ((i * 7 + s as usize) % 4) as u32).collect(),
+        dims: (3, STORED, STORED),
+        classes: 4,
+    };
+    let fc: Vec<String> = w
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| k.starts_with("classifier") && k.ends_with("weight"))
+        .collect();
+    assert_eq!(fc.len(), 2);
+    for name in &fc {
+        if let Some(t) = w.get_mut(name) {
+            t.data.iter_mut().for_each(|v| *v *= 10.0);
+        }
+    }
+    (w, data)
+}
+
+/// The options of the tests: dense sees 1, 4 and 9 positions at these scales; 7 views per
+/// forward (one image's 18 crops each, dense in chunks of 3 and 2).
+fn options() -> Options {
+    Options {
+        scales: vec![10, 13, 18],
+        single: 13,
+        grid: 3,
+        batch: 7,
+        methods: Method::ALL.to_vec(),
+    }
+}
+
+/// Each row recomputed from the posteriors: the views' and scales' mean, then the rank
+/// of the true class.
+fn check_rows(r: &Report, data: &Dataset) {
+    let n = data.len();
+    assert_eq!(r.rows.len(), 8);
+    let posteriors = &r.posteriors;
+    for row in &r.rows {
+        let (mut top1, mut topk) = (0, 0);
+        for i in 0..n {
+            let parts: Vec<&Vec<f32>> = row
+                .method
+                .views()
+                .iter()
+                .flat_map(|v| row.scales.iter().map(move |q| &posteriors[&(*v, *q)]))
+                .collect();
+            let p: Vec<f64> = (0..4)
+                .map(|k| {
+                    parts.iter().map(|x| x[i * 4 + k] as f64).sum::<f64>() / parts.len() as f64
+                })
+                .collect();
+            let l = data.labels[i] as usize;
+            let above = (0..4)
+                .filter(|&k| p[k] > p[l] || (p[k] == p[l] && k < l))
+                .count();
+            top1 += (above > 0) as usize;
+            topk += (above >= r.top_k) as usize;
+        }
+        assert_eq!(row.top1_error, top1 as f64 / n as f64, "{row:?}");
+        assert_eq!(row.top5_error, topk as f64 / n as f64, "{row:?}");
+    }
+    assert_eq!(r.top_k, 4);
+    assert!(
+        r.rows.iter().all(|row| row.top5_error == 0.0),
+        "top-4 of 4 classes"
+    );
+}
+
 #[test]
 fn every_method_matches_the_cpu_averaging() {
     on_each_gpu(|| {
         let m = model();
-        let s = seed();
-        // The FC weights scaled up, so the posteriors move from 0.25 by 1e-2 (far past the
-        // tolerance below) on these random images.
-        let mut w = Weights::init(&m, Init::Kaiming, s);
-        let (stored, n) = (18, 5);
-        let mut rng = TensorRng::new(s ^ 0xe7a1);
-        let data = Dataset {
-            images: rng.uniform(n * 3 * stored * stored),
-            labels: (0..n).map(|i| ((i * 7 + s as usize) % 4) as u32).collect(),
-            dims: (3, stored, stored),
-            classes: 4,
-        };
-        let fc: Vec<String> = w
-            .iter()
-            .map(|(k, _)| k.clone())
-            .filter(|k| k.starts_with("classifier") && k.ends_with("weight"))
-            .collect();
-        assert_eq!(fc.len(), 2);
-        for name in &fc {
-            if let Some(t) = w.get_mut(name) {
-                t.data.iter_mut().for_each(|v| *v *= 10.0);
-            }
-        }
-        let o = Options {
-            // Dense sees 1, 4 and 9 positions at these scales.
-            scales: vec![10, 13, 18],
-            single: 13,
-            grid: 3,
-            // 7 views per forward: one image's 18 crops each, dense in chunks of 3 and 2.
-            batch: 7,
-            methods: Method::ALL.to_vec(),
-        };
+        let (w, data) = fixture(&m, seed());
+        let (stored, n) = (STORED, data.len());
+        let o = options();
         let mut net = Network::new(gpu(), &m, &w).unwrap();
         let r = evaluate(&mut net, &data, &o, |_, _, _| {}).unwrap();
         // Posteriors within 1e-6: each is a softmax of f32 logits a few ULP (~1e-7) from
@@ -174,43 +224,22 @@ fn every_method_matches_the_cpu_averaging() {
             }
         }
         eprintln!("largest posterior difference from the CPU: {worst:.2e}");
-        // Each row from the posteriors: the views' and scales' mean, then the rank of the
-        // true class.
-        assert_eq!(r.rows.len(), 8);
-        let posteriors = &r.posteriors;
-        for row in &r.rows {
-            let (mut top1, mut topk) = (0, 0);
-            for i in 0..n {
-                let parts: Vec<&Vec<f32>> = row
-                    .method
-                    .views()
-                    .iter()
-                    .flat_map(|v| row.scales.iter().map(move |q| &posteriors[&(*v, *q)]))
-                    .collect();
-                let p: Vec<f64> = (0..4)
-                    .map(|k| {
-                        parts.iter().map(|x| x[i * 4 + k] as f64).sum::<f64>() / parts.len() as f64
-                    })
-                    .collect();
-                let l = data.labels[i] as usize;
-                let above = (0..4)
-                    .filter(|&k| p[k] > p[l] || (p[k] == p[l] && k < l))
-                    .count();
-                top1 += (above > 0) as usize;
-                topk += (above >= r.top_k) as usize;
-            }
-            assert_eq!(row.top1_error, top1 as f64 / n as f64, "{row:?}");
-            assert_eq!(row.top5_error, topk as f64 / n as f64, "{row:?}");
-        }
-        assert_eq!(r.top_k, 4);
-        assert!(
-            r.rows.iter().all(|row| row.top5_error == 0.0),
-            "top-4 of 4 classes"
-        );
+        check_rows(&r, &data);
         // The same bits again after the network's buffers are poisoned.
         net.poison();
         let again = evaluate(&mut net, &data, &o, |_, _, _| {}).unwrap();
         assert_eq!(again.posteriors, r.posteriors, "deterministic");
+    });
+}
+
+#[test]
+fn scales_it_cannot_run_are_refused_before_any_work() {
+    on_each_gpu(|| {
+        let m = model();
+        let s = seed();
+        let (w, data) = fixture(&m, s);
+        let o = options();
+        let mut net = Network::new(gpu(), &m, &w).unwrap();
         // Scales past the stored images are refused; so is a scale dense cannot run at (a
         // 3x3 average pool needs a 3x3 map, 12 pixels), before any work, naming it.
         let o20 = Options {
