@@ -61,33 +61,75 @@ fn allowed(module: &str) -> Vec<&'static str> {
     v
 }
 
-/// Every `crate::NAME` a line of code names (comments skipped).
+/// Every `crate::NAME` a source file names, with its line (1-based); comments skipped. A
+/// group, `crate::{A, b::{C, D}}`, names each of its top-level items, across lines as
+/// rustfmt wraps it.
+fn uses_in(text: &str) -> Vec<(usize, &str)> {
+    // Code only: each line up to a `//`, at its offset in `text`.
+    let mut code = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let kept = body.split("//").next().unwrap_or("");
+        code.push_str(kept);
+        // Blanks keep every later offset where it was, and the line count with it.
+        code.extend(std::iter::repeat_n(' ', body.len() - kept.len()));
+        if line.ends_with('\n') {
+            code.push('\n');
+        }
+    }
+    let line_of = |i: usize| text[..i].matches('\n').count() + 1;
+    let mut out = Vec::new();
+    for (i, _) in code.match_indices("crate::") {
+        // Not `vgg_wgpu_crate::` or `$crate::` (the macros' own path).
+        if i > 0 && code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$') {
+            continue;
+        }
+        let rest = &code[i + "crate::".len()..];
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => top_level_items(group),
+            None => vec![rest],
+        };
+        for n in names {
+            let n = n.trim_start();
+            let end = n
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(n.len());
+            if end > 0 {
+                // The same bytes in `text`, which the names borrow from.
+                let at = n.as_ptr() as usize - code.as_ptr() as usize;
+                out.push((line_of(i), root_item(&text[at..at + end])));
+            }
+        }
+    }
+    out
+}
+
+/// The items of a `{...}` group (its text after the `{`), split at its top-level commas.
+fn top_level_items(group: &str) -> Vec<&str> {
+    let (mut depth, mut from, mut items) = (0usize, 0, Vec::new());
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[from..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&group[from..]);
+    items
+}
+
+/// The modules one line names, for the tests.
+#[cfg(test)]
 fn uses(line: &str) -> Vec<&str> {
-    let code = line.split("//").next().unwrap_or("");
-    code.match_indices("crate::")
-        .filter(|(i, _)| {
-            // Not `vgg_wgpu_crate::` or `$crate::` (the macros' own path).
-            *i == 0 || !code[..*i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$')
-        })
-        .flat_map(|(i, _)| {
-            let rest = &code[i + "crate::".len()..];
-            // `crate::{A, b::C}` names several on one line.
-            let names: Vec<&str> = match rest.strip_prefix('{') {
-                Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
-                None => vec![rest],
-            };
-            names
-                .into_iter()
-                .filter_map(|n| {
-                    let n = n.trim();
-                    let end = n
-                        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .unwrap_or(n.len());
-                    (end > 0).then(|| root_item(&n[..end]))
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    uses_in(line).into_iter().map(|(_, m)| m).collect()
 }
 
 /// The module behind a crate-root re-export (lib.rs's `pub use`), or the name itself.
@@ -129,20 +171,18 @@ fn violations(dir: &Path, out: &mut Vec<String>) {
         }
         let text = std::fs::read_to_string(&path).expect("read a source file");
         let ok = allowed(module);
-        for (n, line) in text.lines().enumerate() {
-            for used in uses(line) {
-                if used != module && !ok.contains(&used) {
-                    out.push(format!(
-                        "src/{}:{}: {module} may not use {used} ({module} may use: {})",
-                        rel.display(),
-                        n + 1,
-                        if ok.is_empty() {
-                            "-".into()
-                        } else {
-                            ok.join(", ")
-                        }
-                    ));
-                }
+        for (n, used) in uses_in(&text) {
+            if used != module && !ok.contains(&used) {
+                out.push(format!(
+                    "src/{}:{}: {module} may not use {used} ({module} may use: {})",
+                    rel.display(),
+                    n,
+                    if ok.is_empty() {
+                        "-".into()
+                    } else {
+                        ok.join(", ")
+                    }
+                ));
             }
         }
     }
@@ -165,6 +205,12 @@ fn the_table_sees_paths_in_use_lines_and_in_code() {
     assert_eq!(uses("$crate::gpu::Shader {"), Vec::<&str>::new());
     assert_eq!(uses("use crate::{Network, Result};"), ["graph", "error"]);
     assert_eq!(uses("-> crate::Result<crate::Network>"), ["error", "graph"]);
+    // As rustfmt wraps a long group, nested groups included; lines counted from 1.
+    let wrapped = "//! doc\nuse crate::{\n    bench::tune,\n    gpu::{Gpu, Shader},\n    // crate::io\n    Model,\n};\nfn f() -> crate::Result<()> {}\n";
+    assert_eq!(
+        uses_in(wrapped),
+        [(2, "bench"), (2, "gpu"), (2, "model"), (8, "error")]
+    );
     assert!(!allowed("graph").contains(&"bench"));
     assert!(!allowed("reference").contains(&"kernels"));
     assert!(!allowed("model").contains(&"kernels"));
