@@ -99,9 +99,9 @@ pub const DRIVER_ISSUES: &[DriverIssue] = &[DriverIssue {
     driver: "swiftshader",
     kernel: "conv/backward_weight/gemm",
     why: "SwiftShader's shader compiler allocates without bound and never returns building \
-          conv/backward_weight/gemm for more than 4 input channels (vkCreateComputePipelines; reproduced \
-          without wgpu by tools/swiftshader_wgrad/); the weight gradient runs as \
-          conv/backward_weight/pairs there",
+          conv/backward_weight/gemm for more than 4 input channels \
+          (vkCreateComputePipelines; reproduced without wgpu by tools/swiftshader_wgrad/); the \
+          weight gradient runs as conv/backward_weight/pairs there",
 }];
 
 /// A positive, finite number of seconds, at most a year (which `Duration` holds).
@@ -661,9 +661,9 @@ impl Gpu {
             .min(self.limits.max_buffer_size)
     }
 
-    /// Whether this driver is known to fail on `kernel` (a shader stem, `conv/backward_weight/gemm`), so a
-    /// selector should take another variant: the issue, recorded as worked around. Always
-    /// `None` with `VGG_DRIVER_WORKAROUNDS=0`.
+    /// Whether this driver is known to fail on `kernel` (a shader stem,
+    /// `conv/backward_weight/gemm`), so a selector should take another variant: the issue,
+    /// recorded as worked around. Always `None` with `VGG_DRIVER_WORKAROUNDS=0`.
     pub fn driver_issue(&self, kernel: &str) -> Option<&'static DriverIssue> {
         if !self.workarounds {
             return None;

@@ -128,7 +128,7 @@ impl Layer {
         self.key == "flatten" || self.key.starts_with("classifier")
     }
 
-    /// Per-image output shape as PyTorch reports it: [c, h, w], or [f] once flat.
+    /// Per-image output shape as PyTorch reports it: [c, h, w], or `[f]` once flat.
     pub fn shape(&self) -> Vec<usize> {
         if self.flat() {
             vec![self.output[0]]

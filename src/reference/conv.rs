@@ -65,7 +65,7 @@ pub fn forward<T: Real>(
 }
 
 /// Gradients of `conv2d` (stride 1, padding k/2) given dy [n, c_out, h, w]:
-/// (dx [n, c_in, h, w], dw [c_out, c_in, k, k], db [c_out]).
+/// (dx [n, c_in, h, w], dw [c_out, c_in, k, k], db `[c_out]`).
 #[allow(clippy::type_complexity)]
 pub fn backward<T: Real>(
     x: &[T],

@@ -1,5 +1,5 @@
 //! Window gathering for dense evaluation.
-/// Every kh x kw window (stride 1, no padding) as a row: [n][positions][c][kh][kw], the
+/// Every kh x kw window (stride 1, no padding) as a row: `[n][positions][c][kh][kw]`, the
 /// positions in row-major order.
 pub fn forward(
     x: &[f32],

@@ -2,7 +2,7 @@
 
 use super::{f, Real};
 
-/// Fully connected: y[m, o] = sum_k x[m, k] * weight[o, k] + bias[o] (torchvision's layout).
+/// Fully connected: y[m, o] = sum_k x[m, k] * weight[o, k] + bias`[o]` (torchvision's layout).
 pub fn forward<T: Real>(
     x: &[T],
     m: usize,
@@ -30,7 +30,7 @@ pub fn forward<T: Real>(
     out
 }
 
-/// Gradients of `linear` (y = x·Wᵀ + b): (dx [m, k], dw [n_out, k], db [n_out]).
+/// Gradients of `linear` (y = x·Wᵀ + b): (dx [m, k], dw [n_out, k], db `[n_out]`).
 #[allow(clippy::type_complexity)]
 pub fn backward<T: Real>(
     x: &[T],

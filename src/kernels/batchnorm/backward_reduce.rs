@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{nchw_consts, shader, Kernel};
 
-/// Batch norm backward sums (and dgamma, dbeta): buffers (x, dy, stats, sums [c][2],
+/// Batch norm backward sums (and dgamma, dbeta): buffers (x, dy, stats, sums `[c][2]`,
 /// dgamma, dbeta).
 pub fn backward_reduce(
     gpu: &Gpu,

@@ -43,7 +43,7 @@ impl BatchNorm {
     }
 
     /// Folds this batch norm into the convolution before it: weight [c_out, ...] and bias
-    /// [c_out] become the weight and bias of one convolution computing conv then BN.
+    /// `[c_out]` become the weight and bias of one convolution computing conv then BN.
     pub fn fold_into_conv(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let (scale, shift) = self.scale_shift()?;
         let c = scale.len();
@@ -64,7 +64,7 @@ impl BatchNorm {
     }
 }
 
-/// y = x * scale[c] + shift[c] over NCHW, optionally followed by ReLU (inference's batch
+/// `y = x * scale[c] + shift[c]` over NCHW, optionally followed by ReLU (inference's batch
 /// norm where it is not folded, and a lone ReLU as the identity map), tensors stored as
 /// `precision`: bindings input, scale, shift, output.
 pub fn affine(

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{nchw_consts, shader, Kernel};
 
-/// Batch norm (training) statistics and running update: buffers (x, stats [c][2] =
+/// Batch norm (training) statistics and running update: buffers (x, stats `[c][2]` =
 /// (mean, invstd), running_mean, running_var).
 pub fn stats(gpu: &Gpu, n: usize, c: usize, hw: usize, eps: f32, momentum: f32) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, hw);

@@ -1,7 +1,7 @@
 //! Conv weight gradient, canonical layout, as a split-K implicit GEMM
-//! (shaders/conv/backward_weight/gemm.wgsl, then shaders/conv/backward_weight/reduce.wgsl where the pixels are
+//! (shaders/conv/backward_weight/gemm.wgsl, then reduce.wgsl beside it where the pixels are
 //! split in more than one chunk), or per channel pair where the batch has few pixels
-//! (shaders/conv/backward_weight/pairs.wgsl).
+//! (pairs.wgsl), or on tensor cores (coop.wgsl).
 
 use super::ConvShape;
 use crate::error::Result;
@@ -52,7 +52,7 @@ pub struct Split {
 }
 
 /// How the weight gradient of `s`, a group of `s.n` images of a batch of `batch`, splits its
-/// pixels. Where the whole batch's partial sums fit [`MAX_PARTIAL_PER_IMAGE`], each image
+/// pixels. Where the whole batch's partial sums fit `MAX_PARTIAL_PER_IMAGE`, each image
 /// is a span of its own and its chunk count is decided by the batch, so the chunks of a
 /// group are exactly those of its images in the whole batch: a trainer that runs a batch in
 /// groups (under the binding limit) adds the same partial sums in the same order. Elsewhere

@@ -120,9 +120,9 @@ impl ConvTune {
         (blocks * per_block, blocks * tm)
     }
 
-    /// Reorders torchvision weights [c_out, c_in, k, k] and bias [c_out] into the layout the
-    /// variant reads: [c_out / tm][c_in][k][k][tm] (direct, shared) or
-    /// [c_out / 8][c_in][k][8][4] (subgroup: one vec4 of taps per channel and row), zero
+    /// Reorders torchvision weights [c_out, c_in, k, k] and bias `[c_out]` into the layout the
+    /// variant reads: `[c_out / tm][c_in][k][k][tm]` (direct, shared) or
+    /// `[c_out / 8][c_in][k][8][4]` (subgroup: one vec4 of taps per channel and row), zero
     /// padded; the bias is padded to whole blocks. The layout does not depend on the batch
     /// or image size, so one upload serves every `Conv2d` of these channels.
     pub fn pack(

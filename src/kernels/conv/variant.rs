@@ -69,16 +69,16 @@ impl ConvVariant {
 /// How a variant reads its weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
-    /// [c_out / tm][c_in][k][k][tm]: blocks of `tm` output channels.
+    /// `[c_out / tm][c_in][k][k][tm]`: blocks of `tm` output channels.
     Blocked,
-    /// [c_out / 8][c_in][k][8][4]: blocks of 8 channels, one vec4 of taps per kernel row.
+    /// `[c_out / 8][c_in][k][8][4]`: blocks of 8 channels, one vec4 of taps per kernel row.
     Subgroup,
-    /// [c_out / tm][c_in][36][tm]: each 3x3 kernel transformed to Winograd's 6x6 domain
+    /// `[c_out / tm][c_in][36][tm]`: each 3x3 kernel transformed to Winograd's 6x6 domain
     /// (U = G g G^T).
     Winograd,
-    /// [c_out / tm][c_in][16][tm]: F(2x2, 3x3)'s 4x4 transform domain.
+    /// `[c_out / tm][c_in][16][tm]`: F(2x2, 3x3)'s 4x4 transform domain.
     Winograd2,
-    /// [c_out / 64 * 64][k_pad]: each channel's weights as one row in (ci, ky, kx) order,
+    /// `[c_out / 64 * 64][k_pad]`: each channel's weights as one row in (ci, ky, kx) order,
     /// f16, zero padded to 64 rows and to k_pad = c_in * k * k rounded up to 16 columns.
     Gemm16,
 }

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{shader, Kernel};
 
-/// Per-channel sums of [n, c, hw] (bias gradients): buffers (x, out[c]).
+/// Per-channel sums of [n, c, hw] (bias gradients): buffers (x, out`[c]`).
 pub fn channel_sum(gpu: &Gpu, n: usize, c: usize, hw: usize, accumulate: bool) -> Result<Kernel> {
     Kernel::new(
         gpu,

@@ -25,7 +25,7 @@ fn threshold(p: f64) -> u32 {
 }
 
 /// Dropout with probability `p` (forward on x, or backward on dy with the same seed):
-/// buffers (x, seed [1], y).
+/// buffers (x, seed `[1]`, y).
 pub fn dropout(gpu: &Gpu, len: usize, p: f64) -> Result<Kernel> {
     if !(0.0..1.0).contains(&p) {
         return Err(shape_err!("dropout probability {p} must be in [0, 1)"));

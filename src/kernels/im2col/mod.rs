@@ -12,7 +12,7 @@ pub fn positions((_, _, h, w): (usize, usize, usize, usize), window: (usize, usi
 }
 
 /// The kernel gathering every `window` of `dims` into a row, tensors stored as
-/// `precision`: bindings input, output [n][positions][c][kh][kw].
+/// `precision`: bindings input, output `[n][positions][c][kh][kw]`.
 pub fn forward(
     gpu: &Gpu,
     dims: (usize, usize, usize, usize),

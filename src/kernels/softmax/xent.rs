@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{shader, Kernel};
 
-/// Softmax cross-entropy with its gradient: buffers (z, labels, dz, stats [rows][2], the
+/// Softmax cross-entropy with its gradient: buffers (z, labels, dz, stats `[rows][2]`, the
 /// trainer's hyperparameters, whose word 3 scales dz: `optim::hyper`).
 pub fn xent(gpu: &Gpu, rows: usize, cols: usize, scale: f32) -> Result<Kernel> {
     Kernel::new(
