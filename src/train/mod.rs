@@ -6,6 +6,9 @@
 //! step on the GPU.
 
 pub mod fit;
+pub mod scaler;
+
+pub use scaler::LossScaler;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -60,10 +63,6 @@ pub struct TrainOptions {
     /// Steps without an overflow after which the loss scale doubles (AMP's 2000).
     pub scale_growth: u32,
 }
-
-/// The loss scale below which a run stops: every step overflowed on the way down, so the
-/// gradients are not finite at any scale (divergence, not f16 range).
-const MIN_LOSS_SCALE: f32 = 1.0 / 16_777_216.0;
 
 impl Default for TrainOptions {
     fn default() -> Self {
@@ -161,9 +160,8 @@ pub struct Trainer<'g> {
     /// Loss scaling (`F16` training): the overflow checks run before the update, over
     /// every gradient that trains.
     overflow: Vec<Bound>,
-    /// The current loss scale, and the steps since it last changed.
-    loss_scale: f32,
-    good_steps: u32,
+    /// The loss-scale schedule where steps are loss-scaled (f16 operands).
+    scaler: Option<LossScaler>,
 }
 
 fn bytes(elems: usize) -> u64 {
@@ -728,17 +726,7 @@ impl<'g> Trainer<'g> {
     pub fn new(gpu: &'g Gpu, model: &Model, weights: &Weights, opts: TrainOptions) -> Result<Self> {
         weights.validate(model)?;
         check_step(model, &opts, gpu.limits().max_buffer_size)?;
-        let scale = opts.loss_scale.unwrap_or(65536.0);
-        if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) || opts.scale_growth == 0 {
-            return Err(Error::InvalidOption {
-                option: "loss scale".into(),
-                message: format!(
-                    "a loss scale of {scale} growing every {} steps: the scale must be \
-                     finite and at least 2^-24, the interval at least 1",
-                    opts.scale_growth
-                ),
-            });
-        }
+        let scaler = LossScaler::new(opts.loss_scale.unwrap_or(65536.0), opts.scale_growth)?;
         let max = opts.max_binding.unwrap_or(u64::MAX);
         // Storage stays f32; `precision` picks the operands (the tensor-core conv where the
         // adapter has it for f16).
@@ -794,12 +782,7 @@ impl<'g> Trainer<'g> {
             staged: false,
             in_flight: false,
             overflow: Vec::new(),
-            loss_scale: if opts.precision == Precision::F16 {
-                scale
-            } else {
-                1.0
-            },
-            good_steps: 0,
+            scaler: (opts.precision == Precision::F16).then_some(scaler),
         };
         t.build(&lay.nodes, lay.grads)?;
         Ok(t)
@@ -1208,7 +1191,7 @@ impl<'g> Trainer<'g> {
             lr,
             self.opts.momentum,
             self.opts.weight_decay,
-            self.loss_scale,
+            self.loss_scale().0,
         );
         gpu.queue
             .write_buffer(&self.bufs[self.io.hyper], 0, bytemuck::cast_slice(&hyper));
@@ -1315,26 +1298,9 @@ impl<'g> Trainer<'g> {
             / rows as f64;
         let correct = stats[..2 * rows].chunks(2).filter(|s| s[1] == 1.0).count();
         let skipped = stats[2 * rows].to_bits() != 0;
-        let loss_scale = self.loss_scale;
-        if self.scaling() {
-            // GradScaler's schedule: halve on an overflow, double after `scale_growth`
-            // clean steps (both exact: the scale stays a power of two if it starts as one).
-            self.good_steps = if skipped { 0 } else { self.good_steps + 1 };
-            if skipped {
-                self.loss_scale *= 0.5;
-                if self.loss_scale < MIN_LOSS_SCALE {
-                    return Err(Error::Diverged(format!(
-                        "every step overflowed down to a loss scale of {}: the gradients \
-                         are not finite at any scale",
-                        self.loss_scale
-                    )));
-                }
-            } else if self.good_steps >= self.opts.scale_growth {
-                self.good_steps = 0;
-                if (self.loss_scale * 2.0).is_finite() {
-                    self.loss_scale *= 2.0;
-                }
-            }
+        let loss_scale = self.loss_scale().0;
+        if let Some(s) = &mut self.scaler {
+            s.update(skipped)?;
         }
         Ok(StepStats {
             loss,
@@ -1347,27 +1313,22 @@ impl<'g> Trainer<'g> {
 
     /// Whether steps are loss-scaled (f16 operands).
     fn scaling(&self) -> bool {
-        self.opts.precision == Precision::F16
+        self.scaler.is_some()
     }
 
     /// The loss scale the next step runs at, and the clean steps since it last changed
     /// (a checkpoint's record of the schedule).
     pub fn loss_scale(&self) -> (f32, u32) {
-        (self.loss_scale, self.good_steps)
+        self.scaler.map_or((1.0, 0), |s| s.state())
     }
 
     /// Restores the loss-scale schedule from a checkpoint (ignored without loss scaling).
     pub fn set_loss_scale(&mut self, scale: f32, good_steps: u32) -> Result<()> {
-        if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) {
-            return Err(Error::Shape(format!(
-                "a loss scale of {scale} is out of range"
-            )));
+        match &mut self.scaler {
+            Some(s) => s.restore(scale, good_steps),
+            // Checked all the same: a checkpoint's record out of range is refused.
+            None => LossScaler::new(1.0, 1)?.restore(scale, good_steps),
         }
-        if self.scaling() {
-            self.loss_scale = scale;
-            self.good_steps = good_steps;
-        }
-        Ok(())
     }
 
     fn pass(&self, enc: &mut wgpu::CommandEncoder, ks: &[Bound]) -> Result<()> {
