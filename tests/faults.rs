@@ -58,7 +58,7 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
             ..Default::default()
         });
         let s = ConvShape::new(4, 64, 64, 56, 56, 3);
-        match check::conv(&g, s, true, None, seed()) {
+        match check::conv::forward(&g, s, true, None, seed()) {
             Err(e) => {
                 let e = e.to_string();
                 eprintln!("{e}");

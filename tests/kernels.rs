@@ -22,7 +22,7 @@ fn conv_variants() -> Vec<ConvTune> {
 fn conv_grid_over_65535_workgroups() {
     on_each_gpu(|| {
         for tune in conv_variants() {
-            let (tune, s) = vgg_wgpu::check::suite::grid_case(tune);
+            let (tune, s) = vgg_wgpu::check::conv::grid_case(tune);
             let (x, _, z) = Conv2d::with_tune(gpu(), s, false, tune)
                 .unwrap()
                 .grid(gpu())
@@ -66,7 +66,7 @@ fn kernels_agree_with_bounds_checks_on() {
         };
         let checked = vgg_wgpu::Gpu::open(gpu().adapter().clone(), &opts).unwrap();
         assert!(checked.bounds_checks());
-        assert_pass(check::conv(
+        assert_pass(check::conv::forward(
             &checked,
             cs(3, 5, 11, 13, 15, 3),
             true,

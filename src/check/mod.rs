@@ -3,6 +3,7 @@
 //! suite, `report` its per-adapter tables in text, JSON and Markdown.
 
 pub mod backward;
+pub mod conv;
 pub mod report;
 pub mod suite;
 
@@ -117,7 +118,7 @@ use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
     self,
     batchnorm::BatchNorm,
-    conv::{Conv2d, ConvShape, ConvTune},
+    conv::{Conv2d, ConvShape},
     linear::{Linear, LinearShape, LinearVariant},
     lrn::LrnParams,
 };
@@ -345,76 +346,17 @@ pub(crate) fn f16_rounded(v: Vec<f32>) -> Vec<f32> {
 }
 
 /// Reads `len` elements of `precision` back as f32.
-fn read_as(gpu: &Gpu, buf: &wgpu::Buffer, len: usize, precision: Precision) -> Result<Vec<f32>> {
+pub(crate) fn read_as(
+    gpu: &Gpu,
+    buf: &wgpu::Buffer,
+    len: usize,
+    precision: Precision,
+) -> Result<Vec<f32>> {
     // Copies move whole 4-byte words; an odd count of f16 reads one element more.
     let bytes = gpu.read::<u8>(buf, (len * precision.bytes()).div_ceil(4) * 4)?;
     let mut out = precision.decode(&bytes);
     out.truncate(len);
     Ok(out)
-}
-
-/// Convolution (kernel 1 or 3) against the reference; `tune` None takes the adapter default.
-pub fn conv(
-    gpu: &Gpu,
-    s: ConvShape,
-    relu: bool,
-    tune: Option<ConvTune>,
-    seed: u64,
-) -> Result<Outcome> {
-    conv_as(gpu, s, relu, tune, Precision::F32, seed)
-}
-
-/// `conv` with tensors and weights stored as `precision`.
-pub fn conv_as(
-    gpu: &Gpu,
-    s: ConvShape,
-    relu: bool,
-    tune: Option<ConvTune>,
-    precision: Precision,
-    seed: u64,
-) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (mut x, mut w, mut b) = (
-        rng.uniform(s.input_len()),
-        rng.uniform(s.weight_len()),
-        rng.uniform(s.c_out),
-    );
-    let tune = tune.unwrap_or_else(|| ConvTune::default_for_shape(gpu, &s));
-    // A variant whose operands are f16 (tensor cores) gets f16 values, which it then holds
-    // exactly: its products are exact in f32 and its sums f32's, so the case checks its
-    // indexing and arithmetic at the f32 tolerance; what rounding the operands costs is
-    // the precision's (`--precision f16`), not the kernel's.
-    if precision == Precision::F16 || tune.variant.f16_operands() {
-        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
-    }
-    let conv = Conv2d::with_precision(gpu, s, relu, tune, precision)?;
-    let params = conv.upload(gpu, &w, &b)?;
-    let xb = gpu.upload_as("x", &x, precision)?;
-    let out = poisoned(gpu, "y", s.output_len())?;
-    let bg = conv.bind(gpu, &xb, &params, &out)?;
-    gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
-    let got = read_as(gpu, &out, s.output_len(), precision)?;
-    let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), &w, &b, s.c_out, s.k, relu);
-    let shape = format!(
-        "{}x{}{}{} {}->{} {:?}/{}",
-        s.k,
-        s.k,
-        if relu { "+relu" } else { "" },
-        if precision == Precision::F16 {
-            " f16"
-        } else {
-            ""
-        },
-        dims_str((s.n, s.c_in, s.h, s.w)),
-        s.c_out,
-        conv.tune.variant,
-        conv.tune.wg
-    );
-    let tol = match precision {
-        Precision::F32 => F32_KERNEL_TOL,
-        Precision::F16 => F16_KERNEL_TOL,
-    };
-    Ok(Outcome::new("conv/forward", shape, &got, &want).tol(tol))
 }
 
 /// Max pooling, values and argmax indices.

@@ -7,7 +7,7 @@
 use super::{backward as bw, Determinism, Outcome, TensorRng, F32_NETWORK_TOL};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant, Tiling};
+use crate::kernels::conv::ConvShape;
 use crate::kernels::linear::{LinearShape, LinearVariant};
 use crate::model::{Model, Op};
 use crate::reference;
@@ -87,13 +87,13 @@ pub enum Case<'a> {
 
 impl Case<'_> {
     /// Marks the case as one of f16 (`SuiteOptions::precision`).
-    fn f16(mut self) -> Self {
+    pub(super) fn f16(mut self) -> Self {
         self.mark_f16();
         self
     }
 
     /// Puts the case in the quick set (`Scope::Quick`).
-    fn quick(mut self) -> Self {
+    pub(super) fn quick(mut self) -> Self {
         if let Case::Run { quick, .. } = &mut self {
             *quick = true;
         }
@@ -101,14 +101,14 @@ impl Case<'_> {
     }
 
     /// The quick set's when `first` (the first of a loop's cases, say).
-    fn quick_if(self, first: bool) -> Self {
+    pub(super) fn quick_if(self, first: bool) -> Self {
         match first {
             true => self.quick(),
             false => self,
         }
     }
 
-    fn mark_f16(&mut self) {
+    pub(super) fn mark_f16(&mut self) {
         if let Case::Run { f16, .. } = self {
             *f16 = true;
         }
@@ -123,7 +123,11 @@ impl Case<'_> {
     }
 }
 
-fn case<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a) -> Case<'a> {
+pub(super) fn case<'a>(
+    op: &str,
+    shape: &str,
+    f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a,
+) -> Case<'a> {
     Case::Run {
         op: op.into(),
         shape: shape.into(),
@@ -133,18 +137,18 @@ fn case<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a)
     }
 }
 
-fn one<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Outcome> + 'a) -> Case<'a> {
+pub(super) fn one<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Outcome> + 'a) -> Case<'a> {
     case(op, shape, move |s| f(s).map(|o| vec![o]))
 }
 
-fn skip<'a>(op: &str, reason: impl Into<String>) -> Case<'a> {
+pub(super) fn skip<'a>(op: &str, reason: impl Into<String>) -> Case<'a> {
     Case::Skip(Skipped {
         op: op.into(),
         reason: reason.into(),
     })
 }
 
-fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
+pub(super) fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usize) -> ConvShape {
     ConvShape::new(n, c_in, c_out, h, w, k)
 }
 
@@ -204,7 +208,7 @@ pub const PASSES: [&str; 23] = [
 /// `opts.only` keeps the ops whose name starts with it.
 pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let all = [
-        conv_cases(gpu),
+        super::conv::cases(gpu),
         linear_cases(gpu, opts),
         small_op_cases(gpu),
         backward_cases(gpu),
@@ -229,170 +233,6 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                     .is_none_or(|p| c.is_f16() == (p == Precision::F16))
         })
         .collect()
-}
-
-/// conv/forward on every variant the adapter offers (the others named as skipped), at 3x3
-/// and 1x1, with and without ReLU, in f16 where the adapter has it, and with grids past
-/// 65535 workgroups in a dimension; conv/pack for every variant.
-fn conv_cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    use super::conv;
-    let f = "conv/forward";
-    let mut v = vec![
-        // 66000 images of 1x1: one workgroup each, past 65535 in one dimension.
-        one(f, "grid over 65535", |s| {
-            conv(gpu, cs(66000, 3, 4, 1, 1, 3), true, None, s)
-        }),
-    ];
-    let offered = ConvTune::variants_for(gpu);
-    for variant in ConvVariant::ALL {
-        // The f16-operand variants' cases are f16's (`SuiteOptions::precision`).
-        let name = match variant.f16_operands() {
-            true => format!("{variant:?} f16 operands"),
-            false => format!("{variant:?}"),
-        };
-        let Some(&tune) = offered.iter().find(|t| t.variant == variant) else {
-            let why = variant.spec().missing(gpu).unwrap_or_default();
-            v.push(skip(&format!("{f} {name}"), why));
-            continue;
-        };
-        let mut cases = variant_cases(gpu, tune, &name);
-        if variant.f16_operands() {
-            cases.iter_mut().for_each(Case::mark_f16);
-        }
-        v.extend(cases);
-    }
-    v.extend(f16_cases(gpu, &offered));
-    v
-}
-
-/// One conv variant's cases at `tune`: 3x3 shapes off every tile with and without ReLU,
-/// 1x1 where it computes them, a grid past 65535 workgroups, and the trainer's repack of
-/// canonical weights into its layout.
-fn variant_cases<'g>(gpu: &'g Gpu, tune: ConvTune, name: &str) -> Vec<Case<'g>> {
-    use super::conv;
-    let (f, variant) = ("conv/forward", tune.variant);
-    // (n, c_in, c_out, h, w): C_in = 3, odd sizes, 1x1 spatial, channel counts off every tile.
-    const SHAPES_3X3: [(usize, usize, usize, usize, usize); 6] = [
-        (1, 3, 13, 13, 15),
-        (3, 16, 20, 7, 7),
-        (2, 8, 5, 1, 1),
-        (1, 64, 72, 28, 28),
-        (3, 5, 9, 2, 3),
-        (2, 19, 37, 11, 9),
-    ];
-    const SHAPES_1X1: [(usize, usize, usize, usize, usize); 4] = [
-        (3, 5, 11, 13, 15),
-        (1, 64, 24, 7, 7),
-        (2, 3, 1, 1, 1),
-        (2, 7, 9, 5, 3),
-    ];
-    let mut v = Vec::new();
-    // The quick set: the 3x3 shape off every tile with ReLU, and one 1x1.
-    for (i, (n, ci, co, h, w)) in SHAPES_3X3.into_iter().enumerate() {
-        for relu in [false, true] {
-            v.push(
-                one(f, name, move |s| {
-                    conv(gpu, cs(n, ci, co, h, w, 3), relu, Some(tune), s)
-                })
-                .quick_if(i == 5 && relu),
-            );
-        }
-    }
-    let kernels = variant.spec().kernels;
-    if kernels.contains(&1) {
-        for (i, (n, ci, co, h, w)) in SHAPES_1X1.into_iter().enumerate() {
-            v.push(
-                one(f, name, move |s| {
-                    conv(gpu, cs(n, ci, co, h, w, 1), true, Some(tune), s)
-                })
-                .quick_if(i == 0),
-            );
-        }
-    }
-    let (grid_tune, big) = grid_case(tune);
-    v.push(one(f, &format!("{name} grid over 65535"), move |s| {
-        conv(gpu, big, false, Some(grid_tune), s)
-    }));
-    // The trainer's repack of canonical weights into this variant's layout.
-    let mut packs = vec![tune];
-    if variant == ConvVariant::Direct {
-        packs.push(ConvTune { tm: 4, ..tune });
-    }
-    for t in packs {
-        for (i, (ci, co, k)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].into_iter().enumerate() {
-            if !kernels.contains(&k) {
-                continue;
-            }
-            v.push(
-                one("conv/pack", name, move |s| {
-                    bw::conv_pack(gpu, ci, co, k, t, s)
-                })
-                .quick_if(i == 0),
-            );
-        }
-    }
-    v
-}
-
-/// f16 storage's cases: a default conv, and what --precision f16 runs on tensor cores
-/// where the adapter offers them; skipped without shader-f16.
-fn f16_cases<'g>(gpu: &'g Gpu, offered: &[ConvTune]) -> Vec<Case<'g>> {
-    let f = "conv/forward";
-    let mut v = Vec::new();
-    if gpu.features().contains(wgpu::Features::SHADER_F16) {
-        v.push(
-            one(f, "f16", |s| {
-                super::conv_as(gpu, cs(2, 16, 24, 13, 15, 3), true, None, Precision::F16, s)
-            })
-            .quick(),
-        );
-        // What --precision f16 runs on tensor cores, in f16 storage.
-        for t in offered.iter().filter(|t| t.variant.f16_operands()) {
-            let t = *t;
-            for (i, (n, ci, co, h, w, k)) in [
-                (2, 16, 24, 13, 15, 3),
-                (1, 70, 130, 9, 11, 3),
-                (3, 5, 7, 6, 5, 1),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                v.push(
-                    one(f, &format!("{:?} f16", t.variant), move |s| {
-                        super::conv_as(
-                            gpu,
-                            cs(n, ci, co, h, w, k),
-                            true,
-                            Some(t),
-                            Precision::F16,
-                            s,
-                        )
-                    })
-                    .quick_if(i == 0),
-                );
-            }
-        }
-    } else {
-        let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
-        v.push(skip(&format!("{f} f16"), why));
-    }
-    v.iter_mut().for_each(Case::mark_f16);
-    v
-}
-
-/// A conv shape whose grid passes 65535 workgroups in x under `tune` (with the workgroup
-/// size it sets): 16-lane workgroups of 4 pixels need 1024 rows of 1025 pixel groups
-/// (65600); the GEMM variant's tiles of 128 pixels twice the rows; 16-lane workgroups of
-/// 4x4 tiles 16 images of 256 x 257 tiles, of 2x2 tiles 4 images of 512 x 514; blocks of
-/// 64 pixels 2048 x 2050 pixels.
-pub fn grid_case(tune: ConvTune) -> (ConvTune, ConvShape) {
-    match tune.variant.spec().tiling {
-        Tiling::Pixels128 => (tune, cs(1, 1, 3, 2048, 4100, 3)),
-        Tiling::Gemm64 => (tune, cs(1, 1, 3, 2048, 2050, 3)),
-        Tiling::Tiles4x4 => (ConvTune { wg: 16, ..tune }, cs(16, 1, 1, 1024, 1028, 3)),
-        Tiling::Tiles2x2 => (ConvTune { wg: 16, ..tune }, cs(4, 1, 1, 1024, 1028, 3)),
-        Tiling::Lanes => (ConvTune { wg: 16, ..tune }, cs(1, 1, 3, 1024, 4100, 3)),
-    }
 }
 
 /// linear/forward on every variant: odd shapes, batch 11 and 17, weights split over
@@ -585,47 +425,7 @@ fn small_op_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 /// f32 in another order than the reference's f64; these shapes stay within the kernel
 /// tolerance.
 fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    for (i, s) in [
-        cs(2, 3, 5, 7, 9, 3),
-        cs(1, 8, 16, 13, 15, 3),
-        cs(3, 6, 4, 1, 1, 3),
-        cs(2, 5, 7, 6, 5, 1),
-        cs(1, 13, 3, 5, 1, 3),
-        // Above are batches of under 16 groups of 4 pixels, where the weight gradient runs
-        // per channel pair; below, the GEMM in one chunk, then with the pixels split in 2,
-        // 3 and 8 chunks (of 512 groups).
-        cs(1, 6, 7, 17, 19, 3),
-        cs(2, 5, 3, 9, 15, 1),
-        cs(2, 9, 6, 37, 45, 3),
-        cs(3, 4, 5, 33, 50, 1),
-        cs(4, 3, 10, 64, 61, 3),
-        // Past one 64x64 block of the tensor-core weight gradient in both dimensions
-        // (70 output channels, 66 x 9 columns), its 544 pixels in 2 chunks.
-        cs(2, 66, 70, 16, 17, 3),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        // The quick set: the weight gradient per channel pair, and as a GEMM in chunks.
-        v.push(
-            case("conv/backward", "", move |seed| bw::conv(gpu, s, seed))
-                .quick_if(i == 0 || i == 7),
-        );
-        // f16 training's dx and dw, where an f16-operand forward is offered.
-        if ConvTune::variants_for(gpu)
-            .iter()
-            .any(|t| t.variant.f16_operands() && t.variant.spec().kernels.contains(&s.k))
-        {
-            v.push(
-                case("conv/backward", "f16 operands", move |seed| {
-                    bw::conv_f16_operands(gpu, s, seed)
-                })
-                .f16()
-                .quick_if(i == 0),
-            );
-        }
-    }
+    let mut v = super::conv::backward_cases(gpu);
     // The quick set takes each op's first case.
     for (i, d) in [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)]
         .into_iter()
