@@ -369,6 +369,17 @@ fn bench_quick_json_has_every_field() {
             assert!(k["gflops"].as_f64().is_some() && k["cpu_reference_ms"].as_f64().is_some());
         }
     }
+    // The weight gradient's rows name how it ran: per channel pair where the batch has few
+    // pixels (VGG16's last blocks at 32x32), as a GEMM (in chunks) elsewhere.
+    let wgrad: Vec<&str> = kernels
+        .iter()
+        .filter(|k| k["op"] == "conv/wgrad")
+        .map(|k| k["variant"].as_str().unwrap())
+        .collect();
+    assert!(
+        wgrad.iter().any(|v| v.starts_with("gemm")) && wgrad.contains(&"pairs"),
+        "{wgrad:?}"
+    );
     let nets = r["networks"].as_array().unwrap();
     assert!(nets.iter().any(|n| n["mode"] == "training"), "{nets:?}");
     assert!(

@@ -338,7 +338,7 @@ impl Batch<'_, '_> {
                 tunes.push(t);
             }
             for t in tunes {
-                let mut k = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
+                let mut k = ops::conv::forward(gpu, s, Some(t), Precision::F32, set)?;
                 k.tuned = Some(t) == tuned;
                 self.keep(k, site.layers.join(", "));
             }
@@ -400,7 +400,7 @@ impl Batch<'_, '_> {
         for site in &sites.convs {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
-                for e in ops::conv_backward(gpu, s, set)? {
+                for e in ops::conv::backward(gpu, s, set)? {
                     self.keep(e, site.layers.join(", "));
                 }
             }
@@ -460,7 +460,7 @@ impl Batch<'_, '_> {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
                 let t = crate::kernels::conv::select(gpu, s, None, Precision::F16);
-                let mut e = ops::conv(gpu, s, Some(t), Precision::F16, set)?;
+                let mut e = ops::conv::forward(gpu, s, Some(t), Precision::F16, set)?;
                 e.is_default = true;
                 self.keep(e, site.layers.join(", "));
             }

@@ -103,7 +103,7 @@ pub fn search(
     let set = Settings { runs, cpu: false };
     let mut timed = Vec::new();
     for t in candidates(gpu, s.k) {
-        let k = ops::conv(gpu, s, Some(t), Precision::F32, set)?;
+        let k = ops::conv::forward(gpu, s, Some(t), Precision::F32, set)?;
         progress(&format!(
             "  {:?}/wg{}/tm{}: {:.3} ms",
             t.variant, t.wg, t.tm, k.median_ms
@@ -121,7 +121,7 @@ pub fn search(
         )
         .collect();
     let c = confirm(finalists.len(), |i| {
-        Ok(ops::conv(gpu, s, Some(finalists[i]), Precision::F32, set)?.median_ms)
+        Ok(ops::conv::forward(gpu, s, Some(finalists[i]), Precision::F32, set)?.median_ms)
     })?;
     let t = finalists[c.kept];
     progress(&format!(

@@ -1,6 +1,8 @@
 //! One timing function per kernel: GPU time (rotating among several inputs), work, bytes,
 //! and optionally the CPU reference's time for the same op.
 
+pub mod conv;
+
 use super::report::Kernel;
 use super::{time_pass, time_wall, Timing};
 use crate::check::TensorRng;
@@ -8,7 +10,6 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
     self,
-    conv::{Conv2d, ConvShape, ConvTune},
     linear::{Linear, LinearShape, LinearVariant},
     lrn::LrnParams,
     peak::{PeakCopy, PeakFma},
@@ -26,13 +27,18 @@ pub struct Settings {
     pub cpu: bool,
 }
 
-fn upload_n(gpu: &Gpu, rng: &mut TensorRng, len: usize, p: Precision) -> Result<Vec<wgpu::Buffer>> {
+pub(super) fn upload_n(
+    gpu: &Gpu,
+    rng: &mut TensorRng,
+    len: usize,
+    p: Precision,
+) -> Result<Vec<wgpu::Buffer>> {
     (0..ROTATE)
         .map(|_| gpu.upload_as("bench input", &rng.uniform(len), p))
         .collect()
 }
 
-fn entry(op: &str, shape: String, t: Timing, flops: f64, bytes: f64) -> Kernel {
+pub(super) fn entry(op: &str, shape: String, t: Timing, flops: f64, bytes: f64) -> Kernel {
     Kernel {
         op: op.into(),
         layers: String::new(),
@@ -56,7 +62,7 @@ fn entry(op: &str, shape: String, t: Timing, flops: f64, bytes: f64) -> Kernel {
     }
 }
 
-fn with_cpu(mut k: Kernel, cpu: Option<Timing>) -> Kernel {
+pub(super) fn with_cpu(mut k: Kernel, cpu: Option<Timing>) -> Kernel {
     if let Some(c) = cpu {
         k.cpu_reference_ms = Some(c.min_s * 1e3);
         k.speedup_vs_cpu = Some(c.min_s * 1e3 / k.median_ms);
@@ -66,59 +72,6 @@ fn with_cpu(mut k: Kernel, cpu: Option<Timing>) -> Kernel {
 
 fn dims_str((n, c, h, w): (usize, usize, usize, usize)) -> String {
     format!("{n}x{c}x{h}x{w}")
-}
-
-/// Convolution with `tune` (the adapter's default if None), ReLU fused.
-pub fn conv(
-    gpu: &Gpu,
-    s: ConvShape,
-    tune: Option<ConvTune>,
-    precision: Precision,
-    set: Settings,
-) -> Result<Kernel> {
-    let mut rng = TensorRng::new(1);
-    let default = ConvTune::default_for_shape(gpu, &s);
-    let t = tune.unwrap_or(default);
-    let conv = Conv2d::with_precision(gpu, s, true, t, precision)?;
-    let w = rng.uniform(s.weight_len());
-    let b = rng.uniform(s.c_out);
-    let p = conv.upload(gpu, &w, &b)?;
-    let xs = upload_n(gpu, &mut rng, s.input_len(), precision)?;
-    let y = gpu.alloc("bench output", (s.output_len() * precision.bytes()) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| conv.bind(gpu, x, &p, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let timing = time_pass(gpu, set.runs, |pass, i| {
-        conv.encode(gpu, pass, &bgs[i % ROTATE])
-    })?;
-    let e = precision.bytes() as f64;
-    let bytes = e * (s.input_len() + s.output_len() + s.weight_len()) as f64;
-    let shape = conv_shape(&s);
-    let mut k = entry("conv/forward", shape, timing, 2.0 * s.macs() as f64, bytes);
-    k.variant = format!(
-        "{:?}/wg{}/tm{}",
-        conv.tune.variant, conv.tune.wg, conv.tune.tm
-    );
-    k.precision = format!("{precision:?}").to_lowercase();
-    k.is_default = t == default && precision == Precision::F32;
-    let cpu = if set.cpu && precision == Precision::F32 {
-        let x = rng.uniform(s.input_len());
-        Some(time_wall(1, || {
-            Ok(reference::conv::forward(
-                &x,
-                (s.n, s.c_in, s.h, s.w),
-                &w,
-                &b,
-                s.c_out,
-                s.k,
-                true,
-            ))
-        })?)
-    } else {
-        None
-    };
-    Ok(with_cpu(k, cpu))
 }
 
 /// Fully connected layer, ReLU fused, weight split over bindings where needed.
@@ -381,17 +334,9 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
 /// A CPU reference run on the benchmark's inputs.
 type CpuOp<'a> = dyn Fn(&[Vec<f32>]) + 'a;
 
-/// A conv entry's shape: "3x3 1x64x224x224 -> 64" (kernel size, input, output channels).
-pub fn conv_shape(s: &ConvShape) -> String {
-    format!(
-        "{}x{} {}x{}x{}x{} -> {}",
-        s.k, s.k, s.n, s.c_in, s.h, s.w, s.c_out
-    )
-}
-
 /// Times a backward kernel on random inputs of the given lengths, writing `out_len`.
 #[allow(clippy::too_many_arguments)]
-fn grad(
+pub(super) fn grad(
     gpu: &Gpu,
     set: Settings,
     op: &crate::kernels::Kernel,
@@ -434,117 +379,6 @@ fn grad(
         None => None,
     };
     Ok(with_cpu(k, cpu))
-}
-
-/// The weight gradient of conv `s` that goes with the `forward` variant (`wgrad_for`: the
-/// tensor-core one after an f16-operand forward), both passes where it splits the pixels.
-fn wgrad(
-    gpu: &Gpu,
-    s: ConvShape,
-    set: Settings,
-    shape: String,
-    forward: crate::kernels::conv::ConvVariant,
-) -> Result<Kernel> {
-    use crate::kernels::conv::backward_weight as wg;
-    let mut rng = TensorRng::new(11);
-    let op = wg::wgrad_for(gpu, s, false, forward, s.n)?;
-    let x = gpu.upload("bench input", &rng.uniform(s.input_len()))?;
-    let dy = gpu.upload("bench dy", &rng.uniform(s.output_len()))?;
-    let coop = forward.f16_operands();
-    let partial = match coop {
-        true => wg::coop_partial_len(s),
-        false => wg::partial_len(s, s.n),
-    };
-    let partials = gpu.alloc("bench partials", (partial.max(1) * 4) as u64)?;
-    let dw = gpu.alloc("bench output", (s.weight_len() * 4) as u64)?;
-    let bgs = op.bind(gpu, &x, &dy, &partials, &dw)?;
-    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bgs))?;
-    // The partial sums are written once and read once.
-    let bytes = 4.0 * (s.input_len() + s.output_len() + s.weight_len() + 2 * partial) as f64;
-    let mut k = entry("conv/wgrad", shape, t, 2.0 * s.macs() as f64, bytes);
-    k.variant = match (&op.reduce, op.main.name.as_str()) {
-        (_, _) if coop => format!("{forward:?}/{} chunks", wg::coop_split(s).0),
-        (Some(_), _) => format!("gemm/{} chunks", wg::split(s, s.n).chunks),
-        (None, "conv/wgrad") => "gemm".into(),
-        (None, _) => "pairs".into(),
-    };
-    if coop {
-        // f16 operands (what f16 training runs), not the f32 default.
-        k.precision = "f16".into();
-        k.is_default = false;
-    }
-    Ok(k)
-}
-
-/// The backward kernels of one conv layer: the input gradient as the trainer computes it
-/// (through the forward kernels) and by the plain kernel, the weight gradient, the bias
-/// gradient.
-pub fn conv_backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
-    let shape = conv_shape(&s);
-    let macs = 2.0 * s.macs() as f64;
-    let dims = (s.n, s.c_in, s.h, s.w);
-    // The reference computes all three gradients in one call; it is timed under dgrad.
-    let full = |d: &[Vec<f32>]| {
-        let x = TensorRng::new(12).uniform(s.input_len());
-        let _ = crate::reference::conv::backward(&x, dims, &d[1], &d[0], s.c_out, s.k);
-    };
-    // What the trainer runs for dx: the forward conv from c_out to c_in channels with the
-    // flipped weight, in the variant the selector picks for that shape (no CPU timing: the
-    // reference's is the dgrad row's).
-    let d = ConvShape::new(s.n, s.c_out, s.c_in, s.h, s.w, s.k);
-    let tune = crate::kernels::conv::select(gpu, d, None, Precision::F32);
-    let no_cpu = Settings { cpu: false, ..set };
-    let mut forward = conv(gpu, d, Some(tune), Precision::F32, no_cpu)?;
-    forward.op = "conv/dgrad_forward".into();
-    forward.shape = shape.clone();
-    forward.is_default = true;
-    Ok([
-        forward,
-        grad(
-            gpu,
-            set,
-            &crate::kernels::conv::dgrad(gpu, s)?,
-            &[s.output_len(), s.weight_len()],
-            &[],
-            s.input_len(),
-            "conv/dgrad",
-            shape.clone(),
-            macs,
-            Some(&full),
-        )?,
-        wgrad(
-            gpu,
-            s,
-            set,
-            shape.clone(),
-            crate::kernels::conv::ConvVariant::Direct,
-        )?,
-        grad(
-            gpu,
-            set,
-            &crate::kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?,
-            &[s.output_len()],
-            &[],
-            s.c_out,
-            "conv/bias_grad",
-            shape.clone(),
-            0.0,
-            None,
-        )?,
-    ]
-    .into_iter()
-    .chain(
-        // The tensor-core weight gradient (f16 training's) where the adapter has
-        // cooperative matrices; like the forward's, its lane-by-lane emulation is a test
-        // device, not timed.
-        [crate::kernels::conv::ConvVariant::Coop]
-            .into_iter()
-            .filter(|v| v.spec().missing(gpu).is_none())
-            .filter(|v| v.spec().kernels.contains(&s.k))
-            .map(|v| wgrad(gpu, s, no_cpu, shape.clone(), v))
-            .collect::<Result<Vec<_>>>()?,
-    )
-    .collect())
 }
 
 /// The backward kernels of one FC layer (weight in one binding): dx, dw.
