@@ -1,0 +1,648 @@
+//! The trainer's buffers, laid out once without a device: every tensor a step reads or
+//! writes (parameters with their gradients and momentum, activations, gradients, the
+//! weight preparation's packed copies, the step's inputs), each node's saved tensors, and
+//! the nodes that run in groups of images under the binding limit. `Trainer::new`
+//! allocates and binds what this lists; `memory_plan` sums it for `vgg summary --train`.
+
+use super::TrainOptions;
+use crate::error::{Error, Result};
+use crate::gpu::Precision;
+use crate::graph::lower::At;
+use crate::graph::{Graph, NodeOp};
+use crate::kernels::{
+    self,
+    conv::{ConvShape, ConvTune},
+    Bound,
+};
+use crate::model::{Model, Op};
+
+/// A trainable tensor: weights, gradient and momentum buffers, by torchvision name.
+pub(super) struct Param {
+    pub(super) name: String,
+    /// The whole tensor's shape; a weight split over bindings has one `Param` per row
+    /// chunk, with `rows` saying which.
+    pub(super) shape: Vec<usize>,
+    pub(super) rows: Option<(usize, usize)>,
+    pub(super) w: usize,
+    pub(super) g: usize,
+    pub(super) v: usize,
+    /// Kept as loaded: no update.
+    pub(super) frozen: bool,
+}
+
+impl Param {
+    pub(super) fn len(&self) -> usize {
+        match self.rows {
+            Some((_, rows)) => rows * self.shape[1],
+            None => self.shape.iter().product(),
+        }
+    }
+}
+
+pub(super) fn bytes(elems: usize) -> u64 {
+    (elems.max(1) * 4) as u64
+}
+
+/// What a trainer's buffer holds: the rows of `vgg summary --train`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Params,
+    Packed,
+    Activations,
+    Gradients,
+    Constants,
+    Io,
+}
+
+impl Kind {
+    const ALL: [Kind; 6] = [
+        Kind::Params,
+        Kind::Packed,
+        Kind::Activations,
+        Kind::Gradients,
+        Kind::Constants,
+        Kind::Io,
+    ];
+
+    pub(super) fn what(self) -> &'static str {
+        match self {
+            Kind::Params => "weights, gradients and momentum",
+            Kind::Packed => "conv weights packed for the forward kernels",
+            Kind::Activations => "activations kept for the backward pass",
+            Kind::Gradients => "gradient ping-pong buffers",
+            Kind::Constants => "batch norm statistics, ReLU and dropout constants",
+            Kind::Io => "inputs, labels and losses of the step",
+        }
+    }
+}
+
+/// How a buffer starts (wgpu zero-fills new buffers).
+pub(super) enum Fill {
+    Zeros,
+    Ones,
+    /// A tensor of the weights given, or rows `r0 .. r0 + rows` of a [rows, cols] one.
+    Weights {
+        name: String,
+        shape: Vec<usize>,
+        rows: Option<(usize, usize)>,
+    },
+}
+
+pub(super) struct BufSpec {
+    pub(super) label: &'static str,
+    pub(super) kind: Kind,
+    pub(super) elems: usize,
+    pub(super) fill: Fill,
+}
+
+/// The step's own buffers (indices into the buffer list).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Io {
+    pub(super) input: usize,
+    pub(super) labels: usize,
+    pub(super) stats: usize,
+    /// Whole-step staging: inputs, labels, stats of every micro-batch.
+    pub(super) all_inputs: usize,
+    pub(super) all_labels: usize,
+    pub(super) all_stats: usize,
+    pub(super) hyper: usize,
+}
+
+/// What a training node binds besides its input and output, by op: buffer indices, and
+/// for parameters indices into the parameter list.
+pub(super) enum Saved {
+    Plain,
+    Conv {
+        weight: usize,
+        bias: usize,
+        packed: usize,
+        packed_bias: usize,
+        tune: ConvTune,
+        /// Where the input gradient is needed: it runs as a forward conv.
+        dgrad: Option<Dgrad>,
+    },
+    BatchNorm {
+        gamma: usize,
+        beta: usize,
+        stats: usize,
+        sums: usize,
+        running_mean: usize,
+        running_var: usize,
+    },
+    Relu {
+        ones: usize,
+        zeros: usize,
+    },
+    MaxPool {
+        argmax: usize,
+    },
+    /// Per row chunk of the weight (one per binding): (first row, rows, parameter).
+    Linear {
+        chunks: Vec<(usize, usize, usize)>,
+        bias: usize,
+    },
+    Dropout {
+        seeds: usize,
+        seed: usize,
+    },
+}
+
+/// The input gradient of a conv as a forward conv of dy (c_out to c_in channels) with the
+/// weight flipped (`conv::flip`) and packed for `tune`, refreshed each step; the bias is
+/// zeros.
+#[derive(Clone, Copy)]
+pub(super) struct Dgrad {
+    pub(super) flipped: usize,
+    pub(super) packed: usize,
+    pub(super) bias: usize,
+    pub(super) tune: ConvTune,
+}
+
+/// A node of the training graph with its saved input (`x`) and output (`y`) buffers.
+pub(super) struct TrainNode {
+    pub(super) at: At,
+    pub(super) x: usize,
+    pub(super) y: usize,
+    pub(super) saved: Saved,
+    /// Its parameters stay as loaded (`TrainOptions::frozen`).
+    pub(super) frozen: bool,
+    /// Images per group where the batch's tensors of this node pass one binding: the node
+    /// then runs group by group on [`Local`] buffers, copied from and to the batch's.
+    pub(super) group: Option<usize>,
+}
+
+/// The buffers a node run in groups of images works on (shared by every such node: they
+/// run one after another), each holding one group's tensor.
+#[derive(Clone, Copy)]
+pub(super) struct Local {
+    pub(super) x: usize,
+    pub(super) y: usize,
+    pub(super) dx: usize,
+    pub(super) dy: usize,
+    pub(super) argmax: usize,
+}
+
+/// Bytes of one image's input and output of a node.
+pub(super) fn image_bytes(at: &At) -> (u64, u64) {
+    let per = |d: &[usize; 3]| d.iter().product::<usize>() as u64 * 4;
+    (per(&at.input), per(&at.output))
+}
+
+pub(super) fn copy(src: (usize, u64), dst: (usize, u64), bytes: u64) -> Work {
+    Work::Copy { src, dst, bytes }
+}
+
+/// The groups of a batch of `n` at `size` images a group: (first image, images).
+pub(super) fn groups(n: usize, size: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .step_by(size.max(1))
+        .map(|b0| (b0, size.min(n - b0)))
+        .collect()
+}
+
+/// Work of a training pass: a bound kernel, or a copy between two buffers (buffer index,
+/// byte offset) that moves a group of images' tensor.
+pub(super) enum Work {
+    Kernel(Bound),
+    Copy {
+        src: (usize, u64),
+        dst: (usize, u64),
+        bytes: u64,
+    },
+}
+
+/// Every buffer a trainer allocates and what each node binds, decided without a device:
+/// the trainer allocates exactly this list, and [`memory_plan`] sums it.
+pub(super) struct Layout {
+    pub(super) bufs: Vec<BufSpec>,
+    pub(super) params: Vec<Param>,
+    pub(super) nodes: Vec<TrainNode>,
+    pub(super) running: Vec<(String, usize, usize)>,
+    pub(super) io: Io,
+    pub(super) grads: [usize; 2],
+    /// The weight gradients' partial sums (`conv::backward_weight::partial_len`), one buffer for
+    /// every conv: they run one after another.
+    pub(super) partials: usize,
+    /// Where some node runs in groups of images.
+    pub(super) local: Option<Local>,
+    /// The nodes that run in groups of images: (name, images per group).
+    pub(super) grouped: Vec<(String, usize)>,
+}
+
+/// A layer's conv configuration, and the row chunks of an FC weight [n_out, k].
+pub(super) type Choose<'a> = (
+    &'a dyn Fn(ConvShape) -> ConvTune,
+    &'a dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
+);
+
+/// Whether a node of this op can run in groups of images bit for bit as on the whole batch:
+/// it works image by image, or (conv) its reductions over the batch add the groups' sums in
+/// the batch's order.
+pub(super) fn groupable(op: NodeOp) -> bool {
+    matches!(
+        op,
+        NodeOp::Conv { .. } | NodeOp::Relu | NodeOp::MaxPool | NodeOp::Lrn { .. }
+    )
+}
+
+/// Images per group where a node's batch tensors (of `at.n` images) pass `max_binding`
+/// bytes, in even groups (16 at 10 a binding runs as 8 + 8); None where the whole batch
+/// fits one binding. An error where one image's tensor alone passes it, or the op does not
+/// run in groups.
+pub(super) fn group_size(name: &str, at: &At, max_binding: u64) -> Result<Option<usize>> {
+    let n = at.n;
+    let per_image = at
+        .input
+        .iter()
+        .product::<usize>()
+        .max(at.output.iter().product::<usize>());
+    if (n as u64)
+        .checked_mul(per_image as u64 * 4)
+        .is_some_and(|b| b <= max_binding)
+    {
+        return Ok(None);
+    }
+    let fit = (max_binding / (per_image as u64 * 4)) as usize;
+    if fit == 0 || !groupable(at.op) {
+        return Err(Error::Limit(format!(
+            "{name} at a batch of {n} needs {} bytes in one binding, the adapter allows \
+             {max_binding}{}; train with a smaller --batch-size and --accumulate to keep the \
+             step's batch",
+            n * per_image * 4,
+            if fit == 0 {
+                " (one image's tensor alone passes it)"
+            } else {
+                ", and this op does not run in groups of images"
+            }
+        )));
+    }
+    let count = n.div_ceil(fit);
+    Ok(Some(n.div_ceil(count)))
+}
+
+impl Layout {
+    /// The trainer's buffers for `model` at `opts`, with every tensor a kernel binds within
+    /// `max_binding` bytes: a node whose batch tensors pass it runs in groups of images.
+    pub(super) fn new(
+        model: &Model,
+        opts: &TrainOptions,
+        max_binding: u64,
+        (tune, chunks): Choose,
+    ) -> Result<Layout> {
+        let graph = Graph::build_train(model, opts.dropout)?;
+        let (n, acc) = (opts.batch, opts.accumulate);
+        let mut l = Layout {
+            bufs: Vec::new(),
+            params: Vec::new(),
+            nodes: Vec::new(),
+            running: Vec::new(),
+            io: Io::default(),
+            grads: [0, 0],
+            partials: 0,
+            local: None,
+            grouped: Vec::new(),
+        };
+        // The largest group tensors: (input, output) elements.
+        let mut local = (0, 0);
+        l.partials = l.buf("weight gradient partial sums", Kind::Gradients, 1);
+        let in_len = model.input_dims().iter().product::<usize>();
+        l.io = Io {
+            input: l.buf("train input", Kind::Io, n * in_len),
+            labels: l.buf("train labels", Kind::Io, n),
+            stats: l.buf("train stats", Kind::Io, 2 * n),
+            all_inputs: l.buf("step inputs", Kind::Io, acc * n * in_len),
+            all_labels: l.buf("step labels", Kind::Io, acc * n),
+            all_stats: l.buf("step stats", Kind::Io, acc * 2 * n),
+            hyper: l.buf("hyperparameters", Kind::Io, kernels::optim::HYPER),
+        };
+        // The buffer holding each tensor of the graph.
+        let mut held = vec![l.io.input; graph.tensors.len()];
+        let mut max_act = 1;
+        for node in &graph.nodes {
+            let at = At {
+                op: node.op,
+                n,
+                input: graph.tensors[node.input].dims,
+                output: graph.tensors[node.output].dims,
+            };
+            max_act = max_act.max(at.output.iter().product::<usize>());
+            let group = group_size(&node.name, &at, max_binding)?;
+            if let Some(size) = group {
+                let i = at.input.iter().product::<usize>();
+                let o = at.output.iter().product::<usize>();
+                local = (local.0.max(size * i), local.1.max(size * o));
+                l.grouped.push((node.name.clone(), size));
+            }
+            let y = l.buf(
+                "activation",
+                Kind::Activations,
+                n * at.output.iter().product::<usize>(),
+            );
+            let first_param = l.params.len();
+            let saved = l.saved(model, &at, tune, chunks)?;
+            let frozen = match node.op {
+                NodeOp::Conv { layer, .. }
+                | NodeOp::BatchNorm { layer, .. }
+                | NodeOp::Linear { layer, .. } => layer < opts.frozen,
+                _ => false,
+            };
+            for p in &mut l.params[first_param..] {
+                p.frozen = frozen;
+            }
+            if !frozen {
+                l.reserve_partials(model, &at, &saved, group.unwrap_or(n));
+            }
+            held[node.output] = y;
+            l.nodes.push(TrainNode {
+                at,
+                x: held[node.input],
+                y,
+                saved,
+                frozen,
+                group,
+            });
+        }
+        if local != (0, 0) {
+            let (i, o) = local;
+            l.local = Some(Local {
+                x: l.buf("group input", Kind::Activations, i),
+                y: l.buf("group output", Kind::Activations, o),
+                dx: l.buf("group input gradient", Kind::Gradients, i),
+                dy: l.buf("group output gradient", Kind::Gradients, o),
+                argmax: l.buf("group argmax", Kind::Activations, o),
+            });
+        }
+        l.grads = [
+            l.buf("grad a", Kind::Gradients, n * max_act),
+            l.buf("grad b", Kind::Gradients, n * max_act),
+        ];
+        Ok(l)
+    }
+
+    /// Grows the weight gradients' shared partial-sum buffer to what a conv node's needs,
+    /// for a group of `images` at a time (the whole batch where it runs in one).
+    pub(super) fn reserve_partials(
+        &mut self,
+        model: &Model,
+        at: &At,
+        saved: &Saved,
+        images: usize,
+    ) {
+        let (NodeOp::Conv { layer, .. }, Saved::Conv { tune, .. }) = (at.op, saved) else {
+            return;
+        };
+        let Op::Conv { c_in, c_out, k } = model.layers()[layer].op else {
+            return;
+        };
+        let [_, h, w] = at.output;
+        let s = ConvShape::new(images, c_in, c_out, h, w, k);
+        // The weight gradient follows the forward variant (`wgrad_for`).
+        let need = match tune.variant.f16_operands() {
+            true => kernels::conv::backward_weight::coop_partial_len(s),
+            false => kernels::conv::backward_weight::partial_len(s, at.n),
+        };
+        let p = &mut self.bufs[self.partials];
+        p.elems = p.elems.max(need);
+    }
+
+    pub(super) fn push(
+        &mut self,
+        label: &'static str,
+        kind: Kind,
+        elems: usize,
+        fill: Fill,
+    ) -> usize {
+        self.bufs.push(BufSpec {
+            label,
+            kind,
+            elems,
+            fill,
+        });
+        self.bufs.len() - 1
+    }
+
+    pub(super) fn buf(&mut self, label: &'static str, kind: Kind, elems: usize) -> usize {
+        self.push(label, kind, elems, Fill::Zeros)
+    }
+
+    /// A trainable tensor (or rows of one): its weights, gradient and momentum.
+    pub(super) fn param(
+        &mut self,
+        name: String,
+        shape: &[usize],
+        rows: Option<(usize, usize)>,
+    ) -> usize {
+        let len = match rows {
+            Some((_, r)) => r * shape[1],
+            None => shape.iter().product(),
+        };
+        let fill = Fill::Weights {
+            name: name.clone(),
+            shape: shape.to_vec(),
+            rows,
+        };
+        let w = self.push("weight", Kind::Params, len, fill);
+        let g = self.buf("grad", Kind::Params, len);
+        let v = self.buf("momentum", Kind::Params, len);
+        self.params.push(Param {
+            name,
+            shape: shape.to_vec(),
+            rows,
+            w,
+            g,
+            v,
+            frozen: false,
+        });
+        self.params.len() - 1
+    }
+
+    pub(super) fn saved(
+        &mut self,
+        model: &Model,
+        at: &At,
+        tune: &dyn Fn(ConvShape) -> ConvTune,
+        chunks: &dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
+    ) -> Result<Saved> {
+        let (n, acc) = (at.n, self.bufs[self.io.all_labels].elems / at.n);
+        let [c, h, w] = at.input;
+        let layer = |i: usize| &model.layers()[i];
+        Ok(match at.op {
+            NodeOp::Conv { layer: i, .. } => {
+                let Op::Conv { c_in, c_out, k } = layer(i).op else {
+                    return Err(Error::Shape(format!("layer {i} is not a conv")));
+                };
+                let key = &layer(i).key;
+                let t = tune(ConvShape::new(n, c_in, c_out, h, w, k));
+                // Buffers count 4-byte words: an f16 packing takes half as many.
+                let words = |t: ConvTune, e: usize| match t.weight_precision(Precision::F32) {
+                    Precision::F16 => e.div_ceil(2),
+                    Precision::F32 => e,
+                };
+                let (wl, bl) = t.packed_elems(c_in, c_out, k);
+                let wl = words(t, wl);
+                // The first node's input is the data: no gradient needed.
+                let first = self.nodes.is_empty();
+                Saved::Conv {
+                    weight: self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None),
+                    bias: self.param(format!("{key}.bias"), &[c_out], None),
+                    packed: self.buf("packed weight", Kind::Packed, wl),
+                    packed_bias: self.buf("packed bias", Kind::Packed, bl),
+                    tune: t,
+                    dgrad: (!first).then(|| {
+                        let dt = tune(ConvShape::new(n, c_out, c_in, h, w, k));
+                        let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
+                        let dwl = words(dt, dwl);
+                        Dgrad {
+                            flipped: self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
+                            packed: self.buf("packed flipped weight", Kind::Packed, dwl),
+                            bias: self.buf("zero bias", Kind::Packed, dbl),
+                            tune: dt,
+                        }
+                    }),
+                }
+            }
+            NodeOp::BatchNorm { layer: i, .. } => {
+                let key = &layer(i).key;
+                let mut running = |what: &str| {
+                    let name = format!("{key}.{what}");
+                    let fill = Fill::Weights {
+                        name: name.clone(),
+                        shape: vec![c],
+                        rows: None,
+                    };
+                    let id = self.push("running statistics", Kind::Constants, c, fill);
+                    self.running.push((name, id, c));
+                    id
+                };
+                let (running_mean, running_var) = (running("running_mean"), running("running_var"));
+                Saved::BatchNorm {
+                    gamma: self.param(format!("{key}.weight"), &[c], None),
+                    beta: self.param(format!("{key}.bias"), &[c], None),
+                    stats: self.buf("bn stats", Kind::Constants, 2 * c),
+                    sums: self.buf("bn sums", Kind::Constants, 2 * c),
+                    running_mean,
+                    running_var,
+                }
+            }
+            NodeOp::Relu => Saved::Relu {
+                ones: self.push("ones", Kind::Constants, c, Fill::Ones),
+                zeros: self.buf("zeros", Kind::Constants, c),
+            },
+            NodeOp::MaxPool => Saved::MaxPool {
+                argmax: self.buf(
+                    "argmax",
+                    Kind::Activations,
+                    at.n * at.output.iter().product::<usize>(),
+                ),
+            },
+            NodeOp::Linear { layer: i, .. } => {
+                let Op::Linear { k, n: n_out } = layer(i).op else {
+                    return Err(Error::Shape(format!("layer {i} is not FC")));
+                };
+                let key = &layer(i).key;
+                let rows = chunks(k, n_out)?;
+                let whole = rows.len() == 1;
+                let chunks = rows
+                    .iter()
+                    .map(|&(r0, r)| {
+                        let part = (!whole).then_some((r0, r));
+                        (
+                            r0,
+                            r,
+                            self.param(format!("{key}.weight"), &[n_out, k], part),
+                        )
+                    })
+                    .collect();
+                Saved::Linear {
+                    chunks,
+                    bias: self.param(format!("{key}.bias"), &[n_out], None),
+                }
+            }
+            NodeOp::Dropout { .. } => Saved::Dropout {
+                // This step's seeds, one per micro-batch, and the current one.
+                seeds: self.buf("dropout seeds", Kind::Constants, acc),
+                seed: self.buf("dropout seed", Kind::Constants, 1),
+            },
+            NodeOp::Lrn { .. } | NodeOp::AvgPool { .. } => Saved::Plain,
+            NodeOp::Softmax | NodeOp::Im2col { .. } => {
+                return Err(Error::Shape(format!("{:?} is not a training node", at.op)))
+            }
+        })
+    }
+}
+
+/// Checks a step's size before anything is sized by it: the batch and the micro-batches
+/// at least 1, their product at most [`crate::graph::plan::MAX_BATCH`], and the step's
+/// widest tensor within `max_buffer` bytes (the adapter's buffer limit).
+pub fn check_step(model: &Model, opts: &TrainOptions, max_buffer: u64) -> Result<()> {
+    let bad = |message: String| Error::InvalidOption {
+        option: "batch".into(),
+        message,
+    };
+    if opts.batch == 0 || opts.accumulate == 0 {
+        return Err(bad(
+            "batch size and accumulation steps must be at least 1".into()
+        ));
+    }
+    let max = crate::graph::plan::MAX_BATCH;
+    let Some(per_step) = opts
+        .batch
+        .checked_mul(opts.accumulate)
+        .filter(|p| *p <= max)
+    else {
+        return Err(bad(format!(
+            "{} images x {} accumulation steps is over the {max} images a step may take",
+            opts.batch, opts.accumulate
+        )));
+    };
+    let widest = model
+        .layers()
+        .iter()
+        .map(|l| l.output_len())
+        .max()
+        .unwrap_or(1);
+    let widest = widest.max(model.input_dims().iter().product());
+    let step_bytes = (per_step as u64).checked_mul(widest as u64 * 4);
+    if step_bytes.is_none_or(|b| b > max_buffer) {
+        return Err(bad(format!(
+            "{} images x {} micro-batches: a step's largest tensor would pass the adapter's \
+             {max_buffer}-byte buffer limit",
+            opts.batch, opts.accumulate
+        )));
+    }
+    Ok(())
+}
+
+/// The GPU memory a [`Trainer`](super::Trainer) allocates for `model` at these options, by
+/// kind, without a device: what `vgg summary --train` prints. `tune` gives each conv layer's
+/// forward configuration (`kernels::conv::select` on the device that will train). It sums the
+/// buffer list the trainer allocates (FC weights split over bindings take the same bytes).
+pub fn memory_plan(
+    model: &Model,
+    opts: &TrainOptions,
+    max_binding: u64,
+    tune: impl Fn(ConvShape) -> ConvTune,
+) -> Result<TrainPlan> {
+    check_step(model, opts, u64::MAX)?;
+    let whole = |_k: usize, n: usize| Ok(vec![(0, n)]);
+    let max = opts.group_binding.unwrap_or(u64::MAX).min(max_binding);
+    let lay = Layout::new(model, opts, max, (&tune, &whole))?;
+    Ok(TrainPlan {
+        bytes: Kind::ALL
+            .iter()
+            .map(|&kind| {
+                let b = lay.bufs.iter().filter(|s| s.kind == kind);
+                (kind.what(), b.map(|s| bytes(s.elems)).sum())
+            })
+            .collect(),
+        grouped: lay.grouped,
+    })
+}
+
+/// What [`memory_plan`] finds.
+pub struct TrainPlan {
+    /// Bytes by what they hold.
+    pub bytes: Vec<(&'static str, u64)>,
+    /// The nodes that run in groups of images (`Trainer::grouped`).
+    pub grouped: Vec<(String, usize)>,
+}
