@@ -124,8 +124,8 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
         ("dw", s.weight_len()),
     ];
     // Few work items fill the GPU better one per channel pair; and the driver may be one
-    // that cannot build conv/backward_weight/gemm (`gpu::DRIVER_ISSUES`; the partial sums sized by
-    // `partial_len` then go unused).
+    // that cannot build conv/backward_weight/gemm (`gpu::DRIVER_ISSUES`; the partial sums
+    // sized by `partial_len` then go unused).
     if pairs(s, batch) || gpu.driver_issue("conv/backward_weight/gemm").is_some() {
         let mut consts = s.consts();
         consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
@@ -156,17 +156,32 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
         ("ACCUMULATE", accumulate as u8 as f64),
     ]);
     let blocks = s.c_out.div_ceil(BLOCK.0) * s.c_in.div_ceil(BLOCK.1);
-    let out_len = chunks * s.weight_len();
+    let shader = shader!("conv/backward_weight/gemm");
+    split_passes(gpu, s, shader, &consts, chunks * blocks, chunks, accumulate)
+}
+
+/// The two passes of a weight gradient split in `chunks`: `shader`'s `main` over (x, dy,
+/// out) in `groups` workgroups, out the chunks' partial sums (dw itself for one chunk),
+/// then `reduce` adding them in order.
+fn split_passes(
+    gpu: &Gpu,
+    s: ConvShape,
+    shader: crate::gpu::Shader,
+    consts: &[(&str, f64)],
+    groups: usize,
+    chunks: usize,
+    accumulate: bool,
+) -> Result<Wgrad> {
     let main = Kernel::new(
         gpu,
-        shader!("conv/backward_weight/gemm"),
+        shader,
         "main",
-        &consts,
-        (chunks * blocks) as u64,
+        consts,
+        groups as u64,
         vec![
             ("x", s.input_len()),
             ("dy", s.output_len()),
-            ("out", out_len),
+            ("out", chunks.max(1) * s.weight_len()),
         ],
     )?;
     let reduce = reduce(gpu, s, chunks, accumulate)?;
@@ -264,9 +279,9 @@ pub fn coop_partial_len(s: ConvShape) -> usize {
 }
 
 /// The weight gradient that goes with a forward variant: on 16x16x16 matrix tiles (f16
-/// operands, f32 sums; shaders/conv/backward_weight/coop_body.wgsl) after the cooperative-matrix
-/// forward (`CoopEmulated`'s lane-by-lane emulation after `CoopEmulated`), the f32 kernels
-/// after any other.
+/// operands, f32 sums; shaders/conv/backward_weight/coop_body.wgsl) after the
+/// cooperative-matrix forward (`CoopEmulated`'s lane-by-lane emulation after
+/// `CoopEmulated`), the f32 kernels after any other.
 pub fn wgrad_for(
     gpu: &Gpu,
     s: ConvShape,
@@ -301,25 +316,7 @@ pub fn wgrad_for(
         ("WG", (4 * gpu.fixed_subgroup().unwrap_or(32)) as f64),
     ]);
     let blocks = s.c_out.div_ceil(64) * (s.c_in * s.k * s.k).div_ceil(64);
-    let out_len = if chunks > 1 {
-        chunks * s.weight_len()
-    } else {
-        s.weight_len()
-    };
-    let main = Kernel::new(
-        gpu,
-        shader,
-        "main",
-        &consts,
-        (chunks * blocks) as u64,
-        vec![
-            ("x", s.input_len()),
-            ("dy", s.output_len()),
-            ("out", out_len),
-        ],
-    )?;
-    let reduce = reduce(gpu, s, chunks, accumulate)?;
-    Ok(Wgrad { main, reduce })
+    split_passes(gpu, s, shader, &consts, chunks * blocks, chunks, accumulate)
 }
 
 #[cfg(test)]
