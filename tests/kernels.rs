@@ -47,7 +47,7 @@ fn linear_vgg16_fc1_weight_over_binding_limit() {
         let weight_bytes = (s.k * s.n_out * 4) as u64;
         let limit = gpu().max_binding_bytes();
         eprintln!("weight {weight_bytes} bytes, binding limit {limit}");
-        assert_pass(check::linear(gpu(), s, true, None, seed()));
+        assert_pass(check::linear::forward(gpu(), s, true, None, seed()));
         if weight_bytes > limit {
             let fc = vgg_wgpu::kernels::linear::Linear::new(gpu(), s, true).unwrap();
             assert!(fc.chunk_count() >= weight_bytes.div_ceil(limit) as usize);
@@ -74,7 +74,7 @@ fn kernels_agree_with_bounds_checks_on() {
             seed(),
         ));
         assert_pass(check::maxpool(&checked, (3, 5, 13, 15), seed()));
-        assert_pass(check::linear(
+        assert_pass(check::linear::forward(
             &checked,
             LinearShape {
                 m: 3,

@@ -241,7 +241,7 @@ fn tuned(
             )
             .collect();
         let c = tune::confirm(finalists.len(), |i| {
-            Ok(ops::linear(gpu, s, Precision::F32, finalists[i], set)?.median_ms)
+            Ok(ops::linear::forward(gpu, s, Precision::F32, finalists[i], set)?.median_ms)
         })?;
         let best = finalists[c.kept];
         let ms = |v: LinearVariant| {
@@ -384,7 +384,7 @@ impl Batch<'_, '_> {
             let (k, n_out) = site.shape;
             for &v in &linear_variants {
                 let s = LinearShape { m: b, k, n_out };
-                let e = ops::linear(gpu, s, Precision::F32, v, set)?;
+                let e = ops::linear::forward(gpu, s, Precision::F32, v, set)?;
                 self.keep(e, site.layers.join(", "));
             }
         }
@@ -409,7 +409,7 @@ impl Batch<'_, '_> {
             let (k, n_out) = site.shape;
             // The backward of a weight over one binding runs per chunk in training.
             if self.fits(k * n_out) {
-                for e in ops::linear_backward(gpu, LinearShape { m: b, k, n_out }, set)? {
+                for e in ops::linear::backward(gpu, LinearShape { m: b, k, n_out }, set)? {
                     self.keep(e, site.layers.join(", "));
                 }
             }
@@ -479,7 +479,7 @@ impl Batch<'_, '_> {
             let (k, n_out) = site.shape;
             let s = LinearShape { m: b, k, n_out };
             let v = crate::kernels::linear::select(gpu, s, None, Precision::F16);
-            let e = ops::linear(gpu, s, Precision::F16, v, set)?;
+            let e = ops::linear::forward(gpu, s, Precision::F16, v, set)?;
             self.keep(e, site.layers.join(", "));
         }
         Ok(())

@@ -5,7 +5,6 @@
 use super::{dims_str, poisoned, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::linear::LinearShape;
 use crate::kernels::lrn::LrnParams;
 use crate::kernels::{self, Kernel};
 use crate::reference;
@@ -66,38 +65,6 @@ pub fn relu(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     )?;
     let want = reference::elementwise::relu_backward(&y, &dy);
     Ok(Outcome::new("elementwise/relu_backward", len.to_string(), &got, &want).tol(0.0))
-}
-
-/// FC gradients with the weight in row chunks, as the forward splits a weight over
-/// bindings: dx accumulates over the chunks, dw is per chunk, db is a column sum.
-pub fn linear(
-    gpu: &Gpu,
-    s: LinearShape,
-    chunks: &[(usize, usize)],
-    seed: u64,
-) -> Result<Vec<Outcome>> {
-    let mut rng = TensorRng::new(seed);
-    let x = rng.uniform(s.m * s.k);
-    let wt = rng.uniform(s.n_out * s.k);
-    let dy = rng.uniform(s.m * s.n_out);
-    let (dx, dw, db) = reference::linear::backward(&x, s.m, s.k, &wt, &dy, s.n_out);
-    let tag = format!("{}x{} -> {} ({} chunks)", s.m, s.k, s.n_out, chunks.len());
-    let mut got_dx: Option<Vec<f32>> = None;
-    let mut got_dw = Vec::with_capacity(dw.len());
-    for (j, &(r0, rows)) in chunks.iter().enumerate() {
-        let op = kernels::linear::dx(gpu, s, r0, rows, j > 0)?;
-        let wc = &wt[r0 * s.k..(r0 + rows) * s.k];
-        got_dx = Some(run_op(gpu, &op, &[wc, &dy], s.m * s.k, got_dx.as_deref())?);
-        let op = kernels::linear::dw(gpu, s, r0, rows, false)?;
-        got_dw.extend(run_op(gpu, &op, &[&x, &dy], rows * s.k, None)?);
-    }
-    let op = kernels::elementwise::channel_sum(gpu, s.m, s.n_out, 1, false)?;
-    let got_db = run_op(gpu, &op, &[&dy], s.n_out, None)?;
-    Ok(vec![
-        Outcome::new("linear/dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
-        Outcome::new("linear/dw", tag.clone(), &got_dw, &dw),
-        Outcome::new("linear/bias_grad", tag, &got_db, &db),
-    ])
 }
 
 /// Softmax cross-entropy: the logits' gradient, and the per-row loss and correctness.

@@ -4,6 +4,7 @@
 
 pub mod backward;
 pub mod conv;
+pub mod linear;
 pub mod report;
 pub mod suite;
 
@@ -119,7 +120,6 @@ use crate::kernels::{
     self,
     batchnorm::BatchNorm,
     conv::{Conv2d, ConvShape},
-    linear::{Linear, LinearShape, LinearVariant},
     lrn::LrnParams,
 };
 use crate::reference;
@@ -375,90 +375,6 @@ pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let got_idx = gpu.read::<u32>(&idx, len)?;
     let (want, want_idx) = reference::pool::forward(&x, dims);
     Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
-}
-
-/// Fully connected layer; `max_binding` forces the weight split below the adapter's limit.
-pub fn linear(
-    gpu: &Gpu,
-    s: LinearShape,
-    relu: bool,
-    max_binding: Option<u64>,
-    seed: u64,
-) -> Result<Outcome> {
-    linear_as(gpu, s, relu, max_binding, Precision::F32, None, seed)
-}
-
-/// `linear` with tensors and weights stored as `precision`, in `variant` (None: the
-/// adapter's default).
-pub fn linear_as(
-    gpu: &Gpu,
-    s: LinearShape,
-    relu: bool,
-    max_binding: Option<u64>,
-    precision: Precision,
-    variant: Option<LinearVariant>,
-    seed: u64,
-) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (mut x, mut w, mut b) = (
-        rng.uniform(s.m * s.k),
-        rng.uniform(s.n_out * s.k),
-        rng.uniform(s.n_out),
-    );
-    let variant = variant.unwrap_or_else(|| LinearVariant::default_for(gpu));
-    // f16 operands hold f16 values exactly (see conv_as), so f32's tolerance still applies.
-    if precision == Precision::F16 || variant.f16_operands() {
-        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
-    }
-    let max_binding = max_binding.unwrap_or(u64::MAX);
-    let fc = Linear::with_variant(gpu, s, relu, max_binding, precision, variant)?;
-    let params = fc.upload(gpu, &w, &b)?;
-    let xb = gpu.upload_as("x", &x, precision)?;
-    let out = poisoned(gpu, "y", s.m * s.n_out)?;
-    let bgs = fc.bind(gpu, &xb, &params, &out)?;
-    gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
-    let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
-    let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, relu);
-    let shape = format!(
-        "{}{}{}x{} -> {} ({:?}, {} binding{})",
-        if relu { "+relu " } else { "" },
-        if precision == Precision::F16 {
-            "f16 "
-        } else {
-            ""
-        },
-        s.m,
-        s.k,
-        s.n_out,
-        fc.variant,
-        fc.chunk_count(),
-        if fc.chunk_count() == 1 { "" } else { "s" }
-    );
-    let tol = match precision {
-        Precision::F32 => F32_KERNEL_TOL,
-        Precision::F16 => F16_KERNEL_TOL,
-    };
-    let mut o = Outcome::new("linear/forward", shape, &got, &want).tol(tol);
-    if precision == Precision::F32 {
-        // Where an output is the difference of terms far larger than itself (a few terms,
-        // as k = 1 has, cancelling), relative error measures only f32's rounding of those
-        // terms: a few ulps of their magnitude |b| + sum |w x| pass too (a missing or wrong
-        // term is off by a whole term, far more).
-        let magnitude = (0..s.m)
-            .flat_map(|i| (0..s.n_out).map(move |j| (i, j)))
-            .map(|(i, j)| {
-                let row = &w[j * s.k..(j + 1) * s.k];
-                let terms: f64 = row
-                    .iter()
-                    .zip(&x[i * s.k..(i + 1) * s.k])
-                    .map(|(a, b)| (*a as f64 * *b as f64).abs())
-                    .sum();
-                terms + (b[j] as f64).abs()
-            })
-            .fold(0.0f64, f64::max);
-        o.abs_tol = 4.0 * f32::EPSILON as f64 * magnitude;
-    }
-    Ok(o)
 }
 
 /// Softmax over rows; logits spread over [-20, 20) so the max shift matters.

@@ -8,7 +8,7 @@ use super::{backward as bw, Determinism, Outcome, TensorRng, F32_NETWORK_TOL};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::linear::{LinearShape, LinearVariant};
+use crate::kernels::linear::LinearShape;
 use crate::model::{Model, Op};
 use crate::reference;
 use crate::train::{TrainOptions, Trainer};
@@ -152,7 +152,7 @@ pub(super) fn cs(n: usize, c_in: usize, c_out: usize, h: usize, w: usize, k: usi
     ConvShape::new(n, c_in, c_out, h, w, k)
 }
 
-fn ls(m: usize, k: usize, n_out: usize) -> LinearShape {
+pub(super) fn ls(m: usize, k: usize, n_out: usize) -> LinearShape {
     LinearShape { m, k, n_out }
 }
 
@@ -209,7 +209,7 @@ pub const PASSES: [&str; 23] = [
 pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let all = [
         super::conv::cases(gpu),
-        linear_cases(gpu, opts),
+        super::linear::cases(gpu, opts),
         small_op_cases(gpu),
         backward_cases(gpu),
         network_cases(gpu, opts),
@@ -233,108 +233,6 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
                     .is_none_or(|p| c.is_f16() == (p == Precision::F16))
         })
         .collect()
-}
-
-/// linear/forward on every variant: odd shapes, batch 11 and 17, weights split over
-/// bindings, a grid past 65535 workgroups, fc8, f16, and VGG16's 392 MiB fc6 with --full.
-fn linear_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
-    use super::{linear, linear_as};
-    let f = "linear/forward";
-    let f32 = Precision::F32;
-    let mut v = Vec::new();
-    for variant in LinearVariant::ALL {
-        // The f16-operand variants' cases are f16's (`SuiteOptions::precision`).
-        let name = match variant.f16_operands() {
-            true => format!("{variant:?} f16 operands"),
-            false => format!("{variant:?}"),
-        };
-        if let Some(why) = variant.missing(gpu) {
-            v.push(skip(&format!("{f} {name}"), why));
-            continue;
-        }
-        let first = v.len();
-        // The last: more than one 64 x 64 block of the tensor-core variants each way.
-        let shapes = [
-            (1, 100, 13),
-            (3, 37, 29),
-            (5, 1, 3),
-            (9, 130, 6),
-            (11, 300, 9),
-            (17, 33, 5),
-            (70, 45, 130),
-        ];
-        for (i, (m, k, n)) in shapes.into_iter().enumerate() {
-            for relu in [false, true] {
-                v.push(
-                    one(f, &name, move |s| {
-                        linear_as(gpu, ls(m, k, n), relu, None, f32, Some(variant), s)
-                    })
-                    .quick_if(i == 1 && relu),
-                );
-            }
-        }
-        v.extend([
-            // The weight (15.4 KB) over bindings of 2000 bytes, 10 rows: 8 chunks, the last
-            // one short.
-            one(f, &format!("{name} over binding limit"), move |s| {
-                linear_as(gpu, ls(3, 50, 77), true, Some(2000), f32, Some(variant), s)
-            }),
-            // One output feature, 600000 rows of 8 per workgroup: 75000 workgroups.
-            one(f, &format!("{name} grid over 65535"), move |s| {
-                linear_as(gpu, ls(600_000, 3, 1), false, None, f32, Some(variant), s)
-            }),
-        ]);
-        if variant.f16_operands() {
-            v[first..].iter_mut().for_each(Case::mark_f16);
-        }
-    }
-    v.push(one(f, "fc8", |s| {
-        linear(gpu, ls(2, 4096, 1000), false, None, s)
-    }));
-    let first = v.len();
-    if gpu.features().contains(wgpu::Features::SHADER_F16) {
-        v.push(
-            one(f, "f16", |s| {
-                linear_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
-            })
-            .quick(),
-        );
-        // What --precision f16 runs on tensor cores, in f16 storage.
-        for variant in LinearVariant::offered(gpu)
-            .into_iter()
-            .filter(|v| v.f16_operands())
-        {
-            v.push(
-                one(f, &format!("{variant:?} f16"), move |s| {
-                    linear_as(
-                        gpu,
-                        ls(33, 70, 90),
-                        true,
-                        None,
-                        Precision::F16,
-                        Some(variant),
-                        s,
-                    )
-                })
-                .quick(),
-            );
-        }
-    } else {
-        let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
-        v.push(skip(&format!("{f} f16"), why));
-    }
-    v[first..].iter_mut().for_each(Case::mark_f16);
-    if opts.scope == Scope::Full {
-        v.push(one(f, "VGG16 fc6, 392 MiB", |s| {
-            linear(gpu, ls(2, 25088, 4096), true, None, s)
-        }));
-    } else {
-        v.push(skip(
-            &format!("{f} VGG16 fc6"),
-            "full-size case: run with --full",
-        ));
-    }
-    v
 }
 
 /// The forward passes of pool, softmax, lrn, batchnorm (the affine map, and folded into a
@@ -450,22 +348,8 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
             .quick_if(i == 0),
         );
     }
+    v.extend(super::linear::backward_cases(gpu));
     v.extend([
-        // The weight in three row chunks, as the forward splits a weight over bindings.
-        case("linear/backward", "3 weight chunks", |s| {
-            bw::linear(gpu, ls(5, 37, 23), &[(0, 10), (10, 10), (20, 3)], s)
-        })
-        .quick(),
-        case("linear/backward", "", |s| {
-            bw::linear(gpu, ls(1, 300, 7), &[(0, 7)], s)
-        }),
-        case("linear/backward", "fc8", |s| {
-            bw::linear(gpu, ls(3, 4096, 1000), &[(0, 1000)], s)
-        }),
-        // A batch past the 4-row block, K off the 8-column block, two uneven chunks.
-        case("linear/backward", "batch 18", |s| {
-            bw::linear(gpu, ls(18, 70, 29), &[(0, 17), (17, 12)], s)
-        }),
         case("optim/sgd", "", |s| bw::sgd(gpu, 1003, s)).quick(),
         case("optim/overflow", "", |s| bw::overflow(gpu, 70001, s)).quick(),
     ]);

@@ -2,6 +2,7 @@
 //! and optionally the CPU reference's time for the same op.
 
 pub mod conv;
+pub mod linear;
 
 use super::report::Kernel;
 use super::{time_pass, time_wall, Timing};
@@ -10,7 +11,6 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
     self,
-    linear::{Linear, LinearShape, LinearVariant},
     lrn::LrnParams,
     peak::{PeakCopy, PeakFma},
 };
@@ -72,60 +72,6 @@ pub(super) fn with_cpu(mut k: Kernel, cpu: Option<Timing>) -> Kernel {
 
 fn dims_str((n, c, h, w): (usize, usize, usize, usize)) -> String {
     format!("{n}x{c}x{h}x{w}")
-}
-
-/// Fully connected layer, ReLU fused, weight split over bindings where needed.
-pub fn linear(
-    gpu: &Gpu,
-    s: LinearShape,
-    precision: Precision,
-    variant: LinearVariant,
-    set: Settings,
-) -> Result<Kernel> {
-    let mut rng = TensorRng::new(2);
-    let max = gpu.max_binding_bytes();
-    let fc = Linear::with_variant(gpu, s, true, max, precision, variant)?;
-    let w = rng.uniform(s.k * s.n_out);
-    let b = rng.uniform(s.n_out);
-    let p = fc.upload(gpu, &w, &b)?;
-    let xs = upload_n(gpu, &mut rng, s.m * s.k, precision)?;
-    let y = gpu.alloc("bench output", (s.m * s.n_out * precision.bytes()) as u64)?;
-    let bgs = xs
-        .iter()
-        .map(|x| fc.bind(gpu, x, &p, &y))
-        .collect::<Result<Vec<_>>>()?;
-    let timing = time_pass(gpu, set.runs, |pass, i| {
-        fc.encode(gpu, pass, &bgs[i % ROTATE])
-    })?;
-    let e = precision.bytes() as f64;
-    let bytes = e * (s.m * s.k + s.k * s.n_out + s.m * s.n_out) as f64;
-    let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
-    let mut k = entry(
-        "linear/forward",
-        shape,
-        timing,
-        2.0 * s.macs() as f64,
-        bytes,
-    );
-    k.variant = format!(
-        "{:?}{}, {} bindings",
-        variant,
-        if fc.subgroup { " subgroup" } else { "" },
-        fc.chunk_count()
-    );
-    k.precision = format!("{precision:?}").to_lowercase();
-    k.is_default = precision == Precision::F32 && variant == LinearVariant::default_for(gpu);
-    let cpu = if set.cpu && precision == Precision::F32 {
-        let x = rng.uniform(s.m * s.k);
-        Some(time_wall(1, || {
-            Ok(reference::linear::forward(
-                &x, s.m, s.k, &w, &b, s.n_out, true,
-            ))
-        })?)
-    } else {
-        None
-    };
-    Ok(with_cpu(k, cpu))
 }
 
 /// Times a one-input kernel, rotating among `ROTATE` inputs of `in_len` f32 writing one
@@ -379,42 +325,6 @@ pub(super) fn grad(
         None => None,
     };
     Ok(with_cpu(k, cpu))
-}
-
-/// The backward kernels of one FC layer (weight in one binding): dx, dw.
-pub fn linear_backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>> {
-    let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
-    let macs = 2.0 * s.macs() as f64;
-    let full = |d: &[Vec<f32>]| {
-        let x = TensorRng::new(13).uniform(s.m * s.k);
-        let _ = crate::reference::linear::backward(&x, s.m, s.k, &d[0], &d[1], s.n_out);
-    };
-    Ok(vec![
-        grad(
-            gpu,
-            set,
-            &crate::kernels::linear::dx(gpu, s, 0, s.n_out, false)?,
-            &[s.n_out * s.k, s.m * s.n_out],
-            &[],
-            s.m * s.k,
-            "linear/dx",
-            shape.clone(),
-            macs,
-            Some(&full),
-        )?,
-        grad(
-            gpu,
-            set,
-            &crate::kernels::linear::dw(gpu, s, 0, s.n_out, false)?,
-            &[s.m * s.k, s.m * s.n_out],
-            &[],
-            s.n_out * s.k,
-            "linear/dw",
-            shape,
-            macs,
-            None,
-        )?,
-    ])
 }
 
 /// Max-pool backward, softmax cross-entropy and the SGD step at one size each.

@@ -1,0 +1,254 @@
+//! linear's (the FC layers') conformance: its cases (`cases`, `backward_cases`, which the
+//! suite's table concatenates) and the checks they run against the CPU reference
+//! (`reference::linear`): the forward on every variant and precision, weights split over
+//! bindings, and the gradients over row chunks.
+
+use super::backward::run_op;
+use super::suite::{case, ls, one, skip, Case, Scope, SuiteOptions};
+use super::{f16_rounded, poisoned, read_as, Outcome, TensorRng, F16_KERNEL_TOL, F32_KERNEL_TOL};
+use crate::error::Result;
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::{
+    self,
+    linear::{Linear, LinearShape, LinearVariant},
+};
+use crate::reference;
+
+/// linear/forward on every variant: odd shapes, batch 11 and 17, weights split over
+/// bindings, a grid past 65535 workgroups, fc8, f16, and VGG16's 392 MiB fc6 with --full.
+pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
+    let f = "linear/forward";
+    let f32 = Precision::F32;
+    let mut v = Vec::new();
+    for variant in LinearVariant::ALL {
+        // The f16-operand variants' cases are f16's (`SuiteOptions::precision`).
+        let name = match variant.f16_operands() {
+            true => format!("{variant:?} f16 operands"),
+            false => format!("{variant:?}"),
+        };
+        if let Some(why) = variant.missing(gpu) {
+            v.push(skip(&format!("{f} {name}"), why));
+            continue;
+        }
+        let first = v.len();
+        // The last: more than one 64 x 64 block of the tensor-core variants each way.
+        let shapes = [
+            (1, 100, 13),
+            (3, 37, 29),
+            (5, 1, 3),
+            (9, 130, 6),
+            (11, 300, 9),
+            (17, 33, 5),
+            (70, 45, 130),
+        ];
+        for (i, (m, k, n)) in shapes.into_iter().enumerate() {
+            for relu in [false, true] {
+                v.push(
+                    one(f, &name, move |s| {
+                        forward_as(gpu, ls(m, k, n), relu, None, f32, Some(variant), s)
+                    })
+                    .quick_if(i == 1 && relu),
+                );
+            }
+        }
+        v.extend([
+            // The weight (15.4 KB) over bindings of 2000 bytes, 10 rows: 8 chunks, the last
+            // one short.
+            one(f, &format!("{name} over binding limit"), move |s| {
+                forward_as(gpu, ls(3, 50, 77), true, Some(2000), f32, Some(variant), s)
+            }),
+            // One output feature, 600000 rows of 8 per workgroup: 75000 workgroups.
+            one(f, &format!("{name} grid over 65535"), move |s| {
+                forward_as(gpu, ls(600_000, 3, 1), false, None, f32, Some(variant), s)
+            }),
+        ]);
+        if variant.f16_operands() {
+            v[first..].iter_mut().for_each(Case::mark_f16);
+        }
+    }
+    v.push(one(f, "fc8", |s| {
+        forward(gpu, ls(2, 4096, 1000), false, None, s)
+    }));
+    let first = v.len();
+    if gpu.features().contains(wgpu::Features::SHADER_F16) {
+        v.push(
+            one(f, "f16", |s| {
+                forward_as(gpu, ls(3, 50, 77), true, None, Precision::F16, None, s)
+            })
+            .quick(),
+        );
+        // What --precision f16 runs on tensor cores, in f16 storage.
+        for variant in LinearVariant::offered(gpu)
+            .into_iter()
+            .filter(|v| v.f16_operands())
+        {
+            v.push(
+                one(f, &format!("{variant:?} f16"), move |s| {
+                    forward_as(
+                        gpu,
+                        ls(33, 70, 90),
+                        true,
+                        None,
+                        Precision::F16,
+                        Some(variant),
+                        s,
+                    )
+                })
+                .quick(),
+            );
+        }
+    } else {
+        let why = format!("{} lacks the shader-f16 feature", gpu.info().name);
+        v.push(skip(&format!("{f} f16"), why));
+    }
+    v[first..].iter_mut().for_each(Case::mark_f16);
+    if opts.scope == Scope::Full {
+        v.push(one(f, "VGG16 fc6, 392 MiB", |s| {
+            forward(gpu, ls(2, 25088, 4096), true, None, s)
+        }));
+    } else {
+        v.push(skip(
+            &format!("{f} VGG16 fc6"),
+            "full-size case: run with --full",
+        ));
+    }
+    v
+}
+
+/// linear/backward: dx, dw and the bias gradient over weights split in row chunks, as the
+/// forward splits a weight over bindings.
+pub fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
+    vec![
+        // The weight in three row chunks, as the forward splits a weight over bindings.
+        case("linear/backward", "3 weight chunks", |s| {
+            backward(gpu, ls(5, 37, 23), &[(0, 10), (10, 10), (20, 3)], s)
+        })
+        .quick(),
+        case("linear/backward", "", |s| {
+            backward(gpu, ls(1, 300, 7), &[(0, 7)], s)
+        }),
+        case("linear/backward", "fc8", |s| {
+            backward(gpu, ls(3, 4096, 1000), &[(0, 1000)], s)
+        }),
+        // A batch past the 4-row block, K off the 8-column block, two uneven chunks.
+        case("linear/backward", "batch 18", |s| {
+            backward(gpu, ls(18, 70, 29), &[(0, 17), (17, 12)], s)
+        }),
+    ]
+}
+
+/// Fully connected layer; `max_binding` forces the weight split below the adapter's limit.
+pub fn forward(
+    gpu: &Gpu,
+    s: LinearShape,
+    relu: bool,
+    max_binding: Option<u64>,
+    seed: u64,
+) -> Result<Outcome> {
+    forward_as(gpu, s, relu, max_binding, Precision::F32, None, seed)
+}
+
+/// `forward` with tensors and weights stored as `precision`, in `variant` (None: the
+/// adapter's default).
+pub fn forward_as(
+    gpu: &Gpu,
+    s: LinearShape,
+    relu: bool,
+    max_binding: Option<u64>,
+    precision: Precision,
+    variant: Option<LinearVariant>,
+    seed: u64,
+) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let (mut x, mut w, mut b) = (
+        rng.uniform(s.m * s.k),
+        rng.uniform(s.n_out * s.k),
+        rng.uniform(s.n_out),
+    );
+    let variant = variant.unwrap_or_else(|| LinearVariant::default_for(gpu));
+    // f16 operands hold f16 values exactly (see conv_as), so f32's tolerance still applies.
+    if precision == Precision::F16 || variant.f16_operands() {
+        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
+    }
+    let max_binding = max_binding.unwrap_or(u64::MAX);
+    let fc = Linear::with_variant(gpu, s, relu, max_binding, precision, variant)?;
+    let params = fc.upload(gpu, &w, &b)?;
+    let xb = gpu.upload_as("x", &x, precision)?;
+    let out = poisoned(gpu, "y", s.m * s.n_out)?;
+    let bgs = fc.bind(gpu, &xb, &params, &out)?;
+    gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
+    let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
+    let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, relu);
+    let shape = format!(
+        "{}{}{}x{} -> {} ({:?}, {} binding{})",
+        if relu { "+relu " } else { "" },
+        if precision == Precision::F16 {
+            "f16 "
+        } else {
+            ""
+        },
+        s.m,
+        s.k,
+        s.n_out,
+        fc.variant,
+        fc.chunk_count(),
+        if fc.chunk_count() == 1 { "" } else { "s" }
+    );
+    let tol = match precision {
+        Precision::F32 => F32_KERNEL_TOL,
+        Precision::F16 => F16_KERNEL_TOL,
+    };
+    let mut o = Outcome::new("linear/forward", shape, &got, &want).tol(tol);
+    if precision == Precision::F32 {
+        // Where an output is the difference of terms far larger than itself (a few terms,
+        // as k = 1 has, cancelling), relative error measures only f32's rounding of those
+        // terms: a few ulps of their magnitude |b| + sum |w x| pass too (a missing or wrong
+        // term is off by a whole term, far more).
+        let magnitude = (0..s.m)
+            .flat_map(|i| (0..s.n_out).map(move |j| (i, j)))
+            .map(|(i, j)| {
+                let row = &w[j * s.k..(j + 1) * s.k];
+                let terms: f64 = row
+                    .iter()
+                    .zip(&x[i * s.k..(i + 1) * s.k])
+                    .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                    .sum();
+                terms + (b[j] as f64).abs()
+            })
+            .fold(0.0f64, f64::max);
+        o.abs_tol = 4.0 * f32::EPSILON as f64 * magnitude;
+    }
+    Ok(o)
+}
+
+/// FC gradients with the weight in row chunks, as the forward splits a weight over
+/// bindings: dx accumulates over the chunks, dw is per chunk, db is a column sum.
+pub fn backward(
+    gpu: &Gpu,
+    s: LinearShape,
+    chunks: &[(usize, usize)],
+    seed: u64,
+) -> Result<Vec<Outcome>> {
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(s.m * s.k);
+    let wt = rng.uniform(s.n_out * s.k);
+    let dy = rng.uniform(s.m * s.n_out);
+    let (dx, dw, db) = reference::linear::backward(&x, s.m, s.k, &wt, &dy, s.n_out);
+    let tag = format!("{}x{} -> {} ({} chunks)", s.m, s.k, s.n_out, chunks.len());
+    let mut got_dx: Option<Vec<f32>> = None;
+    let mut got_dw = Vec::with_capacity(dw.len());
+    for (j, &(r0, rows)) in chunks.iter().enumerate() {
+        let op = kernels::linear::dx(gpu, s, r0, rows, j > 0)?;
+        let wc = &wt[r0 * s.k..(r0 + rows) * s.k];
+        got_dx = Some(run_op(gpu, &op, &[wc, &dy], s.m * s.k, got_dx.as_deref())?);
+        let op = kernels::linear::dw(gpu, s, r0, rows, false)?;
+        got_dw.extend(run_op(gpu, &op, &[&x, &dy], rows * s.k, None)?);
+    }
+    let op = kernels::elementwise::channel_sum(gpu, s.m, s.n_out, 1, false)?;
+    let got_db = run_op(gpu, &op, &[&dy], s.n_out, None)?;
+    Ok(vec![
+        Outcome::new("linear/dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
+        Outcome::new("linear/dw", tag.clone(), &got_dw, &dw),
+        Outcome::new("linear/bias_grad", tag, &got_db, &db),
+    ])
+}
