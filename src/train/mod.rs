@@ -756,8 +756,7 @@ impl<'g> Trainer<'g> {
     pub fn set_loss_scale(&mut self, scale: f32, good_steps: u32) -> Result<()> {
         match &mut self.scaler {
             Some(s) => s.restore(scale, good_steps),
-            // Checked all the same: a checkpoint's record out of range is refused.
-            None => LossScaler::new(1.0, 1)?.restore(scale, good_steps),
+            None => LossScaler::check_recorded(scale),
         }
     }
 

@@ -21,7 +21,7 @@ pub struct LossScaler {
 impl LossScaler {
     /// A schedule from `scale`, doubling after `growth` clean steps.
     pub fn new(scale: f32, growth: u32) -> Result<LossScaler> {
-        if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) || growth == 0 {
+        if !in_range(scale) || growth == 0 {
             return Err(Error::InvalidOption {
                 option: "loss scale".into(),
                 message: format!(
@@ -49,14 +49,21 @@ impl LossScaler {
 
     /// Restores a checkpoint's record.
     pub fn restore(&mut self, scale: f32, good_steps: u32) -> Result<()> {
-        if !(scale.is_finite() && scale >= MIN_LOSS_SCALE) {
-            return Err(Error::Shape(format!(
-                "a loss scale of {scale} is out of range"
-            )));
-        }
+        Self::check_recorded(scale)?;
         self.scale = scale;
         self.good_steps = good_steps;
         Ok(())
+    }
+
+    /// A checkpoint's recorded scale refused where no schedule could run at it (checked
+    /// also where the run has no loss scaling).
+    pub fn check_recorded(scale: f32) -> Result<()> {
+        match in_range(scale) {
+            true => Ok(()),
+            false => Err(Error::Shape(format!(
+                "a loss scale of {scale} is out of range"
+            ))),
+        }
     }
 
     /// After a step: halve on an overflow (`skipped`), double after `growth` clean steps;
@@ -84,6 +91,11 @@ impl LossScaler {
         }
         Ok(())
     }
+}
+
+/// Whether a schedule can run at `scale`: finite and at least [`MIN_LOSS_SCALE`].
+fn in_range(scale: f32) -> bool {
+    scale.is_finite() && scale >= MIN_LOSS_SCALE
 }
 
 #[cfg(test)]
