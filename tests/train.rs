@@ -211,16 +211,18 @@ fn same_bits(a: &Weights, b: &Weights, what: &str) {
 #[test]
 fn a_batch_run_in_groups_of_images_trains_bit_for_bit_as_the_whole_batch() {
     // Under a binding of 3000 bytes the first conv (2880 bytes an image) and the first
-    // pool run one image at a time, the 1x1 conv, LRN and second pool in groups of 3 and 2
-    // (960 bytes an image, a batch of 5); the last conv, the FC layers and the loss on the
-    // whole batch. Weight gradients and bias sums add the groups in the batch's order, so
-    // the run is the whole batch's bit for bit: losses, weights and momentum, over three
-    // steps of two micro-batches.
+    // pool run one image at a time, the 1x1 conv, LRN and second pool in groups of 3, 3
+    // and 2 (960 bytes an image, a batch of 8); the last conv, the FC layers and the loss
+    // on the whole batch. Weight gradients and bias sums add the groups in the batch's
+    // order, so the run is the whole batch's bit for bit: losses, weights and momentum,
+    // over three steps of two micro-batches. The batch's 8 chunks (an image each) fill a
+    // CPU driver's workgroup, so the weight gradients of the first two convs sum a chunk
+    // per lane, in groups as on the whole batch.
     on_each_gpu(|| {
         let m = model(false);
         let w = Weights::init(&m, Init::Kaiming, seed());
         let opts = |group_binding| TrainOptions {
-            batch: 5,
+            batch: 8,
             accumulate: 2,
             group_binding,
             ..Default::default()
@@ -231,7 +233,7 @@ fn a_batch_run_in_groups_of_images_trains_bit_for_bit_as_the_whole_batch() {
         let sizes: Vec<usize> = split.grouped().iter().map(|g| g.1).collect();
         assert_eq!(sizes, [1, 1, 3, 3, 3], "{:?}", split.grouped());
         for s in 0..3 {
-            let (x, labels) = batch(&m, 10, seed() + 40 + s);
+            let (x, labels) = batch(&m, 16, seed() + 40 + s);
             let a = whole.step(&x, &labels, 0.05).unwrap();
             let b = split.step(&x, &labels, 0.05).unwrap();
             assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "step {s}");

@@ -193,6 +193,12 @@ pub fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
         // Past one 64x64 block of the tensor-core weight gradient in both dimensions
         // (70 output channels, 66 x 9 columns), its 544 pixels in 2 chunks.
         cs(2, 66, 70, 16, 17, 3),
+        // Small maps, a chunk per image, each lane summing a chunk of its own (where the
+        // chunks fill a workgroup: 8 lanes on a CPU driver, 32 on a GPU): 9 chunks of 1
+        // work item, 33 of 2, and a 1x1 kernel's 10 of 2.
+        cs(9, 7, 9, 4, 4, 3),
+        cs(33, 3, 5, 4, 5, 3),
+        cs(10, 5, 3, 3, 5, 1),
     ]
     .into_iter()
     .enumerate()

@@ -15,6 +15,8 @@
 // The lanes' sums then meet in workgroup memory and are added in lane order, and the
 // chunks' partial sums (out: [CHUNKS][C_OUT][C_IN][KS * KS]) are added in chunk order by
 // backward_weight/reduce.wgsl; with one chunk this kernel writes dw itself (ACCUMULATE adds to it).
+// Where a chunk has fewer items than the workgroup has lanes, the entry point `lanes`
+// gives each lane a chunk of its own instead (below).
 // No float atomics and no order that depends on scheduling: the result is bitwise the
 // same run to run.
 
@@ -142,6 +144,32 @@ fn row_step(c: u32, n: u32, ci: u32, y: u32, x0: u32, d: array<vec4<f32>, 4>) {
     }
 }
 
+// The work items: a column of 4 pixels over up to ROWS output rows of one image.
+fn items() -> u32 {
+    return N * ((H + ROWS - 1u) / ROWS) * ((W + 3u) / 4u);
+}
+
+// Work item g's contribution to this lane's sums for the block at (co0, ci0).
+fn item(g: u32, co0: u32, ci0: u32) {
+    let gx = (W + 3u) / 4u;
+    let segs = (H + ROWS - 1u) / ROWS;
+    let n = g / (segs * gx);
+    let y0 = (g / gx) % segs * ROWS;
+    let x0 = (g % gx) * 4u;
+    prime(0u, n, ci0, y0, x0);
+    prime(1u, n, ci0 + 1u, y0, x0);
+    prime(2u, n, ci0 + 2u, y0, x0);
+    prime(3u, n, ci0 + 3u, y0, x0);
+    for (var y = y0; y < min(H, y0 + ROWS); y++) {
+        let d = array<vec4<f32>, 4>(dy4(n, co0, y, x0), dy4(n, co0 + 1u, y, x0),
+                                    dy4(n, co0 + 2u, y, x0), dy4(n, co0 + 3u, y, x0));
+        row_step(0u, n, ci0, y, x0, d);
+        row_step(1u, n, ci0 + 1u, y, x0, d);
+        row_step(2u, n, ci0 + 2u, y, x0, d);
+        row_step(3u, n, ci0 + 3u, y, x0, d);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -153,31 +181,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let chunk = linear / (bo * bi);
     let co0 = (linear % (bo * bi)) / bi * BO;
     let ci0 = linear % bi * BI;
-    // Work items: a column of 4 pixels over up to ROWS output rows of one image.
-    let gx = (W + 3u) / 4u;
-    let segs = (H + ROWS - 1u) / ROWS;
-    let items = N * segs * gx;
     let taps = KS * KS;
 
     for (var it = 0u; it < PER; it++) {
         let span = chunk / CPI;
         let g = span * SPAN + ((chunk % CPI) * PER + it) * WG + lid;
-        if (g >= min(items, (span + 1u) * SPAN)) { break; }
-        let n = g / (segs * gx);
-        let y0 = (g / gx) % segs * ROWS;
-        let x0 = (g % gx) * 4u;
-        prime(0u, n, ci0, y0, x0);
-        prime(1u, n, ci0 + 1u, y0, x0);
-        prime(2u, n, ci0 + 2u, y0, x0);
-        prime(3u, n, ci0 + 3u, y0, x0);
-        for (var y = y0; y < min(H, y0 + ROWS); y++) {
-            let d = array<vec4<f32>, 4>(dy4(n, co0, y, x0), dy4(n, co0 + 1u, y, x0),
-                                        dy4(n, co0 + 2u, y, x0), dy4(n, co0 + 3u, y, x0));
-            row_step(0u, n, ci0, y, x0, d);
-            row_step(1u, n, ci0 + 1u, y, x0, d);
-            row_step(2u, n, ci0 + 2u, y, x0, d);
-            row_step(3u, n, ci0 + 3u, y, x0, d);
-        }
+        if (g >= min(items(), (span + 1u) * SPAN)) { break; }
+        item(g, co0, ci0);
     }
 
     spill(0u, lid);
@@ -202,4 +212,61 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let o = chunk * C_OUT * C_IN * taps + (co * C_IN + ci) * taps + t;
         if (ACCUMULATE && CHUNKS == 1u) { out[o] += s; } else { out[o] = s; }
     }
+}
+
+// Lane by lane, where a chunk has fewer work items than the workgroup has lanes (small
+// maps, a chunk per image): each lane sums one chunk by itself and writes its partial sums
+// straight out, with no workgroup reduction, and the WG lanes of a workgroup take WG
+// chunks of the same channel block. A chunk is PER consecutive items of its span (`main`
+// interleaves its lanes' items instead), summed in item order, so the partial sums are
+// still a function of the chunk alone: a group of images gets its images' partial sums of
+// the whole batch, bit for bit.
+@compute @workgroup_size(WG)
+fn lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let bi = (C_IN + BI - 1u) / BI;
+    let blocks = (C_OUT + BO - 1u) / BO * bi;
+    let linear = wid.x + wid.z * nwg.x;
+    let chunk = linear / blocks * WG + lid;
+    if (chunk >= CHUNKS) { return; }
+    let co0 = (linear % blocks) / bi * BO;
+    let ci0 = linear % bi * BI;
+    let span = chunk / CPI;
+    for (var it = 0u; it < PER; it++) {
+        let g = span * SPAN + (chunk % CPI) * PER + it;
+        if (g >= min(items(), (span + 1u) * SPAN)) { break; }
+        item(g, co0, ci0);
+    }
+    emit(0u, chunk, co0, ci0);
+    emit(1u, chunk, co0, ci0);
+    emit(2u, chunk, co0, ci0);
+    emit(3u, chunk, co0, ci0);
+    emit(4u, chunk, co0, ci0);
+    emit(5u, chunk, co0, ci0);
+    emit(6u, chunk, co0, ci0);
+    emit(7u, chunk, co0, ci0);
+    emit(8u, chunk, co0, ci0);
+}
+
+// Tap t of this lane's sums (the 4 x 4 channel block) into chunk's partial sums.
+fn emit(t: u32, chunk: u32, co0: u32, ci0: u32) {
+    emit4(t, chunk, co0, ci0, acc[t]);
+    emit4(t, chunk, co0, ci0 + 1u, acc[9u + t]);
+    emit4(t, chunk, co0, ci0 + 2u, acc[18u + t]);
+    emit4(t, chunk, co0, ci0 + 3u, acc[27u + t]);
+}
+
+// Output channels co0..co0 + 3 of input channel ci at tap t.
+fn emit4(t: u32, chunk: u32, co0: u32, ci: u32, v: vec4<f32>) {
+    put(t, chunk, co0, ci, v.x);
+    put(t, chunk, co0 + 1u, ci, v.y);
+    put(t, chunk, co0 + 2u, ci, v.z);
+    put(t, chunk, co0 + 3u, ci, v.w);
+}
+
+fn put(t: u32, chunk: u32, co: u32, ci: u32, s: f32) {
+    let taps = KS * KS;
+    if (co >= C_OUT || ci >= C_IN || t >= taps) { return; }
+    let o = chunk * C_OUT * C_IN * taps + (co * C_IN + ci) * taps + t;
+    if (ACCUMULATE && CHUNKS == 1u) { out[o] += s; } else { out[o] = s; }
 }

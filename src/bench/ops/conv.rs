@@ -167,11 +167,13 @@ fn wgrad(
     // The partial sums are written once and read once.
     let bytes = 4.0 * (s.input_len() + s.output_len() + s.weight_len() + 2 * partial) as f64;
     let mut k = entry("conv/wgrad", shape, t, 2.0 * s.macs() as f64, bytes);
-    k.variant = match (&op.reduce, op.main.name.as_str()) {
+    // `gemm::lanes` is the GEMM with a chunk per lane (small maps).
+    let name = op.main.name.strip_prefix("conv/backward_weight/");
+    let name = name.unwrap_or(&op.main.name);
+    k.variant = match (&op.reduce, name) {
         (_, _) if coop => format!("{forward:?}/{} chunks", wg::coop_split(s).0),
-        (Some(_), _) => format!("gemm/{} chunks", wg::split(s, s.n).chunks),
-        (None, "conv/backward_weight/gemm") => "gemm".into(),
-        (None, _) => "pairs".into(),
+        (Some(_), _) => format!("{name}/{} chunks", wg::split(s, s.n).chunks),
+        (None, _) => name.into(),
     };
     if coop {
         // f16 operands (what f16 training runs), not the f32 default.

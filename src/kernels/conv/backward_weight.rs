@@ -145,7 +145,30 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
         per_span,
     } = split(s, batch);
     let lanes = lanes(gpu);
-    let per = span.div_ceil(lanes * per_span);
+    // Each lane takes a chunk of its own (`lanes` in the shader) where the chunks fill a
+    // workgroup and, on a GPU, a chunk has fewer items than lanes (which would idle and
+    // still pay the workgroup's reduction: at 4x4 maps a chunk per image has one item). On
+    // a CPU driver it gains wherever the chunks fill a workgroup, as its lanes' reduction
+    // is a loop (lavapipe, batch 32, 128 -> 128 channels at 4x4: 292 ms -> 46; 16 -> 32
+    // at 16x16: 20 -> 13; batch 8, 256 -> 256 at 28x28 in 8 chunks: 1542 -> 1289); with
+    // one chunk over the batch it loses (512 -> 512 at 14x14: 1592 -> 2959).
+    // Decided on the whole batch's chunks, so a group of images sums its chunks the way the
+    // whole batch does.
+    let per_chunk = span.div_ceil(per_span);
+    let whole = split(
+        ConvShape {
+            n: batch.max(s.n),
+            ..s
+        },
+        batch,
+    )
+    .chunks;
+    let by_lane = whole >= lanes && (gpu.is_cpu() || per_chunk < lanes);
+    let per = if by_lane {
+        per_chunk
+    } else {
+        span.div_ceil(lanes * per_span)
+    };
     let mut consts = s.consts();
     consts.extend([
         ("WG", lanes as f64),
@@ -157,16 +180,21 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
     ]);
     let blocks = s.c_out.div_ceil(BLOCK.0) * s.c_in.div_ceil(BLOCK.1);
     let shader = shader!("conv/backward_weight/gemm");
-    split_passes(gpu, s, shader, &consts, chunks * blocks, chunks, accumulate)
+    let (entry, groups) = if by_lane {
+        ("lanes", chunks.div_ceil(lanes) * blocks)
+    } else {
+        ("main", chunks * blocks)
+    };
+    split_passes(gpu, s, (shader, entry), &consts, groups, chunks, accumulate)
 }
 
-/// The two passes of a weight gradient split in `chunks`: `shader`'s `main` over (x, dy,
-/// out) in `groups` workgroups, out the chunks' partial sums (dw itself for one chunk),
-/// then `reduce` adding them in order.
+/// The two passes of a weight gradient split in `chunks`: `shader`'s entry point over (x,
+/// dy, out) in `groups` workgroups, out the chunks' partial sums (dw itself for one
+/// chunk), then `reduce` adding them in order.
 fn split_passes(
     gpu: &Gpu,
     s: ConvShape,
-    shader: crate::gpu::Shader,
+    (shader, entry): (crate::gpu::Shader, &'static str),
     consts: &[(&str, f64)],
     groups: usize,
     chunks: usize,
@@ -175,7 +203,7 @@ fn split_passes(
     let main = Kernel::new(
         gpu,
         shader,
-        "main",
+        entry,
         consts,
         groups as u64,
         vec![
@@ -316,7 +344,16 @@ pub fn wgrad_for(
         ("WG", (4 * gpu.fixed_subgroup().unwrap_or(32)) as f64),
     ]);
     let blocks = s.c_out.div_ceil(64) * (s.c_in * s.k * s.k).div_ceil(64);
-    split_passes(gpu, s, shader, &consts, chunks * blocks, chunks, accumulate)
+    let groups = chunks * blocks;
+    split_passes(
+        gpu,
+        s,
+        (shader, "main"),
+        &consts,
+        groups,
+        chunks,
+        accumulate,
+    )
 }
 
 #[cfg(test)]
