@@ -94,7 +94,8 @@ impl Preprocess {
 ///
 /// JPEGs are decoded twice: first by the image crate, whose errors are clean (not an image,
 /// truncated, corrupt), then, for the pixels, by libjpeg-turbo (the mozjpeg crate), the
-/// decoder PIL uses, so the pixels are those torchvision sees. The two differ by up to a
+/// decoder PIL uses, so the pixels are those torchvision sees (natively: on wasm32 the
+/// image crate's pixels stand). The two differ by up to a
 /// few levels per pixel (IDCT rounding and chroma upsampling), enough to move a
 /// preprocessed pixel by 3/255.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
@@ -175,14 +176,16 @@ pub fn decode_bytes(
     }
     let mut img = DynamicImage::from_decoder(decoder)
         .map_err(|e| file_err(path, format!("cannot decode: {e}")))?;
+    if format == ::image::ImageFormat::Jpeg && !jpeg_complete(bytes) {
+        // Decoders fill a truncated scan with gray; PIL refuses it, and so do we.
+        return Err(file_err(
+            path,
+            "truncated JPEG (no end-of-image marker after the last scan)",
+        ));
+    }
+    // libjpeg-turbo is C, not built for wasm32: there the image crate's pixels stand.
+    #[cfg(not(target_arch = "wasm32"))]
     if format == ::image::ImageFormat::Jpeg {
-        if !jpeg_complete(bytes) {
-            // Decoders fill a truncated scan with gray; PIL refuses it, and so do we.
-            return Err(file_err(
-                path,
-                "truncated JPEG (no end-of-image marker after the last scan)",
-            ));
-        }
         if let Some(exact) = libjpeg_rgb(bytes).map_err(|e| file_err(path, e))? {
             img = DynamicImage::ImageRgb8(exact);
         }
@@ -192,12 +195,14 @@ pub fn decode_bytes(
 }
 
 /// Why libjpeg gave up: a fatal error, or a scan that ran into a marker before its end.
+#[cfg(not(target_arch = "wasm32"))]
 enum Stop {
     Fatal,
     Truncated,
 }
 
 /// libjpeg's fatal-error handler: it must not return; unwind to `libjpeg_rgb`.
+#[cfg(not(target_arch = "wasm32"))]
 unsafe extern "C-unwind" fn fatal(_: &mut mozjpeg_sys::jpeg_common_struct) {
     std::panic::resume_unwind(Box::new(Stop::Fatal));
 }
@@ -205,6 +210,7 @@ unsafe extern "C-unwind" fn fatal(_: &mut mozjpeg_sys::jpeg_common_struct) {
 /// libjpeg's message handler. Its warnings are ignored (PIL decodes through most of them,
 /// such as extraneous bytes before a marker), except the two that mean the scan ended
 /// before the image did: libjpeg then fills the rest with gray, which PIL would refuse.
+#[cfg(not(target_arch = "wasm32"))]
 unsafe extern "C-unwind" fn warning(
     cinfo: &mut mozjpeg_sys::jpeg_common_struct,
     level: std::os::raw::c_int,
@@ -220,6 +226,7 @@ unsafe extern "C-unwind" fn warning(
 /// libjpeg-turbo's RGB decoding of a JPEG the image crate already decoded: `Ok(None)` if
 /// it declines (a fatal libjpeg error, reported by unwinding and caught here), an error
 /// if the scan ends before the image does.
+#[cfg(not(target_arch = "wasm32"))]
 fn libjpeg_rgb(bytes: &[u8]) -> std::result::Result<Option<RgbImage>, &'static str> {
     // SAFETY: jpeg_std_error fills every field of the zeroed manager it is given.
     let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };

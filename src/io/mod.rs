@@ -182,15 +182,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> crate::Result<()> {
     if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_file()) {
         let _ = std::fs::remove_file(&tmp);
     }
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(|e| file_err(path, format!("cannot write: {e}")))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(fail)?;
-    drop(f);
+    // Written, flushed and closed (the function takes the file) before the rename.
+    let write = |mut f: std::fs::File| f.write_all(bytes).and_then(|_| f.sync_all());
+    write(f).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)?;
     // The rename is durable once the directory is on disk (not every platform can open a
     // directory to flush it; there the rename alone has to do).

@@ -240,7 +240,8 @@ pub fn save_safetensors(
     let sums = serde_json::to_string(&sums)
         .map_err(|e| file_err(path, format!("cannot encode checksums: {e}")))?;
     metadata.insert(CHECKSUMS.into(), sums);
-    let out = safetensors::serialize(views, Some(metadata))
+    // safetensors' own map type (hashbrown's, built without std).
+    let out = safetensors::serialize(views, Some(metadata.into_iter().collect()))
         .map_err(|e| file_err(path, format!("cannot encode safetensors: {e}")))?;
     super::write_atomically(path, &out)
 }

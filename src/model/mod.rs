@@ -522,7 +522,11 @@ fn build_layers(c: &Config) -> Result<Vec<Layer>> {
     };
     let next_block = s.features(c)?;
     s.classifier(c, next_block)?;
-    if let Some(l) = s.layers.iter().find(|l| l.output_len() > MAX_TENSOR) {
+    if let Some(l) = s
+        .layers
+        .iter()
+        .find(|l| l.output_len() as u64 > MAX_TENSOR as u64)
+    {
         return Err(invalid(format!(
             "{}'s output {:?} holds {} elements per image, past the {MAX_TENSOR} the kernels \
              index",
