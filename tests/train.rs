@@ -5,9 +5,10 @@ mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::{compare, TensorRng};
 use vgg_wgpu::kernels::conv::{ConvTune, ConvVariant};
+use vgg_wgpu::model::Op;
 use vgg_wgpu::reference::train::{pool_margin, step as ref_step, Sgd};
 use vgg_wgpu::train::{TrainOptions, Trainer};
-use vgg_wgpu::{Init, Model, Tensor, Weights};
+use vgg_wgpu::{Init, Model, Network, Tensor, Weights};
 
 fn model(bn: bool) -> Model {
     Model::parse("6,M,8:1,L,M,10")
@@ -265,6 +266,54 @@ fn a_batch_run_in_groups_of_images_trains_bit_for_bit_as_the_whole_batch() {
             e.to_string().contains("does not run in groups of images"),
             "{e}"
         );
+    });
+}
+
+#[test]
+fn the_trainer_and_the_executor_choose_the_same_variants() {
+    // One choice per layer: inference and training of the same model on the same adapter
+    // run every conv and FC layer in the same configuration, at maps from 32x32 down to
+    // 2x2 (untuned here; tests/tuning.rs does it with a tuning file).
+    on_each_gpu(|| {
+        let m = Model::parse("8,M,16,M,16,16,M,24,M,24")
+            .and_then(|m| m.with_input(3, 32, 32))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[20]))
+            .and_then(|m| m.with_classes(7))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let w = Weights::init(&m, Init::Kaiming, seed());
+        let mut net = Network::new(gpu(), &m, &w).unwrap();
+        let x = Tensor::new(
+            vec![4, 3, 32, 32],
+            TensorRng::new(seed()).uniform(4 * 3 * 32 * 32),
+        )
+        .unwrap();
+        net.forward(&x).unwrap();
+        let opts = TrainOptions {
+            batch: 4,
+            dropout: false,
+            ..Default::default()
+        };
+        let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
+        let (mut convs, mut fcs) = (Vec::new(), 0);
+        for (l, layer) in m.layers().iter().enumerate() {
+            match layer.op {
+                Op::Conv { .. } => {
+                    let tune = net.conv_tune(l);
+                    assert_eq!(t.conv_tune(l), Some(tune), "{}", layer.name);
+                    convs.push(tune.variant);
+                }
+                Op::Linear { .. } => {
+                    let v = net.linear_variant(l);
+                    assert!(v.is_some(), "{}", layer.name);
+                    assert_eq!(t.linear_variant(l), v, "{}", layer.name);
+                    fcs += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!((convs.len(), fcs), (6, 2));
+        eprintln!("[{}] conv variants {convs:?}", gpu().info().name);
     });
 }
 

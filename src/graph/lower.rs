@@ -138,6 +138,21 @@ pub struct At {
 }
 
 impl At {
+    /// A conv node's shape: channels from its tensors, the kernel from its op; None for any
+    /// other op.
+    pub fn conv_shape(&self) -> Option<ConvShape> {
+        match self.op {
+            NodeOp::Conv { k, .. } => Some(self.conv(k)),
+            _ => None,
+        }
+    }
+
+    /// The conv shape of this node with kernel size `k` (what a `NodeOp::Conv` carries).
+    pub(crate) fn conv(&self, k: usize) -> ConvShape {
+        let [c_in, h, w] = self.input;
+        ConvShape::new(self.n, c_in, self.output[0], h, w, k)
+    }
+
     fn dims(&self) -> (usize, usize, usize, usize) {
         let [c, h, w] = self.input;
         (self.n, c, h, w)
@@ -172,14 +187,6 @@ fn wrong_binds(at: &At) -> Error {
 }
 
 impl Lowering<'_> {
-    fn conv_shape(&self, at: &At, layer: usize) -> Result<ConvShape> {
-        let Op::Conv { c_in, c_out, k } = self.model.layers()[layer].op else {
-            return Err(Error::Shape(format!("layer {layer} is not a conv")));
-        };
-        let [_, h, w] = at.input;
-        Ok(ConvShape::new(at.n, c_in, c_out, h, w, k))
-    }
-
     fn linear_shape(&self, at: &At, layer: usize) -> Result<LinearShape> {
         let Op::Linear { k, n: n_out } = self.model.layers()[layer].op else {
             return Err(Error::Shape(format!("layer {layer} is not FC")));
@@ -200,8 +207,8 @@ impl Lowering<'_> {
         let (n, c, h, w) = dims;
         let one = |k: Bound| Ok(vec![k]);
         match (at.op, b) {
-            (NodeOp::Conv { layer, relu, .. }, Binds::Conv { tune, params }) => {
-                let shape = self.conv_shape(at, layer)?;
+            (NodeOp::Conv { k, relu, .. }, Binds::Conv { tune, params }) => {
+                let shape = at.conv(k);
                 let conv = Conv2d::with_precision(gpu, shape, relu, *tune, precision)?;
                 let bg = conv.bind(gpu, x, params, y)?;
                 one(Bound::Conv(conv, bg))
@@ -305,7 +312,7 @@ impl Lowering<'_> {
         }
         match (at.op, b, grads) {
             (
-                NodeOp::Conv { layer, .. },
+                NodeOp::Conv { layer, k, .. },
                 Binds::Conv { tune: forward, .. },
                 Grads::Conv {
                     dw,
@@ -315,7 +322,7 @@ impl Lowering<'_> {
                     ..
                 },
             ) => {
-                let shape = self.conv_shape(at, layer)?;
+                let shape = at.conv(k);
                 if flow.params {
                     self.conv_params_backward(
                         shape,

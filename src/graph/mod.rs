@@ -42,9 +42,12 @@ impl TensorInfo {
 /// What a node computes. Layer indices point into the model's layer list.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum NodeOp {
-    /// Convolution with its batch norm folded in and its ReLU fused where present.
+    /// Convolution with its batch norm folded in and its ReLU fused where present; `k` is
+    /// its kernel size (its channels are its tensors'), so a lowering needs no model
+    /// lookup to know its shape.
     Conv {
         layer: usize,
+        k: usize,
         bn: Option<usize>,
         relu: bool,
     },
@@ -297,7 +300,7 @@ impl Builder<'_> {
         let train = matches!(self.mode, Mode::Train { .. });
         let dense = self.mode == Mode::Dense;
         match l.op {
-            Op::Conv { .. } => {
+            Op::Conv { k, .. } => {
                 // Training keeps batch norm as a node of its own (batch statistics).
                 let bn = matches!(
                     self.layers.get(i + 1).map(|l| l.op),
@@ -317,7 +320,12 @@ impl Builder<'_> {
                     });
                 }
                 let end = bn.unwrap_or(i);
-                return Ok(self.fused(i, end, |relu| NodeOp::Conv { layer: i, bn, relu }));
+                return Ok(self.fused(i, end, |relu| NodeOp::Conv {
+                    layer: i,
+                    k,
+                    bn,
+                    relu,
+                }));
             }
             Op::Linear { .. } => {
                 return Ok(self.fused(i, i, |relu| NodeOp::Linear { layer: i, relu }));
@@ -415,6 +423,7 @@ mod tests {
             g.nodes[0].op,
             NodeOp::Conv {
                 layer: 0,
+                k: 3,
                 bn: Some(1),
                 relu: true
             }

@@ -467,12 +467,11 @@ impl Layout {
         let [c, h, w] = at.input;
         let layer = |i: usize| &model.layers()[i];
         Ok(match at.op {
-            NodeOp::Conv { layer: i, .. } => {
-                let Op::Conv { c_in, c_out, k } = layer(i).op else {
-                    return Err(Error::Shape(format!("layer {i} is not a conv")));
-                };
+            NodeOp::Conv { layer: i, k, .. } => {
+                let s = at.conv(k);
+                let (c_in, c_out) = (s.c_in, s.c_out);
                 let key = &layer(i).key;
-                let t = tune(ConvShape::new(n, c_in, c_out, h, w, k));
+                let t = tune(s);
                 // Buffers count 4-byte words: an f16 packing takes half as many.
                 let words = |t: ConvTune, e: usize| match t.weight_precision(Precision::F32) {
                     Precision::F16 => e.div_ceil(2),

@@ -31,7 +31,7 @@ use crate::kernels::{
     linear::{row_chunks, LinearParams, LinearVariant},
     Bound, Kernel,
 };
-use crate::model::{Model, Op, Tensor, Weights};
+use crate::model::{Model, Tensor, Weights};
 
 /// Optimisation settings (the paper's: momentum 0.9, weight decay 5e-4).
 #[derive(Clone, Copy, Debug)]
@@ -440,12 +440,10 @@ impl<'g> Trainer<'g> {
                     tune,
                     dgrad,
                 } => {
-                    let NodeOp::Conv { layer, .. } = node.at.op else {
+                    let NodeOp::Conv { layer, k, .. } = node.at.op else {
                         return Err(Error::Shape("conv buffers on another op".into()));
                     };
-                    let Op::Conv { c_in, c_out, k } = self.model.layers()[layer].op else {
-                        return Err(Error::Shape(format!("layer {layer} is not a conv")));
-                    };
+                    let kernels::conv::ConvShape { c_in, c_out, .. } = node.at.conv(k);
                     // The same choice as the executor's: inference and training run one
                     // configuration per layer.
                     self.conv_tunes.insert(layer, tune);
