@@ -85,7 +85,7 @@ fn main() -> vgg_wgpu::Result<()> {
             rng.uniform(c_out),
         );
         for (data, x, w, b) in [("random", &rx, &rw, &rb), ("photo", &real, wt, bias)] {
-            let want = reference::conv::forward(x, (1, c_in, h, wd), w, b, c_out, k, false);
+            let want = reference::conv::forward(x, (1, c_in, h, wd), (w, b), c_out, k, false);
             let (wl2, wmax) = errors(&run(&gpu, s, ConvVariant::Winograd, x, w, b), &want);
             let (w2l2, w2max) = errors(&run(&gpu, s, ConvVariant::Winograd2, x, w, b), &want);
             let (sl2, smax) = errors(&run(&gpu, s, ConvVariant::Subgroup, x, w, b), &want);

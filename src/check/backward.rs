@@ -211,8 +211,7 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let x = rng.range(len, -20.0, 20.0);
     let dy = rng.uniform(len);
     let p = LrnParams::default();
-    let (alpha, beta, kk) = (p.alpha as f64, p.beta as f64, p.k as f64);
-    let want = reference::lrn::backward(&x, dims, p.size, alpha, beta, kk, &dy);
+    let want = reference::lrn::backward(&x, dims, &p, &dy);
     let got = run_op(
         gpu,
         &kernels::lrn::backward(gpu, dims, p)?,

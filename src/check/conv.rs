@@ -266,7 +266,7 @@ pub fn forward_as(
     let bg = conv.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
     let got = read_as(gpu, &out, s.output_len(), precision)?;
-    let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), &w, &b, s.c_out, s.k, relu);
+    let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), (&w, &b), s.c_out, s.k, relu);
     let shape = format!(
         "{}x{}{}{} {}->{} {:?}/{}",
         s.k,

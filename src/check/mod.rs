@@ -399,7 +399,7 @@ pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
     let p = LrnParams::default();
     let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
     let got = run_op(gpu, &k, &[&x], x.len(), None)?;
-    let want = reference::lrn::forward(&x, dims, p.size, p.alpha, p.beta, p.k);
+    let want = reference::lrn::forward(&x, dims, &p);
     Ok(Outcome::new("lrn/forward", dims_str(dims), &got, &want))
 }
 
@@ -423,7 +423,12 @@ pub fn batchnorm(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome
     let k = kernels::batchnorm::affine(gpu, dims, relu, Precision::F32)?;
     let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None)?;
     let want = reference::batchnorm::forward(
-        &x, dims, &bn.gamma, &bn.beta, &bn.mean, &bn.var, bn.eps, relu,
+        &x,
+        dims,
+        (&bn.gamma, &bn.beta),
+        (&bn.mean, &bn.var),
+        bn.eps,
+        relu,
     );
     Ok(Outcome::new(
         "batchnorm/affine",
@@ -450,14 +455,12 @@ pub fn batchnorm_folded(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
     gpu.run_pass("conv+bn", |pass| conv.encode(gpu, pass, &bg))?;
     let got = gpu.read::<f32>(&out, s.output_len())?;
     let dims = (s.n, s.c_in, s.h, s.w);
-    let y = reference::conv::forward(&x, dims, &w, &b, s.c_out, s.k, false);
+    let y = reference::conv::forward(&x, dims, (&w, &b), s.c_out, s.k, false);
     let want = reference::batchnorm::forward(
         &y,
         (s.n, s.c_out, s.h, s.w),
-        &bn.gamma,
-        &bn.beta,
-        &bn.mean,
-        &bn.var,
+        (&bn.gamma, &bn.beta),
+        (&bn.mean, &bn.var),
         bn.eps,
         true,
     );
@@ -534,7 +537,7 @@ mod tests {
         let x = rng.uniform(2 * 3 * 9 * 11);
         let w = rng.uniform(4 * 3 * 9);
         let b = rng.uniform(4);
-        let y = reference::conv::forward(&x, (2, 3, 9, 11), &w, &b, 4, 3, false);
+        let y = reference::conv::forward(&x, (2, 3, 9, 11), (&w, &b), 4, 3, false);
         let mut shifted = y.clone();
         shifted.rotate_left(1);
         assert!(!compare(&shifted, &y).passes(F32_KERNEL_TOL));

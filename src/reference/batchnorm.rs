@@ -4,14 +4,11 @@
 use super::{f, Real};
 
 /// Batch norm in inference form: y = (x - mean) / sqrt(var + eps) * gamma + beta.
-#[allow(clippy::too_many_arguments)]
 pub fn forward(
     x: &[f32],
     (n, c, h, w): (usize, usize, usize, usize),
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
+    (gamma, beta): (&[f32], &[f32]),
+    (mean, var): (&[f32], &[f32]),
     eps: f32,
     relu: bool,
 ) -> Vec<f32> {

@@ -2,16 +2,14 @@
 
 use super::{f, Real};
 
-/// 2-D convolution, stride 1, zero padding `k / 2`, weight [c_out, c_in, k, k].
+/// 2-D convolution, stride 1, zero padding `k / 2`, (weight [c_out, c_in, k, k], bias).
 /// Each output plane is accumulated in f64, one tap at a time over the valid window; the
 /// planes are shared out over the host's cores (the whole-network reference would take
 /// minutes on one).
-#[allow(clippy::too_many_arguments)]
 pub fn forward<T: Real>(
     x: &[T],
     (n, c_in, h, w): (usize, usize, usize, usize),
-    weight: &[T],
-    bias: &[T],
+    (weight, bias): (&[T], &[T]),
     c_out: usize,
     k: usize,
     relu: bool,

@@ -53,21 +53,21 @@ fn conv_gradients_match_finite_differences() {
             "conv dx",
             &x,
             &r,
-            |x| conv::forward(x, dims, &wt, &b, co, k, false),
+            |x| conv::forward(x, dims, (&wt, &b), co, k, false),
             &dx,
         );
         fd_check(
             "conv dw",
             &wt,
             &r,
-            |w| conv::forward(&x, dims, w, &b, co, k, false),
+            |w| conv::forward(&x, dims, (w, &b), co, k, false),
             &dw,
         );
         fd_check(
             "conv db",
             &b,
             &r,
-            |b| conv::forward(&x, dims, &wt, b, co, k, false),
+            |b| conv::forward(&x, dims, (&wt, b), co, k, false),
             &db,
         );
     }
@@ -144,15 +144,14 @@ fn lrn_gradients_match_finite_differences() {
     let dims = (2, 7, 2, 3);
     let x = rand_vec(&mut rng, 84);
     let r = rand_vec(&mut rng, 84);
-    let (s, a, be, kk) = (5, 0.5, 0.75, 2.0);
-    let dx = lrn::backward(&x, dims, s, a, be, kk, &r);
-    fd_check(
-        "lrn",
-        &x,
-        &r,
-        |x| lrn::forward(x, dims, s, a as f32, be as f32, kk as f32),
-        &dx,
-    );
+    let p = crate::model::LrnParams {
+        size: 5,
+        alpha: 0.5,
+        beta: 0.75,
+        k: 2.0,
+    };
+    let dx = lrn::backward(&x, dims, &p, &r);
+    fd_check("lrn", &x, &r, |x| lrn::forward(x, dims, &p), &dx);
 }
 
 #[test]

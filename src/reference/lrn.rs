@@ -1,19 +1,22 @@
 //! Local response normalisation across channels (PyTorch semantics): forward and backward.
 
 use super::{f, Real};
+use crate::model::LrnParams;
 
 /// Local response normalisation across channels, PyTorch's `LocalResponseNorm`:
 /// b_c = a_c / (k + alpha / size * sum_{c' in window(c)} a_c'^2)^beta, where the window
 /// spans channels c - size/2 ..= c + (size - 1)/2 and zeros stand beyond the edges.
-#[allow(clippy::too_many_arguments)]
 pub fn forward<T: Real>(
     x: &[T],
     (n, c, h, w): (usize, usize, usize, usize),
-    size: usize,
-    alpha: f32,
-    beta: f32,
-    k: f32,
+    p: &LrnParams,
 ) -> Vec<T> {
+    let LrnParams {
+        size,
+        alpha,
+        beta,
+        k,
+    } = *p;
     assert_eq!(x.len(), n * c * h * w);
     let mut out = vec![T::of(0.0); x.len()];
     let lo = size / 2;
@@ -38,16 +41,14 @@ pub fn forward<T: Real>(
 }
 
 /// Gradient of `lrn` (PyTorch's LocalResponseNorm) given dy.
-#[allow(clippy::too_many_arguments)]
 pub fn backward<T: Real>(
     x: &[T],
     (n, c, h, w): (usize, usize, usize, usize),
-    size: usize,
-    alpha: f64,
-    beta: f64,
-    k: f64,
+    p: &LrnParams,
     dy: &[T],
 ) -> Vec<T> {
+    let size = p.size;
+    let (alpha, beta, k) = (p.alpha as f64, p.beta as f64, p.k as f64);
     let (lo, hi) = (size / 2, (size - 1) / 2);
     let hw = h * w;
     let at = |b: usize, ch: usize, p: usize| (b * c + ch) * hw + p;

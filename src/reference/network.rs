@@ -39,20 +39,18 @@ pub fn forward(
         };
         x = match layer.op {
             Op::Conv { c_out, k, .. } => {
-                conv::forward(&x, dims, get("weight")?, get("bias")?, c_out, k, false)
+                conv::forward(&x, dims, (get("weight")?, get("bias")?), c_out, k, false)
             }
             Op::BatchNorm { .. } => batchnorm::forward(
                 &x,
                 dims,
-                get("weight")?,
-                get("bias")?,
-                get("running_mean")?,
-                get("running_var")?,
+                (get("weight")?, get("bias")?),
+                (get("running_mean")?, get("running_var")?),
                 BN_EPS,
                 false,
             ),
             Op::Relu => x.iter().map(|v| v.max(0.0)).collect(),
-            Op::Lrn(p) => lrn::forward(&x, dims, p.size, p.alpha, p.beta, p.k),
+            Op::Lrn(p) => lrn::forward(&x, dims, &p),
             Op::MaxPool => pool::forward(&x, dims).0,
             Op::AdaptiveAvgPool { h, w } => avgpool::forward(&x, dims, h, w),
             Op::Flatten | Op::Dropout { .. } => x,

@@ -99,7 +99,7 @@ fn forward(
                     get(weights, format!("{k}.weight"))?,
                     get(weights, format!("{k}.bias"))?,
                 );
-                conv::forward(&cur, dims, &wt, &bs, c_out, ks, false)
+                conv::forward(&cur, dims, (&wt, &bs), c_out, ks, false)
             }
             Op::BatchNorm { c: ch } => {
                 let (g, bt) = (
@@ -115,7 +115,7 @@ fn forward(
                 y
             }
             Op::Relu => cur.iter().map(|v| v.max(0.0)).collect(),
-            Op::Lrn(p) => lrn::forward(&cur, dims, p.size, p.alpha, p.beta, p.k),
+            Op::Lrn(p) => lrn::forward(&cur, dims, &p),
             Op::MaxPool => {
                 let (y, idx) = pool::forward(&cur, dims);
                 argmax[i] = idx;
@@ -171,15 +171,7 @@ fn backward(
                 dx
             }
             Op::Relu => elementwise::relu_backward(&outs[i], &g),
-            Op::Lrn(p) => lrn::backward(
-                xin,
-                dims,
-                p.size,
-                p.alpha as f64,
-                p.beta as f64,
-                p.k as f64,
-                &g,
-            ),
+            Op::Lrn(p) => lrn::backward(xin, dims, &p, &g),
             Op::MaxPool => pool::backward(&g, &argmax[i], dims),
             Op::AdaptiveAvgPool { h: oh, w: ow } if (h, w) != (oh, ow) => {
                 avgpool::backward(&g, dims, oh, ow)

@@ -49,8 +49,7 @@ pub fn forward(
             Ok(reference::conv::forward(
                 &x,
                 (s.n, s.c_in, s.h, s.w),
-                &w,
-                &b,
+                (&w, &b),
                 s.c_out,
                 s.k,
                 true,

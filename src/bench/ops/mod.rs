@@ -144,7 +144,7 @@ pub fn batchnorm(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -
         len(dims),
         &k,
         &[&scale, &shift],
-        |x| reference::batchnorm::forward(x, dims, &g, &b, &m, &v, 1e-5, true),
+        |x| reference::batchnorm::forward(x, dims, (&g, &b), (&m, &v), 1e-5, true),
     )?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
@@ -158,7 +158,7 @@ pub fn lrn(gpu: &Gpu, dims: (usize, usize, usize, usize), set: Settings) -> Resu
     let p = LrnParams::default();
     let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
     let (t, cpu) = unary(gpu, set, 5, len(dims), len(dims), &k, &[], |x| {
-        reference::lrn::forward(x, dims, p.size, p.alpha, p.beta, p.k)
+        reference::lrn::forward(x, dims, &p)
     })?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
