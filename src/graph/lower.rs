@@ -285,12 +285,10 @@ impl Lowering<'_> {
     /// The backward kernels of one node: from `g.cur` (the gradient of its output) to its
     /// parameters' gradients and its input's, as `flow` asks, the latter left in `g.cur`.
     /// `x` and `y` are the node's saved input and output.
-    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
         at: &At,
-        x: &Buffer,
-        y: &Buffer,
+        (x, y): (&Buffer, &Buffer),
         g: &mut PingPong,
         b: &Binds,
         grads: &Grads,

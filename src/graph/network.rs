@@ -164,7 +164,7 @@ impl<'g> Network<'g> {
                     let [_, h, wd] = l.output;
                     let shape = ConvShape::new(1, c_in, c_out, h, wd, k);
                     let t = select(shape);
-                    let p = t.upload(gpu, c_in, c_out, k, w, b, precision)?;
+                    let p = t.upload(gpu, (c_in, c_out, k), (w, b), precision)?;
                     convs.insert(i, (t, p));
                 }
                 Op::Linear { k, n } => {

@@ -382,7 +382,7 @@ impl<'g> Trainer<'g> {
             let (dy, dx) = (&self.bufs[l.dy], &self.bufs[l.dx]);
             let mut pp = PingPong::new(dy, dx);
             let bwd = self.with_binds(t, Some(l), |b, d| {
-                lower.backward(&at, x, y, &mut pp, b, d, flow)
+                lower.backward(&at, (x, y), &mut pp, b, d, flow)
             })?;
             ks.extend(bwd.into_iter().map(Work::Kernel));
             // Nothing below the first layer that trains reads a gradient (`Flow::dx`).
@@ -527,7 +527,7 @@ impl<'g> Trainer<'g> {
             let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
             let mut pp = PingPong::new(&self.bufs[g.0], &self.bufs[g.1]);
             let bwd = self.with_binds(t, None, |b, d| {
-                lower.backward(&t.at, x, y, &mut pp, b, d, flow)
+                lower.backward(&t.at, (x, y), &mut pp, b, d, flow)
             })?;
             ks.extend(bwd.into_iter().map(Work::Kernel));
             if pp.swaps() % 2 == 1 {

@@ -111,7 +111,7 @@ impl Conv2d {
     pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<ConvParams> {
         let s = self.shape;
         self.tune
-            .upload(gpu, s.c_in, s.c_out, s.k, weight, bias, self.precision)
+            .upload(gpu, (s.c_in, s.c_out, s.k), (weight, bias), self.precision)
     }
 
     /// A bind group over input, packed parameters and output, after checking their sizes.

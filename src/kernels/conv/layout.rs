@@ -208,16 +208,13 @@ impl ConvTune {
         }
     }
 
-    /// Packs and uploads weights and bias, stored as `precision`.
-    #[allow(clippy::too_many_arguments)]
+    /// Packs and uploads the weights and bias of a (c_in, c_out, k) conv, stored as
+    /// `precision`.
     pub fn upload(
         &self,
         gpu: &Gpu,
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        weight: &[f32],
-        bias: &[f32],
+        (c_in, c_out, k): (usize, usize, usize),
+        (weight, bias): (&[f32], &[f32]),
         precision: Precision,
     ) -> Result<ConvParams> {
         let (w, b) = self.pack(c_in, c_out, k, weight, bias)?;
