@@ -22,7 +22,7 @@
 # 35% held-out after 10 (the net at S = 36: 66%).
 #
 # tools/reproduce_scale.sh OUT_DIR [EPOCHS] [SEED]   ($VGG: a vgg binary to use instead of
-# building this checkout's)
+# building this checkout's). An interrupted run resumes from its checkpoint.
 set -euo pipefail
 out=${1:?usage: tools/reproduce_scale.sh OUT_DIR [EPOCHS] [SEED]}
 epochs=${2:-10}
@@ -49,8 +49,26 @@ train() {
     local name=$1
     shift
     if [ ! -f "$out/$name/model.safetensors" ]; then
-        rm -rf "${out:?}/$name"
-        "$vgg" train "${common[@]}" "$@" --out "$out/$name" 2>&1 | tee "$out/$name.train.log"
+        if [ -f "$out/$name/checkpoint.safetensors" ]; then
+            # An interrupted run resumes from its last epoch (bitwise as if it had not
+            # stopped); its starting weights and rate are the checkpoint's, so --init,
+            # --init-from and --lr are left out.
+            local keep=() skip=0 a
+            for a in "$@"; do
+                if [ "$skip" = 1 ]; then
+                    skip=0
+                elif [ "$a" = --init ] || [ "$a" = --init-from ] || [ "$a" = --lr ]; then
+                    skip=1
+                else
+                    keep+=("$a")
+                fi
+            done
+            "$vgg" train "${common[@]}" "${keep[@]}" --resume --out "$out/$name" 2>&1 |
+                tee -a "$out/$name.train.log"
+        else
+            rm -rf "${out:?}/$name"
+            "$vgg" train "${common[@]}" "$@" --out "$out/$name" 2>&1 | tee "$out/$name.train.log"
+        fi
     fi
     # Evaluated again only where the weights are newer than the last evaluation.
     if [ ! "$out/$name.eval.json" -nt "$out/$name/model.safetensors" ]; then
