@@ -17,7 +17,7 @@ fn conv_variants() -> Vec<ConvTune> {
     ConvTune::variants_for(gpu())
 }
 
-/// The table's conv grid cases (conv_cases in check/suite.rs) fold their grid.
+/// The table's conv grid cases (`grid_case` in check/conv.rs) fold their grid.
 #[test]
 fn conv_grid_over_65535_workgroups() {
     on_each_gpu(|| {
@@ -73,7 +73,7 @@ fn kernels_agree_with_bounds_checks_on() {
             None,
             seed(),
         ));
-        assert_pass(check::maxpool(&checked, (3, 5, 13, 15), seed()));
+        assert_pass(check::pool::forward(&checked, (3, 5, 13, 15), seed()));
         assert_pass(check::linear::forward(
             &checked,
             LinearShape {

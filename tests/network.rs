@@ -5,7 +5,7 @@
 mod common;
 use common::{gpu, on_each_gpu, seed};
 use vgg_wgpu::check::compare;
-use vgg_wgpu::check::suite::{random_input as input, random_weights};
+use vgg_wgpu::check::network::{random_input as input, random_weights};
 use vgg_wgpu::graph::PROB;
 use vgg_wgpu::kernels::conv::ConvTune;
 use vgg_wgpu::model::Summary;

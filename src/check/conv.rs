@@ -1,9 +1,9 @@
-//! conv's conformance: its cases (`cases`, `backward_cases`, which the suite's table
-//! concatenates) and the checks they run, each against the CPU reference
+//! conv's conformance: its cases (`cases`, which the suite's table concatenates) and the
+//! checks they run, each against the CPU reference
 //! (`reference::conv`): the forward on every variant, the input and weight gradients as
 //! training computes them, and the GPU weight packings against the host's.
 
-use super::backward::run_op;
+use super::run_op;
 use super::suite::{case, cs, one, skip, Case};
 use super::{
     dims_str, f16_rounded, poisoned, read_as, Outcome, TensorRng, F16_KERNEL_TOL, F32_KERNEL_TOL,
@@ -14,10 +14,17 @@ use crate::kernels::conv::{ConvShape, ConvTune, ConvVariant, Packing, Tiling};
 use crate::kernels::{self, conv::Conv2d};
 use crate::reference;
 
+/// conv's cases: the forward and packings, then the backward.
+pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
+    let mut v = forward_cases(gpu);
+    v.extend(backward_cases(gpu));
+    v
+}
+
 /// conv/forward on every variant the adapter offers (the others named as skipped), at 3x3
 /// and 1x1, with and without ReLU, in f16 where the adapter has it, and with grids past
 /// 65535 workgroups in a dimension; conv/pack for every variant.
-pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
+fn forward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     let f = "conv/forward";
     let mut v = vec![
         // 66000 images of 1x1: one workgroup each, past 65535 in one dimension.
@@ -174,7 +181,7 @@ pub fn grid_case(tune: ConvTune) -> (ConvTune, ConvShape) {
 /// conv/backward: the input, weight and bias gradients over the weight gradient's ways
 /// (per channel pair, the GEMM in one chunk and split), and f16 training's where an
 /// f16-operand forward is offered.
-pub fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
+fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     let mut v = Vec::new();
     for (i, s) in [
         cs(2, 3, 5, 7, 9, 3),

@@ -1,9 +1,9 @@
-//! linear's (the FC layers') conformance: its cases (`cases`, `backward_cases`, which the
-//! suite's table concatenates) and the checks they run against the CPU reference
+//! linear's (the FC layers') conformance: its cases (`cases`, which the suite's table
+//! concatenates) and the checks they run against the CPU reference
 //! (`reference::linear`): the forward on every variant and precision, weights split over
 //! bindings, and the gradients over row chunks.
 
-use super::backward::run_op;
+use super::run_op;
 use super::suite::{case, ls, one, skip, Case, Scope, SuiteOptions};
 use super::{f16_rounded, poisoned, read_as, Outcome, TensorRng, F16_KERNEL_TOL, F32_KERNEL_TOL};
 use crate::error::Result;
@@ -14,9 +14,16 @@ use crate::kernels::{
 };
 use crate::reference;
 
+/// linear's cases: the forward, then the backward.
+pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
+    let mut v = forward_cases(gpu, opts);
+    v.extend(backward_cases(gpu));
+    v
+}
+
 /// linear/forward on every variant: odd shapes, batch 11 and 17, weights split over
 /// bindings, a grid past 65535 workgroups, fc8, f16, and VGG16's 392 MiB fc6 with --full.
-pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
+fn forward_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let f = "linear/forward";
     let f32 = Precision::F32;
     let mut v = Vec::new();
@@ -117,7 +124,7 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
 
 /// linear/backward: dx, dw and the bias gradient over weights split in row chunks, as the
 /// forward splits a weight over bindings.
-pub fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
+fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
     vec![
         // The weight in three row chunks, as the forward splits a weight over bindings.
         case("linear/backward", "3 weight chunks", |s| {

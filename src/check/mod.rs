@@ -1,12 +1,23 @@
 //! Comparison of GPU kernels with the CPU reference on fresh random inputs: the shared
-//! machinery of the tests, `vgg check` and the benchmark suite. `suite` is the conformance
-//! suite, `report` its per-adapter tables in text, JSON and Markdown.
+//! machinery of the tests, `vgg check` and the benchmark suite. Each op's module (`conv`,
+//! `pool`, ... `network`, `train`, named as its shaders, kernels and reference) holds its
+//! checks and exports its `cases`; `suite` concatenates them into the conformance suite and
+//! runs it, `report` gives its per-adapter tables in text, JSON and Markdown.
 
-pub mod backward;
+pub mod avgpool;
+pub mod batchnorm;
 pub mod conv;
+pub mod elementwise;
+pub mod im2col;
 pub mod linear;
+pub mod lrn;
+pub mod network;
+pub mod optim;
+pub mod pool;
 pub mod report;
+pub mod softmax;
 pub mod suite;
+pub mod train;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -116,14 +127,9 @@ pub fn compare(got: &[f32], want: &[f32]) -> Diff {
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
-use crate::kernels::{
-    self,
-    batchnorm::BatchNorm,
-    conv::{Conv2d, ConvShape},
-    lrn::LrnParams,
-};
+use crate::kernels::Kernel;
+#[cfg(test)]
 use crate::reference;
-use backward::run_op;
 
 /// Relative L2 tolerance for single f32 kernels (design.md).
 pub const F32_KERNEL_TOL: f64 = 1e-5;
@@ -359,150 +365,32 @@ pub(crate) fn read_as(
     Ok(out)
 }
 
-/// Max pooling, values and argmax indices.
-pub fn maxpool(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (n, c, h, w) = dims;
-    let x = rng.uniform(n * c * h * w);
-    let pool = kernels::pool::forward(gpu, dims, true, Precision::F32)?;
-    let len = kernels::pool::output_len(dims);
-    let xb = gpu.upload("x", &x)?;
-    let out = poisoned(gpu, "y", len)?;
-    let idx = poisoned(gpu, "argmax", len)?;
-    let bg = pool.bind(gpu, &[&xb, &out, &idx])?;
-    gpu.run_pass("pool/forward", |pass| pool.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, len)?;
-    let got_idx = gpu.read::<u32>(&idx, len)?;
-    let (want, want_idx) = reference::pool::forward(&x, dims);
-    Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
+/// Uploads `inputs`, runs `op` with a last (output) buffer of `out_len` elements holding
+/// `prefill` (NaN poison when None), and reads the output back.
+pub fn run_op(
+    gpu: &Gpu,
+    op: &Kernel,
+    inputs: &[&[f32]],
+    out_len: usize,
+    prefill: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let mut bufs = inputs
+        .iter()
+        .map(|x| gpu.upload(&op.name, x))
+        .collect::<Result<Vec<_>>>()?;
+    bufs.push(match prefill {
+        Some(p) => gpu.upload(&op.name, p)?,
+        None => poisoned(gpu, &op.name, out_len)?,
+    });
+    let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
+    let bg = op.bind(gpu, &refs)?;
+    gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
+    gpu.read(&bufs[bufs.len() - 1], out_len)
 }
 
-/// Softmax over rows; logits spread over [-20, 20) so the max shift matters.
-pub fn softmax(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let x = rng.range(rows * cols, -20.0, 20.0);
-    let k = kernels::softmax::forward(gpu, rows, cols, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x], rows * cols, None)?;
-    Ok(Outcome::new(
-        "softmax/forward",
-        format!("{rows}x{cols}"),
-        &got,
-        &reference::softmax::forward(&x, rows, cols),
-    ))
-}
-
-/// LRN with the paper's constants on inputs large enough for the normaliser to matter.
-pub fn lrn(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (n, c, h, w) = dims;
-    let x = rng.range(n * c * h * w, -60.0, 60.0);
-    let p = LrnParams::default();
-    let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x], x.len(), None)?;
-    let want = reference::lrn::forward(&x, dims, &p);
-    Ok(Outcome::new("lrn/forward", dims_str(dims), &got, &want))
-}
-
-fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
-    BatchNorm {
-        gamma: rng.range(c, 0.5, 1.5),
-        beta: rng.uniform(c),
-        mean: rng.uniform(c),
-        var: rng.range(c, 0.1, 2.0),
-        eps: 1e-5,
-    }
-}
-
-/// Batch norm (inference) as a per-channel affine kernel, against the unfused reference.
-pub fn batchnorm(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (n, c, h, w) = dims;
-    let x = rng.uniform(n * c * h * w);
-    let bn = random_bn(&mut rng, c);
-    let (scale, shift) = bn.scale_shift()?;
-    let k = kernels::batchnorm::affine(gpu, dims, relu, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None)?;
-    let want = reference::batchnorm::forward(
-        &x,
-        dims,
-        (&bn.gamma, &bn.beta),
-        (&bn.mean, &bn.var),
-        bn.eps,
-        relu,
-    );
-    Ok(Outcome::new(
-        "batchnorm/affine",
-        format!("{}{}", if relu { "+relu " } else { "" }, dims_str(dims)),
-        &got,
-        &want,
-    ))
-}
-
-/// A convolution with batch norm folded into its weights on the GPU, against the reference
-/// convolution followed by the reference batch norm.
-pub fn batchnorm_folded(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let x = rng.uniform(s.input_len());
-    let w = rng.uniform(s.weight_len());
-    let b = rng.uniform(s.c_out);
-    let bn = random_bn(&mut rng, s.c_out);
-    let (fw, fb) = bn.fold_into_conv(&w, &b)?;
-    let conv = Conv2d::new(gpu, s, true)?;
-    let params = conv.upload(gpu, &fw, &fb)?;
-    let xb = gpu.upload("x", &x)?;
-    let out = poisoned(gpu, "y", s.output_len())?;
-    let bg = conv.bind(gpu, &xb, &params, &out)?;
-    gpu.run_pass("conv+bn", |pass| conv.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, s.output_len())?;
-    let dims = (s.n, s.c_in, s.h, s.w);
-    let y = reference::conv::forward(&x, dims, (&w, &b), s.c_out, s.k, false);
-    let want = reference::batchnorm::forward(
-        &y,
-        (s.n, s.c_out, s.h, s.w),
-        (&bn.gamma, &bn.beta),
-        (&bn.mean, &bn.var),
-        bn.eps,
-        true,
-    );
-    Ok(Outcome::new(
-        "batchnorm/fold",
-        format!("{}->{}", dims_str(dims), s.c_out),
-        &got,
-        &want,
-    ))
-}
-
-/// Adaptive average pooling to `out`.
-pub fn adaptive_pool(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (n, c, h, w) = dims;
-    let x = rng.uniform(n * c * h * w);
-    let k = kernels::avgpool::forward(gpu, dims, out, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x], n * c * out.0 * out.1, None)?;
-    let want = reference::avgpool::forward(&x, dims, out.0, out.1);
-    Ok(Outcome::new(
-        "avgpool/forward",
-        format!("{} -> {}x{}", dims_str(dims), out.0, out.1),
-        &got,
-        &want,
-    ))
-}
-
-/// Window gathering for dense evaluation.
-pub fn im2col(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (n, c, h, w) = dims;
-    let x = rng.uniform(n * c * h * w);
-    let k = kernels::im2col::forward(gpu, dims, window, Precision::F32)?;
-    let len = n * kernels::im2col::positions(dims, window) * c * window.0 * window.1;
-    let got = run_op(gpu, &k, &[&x], len, None)?;
-    let want = reference::im2col::forward(&x, dims, window.0, window.1);
-    Ok(Outcome::new(
-        "im2col/forward",
-        format!("{} window {}x{}", dims_str(dims), window.0, window.1),
-        &got,
-        &want,
-    ))
+/// u32 values carried through an f32 upload.
+pub(crate) fn bits(v: &[u32]) -> Vec<f32> {
+    v.iter().map(|u| f32::from_bits(*u)).collect()
 }
 
 #[cfg(test)]

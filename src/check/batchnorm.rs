@@ -1,0 +1,181 @@
+//! batchnorm's conformance: the inference affine map (with and without ReLU), batch norm
+//! folded into a conv, and training's statistics, running update, output and gradients,
+//! against `reference::batchnorm`.
+
+use super::suite::{case, cs, one, Case};
+use super::{dims_str, poisoned, run_op, Dims, Outcome, TensorRng};
+use crate::error::Result;
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::{
+    self,
+    batchnorm::BatchNorm,
+    conv::{Conv2d, ConvShape},
+};
+use crate::reference;
+
+/// batchnorm/affine, batchnorm/fold and batchnorm/train.
+pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
+    let mut v = Vec::new();
+    for (i, d) in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        for relu in [false, true] {
+            v.push(
+                one("batchnorm/affine", "", move |s| affine(gpu, d, relu, s))
+                    .quick_if(i == 0 && relu),
+            );
+        }
+    }
+    for (i, c) in [
+        cs(2, 3, 13, 13, 15, 3),
+        cs(3, 8, 20, 7, 7, 3),
+        cs(1, 5, 6, 1, 1, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(one("batchnorm/fold", "", move |s| fold(gpu, c, s)).quick_if(i == 0));
+    }
+    // At least 4 values per channel: with 2, batch norm maps them to +-1 whatever they are,
+    // dx cancels to ~1e-7, and a relative comparison measures only rounding.
+    for (i, d) in [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(case("batchnorm/train", "", move |s| train(gpu, d, s)).quick_if(i == 0));
+    }
+    v
+}
+
+fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
+    BatchNorm {
+        gamma: rng.range(c, 0.5, 1.5),
+        beta: rng.uniform(c),
+        mean: rng.uniform(c),
+        var: rng.range(c, 0.1, 2.0),
+        eps: 1e-5,
+    }
+}
+
+/// Batch norm (inference) as a per-channel affine kernel, against the unfused reference.
+pub fn affine(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let (n, c, h, w) = dims;
+    let x = rng.uniform(n * c * h * w);
+    let bn = random_bn(&mut rng, c);
+    let (scale, shift) = bn.scale_shift()?;
+    let k = kernels::batchnorm::affine(gpu, dims, relu, Precision::F32)?;
+    let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None)?;
+    let want = reference::batchnorm::forward(
+        &x,
+        dims,
+        (&bn.gamma, &bn.beta),
+        (&bn.mean, &bn.var),
+        bn.eps,
+        relu,
+    );
+    Ok(Outcome::new(
+        "batchnorm/affine",
+        format!("{}{}", if relu { "+relu " } else { "" }, dims_str(dims)),
+        &got,
+        &want,
+    ))
+}
+
+/// A convolution with batch norm folded into its weights on the GPU, against the reference
+/// convolution followed by the reference batch norm.
+pub fn fold(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(s.input_len());
+    let w = rng.uniform(s.weight_len());
+    let b = rng.uniform(s.c_out);
+    let bn = random_bn(&mut rng, s.c_out);
+    let (fw, fb) = bn.fold_into_conv(&w, &b)?;
+    let conv = Conv2d::new(gpu, s, true)?;
+    let params = conv.upload(gpu, &fw, &fb)?;
+    let xb = gpu.upload("x", &x)?;
+    let out = poisoned(gpu, "y", s.output_len())?;
+    let bg = conv.bind(gpu, &xb, &params, &out)?;
+    gpu.run_pass("conv+bn", |pass| conv.encode(gpu, pass, &bg))?;
+    let got = gpu.read::<f32>(&out, s.output_len())?;
+    let dims = (s.n, s.c_in, s.h, s.w);
+    let y = reference::conv::forward(&x, dims, (&w, &b), s.c_out, s.k, false);
+    let want = reference::batchnorm::forward(
+        &y,
+        (s.n, s.c_out, s.h, s.w),
+        (&bn.gamma, &bn.beta),
+        (&bn.mean, &bn.var),
+        bn.eps,
+        true,
+    );
+    Ok(Outcome::new(
+        "batchnorm/fold",
+        format!("{}->{}", dims_str(dims), s.c_out),
+        &got,
+        &want,
+    ))
+}
+
+/// Batch norm in training: batch statistics, the running update, the output, and the
+/// gradients of input, scale and shift, as one pass of four kernels.
+pub fn train(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {
+    let (n, c, h, w) = dims;
+    let (hw, len) = (h * w, n * c * h * w);
+    let mut rng = TensorRng::new(seed);
+    let x: Vec<f32> = rng.uniform(len).iter().map(|v| v * 3.0 + 0.5).collect();
+    let gamma = rng.range(c, 0.5, 1.5);
+    let beta = rng.uniform(c);
+    let dy = rng.uniform(len);
+    let (rm0, rv0) = (rng.uniform(c), rng.range(c, 0.5, 2.0));
+    let (y, mean, var) = reference::batchnorm::train(&x, dims, &gamma, &beta, 1e-5);
+    let (mut rm, mut rv) = (rm0.clone(), rv0.clone());
+    reference::batchnorm::running_update(&mut rm, &mut rv, &mean, &var, n * hw, 0.1);
+    let (dx, dgamma, dbeta) = reference::batchnorm::backward(&x, dims, &gamma, 1e-5, &dy);
+
+    let up = |d: &[f32]| gpu.upload("bn", d);
+    let (xb, gb, bb, dyb) = (up(&x)?, up(&gamma)?, up(&beta)?, up(&dy)?);
+    let (rmb, rvb) = (up(&rm0)?, up(&rv0)?);
+    let p = |elems| poisoned(gpu, "bn", elems);
+    let (stats, yb, sums, dgb, dbb, dxb) = (p(2 * c)?, p(len)?, p(2 * c)?, p(c)?, p(c)?, p(len)?);
+    let ops = [
+        (
+            kernels::batchnorm::stats(gpu, n, c, hw, 1e-5, 0.1)?,
+            vec![&xb, &stats, &rmb, &rvb],
+        ),
+        (
+            kernels::batchnorm::apply(gpu, n, c, hw, false)?,
+            vec![&xb, &gb, &bb, &stats, &yb],
+        ),
+        (
+            kernels::batchnorm::backward_reduce(gpu, n, c, hw, false)?,
+            vec![&xb, &dyb, &stats, &sums, &dgb, &dbb],
+        ),
+        (
+            kernels::batchnorm::backward_apply(gpu, n, c, hw)?,
+            vec![&xb, &dyb, &gb, &stats, &sums, &dxb],
+        ),
+    ];
+    let bgs = ops
+        .iter()
+        .map(|(op, b)| op.bind(gpu, b))
+        .collect::<Result<Vec<_>>>()?;
+    gpu.run_pass("batchnorm training", |pass| {
+        for ((op, _), bg) in ops.iter().zip(&bgs) {
+            op.encode(gpu, pass, bg)?;
+        }
+        Ok(())
+    })?;
+    let tag = dims_str(dims);
+    let o = |op: &str, b: &wgpu::Buffer, l: usize, want: &[f32]| -> Result<Outcome> {
+        Ok(Outcome::new(op, tag.clone(), &gpu.read(b, l)?, want))
+    };
+    Ok(vec![
+        o("batchnorm/train", &yb, len, &y)?,
+        o("batchnorm/running_mean", &rmb, c, &rm)?,
+        o("batchnorm/running_var", &rvb, c, &rv)?,
+        o("batchnorm/dx", &dxb, len, &dx)?,
+        o("batchnorm/dgamma", &dgb, c, &dgamma)?,
+        o("batchnorm/dbeta", &dbb, c, &dbeta)?,
+    ])
+}

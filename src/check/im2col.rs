@@ -1,0 +1,42 @@
+//! im2col's conformance: dense evaluation's window gather, against `reference::im2col`.
+
+use super::suite::{one, Case};
+use super::{dims_str, run_op, Dims, Outcome, TensorRng};
+use crate::error::Result;
+use crate::gpu::{Gpu, Precision};
+use crate::kernels;
+use crate::reference;
+
+/// im2col/forward, windows as large as the map and 1x1.
+pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
+    let mut v = Vec::new();
+    for (i, (d, win)) in [
+        ((2, 5, 9, 11), (7, 7)),
+        ((1, 3, 7, 7), (7, 7)),
+        ((3, 2, 4, 5), (2, 3)),
+        ((1, 16, 12, 12), (1, 1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        v.push(one("im2col/forward", "", move |s| forward(gpu, d, win, s)).quick_if(i == 0));
+    }
+    v
+}
+
+/// Window gathering for dense evaluation.
+pub fn forward(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let (n, c, h, w) = dims;
+    let x = rng.uniform(n * c * h * w);
+    let k = kernels::im2col::forward(gpu, dims, window, Precision::F32)?;
+    let len = n * kernels::im2col::positions(dims, window) * c * window.0 * window.1;
+    let got = run_op(gpu, &k, &[&x], len, None)?;
+    let want = reference::im2col::forward(&x, dims, window.0, window.1);
+    Ok(Outcome::new(
+        "im2col/forward",
+        format!("{} window {}x{}", dims_str(dims), window.0, window.1),
+        &got,
+        &want,
+    ))
+}

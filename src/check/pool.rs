@@ -1,0 +1,66 @@
+//! pool's conformance: 2x2 max pooling forward (values and argmax) and its gradient
+//! through the argmax, against `reference::pool`.
+
+use super::suite::{one, Case};
+use super::{bits, dims_str, poisoned, run_op, Dims, Outcome, TensorRng};
+use crate::error::Result;
+use crate::gpu::{Gpu, Precision};
+use crate::kernels;
+use crate::reference;
+
+/// pool/forward at odd and 1-pixel maps and grids past 65535 workgroups; pool/backward.
+pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
+    let mut v = Vec::new();
+    // The quick set takes each pass's first case.
+    for (i, d) in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(one("pool/forward", "", move |s| forward(gpu, d, s)).quick_if(i == 0));
+    }
+    // 4.26M and 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 66.5k and 75k workgroups.
+    for d in [(1, 17, 1000, 1002), (3, 128, 224, 224)] {
+        v.push(one("pool/forward", "grid over 65535", move |s| {
+            forward(gpu, d, s)
+        }));
+    }
+    for (i, d) in [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        v.push(one("pool/backward", "", move |s| backward(gpu, d, s)).quick_if(i == 0));
+    }
+    v
+}
+
+/// Max pooling, values and argmax indices.
+pub fn forward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let (n, c, h, w) = dims;
+    let x = rng.uniform(n * c * h * w);
+    let pool = kernels::pool::forward(gpu, dims, true, Precision::F32)?;
+    let len = kernels::pool::output_len(dims);
+    let xb = gpu.upload("x", &x)?;
+    let out = poisoned(gpu, "y", len)?;
+    let idx = poisoned(gpu, "argmax", len)?;
+    let bg = pool.bind(gpu, &[&xb, &out, &idx])?;
+    gpu.run_pass("pool/forward", |pass| pool.encode(gpu, pass, &bg))?;
+    let got = gpu.read::<f32>(&out, len)?;
+    let got_idx = gpu.read::<u32>(&idx, len)?;
+    let (want, want_idx) = reference::pool::forward(&x, dims);
+    Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
+}
+
+/// Max-pool gradient through the forward argmax (exact: a gather).
+pub fn backward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+    let (n, c, h, w) = dims;
+    let mut rng = TensorRng::new(seed);
+    let x = rng.uniform(n * c * h * w);
+    let (_, idx) = reference::pool::forward(&x, dims);
+    let dy = rng.uniform(idx.len());
+    let want = reference::pool::backward(&dy, &idx, dims);
+    let op = kernels::pool::backward(gpu, dims)?;
+    let got = run_op(gpu, &op, &[&dy, &bits(&idx)], n * c * h * w, None)?;
+    // A gather moves values: anything but the exact value is wrong.
+    Ok(Outcome::new("pool/backward", dims_str(dims), &got, &want).tol(0.0))
+}
