@@ -169,15 +169,15 @@ fn tensor_core_selection_falls_back_without_cooperative_matrices() {
 #[test]
 fn peak_kernels_compute_what_they_claim() {
     on_each_gpu(|| {
-        use vgg_wgpu::kernels::peak::{PeakCopy, PeakFma};
+        use vgg_wgpu::kernels::peak;
         let g = gpu();
         // 1000 invocations: not a multiple of the workgroup, so the tail is exercised.
-        let fma = PeakFma::new(g, 1000, 37).unwrap();
-        let out = g.alloc("out", (fma.output_len() * 4) as u64).unwrap();
+        let fma = peak::fma(g, 1000, 37).unwrap();
+        let out = g.alloc("out", 4000 * 4).unwrap();
         g.poison(&out);
-        let bg = fma.bind(g, &out).unwrap();
+        let bg = fma.bind(g, &[&out]).unwrap();
         g.run_pass("peak_fma", |p| fma.encode(g, p, &bg)).unwrap();
-        let got: Vec<f32> = g.read(&out, fma.output_len()).unwrap();
+        let got: Vec<f32> = g.read(&out, 4000).unwrap();
         let want: Vec<f32> = (0..1000)
             .flat_map(|i| vgg_wgpu::reference::peak::fma(i, 37))
             .collect();
@@ -186,13 +186,19 @@ fn peak_kernels_compute_what_they_claim() {
         assert!(d.passes(check::F32_KERNEL_TOL), "{d}");
 
         let len = 4 * 1001;
-        let copy = PeakCopy::new(g, len).unwrap();
+        let copy = peak::copy(g, len).unwrap();
         let x = check::TensorRng::new(seed()).uniform(len);
         let xb = g.upload("x", &x).unwrap();
-        let y = g.alloc("y", (len * 4) as u64).unwrap();
+        // One vec4 more than the copy: what lies past LEN stays poisoned.
+        let y = g.alloc("y", ((len + 4) * 4) as u64).unwrap();
         g.poison(&y);
-        let bg = copy.bind(g, &xb, &y).unwrap();
+        let bg = copy.bind(g, &[&xb, &y]).unwrap();
         g.run_pass("peak_copy", |p| copy.encode(g, p, &bg)).unwrap();
-        assert_eq!(g.read::<f32>(&y, len).unwrap(), x);
+        let got = g.read::<f32>(&y, len + 4).unwrap();
+        assert!(got[len..]
+            .iter()
+            .all(|v| v.to_bits() == vgg_wgpu::gpu::POISON_BITS));
+        let y = g.read::<f32>(&y, len).unwrap();
+        assert_eq!(y, x);
     });
 }

@@ -5,11 +5,11 @@
 #include "kernel/elements"
 
 override ITERS: u32 = 512u;
+override LEN: u32;
 
 @group(0) @binding(0) var<storage, read_write> output: array<vec4<f32>>;
 
-
-fn elements() -> u32 { return arrayLength(&output); }
+fn elements() -> u32 { return LEN; }
 
 fn element(i: u32) {
     let s = f32(i % 1024u) * 1e-3;

@@ -131,7 +131,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
     };
     let mut kernels: Vec<Kernel> = Vec::new();
     let mut notes = Vec::new();
-    let (fma, copy) = ops::peaks(gpu, o.runs.max(5))?;
+    let (fma, copy) = ops::peak::peaks(gpu, o.runs.max(5))?;
     let peak = Peak {
         gflops: fma.gflops.unwrap_or(0.0),
         gbytes_per_s: copy.gbytes_per_s,
@@ -346,29 +346,29 @@ impl Batch<'_, '_> {
         for site in &sites.pools {
             let (c, h, w) = site.shape;
             if self.fits(b * c * h * w) {
-                let k = ops::maxpool(gpu, (b, c, h, w), set)?;
+                let k = ops::pool::forward(gpu, (b, c, h, w), set)?;
                 self.keep(k, site.layers.join(", "));
             }
         }
         for site in &sites.bn {
             let (c, h, w) = site.shape;
             if self.fits(b * c * h * w) {
-                let k = ops::batchnorm(gpu, (b, c, h, w), set)?;
+                let k = ops::batchnorm::affine(gpu, (b, c, h, w), set)?;
                 self.keep(k, site.layers.join(", "));
             }
         }
         let ((c, h, w), name) = &sites.lrn;
         if self.fits(b * c * h * w) {
-            let k = ops::lrn(gpu, (b, *c, *h, *w), set)?;
+            let k = ops::lrn::forward(gpu, (b, *c, *h, *w), set)?;
             self.keep(k, name.clone());
         }
         if let Some(((c, h, w), out)) = sites.avg {
-            let k = ops::adaptive_pool(gpu, (b, c, h, w), out, set)?;
+            let k = ops::avgpool::forward(gpu, (b, c, h, w), out, set)?;
             self.keep(k, "avgpool".into());
-            let k = ops::adaptive_pool_backward(gpu, (b, c, h, w), out, set)?;
+            let k = ops::avgpool::backward(gpu, (b, c, h, w), out, set)?;
             self.keep(k, "avgpool (training)".into());
             // Dense evaluation of an image 5 positions larger each way than the training size.
-            let k = ops::im2col(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
+            let k = ops::im2col::forward(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
             self.keep(k, "dense fc6 windows".into());
         }
         let linear_variants = if o.quick {
@@ -388,13 +388,14 @@ impl Batch<'_, '_> {
                 self.keep(e, site.layers.join(", "));
             }
         }
-        let k = ops::softmax(gpu, b, o.model.classes(), set)?;
+        let k = ops::softmax::forward(gpu, b, o.model.classes(), set)?;
         self.keep(k, "prob".into());
         Ok(())
     }
 
-    /// Backward and training kernels at every distinct conv and FC shape, and the small
-    /// ones (pool, LRN, batch norm, loss, SGD) at the first pool's input.
+    /// Backward and training kernels at every distinct conv and FC shape, the small ones
+    /// (pool, LRN, batch norm, ReLU, loss, SGD, the overflow check) at the first pool's
+    /// input, and dropout at the first FC layer's output.
     fn backward(&mut self) -> Result<()> {
         let (gpu, o, sites, b, set) = (self.gpu, self.o, self.sites, self.b, self.set);
         for site in &sites.convs {
@@ -426,18 +427,38 @@ impl Batch<'_, '_> {
             .max()
             .unwrap_or(1);
         if self.fits(b * c * h * w) {
-            let classes = o.model.classes();
-            for e in ops::training_misc(gpu, (b, c, h, w), b, classes, params, set)? {
-                let layers = match e.op.as_str() {
-                    "pool/backward" => site.layers.join(", "),
-                    "lrn/backward" | "batchnorm/apply" | "batchnorm/backward" => {
-                        "(the first conv's output)".into()
-                    }
-                    "optim/sgd" => "largest conv weight".into(),
-                    _ => "loss".into(),
-                };
+            let d = (b, c, h, w);
+            let first = "(the first conv's output)".to_string();
+            let rows = [
+                (ops::lrn::backward(gpu, d, set)?, first.clone()),
+                (ops::batchnorm::apply(gpu, d, set)?, first.clone()),
+                (ops::batchnorm::backward(gpu, d, set)?, first.clone()),
+                (
+                    ops::elementwise::relu_backward(gpu, b * c * h * w, set)?,
+                    first.clone(),
+                ),
+                (ops::pool::backward(gpu, d, set)?, site.layers.join(", ")),
+                (
+                    ops::softmax::xent(gpu, b, o.model.classes(), set)?,
+                    "loss".into(),
+                ),
+                (
+                    ops::optim::sgd(gpu, params, set)?,
+                    "largest conv weight".into(),
+                ),
+                (
+                    ops::optim::overflow(gpu, params, set)?,
+                    "largest conv weight".into(),
+                ),
+            ];
+            for (e, layers) in rows {
                 self.keep(e, layers);
             }
+        }
+        // Dropout follows the first FC layer, as in VGG.
+        if let Some(fc) = sites.fcs.first() {
+            let e = ops::elementwise::dropout(gpu, b * fc.shape.1, set)?;
+            self.keep(e, fc.layers.join(", "));
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! conv's benchmark rows: the forward per variant and precision, and training's input,
 //! weight and bias gradients, each beside the CPU reference's time where asked.
 
-use super::{entry, grad, time_pass, time_wall, upload_n, with_cpu, Settings, ROTATE};
+use super::{entry, grad, time_pass, time_wall, upload_n, with_cpu, Io, Row, Settings, ROTATE};
 use crate::bench::report::Kernel;
 use crate::check::TensorRng;
 use crate::error::Result;
@@ -97,12 +97,16 @@ pub fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
             gpu,
             set,
             &crate::kernels::conv::dgrad(gpu, s)?,
-            &[s.output_len(), s.weight_len()],
-            &[],
-            s.input_len(),
-            "conv/dgrad",
-            shape.clone(),
-            macs,
+            Io {
+                inputs: &[s.output_len(), s.weight_len()],
+                zeroed: &[],
+                output: s.input_len(),
+            },
+            Row {
+                op: "conv/dgrad",
+                shape: shape.clone(),
+                flops: macs,
+            },
             Some(&full),
         )?,
         wgrad(
@@ -116,12 +120,16 @@ pub fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
             gpu,
             set,
             &crate::kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?,
-            &[s.output_len()],
-            &[],
-            s.c_out,
-            "conv/bias_grad",
-            shape.clone(),
-            0.0,
+            Io {
+                inputs: &[s.output_len()],
+                zeroed: &[],
+                output: s.c_out,
+            },
+            Row {
+                op: "conv/bias_grad",
+                shape: shape.clone(),
+                flops: 0.0,
+            },
             None,
         )?,
     ]

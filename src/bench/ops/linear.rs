@@ -1,7 +1,7 @@
 //! linear's (the FC layers') benchmark rows: the forward per variant with the weight split
 //! over bindings where needed, and the gradients.
 
-use super::{entry, grad, time_pass, time_wall, upload_n, with_cpu, Settings, ROTATE};
+use super::{entry, grad, time_pass, time_wall, upload_n, with_cpu, Io, Row, Settings, ROTATE};
 use crate::bench::report::Kernel;
 use crate::check::TensorRng;
 use crate::error::Result;
@@ -76,24 +76,32 @@ pub fn backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>>
             gpu,
             set,
             &crate::kernels::linear::dx(gpu, s, 0, s.n_out, false)?,
-            &[s.n_out * s.k, s.m * s.n_out],
-            &[],
-            s.m * s.k,
-            "linear/dx",
-            shape.clone(),
-            macs,
+            Io {
+                inputs: &[s.n_out * s.k, s.m * s.n_out],
+                zeroed: &[],
+                output: s.m * s.k,
+            },
+            Row {
+                op: "linear/dx",
+                shape: shape.clone(),
+                flops: macs,
+            },
             Some(&full),
         )?,
         grad(
             gpu,
             set,
             &crate::kernels::linear::dw(gpu, s, 0, s.n_out, false)?,
-            &[s.m * s.k, s.m * s.n_out],
-            &[],
-            s.n_out * s.k,
-            "linear/dw",
-            shape,
-            macs,
+            Io {
+                inputs: &[s.m * s.k, s.m * s.n_out],
+                zeroed: &[],
+                output: s.n_out * s.k,
+            },
+            Row {
+                op: "linear/dw",
+                shape,
+                flops: macs,
+            },
             None,
         )?,
     ])

@@ -5,5 +5,5 @@
 mod copy;
 mod fma;
 
-pub use copy::PeakCopy;
-pub use fma::PeakFma;
+pub use copy::{copy, copy_bytes};
+pub use fma::{fma, fma_flops};
