@@ -399,7 +399,7 @@ fn resumed_runs_match(
     scale: Option<vgg_wgpu::io::scale::Jitter>,
 ) {
     on_each_gpu(|| {
-        use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
+        use vgg_wgpu::train::fit::{fit, FitOptions, Schedule, Start};
         let m = vgg_wgpu::train::mnist_model().unwrap();
         let w = Weights::init(&m, Init::Kaiming, 3);
         let dir = |run: &str| {
@@ -430,32 +430,13 @@ fn resumed_runs_match(
         };
         let (a, b) = (dir("a"), dir("b"));
         let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
-        let (wa, ha) = fit(gpu(), &m, &w, train, test, &opts(3, a), None, quiet, |_| {}).unwrap();
-        fit(
-            gpu(),
-            &m,
-            &w,
-            train,
-            test,
-            &opts(1, b.clone()),
-            None,
-            quiet,
-            |_| {},
-        )
-        .unwrap();
+        let data = (train, test);
+        let from = Start::From(&w);
+        let (wa, ha) = fit(gpu(), &m, from, data, &opts(3, a), quiet, |_| {}).unwrap();
+        fit(gpu(), &m, from, data, &opts(1, b.clone()), quiet, |_| {}).unwrap();
         let ckpt = b.join("checkpoint.safetensors");
-        let (wb, hb) = fit(
-            gpu(),
-            &m,
-            &w,
-            train,
-            test,
-            &opts(3, b.clone()),
-            Some(&ckpt),
-            quiet,
-            |_| {},
-        )
-        .unwrap();
+        let resume = Start::Resume(&ckpt);
+        let (wb, hb) = fit(gpu(), &m, resume, data, &opts(3, b.clone()), quiet, |_| {}).unwrap();
         assert_eq!(hb.len(), 2, "the resumed run does epochs 2 and 3");
         for (x, y) in ha[1..].iter().zip(&hb) {
             eprintln!("epoch {}: loss {} vs resumed {}", x.epoch, x.loss, y.loss);
@@ -470,7 +451,7 @@ fn resumed_runs_match(
 #[test]
 fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     on_each_gpu(|| {
-        use vgg_wgpu::train::fit::{fit, FitOptions, Schedule};
+        use vgg_wgpu::train::fit::{fit, FitOptions, Schedule, Start};
         let m = vgg_wgpu::train::mnist_model().unwrap();
         let (train, test) = every_25th_digit();
         let w = Weights::init(&m, Init::Kaiming, 3);
@@ -495,7 +476,8 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
         };
         let quiet = |_: usize, _: usize, _: usize, _: &vgg_wgpu::train::StepStats| {};
         let run = |o: &FitOptions, resume: Option<&std::path::Path>| {
-            fit(gpu(), &m, &w, &train, &test, o, resume, quiet, |_| {})
+            let start = resume.map_or(Start::From(&w), Start::Resume);
+            fit(gpu(), &m, start, (&train, &test), o, quiet, |_| {})
         };
         run(&opts(1, None), None).unwrap();
         let ckpt = dir.join("checkpoint.safetensors");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vgg_wgpu::io::datasets::Dataset;
 use vgg_wgpu::model::Model;
+use vgg_wgpu::train::fit::{self, Start};
 use vgg_wgpu::{Error, Gpu};
 
 #[derive(clap::Args)]
@@ -281,14 +282,15 @@ impl Args {
         // The epoch whose steps the bar counts (0: the spinner is up).
         let mut bar_epoch = 0;
         let ckpt = self.out.join("checkpoint.safetensors");
-        let (weights, _) = vgg_wgpu::train::fit::fit(
+        let (weights, _) = fit::fit(
             gpu,
             model,
-            init,
-            train,
-            test,
+            match self.resume {
+                true => Start::Resume(&ckpt),
+                false => Start::From(init),
+            },
+            (train, test),
             o,
-            self.resume.then_some(ckpt.as_path()),
             |epoch, s, steps, st| {
                 done += st.images;
                 let (k, _) = skipped.get();

@@ -398,18 +398,24 @@ impl RunState {
     }
 }
 
-/// Trains `model` from `weights` (or from the checkpoint `resume`), calling `progress`
-/// after every step with (epoch, step in epoch, steps per epoch, the step's stats) and
-/// `on_epoch` after every evaluation. Returns the final weights and the epoch records.
-#[allow(clippy::too_many_arguments)]
+/// Where a run starts: from weights, or from a checkpoint `fit` wrote (its weights,
+/// momentum, step count, loss scale and records).
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
+    From(&'a Weights),
+    Resume(&'a Path),
+}
+
+/// Trains `model` from `start` on `(train, test)` (the held-out set evaluated after each
+/// epoch), calling `progress` after every step with (epoch, step in epoch, steps per
+/// epoch, the step's stats) and `on_epoch` after every evaluation. Returns the final
+/// weights and the epoch records.
 pub fn fit(
     gpu: &Gpu,
     model: &Model,
-    weights: &Weights,
-    train: &Dataset,
-    test: &Dataset,
+    start: Start,
+    (train, test): (&Dataset, &Dataset),
     o: &FitOptions,
-    resume: Option<&Path>,
     mut progress: impl FnMut(usize, usize, usize, &StepStats),
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> Result<(Weights, Vec<EpochStats>)> {
@@ -426,7 +432,7 @@ pub fn fit(
     check_data(model, train, o)?;
     o.validate()?;
     let _lock = match &o.out {
-        Some(dir) => Some(prepare_out(dir, resume.is_some())?),
+        Some(dir) => Some(prepare_out(dir, matches!(start, Start::Resume(_)))?),
         None => None,
     };
     let mut state = RunState {
@@ -441,14 +447,14 @@ pub fn fit(
     // Every epoch's record, earlier runs' included: what metrics.csv holds.
     let mut records = Vec::new();
     let mut history = Vec::new();
-    let mut trainer = match resume {
-        Some(p) => {
+    let mut trainer = match start {
+        Start::Resume(p) => {
             let (s, t, earlier) = resumed(gpu, model, o, p)?;
             state = s;
             records = earlier;
             t
         }
-        None => Trainer::new(gpu, model, weights, o.train)?,
+        Start::From(weights) => Trainer::new(gpu, model, weights, o.train)?,
     };
     let steps_per_epoch = train.len() / per_step;
     while state.epoch < o.epochs {
@@ -458,7 +464,7 @@ pub fn fit(
             progress(epoch + 1, s + 1, steps_per_epoch, st)
         })
         .map_err(|e| match (e, &o.out) {
-            (Error::Diverged(m), Some(dir)) if epoch > 0 || resume.is_some() => {
+            (Error::Diverged(m), Some(dir)) if epoch > 0 || matches!(start, Start::Resume(_)) => {
                 Error::Diverged(format!(
                     "{m}; the last good checkpoint is {} (epoch {epoch}): resume from it with a \
                      lower learning rate",
