@@ -560,15 +560,21 @@ fn the_training_memory_plan_is_what_the_trainer_allocates() {
                 ..Default::default()
             };
             let t = Trainer::new(gpu(), &m, &w, opts).unwrap();
-            let select =
-                |s| vgg_wgpu::kernels::conv::select(gpu(), s, conv, vgg_wgpu::gpu::Precision::F32);
+            use vgg_wgpu::graph::choice::{Choose, Numerics};
+            let choose = Choose {
+                gpu: gpu(),
+                numerics: Numerics::training(opts.precision),
+                conv,
+                linear: None,
+            };
             let binding = gpu().max_binding_bytes();
-            let plan: u64 = vgg_wgpu::train::memory_plan(&m, &opts, binding, select)
-                .unwrap()
-                .bytes
-                .iter()
-                .map(|p| p.1)
-                .sum();
+            let plan: u64 =
+                vgg_wgpu::train::memory_plan(&m, &opts, binding, |at, dx| choose.node(at, dx))
+                    .unwrap()
+                    .bytes
+                    .iter()
+                    .map(|p| p.1)
+                    .sum();
             // The readback buffer (each image's loss and correctness, then the overflow
             // flag) is the only allocation the plan leaves out.
             let readback = ((2 * 6 * 3 + 1) * 4) as u64;

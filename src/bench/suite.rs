@@ -5,6 +5,7 @@ use super::report::{self, Adapter, Kernel, Network, Peak, Report};
 use super::{ops, time_wall, tune, Settings};
 use crate::error::Result;
 use crate::gpu::{tuning, Gpu, Precision};
+use crate::graph::choice::{Choose, Numerics};
 use crate::kernels::conv::{ConvShape, ConvTune};
 use crate::kernels::linear::{LinearShape, LinearVariant};
 use crate::model::{Init, Model, Op, Tensor, Weights};
@@ -477,10 +478,17 @@ impl Batch<'_, '_> {
         } else {
             costly.into_iter().collect()
         };
+        // What `vgg infer --precision f16` chooses.
+        let choose = Choose {
+            gpu,
+            numerics: Numerics::inference(Precision::F16),
+            conv: None,
+            linear: None,
+        };
         for site in convs {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
-                let t = crate::kernels::conv::select(gpu, s, None, Precision::F16);
+                let t = choose.conv(s);
                 let mut e = ops::conv::forward(gpu, s, Some(t), Precision::F16, set)?;
                 e.is_default = true;
                 self.keep(e, site.layers.join(", "));
@@ -499,7 +507,7 @@ impl Batch<'_, '_> {
         for site in fcs {
             let (k, n_out) = site.shape;
             let s = LinearShape { m: b, k, n_out };
-            let v = crate::kernels::linear::select(gpu, s, None, Precision::F16);
+            let v = choose.linear(s);
             let e = ops::linear::forward(gpu, s, Precision::F16, v, set)?;
             self.keep(e, site.layers.join(", "));
         }

@@ -4,8 +4,9 @@
 use super::{AdapterArgs, ModelArgs};
 use std::process::ExitCode;
 use vgg_wgpu::gpu::Precision;
+use vgg_wgpu::graph::choice::{Choose, ConvChoice, NodeChoice, Numerics};
 use vgg_wgpu::graph::{self, Graph, Limits};
-use vgg_wgpu::kernels::conv::{self, ConvShape, ConvTune};
+use vgg_wgpu::kernels::conv::{ConvShape, ConvTune};
 use vgg_wgpu::model::summary::{bytes as fmt_bytes, thousands};
 use vgg_wgpu::model::{Model, Summary, NAMES};
 use vgg_wgpu::{Gpu, GpuOptions};
@@ -65,9 +66,24 @@ impl Args {
             let device = Gpu::new(&gpu.options()).ok();
             // wgpu's default binding limit where no adapter is found.
             let binding = device.as_ref().map_or(128 << 20, |g| g.max_binding_bytes());
-            let plan = vgg_wgpu::train::memory_plan(&model, &opts, binding, |s| match &device {
-                Some(g) => vgg_wgpu::kernels::conv::select(g, s, None, Precision::F32),
-                None => NO_ADAPTER_TUNE,
+            let plan = vgg_wgpu::train::memory_plan(&model, &opts, binding, |at, dx| {
+                match &device {
+                    Some(g) => Choose {
+                        gpu: g,
+                        numerics: Numerics::training(opts.precision),
+                        conv: None,
+                        linear: None,
+                    }
+                    .node(at, dx),
+                    // The buffers depend on the conv configurations alone.
+                    None => match at.conv_shape() {
+                        Some(_) => NodeChoice::Conv(ConvChoice {
+                            forward: NO_ADAPTER_TUNE,
+                            dx: dx.then_some(NO_ADAPTER_TUNE),
+                        }),
+                        None => NodeChoice::Fixed,
+                    },
+                }
             })?;
             outln!(
                 "training memory plan at micro-batch {batch} x {} (every activation kept \
@@ -111,9 +127,7 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
     let (limits, tune, budget, on) = match &gpu {
         Ok(g) => {
             let tune = ConvTune::default_for_shape(g, &ConvShape::new(1, 64, 64, 224, 224, 3));
-            let weights = graph::weight_bytes(model, Precision::F32, |s| {
-                conv::select(g, s, None, Precision::F32)
-            });
+            let weights = graph::weight_bytes(model, Precision::F32, |s| inference(g).conv(s));
             let budget = g.memory_available().map(|a| {
                 if g.is_cpu() {
                     a
@@ -141,9 +155,7 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
     let g = Graph::build(model, &[last])?;
     let plan = graph::plan::plan(&g, batch, limits, budget)?;
     let weights = match &gpu {
-        Ok(g) => graph::weight_bytes(model, Precision::F32, |s| {
-            conv::select(g, s, None, Precision::F32)
-        }),
+        Ok(g) => graph::weight_bytes(model, Precision::F32, |s| inference(g).conv(s)),
         Err(_) => graph::weight_bytes(model, Precision::F32, |_| tune),
     };
     outln!("planned GPU memory at batch {batch} on {on}:")?;
@@ -183,4 +195,14 @@ fn summary(model: &Model, batch: usize, opts: &GpuOptions) -> vgg_wgpu::Result<(
         outln!("  {first} .. {last}: {} GPU ops {how}", s.nodes.len())?;
     }
     Ok(())
+}
+
+/// How `vgg infer` at f32 with no fixed variants chooses on `g`.
+fn inference(g: &Gpu) -> Choose<'_> {
+    Choose {
+        gpu: g,
+        numerics: Numerics::inference(Precision::F32),
+        conv: None,
+        linear: None,
+    }
 }

@@ -5,9 +5,10 @@
 //! same fused, tuned forward kernels as inference; what differs is only which buffers a
 //! node binds, which each caller owns and hands over as [`Binds`] and [`Grads`].
 
+use super::choice::Numerics;
 use super::NodeOp;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Precision};
+use crate::gpu::Gpu;
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune, ConvVariant};
 use crate::kernels::linear::{Linear, LinearParams, LinearShape, LinearVariant};
 use crate::kernels::{self, Bound, Kernel};
@@ -24,6 +25,7 @@ pub enum Binds<'b> {
     },
     Linear {
         params: &'b LinearParams,
+        variant: LinearVariant,
     },
     /// A ReLU not fused into its producer, run as the identity channel map then max(0, x).
     Relu {
@@ -43,14 +45,10 @@ pub enum Binds<'b> {
         momentum: f32,
     },
     /// Training's max pool: the index of each window's maximum, for the backward pass.
-    MaxPool {
-        argmax: &'b Buffer,
-    },
+    MaxPool { argmax: &'b Buffer },
     /// Training's dropout: the current micro-batch's seed (the mask is regenerated from it
     /// in the backward pass, not stored).
-    Dropout {
-        seed: &'b Buffer,
-    },
+    Dropout { seed: &'b Buffer },
 }
 
 /// What a node's backward kernels write besides the input gradient: its parameters'
@@ -153,6 +151,20 @@ impl At {
         ConvShape::new(self.n, c_in, self.output[0], h, w, k)
     }
 
+    /// An FC node's shape: its rows are the batch's images (times dense evaluation's window
+    /// positions), its inputs per row from its op; None for any other op.
+    pub fn linear_shape(&self) -> Option<LinearShape> {
+        let NodeOp::Linear { k, .. } = self.op else {
+            return None;
+        };
+        let rows = (self.input.iter().product::<usize>() / k.max(1)).max(1);
+        Some(LinearShape {
+            m: self.n * rows,
+            k,
+            n_out: self.output.iter().product::<usize>() / rows,
+        })
+    }
+
     fn dims(&self) -> (usize, usize, usize, usize) {
         let [c, h, w] = self.input;
         (self.n, c, h, w)
@@ -162,19 +174,15 @@ impl At {
     }
 }
 
-/// The context every node is lowered in.
+/// The context every node is lowered in. Which variants a node runs is its
+/// [`NodeChoice`](super::choice::NodeChoice), made before and handed over in its [`Binds`].
 pub struct Lowering<'a> {
     pub gpu: &'a Gpu,
     pub model: &'a Model,
-    pub precision: Precision,
-    /// The precision of the FC layers' multiply operands: f16 picks the tensor-core FC
-    /// variant where the adapter has it. The executor's equals its storage precision; the
-    /// trainer stores f32 and may multiply in f16 (`TrainOptions::precision`).
-    pub operands: Precision,
+    /// Tensors are stored in `numerics.storage`.
+    pub numerics: Numerics,
     /// The largest storage binding a kernel may use (FC weights are split over bindings).
     pub max_binding: u64,
-    /// The FC variant of every layer, where the caller fixes one (else `linear::select`).
-    pub linear: Option<LinearVariant>,
 }
 
 fn bound(gpu: &Gpu, k: Kernel, buffers: &[&Buffer]) -> Result<Bound> {
@@ -186,23 +194,14 @@ fn wrong_binds(at: &At) -> Error {
     Error::Shape(format!("{:?} was given buffers of another op", at.op))
 }
 
-impl Lowering<'_> {
-    fn linear_shape(&self, at: &At, layer: usize) -> Result<LinearShape> {
-        let Op::Linear { k, n: n_out } = self.model.layers()[layer].op else {
-            return Err(Error::Shape(format!("layer {layer} is not FC")));
-        };
-        // Dense evaluation feeds several rows (window positions) per image.
-        let rows = at.input.iter().product::<usize>() / k;
-        Ok(LinearShape {
-            m: at.n * rows,
-            k,
-            n_out,
-        })
-    }
+fn not_linear(at: &At) -> Error {
+    Error::Shape(format!("{:?} is not an FC node", at.op))
+}
 
+impl Lowering<'_> {
     /// The forward kernels of one node, reading `x` and writing `y`.
     pub fn forward(&self, at: &At, x: &Buffer, y: &Buffer, b: &Binds) -> Result<Vec<Bound>> {
-        let (gpu, precision) = (self.gpu, self.precision);
+        let (gpu, precision) = (self.gpu, self.numerics.storage);
         let dims = at.dims();
         let (n, c, h, w) = dims;
         let one = |k: Bound| Ok(vec![k]);
@@ -213,11 +212,10 @@ impl Lowering<'_> {
                 let bg = conv.bind(gpu, x, params, y)?;
                 one(Bound::Conv(conv, bg))
             }
-            (NodeOp::Linear { layer, relu }, Binds::Linear { params }) => {
-                let shape = self.linear_shape(at, layer)?;
-                let variant = kernels::linear::select(gpu, shape, self.linear, self.operands);
+            (NodeOp::Linear { relu, .. }, Binds::Linear { params, variant }) => {
+                let shape = at.linear_shape().ok_or_else(|| not_linear(at))?;
                 let max = self.max_binding;
-                let lin = Linear::with_variant(gpu, shape, relu, max, precision, variant)?;
+                let lin = Linear::with_variant(gpu, shape, relu, max, precision, *variant)?;
                 let bgs = lin.bind(gpu, x, params, y)?;
                 one(Bound::Linear(lin, bgs))
             }
@@ -342,7 +340,7 @@ impl Lowering<'_> {
                     };
                     let d =
                         ConvShape::new(shape.n, shape.c_out, shape.c_in, shape.h, shape.w, shape.k);
-                    let conv = Conv2d::with_precision(gpu, d, false, *tune, self.precision)?;
+                    let conv = Conv2d::with_precision(gpu, d, false, *tune, self.numerics.storage)?;
                     let bg = conv.bind(gpu, g.cur, params, g.other)?;
                     ks.push(Bound::Conv(conv, bg));
                     g.swap();
@@ -363,8 +361,8 @@ impl Lowering<'_> {
                 ks.push(bound(gpu, k, &[x, g.cur, gamma, stats, sums, g.other])?);
                 g.swap();
             }
-            (NodeOp::Linear { layer, .. }, _, Grads::Linear { chunks, db }) => {
-                let shape = self.linear_shape(at, layer)?;
+            (NodeOp::Linear { .. }, _, Grads::Linear { chunks, db }) => {
+                let shape = at.linear_shape().ok_or_else(|| not_linear(at))?;
                 self.linear_backward(shape, n, (x, g), (chunks, db), flow, &mut ks)?;
             }
             (NodeOp::Relu, _, Grads::None) => {

@@ -11,6 +11,7 @@
 //! classifier after a chunked feature stage still runs once over the whole batch, so the
 //! large FC weights are read once per forward.
 
+pub mod choice;
 pub mod lower;
 mod network;
 pub mod plan;
@@ -72,8 +73,11 @@ pub enum NodeOp {
         h: usize,
         w: usize,
     },
+    /// A fully connected layer over `k` inputs per row (its outputs are its tensor's), with
+    /// its ReLU fused where present.
     Linear {
         layer: usize,
+        k: usize,
         relu: bool,
     },
     Softmax,
@@ -327,8 +331,8 @@ impl Builder<'_> {
                     relu,
                 }));
             }
-            Op::Linear { .. } => {
-                return Ok(self.fused(i, i, |relu| NodeOp::Linear { layer: i, relu }));
+            Op::Linear { k, .. } => {
+                return Ok(self.fused(i, i, |relu| NodeOp::Linear { layer: i, k, relu }));
             }
             Op::BatchNorm { .. } if train => {
                 return Ok(self.fused(i, i, |relu| NodeOp::BatchNorm { layer: i, relu }));

@@ -1,6 +1,7 @@
 //! A model on the GPU: weights uploaded once, a plan per (batch, outputs), and a forward
 //! pass recorded into one command encoder and submitted once.
 
+use super::choice::{Choose, NodeChoice, Numerics};
 use super::lower::{At, Binds, Lowering};
 use super::plan::{plan, Limits, Plan};
 use super::{Graph, Node, NodeOp, TensorId};
@@ -56,7 +57,8 @@ pub struct Network<'g> {
     model: Model,
     tune: ConvTune,
     precision: Precision,
-    linear: Option<LinearVariant>,
+    /// The conv configuration and FC variant the options fix for every layer.
+    fixed: (Option<ConvTune>, Option<LinearVariant>),
     limits: Limits,
     memory_limit: Option<u64>,
     /// Per conv layer: its tunables and its weights packed for them.
@@ -121,7 +123,13 @@ impl<'g> Network<'g> {
             max_binding,
             max_buffer: gpu.limits().max_buffer_size,
         };
-        let select = |s| crate::kernels::conv::select(gpu, s, opts.conv, precision);
+        let choose = Choose {
+            gpu,
+            numerics: Numerics::inference(precision),
+            conv: opts.conv,
+            linear: opts.linear,
+        };
+        let select = |s| choose.conv(s);
         let need = weight_bytes(model, precision, select);
         if let Some(avail) = available(gpu, opts.memory_limit) {
             if need > avail {
@@ -181,7 +189,7 @@ impl<'g> Network<'g> {
             model: model.clone(),
             tune,
             precision,
-            linear: opts.linear,
+            fixed: (opts.conv, opts.linear),
             limits,
             memory_limit: opts.memory_limit,
             convs,
@@ -201,6 +209,16 @@ impl<'g> Network<'g> {
     pub fn weight_bytes(&self) -> u64 {
         self.weight_bytes
     }
+    /// How this network's nodes choose their variants.
+    fn choose(&self) -> Choose<'_> {
+        Choose {
+            gpu: self.gpu,
+            numerics: Numerics::inference(self.precision),
+            conv: self.fixed.0,
+            linear: self.fixed.1,
+        }
+    }
+
     /// The conv tunables of layer `layer` (the network default for other layers).
     pub fn conv_tune(&self, layer: usize) -> ConvTune {
         self.convs.get(&layer).map_or(self.tune, |c| c.0)
@@ -428,10 +446,8 @@ impl<'g> Network<'g> {
         let lower = Lowering {
             gpu,
             model: &self.model,
-            precision: self.precision,
-            operands: self.precision,
+            numerics: Numerics::inference(self.precision),
             max_binding: self.limits.max_binding,
-            linear: self.linear,
         };
         match node.op {
             NodeOp::Conv { layer, .. } => {
@@ -441,7 +457,10 @@ impl<'g> Network<'g> {
             }
             NodeOp::Linear { layer, .. } => {
                 let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
-                lower.forward(&at, x, y, &Binds::Linear { params })
+                let NodeChoice::Linear(variant) = self.choose().node(&at, false) else {
+                    return Err(Error::Shape(format!("{:?} chose no FC variant", at.op)));
+                };
+                lower.forward(&at, x, y, &Binds::Linear { params, variant })
             }
             NodeOp::Relu => {
                 let c = at.input[0];

@@ -7,6 +7,7 @@
 use super::TrainOptions;
 use crate::error::{Error, Result};
 use crate::gpu::Precision;
+use crate::graph::choice::NodeChoice;
 use crate::graph::lower::At;
 use crate::graph::{Graph, NodeOp};
 use crate::kernels::{
@@ -117,8 +118,8 @@ pub(super) enum Saved {
         bias: usize,
         packed: usize,
         packed_bias: usize,
-        tune: ConvTune,
-        /// Where the input gradient is needed: it runs as a forward conv.
+        /// Where the input gradient is needed: it runs as a forward conv (the node's
+        /// `ConvChoice::dx`).
         dgrad: Option<Dgrad>,
     },
     BatchNorm {
@@ -148,19 +149,20 @@ pub(super) enum Saved {
 }
 
 /// The input gradient of a conv as a forward conv of dy (c_out to c_in channels) with the
-/// weight flipped (`conv::flip`) and packed for `tune`, refreshed each step; the bias is
-/// zeros.
+/// weight flipped (`conv::flip`) and packed for the node's `ConvChoice::dx`, refreshed each
+/// step; the bias is zeros.
 #[derive(Clone, Copy)]
 pub(super) struct Dgrad {
     pub(super) flipped: usize,
     pub(super) packed: usize,
     pub(super) bias: usize,
-    pub(super) tune: ConvTune,
 }
 
 /// A node of the training graph with its saved input (`x`) and output (`y`) buffers.
 pub(super) struct TrainNode {
     pub(super) at: At,
+    /// Its variants, chosen once (`graph::choice`).
+    pub(super) choice: NodeChoice,
     pub(super) x: usize,
     pub(super) y: usize,
     pub(super) saved: Saved,
@@ -229,9 +231,10 @@ pub(super) struct Layout {
     pub(super) grouped: Vec<(String, usize)>,
 }
 
-/// A layer's conv configuration, and the row chunks of an FC weight [n_out, k].
-pub(super) type Choose<'a> = (
-    &'a dyn Fn(ConvShape) -> ConvTune,
+/// A node's choice (`Choose::node`: the node, whether its input gradient is computed),
+/// and the row chunks of an FC weight [n_out, k].
+pub(super) type Decide<'a> = (
+    &'a dyn Fn(&At, bool) -> NodeChoice,
     &'a dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
 );
 
@@ -287,7 +290,7 @@ impl Layout {
         model: &Model,
         opts: &TrainOptions,
         max_binding: u64,
-        (tune, chunks): Choose,
+        (choose, chunks): Decide,
     ) -> Result<Layout> {
         let graph = Graph::build_train(model, opts.dropout)?;
         let (n, acc) = (opts.batch, opts.accumulate);
@@ -339,7 +342,9 @@ impl Layout {
                 n * at.output.iter().product::<usize>(),
             );
             let first_param = l.params.len();
-            let saved = l.saved(model, &at, tune, chunks)?;
+            // The first node's input is the data: no gradient needed.
+            let choice = choose(&at, !l.nodes.is_empty());
+            let saved = l.saved(model, &at, choice, chunks)?;
             let frozen = match node.op {
                 NodeOp::Conv { layer, .. }
                 | NodeOp::BatchNorm { layer, .. }
@@ -350,11 +355,12 @@ impl Layout {
                 p.frozen = frozen;
             }
             if !frozen {
-                l.reserve_partials(model, &at, &saved, group.unwrap_or(n));
+                l.reserve_partials(&at, choice, group.unwrap_or(n));
             }
             held[node.output] = y;
             l.nodes.push(TrainNode {
                 at,
+                choice,
                 x: held[node.input],
                 y,
                 saved,
@@ -381,26 +387,11 @@ impl Layout {
 
     /// Grows the weight gradients' shared partial-sum buffer to what a conv node's needs,
     /// for a group of `images` at a time (the whole batch where it runs in one).
-    pub(super) fn reserve_partials(
-        &mut self,
-        model: &Model,
-        at: &At,
-        saved: &Saved,
-        images: usize,
-    ) {
-        let (NodeOp::Conv { layer, .. }, Saved::Conv { tune, .. }) = (at.op, saved) else {
+    pub(super) fn reserve_partials(&mut self, at: &At, choice: NodeChoice, images: usize) {
+        let (Some(s), Some(c)) = (at.conv_shape(), choice.conv()) else {
             return;
         };
-        let Op::Conv { c_in, c_out, k } = model.layers()[layer].op else {
-            return;
-        };
-        let [_, h, w] = at.output;
-        let s = ConvShape::new(images, c_in, c_out, h, w, k);
-        // The weight gradient follows the forward variant (`wgrad_for`).
-        let need = match tune.variant.f16_operands() {
-            true => kernels::conv::backward_weight::coop_partial_len(s),
-            false => kernels::conv::backward_weight::partial_len(s, at.n),
-        };
+        let need = c.wgrad_partials(ConvShape { n: images, ..s }, at.n);
         let p = &mut self.bufs[self.partials];
         p.elems = p.elems.max(need);
     }
@@ -460,18 +451,21 @@ impl Layout {
         &mut self,
         model: &Model,
         at: &At,
-        tune: &dyn Fn(ConvShape) -> ConvTune,
+        choice: NodeChoice,
         chunks: &dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
     ) -> Result<Saved> {
-        let (n, acc) = (at.n, self.bufs[self.io.all_labels].elems / at.n);
-        let [c, h, w] = at.input;
+        let acc = self.bufs[self.io.all_labels].elems / at.n;
+        let c = at.input[0];
         let layer = |i: usize| &model.layers()[i];
         Ok(match at.op {
             NodeOp::Conv { layer: i, k, .. } => {
                 let s = at.conv(k);
                 let (c_in, c_out) = (s.c_in, s.c_out);
                 let key = &layer(i).key;
-                let t = tune(s);
+                let c = choice
+                    .conv()
+                    .ok_or_else(|| Error::Shape(format!("conv layer {i} chose no conv")))?;
+                let t = c.forward;
                 // Buffers count 4-byte words: an f16 packing takes half as many.
                 let words = |t: ConvTune, e: usize| match t.weight_precision(Precision::F32) {
                     Precision::F16 => e.div_ceil(2),
@@ -479,23 +473,18 @@ impl Layout {
                 };
                 let (wl, bl) = t.packed_elems(c_in, c_out, k);
                 let wl = words(t, wl);
-                // The first node's input is the data: no gradient needed.
-                let first = self.nodes.is_empty();
                 Saved::Conv {
                     weight: self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None),
                     bias: self.param(format!("{key}.bias"), &[c_out], None),
                     packed: self.buf("packed weight", Kind::Packed, wl),
                     packed_bias: self.buf("packed bias", Kind::Packed, bl),
-                    tune: t,
-                    dgrad: (!first).then(|| {
-                        let dt = tune(ConvShape::new(n, c_out, c_in, h, w, k));
+                    dgrad: c.dx.map(|dt| {
                         let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
                         let dwl = words(dt, dwl);
                         Dgrad {
                             flipped: self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
                             packed: self.buf("packed flipped weight", Kind::Packed, dwl),
                             bias: self.buf("zero bias", Kind::Packed, dbl),
-                            tune: dt,
                         }
                     }),
                 }
@@ -613,19 +602,19 @@ pub fn check_step(model: &Model, opts: &TrainOptions, max_buffer: u64) -> Result
 }
 
 /// The GPU memory a [`Trainer`](super::Trainer) allocates for `model` at these options, by
-/// kind, without a device: what `vgg summary --train` prints. `tune` gives each conv layer's
-/// forward configuration (`kernels::conv::select` on the device that will train). It sums the
+/// kind, without a device: what `vgg summary --train` prints. `choose` gives each node's
+/// choice (`Choose::node` on the device that will train). It sums the
 /// buffer list the trainer allocates (FC weights split over bindings take the same bytes).
 pub fn memory_plan(
     model: &Model,
     opts: &TrainOptions,
     max_binding: u64,
-    tune: impl Fn(ConvShape) -> ConvTune,
+    choose: impl Fn(&At, bool) -> NodeChoice,
 ) -> Result<TrainPlan> {
     check_step(model, opts, u64::MAX)?;
     let whole = |_k: usize, n: usize| Ok(vec![(0, n)]);
     let max = opts.group_binding.unwrap_or(u64::MAX).min(max_binding);
-    let lay = Layout::new(model, opts, max, (&tune, &whole))?;
+    let lay = Layout::new(model, opts, max, (&choose, &whole))?;
     Ok(TrainPlan {
         bytes: Kind::ALL
             .iter()

@@ -23,6 +23,7 @@ use layout::{
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::gpu::Precision;
+use crate::graph::choice::{Choose, NodeChoice, Numerics};
 use crate::graph::lower::{At, Binds, Flow, Grads, Lowering, PingPong};
 use crate::graph::NodeOp;
 use crate::kernels::{
@@ -135,10 +136,8 @@ pub struct Trainer<'g> {
     readback: wgpu::Buffer,
     /// Per dropout node: (the step's seeds, one per micro-batch; the current seed).
     seeds: Vec<(usize, usize)>,
-    /// The forward configuration of each conv layer, by layer index.
-    conv_tunes: std::collections::BTreeMap<usize, ConvTune>,
-    /// The FC variant of each FC layer's forward, by layer index.
-    linear_variants: std::collections::BTreeMap<usize, LinearVariant>,
+    /// Each conv and FC layer's choice, by layer index.
+    choices: std::collections::BTreeMap<usize, NodeChoice>,
     step: u64,
     /// A batch written by `stage` and not yet submitted.
     staged: bool,
@@ -158,19 +157,33 @@ impl<'g> Trainer<'g> {
         check_step(model, &opts, gpu.limits().max_buffer_size)?;
         let scaler = LossScaler::new(opts.loss_scale.unwrap_or(65536.0), opts.scale_growth)?;
         let max = opts.max_binding.unwrap_or(u64::MAX);
-        // Storage stays f32; `precision` picks the operands (the tensor-core conv where the
-        // adapter has it for f16).
+        let choose = Choose {
+            gpu,
+            numerics: Numerics::training(opts.precision),
+            conv: opts.conv,
+            linear: opts.linear,
+        };
         let lay = Layout::new(
             model,
             &opts,
             opts.group_binding
                 .unwrap_or(u64::MAX)
                 .min(gpu.max_binding_bytes()),
-            (
-                &|s| kernels::conv::select(gpu, s, opts.conv, opts.precision),
-                &|k, n| row_chunks(gpu, k, n, max, Precision::F32),
-            ),
+            (&|at, dx| choose.node(at, dx), &|k, n| {
+                row_chunks(gpu, k, n, max, Precision::F32)
+            }),
         )?;
+        // The same choices as the executor's for the same layers: `Choose` makes both.
+        let choices = lay
+            .nodes
+            .iter()
+            .filter_map(|t| match t.at.op {
+                NodeOp::Conv { layer, .. } | NodeOp::Linear { layer, .. } => {
+                    Some((layer, t.choice))
+                }
+                _ => None,
+            })
+            .collect();
         let mut bufs = Vec::with_capacity(lay.bufs.len());
         for spec in &lay.bufs {
             bufs.push(match &spec.fill {
@@ -206,8 +219,7 @@ impl<'g> Trainer<'g> {
             readback: gpu
                 .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate + 1))?,
             seeds: Vec::new(),
-            conv_tunes: Default::default(),
-            linear_variants: Default::default(),
+            choices,
             step: 0,
             staged: false,
             in_flight: false,
@@ -222,10 +234,8 @@ impl<'g> Trainer<'g> {
         Lowering {
             gpu: self.gpu,
             model: &self.model,
-            precision: Precision::F32,
-            operands: self.opts.precision,
+            numerics: Numerics::training(self.opts.precision),
             max_binding: self.opts.max_binding.unwrap_or(u64::MAX),
-            linear: self.opts.linear,
         }
     }
 
@@ -247,19 +257,21 @@ impl<'g> Trainer<'g> {
                 bias,
                 packed,
                 packed_bias,
-                tune,
                 dgrad,
             } => {
+                let Some(c) = node.choice.conv() else {
+                    return Err(unchosen(node));
+                };
                 let params = ConvParams {
                     weight: b(*packed).clone(),
                     bias: b(*packed_bias).clone(),
                 };
-                let flipped = dgrad.map(|d| {
+                let flipped = dgrad.zip(c.dx).map(|(d, tune)| {
                     let p = ConvParams {
                         weight: b(d.packed).clone(),
                         bias: b(d.bias).clone(),
                     };
-                    (d.tune, p)
+                    (tune, p)
                 });
                 let grads = Grads::Conv {
                     weight: b(p(*weight).w),
@@ -269,7 +281,7 @@ impl<'g> Trainer<'g> {
                     partials: b(self.partials),
                 };
                 let binds = Binds::Conv {
-                    tune: *tune,
+                    tune: c.forward,
                     params: &params,
                 };
                 f(&binds, &grads)
@@ -320,7 +332,14 @@ impl<'g> Trainer<'g> {
                         .collect(),
                     db: b(p(*bias).g),
                 };
-                f(&Binds::Linear { params: &params }, &grads)
+                let variant = node.choice.linear().ok_or_else(|| unchosen(node))?;
+                f(
+                    &Binds::Linear {
+                        params: &params,
+                        variant,
+                    },
+                    &grads,
+                )
             }
             Saved::Dropout { seed, .. } => f(&Binds::Dropout { seed: b(*seed) }, &Grads::None),
         }
@@ -411,15 +430,13 @@ impl<'g> Trainer<'g> {
     fn build(&mut self, nodes: &[TrainNode], grads: [usize; 2]) -> Result<()> {
         self.build_packing(nodes)?;
         let lower = self.lowering();
-        let mut linear_variants = std::collections::BTreeMap::new();
         // The first micro-batch's list, and the one of every later one (adding to the
         // gradients it left).
         let mut lists = Vec::new();
         for mb in 0..self.opts.accumulate.min(2) {
-            lists.push(self.micro_batch(&lower, nodes, grads, mb > 0, &mut linear_variants)?);
+            lists.push(self.micro_batch(&lower, nodes, grads, mb > 0)?);
         }
         let mut lists = lists.into_iter();
-        self.linear_variants = linear_variants;
         self.first = lists.next().unwrap_or_default();
         self.rest = lists.next().unwrap_or_default();
         self.build_optimiser()
@@ -437,25 +454,21 @@ impl<'g> Trainer<'g> {
                     bias,
                     packed,
                     packed_bias,
-                    tune,
                     dgrad,
                 } => {
-                    let NodeOp::Conv { layer, k, .. } = node.at.op else {
-                        return Err(Error::Shape("conv buffers on another op".into()));
+                    let (Some(s), Some(c)) = (node.at.conv_shape(), node.choice.conv()) else {
+                        return Err(unchosen(node));
                     };
-                    let kernels::conv::ConvShape { c_in, c_out, .. } = node.at.conv(k);
-                    // The same choice as the executor's: inference and training run one
-                    // configuration per layer.
-                    self.conv_tunes.insert(layer, tune);
+                    let (c_in, c_out, k) = (s.c_in, s.c_out, s.k);
                     let (w, b) = (self.params[weight].w, self.params[bias].w);
                     self.bias_copies.push((b, packed_bias, bytes(c_out)));
-                    let op = kernels::conv::pack(gpu, c_in, c_out, k, tune)?;
+                    let op = kernels::conv::pack(gpu, c_in, c_out, k, c.forward)?;
                     self.pack.push(self.kernel(op, &[w, packed])?);
-                    if let Some(d) = dgrad.filter(|_| !node.frozen) {
+                    if let Some((d, tune)) = dgrad.zip(c.dx).filter(|_| !node.frozen) {
                         // c_in and c_out swap: the gradient's conv maps c_out to c_in.
                         let op = kernels::conv::flip(gpu, c_in, c_out, k)?;
                         self.pack.push(self.kernel(op, &[w, d.flipped])?);
-                        let op = kernels::conv::pack(gpu, c_out, c_in, k, d.tune)?;
+                        let op = kernels::conv::pack(gpu, c_out, c_in, k, tune)?;
                         self.pack.push(self.kernel(op, &[d.flipped, d.packed])?);
                     }
                 }
@@ -467,15 +480,13 @@ impl<'g> Trainer<'g> {
     }
 
     /// One micro-batch's forward, loss and backward, as kernels in order; `accumulate`
-    /// adds the parameter gradients to an earlier micro-batch's. Records each FC layer's
-    /// forward variant in `linear_variants`.
+    /// adds the parameter gradients to an earlier micro-batch's.
     fn micro_batch(
         &self,
         lower: &Lowering,
         nodes: &[TrainNode],
         grads: [usize; 2],
         accumulate: bool,
-        linear_variants: &mut std::collections::BTreeMap<usize, LinearVariant>,
     ) -> Result<Vec<Work>> {
         let gpu = self.gpu;
         let (n, acc) = (self.opts.batch, self.opts.accumulate);
@@ -490,11 +501,6 @@ impl<'g> Trainer<'g> {
             }
             let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
             let fwd = self.with_binds(t, None, |b, _| lower.forward(&t.at, x, y, b))?;
-            if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
-                (t.at.op, fwd.first())
-            {
-                linear_variants.insert(layer, lin.variant);
-            }
             ks.extend(fwd.into_iter().map(Work::Kernel));
         }
         let op = kernels::softmax::xent(gpu, n, classes, scale)?;
@@ -856,12 +862,12 @@ impl<'g> Trainer<'g> {
 impl Trainer<'_> {
     /// The forward configuration conv layer `layer` trains with (None for other layers).
     pub fn conv_tune(&self, layer: usize) -> Option<ConvTune> {
-        self.conv_tunes.get(&layer).copied()
+        Some(self.choices.get(&layer)?.conv()?.forward)
     }
 
     /// The FC variant FC layer `layer`'s forward trains with (None for other layers).
     pub fn linear_variant(&self, layer: usize) -> Option<LinearVariant> {
-        self.linear_variants.get(&layer).copied()
+        self.choices.get(&layer)?.linear()
     }
 
     /// The nodes whose batch tensors pass one binding, so they run in groups of images:
@@ -874,4 +880,9 @@ impl Trainer<'_> {
     pub fn allocated_bytes(&self) -> u64 {
         self.bufs.iter().map(|b| b.size()).sum::<u64>() + self.readback.size()
     }
+}
+
+/// A node whose choice is not of its op's kind (a conv node without a `ConvChoice`).
+fn unchosen(node: &TrainNode) -> Error {
+    Error::Shape(format!("{:?} has no choice of its kind", node.at.op))
 }
