@@ -4,7 +4,7 @@
 use super::choice::{Choose, NodeChoice, Numerics};
 use super::lower::{At, Binds, Lowering};
 use super::plan::{plan, Limits, Plan};
-use super::{Graph, Node, NodeOp, TensorId};
+use super::{Graph, NodeOp, TensorId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::batchnorm::BatchNorm;
@@ -401,13 +401,18 @@ impl<'g> Network<'g> {
                         })
                     };
                     let xy = (place(node.input)?, place(node.output)?);
-                    let ks = self.kernels(&graph, node, n, xy, &mut identity)?;
-                    if let (NodeOp::Linear { layer, .. }, Some(Bound::Linear(lin, _))) =
-                        (node.op, ks.first())
+                    let at = At {
+                        op: node.op,
+                        n,
+                        input: graph.tensors[node.input].dims,
+                        output: graph.tensors[node.output].dims,
+                    };
+                    let choice = self.choose().node(&at, false);
+                    if let (NodeOp::Linear { layer, .. }, NodeChoice::Linear(v)) = (node.op, choice)
                     {
-                        linear_variants.insert(layer, lin.variant);
+                        linear_variants.insert(layer, v);
                     }
-                    kernels.extend(ks);
+                    kernels.extend(self.kernels(at, choice, xy, &mut identity)?);
                 }
                 by_size.insert(n, kernels);
             }
@@ -427,29 +432,23 @@ impl<'g> Network<'g> {
         })
     }
 
-    /// A node's forward kernels through the shared lowering, with this network's weights.
+    /// A node's forward kernels through the shared lowering, with this network's weights
+    /// and the node's `choice`.
     fn kernels(
         &self,
-        graph: &Graph,
-        node: &Node,
-        n: usize,
+        at: At,
+        choice: NodeChoice,
         (x, y): (&wgpu::Buffer, &wgpu::Buffer),
         identity: &mut Vec<wgpu::Buffer>,
     ) -> Result<Vec<Bound>> {
         let gpu = self.gpu;
-        let at = At {
-            op: node.op,
-            n,
-            input: graph.tensors[node.input].dims,
-            output: graph.tensors[node.output].dims,
-        };
         let lower = Lowering {
             gpu,
             model: &self.model,
             numerics: Numerics::inference(self.precision),
             max_binding: self.limits.max_binding,
         };
-        match node.op {
+        match at.op {
             NodeOp::Conv { layer, .. } => {
                 let (tune, params) = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
                 let tune = *tune;
@@ -457,7 +456,7 @@ impl<'g> Network<'g> {
             }
             NodeOp::Linear { layer, .. } => {
                 let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
-                let NodeChoice::Linear(variant) = self.choose().node(&at, false) else {
+                let NodeChoice::Linear(variant) = choice else {
                     return Err(Error::Shape(format!("{:?} chose no FC variant", at.op)));
                 };
                 lower.forward(&at, x, y, &Binds::Linear { params, variant })
