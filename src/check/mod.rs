@@ -223,6 +223,16 @@ impl Outcome {
         }
     }
 
+    /// Lets every output pass within 4 f32 ulps of `magnitude`, the largest sum of absolute
+    /// terms an output adds up (|b| + sum |w x| for a conv or FC layer): where an output is
+    /// the difference of terms far larger than itself, relative error measures only f32's
+    /// rounding of those terms, while a missing or wrong term is off by a whole term, far
+    /// more.
+    pub fn within_ulps_of(mut self, magnitude: f64) -> Outcome {
+        self.abs_tol = 4.0 * f32::EPSILON as f64 * magnitude;
+        self
+    }
+
     /// A case that did not produce a result.
     pub fn failed(op: &str, shape: String, error: String) -> Outcome {
         Outcome {

@@ -117,11 +117,10 @@ pub fn step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> 
                     "the reference step left {name} unchanged: nothing to compare"
                 )));
             }
-            let ulp = f32::EPSILON as f64 * init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-            let mut o = Outcome::new("train/update", name.clone(), &delta(g), &delta(&want.data))
-                .tol(update_tol);
-            o.abs_tol = 4.0 * ulp;
-            o
+            let largest = init.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+            Outcome::new("train/update", name.clone(), &delta(g), &delta(&want.data))
+                .tol(update_tol)
+                .within_ulps_of(largest)
         };
         out.push(o);
     }
