@@ -15,70 +15,154 @@ use crate::kernels::{self, Bound, Kernel};
 use crate::model::{Dims, Model, Op, BN_EPS};
 use wgpu::Buffer;
 
-/// What a node's forward kernels bind besides its input and output, by op.
-pub enum Binds<'b> {
+/// What a node's forward kernels bind besides its input and output, by op. `B` is the
+/// buffer handle: `&Buffer` where the lowering binds, or an index into the caller's
+/// buffer list (the trainer lays its nodes out before it allocates; `map` turns the one
+/// into the other).
+#[derive(Clone, Debug)]
+pub enum Binds<B> {
     /// Max pool without indices, LRN, average pool, im2col, softmax.
     Plain,
-    Conv {
-        tune: ConvTune,
-        params: &'b ConvParams,
-    },
+    /// The weights packed for `tune` (`ConvParams`).
+    Conv { tune: ConvTune, weight: B, bias: B },
+    /// One weight buffer per row chunk (`LinearParams`), run as `variant`.
     Linear {
-        params: &'b LinearParams,
+        chunks: Vec<B>,
+        bias: B,
         variant: LinearVariant,
     },
     /// A ReLU not fused into its producer, run as the identity channel map then max(0, x).
-    Relu {
-        scale: &'b Buffer,
-        shift: &'b Buffer,
-    },
+    Relu { scale: B, shift: B },
     /// Training's batch norm: batch statistics into `stats` (mean, 1/std per channel), the
     /// running statistics updated, then the affine map.
     BatchNorm {
-        gamma: &'b Buffer,
-        beta: &'b Buffer,
-        stats: &'b Buffer,
-        running_mean: &'b Buffer,
-        running_var: &'b Buffer,
+        gamma: B,
+        beta: B,
+        stats: B,
+        running_mean: B,
+        running_var: B,
         /// The running statistics' update rate: torchvision's 0.1, or 0 for a frozen
         /// layer, whose statistics stay bitwise as loaded.
         momentum: f32,
     },
     /// Training's max pool: the index of each window's maximum, for the backward pass.
-    MaxPool { argmax: &'b Buffer },
+    MaxPool { argmax: B },
     /// Training's dropout: the current micro-batch's seed (the mask is regenerated from it
     /// in the backward pass, not stored).
-    Dropout { seed: &'b Buffer },
+    Dropout { seed: B },
+}
+
+impl<B: Copy> Binds<B> {
+    /// The same binds over other handles.
+    pub fn map<C>(&self, f: impl Fn(B) -> C) -> Binds<C> {
+        match self {
+            Binds::Plain => Binds::Plain,
+            Binds::Conv { tune, weight, bias } => Binds::Conv {
+                tune: *tune,
+                weight: f(*weight),
+                bias: f(*bias),
+            },
+            Binds::Linear {
+                chunks,
+                bias,
+                variant,
+            } => Binds::Linear {
+                chunks: chunks.iter().map(|c| f(*c)).collect(),
+                bias: f(*bias),
+                variant: *variant,
+            },
+            Binds::Relu { scale, shift } => Binds::Relu {
+                scale: f(*scale),
+                shift: f(*shift),
+            },
+            Binds::BatchNorm {
+                gamma,
+                beta,
+                stats,
+                running_mean,
+                running_var,
+                momentum,
+            } => Binds::BatchNorm {
+                gamma: f(*gamma),
+                beta: f(*beta),
+                stats: f(*stats),
+                running_mean: f(*running_mean),
+                running_var: f(*running_var),
+                momentum: *momentum,
+            },
+            Binds::MaxPool { argmax } => Binds::MaxPool { argmax: f(*argmax) },
+            Binds::Dropout { seed } => Binds::Dropout { seed: f(*seed) },
+        }
+    }
 }
 
 /// What a node's backward kernels write besides the input gradient: its parameters'
-/// gradients, with the weights the input gradient needs.
-pub enum Grads<'b> {
+/// gradients, with the weights the input gradient needs; `B` as for [`Binds`].
+#[derive(Clone, Debug)]
+pub enum Grads<B> {
     None,
     Conv {
         /// The weights in torchvision's layout [c_out, c_in, k, k] (not the packed copy).
-        weight: &'b Buffer,
-        dw: &'b Buffer,
-        db: &'b Buffer,
-        /// The input gradient's weight (`conv::flip`, packed for this tune) with a zero
-        /// bias: dx then runs as a forward conv of dy on the fast kernels; without it the
-        /// plain `conv/dgrad` kernel reads `weight`.
-        flipped: Option<(ConvTune, &'b ConvParams)>,
+        weight: B,
+        dw: B,
+        db: B,
+        /// The input gradient's configuration and weight (`conv::flip`, packed for it) with
+        /// a zero bias: dx runs as a forward conv of dy on the fast kernels. None for the
+        /// first layer, which needs no dx.
+        flipped: Option<(ConvTune, B, B)>,
         /// Room for the weight gradient's partial sums where it splits the pixels
         /// (`conv::backward_weight::partial_len`), shared by every conv of a step.
-        partials: &'b Buffer,
+        partials: B,
     },
     BatchNorm {
-        dgamma: &'b Buffer,
-        dbeta: &'b Buffer,
+        dgamma: B,
+        dbeta: B,
         /// Scratch: per-channel sums of the reduction pass.
-        sums: &'b Buffer,
+        sums: B,
     },
     Linear {
         /// Per row chunk of the weight (one per binding): (first row, rows, weight, dw).
-        chunks: Vec<(usize, usize, &'b Buffer, &'b Buffer)>,
-        db: &'b Buffer,
+        chunks: Vec<(usize, usize, B, B)>,
+        db: B,
     },
+}
+
+impl<B: Copy> Grads<B> {
+    /// The same gradients over other handles.
+    pub fn map<C>(&self, f: impl Fn(B) -> C) -> Grads<C> {
+        match self {
+            Grads::None => Grads::None,
+            Grads::Conv {
+                weight,
+                dw,
+                db,
+                flipped,
+                partials,
+            } => Grads::Conv {
+                weight: f(*weight),
+                dw: f(*dw),
+                db: f(*db),
+                flipped: flipped.map(|(t, w, b)| (t, f(w), f(b))),
+                partials: f(*partials),
+            },
+            Grads::BatchNorm {
+                dgamma,
+                dbeta,
+                sums,
+            } => Grads::BatchNorm {
+                dgamma: f(*dgamma),
+                dbeta: f(*dbeta),
+                sums: f(*sums),
+            },
+            Grads::Linear { chunks, db } => Grads::Linear {
+                chunks: chunks
+                    .iter()
+                    .map(|&(r0, r, w, g)| (r0, r, f(w), f(g)))
+                    .collect(),
+                db: f(*db),
+            },
+        }
+    }
 }
 
 /// Which gradients a node's backward pass computes.
@@ -194,29 +278,56 @@ fn wrong_binds(at: &At) -> Error {
     Error::Shape(format!("{:?} was given buffers of another op", at.op))
 }
 
+/// Handles to a conv's packed weight and bias (a wgpu buffer is reference counted).
+fn conv_params(weight: &Buffer, bias: &Buffer) -> ConvParams {
+    ConvParams {
+        weight: weight.clone(),
+        bias: bias.clone(),
+    }
+}
+
 fn not_linear(at: &At) -> Error {
     Error::Shape(format!("{:?} is not an FC node", at.op))
 }
 
 impl Lowering<'_> {
     /// The forward kernels of one node, reading `x` and writing `y`.
-    pub fn forward(&self, at: &At, x: &Buffer, y: &Buffer, b: &Binds) -> Result<Vec<Bound>> {
+    pub fn forward(
+        &self,
+        at: &At,
+        x: &Buffer,
+        y: &Buffer,
+        b: &Binds<&Buffer>,
+    ) -> Result<Vec<Bound>> {
         let (gpu, precision) = (self.gpu, self.numerics.storage);
         let dims = at.dims();
         let (n, c, h, w) = dims;
         let one = |k: Bound| Ok(vec![k]);
         match (at.op, b) {
-            (NodeOp::Conv { k, relu, .. }, Binds::Conv { tune, params }) => {
+            (NodeOp::Conv { k, relu, .. }, Binds::Conv { tune, weight, bias }) => {
                 let shape = at.conv(k);
                 let conv = Conv2d::with_precision(gpu, shape, relu, *tune, precision)?;
-                let bg = conv.bind(gpu, x, params, y)?;
+                let params = conv_params(weight, bias);
+                let bg = conv.bind(gpu, x, &params, y)?;
                 one(Bound::Conv(conv, bg))
             }
-            (NodeOp::Linear { relu, .. }, Binds::Linear { params, variant }) => {
+            (
+                NodeOp::Linear { relu, .. },
+                Binds::Linear {
+                    chunks,
+                    bias,
+                    variant,
+                },
+            ) => {
                 let shape = at.linear_shape().ok_or_else(|| not_linear(at))?;
                 let max = self.max_binding;
                 let lin = Linear::with_variant(gpu, shape, relu, max, precision, *variant)?;
-                let bgs = lin.bind(gpu, x, params, y)?;
+                // Handles to the same buffers (a wgpu buffer is reference counted).
+                let params = LinearParams {
+                    chunks: chunks.iter().map(|c| (*c).clone()).collect(),
+                    bias: (*bias).clone(),
+                };
+                let bgs = lin.bind(gpu, x, &params, y)?;
                 one(Bound::Linear(lin, bgs))
             }
             (NodeOp::Relu, Binds::Relu { scale, shift }) => {
@@ -288,8 +399,8 @@ impl Lowering<'_> {
         at: &At,
         (x, y): (&Buffer, &Buffer),
         g: &mut PingPong,
-        b: &Binds,
-        grads: &Grads,
+        b: &Binds<&Buffer>,
+        grads: &Grads<&Buffer>,
         flow: Flow,
     ) -> Result<Vec<Bound>> {
         let (needs_dx, accumulate) = (flow.dx, flow.accumulate);
@@ -333,15 +444,16 @@ impl Lowering<'_> {
                     // The input gradient as a forward conv of dy with the flipped weight,
                     // on the fast kernels; the first node, the only one without it, needs
                     // no dx.
-                    let Some((tune, params)) = flipped else {
+                    let Some((tune, weight, bias)) = flipped else {
                         return Err(Error::Shape(format!(
                             "conv layer {layer}'s input gradient has no flipped weight"
                         )));
                     };
+                    let params = conv_params(weight, bias);
                     let d =
                         ConvShape::new(shape.n, shape.c_out, shape.c_in, shape.h, shape.w, shape.k);
                     let conv = Conv2d::with_precision(gpu, d, false, *tune, self.numerics.storage)?;
-                    let bg = conv.bind(gpu, g.cur, params, g.other)?;
+                    let bg = conv.bind(gpu, g.cur, &params, g.other)?;
                     ks.push(Bound::Conv(conv, bg));
                     g.swap();
                 }

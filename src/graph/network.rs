@@ -451,15 +451,24 @@ impl<'g> Network<'g> {
         match at.op {
             NodeOp::Conv { layer, .. } => {
                 let (tune, params) = self.convs.get(&layer).ok_or_else(|| missing(layer))?;
-                let tune = *tune;
-                lower.forward(&at, x, y, &Binds::Conv { tune, params })
+                let b = Binds::Conv {
+                    tune: *tune,
+                    weight: &params.weight,
+                    bias: &params.bias,
+                };
+                lower.forward(&at, x, y, &b)
             }
             NodeOp::Linear { layer, .. } => {
                 let params = self.linears.get(&layer).ok_or_else(|| missing(layer))?;
                 let NodeChoice::Linear(variant) = choice else {
                     return Err(Error::Shape(format!("{:?} chose no FC variant", at.op)));
                 };
-                lower.forward(&at, x, y, &Binds::Linear { params, variant })
+                let b = Binds::Linear {
+                    chunks: params.chunks.iter().collect(),
+                    bias: &params.bias,
+                    variant,
+                };
+                lower.forward(&at, x, y, &b)
             }
             NodeOp::Relu => {
                 let c = at.input[0];

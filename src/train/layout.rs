@@ -8,7 +8,7 @@ use super::TrainOptions;
 use crate::error::{Error, Result};
 use crate::gpu::Precision;
 use crate::graph::choice::NodeChoice;
-use crate::graph::lower::At;
+use crate::graph::lower::{At, Binds, Grads};
 use crate::graph::{Graph, NodeOp};
 use crate::kernels::{
     self,
@@ -18,6 +18,7 @@ use crate::kernels::{
 use crate::model::{Model, Op};
 
 /// A trainable tensor: weights, gradient and momentum buffers, by torchvision name.
+#[derive(Clone)]
 pub(super) struct Param {
     pub(super) name: String,
     /// The whole tensor's shape; a weight split over bindings has one `Param` per row
@@ -109,53 +110,24 @@ pub(super) struct Io {
     pub(super) hyper: usize,
 }
 
-/// What a training node binds besides its input and output, by op: buffer indices, and
-/// for parameters indices into the parameter list.
-pub(super) enum Saved {
-    Plain,
+/// What a node refreshes once per step, before the micro-batches.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum PerStep {
+    None,
+    /// A conv's canonical weight and bias (its parameters' buffers), packed for its forward
+    /// into its `Binds::Conv` buffers; where its input gradient runs, the weight flipped
+    /// (`conv::flip`) into `flipped` and packed into its `Grads::Conv::flipped` buffers
+    /// (whose bias stays zeros).
     Conv {
         weight: usize,
         bias: usize,
-        packed: usize,
-        packed_bias: usize,
-        /// Where the input gradient is needed: it runs as a forward conv (the node's
-        /// `ConvChoice::dx`).
-        dgrad: Option<Dgrad>,
+        flipped: Option<usize>,
     },
-    BatchNorm {
-        gamma: usize,
-        beta: usize,
-        stats: usize,
-        sums: usize,
-        running_mean: usize,
-        running_var: usize,
-    },
-    Relu {
-        ones: usize,
-        zeros: usize,
-    },
-    MaxPool {
-        argmax: usize,
-    },
-    /// Per row chunk of the weight (one per binding): (first row, rows, parameter).
-    Linear {
-        chunks: Vec<(usize, usize, usize)>,
-        bias: usize,
-    },
+    /// Dropout: the step's seeds, one per micro-batch, each copied in turn into its
+    /// `Binds::Dropout` seed.
     Dropout {
         seeds: usize,
-        seed: usize,
     },
-}
-
-/// The input gradient of a conv as a forward conv of dy (c_out to c_in channels) with the
-/// weight flipped (`conv::flip`) and packed for the node's `ConvChoice::dx`, refreshed each
-/// step; the bias is zeros.
-#[derive(Clone, Copy)]
-pub(super) struct Dgrad {
-    pub(super) flipped: usize,
-    pub(super) packed: usize,
-    pub(super) bias: usize,
 }
 
 /// A node of the training graph with its saved input (`x`) and output (`y`) buffers.
@@ -165,7 +137,10 @@ pub(super) struct TrainNode {
     pub(super) choice: NodeChoice,
     pub(super) x: usize,
     pub(super) y: usize,
-    pub(super) saved: Saved,
+    /// What its forward and backward bind, as indices into the buffer list.
+    pub(super) binds: Binds<usize>,
+    pub(super) grads: Grads<usize>,
+    pub(super) per_step: PerStep,
     /// Its parameters stay as loaded (`TrainOptions::frozen`).
     pub(super) frozen: bool,
     /// Images per group where the batch's tensors of this node pass one binding: the node
@@ -344,13 +319,13 @@ impl Layout {
             let first_param = l.params.len();
             // The first node's input is the data: no gradient needed.
             let choice = choose(&at, !l.nodes.is_empty());
-            let saved = l.saved(model, &at, choice, chunks)?;
             let frozen = match node.op {
                 NodeOp::Conv { layer, .. }
                 | NodeOp::BatchNorm { layer, .. }
                 | NodeOp::Linear { layer, .. } => layer < opts.frozen,
                 _ => false,
             };
+            let (binds, grads, per_step) = l.node_buffers(model, &at, (choice, frozen), chunks)?;
             for p in &mut l.params[first_param..] {
                 p.frozen = frozen;
             }
@@ -363,7 +338,9 @@ impl Layout {
                 choice,
                 x: held[node.input],
                 y,
-                saved,
+                binds,
+                grads,
+                per_step,
                 frozen,
                 group,
             });
@@ -447,17 +424,20 @@ impl Layout {
         self.params.len() - 1
     }
 
-    pub(super) fn saved(
+    /// A node's buffers: its parameters', what its kernels bind, and what is refreshed each
+    /// step. A frozen batch norm keeps its running statistics.
+    pub(super) fn node_buffers(
         &mut self,
         model: &Model,
         at: &At,
-        choice: NodeChoice,
+        (choice, frozen): (NodeChoice, bool),
         chunks: &dyn Fn(usize, usize) -> Result<Vec<(usize, usize)>>,
-    ) -> Result<Saved> {
+    ) -> Result<(Binds<usize>, Grads<usize>, PerStep)> {
         let acc = self.bufs[self.io.all_labels].elems / at.n;
         let c = at.input[0];
         let layer = |i: usize| &model.layers()[i];
-        Ok(match at.op {
+        let none = |b| Ok((b, Grads::None, PerStep::None));
+        match at.op {
             NodeOp::Conv { layer: i, k, .. } => {
                 let s = at.conv(k);
                 let (c_in, c_out) = (s.c_in, s.c_out);
@@ -472,22 +452,37 @@ impl Layout {
                     Precision::F32 => e,
                 };
                 let (wl, bl) = t.packed_elems(c_in, c_out, k);
-                let wl = words(t, wl);
-                Saved::Conv {
-                    weight: self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None),
-                    bias: self.param(format!("{key}.bias"), &[c_out], None),
-                    packed: self.buf("packed weight", Kind::Packed, wl),
-                    packed_bias: self.buf("packed bias", Kind::Packed, bl),
-                    dgrad: c.dx.map(|dt| {
-                        let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
-                        let dwl = words(dt, dwl);
-                        Dgrad {
-                            flipped: self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
-                            packed: self.buf("packed flipped weight", Kind::Packed, dwl),
-                            bias: self.buf("zero bias", Kind::Packed, dbl),
-                        }
-                    }),
-                }
+                let w = self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None);
+                let b = self.param(format!("{key}.bias"), &[c_out], None);
+                let (w, b) = (self.params[w].clone(), self.params[b].clone());
+                let binds = Binds::Conv {
+                    tune: t,
+                    weight: self.buf("packed weight", Kind::Packed, words(t, wl)),
+                    bias: self.buf("packed bias", Kind::Packed, bl),
+                };
+                // (configuration, flipped, packed, zero bias)
+                let dx = c.dx.map(|dt| {
+                    let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
+                    (
+                        dt,
+                        self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
+                        self.buf("packed flipped weight", Kind::Packed, words(dt, dwl)),
+                        self.buf("zero bias", Kind::Packed, dbl),
+                    )
+                });
+                let grads = Grads::Conv {
+                    weight: w.w,
+                    dw: w.g,
+                    db: b.g,
+                    flipped: dx.map(|(dt, _, packed, zero)| (dt, packed, zero)),
+                    partials: self.partials,
+                };
+                let per_step = PerStep::Conv {
+                    weight: w.w,
+                    bias: b.w,
+                    flipped: dx.map(|d| d.1),
+                };
+                Ok((binds, grads, per_step))
             }
             NodeOp::BatchNorm { layer: i, .. } => {
                 let key = &layer(i).key;
@@ -503,59 +498,80 @@ impl Layout {
                     id
                 };
                 let (running_mean, running_var) = (running("running_mean"), running("running_var"));
-                Saved::BatchNorm {
-                    gamma: self.param(format!("{key}.weight"), &[c], None),
-                    beta: self.param(format!("{key}.bias"), &[c], None),
+                let gamma = self.param(format!("{key}.weight"), &[c], None);
+                let beta = self.param(format!("{key}.bias"), &[c], None);
+                let (gamma, beta) = (self.params[gamma].clone(), self.params[beta].clone());
+                let binds = Binds::BatchNorm {
+                    gamma: gamma.w,
+                    beta: beta.w,
                     stats: self.buf("bn stats", Kind::Constants, 2 * c),
-                    sums: self.buf("bn sums", Kind::Constants, 2 * c),
                     running_mean,
                     running_var,
-                }
+                    // torchvision's rate; none for a frozen layer.
+                    momentum: if frozen { 0.0 } else { 0.1 },
+                };
+                let grads = Grads::BatchNorm {
+                    dgamma: gamma.g,
+                    dbeta: beta.g,
+                    sums: self.buf("bn sums", Kind::Constants, 2 * c),
+                };
+                Ok((binds, grads, PerStep::None))
             }
-            NodeOp::Relu => Saved::Relu {
-                ones: self.push("ones", Kind::Constants, c, Fill::Ones),
-                zeros: self.buf("zeros", Kind::Constants, c),
-            },
-            NodeOp::MaxPool => Saved::MaxPool {
+            NodeOp::Relu => none(Binds::Relu {
+                scale: self.push("ones", Kind::Constants, c, Fill::Ones),
+                shift: self.buf("zeros", Kind::Constants, c),
+            }),
+            NodeOp::MaxPool => none(Binds::MaxPool {
                 argmax: self.buf(
                     "argmax",
                     Kind::Activations,
                     at.n * at.output.iter().product::<usize>(),
                 ),
-            },
+            }),
             NodeOp::Linear { layer: i, .. } => {
                 let Op::Linear { k, n: n_out } = layer(i).op else {
                     return Err(Error::Shape(format!("layer {i} is not FC")));
                 };
+                let variant = choice
+                    .linear()
+                    .ok_or_else(|| Error::Shape(format!("FC layer {i} chose no variant")))?;
                 let key = &layer(i).key;
                 let rows = chunks(k, n_out)?;
                 let whole = rows.len() == 1;
-                let chunks = rows
-                    .iter()
-                    .map(|&(r0, r)| {
-                        let part = (!whole).then_some((r0, r));
-                        (
-                            r0,
-                            r,
-                            self.param(format!("{key}.weight"), &[n_out, k], part),
-                        )
-                    })
-                    .collect();
-                Saved::Linear {
-                    chunks,
-                    bias: self.param(format!("{key}.bias"), &[n_out], None),
+                let mut parts = Vec::new();
+                for &(r0, r) in &rows {
+                    let part = (!whole).then_some((r0, r));
+                    let q = self.param(format!("{key}.weight"), &[n_out, k], part);
+                    parts.push((r0, r, self.params[q].w, self.params[q].g));
                 }
+                let bias = self.param(format!("{key}.bias"), &[n_out], None);
+                let bias = self.params[bias].clone();
+                let binds = Binds::Linear {
+                    chunks: parts.iter().map(|p| p.2).collect(),
+                    bias: bias.w,
+                    variant,
+                };
+                let grads = Grads::Linear {
+                    chunks: parts,
+                    db: bias.g,
+                };
+                Ok((binds, grads, PerStep::None))
             }
-            NodeOp::Dropout { .. } => Saved::Dropout {
+            NodeOp::Dropout { .. } => {
                 // This step's seeds, one per micro-batch, and the current one.
-                seeds: self.buf("dropout seeds", Kind::Constants, acc),
-                seed: self.buf("dropout seed", Kind::Constants, 1),
-            },
-            NodeOp::Lrn { .. } | NodeOp::AvgPool { .. } => Saved::Plain,
-            NodeOp::Softmax | NodeOp::Im2col { .. } => {
-                return Err(Error::Shape(format!("{:?} is not a training node", at.op)))
+                let seeds = self.buf("dropout seeds", Kind::Constants, acc);
+                let seed = self.buf("dropout seed", Kind::Constants, 1);
+                Ok((
+                    Binds::Dropout { seed },
+                    Grads::None,
+                    PerStep::Dropout { seeds },
+                ))
             }
-        })
+            NodeOp::Lrn { .. } | NodeOp::AvgPool { .. } => none(Binds::Plain),
+            NodeOp::Softmax | NodeOp::Im2col { .. } => {
+                Err(Error::Shape(format!("{:?} is not a training node", at.op)))
+            }
+        }
     }
 }
 

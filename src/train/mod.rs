@@ -18,7 +18,7 @@ pub use layout::{check_step, memory_plan, TrainPlan};
 pub use scaler::LossScaler;
 
 use layout::{
-    bytes, copy, groups, image_bytes, Fill, Io, Layout, Local, Param, Saved, TrainNode, Work,
+    bytes, copy, groups, image_bytes, Fill, Io, Layout, Local, Param, PerStep, TrainNode, Work,
 };
 
 use crate::error::{Error, Result};
@@ -29,8 +29,8 @@ use crate::graph::lower::{At, Binds, Flow, Grads, Lowering, PingPong};
 use crate::graph::NodeOp;
 use crate::kernels::{
     self,
-    conv::{ConvParams, ConvTune},
-    linear::{row_chunks, LinearParams, LinearVariant},
+    conv::ConvTune,
+    linear::{row_chunks, LinearVariant},
     Bound, Kernel,
 };
 use crate::model::{Model, Tensor, Weights};
@@ -132,8 +132,6 @@ pub struct Trainer<'g> {
     grouped: Vec<(String, usize)>,
     sgd: Vec<Bound>,
     io: Io,
-    /// The weight gradients' partial sums (Layout::partials).
-    partials: usize,
     readback: wgpu::Buffer,
     /// Per dropout node: (the step's seeds, one per micro-batch; the current seed).
     seeds: Vec<(usize, usize)>,
@@ -215,7 +213,6 @@ impl<'g> Trainer<'g> {
             grouped: lay.grouped,
             sgd: Vec::new(),
             io: lay.io,
-            partials: lay.partials,
             // The step's statistics, then the overflow flag.
             readback: gpu
                 .readback_buffer("train stats", bytes(2 * opts.batch * opts.accumulate + 1))?,
@@ -240,110 +237,19 @@ impl<'g> Trainer<'g> {
         }
     }
 
-    /// The forward buffers of a node, and its backward ones, from its saved indices; a max
-    /// pool run in groups of images keeps its argmax in `local`'s.
-    fn with_binds<T>(
+    /// A node's forward and backward buffers from its indices; a max pool run in groups of
+    /// images keeps its argmax in `local`'s.
+    fn buffers(
         &self,
         node: &TrainNode,
         local: Option<Local>,
-        f: impl FnOnce(&Binds, &Grads) -> Result<T>,
-    ) -> Result<T> {
-        let saved = &node.saved;
-        let b = |i: usize| &self.bufs[i];
-        let p = |i: usize| &self.params[i];
-        match saved {
-            Saved::Plain => f(&Binds::Plain, &Grads::None),
-            Saved::Conv {
-                weight,
-                bias,
-                packed,
-                packed_bias,
-                dgrad,
-            } => {
-                let Some(c) = node.choice.conv() else {
-                    return Err(unchosen(node));
-                };
-                let params = ConvParams {
-                    weight: b(*packed).clone(),
-                    bias: b(*packed_bias).clone(),
-                };
-                let flipped = dgrad.zip(c.dx).map(|(d, tune)| {
-                    let p = ConvParams {
-                        weight: b(d.packed).clone(),
-                        bias: b(d.bias).clone(),
-                    };
-                    (tune, p)
-                });
-                let grads = Grads::Conv {
-                    weight: b(p(*weight).w),
-                    dw: b(p(*weight).g),
-                    db: b(p(*bias).g),
-                    flipped: flipped.as_ref().map(|(t, p)| (*t, p)),
-                    partials: b(self.partials),
-                };
-                let binds = Binds::Conv {
-                    tune: c.forward,
-                    params: &params,
-                };
-                f(&binds, &grads)
-            }
-            Saved::BatchNorm {
-                gamma,
-                beta,
-                stats,
-                sums,
-                running_mean,
-                running_var,
-            } => f(
-                &Binds::BatchNorm {
-                    gamma: b(p(*gamma).w),
-                    beta: b(p(*beta).w),
-                    stats: b(*stats),
-                    running_mean: b(*running_mean),
-                    running_var: b(*running_var),
-                    // torchvision's rate; none for a frozen layer.
-                    momentum: if node.frozen { 0.0 } else { 0.1 },
-                },
-                &Grads::BatchNorm {
-                    dgamma: b(p(*gamma).g),
-                    dbeta: b(p(*beta).g),
-                    sums: b(*sums),
-                },
-            ),
-            Saved::Relu { ones, zeros } => f(
-                &Binds::Relu {
-                    scale: b(*ones),
-                    shift: b(*zeros),
-                },
-                &Grads::None,
-            ),
-            Saved::MaxPool { argmax } => {
-                let argmax = local.map_or(*argmax, |l| l.argmax);
-                f(&Binds::MaxPool { argmax: b(argmax) }, &Grads::None)
-            }
-            Saved::Linear { chunks, bias } => {
-                let params = LinearParams {
-                    chunks: chunks.iter().map(|c| b(p(c.2).w).clone()).collect(),
-                    bias: b(p(*bias).w).clone(),
-                };
-                let grads = Grads::Linear {
-                    chunks: chunks
-                        .iter()
-                        .map(|&(r0, r, q)| (r0, r, b(p(q).w), b(p(q).g)))
-                        .collect(),
-                    db: b(p(*bias).g),
-                };
-                let variant = node.choice.linear().ok_or_else(|| unchosen(node))?;
-                f(
-                    &Binds::Linear {
-                        params: &params,
-                        variant,
-                    },
-                    &grads,
-                )
-            }
-            Saved::Dropout { seed, .. } => f(&Binds::Dropout { seed: b(*seed) }, &Grads::None),
+    ) -> (Binds<&wgpu::Buffer>, Grads<&wgpu::Buffer>) {
+        let mut binds = node.binds.clone();
+        if let (Some(l), Binds::MaxPool { argmax }) = (local, &mut binds) {
+            *argmax = l.argmax;
         }
+        let b = |i: usize| &self.bufs[i];
+        (binds.map(b), node.grads.map(b))
     }
 
     /// A node's forward over the batch group by group: each group's input copied into the
@@ -358,10 +264,10 @@ impl<'g> Trainer<'g> {
             let at = At { n: gn, ..t.at };
             ks.push(copy((t.x, b0 * pi), (l.x, 0), g * pi));
             let (x, y) = (&self.bufs[l.x], &self.bufs[l.y]);
-            let fwd = self.with_binds(t, Some(l), |b, _| lower.forward(&at, x, y, b))?;
+            let fwd = lower.forward(&at, x, y, &self.buffers(t, Some(l)).0)?;
             ks.extend(fwd.into_iter().map(Work::Kernel));
             ks.push(copy((l.y, 0), (t.y, b0 * po), g * po));
-            if let Saved::MaxPool { argmax } = t.saved {
+            if let Binds::MaxPool { argmax } = t.binds {
                 ks.push(copy((l.argmax, 0), (argmax, b0 * po), g * po));
             }
         }
@@ -391,7 +297,7 @@ impl<'g> Trainer<'g> {
             ks.push(copy((g.0, b0 * po), (l.dy, 0), n * po));
             ks.push(copy((t.x, b0 * pi), (l.x, 0), n * pi));
             ks.push(copy((t.y, b0 * po), (l.y, 0), n * po));
-            if let Saved::MaxPool { argmax } = t.saved {
+            if let Binds::MaxPool { argmax } = t.binds {
                 ks.push(copy((argmax, b0 * po), (l.argmax, 0), n * po));
             }
             let flow = Flow {
@@ -401,9 +307,8 @@ impl<'g> Trainer<'g> {
             let (x, y) = (&self.bufs[l.x], &self.bufs[l.y]);
             let (dy, dx) = (&self.bufs[l.dy], &self.bufs[l.dx]);
             let mut pp = PingPong::new(dy, dx);
-            let bwd = self.with_binds(t, Some(l), |b, d| {
-                lower.backward(&at, (x, y), &mut pp, b, d, flow)
-            })?;
+            let (b, d) = self.buffers(t, Some(l));
+            let bwd = lower.backward(&at, (x, y), &mut pp, &b, &d, flow)?;
             ks.extend(bwd.into_iter().map(Work::Kernel));
             // Nothing below the first layer that trains reads a gradient (`Flow::dx`).
             if !flow.dx || pp.swaps() == 0 {
@@ -449,32 +354,38 @@ impl<'g> Trainer<'g> {
     fn build_packing(&mut self, nodes: &[TrainNode]) -> Result<()> {
         let gpu = self.gpu;
         for node in nodes {
-            match node.saved {
-                Saved::Conv {
-                    weight,
-                    bias,
-                    packed,
-                    packed_bias,
-                    dgrad,
-                } => {
-                    let (Some(s), Some(c)) = (node.at.conv_shape(), node.choice.conv()) else {
-                        return Err(unchosen(node));
-                    };
+            match (node.per_step, &node.binds, &node.grads) {
+                (
+                    PerStep::Conv {
+                        weight: w,
+                        bias: b,
+                        flipped,
+                    },
+                    &Binds::Conv {
+                        tune,
+                        weight: packed,
+                        bias: packed_bias,
+                    },
+                    Grads::Conv { flipped: dx, .. },
+                ) => {
+                    let s = node.at.conv_shape().ok_or_else(|| unchosen(node))?;
                     let (c_in, c_out, k) = (s.c_in, s.c_out, s.k);
-                    let (w, b) = (self.params[weight].w, self.params[bias].w);
                     self.bias_copies.push((b, packed_bias, bytes(c_out)));
-                    let op = kernels::conv::pack(gpu, c_in, c_out, k, c.forward)?;
+                    let op = kernels::conv::pack(gpu, c_in, c_out, k, tune)?;
                     self.pack.push(self.kernel(op, &[w, packed])?);
-                    if let Some((d, tune)) = dgrad.zip(c.dx).filter(|_| !node.frozen) {
+                    if let (Some(f), Some((tune, packed, _)), false) = (flipped, dx, node.frozen) {
                         // c_in and c_out swap: the gradient's conv maps c_out to c_in.
                         let op = kernels::conv::flip(gpu, c_in, c_out, k)?;
-                        self.pack.push(self.kernel(op, &[w, d.flipped])?);
-                        let op = kernels::conv::pack(gpu, c_out, c_in, k, tune)?;
-                        self.pack.push(self.kernel(op, &[d.flipped, d.packed])?);
+                        self.pack.push(self.kernel(op, &[w, f])?);
+                        let op = kernels::conv::pack(gpu, c_out, c_in, k, *tune)?;
+                        self.pack.push(self.kernel(op, &[f, *packed])?);
                     }
                 }
-                Saved::Dropout { seeds, seed } => self.seeds.push((seeds, seed)),
-                _ => {}
+                (PerStep::Dropout { seeds }, &Binds::Dropout { seed }, _) => {
+                    self.seeds.push((seeds, seed))
+                }
+                (PerStep::None, ..) => {}
+                _ => return Err(unchosen(node)),
             }
         }
         Ok(())
@@ -501,7 +412,7 @@ impl<'g> Trainer<'g> {
                 continue;
             }
             let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
-            let fwd = self.with_binds(t, None, |b, _| lower.forward(&t.at, x, y, b))?;
+            let fwd = lower.forward(&t.at, x, y, &self.buffers(t, None).0)?;
             ks.extend(fwd.into_iter().map(Work::Kernel));
         }
         let op = kernels::softmax::xent(gpu, n, classes, scale)?;
@@ -514,7 +425,7 @@ impl<'g> Trainer<'g> {
         // Nothing below the first node with parameters that train needs a gradient.
         let first = nodes
             .iter()
-            .position(|t| !t.frozen && !matches!(t.saved, Saved::Plain | Saved::Relu { .. }));
+            .position(|t| !t.frozen && !matches!(t.binds, Binds::Plain | Binds::Relu { .. }));
         for (i, t) in nodes.iter().enumerate().rev() {
             if first.is_none_or(|f| i < f) {
                 break;
@@ -533,9 +444,8 @@ impl<'g> Trainer<'g> {
             }
             let (x, y) = (&self.bufs[t.x], &self.bufs[t.y]);
             let mut pp = PingPong::new(&self.bufs[g.0], &self.bufs[g.1]);
-            let bwd = self.with_binds(t, None, |b, d| {
-                lower.backward(&t.at, (x, y), &mut pp, b, d, flow)
-            })?;
+            let (b, d) = self.buffers(t, None);
+            let bwd = lower.backward(&t.at, (x, y), &mut pp, &b, &d, flow)?;
             ks.extend(bwd.into_iter().map(Work::Kernel));
             if pp.swaps() % 2 == 1 {
                 g = (g.1, g.0);
@@ -642,7 +552,7 @@ impl Trainer<'_> {
     }
 }
 
-/// A node whose choice is not of its op's kind (a conv node without a `ConvChoice`).
+/// A node whose buffers are not of its op's kind.
 fn unchosen(node: &TrainNode) -> Error {
-    Error::Shape(format!("{:?} has no choice of its kind", node.at.op))
+    Error::Shape(format!("{:?} was laid out for another op", node.at.op))
 }
