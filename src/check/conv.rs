@@ -101,17 +101,35 @@ fn variant_cases<'g>(gpu: &'g Gpu, tune: ConvTune, name: &str) -> Vec<Case<'g>> 
     v.push(one(f, &format!("{name} grid over 65535"), move |s| {
         forward(gpu, big, false, Some(grid_tune), s)
     }));
-    // The trainer's repack of canonical weights into this variant's layout.
+    // The one preparation of canonical weights into this variant's layout (training's
+    // per-step repack, inference's upload), and in f16 where f16 storage stores them so.
     let mut packs = vec![tune];
     if variant == ConvVariant::Direct {
         packs.push(ConvTune { tm: 4, ..tune });
     }
     for t in packs {
-        for (i, (ci, co, k)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].into_iter().enumerate() {
-            if !kernels.contains(&k) {
-                continue;
+        let f32 = Precision::F32;
+        let halves = t.weight_precision(f32) == f32 && t.weight_precision(Precision::F16) != f32;
+        for storage in [f32, Precision::F16]
+            .into_iter()
+            .filter(|p| *p == f32 || halves)
+        {
+            let label = match storage {
+                Precision::F32 => name.to_string(),
+                Precision::F16 => format!("{name} f16"),
+            };
+            for (i, (ci, co, k)) in [(3, 13, 3), (8, 16, 1), (5, 9, 3)].into_iter().enumerate() {
+                if !kernels.contains(&k) {
+                    continue;
+                }
+                let c = one("conv/pack", &label, move |s| {
+                    pack(gpu, (ci, co, k), t, storage, s)
+                });
+                v.push(match storage {
+                    Precision::F32 => c.quick_if(i == 0),
+                    Precision::F16 => c.f16(),
+                });
             }
-            v.push(one("conv/pack", name, move |s| pack(gpu, ci, co, k, t, s)).quick_if(i == 0));
         }
     }
     v
@@ -439,7 +457,7 @@ fn dgrad_forward(
     let (wl, bl) = conv.tune.packed_elems(d.c_in, d.c_out, d.k);
     let packed = run_op(
         gpu,
-        &kernels::conv::pack(gpu, d.c_in, d.c_out, d.k, conv.tune)?,
+        &kernels::conv::pack(gpu, d.c_in, d.c_out, d.k, conv.tune, Precision::F32)?,
         &[&flipped],
         wl,
         None,
@@ -454,37 +472,56 @@ fn dgrad_forward(
     gpu.read(&out, d.output_len())
 }
 
-/// Canonical weights repacked on the GPU into `tune`'s forward layout, against the host
-/// packing: exact (a permutation), except Winograd's transform, a sum of 9 products in
-/// f32 on the GPU against the f64 sum rounded once on the host (relative error a few f32
-/// ulps; 1e-6 allows for 8).
+/// `tune`'s packed weight layout as the reference describes it.
+fn layout(tune: ConvTune, c_in: usize, k: usize) -> reference::conv::Layout {
+    use reference::conv::Layout;
+    let spec = tune.variant.spec();
+    let tm = spec.tm.unwrap_or(tune.tm) as usize;
+    match spec.packing {
+        Packing::Blocked => Layout::Blocked { tm },
+        Packing::Subgroup => Layout::Subgroup { tm },
+        Packing::Winograd => Layout::Winograd { tm },
+        Packing::Winograd2 => Layout::Winograd2 { tm },
+        // Rows padded to whole 16-column matrix tiles.
+        Packing::Gemm16 => Layout::Rows {
+            k_pad: (c_in * k * k).div_ceil(16) * 16,
+        },
+    }
+}
+
+/// Canonical weights packed on the GPU into `tune`'s forward layout, stored as
+/// `tune.weight_precision(storage)`, against the host packing: exact (a permutation),
+/// except Winograd's transform, a sum of 9 products in f32 on the GPU against the f64 sum
+/// rounded once on the host (relative error a few f32 ulps; 1e-6 allows for 8).
 pub fn pack(
     gpu: &Gpu,
-    c_in: usize,
-    c_out: usize,
-    ks: usize,
+    (c_in, c_out, ks): (usize, usize, usize),
     tune: ConvTune,
+    storage: Precision,
     seed: u64,
 ) -> Result<Outcome> {
     let w = TensorRng::new(seed).uniform(c_out * c_in * ks * ks);
-    let (want, _) = tune.pack(c_in, c_out, ks, &w, &vec![0.0; c_out])?;
-    let op = kernels::conv::pack(gpu, c_in, c_out, ks, tune)?;
+    let (len, _) = tune.packed_elems(c_in, c_out, ks);
+    let want = reference::conv::pack(&w, (c_in, c_out, ks), layout(tune, c_in, ks), len);
+    let op = kernels::conv::pack(gpu, c_in, c_out, ks, tune, storage)?;
     let shape = format!("{c_in}->{c_out} k{ks} {:?}/tm{}", tune.variant, tune.tm);
     let packing = tune.variant.spec().packing;
-    if packing == Packing::Gemm16 {
+    if tune.weight_precision(storage) == Precision::F16 {
         // Two f16 halves per 4-byte word (low half first), against the host's values
-        // rounded to f16 to nearest even, as the inference upload rounds them. WGSL lets a
-        // conversion to f16 round to either neighbour, so an adapter may differ by one f16
-        // ulp per element: relative error at most 2^-10 (9.8e-4), the tolerance.
-        let words = run_op(gpu, &op, &[&w], want.len() / 2, None)?;
+        // rounded to f16 to nearest even. WGSL lets a conversion to f16 round to either
+        // neighbour, so an adapter may differ by one f16 ulp per element: relative error at
+        // most 2^-10 (9.8e-4), the tolerance.
+        let words = run_op(gpu, &op, &[&w], want.len().div_ceil(2), None)?;
         let got: Vec<f32> = words
             .iter()
             .flat_map(|x| {
                 let b = x.to_bits();
                 [b as u16, (b >> 16) as u16].map(|h| half::f16::from_bits(h).to_f32())
             })
+            .take(want.len())
             .collect();
         let want = f16_rounded(want);
+        let shape = format!("{shape} f16");
         return Ok(Outcome::new("conv/pack", shape, &got, &want).tol(1e-3));
     }
     let got = run_op(gpu, &op, &[&w], want.len(), None)?;

@@ -291,6 +291,35 @@ fn not_linear(at: &At) -> Error {
 }
 
 impl Lowering<'_> {
+    /// The kernels that prepare a conv node's weights from its canonical f32 `weight`
+    /// [c_out, c_in, k, k]: packed for its forward configuration into `packed` and, where
+    /// its input gradient runs (`dx`: that conv's configuration, a scratch for the flipped
+    /// weight, its packed weight), flipped and packed for that conv. The same packing as
+    /// inference's upload (`ConvTune::upload`); the bias is the canonical one, zero padded
+    /// to whole blocks.
+    pub fn prepare(
+        &self,
+        at: &At,
+        (tune, packed): (ConvTune, &Buffer),
+        weight: &Buffer,
+        dx: Option<(ConvTune, &Buffer, &Buffer)>,
+    ) -> Result<Vec<Bound>> {
+        let gpu = self.gpu;
+        let s = at.conv_shape().ok_or_else(|| wrong_binds(at))?;
+        let (c_in, c_out, k) = (s.c_in, s.c_out, s.k);
+        let storage = self.numerics.storage;
+        let op = kernels::conv::pack(gpu, c_in, c_out, k, tune, storage)?;
+        let mut ks = vec![bound(gpu, op, &[weight, packed])?];
+        if let Some((tune, flipped, packed)) = dx {
+            // c_in and c_out swap: the gradient's conv maps c_out to c_in.
+            let op = kernels::conv::flip(gpu, c_in, c_out, k)?;
+            ks.push(bound(gpu, op, &[weight, flipped])?);
+            let op = kernels::conv::pack(gpu, c_out, c_in, k, tune, storage)?;
+            ks.push(bound(gpu, op, &[flipped, packed])?);
+        }
+        Ok(ks)
+    }
+
     /// The forward kernels of one node, reading `x` and writing `y`.
     pub fn forward(
         &self,

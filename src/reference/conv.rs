@@ -111,3 +111,108 @@ pub fn backward<T: Real>(
     let t = |v: Vec<f64>| v.into_iter().map(T::of).collect();
     (t(dx), t(dw), t(db))
 }
+
+/// A forward kernel's weight layout, for [`pack`]: channel blocks of `tm` output channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// [c_out / tm][c_in][k][k][tm].
+    Blocked { tm: usize },
+    /// [c_out / tm][c_in][k][tm][4]: one vec4 of taps per channel and kernel row.
+    Subgroup { tm: usize },
+    /// Winograd F(4x4, 3x3): [c_out / tm][c_in][36][tm] of each 3x3 kernel's U = G g G^T.
+    Winograd { tm: usize },
+    /// Winograd F(2x2, 3x3): [c_out / tm][c_in][16][tm].
+    Winograd2 { tm: usize },
+    /// Rows of c_in * k * k weights, each zero padded to `k_pad` columns.
+    Rows { k_pad: usize },
+}
+
+/// Winograd F(4x4, 3x3)'s weight transform G.
+const WINOGRAD_G: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// Winograd F(2x2, 3x3)'s weight transform G.
+const WINOGRAD2_G: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+/// U = G g G^T of one 3x3 kernel for the transform `gm` (t x 3): t x t, row-major, in f64.
+fn transform_weight(g: &[f32], gm: &[[f64; 3]]) -> Vec<f64> {
+    let t = gm.len();
+    let gg: Vec<[f64; 3]> = gm
+        .iter()
+        .map(|row| std::array::from_fn(|k| (0..3).map(|i| row[i] * g[i * 3 + k] as f64).sum()))
+        .collect();
+    let mut u = vec![0.0f64; t * t];
+    for a in 0..t {
+        for b in 0..t {
+            u[a * t + b] = (0..3).map(|k| gg[a][k] * gm[b][k]).sum();
+        }
+    }
+    u
+}
+
+/// torchvision's conv weight [c_out, c_in, k, k] laid out as `layout` in `len` elements,
+/// zero padded (Winograd's transform in f64, rounded once): the oracle of the GPU packing
+/// (`kernels::conv::pack`).
+pub fn pack(
+    weight: &[f32],
+    (c_in, c_out, k): (usize, usize, usize),
+    layout: Layout,
+    len: usize,
+) -> Vec<f32> {
+    assert_eq!(weight.len(), c_out * c_in * k * k);
+    let mut w = vec![0.0f32; len];
+    let (tm, gm): (usize, Option<&[[f64; 3]]>) = match layout {
+        Layout::Rows { k_pad } => {
+            let row = c_in * k * k;
+            for co in 0..c_out {
+                w[co * k_pad..co * k_pad + row].copy_from_slice(&weight[co * row..(co + 1) * row]);
+            }
+            return w;
+        }
+        Layout::Winograd { tm } => (tm, Some(&WINOGRAD_G)),
+        Layout::Winograd2 { tm } => (tm, Some(&WINOGRAD2_G)),
+        Layout::Blocked { tm } | Layout::Subgroup { tm } => (tm, None),
+    };
+    if let Some(gm) = gm {
+        assert_eq!(k, 3, "Winograd packs 3x3 kernels");
+        let pos = gm.len() * gm.len();
+        for co in 0..c_out {
+            let (blk, m) = (co / tm, co % tm);
+            for ci in 0..c_in {
+                let g = &weight[(co * c_in + ci) * 9..][..9];
+                for (j, u) in transform_weight(g, gm).into_iter().enumerate() {
+                    w[((blk * c_in + ci) * pos + j) * tm + m] = u as f32;
+                }
+            }
+        }
+        return w;
+    }
+    let sg = matches!(layout, Layout::Subgroup { .. });
+    for co in 0..c_out {
+        let (blk, m) = (co / tm, co % tm);
+        for ci in 0..c_in {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let dst = if sg {
+                        (((blk * c_in + ci) * k + ky) * tm + m) * 4 + kx
+                    } else {
+                        ((blk * c_in + ci) * k * k + ky * k + kx) * tm + m
+                    };
+                    w[dst] = weight[((co * c_in + ci) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    w
+}

@@ -352,7 +352,6 @@ impl<'g> Trainer<'g> {
     /// and, where its input gradient is needed, flipped and packed for that conv's; the
     /// dropout seeds.
     fn build_packing(&mut self, nodes: &[TrainNode]) -> Result<()> {
-        let gpu = self.gpu;
         for node in nodes {
             match (node.per_step, &node.binds, &node.grads) {
                 (
@@ -369,17 +368,21 @@ impl<'g> Trainer<'g> {
                     Grads::Conv { flipped: dx, .. },
                 ) => {
                     let s = node.at.conv_shape().ok_or_else(|| unchosen(node))?;
-                    let (c_in, c_out, k) = (s.c_in, s.c_out, s.k);
-                    self.bias_copies.push((b, packed_bias, bytes(c_out)));
-                    let op = kernels::conv::pack(gpu, c_in, c_out, k, tune)?;
-                    self.pack.push(self.kernel(op, &[w, packed])?);
-                    if let (Some(f), Some((tune, packed, _)), false) = (flipped, dx, node.frozen) {
-                        // c_in and c_out swap: the gradient's conv maps c_out to c_in.
-                        let op = kernels::conv::flip(gpu, c_in, c_out, k)?;
-                        self.pack.push(self.kernel(op, &[w, f])?);
-                        let op = kernels::conv::pack(gpu, c_out, c_in, k, *tune)?;
-                        self.pack.push(self.kernel(op, &[f, *packed])?);
-                    }
+                    self.bias_copies.push((b, packed_bias, bytes(s.c_out)));
+                    let ks = {
+                        let b = |i: usize| &self.bufs[i];
+                        // A frozen layer runs no backward pass (nothing below the first
+                        // layer that trains needs a gradient): no input gradient to prepare.
+                        let dx = match (flipped, dx) {
+                            (Some(f), Some((tune, packed, _))) if !node.frozen => {
+                                Some((*tune, b(f), b(*packed)))
+                            }
+                            _ => None,
+                        };
+                        self.lowering()
+                            .prepare(&node.at, (tune, b(packed)), b(w), dx)?
+                    };
+                    self.pack.extend(ks);
                 }
                 (PerStep::Dropout { seeds }, &Binds::Dropout { seed }, _) => {
                     self.seeds.push((seeds, seed))

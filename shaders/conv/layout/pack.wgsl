@@ -1,45 +1,16 @@
-// Reorders a conv weight from torchvision's [c_out, c_in, k, k] into the layout the forward
-// kernels read, zero padded to whole channel blocks: [c_out / TM][c_in][k][k][TM] (plain
-// and workgroup-memory variants), or [c_out / 8][c_in][k][8][4] (subgroup variant: one vec4
-// of taps per channel and kernel row). Training keeps weights in the canonical layout,
-// where the optimizer and the gradient kernels work, and repacks them once per step on the
-// GPU. One invocation per packed element.
+// Packs a conv weight into the layout the plain, workgroup-memory and subgroup forward
+// kernels read (conv/layout/blocked), as f32: the one preparation of these weights,
+// for inference once at upload and for training once per step (training keeps weights in
+// the canonical layout, where the optimizer and the gradient kernels work). One invocation
+// per packed element.
 
 #include "kernel/elements"
+#include "conv/layout/blocked"
 
-override C_IN: u32;
-override C_OUT: u32;
-override KS: u32;
-override TM: u32;
-override SUBGROUP: bool;
-
-@group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 
-fn elements() -> u32 {
-    let blocks = (C_OUT + TM - 1u) / TM;
-    return select(blocks * C_IN * KS * KS * TM, blocks * C_IN * KS * TM * 4u, SUBGROUP);
-}
+fn elements() -> u32 { return packed_len(); }
 
 fn element(i: u32) {
-    var co: u32;
-    var ci: u32;
-    var ky: u32;
-    var kx: u32;
-    if (SUBGROUP) {
-        kx = i % 4u;
-        let m = (i / 4u) % TM;
-        ky = (i / (4u * TM)) % KS;
-        ci = (i / (4u * TM * KS)) % C_IN;
-        co = (i / (4u * TM * KS * C_IN)) * TM + m;
-    } else {
-        let m = i % TM;
-        kx = (i / TM) % KS;
-        ky = (i / (TM * KS)) % KS;
-        ci = (i / (TM * KS * KS)) % C_IN;
-        co = (i / (TM * KS * KS * C_IN)) * TM + m;
-    }
-    var v = 0.0;
-    if (co < C_OUT && kx < KS) { v = src[((co * C_IN + ci) * KS + ky) * KS + kx]; }
-    dst[i] = v;
+    dst[i] = packed_value(i);
 }

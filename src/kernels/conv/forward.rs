@@ -101,13 +101,7 @@ impl Conv2d {
             .0
     }
 
-    /// Reorders torchvision weights; see [`ConvTune::pack`].
-    pub fn pack(&self, weight: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let s = self.shape;
-        self.tune.pack(s.c_in, s.c_out, s.k, weight, bias)
-    }
-
-    /// Packs and uploads weights and bias.
+    /// Uploads weights and bias, packed on the GPU ([`ConvTune::upload`]).
     pub fn upload(&self, gpu: &Gpu, weight: &[f32], bias: &[f32]) -> Result<ConvParams> {
         let s = self.shape;
         self.tune
