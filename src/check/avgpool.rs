@@ -1,7 +1,7 @@
 //! avgpool's conformance: adaptive average pooling forward and its input gradient,
 //! against `reference::avgpool`.
 
-use super::suite::{one, Case};
+use super::suite::{each, Case};
 use super::{dims_str, run_op, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -10,20 +10,16 @@ use crate::reference;
 
 /// avgpool/forward and avgpool/backward.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    // The quick set takes the overlapping bins.
-    for (i, (d, o)) in [
+    let pools = [
         ((1, 8, 7, 7), (7, 7)),     // identity, as at 224x224 input
-        ((3, 5, 13, 15), (7, 7)),   // overlapping bins
+        ((3, 5, 13, 15), (7, 7)),   // overlapping bins (the quick set's)
         ((2, 4, 1, 1), (7, 7)),     // replication
         ((1, 2, 224, 224), (7, 7)), // large bins
         ((1, 3, 10, 9), (3, 4)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        v.push(one("avgpool/forward", "", move |s| forward(gpu, d, o, s)).quick_if(i == 1));
-    }
+    ];
+    let mut v = each("avgpool/forward", "", pools, Some(1), move |(d, o), s| {
+        forward(gpu, d, o, s)
+    });
     // Windows that overlap (13 -> 7, 5 -> 3), that repeat one input (1x1 -> 7x7, a VGG at
     // 32x32), that split unevenly (2 -> 7), and the identity.
     let pools = [
@@ -33,9 +29,13 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
         ((2, 2, 14, 14), (7, 7)),
         ((1, 3, 4, 4), (4, 4)),
     ];
-    for (i, (d, o)) in pools.into_iter().enumerate() {
-        v.push(one("avgpool/backward", "", move |s| backward(gpu, d, o, s)).quick_if(i == 0));
-    }
+    v.extend(each(
+        "avgpool/backward",
+        "",
+        pools,
+        Some(0),
+        move |(d, o), s| backward(gpu, d, o, s),
+    ));
     v
 }
 

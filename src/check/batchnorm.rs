@@ -2,7 +2,7 @@
 //! folded into a conv, and training's statistics, running update, output and gradients,
 //! against `reference::batchnorm`.
 
-use super::suite::{case, cs, one, Case};
+use super::suite::{cs, each, Case};
 use super::{dims_str, poisoned, run_op, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -15,36 +15,30 @@ use crate::reference;
 
 /// batchnorm/affine, batchnorm/fold and batchnorm/train.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    for (i, d) in [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)]
-        .into_iter()
-        .enumerate()
-    {
-        for relu in [false, true] {
-            v.push(
-                one("batchnorm/affine", "", move |s| affine(gpu, d, relu, s))
-                    .quick_if(i == 0 && relu),
-            );
-        }
-    }
-    for (i, c) in [
+    // Each map without and with ReLU; the quick set takes the first with.
+    let maps = [(3, 13, 13, 15), (1, 3, 7, 7), (2, 5, 1, 1)];
+    let both = maps.into_iter().flat_map(|d| [(d, false), (d, true)]);
+    let mut v = each(
+        "batchnorm/affine",
+        "",
+        both,
+        Some(1),
+        move |(d, relu), s| affine(gpu, d, relu, s),
+    );
+    let convs = [
         cs(2, 3, 13, 13, 15, 3),
         cs(3, 8, 20, 7, 7, 3),
         cs(1, 5, 6, 1, 1, 3),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        v.push(one("batchnorm/fold", "", move |s| fold(gpu, c, s)).quick_if(i == 0));
-    }
+    ];
+    v.extend(each("batchnorm/fold", "", convs, Some(0), move |c, s| {
+        fold(gpu, c, s)
+    }));
     // At least 4 values per channel: with 2, batch norm maps them to +-1 whatever they are,
     // dx cancels to ~1e-7, and a relative comparison measures only rounding.
-    for (i, d) in [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)]
-        .into_iter()
-        .enumerate()
-    {
-        v.push(case("batchnorm/train", "", move |s| train(gpu, d, s)).quick_if(i == 0));
-    }
+    let maps = [(3, 5, 7, 3), (4, 16, 1, 1), (1, 3, 9, 11)];
+    v.extend(each("batchnorm/train", "", maps, Some(0), move |d, s| {
+        train(gpu, d, s)
+    }));
     v
 }
 

@@ -1,7 +1,7 @@
 //! elementwise's conformance: the ReLU gradient and dropout's counter-based mask, against
 //! `reference::elementwise`.
 
-use super::suite::{one, Case};
+use super::suite::{each, Case};
 use super::{bits, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -11,18 +11,21 @@ use crate::reference;
 /// elementwise/relu_backward (4.2M elements: 65.6k workgroups of 64) and
 /// elementwise/dropout.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    for (i, len) in [1001, 4_200_000].into_iter().enumerate() {
-        v.push(
-            one("elementwise/relu_backward", "", move |s| {
-                relu_backward(gpu, len, s)
-            })
-            .quick_if(i == 0),
-        );
-    }
-    for (i, p) in [0.5, 0.1].into_iter().enumerate() {
-        v.push(one("elementwise/dropout", "", move |s| dropout(gpu, 1003, p, s)).quick_if(i == 0));
-    }
+    let lens = [1001, 4_200_000];
+    let mut v = each(
+        "elementwise/relu_backward",
+        "",
+        lens,
+        Some(0),
+        move |len, s| relu_backward(gpu, len, s),
+    );
+    v.extend(each(
+        "elementwise/dropout",
+        "",
+        [0.5, 0.1],
+        Some(0),
+        move |p, s| dropout(gpu, 1003, p, s),
+    ));
     v
 }
 

@@ -1,6 +1,6 @@
 //! im2col's conformance: dense evaluation's window gather, against `reference::im2col`.
 
-use super::suite::{one, Case};
+use super::suite::{each, Case};
 use super::{dims_str, run_op, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -9,19 +9,19 @@ use crate::reference;
 
 /// im2col/forward, windows as large as the map and 1x1.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    for (i, (d, win)) in [
+    let windows = [
         ((2, 5, 9, 11), (7, 7)),
         ((1, 3, 7, 7), (7, 7)),
         ((3, 2, 4, 5), (2, 3)),
         ((1, 16, 12, 12), (1, 1)),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        v.push(one("im2col/forward", "", move |s| forward(gpu, d, win, s)).quick_if(i == 0));
-    }
-    v
+    ];
+    each(
+        "im2col/forward",
+        "",
+        windows,
+        Some(0),
+        move |(d, win), s| forward(gpu, d, win, s),
+    )
 }
 
 /// Window gathering for dense evaluation.

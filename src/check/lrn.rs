@@ -1,7 +1,7 @@
 //! lrn's conformance: local response normalisation forward and backward with the paper's
 //! constants, against `reference::lrn`.
 
-use super::suite::{one, Case};
+use super::suite::{each, Case};
 use super::{dims_str, run_op, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -10,25 +10,20 @@ use crate::reference;
 
 /// lrn/forward and lrn/backward, with fewer channels than the window and 1x1 maps.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    for (i, d) in [
+    let maps = [
         (1, 3, 13, 15),
         (3, 7, 7, 7),
         (2, 64, 1, 1),
         (1, 2, 5, 5),
         (2, 9, 1, 1),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        v.push(one("lrn/forward", "", move |s| forward(gpu, d, s)).quick_if(i == 0));
-    }
-    for (i, d) in [(2, 7, 3, 5), (1, 64, 4, 4), (2, 3, 1, 1)]
-        .into_iter()
-        .enumerate()
-    {
-        v.push(one("lrn/backward", "", move |s| backward(gpu, d, s)).quick_if(i == 0));
-    }
+    ];
+    let mut v = each("lrn/forward", "", maps, Some(0), move |d, s| {
+        forward(gpu, d, s)
+    });
+    let maps = [(2, 7, 3, 5), (1, 64, 4, 4), (2, 3, 1, 1)];
+    v.extend(each("lrn/backward", "", maps, Some(0), move |d, s| {
+        backward(gpu, d, s)
+    }));
     v
 }
 

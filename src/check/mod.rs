@@ -330,6 +330,13 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// A check with one outcome, as one of a case's outcomes.
+impl From<Outcome> for Vec<Outcome> {
+    fn from(o: Outcome) -> Self {
+        vec![o]
+    }
+}
+
 /// An output buffer of `len` f32, filled with NaN.
 pub(crate) fn poisoned(gpu: &Gpu, label: &str, len: usize) -> Result<wgpu::Buffer> {
     let b = gpu.alloc(label, (len * 4) as u64)?;

@@ -1,7 +1,7 @@
 //! pool's conformance: 2x2 max pooling forward (values and argmax) and its gradient
 //! through the argmax, against `reference::pool`.
 
-use super::suite::{one, Case};
+use super::suite::{each, Case};
 use super::{bits, dims_str, poisoned, run_op, Dims, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -10,26 +10,20 @@ use crate::reference;
 
 /// pool/forward at odd and 1-pixel maps and grids past 65535 workgroups; pool/backward.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    // The quick set takes each pass's first case.
-    for (i, d) in [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)]
-        .into_iter()
-        .enumerate()
-    {
-        v.push(one("pool/forward", "", move |s| forward(gpu, d, s)).quick_if(i == 0));
-    }
+    let fwd = move |d, s| forward(gpu, d, s);
+    let odd = [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)];
+    let mut v = each("pool/forward", "", odd, Some(0), fwd);
     // 4.26M and 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 66.5k and 75k workgroups.
-    for d in [(1, 17, 1000, 1002), (3, 128, 224, 224)] {
-        v.push(one("pool/forward", "grid over 65535", move |s| {
-            forward(gpu, d, s)
-        }));
-    }
-    for (i, d) in [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)]
-        .into_iter()
-        .enumerate()
-    {
-        v.push(one("pool/backward", "", move |s| backward(gpu, d, s)).quick_if(i == 0));
-    }
+    let grids = [(1, 17, 1000, 1002), (3, 128, 224, 224)];
+    v.extend(each("pool/forward", "grid over 65535", grids, None, fwd));
+    let bwd = move |d, s| backward(gpu, d, s);
+    v.extend(each(
+        "pool/backward",
+        "",
+        [(2, 3, 7, 5), (1, 4, 8, 8), (3, 2, 3, 2)],
+        Some(0),
+        bwd,
+    ));
     v
 }
 

@@ -1,7 +1,7 @@
 //! softmax's conformance: the forward over rows, and the fused cross-entropy's gradient,
 //! loss and correctness, against `reference::softmax`.
 
-use super::suite::{case, one, Case};
+use super::suite::{each, Case};
 use super::{poisoned, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -10,16 +10,14 @@ use crate::reference;
 
 /// softmax/forward (one workgroup per row: 70000 rows pass 65535) and softmax/xent.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let mut v = Vec::new();
-    for (i, (r, c)) in [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)]
-        .into_iter()
-        .enumerate()
-    {
-        v.push(one("softmax/forward", "", move |s| forward(gpu, r, c, s)).quick_if(i == 0));
-    }
-    for (i, (r, c)) in [(3, 10), (7, 1000), (2, 3)].into_iter().enumerate() {
-        v.push(case("softmax/xent", "", move |s| xent(gpu, r, c, s)).quick_if(i == 0));
-    }
+    let rows = [(1, 1000), (3, 1000), (2, 7), (5, 1), (70_000, 3)];
+    let mut v = each("softmax/forward", "", rows, Some(0), move |(r, c), s| {
+        forward(gpu, r, c, s)
+    });
+    let rows = [(3, 10), (7, 1000), (2, 3)];
+    v.extend(each("softmax/xent", "", rows, Some(0), move |(r, c), s| {
+        xent(gpu, r, c, s)
+    }));
     v
 }
 

@@ -137,6 +137,22 @@ pub(super) fn one<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Outcome> 
     case(op, shape, move |s| f(s).map(|o| vec![o]))
 }
 
+/// One case of `op` (shape label `label`) per entry of `shapes`, run as `f(shape, seed)`;
+/// the one at index `quick`, if any, in the quick set.
+pub(super) fn each<'a, T: Copy + 'a, R: Into<Vec<Outcome>>>(
+    op: &str,
+    label: &str,
+    shapes: impl IntoIterator<Item = T>,
+    quick: Option<usize>,
+    f: impl Fn(T, u64) -> Result<R> + Copy + 'a,
+) -> Vec<Case<'a>> {
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| case(op, label, move |s| f(d, s).map(Into::into)).quick_if(Some(i) == quick))
+        .collect()
+}
+
 pub(super) fn skip<'a>(op: &str, reason: impl Into<String>) -> Case<'a> {
     Case::Skip(Skipped {
         op: op.into(),
