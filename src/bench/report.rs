@@ -8,6 +8,32 @@ use std::path::Path;
 pub const SCHEMA: &str = "vgg-bench/1";
 
 impl Kernel {
+    /// The row's cells as the text and Markdown tables show them: op (with " f16"), layers,
+    /// shape, variant (marked " (tuned)", or `default` where it is the default), median ms,
+    /// rate, fraction of peak, CPU reference ms, speed-up over it.
+    fn cells(&self, default: &str) -> [String; 9] {
+        let mark = match (self.tuned, self.is_default) {
+            (true, _) => " (tuned)",
+            (false, true) => default,
+            _ => "",
+        };
+        [
+            format!(
+                "{}{}",
+                self.op,
+                if self.precision == "f16" { " f16" } else { "" }
+            ),
+            self.layers.clone(),
+            self.shape.clone(),
+            format!("{}{mark}", self.variant),
+            ms(self.median_ms),
+            rate(self),
+            opt(self.fraction_of_peak, |f| format!("{:.0}%", 100.0 * f)),
+            opt(self.cpu_reference_ms, ms),
+            opt(self.speedup_vs_cpu, |v| format!("{v:.1}x")),
+        ]
+    }
+
     /// Reports written before ops were named `op/pass` (conv3x3, maxpool2x2 backward, ...;
     /// the committed ones and tools/bench_torch.py's of that time) read with today's names,
     /// so `--compare` still pairs them.
@@ -126,6 +152,21 @@ pub struct Network {
 }
 
 impl Network {
+    /// The row's cells: model, mode, precision, batch, input, median ms per batch, the runs'
+    /// spread, images/s.
+    fn cells(&self) -> [String; 8] {
+        [
+            self.model.clone(),
+            self.mode.clone(),
+            self.precision.clone(),
+            self.batch.to_string(),
+            self.input.clone(),
+            ms(self.ms_per_batch),
+            self.spread(),
+            format!("{:.2}", self.images_per_second),
+        ]
+    }
+
     /// "min-max ms" of the runs, where the report has them.
     pub fn spread(&self) -> String {
         match (self.min_ms, self.max_ms) {
@@ -238,38 +279,21 @@ impl Report {
             "vs cpu"
         );
         for k in &self.kernels {
-            let mark = if k.tuned {
-                " (tuned)"
-            } else if k.is_default {
-                " *"
-            } else {
-                ""
-            };
+            let [op, layers, shape, variant, median, rate, peak, cpu, vs] = k.cells(" *");
             s += &format!(
-                "{:<17} {:<22} {:<30} {:<26} {:>9} {:>5.0}% {:>16} {:>6} {:>9} {:>8}\n",
-                format!("{}{}", k.op, if k.precision == "f16" { " f16" } else { "" }),
-                truncate(&k.layers, 22),
-                truncate(&k.shape, 30),
-                truncate(&format!("{}{mark}", k.variant), 26),
-                ms(k.median_ms),
+                "{op:<17} {:<22} {:<30} {:<26} {median:>9} {:>5.0}% {rate:>16} {peak:>6} {cpu:>9} \
+                 {vs:>8}\n",
+                truncate(&layers, 22),
+                truncate(&shape, 30),
+                truncate(&variant, 26),
                 100.0 * (k.max_ms - k.min_ms) / k.median_ms,
-                rate(k),
-                opt(k.fraction_of_peak, |f| format!("{:.0}%", 100.0 * f)),
-                opt(k.cpu_reference_ms, ms),
-                opt(k.speedup_vs_cpu, |v| format!("{v:.1}x")),
             );
         }
         for n in &self.networks {
+            let [model, mode, precision, batch, input, per_batch, runs, rate] = n.cells();
             s += &format!(
-                "{} {} {} batch {} at {}: {} ms per batch (runs {} ms), {:.2} images/s\n",
-                n.model,
-                n.mode,
-                n.precision,
-                n.batch,
-                n.input,
-                ms(n.ms_per_batch),
-                n.spread(),
-                n.images_per_second
+                "{model} {mode} {precision} batch {batch} at {input}: {per_batch} ms per batch \
+                 (runs {runs} ms), {rate} images/s\n",
             );
         }
         for note in &self.notes {
@@ -302,41 +326,12 @@ impl Report {
         s += "| kernel | layers | shape | variant | median ms | rate | of peak | CPU reference ms | vs CPU |\n";
         s += "|---|---|---|---|---:|---:|---:|---:|---:|\n";
         for k in &self.kernels {
-            let mark = if k.tuned {
-                " (tuned)"
-            } else if k.is_default {
-                " (default)"
-            } else {
-                ""
-            };
-            s += &format!(
-                "| {}{} | {} | {} | {}{mark} | {} | {} | {} | {} | {} |\n",
-                k.op,
-                if k.precision == "f16" { " f16" } else { "" },
-                k.layers,
-                k.shape,
-                k.variant,
-                ms(k.median_ms),
-                rate(k),
-                opt(k.fraction_of_peak, |f| format!("{:.0}%", 100.0 * f)),
-                opt(k.cpu_reference_ms, ms),
-                opt(k.speedup_vs_cpu, |v| format!("{v:.1}x")),
-            );
+            s += &format!("| {} |\n", k.cells(" (default)").join(" | "));
         }
         if !self.networks.is_empty() {
             s += "\n| network | mode | precision | batch | input | ms per batch (median) | runs, ms | images/s |\n|---|---|---|---:|---|---:|---:|---:|\n";
             for n in &self.networks {
-                s += &format!(
-                    "| {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
-                    n.model,
-                    n.mode,
-                    n.precision,
-                    n.batch,
-                    n.input,
-                    ms(n.ms_per_batch),
-                    n.spread(),
-                    n.images_per_second
-                );
+                s += &format!("| {} |\n", n.cells().join(" | "));
             }
         }
         for note in &self.notes {
