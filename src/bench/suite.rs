@@ -608,6 +608,16 @@ fn check_batch(gpu: &Gpu, model: &Model, batch: usize) -> Result<()> {
     }
 }
 
+/// Seeded Kaiming weights for `model` and a batch of `batch` inputs uniform in [-1, 1)
+/// drawn from `seed`, once the batch is known to fit the adapter's buffers.
+fn seeded(gpu: &Gpu, model: &Model, batch: usize, seed: u64) -> Result<(Weights, Tensor)> {
+    check_batch(gpu, model, batch)?;
+    let [c, h, w] = model.input_dims();
+    let data = crate::check::TensorRng::new(seed).uniform(batch * c * h * w);
+    let x = Tensor::new(vec![batch, c, h, w], data)?;
+    Ok((Weights::init(model, Init::Kaiming, 0), x))
+}
+
 /// One network end to end with seeded weights: the median wall time of `runs` forwards
 /// after a first one that plans, allocates and compiles.
 fn network(
@@ -617,19 +627,13 @@ fn network(
     runs: usize,
     precision: Precision,
 ) -> Result<Network> {
-    check_batch(gpu, model, batch)?;
-    let weights = Weights::init(model, Init::Kaiming, 0);
+    let (weights, x) = seeded(gpu, model, batch, 1)?;
     let opts = crate::graph::NetworkOptions {
         precision,
         ..Default::default()
     };
     let mut net = crate::graph::Network::with_options(gpu, model, &weights, opts)?;
     drop(weights);
-    let [c, h, w] = model.input_dims();
-    let x = Tensor::new(
-        vec![batch, c, h, w],
-        crate::check::TensorRng::new(1).uniform(batch * c * h * w),
-    )?;
     net.forward(&x)?;
     let t = time_wall(runs, || net.forward(&x))?;
     Ok(network_row(model, "inference", batch, precision, &t))
@@ -669,8 +673,7 @@ fn training_step(
     runs: usize,
     precision: Precision,
 ) -> Result<Network> {
-    check_batch(gpu, model, batch)?;
-    let weights = Weights::init(model, Init::Kaiming, 0);
+    let (weights, x) = seeded(gpu, model, batch, 2)?;
     let opts = crate::train::TrainOptions {
         batch,
         precision,
@@ -678,11 +681,6 @@ fn training_step(
     };
     let mut t = crate::train::Trainer::new(gpu, model, &weights, opts)?;
     drop(weights);
-    let [c, h, w] = model.input_dims();
-    let x = Tensor::new(
-        vec![batch, c, h, w],
-        crate::check::TensorRng::new(2).uniform(batch * c * h * w),
-    )?;
     let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes()) as u32).collect();
     t.step(&x, &labels, 0.01)?;
     let tm = time_wall(runs, || t.step(&x, &labels, 0.01))?;
