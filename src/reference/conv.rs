@@ -115,13 +115,13 @@ pub fn backward<T: Real>(
 /// A forward kernel's weight layout, for [`pack`]: channel blocks of `tm` output channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// [c_out / tm][c_in][k][k][tm].
+    /// `[c_out / tm][c_in][k][k][tm]`.
     Blocked { tm: usize },
-    /// [c_out / tm][c_in][k][tm][4]: one vec4 of taps per channel and kernel row.
+    /// `[c_out / tm][c_in][k][tm][4]`: one vec4 of taps per channel and kernel row.
     Subgroup { tm: usize },
-    /// Winograd F(4x4, 3x3): [c_out / tm][c_in][36][tm] of each 3x3 kernel's U = G g G^T.
+    /// Winograd F(4x4, 3x3): `[c_out / tm][c_in][36][tm]` of each 3x3 kernel's U = G g G^T.
     Winograd { tm: usize },
-    /// Winograd F(2x2, 3x3): [c_out / tm][c_in][16][tm].
+    /// Winograd F(2x2, 3x3): `[c_out / tm][c_in][16][tm]`.
     Winograd2 { tm: usize },
     /// Rows of c_in * k * k weights, each zero padded to `k_pad` columns.
     Rows { k_pad: usize },
@@ -161,7 +161,7 @@ fn transform_weight(g: &[f32], gm: &[[f64; 3]]) -> Vec<f64> {
     u
 }
 
-/// torchvision's conv weight [c_out, c_in, k, k] laid out as `layout` in `len` elements,
+/// torchvision's conv weight `[c_out, c_in, k, k]` laid out as `layout` in `len` elements,
 /// zero padded (Winograd's transform in f64, rounded once): the oracle of the GPU packing
 /// (`kernels::conv::pack`).
 pub fn pack(
