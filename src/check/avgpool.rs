@@ -2,10 +2,11 @@
 //! against `reference::avgpool`.
 
 use super::suite::{each, Case};
-use super::{dims_str, run_op, Dims, Outcome, TensorRng};
+use super::{dims_str, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
 /// avgpool/forward and avgpool/backward.
@@ -40,7 +41,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Adaptive average pooling to `out`.
-pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> Result<Outcome> {
+pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
@@ -56,7 +57,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> Result<
 }
 
 /// The adaptive average pool's input gradient, on windows that overlap and repeat.
-pub fn backward(gpu: &Gpu, dims: Dims, out: (usize, usize), seed: u64) -> Result<Outcome> {
+pub fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let mut rng = TensorRng::new(seed);
     let dy = rng.range(n * c * out.0 * out.1, -1.0, 1.0);

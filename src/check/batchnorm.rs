@@ -3,9 +3,10 @@
 //! against `reference::batchnorm`.
 
 use super::suite::{cs, each, Case};
-use super::{dims_str, poisoned, run_op, Dims, Outcome, TensorRng};
+use super::{dims_str, poisoned, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::{
     self,
     batchnorm::BatchNorm,
@@ -53,7 +54,7 @@ fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
 }
 
 /// Batch norm (inference) as a per-channel affine kernel, against the unfused reference.
-pub fn affine(gpu: &Gpu, dims: Dims, relu: bool, seed: u64) -> Result<Outcome> {
+pub fn affine(gpu: &Gpu, dims: Nchw, relu: bool, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
@@ -113,7 +114,7 @@ pub fn fold(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
 
 /// Batch norm in training: batch statistics, the running update, the output, and the
 /// gradients of input, scale and shift, as one pass of four kernels.
-pub fn train(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Vec<Outcome>> {
+pub fn train(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Vec<Outcome>> {
     let (n, c, h, w) = dims;
     let (hw, len) = (h * w, n * c * h * w);
     let mut rng = TensorRng::new(seed);

@@ -1,10 +1,11 @@
 //! im2col's conformance: dense evaluation's window gather, against `reference::im2col`.
 
 use super::suite::{each, Case};
-use super::{dims_str, run_op, Dims, Outcome, TensorRng};
+use super::{dims_str, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
 /// im2col/forward, windows as large as the map and 1x1.
@@ -25,7 +26,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Window gathering for dense evaluation.
-pub fn forward(gpu: &Gpu, dims: Dims, window: (usize, usize), seed: u64) -> Result<Outcome> {
+pub fn forward(gpu: &Gpu, dims: Nchw, window: (usize, usize), seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);

@@ -2,9 +2,10 @@
 //! constants, against `reference::lrn`.
 
 use super::suite::{each, Case};
-use super::{dims_str, run_op, Dims, Outcome, TensorRng};
+use super::{dims_str, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::{self, lrn::LrnParams};
 use crate::reference;
 
@@ -28,7 +29,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// LRN with the paper's constants on inputs large enough for the normaliser to matter.
-pub fn forward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+pub fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.range(n * c * h * w, -60.0, 60.0);
@@ -40,7 +41,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
 }
 
 /// LRN gradient, on inputs large enough for the normaliser's cross terms to matter.
-pub fn backward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+pub fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let len = n * c * h * w;
     let mut rng = TensorRng::new(seed);

@@ -128,6 +128,7 @@ pub fn compare(got: &[f32], want: &[f32]) -> Diff {
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::Kernel;
+use crate::kernels::Nchw;
 #[cfg(test)]
 use crate::reference;
 
@@ -344,9 +345,7 @@ pub(crate) fn poisoned(gpu: &Gpu, label: &str, len: usize) -> Result<wgpu::Buffe
     Ok(b)
 }
 
-pub(crate) type Dims = (usize, usize, usize, usize);
-
-pub(crate) fn dims_str((n, c, h, w): Dims) -> String {
+pub(crate) fn dims_str((n, c, h, w): Nchw) -> String {
     format!("{n}x{c}x{h}x{w}")
 }
 

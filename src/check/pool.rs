@@ -2,10 +2,11 @@
 //! through the argmax, against `reference::pool`.
 
 use super::suite::{each, Case};
-use super::{bits, dims_str, poisoned, run_op, Dims, Outcome, TensorRng};
+use super::{bits, dims_str, poisoned, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
 /// pool/forward at odd and 1-pixel maps and grids past 65535 workgroups; pool/backward.
@@ -28,7 +29,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Max pooling, values and argmax indices.
-pub fn forward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+pub fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
@@ -46,7 +47,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
 }
 
 /// Max-pool gradient through the forward argmax (exact: a gather).
-pub fn backward(gpu: &Gpu, dims: Dims, seed: u64) -> Result<Outcome> {
+pub fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(n * c * h * w);

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::conv::{Conv2d, ConvParams, ConvShape, ConvTune, ConvVariant};
 use crate::kernels::linear::{Linear, LinearParams, LinearShape, LinearVariant};
+use crate::kernels::Nchw;
 use crate::kernels::{self, Bound, Kernel};
 use crate::model::{Dims, Model, Op, BN_EPS};
 use wgpu::Buffer;
@@ -249,7 +250,7 @@ impl At {
         })
     }
 
-    fn dims(&self) -> (usize, usize, usize, usize) {
+    fn dims(&self) -> Nchw {
         let [c, h, w] = self.input;
         (self.n, c, h, w)
     }

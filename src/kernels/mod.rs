@@ -18,6 +18,9 @@ pub mod pool;
 pub mod softmax;
 
 pub use kernel::Kernel;
+
+/// A batch tensor's shape, (n, c, h, w): what the ops other than conv and FC take.
+pub type Nchw = (usize, usize, usize, usize);
 pub(crate) use kernel::{nchw_consts, per_elem, WG};
 
 use crate::error::{shape_err, Result};

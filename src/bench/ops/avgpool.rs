@@ -5,16 +5,15 @@ use crate::bench::report::Kernel;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
-type Dims = (usize, usize, usize, usize);
-
-fn shape(dims: Dims, out: (usize, usize)) -> String {
+fn shape(dims: Nchw, out: (usize, usize)) -> String {
     format!("{} -> {}x{}", dims_str(dims), out.0, out.1)
 }
 
 /// Adaptive average pooling to `out`.
-pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), set: Settings) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Result<Kernel> {
     let k = kernels::avgpool::forward(gpu, dims, out, Precision::F32)?;
     let out_len = dims.0 * dims.1 * out.0 * out.1;
     let lens = Lens {
@@ -33,7 +32,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), set: Settings) -> Res
 
 /// The adaptive average pool's input gradient (training below the input size the pool
 /// was made for: a VGG at 32x32 spreads each 7x7 bin back to its 1x1 map).
-pub fn backward(gpu: &Gpu, dims: Dims, out: (usize, usize), set: Settings) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Result<Kernel> {
     let io = Io {
         inputs: &[dims.0 * dims.1 * out.0 * out.1],
         zeroed: &[],

@@ -6,12 +6,11 @@ use crate::bench::report::Kernel;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
-type Dims = (usize, usize, usize, usize);
-
 /// Batch norm in inference form with ReLU (the per-channel affine kernel).
-pub fn affine(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn affine(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let c = dims.1;
     let k = kernels::batchnorm::affine(gpu, dims, true, Precision::F32)?;
     let mut rng = crate::check::TensorRng::new(40);
@@ -33,7 +32,7 @@ pub fn affine(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
 }
 
 /// Training's normalisation with batch statistics (ReLU fused).
-pub fn apply(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn apply(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     let io = Io {
         inputs: &[len(dims), c, c, 2 * c],
@@ -50,7 +49,7 @@ pub fn apply(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
 }
 
 /// Training's input gradient from the per-channel sums.
-pub fn backward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     let io = Io {
         inputs: &[len(dims), len(dims), c, 2 * c, 2 * c],

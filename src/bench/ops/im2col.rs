@@ -5,12 +5,11 @@ use crate::bench::report::Kernel;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
-type Dims = (usize, usize, usize, usize);
-
 /// Dense evaluation's window gather.
-pub fn forward(gpu: &Gpu, dims: Dims, window: (usize, usize), set: Settings) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, window: (usize, usize), set: Settings) -> Result<Kernel> {
     let k = kernels::im2col::forward(gpu, dims, window, Precision::F32)?;
     let out_len = dims.0 * kernels::im2col::positions(dims, window) * dims.1 * window.0 * window.1;
     let lens = Lens {

@@ -5,13 +5,12 @@ use super::{dims_str, entry, grad, len, unary, with_cpu, Io, Lens, Row, Settings
 use crate::bench::report::Kernel;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::{self, lrn::LrnParams};
 use crate::reference;
 
-type Dims = (usize, usize, usize, usize);
-
 /// Local response normalisation.
-pub fn forward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let p = LrnParams::default();
     let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
     let lens = Lens {
@@ -29,7 +28,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
 }
 
 /// The LRN gradient, from the forward's input and the output gradient.
-pub fn backward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let io = Io {
         inputs: &[len(dims), len(dims)],
         zeroed: &[],

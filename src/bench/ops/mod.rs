@@ -16,9 +16,11 @@ pub mod softmax;
 
 use super::report::Kernel;
 use super::{time_pass, time_wall, Timing};
+pub(super) use crate::check::dims_str;
 use crate::check::TensorRng;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 
 /// Input buffers each kernel rotates among.
 pub const ROTATE: usize = 3;
@@ -74,10 +76,6 @@ pub(super) fn with_cpu(mut k: Kernel, cpu: Option<Timing>) -> Kernel {
     k
 }
 
-pub(super) fn dims_str((n, c, h, w): (usize, usize, usize, usize)) -> String {
-    format!("{n}x{c}x{h}x{w}")
-}
-
 /// The lengths a one-input kernel binds: its input (rotated among `ROTATE`) and its output.
 pub(super) struct Lens {
     pub input: usize,
@@ -118,7 +116,7 @@ pub(super) fn unary<R>(
     Ok((t, cpu))
 }
 
-pub(super) fn len((n, c, h, w): (usize, usize, usize, usize)) -> usize {
+pub(super) fn len((n, c, h, w): Nchw) -> usize {
     n * c * h * w
 }
 

@@ -6,12 +6,11 @@ use crate::bench::report::Kernel;
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels;
+use crate::kernels::Nchw;
 use crate::reference;
 
-type Dims = (usize, usize, usize, usize);
-
 /// 2x2 max pooling (inference form, no argmax).
-pub fn forward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let k = kernels::pool::forward(gpu, dims, false, Precision::F32)?;
     let out = kernels::pool::output_len(dims);
     let lens = Lens {
@@ -29,7 +28,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
 }
 
 /// The max-pool gradient (`dims` the forward's input): a gather through the argmax.
-pub fn backward(gpu: &Gpu, dims: Dims, set: Settings) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let out = kernels::pool::output_len(dims);
     let io = Io {
         inputs: &[out, out],

@@ -4,12 +4,11 @@
 use super::{per_elem, shader, Kernel};
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::WG;
 
-type Dims = (usize, usize, usize, usize);
-
 /// The shape's overrides (avgpool/header), an empty dimension refused.
-fn consts(dims: Dims, out: (usize, usize)) -> Result<[(&'static str, f64); 7]> {
+fn consts(dims: Nchw, out: (usize, usize)) -> Result<[(&'static str, f64); 7]> {
     let (n, c, h, w) = dims;
     if n * c * h * w == 0 || out.0 == 0 || out.1 == 0 {
         return Err(shape_err!(
@@ -29,7 +28,7 @@ fn consts(dims: Dims, out: (usize, usize)) -> Result<[(&'static str, f64); 7]> {
 
 /// The forward kernel from `dims` to (n, c, out.0, out.1), tensors stored as `precision`:
 /// bindings input, output.
-pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), precision: Precision) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), precision: Precision) -> Result<Kernel> {
     let consts = consts(dims, out)?;
     let (n, c, h, w) = dims;
     let (len, e) = (n * c * out.0 * out.1, precision.bytes());
@@ -40,7 +39,7 @@ pub fn forward(gpu: &Gpu, dims: Dims, out: (usize, usize), precision: Precision)
 
 /// The input gradient of the pool from `dims` to (n, c, out.0, out.1), in f32 as training
 /// keeps its gradients: bindings dy (the output's gradient), dx.
-pub fn backward(gpu: &Gpu, dims: Dims, out: (usize, usize)) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize)) -> Result<Kernel> {
     let consts = consts(dims, out)?;
     let (n, c, h, w) = dims;
     let len = n * c * h * w;

@@ -14,6 +14,7 @@ pub use stats::stats;
 use super::{per_elem, shader, Kernel};
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::WG;
 
 /// Running statistics and affine parameters of one batch-norm layer (PyTorch's names).
@@ -67,12 +68,7 @@ impl BatchNorm {
 /// `y = x * scale[c] + shift[c]` over NCHW, optionally followed by ReLU (inference's batch
 /// norm where it is not folded, and a lone ReLU as the identity map), tensors stored as
 /// `precision`: bindings input, scale, shift, output.
-pub fn affine(
-    gpu: &Gpu,
-    dims: (usize, usize, usize, usize),
-    relu: bool,
-    precision: Precision,
-) -> Result<Kernel> {
+pub fn affine(gpu: &Gpu, dims: Nchw, relu: bool, precision: Precision) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     if n * c * h * w == 0 {
         return Err(shape_err!("channel affine over an empty tensor {dims:?}"));

@@ -4,10 +4,11 @@
 use super::{per_elem, shader, Kernel};
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::WG;
 
 /// Window positions per image of a `window` over an h x w map.
-pub fn positions((_, _, h, w): (usize, usize, usize, usize), window: (usize, usize)) -> usize {
+pub fn positions((_, _, h, w): Nchw, window: (usize, usize)) -> usize {
     (h - window.0 + 1) * (w - window.1 + 1)
 }
 
@@ -15,7 +16,7 @@ pub fn positions((_, _, h, w): (usize, usize, usize, usize), window: (usize, usi
 /// `precision`: bindings input, output `[n][positions][c][kh][kw]`.
 pub fn forward(
     gpu: &Gpu,
-    dims: (usize, usize, usize, usize),
+    dims: Nchw,
     window: (usize, usize),
     precision: Precision,
 ) -> Result<Kernel> {

@@ -3,14 +3,11 @@
 use super::LrnParams;
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::kernels::Nchw;
 use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 
 /// LRN input gradient: buffers (x, dy, dx).
-pub fn backward(
-    gpu: &Gpu,
-    (n, c, h, w): (usize, usize, usize, usize),
-    p: LrnParams,
-) -> Result<Kernel> {
+pub fn backward(gpu: &Gpu, (n, c, h, w): Nchw, p: LrnParams) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, h * w);
     k.extend([
         ("SIZE", p.size as f64),

@@ -7,6 +7,7 @@ pub use backward::backward;
 use super::{per_elem, shader, Kernel};
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::WG;
 
 /// The LRN constants are model data; the kernel takes them as they are.
@@ -14,12 +15,7 @@ pub use crate::model::LrnParams;
 
 /// The forward kernel over `dims` with tensors stored as `precision`: bindings input,
 /// output.
-pub fn forward(
-    gpu: &Gpu,
-    dims: (usize, usize, usize, usize),
-    params: LrnParams,
-    precision: Precision,
-) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, params: LrnParams, precision: Precision) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     if n * c * h * w == 0 || params.size == 0 {
         return Err(shape_err!("LRN over {dims:?} with size {}", params.size));

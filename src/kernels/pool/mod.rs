@@ -7,22 +7,18 @@ pub use backward::backward;
 use super::{per_elem, shader, Kernel};
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, Precision};
+use crate::kernels::Nchw;
 use crate::kernels::WG;
 
 /// The output length of a 2x2 pool over input dims (n, c, h, w).
-pub fn output_len((n, c, h, w): (usize, usize, usize, usize)) -> usize {
+pub fn output_len((n, c, h, w): Nchw) -> usize {
     n * c * (h / 2) * (w / 2)
 }
 
 /// The forward kernel over input `dims` with tensors stored as `precision`: bindings
 /// input, output and, `with_index`, the argmax (u32 per output, PyTorch's flat index
 /// within the input plane) for the backward pass.
-pub fn forward(
-    gpu: &Gpu,
-    dims: (usize, usize, usize, usize),
-    with_index: bool,
-    precision: Precision,
-) -> Result<Kernel> {
+pub fn forward(gpu: &Gpu, dims: Nchw, with_index: bool, precision: Precision) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     if n * c == 0 || h < 2 || w < 2 {
         return Err(shape_err!(
