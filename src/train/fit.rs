@@ -868,46 +868,29 @@ pub fn plot_metrics(csv: &Path, svg: &Path) -> Result<()> {
     let root = SVGBackend::new(svg, (800, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(300);
-    let mut c = ChartBuilder::on(&top)
-        .caption("training loss per epoch", ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.5..last, 0.0..max_loss)
-        .map_err(|e| err(&e))?;
-    c.configure_mesh()
-        .x_desc("epoch")
-        .draw()
-        .map_err(|e| err(&e))?;
-    c.draw_series(LineSeries::new(
-        rows.iter().map(|r| (r[0], r[2])),
-        RED.stroke_width(2),
-    ))
-    .map_err(|e| err(&e))?;
-    let mut c = ChartBuilder::on(&bottom)
-        .caption(
-            "accuracy: training (blue), held-out (green)",
-            ("sans-serif", 18),
-        )
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.5..last, 0.0..1.0)
-        .map_err(|e| err(&e))?;
-    c.configure_mesh()
-        .x_desc("epoch")
-        .draw()
-        .map_err(|e| err(&e))?;
-    c.draw_series(LineSeries::new(
-        rows.iter().map(|r| (r[0], r[3])),
-        BLUE.stroke_width(2),
-    ))
-    .map_err(|e| err(&e))?;
-    c.draw_series(LineSeries::new(
-        rows.iter().map(|r| (r[0], r[4])),
-        GREEN.stroke_width(2),
-    ))
-    .map_err(|e| err(&e))?;
+    // A panel's epochs against columns of `rows`, each in its colour.
+    let panel = |area: &DrawingArea<SVGBackend, _>, caption, top_y, lines: &[(usize, RGBColor)]| {
+        let mut c = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.5..last, 0.0..top_y)
+            .map_err(|e| err(&e))?;
+        c.configure_mesh()
+            .x_desc("epoch")
+            .draw()
+            .map_err(|e| err(&e))?;
+        for &(col, colour) in lines {
+            let points = rows.iter().map(|r| (r[0], r[col]));
+            c.draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(|e| err(&e))?;
+        }
+        Ok::<_, Error>(())
+    };
+    panel(&top, "training loss per epoch", max_loss, &[(2, RED)])?;
+    let caption = "accuracy: training (blue), held-out (green)";
+    panel(&bottom, caption, 1.0, &[(3, BLUE), (4, GREEN)])?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
@@ -915,6 +898,25 @@ pub fn plot_metrics(csv: &Path, svg: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metrics_plot_draws_loss_above_and_both_accuracies_below() {
+        let dir = std::env::temp_dir().join(format!("vgg-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (csv, svg) = (dir.join("metrics.csv"), dir.join("metrics.svg"));
+        let table = "epoch,lr,loss,train,held_out\n1,0.01,2.0,0.3,0.4\n2,0.01,1.5,0.5,0.6\n";
+        std::fs::write(&csv, table).unwrap();
+        plot_metrics(&csv, &svg).unwrap();
+        let drawn = std::fs::read_to_string(&svg).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(drawn.contains("training loss per epoch"), "{drawn}");
+        assert!(drawn.contains("accuracy: training (blue), held-out (green)"));
+        // The loss in red, the accuracies in blue and green, each one line 2 wide.
+        for colour in ["#FF0000", "#0000FF", "#00FF00"] {
+            let line = format!("stroke=\"{colour}\" stroke-width=\"2\"");
+            assert_eq!(drawn.matches(&line).count(), 1, "{colour}: {drawn}");
+        }
+    }
 
     fn state(lr: f32) -> RunState {
         RunState {
