@@ -347,3 +347,34 @@ fn f16_storage_stays_within_1e_2_of_the_f32_reference() {
         check_model_tol(&m, 3, PROB, opts(), seed() + 1, 1e-2);
     });
 }
+
+/// The asynchronous API a browser page awaits computes what the blocking one does, bit for
+/// bit: the forward and the dense forward, and a device opened by `Gpu::new_async`.
+#[test]
+fn the_async_forward_gives_the_blocking_ones_bits() {
+    on_each_gpu(|| {
+        // 9x9 at the average pool: dense evaluation has 3x3 positions.
+        let m = Model::parse("8,M,16,M")
+            .and_then(|m| m.with_input(3, 36, 36))
+            .and_then(|m| m.with_hidden(&[24]))
+            .and_then(|m| m.with_classes(5))
+            .unwrap();
+        let (w, x) = (random_weights(&m, seed()), input(&m, 2, seed() + 1));
+        let mut net = Network::new(gpu(), &m, &w).unwrap();
+        let bits = |t: &Tensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let blocking = net.forward(&x).unwrap();
+        let awaited = pollster::block_on(net.forward_async(&x)).unwrap();
+        assert_eq!(bits(&blocking), bits(&awaited));
+        let dense = net.forward_dense(&x).unwrap();
+        let awaited = pollster::block_on(net.forward_dense_async(&x)).unwrap();
+        assert_eq!(bits(&dense), bits(&awaited));
+    });
+    // The adapter the environment picks, opened asynchronously, runs the same forward.
+    let g = pollster::block_on(vgg_wgpu::Gpu::new_async(&Default::default())).unwrap();
+    let m = small(Model::vgg11());
+    let (w, x) = (random_weights(&m, 3), input(&m, 1, 4));
+    let got = pollster::block_on(Network::new(&g, &m, &w).unwrap().forward_async(&x)).unwrap();
+    let want = reference::forward(&m, &w, &x, None).unwrap();
+    let d = compare(&got.data, &want.data);
+    assert!(d.passes(NET_TOL), "{d}");
+}

@@ -92,8 +92,18 @@ impl Gpu {
         self.queue.write_buffer(buf, 0, bytemuck::cast_slice(data));
     }
 
-    /// Copies `count` elements from the start of `buf` back to the host.
+    /// Copies `count` elements from the start of `buf` back to the host, waiting for it
+    /// (natively; a page cannot wait: [`Gpu::read_async`]).
     pub fn read<T: bytemuck::Pod>(&self, buf: &wgpu::Buffer, count: usize) -> Result<Vec<T>> {
+        super::blocking(self.read_async(buf, count))
+    }
+
+    /// [`Gpu::read`] as a future: what a browser page awaits.
+    pub async fn read_async<T: bytemuck::Pod>(
+        &self,
+        buf: &wgpu::Buffer,
+        count: usize,
+    ) -> Result<Vec<T>> {
         let bytes = (count * std::mem::size_of::<T>()) as u64;
         if bytes > buf.size() {
             return Err(Error::Shape(format!(
@@ -109,7 +119,7 @@ impl Gpu {
             enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
             Ok(())
         })?;
-        self.map_read(&staging, "readback")
+        self.map_read_async(&staging, "readback").await
     }
 
     /// A host-mappable buffer that copies land in for reading back.
@@ -125,15 +135,29 @@ impl Gpu {
     }
 
     /// Maps a readback buffer after its copies were submitted, waits, and returns its whole
-    /// contents as `T`.
+    /// contents as `T` (natively; a page cannot wait: [`Gpu::map_read_async`]).
     pub fn map_read<T: bytemuck::Pod>(&self, staging: &wgpu::Buffer, op: &str) -> Result<Vec<T>> {
-        let (tx, rx) = std::sync::mpsc::channel();
+        super::blocking(self.map_read_async(staging, op))
+    }
+
+    /// [`Gpu::map_read`] as a future. Natively the map's callback runs inside the wait's
+    /// poll, so the future is ready when the wait returns; in a browser it runs from the
+    /// page's event loop while the future is pending.
+    pub async fn map_read_async<T: bytemuck::Pod>(
+        &self,
+        staging: &wgpu::Buffer,
+        op: &str,
+    ) -> Result<Vec<T>> {
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
         self.wait(op)?;
-        rx.recv()
-            .map_err(|e| e.to_string())
+        let mapped = rx.receive().await;
+        // What the page's error scopes caught meanwhile (see `Gpu::scoped`).
+        self.check_lost(op)?;
+        mapped
+            .ok_or_else(|| "the map's callback was dropped".to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|message| Error::Gpu {
                 op: op.into(),

@@ -17,6 +17,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Runs an asynchronous GPU call to completion for the blocking API. Natively every such
+/// future is ready once [`Gpu::wait`] has returned inside it, so blocking on it never
+/// waits twice. A browser page cannot block (the GPU's answers come from its event loop):
+/// there the blocking API refuses and names the asynchronous one.
+pub(crate) fn blocking<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(f)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        drop(f);
+        Err(Error::Unsupported(
+            "a blocking GPU call cannot run in a browser page: await its _async form".into(),
+        ))
+    }
+}
+
 /// The optional features the engine uses when the adapter has them.
 pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
     (wgpu::Features::SHADER_F16, "shader-f16"),
@@ -200,9 +218,24 @@ fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
 }
 
 /// Every adapter on the given backends, in a stable order (the order `vgg devices` shows).
+/// None in a browser page, where WebGPU hands out its one adapter by request
+/// ([`Gpu::new_async`]).
 pub fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(enumerate_async(backends))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = backends;
+        Vec::new()
+    }
+}
+
+/// [`enumerate`] as a future.
+pub async fn enumerate_async(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let instance = new_instance(backends);
-    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let mut adapters = instance.enumerate_adapters(backends).await;
     // Among adapters of one backend and type, the one with more of the features the engine
     // uses first (with several software drivers installed, lavapipe with shader-f16 before
     // SwiftShader without), then by name and driver version.
@@ -405,16 +438,38 @@ impl Drop for Gpu {
 }
 
 impl Gpu {
-    /// Picks an adapter as `opts` (then the environment) says, and opens a device on it.
+    /// Picks an adapter as `opts` (then the environment) says, and opens a device on it
+    /// (natively; a page cannot wait: [`Gpu::new_async`]).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        blocking(Gpu::new_async(opts))
+    }
+
+    /// [`Gpu::new`] as a future. In a browser page WebGPU hands out one adapter, by
+    /// request (the high-performance one); natively the adapters are enumerated and chosen
+    /// as `opts` says.
+    pub async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
         let opts = opts.clone().with_env()?;
-        let adapters = enumerate(opts.backends()?);
-        Gpu::open(select(adapters, &opts)?, &opts)
+        #[cfg(target_arch = "wasm32")]
+        let adapter = new_instance(wgpu::Backends::BROWSER_WEBGPU)
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Unsupported(format!("the page has no WebGPU adapter: {e}")))?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let adapter = select(enumerate_async(opts.backends()?).await, &opts)?;
+        Gpu::open_async(adapter, &opts).await
     }
 
     /// Opens a device on `adapter` with `opts`'s kernel options (adapter and backend are
     /// ignored: the adapter is given).
     pub fn open(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
+        blocking(Gpu::open_async(adapter, opts))
+    }
+
+    /// [`Gpu::open`] as a future.
+    pub async fn open_async(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let opts = opts.clone().with_env()?;
         if let Some(dir) = opts.shader_dir.as_ref().filter(|d| !d.is_dir()) {
             return Err(Error::File {
@@ -422,7 +477,7 @@ impl Gpu {
                 message: "the shader folder (VGG_SHADER_DIR) is not a directory".into(),
             });
         }
-        let mut gpu = Gpu::from_adapter(adapter)?;
+        let mut gpu = Gpu::from_adapter_async(adapter).await?;
         gpu.bounds_checks = opts.bounds_checks;
         gpu.timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
         gpu.shader_dir = opts.shader_dir;
@@ -434,6 +489,11 @@ impl Gpu {
     /// cap storage bindings at 128 MiB even where the hardware allows more) and the subset
     /// of [`WANTED_FEATURES`] it has.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        blocking(Gpu::from_adapter_async(adapter))
+    }
+
+    /// [`Gpu::from_adapter`] as a future.
+    pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         // wgpu lists adapters it cannot run compute on (an OpenGL context below 4.3 or ES
         // 3.1). Some say they can and cannot; `probe` below finds those.
@@ -457,7 +517,7 @@ impl Gpu {
         let coop = coop_shapes(&adapter).iter().any(|s| s == COOP_SHAPE)
             && adapter.features().contains(wgpu::Features::SHADER_F16);
         let open = |features: wgpu::Features, experimental: bool| {
-            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("vgg-wgpu"),
                 required_features: features,
                 required_limits: limits.clone(),
@@ -471,14 +531,15 @@ impl Gpu {
                 },
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
-            }))
+            })
         };
         let coop_features = features | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         let opened = match coop {
-            true => open(coop_features, true)
-                .map(|d| (d, coop_features))
-                .or_else(|_| open(features, false).map(|d| (d, features))),
-            false => open(features, false).map(|d| (d, features)),
+            true => match open(coop_features, true).await {
+                Ok(d) => Ok((d, coop_features)),
+                Err(_) => open(features, false).await.map(|d| (d, features)),
+            },
+            false => open(features, false).await.map(|d| (d, features)),
         };
         let ((device, queue), f) = opened.map_err(|e| Error::RequestDevice(e.to_string()))?;
         features = f;
@@ -700,7 +761,16 @@ impl Gpu {
     }
 
     /// Waits for all submitted work, at most the device's timeout; reports a lost device, a
+    /// timeout or an uncaptured error as an error naming `op`. In a browser nothing can
+    /// wait: this only reports, and a readback's future resolves when the work is done.
+    #[cfg(target_arch = "wasm32")]
+    pub fn wait(&self, op: &str) -> Result<()> {
+        self.check_lost(op)
+    }
+
+    /// Waits for all submitted work, at most the device's timeout; reports a lost device, a
     /// timeout or an uncaptured error as an error naming `op`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self, op: &str) -> Result<()> {
         let started = std::time::Instant::now();
         let polled = self.activity.during(Stage::Dispatch, op, || {
@@ -738,6 +808,7 @@ impl Gpu {
     /// wgpu's OpenGL backend holds its one GL context's lock through a blocking wait, and
     /// any other thread that needs the context meanwhile gives up after 6 s with a panic.
     /// Polling takes the lock only for a moment at a time.
+    #[cfg(not(target_arch = "wasm32"))]
     fn wait_by_polling(
         &self,
         started: std::time::Instant,
@@ -820,14 +891,30 @@ impl Gpu {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
-        let v = pollster::block_on(val.pop());
-        let o = pollster::block_on(oom.pop());
-        let i = pollster::block_on(internal.pop());
-        if let Some(e) = v.or(o).or(i) {
-            return Err(Error::Gpu {
-                op: op.into(),
-                message: one_line(&e.to_string()),
+        // In a browser the scopes resolve from the page's event loop, which cannot run
+        // while this waits: their errors are kept, as uncaptured ones are, and reported at
+        // the next wait or readback.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (uncaptured, op) = (self.uncaptured.clone(), op.to_string());
+            wasm_bindgen_futures::spawn_local(async move {
+                let (v, o, i) = (val.pop().await, oom.pop().await, internal.pop().await);
+                if let (Some(e), Ok(mut u)) = (v.or(o).or(i), uncaptured.lock()) {
+                    u.get_or_insert_with(|| format!("{op}: {}", one_line(&e.to_string())));
+                }
             });
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let v = pollster::block_on(val.pop());
+            let o = pollster::block_on(oom.pop());
+            let i = pollster::block_on(internal.pop());
+            if let Some(e) = v.or(o).or(i) {
+                return Err(Error::Gpu {
+                    op: op.into(),
+                    message: one_line(&e.to_string()),
+                });
+            }
         }
         self.check_lost(op)?;
         Ok(out)

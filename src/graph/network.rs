@@ -6,7 +6,7 @@ use super::lower::{At, Binds, Lowering};
 use super::plan::{plan, Limits, Plan};
 use super::{Graph, NodeOp, TensorId};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Precision};
+use crate::gpu::{blocking, Gpu, Precision};
 use crate::kernels::batchnorm::BatchNorm;
 use crate::kernels::conv::{ConvParams, ConvShape, ConvTune};
 use crate::kernels::linear::{row_chunks, LinearParams, LinearVariant};
@@ -254,16 +254,27 @@ impl<'g> Network<'g> {
 
     /// Class scores (the last layer's output), [n, classes], for input [n, c, h, w].
     pub fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
+        blocking(self.forward_async(input))
+    }
+
+    /// [`Network::forward`] as a future: what a browser page awaits (each blocking forward
+    /// of the executor has its `_async` form).
+    pub async fn forward_async(&mut self, input: &Tensor) -> Result<Tensor> {
         let last = self.model.layers().len() - 1;
         let name = self.model.layers()[last].name.clone();
-        self.forward_features(input, &name)
+        self.forward_features_async(input, &name).await
     }
 
     /// The output of one named layer (pool5, relu5_3, fc7, ...; or [`super::PROB`] for the
     /// softmax of the last layer).
     /// Only the layers up to it run.
     pub fn forward_features(&mut self, input: &Tensor, layer: &str) -> Result<Tensor> {
-        let mut out = self.run(input, &[layer])?;
+        blocking(self.forward_features_async(input, layer))
+    }
+
+    /// [`Network::forward_features`] as a future.
+    pub async fn forward_features_async(&mut self, input: &Tensor, layer: &str) -> Result<Tensor> {
+        let mut out = self.run_async(input, &[layer]).await?;
         out.pop()
             .ok_or_else(|| Error::Shape("the forward returned no output".into()))
     }
@@ -296,6 +307,11 @@ impl<'g> Network<'g> {
     /// Dense evaluation (the paper's): class scores at every position of the last feature
     /// map, [n, positions, classes], for input [n, c, h, w] at the current input size.
     pub fn forward_dense(&mut self, input: &Tensor) -> Result<Tensor> {
+        blocking(self.forward_dense_async(input))
+    }
+
+    /// [`Network::forward_dense`] as a future.
+    pub async fn forward_dense_async(&mut self, input: &Tensor) -> Result<Tensor> {
         self.check_input(input)?;
         let batch = input.shape[0];
         let last = self.model.layers()[self.model.layers().len() - 1]
@@ -313,7 +329,7 @@ impl<'g> Network<'g> {
         let Some(p) = self.prepared.as_ref() else {
             return Err(Error::Shape("no plan".into()));
         };
-        let mut out = self.encode_and_read(p, input)?;
+        let mut out = self.encode_and_read(p, input).await?;
         out.pop()
             .ok_or_else(|| Error::Shape("the forward returned no output".into()))
     }
@@ -333,12 +349,17 @@ impl<'g> Network<'g> {
     /// Runs the layers needed for `outputs` and returns them in that order. One command
     /// encoder and one queue submit; the outputs are the only data read back.
     pub fn run(&mut self, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>> {
+        blocking(self.run_async(input, outputs))
+    }
+
+    /// [`Network::run`] as a future.
+    pub async fn run_async(&mut self, input: &Tensor, outputs: &[&str]) -> Result<Vec<Tensor>> {
         self.check_input(input)?;
         self.prepare(input.shape[0], outputs)?;
         let Some(p) = self.prepared.as_ref() else {
             return Err(Error::Shape("no plan".into()));
         };
-        self.encode_and_read(p, input)
+        self.encode_and_read(p, input).await
     }
 
     /// Plans and allocates for a forward at `batch` returning `outputs` (a forward does it
@@ -486,7 +507,9 @@ impl<'g> Network<'g> {
         }
     }
 
-    fn encode_and_read(&self, p: &Prepared, input: &Tensor) -> Result<Vec<Tensor>> {
+    /// Records the forward into one encoder, submits it once and reads the outputs back
+    /// when the GPU is done.
+    async fn encode_and_read(&self, p: &Prepared, input: &Tensor) -> Result<Vec<Tensor>> {
         let gpu = self.gpu;
         let plan = &p.plan;
         let t = &p.graph.tensors;
@@ -568,7 +591,7 @@ impl<'g> Network<'g> {
             gpu.submit(enc.finish());
             Ok(())
         })??;
-        let bytes: Vec<u8> = gpu.map_read(&p.readback, "forward")?;
+        let bytes: Vec<u8> = gpu.map_read_async(&p.readback, "forward").await?;
         let mut out = Vec::new();
         let mut off = 0;
         for (id, shape, _) in &p.graph.outputs {
