@@ -897,8 +897,10 @@ impl Gpu {
         #[cfg(target_arch = "wasm32")]
         {
             let (uncaptured, op) = (self.uncaptured.clone(), op.to_string());
+            // Popped now, in reverse order of the pushes; only the answers are awaited.
+            let (v, o, i) = (val.pop(), oom.pop(), internal.pop());
             wasm_bindgen_futures::spawn_local(async move {
-                let (v, o, i) = (val.pop().await, oom.pop().await, internal.pop().await);
+                let (v, o, i) = (v.await, o.await, i.await);
                 if let (Some(e), Ok(mut u)) = (v.or(o).or(i), uncaptured.lock()) {
                     u.get_or_insert_with(|| format!("{op}: {}", one_line(&e.to_string())));
                 }
