@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The engine in a browser: builds the page (web/) for wasm32, serves it on 127.0.0.1 and
+# drives headless Chromium (WebGPU on SwiftShader underneath, no GPU needed) through it
+# with playwright-core (web/test.mjs). It fails on any console error, a failed run, a wrong
+# prediction among the digits the page shows, or a held-out count other than `vgg demo`'s
+# on this machine. Installs what is missing: Debian's chromium, wasm-bindgen-cli at the
+# version web/Cargo.toml pins, the wasm32 target, playwright-core.
+#
+# tools/browser_test.sh [PORT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${1:-8937}
+wbg=0.2.130
+command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg"; then
+    # Not --locked: its lock pins crates newer than some registries' index.
+    cargo install --quiet wasm-bindgen-cli --version "$wbg"
+fi
+rustup target add wasm32-unknown-unknown
+(
+    cd web
+    cargo fmt --check
+    cargo clippy --quiet --release --target wasm32-unknown-unknown -- -D warnings
+    cargo build --quiet --release --target wasm32-unknown-unknown
+)
+wasm-bindgen --target web --out-dir web/pkg web/target/wasm32-unknown-unknown/release/vgg_web.wasm
+(cd web && npm install --silent --no-audit --no-fund)
+# The native count the page must match: "accuracy 97.4% (974 of 1000) in 0.37 s".
+native=$(cargo run --release --quiet -- demo | sed -n 's/^accuracy .*(\([0-9]*\) of 1000).*/\1/p')
+[ -n "$native" ] || { echo "vgg demo printed no accuracy" >&2; exit 1; }
+python3 -m http.server "$port" --bind 127.0.0.1 --directory web >/dev/null 2>&1 &
+server=$!
+trap 'kill $server' EXIT
+for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$port/" >/dev/null && break
+    sleep 0.1
+done
+node web/test.mjs "http://127.0.0.1:$port/" "$native"

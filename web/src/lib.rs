@@ -1,0 +1,73 @@
+//! The engine in a browser page: wasm-bindgen exports over the library's asynchronous API
+//! (`Gpu::new_async`, `Network::forward_async`), which the page (web/index.html) awaits.
+
+use vgg_wgpu::io::datasets::{mnist_5k, Dataset};
+use vgg_wgpu::{Gpu, Network, Tensor};
+use wasm_bindgen::prelude::*;
+
+/// A panic's message on the page's console (a wasm panic alone says only "unreachable").
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&JsValue::from_str(&format!("vgg-wgpu panicked: {info}")));
+    }));
+}
+
+fn js(e: vgg_wgpu::Error) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+/// The top class of each row of `logits` ([n, classes]).
+fn top1(logits: &Tensor) -> Vec<usize> {
+    (0..logits.shape[0])
+        .map(|i| vgg_wgpu::io::labels::top_k(logits.row(i), 1)[0].0)
+        .collect()
+}
+
+/// Images `rows` of `set` as a [n, 1, 28, 28] batch.
+fn batch(set: &Dataset, rows: &[usize]) -> Result<(Tensor, Vec<u32>), JsValue> {
+    let s = set.select(rows);
+    let x = Tensor::new(vec![rows.len(), 1, 28, 28], s.images).map_err(js)?;
+    Ok((x, s.labels))
+}
+
+/// `vgg demo` in the page: the digit model this engine trained, on eight of the bundled
+/// held-out digits and then all 1000 of them, on the page's WebGPU adapter. Returns JSON:
+/// `{"adapter", "predictions": [{"digit", "label", "predicted"}], "correct", "of", "ms"}`.
+#[wasm_bindgen]
+pub async fn demo() -> Result<String, JsValue> {
+    let gpu = Gpu::new_async(&Default::default()).await.map_err(js)?;
+    let model = vgg_wgpu::train::mnist_model().map_err(js)?;
+    let weights = vgg_wgpu::train::demo_weights().map_err(js)?;
+    let (_, test) = mnist_5k().and_then(|d| d.split(1000)).map_err(js)?;
+    let started = js_sys::Date::now();
+    let mut net = Network::new(&gpu, &model, &weights).map_err(js)?;
+    // Eight digits spread over the held-out set (it is in class order), as `vgg demo`.
+    let picks: Vec<usize> = (0..8).map(|i| i * 125 + 7).collect();
+    let (x, labels) = batch(&test, &picks)?;
+    let predicted = top1(&net.forward_async(&x).await.map_err(js)?);
+    let predictions: Vec<_> = picks
+        .iter()
+        .zip(labels.iter().zip(&predicted))
+        .map(|(d, (l, p))| serde_json::json!({"digit": d, "label": l, "predicted": p}))
+        .collect();
+    let mut correct = 0;
+    for start in (0..test.len()).step_by(100) {
+        let rows: Vec<usize> = (start..(start + 100).min(test.len())).collect();
+        let (x, labels) = batch(&test, &rows)?;
+        let got = top1(&net.forward_async(&x).await.map_err(js)?);
+        correct += got
+            .iter()
+            .zip(&labels)
+            .filter(|(p, l)| **p == **l as usize)
+            .count();
+    }
+    Ok(serde_json::json!({
+        "adapter": gpu.describe(),
+        "predictions": predictions,
+        "correct": correct,
+        "of": test.len(),
+        "ms": js_sys::Date::now() - started,
+    })
+    .to_string())
+}

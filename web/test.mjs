@@ -1,0 +1,41 @@
+// Opens the page in headless Chromium with WebGPU, waits for the digit model, and fails on
+// a console error, a failed run, a wrong prediction among the eight shown, or a held-out
+// count other than the native run's. Usage: node test.mjs URL NATIVE_CORRECT
+import { chromium } from "playwright-core";
+
+const [url, native] = process.argv.slice(2);
+const fail = (why) => {
+  console.error(`browser test FAILED: ${why}`);
+  process.exit(1);
+};
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu"],
+});
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("console", (m) => {
+    console.log(`[page ${m.type()}] ${m.text()}`);
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url);
+  // SwiftShader under Chromium compiles and runs everything on the CPU: minutes at most.
+  await page.waitForFunction(() => document.body.dataset.state, null, { timeout: 600_000 });
+  const state = await page.evaluate(() => document.body.dataset.state);
+  const status = await page.evaluate(() => document.getElementById("status").textContent);
+  if (state !== "done") fail(status);
+  const r = JSON.parse(await page.evaluate(() => document.getElementById("result").textContent));
+  console.log(`adapter: ${r.adapter}`);
+  for (const p of r.predictions) {
+    console.log(`  held-out digit ${p.digit}: label ${p.label}, predicted ${p.predicted}`);
+    if (p.label !== p.predicted) fail(`digit ${p.digit}: label ${p.label}, predicted ${p.predicted}`);
+  }
+  console.log(`${r.correct} of ${r.of} held-out digits right in ${(r.ms / 1000).toFixed(2)} s`);
+  if (String(r.correct) !== native) fail(`${r.correct} right in the page, ${native} natively`);
+  if (errors.length) fail(`console errors:\n${errors.join("\n")}`);
+  console.log("browser test passed");
+} finally {
+  await browser.close();
+}
