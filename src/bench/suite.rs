@@ -399,12 +399,21 @@ impl Batch<'_, '_> {
     /// input, and dropout at the first FC layer's output.
     fn backward(&mut self) -> Result<()> {
         let (gpu, o, sites, b, set) = (self.gpu, self.o, self.sites, self.b, self.set);
+        // What `vgg train` chooses at f32.
+        let choose = Choose {
+            gpu,
+            numerics: Numerics::training(Precision::F32),
+            conv: None,
+            linear: None,
+        };
         for site in &sites.convs {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
                 for e in ops::conv::backward(gpu, s, set)? {
                     self.keep(e, site.layers.join(", "));
                 }
+                let e = ops::conv::pack(gpu, s, choose.conv(s), Precision::F32, set)?;
+                self.keep(e, site.layers.join(", "));
             }
         }
         for site in &sites.fcs {
@@ -491,6 +500,8 @@ impl Batch<'_, '_> {
                 let t = choose.conv(s);
                 let mut e = ops::conv::forward(gpu, s, Some(t), Precision::F16, set)?;
                 e.is_default = true;
+                self.keep(e, site.layers.join(", "));
+                let e = ops::conv::pack(gpu, s, t, Precision::F16, set)?;
                 self.keep(e, site.layers.join(", "));
             }
         }

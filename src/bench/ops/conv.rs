@@ -61,6 +61,36 @@ pub fn forward(
     Ok(with_cpu(k, cpu))
 }
 
+/// The weight preparation of conv `s` for `tune` (`kernels::conv::pack`: training runs it
+/// every step, inference once at upload), stored as `tune.weight_precision(storage)`.
+pub fn pack(
+    gpu: &Gpu,
+    s: ConvShape,
+    tune: ConvTune,
+    storage: Precision,
+    set: Settings,
+) -> Result<Kernel> {
+    let (c_in, c_out, k) = (s.c_in, s.c_out, s.k);
+    let op = crate::kernels::conv::pack(gpu, c_in, c_out, k, tune, storage)?;
+    let (packed, _) = tune.packed_elems(c_in, c_out, k);
+    let stored = tune.weight_precision(storage);
+    let io = Io {
+        inputs: &[s.weight_len()],
+        zeroed: &[],
+        // In 4-byte words: f16 halves go two to a word.
+        output: (packed * stored.bytes()).div_ceil(4),
+    };
+    let row = Row {
+        op: "conv/pack",
+        shape: shape(&s),
+        flops: 0.0,
+    };
+    let mut e = grad(gpu, set, &op, io, row, None)?;
+    e.variant = format!("{:?}/wg{}/tm{}", tune.variant, tune.wg, tune.tm);
+    e.precision = format!("{storage:?}").to_lowercase();
+    Ok(e)
+}
+
 /// A conv entry's shape: "3x3 1x64x224x224 -> 64" (kernel size, input, output channels).
 pub fn shape(s: &ConvShape) -> String {
     format!(
