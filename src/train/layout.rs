@@ -7,7 +7,7 @@
 use super::TrainOptions;
 use crate::error::{Error, Result};
 use crate::gpu::Precision;
-use crate::graph::choice::NodeChoice;
+use crate::graph::choice::{ConvChoice, NodeChoice};
 use crate::graph::lower::{At, Binds, Grads};
 use crate::graph::{Graph, NodeOp};
 use crate::kernels::{
@@ -439,83 +439,13 @@ impl Layout {
         let none = |b| Ok((b, Grads::None, PerStep::None));
         match at.op {
             NodeOp::Conv { layer: i, k, .. } => {
-                let s = at.conv(k);
-                let (c_in, c_out) = (s.c_in, s.c_out);
-                let key = &layer(i).key;
                 let c = choice
                     .conv()
                     .ok_or_else(|| Error::Shape(format!("conv layer {i} chose no conv")))?;
-                let t = c.forward;
-                // Buffers count 4-byte words: an f16 packing takes half as many.
-                let words = |t: ConvTune, e: usize| match t.weight_precision(Precision::F32) {
-                    Precision::F16 => e.div_ceil(2),
-                    Precision::F32 => e,
-                };
-                let (wl, bl) = t.packed_elems(c_in, c_out, k);
-                let w = self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None);
-                let b = self.param(format!("{key}.bias"), &[c_out], None);
-                let (w, b) = (self.params[w].clone(), self.params[b].clone());
-                let binds = Binds::Conv {
-                    tune: t,
-                    weight: self.buf("packed weight", Kind::Packed, words(t, wl)),
-                    bias: self.buf("packed bias", Kind::Packed, bl),
-                };
-                // (configuration, flipped, packed, zero bias)
-                let dx = c.dx.map(|dt| {
-                    let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
-                    (
-                        dt,
-                        self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
-                        self.buf("packed flipped weight", Kind::Packed, words(dt, dwl)),
-                        self.buf("zero bias", Kind::Packed, dbl),
-                    )
-                });
-                let grads = Grads::Conv {
-                    weight: w.w,
-                    dw: w.g,
-                    db: b.g,
-                    flipped: dx.map(|(dt, _, packed, zero)| (dt, packed, zero)),
-                    partials: self.partials,
-                };
-                let per_step = PerStep::Conv {
-                    weight: w.w,
-                    bias: b.w,
-                    flipped: dx.map(|d| d.1),
-                };
-                Ok((binds, grads, per_step))
+                Ok(self.conv_buffers(&layer(i).key, at.conv(k), c))
             }
             NodeOp::BatchNorm { layer: i, .. } => {
-                let key = &layer(i).key;
-                let mut running = |what: &str| {
-                    let name = format!("{key}.{what}");
-                    let fill = Fill::Weights {
-                        name: name.clone(),
-                        shape: vec![c],
-                        rows: None,
-                    };
-                    let id = self.push("running statistics", Kind::Constants, c, fill);
-                    self.running.push((name, id, c));
-                    id
-                };
-                let (running_mean, running_var) = (running("running_mean"), running("running_var"));
-                let gamma = self.param(format!("{key}.weight"), &[c], None);
-                let beta = self.param(format!("{key}.bias"), &[c], None);
-                let (gamma, beta) = (self.params[gamma].clone(), self.params[beta].clone());
-                let binds = Binds::BatchNorm {
-                    gamma: gamma.w,
-                    beta: beta.w,
-                    stats: self.buf("bn stats", Kind::Constants, 2 * c),
-                    running_mean,
-                    running_var,
-                    // torchvision's rate; none for a frozen layer.
-                    momentum: if frozen { 0.0 } else { 0.1 },
-                };
-                let grads = Grads::BatchNorm {
-                    dgamma: gamma.g,
-                    dbeta: beta.g,
-                    sums: self.buf("bn sums", Kind::Constants, 2 * c),
-                };
-                Ok((binds, grads, PerStep::None))
+                Ok(self.batchnorm_buffers(&layer(i).key, c, frozen))
             }
             NodeOp::Relu => none(Binds::Relu {
                 scale: self.push("ones", Kind::Constants, c, Fill::Ones),
@@ -572,6 +502,94 @@ impl Layout {
                 Err(Error::Shape(format!("{:?} is not a training node", at.op)))
             }
         }
+    }
+
+    /// A conv's parameters, its weights packed for its forward configuration and, where
+    /// its input gradient runs, the flipped weight packed for that conv.
+    fn conv_buffers(
+        &mut self,
+        key: &str,
+        s: ConvShape,
+        c: ConvChoice,
+    ) -> (Binds<usize>, Grads<usize>, PerStep) {
+        let (c_in, c_out, k) = (s.c_in, s.c_out, s.k);
+        let t = c.forward;
+        // Buffers count 4-byte words: an f16 packing takes half as many.
+        let words = |t: ConvTune, e: usize| match t.weight_precision(Precision::F32) {
+            Precision::F16 => e.div_ceil(2),
+            Precision::F32 => e,
+        };
+        let (wl, bl) = t.packed_elems(c_in, c_out, k);
+        let w = self.param(format!("{key}.weight"), &[c_out, c_in, k, k], None);
+        let b = self.param(format!("{key}.bias"), &[c_out], None);
+        let (w, b) = (self.params[w].clone(), self.params[b].clone());
+        let binds = Binds::Conv {
+            tune: t,
+            weight: self.buf("packed weight", Kind::Packed, words(t, wl)),
+            bias: self.buf("packed bias", Kind::Packed, bl),
+        };
+        // (configuration, flipped, packed, zero bias)
+        let dx = c.dx.map(|dt| {
+            let (dwl, dbl) = dt.packed_elems(c_out, c_in, k);
+            (
+                dt,
+                self.buf("flipped weight", Kind::Packed, c_out * c_in * k * k),
+                self.buf("packed flipped weight", Kind::Packed, words(dt, dwl)),
+                self.buf("zero bias", Kind::Packed, dbl),
+            )
+        });
+        let grads = Grads::Conv {
+            weight: w.w,
+            dw: w.g,
+            db: b.g,
+            flipped: dx.map(|(dt, _, packed, zero)| (dt, packed, zero)),
+            partials: self.partials,
+        };
+        let per_step = PerStep::Conv {
+            weight: w.w,
+            bias: b.w,
+            flipped: dx.map(|d| d.1),
+        };
+        (binds, grads, per_step)
+    }
+
+    /// Training's batch norm over `c` channels: scale and shift, the running statistics
+    /// (torchvision's update rate; none for a frozen layer), and the pass's scratch.
+    fn batchnorm_buffers(
+        &mut self,
+        key: &str,
+        c: usize,
+        frozen: bool,
+    ) -> (Binds<usize>, Grads<usize>, PerStep) {
+        let mut running = |what: &str| {
+            let name = format!("{key}.{what}");
+            let fill = Fill::Weights {
+                name: name.clone(),
+                shape: vec![c],
+                rows: None,
+            };
+            let id = self.push("running statistics", Kind::Constants, c, fill);
+            self.running.push((name, id, c));
+            id
+        };
+        let (running_mean, running_var) = (running("running_mean"), running("running_var"));
+        let gamma = self.param(format!("{key}.weight"), &[c], None);
+        let beta = self.param(format!("{key}.bias"), &[c], None);
+        let (gamma, beta) = (self.params[gamma].clone(), self.params[beta].clone());
+        let binds = Binds::BatchNorm {
+            gamma: gamma.w,
+            beta: beta.w,
+            stats: self.buf("bn stats", Kind::Constants, 2 * c),
+            running_mean,
+            running_var,
+            momentum: if frozen { 0.0 } else { 0.1 },
+        };
+        let grads = Grads::BatchNorm {
+            dgamma: gamma.g,
+            dbeta: beta.g,
+            sums: self.buf("bn sums", Kind::Constants, 2 * c),
+        };
+        (binds, grads, PerStep::None)
     }
 }
 
