@@ -222,7 +222,7 @@ impl<'g> Trainer<'g> {
             staged: false,
             in_flight: false,
             overflow: Vec::new(),
-            scaler: (opts.precision == Precision::F16).then_some(scaler),
+            scaler: choose.numerics.loss_scaled().then_some(scaler),
         };
         t.build(&lay.nodes, lay.grads)?;
         Ok(t)
