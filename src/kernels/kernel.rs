@@ -93,5 +93,5 @@ pub(crate) fn per_elem(n: usize) -> u64 {
 
 /// The (N, C, HW) override constants of the training-mode kernels.
 pub(crate) fn nchw_consts(n: usize, c: usize, hw: usize) -> Vec<(&'static str, f64)> {
-    vec![("N", n as f64), ("C", c as f64), ("HW", hw as f64)]
+    consts![N = n, C = c, HW = hw].to_vec()
 }

@@ -4,6 +4,16 @@
 //! holds the shape type and the forward kernel (`forward.wgsl`, or one per variant) and
 //! each other pass has a file with its shader's stem.
 
+/// A kernel's override constants by name, `consts![N = n, RELU = relu]`: the
+/// `(name, f64)` pairs wgpu takes, each value converted by `Const` (so a bool is 0 or 1 and
+/// no call site spells out the casts). Defined before the op modules, so it is in scope in
+/// all of them.
+macro_rules! consts {
+    ($($name:ident = $value:expr),* $(,)?) => {
+        [$((stringify!($name), $crate::kernels::Const::value($value))),*]
+    };
+}
+
 pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;
@@ -41,6 +51,28 @@ macro_rules! shader {
     };
 }
 pub(crate) use shader;
+
+/// A value a shader's `override` takes: wgpu passes every one as an f64.
+pub(crate) trait Const {
+    fn value(self) -> f64;
+}
+
+macro_rules! numeric_const {
+    ($($t:ty),*) => {
+        $(impl Const for $t {
+            fn value(self) -> f64 {
+                self as f64
+            }
+        })*
+    };
+}
+numeric_const!(usize, u32, u64, f32, f64);
+
+impl Const for bool {
+    fn value(self) -> f64 {
+        f64::from(u8::from(self))
+    }
+}
 
 /// Folds `total` workgroups into (x, z) so neither passes the adapter's per-dimension limit
 /// (65535 on most). Shaders rebuild the linear id as `wid.x + wid.z * nwg.x` and skip ids

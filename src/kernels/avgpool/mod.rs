@@ -15,14 +15,14 @@ fn consts(dims: Nchw, out: (usize, usize)) -> Result<[(&'static str, f64); 7]> {
             "adaptive pool {dims:?} -> {out:?} has an empty dimension"
         ));
     }
-    Ok([
-        ("N", n as f64),
-        ("C", c as f64),
-        ("H", h as f64),
-        ("W", w as f64),
-        ("OH", out.0 as f64),
-        ("OW", out.1 as f64),
-        ("WG", WG as f64),
+    Ok(consts![
+        N = n,
+        C = c,
+        H = h,
+        W = w,
+        OH = out.0,
+        OW = out.1,
+        WG = WG,
     ])
 }
 

@@ -8,7 +8,7 @@ use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 /// (x, gamma, beta, stats, y).
 pub fn apply(gpu: &Gpu, n: usize, c: usize, hw: usize, relu: bool) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, hw);
-    k.extend([("RELU", relu as u8 as f64), ("WG", WG as f64)]);
+    k.extend(consts![RELU = relu, WG = WG]);
     let len = n * c * hw;
     Kernel::new(
         gpu,

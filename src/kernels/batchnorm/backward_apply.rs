@@ -7,7 +7,7 @@ use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 /// Batch norm input gradient: buffers (x, dy, gamma, stats, sums, dx).
 pub fn backward_apply(gpu: &Gpu, n: usize, c: usize, hw: usize) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, hw);
-    k.push(("WG", WG as f64));
+    k.extend(consts![WG = WG]);
     let len = n * c * hw;
     Kernel::new(
         gpu,

@@ -15,7 +15,7 @@ pub fn backward_reduce(
     accumulate: bool,
 ) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, hw);
-    k.push(("ACCUMULATE", accumulate as u8 as f64));
+    k.extend(consts![ACCUMULATE = accumulate]);
     let len = n * c * hw;
     Kernel::new(
         gpu,

@@ -73,13 +73,7 @@ pub fn affine(gpu: &Gpu, dims: Nchw, relu: bool, precision: Precision) -> Result
     if n * c * h * w == 0 {
         return Err(shape_err!("channel affine over an empty tensor {dims:?}"));
     }
-    let consts = [
-        ("N", n as f64),
-        ("C", c as f64),
-        ("HW", (h * w) as f64),
-        ("RELU", relu as u8 as f64),
-        ("WG", WG as f64),
-    ];
+    let consts = consts![N = n, C = c, HW = h * w, RELU = relu, WG = WG];
     let (len, e) = (n * c * h * w, precision.bytes());
     let shader = shader!("batchnorm/affine").with_precision(precision);
     let bindings = vec![

@@ -9,7 +9,7 @@ use crate::kernels::{nchw_consts, shader, Kernel};
 /// (mean, invstd), running_mean, running_var).
 pub fn stats(gpu: &Gpu, n: usize, c: usize, hw: usize, eps: f32, momentum: f32) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, hw);
-    k.extend([("EPS", eps as f64), ("MOMENTUM", momentum as f64)]);
+    k.extend(consts![EPS = eps, MOMENTUM = momentum]);
     Kernel::new(
         gpu,
         shader!("batchnorm/stats"),

@@ -9,7 +9,7 @@ use crate::kernels::{per_elem, shader, Kernel, WG};
 pub fn dgrad(gpu: &Gpu, s: ConvShape) -> Result<Kernel> {
     s.check_kernel_size()?;
     let mut consts = s.consts();
-    consts.extend([("WG", WG as f64)]);
+    consts.extend(consts![WG = WG]);
     Kernel::new(
         gpu,
         shader!("conv/backward_data/direct"),

@@ -128,7 +128,7 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
     // sized by `partial_len` then go unused).
     if pairs(s, batch) || gpu.driver_issue("conv/backward_weight/gemm").is_some() {
         let mut consts = s.consts();
-        consts.extend([("ACCUMULATE", accumulate as u8 as f64), ("WG", WG as f64)]);
+        consts.extend(consts![ACCUMULATE = accumulate, WG = WG]);
         let main = Kernel::new(
             gpu,
             shader!("conv/backward_weight/pairs"),
@@ -170,13 +170,13 @@ pub fn wgrad(gpu: &Gpu, s: ConvShape, accumulate: bool, batch: usize) -> Result<
         span.div_ceil(lanes * per_span)
     };
     let mut consts = s.consts();
-    consts.extend([
-        ("WG", lanes as f64),
-        ("CHUNKS", chunks as f64),
-        ("PER", per as f64),
-        ("SPAN", span as f64),
-        ("CPI", per_span as f64),
-        ("ACCUMULATE", accumulate as u8 as f64),
+    consts.extend(consts![
+        WG = lanes,
+        CHUNKS = chunks,
+        PER = per,
+        SPAN = span,
+        CPI = per_span,
+        ACCUMULATE = accumulate,
     ]);
     let blocks = s.c_out.div_ceil(BLOCK.0) * s.c_in.div_ceil(BLOCK.1);
     let shader = shader!("conv/backward_weight/gemm");
@@ -226,11 +226,11 @@ fn reduce(gpu: &Gpu, s: ConvShape, chunks: usize, accumulate: bool) -> Result<Op
         gpu,
         shader!("conv/backward_weight/reduce"),
         "main",
-        &[
-            ("LEN", s.weight_len() as f64),
-            ("CHUNKS", chunks as f64),
-            ("ACCUMULATE", accumulate as u8 as f64),
-            ("WG", WG as f64),
+        &consts![
+            LEN = s.weight_len(),
+            CHUNKS = chunks,
+            ACCUMULATE = accumulate,
+            WG = WG,
         ],
         per_elem(s.weight_len()),
         vec![("partial", chunks * s.weight_len()), ("dw", s.weight_len())],
@@ -337,11 +337,11 @@ pub fn wgrad_for(
     }
     let (chunks, per) = coop_split(s);
     let mut consts = s.consts();
-    consts.extend([
-        ("CHUNKS", chunks as f64),
-        ("QC", per as f64),
-        ("ACCUMULATE", accumulate as u8 as f64),
-        ("WG", (4 * gpu.fixed_subgroup().unwrap_or(32)) as f64),
+    consts.extend(consts![
+        CHUNKS = chunks,
+        QC = per,
+        ACCUMULATE = accumulate,
+        WG = 4 * gpu.fixed_subgroup().unwrap_or(32),
     ]);
     let blocks = s.c_out.div_ceil(64) * (s.c_in * s.k * s.k).div_ceil(64);
     let groups = chunks * blocks;

@@ -67,18 +67,17 @@ impl Conv2d {
         }
         let tune = spec.fix(tune);
         let mut consts = shape.consts();
-        consts.push(("RELU", relu as u8 as f64));
+        consts.extend(consts![RELU = relu]);
         // The shader declares as overrides only the tunables it leaves free.
         if spec.wg.is_none() {
-            consts.push(("WG", tune.wg as f64));
+            consts.extend(consts![WG = tune.wg]);
         }
         if spec.tm.is_none() {
-            consts.push(("TM", tune.tm as f64));
+            consts.extend(consts![TM = tune.tm]);
         }
         if spec.tiling == Tiling::Gemm64 {
             let sg = gpu.fixed_subgroup().unwrap_or(32);
-            consts.push(("K_PAD", k_pad(shape.c_in, shape.k) as f64));
-            consts.push(("WG", (4 * sg) as f64));
+            consts.extend(consts![K_PAD = k_pad(shape.c_in, shape.k), WG = 4 * sg]);
         }
         let pipeline = gpu.pipeline(&spec.shader.with_precision(precision), "main", &consts)?;
         Ok(Conv2d {

@@ -30,12 +30,12 @@ pub fn pack(
     let (src, consts, groups) = match spec.packing {
         Packing::Gemm16 => {
             let kp = k_pad(c_in, k);
-            let consts = [
-                ("C_OUT", c_out as f64),
-                ("ROW", (c_in * k * k) as f64),
-                ("K_PAD", kp as f64),
-                ("M_PAD", (packed / kp) as f64),
-                ("WG", WG as f64),
+            let consts = consts![
+                C_OUT = c_out,
+                ROW = c_in * k * k,
+                K_PAD = kp,
+                M_PAD = packed / kp,
+                WG = WG,
             ];
             // f16 halves, two to a u32: the packed binding holds `packed` 2-byte elements.
             let bindings = vec![("weight", c_out * c_in * k * k, 4), ("packed", packed, 2)];
@@ -55,31 +55,30 @@ pub fn pack(
         }
         Packing::Winograd | Packing::Winograd2 => (
             shader!("conv/layout/winograd"),
-            vec![
-                ("C_IN", c_in as f64),
-                ("C_OUT", c_out as f64),
-                ("WG", WG as f64),
-                (
-                    "T",
-                    if spec.packing == Packing::Winograd {
-                        6.0
-                    } else {
-                        4.0
-                    },
-                ),
-            ],
+            consts![
+                C_IN = c_in,
+                C_OUT = c_out,
+                WG = WG,
+                T = if spec.packing == Packing::Winograd {
+                    6.0
+                } else {
+                    4.0
+                },
+            ]
+            .to_vec(),
             // One invocation per (output channel padded to 8, input channel) pair.
             per_elem(c_out.div_ceil(8) * 8 * c_in),
         ),
         Packing::Blocked | Packing::Subgroup => {
-            let consts = vec![
-                ("C_IN", c_in as f64),
-                ("C_OUT", c_out as f64),
-                ("KS", k as f64),
-                ("TM", tm as f64),
-                ("SUBGROUP", (spec.packing == Packing::Subgroup) as u8 as f64),
-                ("WG", WG as f64),
-            ];
+            let consts = consts![
+                C_IN = c_in,
+                C_OUT = c_out,
+                KS = k,
+                TM = tm,
+                SUBGROUP = spec.packing == Packing::Subgroup,
+                WG = WG,
+            ]
+            .to_vec();
             if tune.weight_precision(storage) == Precision::F16 {
                 // f16 halves, two to a u32, as Gemm16's.
                 let bindings = vec![("weight", c_out * c_in * k * k, 4), ("packed", packed, 2)];
@@ -110,12 +109,7 @@ pub fn flip(gpu: &Gpu, c_in: usize, c_out: usize, k: usize) -> Result<Kernel> {
         gpu,
         shader!("conv/layout/flip"),
         "main",
-        &[
-            ("C_IN", c_in as f64),
-            ("C_OUT", c_out as f64),
-            ("KS", k as f64),
-            ("WG", WG as f64),
-        ],
+        &consts![C_IN = c_in, C_OUT = c_out, KS = k, WG = WG],
         per_elem(len),
         vec![("weight", len), ("flipped", len)],
     )

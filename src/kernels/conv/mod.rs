@@ -73,14 +73,15 @@ impl ConvShape {
     }
     /// The shape's override constants, as every conv shader names them.
     pub(crate) fn consts(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("N", self.n as f64),
-            ("C_IN", self.c_in as f64),
-            ("C_OUT", self.c_out as f64),
-            ("H", self.h as f64),
-            ("W", self.w as f64),
-            ("KS", self.k as f64),
+        consts![
+            N = self.n,
+            C_IN = self.c_in,
+            C_OUT = self.c_out,
+            H = self.h,
+            W = self.w,
+            KS = self.k,
         ]
+        .to_vec()
     }
     fn validate(&self) -> Result<()> {
         self.check_kernel_size()?;

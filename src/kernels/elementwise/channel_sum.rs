@@ -11,12 +11,7 @@ pub fn channel_sum(gpu: &Gpu, n: usize, c: usize, hw: usize, accumulate: bool) -
         gpu,
         shader!("elementwise/channel_sum"),
         "main",
-        &[
-            ("N", n as f64),
-            ("C", c as f64),
-            ("HW", hw as f64),
-            ("ACCUMULATE", accumulate as u8 as f64),
-        ],
+        &consts![N = n, C = c, HW = hw, ACCUMULATE = accumulate],
         c as u64,
         vec![("x", n * c * hw), ("out", c)],
     )

@@ -34,12 +34,7 @@ pub fn dropout(gpu: &Gpu, len: usize, p: f64) -> Result<Kernel> {
         gpu,
         shader!("elementwise/dropout"),
         "main",
-        &[
-            ("LEN", len as f64),
-            ("P", p),
-            ("THRESH", threshold(p) as f64),
-            ("WG", WG as f64),
-        ],
+        &consts![LEN = len, P = p, THRESH = threshold(p), WG = WG],
         per_elem(len),
         vec![("x", len), ("seed", 1), ("y", len)],
     )

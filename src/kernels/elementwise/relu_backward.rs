@@ -10,7 +10,7 @@ pub fn relu_backward(gpu: &Gpu, len: usize) -> Result<Kernel> {
         gpu,
         shader!("elementwise/relu_backward"),
         "main",
-        &[("LEN", len as f64), ("WG", WG as f64)],
+        &consts![LEN = len, WG = WG],
         per_elem(len),
         vec![("y", len), ("dy", len), ("dx", len)],
     )

@@ -27,15 +27,7 @@ pub fn forward(
             "a {kh}x{kw} window does not fit a {h}x{w} map (input {dims:?})"
         ));
     }
-    let consts = [
-        ("N", n as f64),
-        ("C", c as f64),
-        ("H", h as f64),
-        ("W", w as f64),
-        ("KH", kh as f64),
-        ("KW", kw as f64),
-        ("WG", WG as f64),
-    ];
+    let consts = consts![N = n, C = c, H = h, W = w, KH = kh, KW = kw, WG = WG];
     let (len, e) = (n * positions(dims, window) * c * kh * kw, precision.bytes());
     let shader = shader!("im2col/forward").with_precision(precision);
     let bindings = vec![("input", n * c * h * w, e), ("output", len, e)];

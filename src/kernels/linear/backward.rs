@@ -7,15 +7,16 @@ use crate::gpu::Gpu;
 use crate::kernels::{per_elem, shader, Kernel, WG};
 
 fn linear_consts(s: LinearShape, row0: usize, rows: usize, acc: bool) -> Vec<(&'static str, f64)> {
-    vec![
-        ("M", s.m as f64),
-        ("K", s.k as f64),
-        ("N_OUT", s.n_out as f64),
-        ("ROW0", row0 as f64),
-        ("ROWS", rows as f64),
-        ("ACCUMULATE", acc as u8 as f64),
-        ("WG", WG as f64),
+    consts![
+        M = s.m,
+        K = s.k,
+        N_OUT = s.n_out,
+        ROW0 = row0,
+        ROWS = rows,
+        ACCUMULATE = acc,
+        WG = WG,
     ]
+    .to_vec()
 }
 
 /// FC input gradient through weight rows `row0 .. row0 + rows`: buffers (w chunk, dy,

@@ -298,17 +298,18 @@ impl Linear {
         };
         let mut chunks = Vec::new();
         for (row0, rows) in row_chunks(gpu, k, n_out, max_bytes, precision)? {
-            let mut consts = vec![
-                ("M", m as f64),
-                ("K", k as f64),
-                ("N_OUT", n_out as f64),
-                ("ROW0", row0 as f64),
-                ("ROWS", rows as f64),
-                ("RELU", relu as u8 as f64),
-                ("WG", wg as f64),
-            ];
+            let mut consts = consts![
+                M = m,
+                K = k,
+                N_OUT = n_out,
+                ROW0 = row0,
+                ROWS = rows,
+                RELU = relu,
+                WG = wg,
+            ]
+            .to_vec();
             if variant == LinearVariant::Reduce {
-                consts.push(("TMV", tm as f64));
+                consts.extend(consts![TMV = tm]);
             }
             let p = gpu.pipeline(&name, "main", &consts)?;
             chunks.push((row0, rows, p));

@@ -9,12 +9,12 @@ use crate::kernels::{nchw_consts, per_elem, shader, Kernel, WG};
 /// LRN input gradient: buffers (x, dy, dx).
 pub fn backward(gpu: &Gpu, (n, c, h, w): Nchw, p: LrnParams) -> Result<Kernel> {
     let mut k = nchw_consts(n, c, h * w);
-    k.extend([
-        ("SIZE", p.size as f64),
-        ("ALPHA", p.alpha as f64),
-        ("BETA", p.beta as f64),
-        ("K", p.k as f64),
-        ("WG", WG as f64),
+    k.extend(consts![
+        SIZE = p.size,
+        ALPHA = p.alpha,
+        BETA = p.beta,
+        K = p.k,
+        WG = WG,
     ]);
     let len = n * c * h * w;
     Kernel::new(

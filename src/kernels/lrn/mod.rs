@@ -20,15 +20,15 @@ pub fn forward(gpu: &Gpu, dims: Nchw, params: LrnParams, precision: Precision) -
     if n * c * h * w == 0 || params.size == 0 {
         return Err(shape_err!("LRN over {dims:?} with size {}", params.size));
     }
-    let consts = [
-        ("N", n as f64),
-        ("C", c as f64),
-        ("HW", (h * w) as f64),
-        ("SIZE", params.size as f64),
-        ("ALPHA", params.alpha as f64),
-        ("BETA", params.beta as f64),
-        ("K", params.k as f64),
-        ("WG", WG as f64),
+    let consts = consts![
+        N = n,
+        C = c,
+        HW = h * w,
+        SIZE = params.size,
+        ALPHA = params.alpha,
+        BETA = params.beta,
+        K = params.k,
+        WG = WG,
     ];
     let (len, e) = (n * c * h * w, precision.bytes());
     let shader = shader!("lrn/forward").with_precision(precision);

@@ -23,7 +23,7 @@ pub fn sgd(gpu: &Gpu, len: usize) -> Result<Kernel> {
         gpu,
         shader!("optim/sgd"),
         "main",
-        &[("LEN", len as f64), ("WG", WG as f64)],
+        &consts![LEN = len, WG = WG],
         per_elem(len),
         vec![("w", len), ("g", len), ("v", len), ("hyper", HYPER)],
     )
@@ -36,7 +36,7 @@ pub fn overflow(gpu: &Gpu, len: usize) -> Result<Kernel> {
         gpu,
         shader!("optim/overflow"),
         "main",
-        &[("LEN", len as f64), ("WG", WG as f64)],
+        &consts![LEN = len, WG = WG],
         per_elem(len),
         vec![("g", len), ("hyper", HYPER)],
     )

@@ -16,7 +16,7 @@ pub fn copy(gpu: &Gpu, len: usize) -> Result<Kernel> {
         gpu,
         shader!("peak/copy"),
         "main",
-        &[("LEN", vec4s as f64), ("WG", WG as f64)],
+        &consts![LEN = vec4s, WG = WG],
         per_elem(vec4s),
         vec![("input", len), ("output", len)],
     )

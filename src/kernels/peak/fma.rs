@@ -14,11 +14,7 @@ pub fn fma(gpu: &Gpu, threads: usize, iters: usize) -> Result<Kernel> {
         gpu,
         shader!("peak/fma"),
         "main",
-        &[
-            ("LEN", threads as f64),
-            ("ITERS", iters as f64),
-            ("WG", WG as f64),
-        ],
+        &consts![LEN = threads, ITERS = iters, WG = WG],
         per_elem(threads),
         vec![("output", 4 * threads)],
     )

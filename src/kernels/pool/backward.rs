@@ -12,13 +12,7 @@ pub fn backward(gpu: &Gpu, (n, c, h, w): Nchw) -> Result<Kernel> {
         gpu,
         shader!("pool/backward"),
         "main",
-        &[
-            ("N", n as f64),
-            ("C", c as f64),
-            ("H", h as f64),
-            ("W", w as f64),
-            ("WG", WG as f64),
-        ],
+        &consts![N = n, C = c, H = h, W = w, WG = WG],
         per_elem(n * c * h * w),
         vec![("dy", out), ("argmax", out), ("dx", n * c * h * w)],
     )

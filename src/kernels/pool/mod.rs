@@ -34,13 +34,7 @@ pub fn forward(gpu: &Gpu, dims: Nchw, with_index: bool, precision: Precision) ->
     if with_index {
         bindings.push(("argmax", out, 4));
     }
-    let consts = [
-        ("N", n as f64),
-        ("C", c as f64),
-        ("H", h as f64),
-        ("W", w as f64),
-        ("WG", WG as f64),
-    ];
+    let consts = consts![N = n, C = c, H = h, W = w, WG = WG];
     let shader = shader!("pool/forward").with_precision(precision);
     Kernel::with_bindings(gpu, shader, entry, &consts, per_elem(out), bindings)
 }

@@ -14,7 +14,7 @@ pub fn forward(gpu: &Gpu, rows: usize, cols: usize, precision: Precision) -> Res
     if rows == 0 || cols == 0 {
         return Err(shape_err!("softmax over an empty [{rows}, {cols}] matrix"));
     }
-    let consts = [("ROWS", rows as f64), ("COLS", cols as f64)];
+    let consts = consts![ROWS = rows, COLS = cols];
     let (len, e) = (rows * cols, precision.bytes());
     let shader = shader!("softmax/forward").with_precision(precision);
     let bindings = vec![("input", len, e), ("output", len, e)];

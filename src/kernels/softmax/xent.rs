@@ -11,11 +11,7 @@ pub fn xent(gpu: &Gpu, rows: usize, cols: usize, scale: f32) -> Result<Kernel> {
         gpu,
         shader!("softmax/xent"),
         "main",
-        &[
-            ("ROWS", rows as f64),
-            ("COLS", cols as f64),
-            ("SCALE", scale as f64),
-        ],
+        &consts![ROWS = rows, COLS = cols, SCALE = scale],
         rows as u64,
         vec![
             ("z", rows * cols),
