@@ -2,10 +2,8 @@
 // (`#include "avgpool/header"`): output row i averages input rows floor(i * H / OH) up to
 // ceil((i + 1) * H / OH), likewise columns.
 
-override N: u32;
-override C: u32;
-override H: u32;
-override W: u32;
+#include "kernel/nchw"
+
 override OH: u32 = 7u;
 override OW: u32 = 7u;
 

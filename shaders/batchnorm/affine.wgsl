@@ -3,9 +3,8 @@
 
 #include "kernel/elements"
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/planes"
+
 override RELU: bool = false;
 
 @group(0) @binding(0) var<storage, read> input: array<S>;

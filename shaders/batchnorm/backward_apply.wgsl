@@ -3,9 +3,7 @@
 
 #include "kernel/elements"
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/planes"
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;

@@ -2,9 +2,9 @@
 // dbeta and dgamma. sums[c] = (sum dy, sum dy * xhat); ACCUMULATE adds to dgamma and dbeta
 // (micro-batches) while sums always holds this batch's values for step 2.
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/workgroups"
+#include "kernel/planes"
+
 override ACCUMULATE: bool = false;
 const WG: u32 = 64u;
 
@@ -17,11 +17,12 @@ const WG: u32 = 64u;
 
 var<workgroup> red: array<vec2<f32>, WG>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.z * nwg.x;
-    if (c >= C) { return; }
+// One workgroup per channel.
+fn work_groups() -> u32 {
+    return C;
+}
+
+fn work_group(c: u32, lid: u32) {
     let st = stats[c];
     var s = vec2<f32>(0.0);
     for (var n = 0u; n < N; n++) {

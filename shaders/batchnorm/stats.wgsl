@@ -3,9 +3,9 @@
 // update with MOMENTUM and the unbiased variance. Two passes over the channel inside one
 // workgroup (sum, then squared deviations), which keeps the variance accurate.
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/workgroups"
+#include "kernel/planes"
+
 override EPS: f32 = 1e-5;
 override MOMENTUM: f32 = 0.1;
 const WG: u32 = 64u;
@@ -29,11 +29,12 @@ fn reduce(lid: u32, v: f32) -> f32 {
     return total;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.z * nwg.x;
-    if (c >= C) { return; }
+// One workgroup per channel.
+fn work_groups() -> u32 {
+    return C;
+}
+
+fn work_group(c: u32, lid: u32) {
     let cnt = f32(N * HW);
     var s = 0.0;
     for (var n = 0u; n < N; n++) {

@@ -5,9 +5,9 @@
 // accumulation) or onto 0. So a batch summed in groups of images (a trainer splitting it
 // under the binding limit) gives the same bits as the whole batch at once.
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/workgroups"
+#include "kernel/planes"
+
 override ACCUMULATE: bool = false;
 const WG: u32 = 64u;
 
@@ -16,12 +16,12 @@ const WG: u32 = 64u;
 
 var<workgroup> red: array<f32, WG>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.z * nwg.x;
-    // Workgroup-uniform exit, so the barriers below stay in uniform control flow.
-    if (c >= C) { return; }
+// One workgroup per channel.
+fn work_groups() -> u32 {
+    return C;
+}
+
+fn work_group(c: u32, lid: u32) {
     var total = 0.0;
     if (ACCUMULATE) { total = out[c]; }
     if (HW == 1u) {

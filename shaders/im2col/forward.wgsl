@@ -3,10 +3,8 @@
 // evaluation: fc6 as a 7x7 convolution over pool5). Output [N][OH * OW][C][KH][KW], the
 // flatten order of a window, so the FC weight applies unchanged. One invocation per output.
 
-override N: u32;
-override C: u32;
-override H: u32;
-override W: u32;
+#include "kernel/nchw"
+
 override KH: u32;
 override KW: u32;
 #include "kernel/elements"

@@ -37,17 +37,10 @@ fn stage(buf: u32, k0: u32, r0: u32, m0: u32, lid: u32) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) sid: u32,
-        @builtin(subgroup_size) sg_size: u32) {
-    mma_lane(sid, sg_size);
+// The workgroup's blocks: `tile` its id folded over dispatch x and z, `y` its dispatch y.
+fn block(tile: u32, y: u32, lid: u32, sg: u32) {
     let rblocks = (ROWS + BM - 1u) / BM;
     let mblocks = (M + BN - 1u) / BN;
-    let tile = wid.x + wid.z * nwg.x;
     // Uniform per workgroup: the whole workgroup leaves, so the barriers below stay uniform.
     if (tile >= rblocks * mblocks) {
         return;

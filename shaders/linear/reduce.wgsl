@@ -7,6 +7,7 @@
 // GPU all but idle. WG must be a power of two, at most 128.
 
 #include "linear/header"
+#include "kernel/workgroups"
 
 override WG: u32 = 128u;
 // Batch rows actually held per workgroup: min(M, TM), so a batch of 1 loads x once per k.
@@ -19,14 +20,13 @@ const WG_MAX: u32 = 128u;
 // Partial sums of the TM x R outputs, one column per invocation.
 var<workgroup> partial: array<f32, TM * R * WG_MAX>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let rtiles = (ROWS + R - 1u) / R;
+// Workgroups over (output rows in tiles of R) x (batch rows in tiles of TMV).
+fn work_groups() -> u32 {
+    return (ROWS + R - 1u) / R * ((M + TMV - 1u) / TMV);
+}
+
+fn work_group(tile: u32, lid: u32) {
     let mtiles = (M + TMV - 1u) / TMV;
-    let tile = wid.x + wid.z * nwg.x;
-    // Uniform per workgroup: the whole workgroup leaves, so the barriers below stay uniform.
-    if (tile >= rtiles * mtiles) { return; }
     // Neighbouring workgroups take the same weight rows for different batch rows, so a
     // large batch reads each weight row from memory about once and from cache after.
     let m0 = (tile % mtiles) * TMV;

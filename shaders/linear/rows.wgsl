@@ -7,18 +7,24 @@
 // so every k step loads 4 + 4 values for 16 FMAs.
 
 #include "linear/header"
+#include "kernel/workgroups"
 
 override WG: u32 = 64u;
 
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let otiles = (ROWS + TN * WG - 1u) / (TN * WG);
-    let linear = wid.x + wid.z * nwg.x;
-    if (linear >= otiles * ((M + TM - 1u) / TM)) { return; }
+// Workgroups over (batch rows in TM tiles) x (output tiles of TN * WG rows).
+fn output_tiles() -> u32 {
+    return (ROWS + TN * WG - 1u) / (TN * WG);
+}
+
+fn work_groups() -> u32 {
+    return output_tiles() * ((M + TM - 1u) / TM);
+}
+
+fn work_group(linear: u32, lid: u32) {
+    let otiles = output_tiles();
     let m0 = (linear / otiles) * TM;
     let r0 = ((linear % otiles) * WG + lid) * TN;
     // Rows past the end read the last valid row and are never stored.

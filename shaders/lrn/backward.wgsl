@@ -3,9 +3,8 @@
 // holds j of dy_i * x_i * d_i^(-BETA - 1), where d_i = K + ALPHA / SIZE * (sum of squares
 // over i's window). Each d_i is recomputed (SIZE loads), so no forward state is stored.
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/planes"
+
 override SIZE: u32;
 override ALPHA: f32;
 override BETA: f32;

@@ -4,9 +4,8 @@
 
 #include "kernel/elements"
 
-override N: u32;
-override C: u32;
-override HW: u32;
+#include "kernel/planes"
+
 override SIZE: u32 = 5u;
 override ALPHA: f32 = 1e-4;
 override BETA: f32 = 0.75;

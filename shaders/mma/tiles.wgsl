@@ -3,7 +3,9 @@
 // sum over r of A[m][r] * B[r][n] for one block of BM rows and BN columns, in f32 from f16
 // operands. The including file stages the operands: its `stage(buf, r0, m0, n0, lid)`
 // writes A's BM x BK block at (m0, r0) into sa and B's BK x BN block at (r0, n0) into sb,
-// in buffer `buf`, all lanes together. The matrix operations come from the file included
+// in buffer `buf`, all lanes together. The entry point is here: it sets up the lane's
+// matrix operations and calls the including file's `block(tile, y, lid, sg)`, which picks
+// its blocks and writes them out. The matrix operations come from the file included
 // before (mma/coop, or mma/emulated lane by lane).
 //
 // Four subgroups each hold a 32x32 quarter as 2x2 accumulator tiles. The staging is
@@ -55,6 +57,20 @@ fn multiply_block(m0: u32, n0: u32, steps: u32, lid: u32, sg: u32) {
     mma_store(c10, (rm + 16u) * BN + rn);
     mma_store(c11, (rm + 16u) * BN + rn + 16u);
     workgroupBarrier();
+}
+
+// Every argument of `block` is uniform over the workgroup but `lid` (`tile` folds dispatch x
+// and z), so a `block` that returns early on `tile` leaves with the whole workgroup and its
+// barriers stay in uniform control flow.
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) sid: u32,
+        @builtin(subgroup_size) sg_size: u32) {
+    mma_lane(sid, sg_size);
+    block(wid.x + wid.z * nwg.x, wid.y, lid, sg);
 }
 
 // ReLU that keeps NaN (as the other variants do: an overflow must reach the logits).

@@ -5,10 +5,7 @@
 
 #include "kernel/elements"
 
-override N: u32;
-override C: u32;
-override H: u32;
-override W: u32;
+#include "kernel/nchw"
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> argmax: array<u32>;

@@ -2,10 +2,8 @@
 // `main_index` also writes the flat index iy * W + ix of the maximum within its input plane
 // (PyTorch's return_indices), for the backward pass. NaN wins, as in PyTorch.
 
-override N: u32;
-override C: u32;
-override H: u32;
-override W: u32;
+#include "kernel/nchw"
+
 override WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> input: array<S>;

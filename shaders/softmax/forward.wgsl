@@ -1,6 +1,8 @@
 // Softmax over the last dimension of a [ROWS, COLS] matrix, one workgroup per row:
 // a workgroup reduction finds the row maximum, a second the sum of exp(x - max).
 
+#include "kernel/workgroups"
+
 override ROWS: u32;
 override COLS: u32;
 const WG: u32 = 64u;
@@ -34,12 +36,12 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
     return r;
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    // Rows are folded over x and z; the test on `row` is uniform, so barriers stay legal.
-    let row = wid.x + wid.z * nwg.x;
-    if (row >= ROWS) { return; }
+// One workgroup per row.
+fn work_groups() -> u32 {
+    return ROWS;
+}
+
+fn work_group(row: u32, lid: u32) {
     let base = row * COLS;
     var m = -3.402823e38;
     for (var c = lid; c < COLS; c += WG) { m = max(m, f32(input[base + c])); }

@@ -5,6 +5,8 @@
 // hyperparameter buffer because it changes from step to step). One workgroup per row;
 // max-shifted for stability; ties in the argmax go to the lowest class.
 
+#include "kernel/workgroups"
+
 override ROWS: u32;
 override COLS: u32;
 override SCALE: f32;
@@ -19,11 +21,12 @@ const WG: u32 = 64u;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> arg: array<u32, WG>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let r = wid.x + wid.z * nwg.x;
-    if (r >= ROWS) { return; }
+// One workgroup per row.
+fn work_groups() -> u32 {
+    return ROWS;
+}
+
+fn work_group(r: u32, lid: u32) {
     let base = r * COLS;
     var m = -3.4e38;
     var a = 0u;

@@ -3,12 +3,8 @@
 // x - kx + pad] * w[co, ci, ky, kx], i.e. the transposed convolution. Each invocation
 // computes 4 adjacent pixels of one input channel.
 
-override N: u32;
-override C_IN: u32;
-override C_OUT: u32;
-override H: u32;
-override W: u32;
-override KS: u32;
+#include "conv/shape"
+
 override WG: u32 = 64u;
 const TN: u32 = 4u;
 

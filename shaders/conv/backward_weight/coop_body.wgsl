@@ -11,25 +11,16 @@
 // pixels x 64 k), both converted to f16 (dy carries the loss scale, which keeps it in f16's
 // range), consecutive lanes on consecutive pixels. Each chunk's block goes to its slice of
 // out ([CHUNKS][C_OUT][C_IN * KS * KS], added in chunk order by
-// conv/backward_weight/reduce), or with one chunk straight to dw (ACCUMULATE adds to it). The sums run in a fixed order: the
-// result is the same bits run to run.
+// conv/backward_weight/reduce), or with one chunk straight to dw (ACCUMULATE adds to
+// it). The sums run in a fixed order: the result is the same bits run to run.
 
-override N: u32;
-override C_IN: u32;
-override C_OUT: u32;
-override H: u32;
-override W: u32;
-override KS: u32 = 3u;
+#include "conv/backward_weight/header"
+
 override CHUNKS: u32;
 // Pixels per chunk, a multiple of BK: a step never straddles two chunks.
 override QC: u32;
-override ACCUMULATE: bool = false;
 // 4 subgroups: the host sets 4 x the adapter's (fixed) subgroup size.
 override WG: u32 = 128u;
-
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 #include "mma/tiles"
 #include "conv/gather"
@@ -58,20 +49,12 @@ fn stage(buf: u32, r0: u32, m0: u32, n0: u32, lid: u32) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) sid: u32,
-        @builtin(subgroup_size) sg_size: u32) {
-    mma_lane(sid, sg_size);
+// The workgroup's blocks: `tile` its id folded over dispatch x and z, `y` its dispatch y.
+fn block(tile: u32, y: u32, lid: u32, sg: u32) {
     let row = C_IN * KS * KS;
     let mblocks = (C_OUT + BM - 1u) / BM;
     let nblocks = (row + BN - 1u) / BN;
     let blocks = mblocks * nblocks;
-    // Folded over dispatch x and z; uniform per workgroup, so the barriers stay uniform.
-    let tile = wid.x + wid.z * nwg.x;
     if (tile >= blocks * CHUNKS) {
         return;
     }

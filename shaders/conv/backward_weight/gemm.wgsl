@@ -20,12 +20,9 @@
 // No float atomics and no order that depends on scheduling: the result is bitwise the
 // same run to run.
 
-override N: u32;
-override C_IN: u32;
-override C_OUT: u32;
-override H: u32;
-override W: u32;
-override KS: u32;
+#include "conv/backward_weight/header"
+#include "kernel/workgroups"
+
 override CHUNKS: u32;
 // Work items each lane takes per chunk.
 override PER: u32;
@@ -37,17 +34,12 @@ override SPAN: u32;
 override CPI: u32;
 // Output rows per work item.
 const ROWS: u32 = 8u;
-override ACCUMULATE: bool = false;
 
 // Lanes per workgroup, 8 to 32 (the host's choice per adapter).
 override WG: u32 = 32u;
 const BO: u32 = 4u;
 const BI: u32 = 4u;
 const ACC: u32 = 144u;
-
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 // [ACC][WG]: every lane's sums, for the fixed-order reduction.
 var<workgroup> sums: array<f32, 4608>;
@@ -170,14 +162,14 @@ fn item(g: u32, co0: u32, ci0: u32) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+// Workgroups over the chunks x the blocks of BO output and BI input channels.
+fn work_groups() -> u32 {
+    return CHUNKS * ((C_OUT + BO - 1u) / BO) * ((C_IN + BI - 1u) / BI);
+}
+
+fn work_group(linear: u32, lid: u32) {
     let bo = (C_OUT + BO - 1u) / BO;
     let bi = (C_IN + BI - 1u) / BI;
-    let linear = wid.x + wid.z * nwg.x;
-    // Uniform per workgroup, so the barrier below stays in uniform control flow.
-    if (linear >= CHUNKS * bo * bi) { return; }
     let chunk = linear / (bo * bi);
     let co0 = (linear % (bo * bi)) / bi * BO;
     let ci0 = linear % bi * BI;

@@ -1,21 +1,12 @@
 // A convolution's weight gradient (stride 1, padding KS / 2), canonical layout, for
 // batches of few pixels (gemm.wgsl is the GEMM for the others):
-// dw[co, ci, ky, kx] (+)= sum over n, y, x of dy[n, co, y, x] * x[n, ci, y + ky - pad,
+// out[co, ci, ky, kx] (+)= sum over n, y, x of dy[n, co, y, x] * x[n, ci, y + ky - pad,
 // x + kx - pad]. One invocation per (co, ci) pair computes all KS x KS taps, so each dy
 // load feeds KS * KS multiply-adds. ACCUMULATE adds to dw (gradient accumulation).
 
-override N: u32;
-override C_IN: u32;
-override C_OUT: u32;
-override H: u32;
-override W: u32;
-override KS: u32;
-override ACCUMULATE: bool = false;
-override WG: u32 = 64u;
+#include "conv/backward_weight/header"
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -30,7 +21,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     // groups of images adds the same terms in the same order as the whole batch.
     var acc: array<f32, 9>;
     for (var t = 0u; t < 9u; t++) {
-        acc[t] = select(0.0, dw[base + min(t, KS * KS - 1u)], ACCUMULATE && t < KS * KS);
+        acc[t] = select(0.0, out[base + min(t, KS * KS - 1u)], ACCUMULATE && t < KS * KS);
     }
     for (var n = 0u; n < N; n++) {
         let gplane = (n * C_OUT + co) * H * W;
@@ -50,5 +41,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
     }
-    for (var t = 0u; t < KS * KS; t++) { dw[base + t] = acc[t]; }
+    for (var t = 0u; t < KS * KS; t++) { out[base + t] = acc[t]; }
 }

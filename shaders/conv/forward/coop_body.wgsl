@@ -34,23 +34,15 @@ fn stage(buf: u32, k0: u32, m0: u32, q0: u32, lid: u32) {
     }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) sid: u32,
-        @builtin(subgroup_size) sg_size: u32) {
-    mma_lane(sid, sg_size);
+// The workgroup's blocks: `tile` its id folded over dispatch x and z, `y` its dispatch y.
+fn block(tile: u32, y: u32, lid: u32, sg: u32) {
     let total = N * H * W;
-    // Pixel blocks are folded over dispatch x and z so no dimension passes 65535; the
-    // test is uniform over the workgroup, so every barrier below is reached by all.
-    let linear = wid.x + wid.z * nwg.x;
-    if (linear * BN >= total) {
+    // Pixel blocks over the tiles, output-channel blocks over y.
+    if (tile * BN >= total) {
         return;
     }
-    let q0 = linear * BN;
-    let m0 = wid.y * BM;
+    let q0 = tile * BN;
+    let m0 = y * BM;
     multiply_block(m0, q0, K_PAD / BK, lid, sg);
     let hw = H * W;
     for (var i = lid; i < BM * BN; i += WG) {

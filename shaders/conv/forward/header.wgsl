@@ -2,12 +2,8 @@
 // (`#include "conv/forward/header"`); each variant declares binding 1, the weights, in the
 // layout it packs them in.
 
-override N: u32;
-override C_IN: u32;
-override C_OUT: u32;
-override H: u32;
-override W: u32;
-override KS: u32 = 3u;
+#include "conv/shape"
+
 override RELU: bool = false;
 
 @group(0) @binding(0) var<storage, read> input: array<S>;
