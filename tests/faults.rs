@@ -3,6 +3,7 @@
 
 mod common;
 use common::{gpu, on_each_gpu, seed};
+use pollster::block_on;
 use std::time::Duration;
 use vgg_wgpu::kernels::conv::ConvShape;
 use vgg_wgpu::{check, Gpu, GpuOptions};
@@ -21,7 +22,7 @@ fn a_kernel_that_does_not_compile_is_an_error_naming_it() {
             shader_dir: Some(dir.clone()),
             ..Default::default()
         });
-        let e = match check::pool::forward(&g, (1, 2, 4, 4), seed()) {
+        let e = match block_on(check::pool::forward(&g, (1, 2, 4, 4), seed())) {
             Ok(o) => panic!("a broken kernel ran: {o}"),
             Err(e) => e.to_string(),
         };
@@ -29,7 +30,7 @@ fn a_kernel_that_does_not_compile_is_an_error_naming_it() {
         assert!(e.contains("pool/forward"), "{e}");
         assert_eq!(g.shader_overrides_used(), vec!["pool/forward".to_string()]);
         // The device is still usable for other kernels.
-        let o = check::softmax::forward(&g, 2, 10, seed()).unwrap();
+        let o = block_on(check::softmax::forward(&g, 2, 10, seed())).unwrap();
         assert!(o.passed(), "{o}");
         std::fs::remove_dir_all(&dir).ok();
     });
@@ -40,7 +41,7 @@ fn a_lost_device_is_an_error_naming_the_op() {
     on_each_gpu(|| {
         let g = reopen(GpuOptions::default());
         g.device.destroy();
-        let e = match check::softmax::forward(&g, 2, 10, seed()) {
+        let e = match block_on(check::softmax::forward(&g, 2, 10, seed())) {
             Ok(o) => panic!("ran on a destroyed device: {o}"),
             Err(e) => e.to_string(),
         };
@@ -58,7 +59,7 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
             ..Default::default()
         });
         let s = ConvShape::new(4, 64, 64, 56, 56, 3);
-        match check::conv::forward(&g, s, true, None, seed()) {
+        match block_on(check::conv::forward(&g, s, true, None, seed())) {
             Err(e) => {
                 let e = e.to_string();
                 eprintln!("{e}");

@@ -41,12 +41,12 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Adaptive average pooling to `out`.
-pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<Outcome> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
     let k = kernels::avgpool::forward(gpu, dims, out, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x], n * c * out.0 * out.1, None)?;
+    let got = run_op(gpu, &k, &[&x], n * c * out.0 * out.1, None).await?;
     let want = reference::avgpool::forward(&x, dims, out.0, out.1);
     Ok(Outcome::new(
         "avgpool/forward",
@@ -57,13 +57,13 @@ pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<
 }
 
 /// The adaptive average pool's input gradient, on windows that overlap and repeat.
-pub fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<Outcome> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let mut rng = TensorRng::new(seed);
     let dy = rng.range(n * c * out.0 * out.1, -1.0, 1.0);
     let want = reference::avgpool::backward(&dy, dims, out.0, out.1);
     let k = kernels::avgpool::backward(gpu, dims, out)?;
-    let got = run_op(gpu, &k, &[&dy], n * c * h * w, None)?;
+    let got = run_op(gpu, &k, &[&dy], n * c * h * w, None).await?;
     Ok(Outcome::new(
         "avgpool/backward",
         format!("{} -> {}x{}", dims_str(dims), out.0, out.1),

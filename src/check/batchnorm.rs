@@ -54,14 +54,14 @@ fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
 }
 
 /// Batch norm (inference) as a per-channel affine kernel, against the unfused reference.
-pub fn affine(gpu: &Gpu, dims: Nchw, relu: bool, seed: u64) -> Result<Outcome> {
+pub async fn affine(gpu: &Gpu, dims: Nchw, relu: bool, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
     let bn = random_bn(&mut rng, c);
     let (scale, shift) = bn.scale_shift()?;
     let k = kernels::batchnorm::affine(gpu, dims, relu, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None)?;
+    let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None).await?;
     let want = reference::batchnorm::forward(
         &x,
         dims,
@@ -80,7 +80,7 @@ pub fn affine(gpu: &Gpu, dims: Nchw, relu: bool, seed: u64) -> Result<Outcome> {
 
 /// A convolution with batch norm folded into its weights on the GPU, against the reference
 /// convolution followed by the reference batch norm.
-pub fn fold(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
+pub async fn fold(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(s.input_len());
     let w = rng.uniform(s.weight_len());
@@ -93,7 +93,7 @@ pub fn fold(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
     let out = poisoned(gpu, "y", s.output_len())?;
     let bg = conv.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("conv+bn", |pass| conv.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, s.output_len())?;
+    let got = gpu.read_async::<f32>(&out, s.output_len()).await?;
     let dims = (s.n, s.c_in, s.h, s.w);
     let y = reference::conv::forward(&x, dims, (&w, &b), s.c_out, s.k, false);
     let want = reference::batchnorm::forward(
@@ -114,7 +114,7 @@ pub fn fold(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Outcome> {
 
 /// Batch norm in training: batch statistics, the running update, the output, and the
 /// gradients of input, scale and shift, as one pass of four kernels.
-pub fn train(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Vec<Outcome>> {
+pub async fn train(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Vec<Outcome>> {
     let (n, c, h, w) = dims;
     let (hw, len) = (h * w, n * c * h * w);
     let mut rng = TensorRng::new(seed);
@@ -162,15 +162,17 @@ pub fn train(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Vec<Outcome>> {
         Ok(())
     })?;
     let tag = dims_str(dims);
-    let o = |op: &str, b: &wgpu::Buffer, l: usize, want: &[f32]| -> Result<Outcome> {
-        Ok(Outcome::new(op, tag.clone(), &gpu.read(b, l)?, want))
-    };
-    Ok(vec![
-        o("batchnorm/train", &yb, len, &y)?,
-        o("batchnorm/running_mean", &rmb, c, &rm)?,
-        o("batchnorm/running_var", &rvb, c, &rv)?,
-        o("batchnorm/dx", &dxb, len, &dx)?,
-        o("batchnorm/dgamma", &dgb, c, &dgamma)?,
-        o("batchnorm/dbeta", &dbb, c, &dbeta)?,
-    ])
+    let mut out = Vec::new();
+    for (op, b, l, want) in [
+        ("batchnorm/train", &yb, len, &y),
+        ("batchnorm/running_mean", &rmb, c, &rm),
+        ("batchnorm/running_var", &rvb, c, &rv),
+        ("batchnorm/dx", &dxb, len, &dx),
+        ("batchnorm/dgamma", &dgb, c, &dgamma),
+        ("batchnorm/dbeta", &dbb, c, &dbeta),
+    ] {
+        let got = gpu.read_async(b, l).await?;
+        out.push(Outcome::new(op, tag.clone(), &got, want));
+    }
+    Ok(out)
 }

@@ -251,18 +251,18 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Convolution (kernel 1 or 3) against the reference; `tune` None takes the adapter default.
-pub fn forward(
+pub async fn forward(
     gpu: &Gpu,
     s: ConvShape,
     relu: bool,
     tune: Option<ConvTune>,
     seed: u64,
 ) -> Result<Outcome> {
-    forward_as(gpu, s, relu, tune, Precision::F32, seed)
+    forward_as(gpu, s, relu, tune, Precision::F32, seed).await
 }
 
 /// `forward` with tensors and weights stored as `precision`.
-pub fn forward_as(
+pub async fn forward_as(
     gpu: &Gpu,
     s: ConvShape,
     relu: bool,
@@ -290,7 +290,7 @@ pub fn forward_as(
     let out = poisoned(gpu, "y", s.output_len())?;
     let bg = conv.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
-    let got = read_as(gpu, &out, s.output_len(), precision)?;
+    let got = read_as(gpu, &out, s.output_len(), precision).await?;
     let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), (&w, &b), s.c_out, s.k, relu);
     let shape = format!(
         "{}x{}{}{} {}->{} {:?}/{}",
@@ -336,7 +336,7 @@ fn conv_tag(s: &ConvShape) -> String {
 
 /// Conv input gradient, weight gradient (fresh and accumulated onto a previous
 /// micro-batch's) and bias gradient.
-pub fn backward(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
+pub async fn backward(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(s.input_len());
     let wt = rng.uniform(s.weight_len());
@@ -351,7 +351,8 @@ pub fn backward(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         &[&dy, &wt],
         s.input_len(),
         None,
-    )?;
+    )
+    .await?;
     let mut out = vec![Outcome::new("conv/dgrad", tag.clone(), &got, &dx)];
     // The same gradient as a forward conv of dy with the flipped weight, on every variant
     // the adapter offers that f32 training runs (the f16-operand ones: `backward_f16_operands`).
@@ -359,14 +360,14 @@ pub fn backward(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         .into_iter()
         .filter(|t| t.variant.spec().kernels.contains(&s.k) && !t.variant.f16_operands())
     {
-        let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
+        let got = dgrad_forward(gpu, s, &wt, &dy, tune).await?;
         let tag = format!("{tag} {:?}", tune.variant);
         out.push(Outcome::new("conv/dgrad_forward", tag, &got, &dx));
     }
     let f32_kernels = ConvVariant::Direct;
-    let got = run_wgrad(gpu, s, &x, &dy, None, f32_kernels)?;
+    let got = run_wgrad(gpu, s, &x, &dy, None, f32_kernels).await?;
     out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw));
-    let got = run_wgrad(gpu, s, &x, &dy, Some(&prev), f32_kernels)?;
+    let got = run_wgrad(gpu, s, &x, &dy, Some(&prev), f32_kernels).await?;
     let want: Vec<f32> = prev.iter().zip(&dw).map(|(a, b)| a + b).collect();
     out.push(Outcome::new(
         "conv/wgrad_accumulate",
@@ -375,7 +376,7 @@ pub fn backward(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
         &want,
     ));
     let op = kernels::elementwise::channel_sum(gpu, s.n, s.c_out, s.h * s.w, false)?;
-    let got = run_op(gpu, &op, &[&dy], s.c_out, None)?;
+    let got = run_op(gpu, &op, &[&dy], s.c_out, None).await?;
     out.push(Outcome::new("conv/bias_grad", tag, &got, &db));
     Ok(out)
 }
@@ -385,7 +386,7 @@ pub fn backward(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
 /// repacked to f16 on the GPU) and dw (fresh and accumulated). x, the weight and dy are
 /// rounded to f16 first and the reference takes the same values, so what remains is f32
 /// summation, at the f32 tolerance.
-pub fn backward_f16_operands(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
+pub async fn backward_f16_operands(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let x = f16_rounded(rng.uniform(s.input_len()));
     let wt = f16_rounded(rng.uniform(s.weight_len()));
@@ -399,11 +400,11 @@ pub fn backward_f16_operands(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<O
         .filter(|t| t.variant.spec().kernels.contains(&s.k) && t.variant.f16_operands())
     {
         let tag = format!("{} {:?}", conv_tag(&s), tune.variant);
-        let got = dgrad_forward(gpu, s, &wt, &dy, tune)?;
+        let got = dgrad_forward(gpu, s, &wt, &dy, tune).await?;
         out.push(Outcome::new("conv/dgrad_forward", tag.clone(), &got, &dx));
-        let got = run_wgrad(gpu, s, &x, &dy, None, tune.variant)?;
+        let got = run_wgrad(gpu, s, &x, &dy, None, tune.variant).await?;
         out.push(Outcome::new("conv/wgrad", tag.clone(), &got, &dw));
-        let got = run_wgrad(gpu, s, &x, &dy, Some(&prev), tune.variant)?;
+        let got = run_wgrad(gpu, s, &x, &dy, Some(&prev), tune.variant).await?;
         let want: Vec<f32> = prev.iter().zip(&dw).map(|(a, b)| a + b).collect();
         out.push(Outcome::new("conv/wgrad_accumulate", tag, &got, &want));
     }
@@ -412,7 +413,7 @@ pub fn backward_f16_operands(gpu: &Gpu, s: ConvShape, seed: u64) -> Result<Vec<O
 
 /// dw of conv `s` from x and dy, both passes where the pixels are split; added onto `prev`
 /// where given, into a poisoned buffer otherwise.
-fn run_wgrad(
+async fn run_wgrad(
     gpu: &Gpu,
     s: ConvShape,
     x: &[f32],
@@ -433,12 +434,12 @@ fn run_wgrad(
     let partials = poisoned(gpu, "partials", need.max(1))?;
     let bgs = op.bind(gpu, &xb, &dyb, &partials, &dw)?;
     gpu.run_pass("conv/wgrad", |p| op.encode(gpu, p, &bgs))?;
-    gpu.read(&dw, s.weight_len())
+    gpu.read_async(&dw, s.weight_len()).await
 }
 
 /// dx of conv `s` as the trainer computes it: the weight flipped and repacked on the GPU for
 /// `tune`, then the forward conv from c_out to c_in channels over dy.
-fn dgrad_forward(
+async fn dgrad_forward(
     gpu: &Gpu,
     s: ConvShape,
     wt: &[f32],
@@ -451,7 +452,8 @@ fn dgrad_forward(
         &[wt],
         wt.len(),
         None,
-    )?;
+    )
+    .await?;
     let d = ConvShape::new(s.n, s.c_out, s.c_in, s.h, s.w, s.k);
     let conv = kernels::conv::Conv2d::with_tune(gpu, d, false, tune)?;
     let (wl, bl) = conv.tune.packed_elems(d.c_in, d.c_out, d.k);
@@ -461,7 +463,8 @@ fn dgrad_forward(
         &[&flipped],
         wl,
         None,
-    )?;
+    )
+    .await?;
     let params = kernels::conv::ConvParams {
         weight: gpu.upload("dgrad weight", &packed)?,
         bias: gpu.upload("dgrad bias", &vec![0.0f32; bl])?,
@@ -469,7 +472,7 @@ fn dgrad_forward(
     let (xb, out) = (gpu.upload("dy", dy)?, poisoned(gpu, "dx", d.output_len())?);
     let bg = conv.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("conv/dgrad_forward", |p| conv.encode(gpu, p, &bg))?;
-    gpu.read(&out, d.output_len())
+    gpu.read_async(&out, d.output_len()).await
 }
 
 /// `tune`'s packed weight layout as the reference describes it.
@@ -493,7 +496,7 @@ fn layout(tune: ConvTune, c_in: usize, k: usize) -> reference::conv::Layout {
 /// `tune.weight_precision(storage)`, against the host packing: exact (a permutation),
 /// except Winograd's transform, a sum of 9 products in f32 on the GPU against the f64 sum
 /// rounded once on the host (relative error a few f32 ulps; 1e-6 allows for 8).
-pub fn pack(
+pub async fn pack(
     gpu: &Gpu,
     (c_in, c_out, ks): (usize, usize, usize),
     tune: ConvTune,
@@ -511,7 +514,7 @@ pub fn pack(
         // rounded to f16 to nearest even. WGSL lets a conversion to f16 round to either
         // neighbour, so an adapter may differ by one f16 ulp per element: relative error at
         // most 2^-10 (9.8e-4), the tolerance.
-        let words = run_op(gpu, &op, &[&w], want.len().div_ceil(2), None)?;
+        let words = run_op(gpu, &op, &[&w], want.len().div_ceil(2), None).await?;
         let got: Vec<f32> = words
             .iter()
             .flat_map(|x| {
@@ -524,7 +527,7 @@ pub fn pack(
         let shape = format!("{shape} f16");
         return Ok(Outcome::new("conv/pack", shape, &got, &want).tol(1e-3));
     }
-    let got = run_op(gpu, &op, &[&w], want.len(), None)?;
+    let got = run_op(gpu, &op, &[&w], want.len(), None).await?;
     let tol = if matches!(packing, Packing::Winograd | Packing::Winograd2) {
         1e-6
     } else {

@@ -30,7 +30,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// ReLU gradient from the forward output.
-pub fn relu_backward(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
+pub async fn relu_backward(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let y: Vec<f32> = rng.uniform(len).into_iter().map(|v| v.max(0.0)).collect();
     let dy = rng.uniform(len);
@@ -40,13 +40,14 @@ pub fn relu_backward(gpu: &Gpu, len: usize, seed: u64) -> Result<Outcome> {
         &[&y, &dy],
         len,
         None,
-    )?;
+    )
+    .await?;
     let want = reference::elementwise::relu_backward(&y, &dy);
     Ok(Outcome::new("elementwise/relu_backward", len.to_string(), &got, &want).tol(0.0))
 }
 
 /// Dropout with the counter-based mask the reference shares.
-pub fn dropout(gpu: &Gpu, len: usize, p: f64, seed: u64) -> Result<Outcome> {
+pub async fn dropout(gpu: &Gpu, len: usize, p: f64, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(len);
     let mask_seed = seed as u32 | 1;
@@ -57,7 +58,8 @@ pub fn dropout(gpu: &Gpu, len: usize, p: f64, seed: u64) -> Result<Outcome> {
         &[&x, &bits(&[mask_seed])],
         len,
         None,
-    )?;
+    )
+    .await?;
     let zeros = |v: &[f32]| v.iter().map(|x| (*x == 0.0) as u32).collect::<Vec<_>>();
     Ok(
         Outcome::new("elementwise/dropout", format!("{len} p={p}"), &got, &want)

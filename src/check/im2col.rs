@@ -26,13 +26,13 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Window gathering for dense evaluation.
-pub fn forward(gpu: &Gpu, dims: Nchw, window: (usize, usize), seed: u64) -> Result<Outcome> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, window: (usize, usize), seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
     let k = kernels::im2col::forward(gpu, dims, window, Precision::F32)?;
     let len = n * kernels::im2col::positions(dims, window) * c * window.0 * window.1;
-    let got = run_op(gpu, &k, &[&x], len, None)?;
+    let got = run_op(gpu, &k, &[&x], len, None).await?;
     let want = reference::im2col::forward(&x, dims, window.0, window.1);
     Ok(Outcome::new(
         "im2col/forward",

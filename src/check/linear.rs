@@ -145,19 +145,19 @@ fn backward_cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Fully connected layer; `max_binding` forces the weight split below the adapter's limit.
-pub fn forward(
+pub async fn forward(
     gpu: &Gpu,
     s: LinearShape,
     relu: bool,
     max_binding: Option<u64>,
     seed: u64,
 ) -> Result<Outcome> {
-    forward_as(gpu, s, relu, max_binding, Precision::F32, None, seed)
+    forward_as(gpu, s, relu, max_binding, Precision::F32, None, seed).await
 }
 
 /// `forward` with tensors and weights stored as `precision`, in `variant` (None: the
 /// adapter's default).
-pub fn forward_as(
+pub async fn forward_as(
     gpu: &Gpu,
     s: LinearShape,
     relu: bool,
@@ -184,7 +184,7 @@ pub fn forward_as(
     let out = poisoned(gpu, "y", s.m * s.n_out)?;
     let bgs = fc.bind(gpu, &xb, &params, &out)?;
     gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
-    let got = read_as(gpu, &out, s.m * s.n_out, precision)?;
+    let got = read_as(gpu, &out, s.m * s.n_out, precision).await?;
     let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, relu);
     let shape = format!(
         "{}{}{}x{} -> {} ({:?}, {} binding{})",
@@ -228,7 +228,7 @@ pub fn forward_as(
 
 /// FC gradients with the weight in row chunks, as the forward splits a weight over
 /// bindings: dx accumulates over the chunks, dw is per chunk, db is a column sum.
-pub fn backward(
+pub async fn backward(
     gpu: &Gpu,
     s: LinearShape,
     chunks: &[(usize, usize)],
@@ -245,12 +245,12 @@ pub fn backward(
     for (j, &(r0, rows)) in chunks.iter().enumerate() {
         let op = kernels::linear::dx(gpu, s, r0, rows, j > 0)?;
         let wc = &wt[r0 * s.k..(r0 + rows) * s.k];
-        got_dx = Some(run_op(gpu, &op, &[wc, &dy], s.m * s.k, got_dx.as_deref())?);
+        got_dx = Some(run_op(gpu, &op, &[wc, &dy], s.m * s.k, got_dx.as_deref()).await?);
         let op = kernels::linear::dw(gpu, s, r0, rows, false)?;
-        got_dw.extend(run_op(gpu, &op, &[&x, &dy], rows * s.k, None)?);
+        got_dw.extend(run_op(gpu, &op, &[&x, &dy], rows * s.k, None).await?);
     }
     let op = kernels::elementwise::channel_sum(gpu, s.m, s.n_out, 1, false)?;
-    let got_db = run_op(gpu, &op, &[&dy], s.n_out, None)?;
+    let got_db = run_op(gpu, &op, &[&dy], s.n_out, None).await?;
     Ok(vec![
         Outcome::new("linear/dx", tag.clone(), &got_dx.unwrap_or_default(), &dx),
         Outcome::new("linear/dw", tag.clone(), &got_dw, &dw),

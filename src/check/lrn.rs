@@ -29,19 +29,19 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// LRN with the paper's constants on inputs large enough for the normaliser to matter.
-pub fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.range(n * c * h * w, -60.0, 60.0);
     let p = LrnParams::default();
     let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x], x.len(), None)?;
+    let got = run_op(gpu, &k, &[&x], x.len(), None).await?;
     let want = reference::lrn::forward(&x, dims, &p);
     Ok(Outcome::new("lrn/forward", dims_str(dims), &got, &want))
 }
 
 /// LRN gradient, on inputs large enough for the normaliser's cross terms to matter.
-pub fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let len = n * c * h * w;
     let mut rng = TensorRng::new(seed);
@@ -55,6 +55,7 @@ pub fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
         &[&x, &dy],
         len,
         None,
-    )?;
+    )
+    .await?;
     Ok(Outcome::new("lrn/backward", dims_str(dims), &got, &want))
 }

@@ -368,14 +368,16 @@ pub(crate) fn f16_rounded(v: Vec<f32>) -> Vec<f32> {
 }
 
 /// Reads `len` elements of `precision` back as f32.
-pub(crate) fn read_as(
+pub(crate) async fn read_as(
     gpu: &Gpu,
     buf: &wgpu::Buffer,
     len: usize,
     precision: Precision,
 ) -> Result<Vec<f32>> {
     // Copies move whole 4-byte words; an odd count of f16 reads one element more.
-    let bytes = gpu.read::<u8>(buf, (len * precision.bytes()).div_ceil(4) * 4)?;
+    let bytes = gpu
+        .read_async::<u8>(buf, (len * precision.bytes()).div_ceil(4) * 4)
+        .await?;
     let mut out = precision.decode(&bytes);
     out.truncate(len);
     Ok(out)
@@ -383,7 +385,7 @@ pub(crate) fn read_as(
 
 /// Uploads `inputs`, runs `op` with a last (output) buffer of `out_len` elements holding
 /// `prefill` (NaN poison when None), and reads the output back.
-pub fn run_op(
+pub async fn run_op(
     gpu: &Gpu,
     op: &Kernel,
     inputs: &[&[f32]],
@@ -401,7 +403,7 @@ pub fn run_op(
     let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     let bg = op.bind(gpu, &refs)?;
     gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
-    gpu.read(&bufs[bufs.len() - 1], out_len)
+    gpu.read_async(&bufs[bufs.len() - 1], out_len).await
 }
 
 /// u32 values carried through an f32 upload.

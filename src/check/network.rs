@@ -15,34 +15,34 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     let f = "network/forward";
     let mut v = vec![
         // The quick set's network.
-        one(f, "vgg16 at 32x32", |s| {
-            forward(gpu, &small("vgg16")?, 2, None, Precision::F32, s)
+        one(f, "vgg16 at 32x32", move |s| async move {
+            forward(gpu, &small("vgg16")?, 2, None, Precision::F32, s).await
         })
         .quick(),
-        one(f, "vgg11_bn at 32x32", |s| {
-            forward(gpu, &small("vgg11_bn")?, 2, None, Precision::F32, s)
+        one(f, "vgg11_bn at 32x32", move |s| async move {
+            forward(gpu, &small("vgg11_bn")?, 2, None, Precision::F32, s).await
         }),
         // Activations over a 64 KiB binding run in groups of images; the FC weight splits.
-        one(f, "over binding limit", |s| {
+        one(f, "over binding limit", move |s| async move {
             let m = Model::parse("16,16,M,32,M")
                 .and_then(|m| m.with_input(3, 24, 20))
                 .and_then(|m| m.with_avgpool(None))
                 .and_then(|m| m.with_hidden(&[40]))
                 .and_then(|m| m.with_classes(7))?;
-            forward(gpu, &m, 5, Some(65536), Precision::F32, s)
+            forward(gpu, &m, 5, Some(65536), Precision::F32, s).await
         }),
-        one(f, "1 channel, LRN, 1x1 conv", |s| {
+        one(f, "1 channel, LRN, 1x1 conv", move |s| async move {
             let m = Model::parse("5,M,12,13:1,L,M,7")
                 .and_then(|m| m.with_input(1, 13, 15))
                 .and_then(|m| m.with_avgpool(None))
                 .and_then(|m| m.with_hidden(&[19]))
                 .and_then(|m| m.with_classes(3))?;
-            forward(gpu, &m, 3, None, Precision::F32, s)
+            forward(gpu, &m, 3, None, Precision::F32, s).await
         }),
     ];
     if opts.scope == Scope::Full {
-        v.push(one(f, "vgg16 at 224x224", |s| {
-            forward(gpu, &Model::vgg16(), 1, None, Precision::F32, s)
+        v.push(one(f, "vgg16 at 224x224", move |s| async move {
+            forward(gpu, &Model::vgg16(), 1, None, Precision::F32, s).await
         }));
     } else {
         v.push(skip(
@@ -54,8 +54,8 @@ pub fn cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
     // them.
     if gpu.features().contains(wgpu::Features::SHADER_F16) {
         v.push(
-            one(f, "vgg16 at 32x32 f16", |s| {
-                forward(gpu, &small("vgg16")?, 2, None, Precision::F16, s)
+            one(f, "vgg16 at 32x32 f16", move |s| async move {
+                forward(gpu, &small("vgg16")?, 2, None, Precision::F16, s).await
             })
             .f16(),
         );
@@ -115,7 +115,7 @@ pub fn random_input(model: &Model, n: usize, seed: u64) -> Tensor {
 /// The executor's logits (activations poisoned first) against the whole-network reference,
 /// in `precision` (f16: storage, and the tensor-core kernels it selects where the adapter
 /// has them) at that precision's network tolerance.
-pub fn forward(
+pub async fn forward(
     gpu: &Gpu,
     model: &Model,
     n: usize,
@@ -138,7 +138,7 @@ pub fn forward(
         .unwrap_or_default();
     net.prepare(n, &[&last])?;
     net.poison();
-    let got = net.forward_features(&x, &last)?;
+    let got = net.forward_features_async(&x, &last).await?;
     let want = reference::network::forward(model, &weights, &x, None)?;
     let [c, h, w] = model.input_dims();
     let shape = format!(

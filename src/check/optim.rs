@@ -20,7 +20,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 /// loss-scaled by 2^12 with the scale's inverse in the hyperparameters, as loss-scaled
 /// training gives it: powers of two, so unscaling is exact and the f32 tolerance holds.
 /// Then the same step with the overflow flag set: weights and momentum must stay bitwise.
-pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
+pub async fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let (w0, grad, v0) = (rng.uniform(len), rng.uniform(len), rng.uniform(len));
     let (mut w, mut v) = (w0.clone(), v0.clone());
@@ -28,7 +28,7 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let op = kernels::optim::sgd(gpu, len)?;
     let loss_scale = 4096.0f32;
     let scaled: Vec<f32> = grad.iter().map(|g| g * loss_scale).collect();
-    let run = |skip: bool| -> Result<(Vec<f32>, Vec<f32>)> {
+    let run = async |skip: bool| -> Result<(Vec<f32>, Vec<f32>)> {
         let (wb, gb, vb) = (
             gpu.upload("w", &w0)?,
             gpu.upload("g", &scaled)?,
@@ -41,10 +41,13 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
         let hb = gpu.upload("hyper", &hyper)?;
         let bg = op.bind(gpu, &[&wb, &gb, &vb, &hb])?;
         gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
-        Ok((gpu.read(&wb, len)?, gpu.read(&vb, len)?))
+        Ok((
+            gpu.read_async(&wb, len).await?,
+            gpu.read_async(&vb, len).await?,
+        ))
     };
-    let (got_w, got_v) = run(false)?;
-    let (kept_w, kept_v) = run(true)?;
+    let (got_w, got_v) = run(false).await?;
+    let (kept_w, kept_v) = run(true).await?;
     let n = len.to_string();
     Ok(vec![
         Outcome::new("optim/sgd", n.clone(), &got_w, &w),
@@ -56,7 +59,7 @@ pub fn sgd(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
 
 /// The overflow check over a gradient of `len` elements: clean, then with one infinity,
 /// one NaN, and one infinity in the last element (the flag's value is compared exactly).
-pub fn overflow(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
+pub async fn overflow(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let clean = rng.range(len, -1e30, 1e30);
     let at = (seed as usize * 7919) % len;
@@ -78,7 +81,8 @@ pub fn overflow(gpu: &Gpu, len: usize, seed: u64) -> Result<Vec<Outcome>> {
         let hb = gpu.upload("hyper", &hyper)?;
         let bg = op.bind(gpu, &[&gb, &hb])?;
         gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
-        let flag = gpu.read::<u32>(&hb, kernels::optim::HYPER)?[kernels::optim::OVERFLOW];
+        let flag =
+            gpu.read_async::<u32>(&hb, kernels::optim::HYPER).await?[kernels::optim::OVERFLOW];
         let want = bad.is_some() as u32;
         out.push(
             Outcome::new("optim/overflow", format!("{len} {what}"), &[], &[])

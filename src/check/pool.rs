@@ -29,7 +29,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Max pooling, values and argmax indices.
-pub fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
     let x = rng.uniform(n * c * h * w);
@@ -40,14 +40,14 @@ pub fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let idx = poisoned(gpu, "argmax", len)?;
     let bg = pool.bind(gpu, &[&xb, &out, &idx])?;
     gpu.run_pass("pool/forward", |pass| pool.encode(gpu, pass, &bg))?;
-    let got = gpu.read::<f32>(&out, len)?;
-    let got_idx = gpu.read::<u32>(&idx, len)?;
+    let got = gpu.read_async::<f32>(&out, len).await?;
+    let got_idx = gpu.read_async::<u32>(&idx, len).await?;
     let (want, want_idx) = reference::pool::forward(&x, dims);
     Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
 }
 
 /// Max-pool gradient through the forward argmax (exact: a gather).
-pub fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let (n, c, h, w) = dims;
     let mut rng = TensorRng::new(seed);
     let x = rng.uniform(n * c * h * w);
@@ -55,7 +55,7 @@ pub fn backward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let dy = rng.uniform(idx.len());
     let want = reference::pool::backward(&dy, &idx, dims);
     let op = kernels::pool::backward(gpu, dims)?;
-    let got = run_op(gpu, &op, &[&dy, &bits(&idx)], n * c * h * w, None)?;
+    let got = run_op(gpu, &op, &[&dy, &bits(&idx)], n * c * h * w, None).await?;
     // A gather moves values: anything but the exact value is wrong.
     Ok(Outcome::new("pool/backward", dims_str(dims), &got, &want).tol(0.0))
 }

@@ -243,6 +243,14 @@ impl AdapterReport {
         };
     }
 
+    /// The driver issues `gpu`'s selectors worked around so far, as the report lists them.
+    pub fn workarounds_of(gpu: &Gpu) -> Vec<String> {
+        gpu.worked_around()
+            .iter()
+            .map(|d| format!("{}: {}", d.kernel, d.why))
+            .collect()
+    }
+
     /// One line naming the adapter as a driver team would: vendor, device, driver, backend.
     pub fn title(&self) -> String {
         let driver = format!("{} {}", self.driver, self.driver_info);
@@ -507,8 +515,9 @@ impl Report {
 
 /// Today's UTC date as YYYY-MM-DD (civil-from-days, so no date crate is needed).
 pub fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // web_time: std's clock panics in a browser page.
+    let secs = web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let z = (secs / 86400) as i64 + 719_468;

@@ -22,11 +22,11 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 }
 
 /// Softmax over rows; logits spread over [-20, 20) so the max shift matters.
-pub fn forward(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome> {
+pub async fn forward(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let x = rng.range(rows * cols, -20.0, 20.0);
     let k = kernels::softmax::forward(gpu, rows, cols, Precision::F32)?;
-    let got = run_op(gpu, &k, &[&x], rows * cols, None)?;
+    let got = run_op(gpu, &k, &[&x], rows * cols, None).await?;
     Ok(Outcome::new(
         "softmax/forward",
         format!("{rows}x{cols}"),
@@ -36,7 +36,7 @@ pub fn forward(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Outcome
 }
 
 /// Softmax cross-entropy: the logits' gradient, and the per-row loss and correctness.
-pub fn xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Vec<Outcome>> {
+pub async fn xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Vec<Outcome>> {
     let mut rng = TensorRng::new(seed);
     let z = rng.range(rows * cols, -4.0, 4.0);
     let labels: Vec<u32> = (0..rows)
@@ -58,8 +58,8 @@ pub fn xent(gpu: &Gpu, rows: usize, cols: usize, seed: u64) -> Result<Vec<Outcom
     )?;
     let bg = op.bind(gpu, &[&zb, &lb, &dzb, &sb, &hb])?;
     gpu.run_pass(&op.name, |p| op.encode(gpu, p, &bg))?;
-    let got_dz: Vec<f32> = gpu.read(&dzb, rows * cols)?;
-    let stats: Vec<f32> = gpu.read(&sb, rows * 2)?;
+    let got_dz: Vec<f32> = gpu.read_async(&dzb, rows * cols).await?;
+    let stats: Vec<f32> = gpu.read_async(&sb, rows * 2).await?;
     let got_loss: f64 = stats.chunks(2).map(|s| s[0] as f64).sum::<f64>() / rows as f64;
     let got_correct: Vec<u32> = stats.chunks(2).map(|s| (s[1] == 1.0) as u32).collect();
     // The reference gives only the count of correct rows; the check wants them per row.

@@ -9,7 +9,10 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::ConvShape;
 use crate::kernels::linear::LinearShape;
-use std::time::Instant;
+use std::future::Future;
+use std::pin::Pin;
+// std's Instant panics in a browser page; this one reads the page's clock there.
+use web_time::Instant;
 
 /// Which cases of the table run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,7 +68,11 @@ pub struct Skipped {
     pub reason: String,
 }
 
-type Run<'a> = Box<dyn Fn(u64) -> Result<Vec<Outcome>> + 'a>;
+/// A running case: a future, so that a browser page can await its readbacks (`run` blocks
+/// on it natively).
+pub type Running<'a> = Pin<Box<dyn Future<Output = Result<Vec<Outcome>>> + 'a>>;
+
+type Run<'a> = Box<dyn Fn(u64) -> Running<'a> + 'a>;
 
 /// One entry of the suite: a case to run, or one skipped on this adapter.
 pub enum Case<'a> {
@@ -119,37 +126,55 @@ impl Case<'_> {
     }
 }
 
-pub(super) fn case<'a>(
+pub(super) fn case<'a, F: Future<Output = Result<Vec<Outcome>>> + 'a>(
     op: &str,
     shape: &str,
-    f: impl Fn(u64) -> Result<Vec<Outcome>> + 'a,
+    f: impl Fn(u64) -> F + 'a,
 ) -> Case<'a> {
     Case::Run {
         op: op.into(),
         shape: shape.into(),
-        run: Box::new(f),
+        run: Box::new(move |s| Box::pin(f(s))),
         f16: false,
         quick: false,
     }
 }
 
-pub(super) fn one<'a>(op: &str, shape: &str, f: impl Fn(u64) -> Result<Outcome> + 'a) -> Case<'a> {
-    case(op, shape, move |s| f(s).map(|o| vec![o]))
+pub(super) fn one<'a, F: Future<Output = Result<Outcome>> + 'a>(
+    op: &str,
+    shape: &str,
+    f: impl Fn(u64) -> F + 'a,
+) -> Case<'a> {
+    case(op, shape, move |s| {
+        let run = f(s);
+        async move { run.await.map(|o| vec![o]) }
+    })
 }
 
 /// One case of `op` (shape label `label`) per entry of `shapes`, run as `f(shape, seed)`;
 /// the one at index `quick`, if any, in the quick set.
-pub(super) fn each<'a, T: Copy + 'a, R: Into<Vec<Outcome>>>(
+pub(super) fn each<'a, T, R, F>(
     op: &str,
     label: &str,
     shapes: impl IntoIterator<Item = T>,
     quick: Option<usize>,
-    f: impl Fn(T, u64) -> Result<R> + Copy + 'a,
-) -> Vec<Case<'a>> {
+    f: impl Fn(T, u64) -> F + Copy + 'a,
+) -> Vec<Case<'a>>
+where
+    T: Copy + 'a,
+    R: Into<Vec<Outcome>>,
+    F: Future<Output = Result<R>> + 'a,
+{
     shapes
         .into_iter()
         .enumerate()
-        .map(|(i, d)| case(op, label, move |s| f(d, s).map(Into::into)).quick_if(Some(i) == quick))
+        .map(|(i, d)| {
+            let run = move |s| {
+                let run = f(d, s);
+                async move { run.await.map(Into::into) }
+            };
+            case(op, label, run).quick_if(Some(i) == quick)
+        })
         .collect()
 }
 
@@ -269,7 +294,32 @@ pub fn run(
 /// `run`, also telling `starting` before each case which one of the whole list (op and
 /// shape, skipped ones included) starts, and once more at the end with the list's length:
 /// what a watchdog needs to name a case that never returns and those left after it.
+/// Natively it blocks on [`run_async`]; a page, which cannot block, awaits that instead.
 pub fn run_counted(
+    gpu: &Gpu,
+    opts: &SuiteOptions,
+    report: impl FnMut(&Outcome),
+    starting: impl FnMut(usize, &[(String, String)]),
+) -> (Vec<Outcome>, Vec<Skipped>) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(run_async(gpu, opts, report, starting))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (gpu, opts, report, starting);
+        let reason = "a page cannot block on the GPU: await run_async";
+        let skipped = Skipped {
+            op: "check".into(),
+            reason: reason.into(),
+        };
+        (Vec::new(), vec![skipped])
+    }
+}
+
+/// The suite as a future: what `run_counted` blocks on natively and a browser page awaits.
+/// Each case's readbacks are awaited, so the page's event loop answers them.
+pub async fn run_async(
     gpu: &Gpu,
     opts: &SuiteOptions,
     mut report: impl FnMut(&Outcome),
@@ -307,14 +357,14 @@ pub fn run_counted(
         }
         let seed = opts.seed.wrapping_add(i as u64);
         let started = Instant::now();
-        let first = run(seed);
+        let first = run(seed).await;
         let seconds = started.elapsed().as_secs_f64();
         let mut results = match first {
             Ok(r) => r,
             Err(e) => vec![Outcome::failed(&op, shape.clone(), e.to_string())],
         };
         if opts.determinism && results.iter().all(|o| o.error.is_none()) {
-            match run(seed) {
+            match run(seed).await {
                 Ok(again) if again.len() == results.len() => {
                     for (o, a) in results.iter_mut().zip(&again) {
                         o.determinism = Determinism::of(&o.output, &a.output);

@@ -611,11 +611,7 @@ fn suite_thread(
     );
     let hung = gpu.is_hung();
     let overrides = gpu.shader_overrides_used();
-    let workarounds = gpu
-        .worked_around()
-        .iter()
-        .map(|d| format!("{}: {}", d.kernel, d.why))
-        .collect();
+    let workarounds = AdapterReport::workarounds_of(&gpu);
     if hung {
         // Dropping the device waits for work that never ends.
         std::mem::forget(gpu);

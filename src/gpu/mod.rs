@@ -5,6 +5,8 @@ mod buffer;
 mod pipeline;
 mod timing;
 pub mod tuning;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use buffer::POISON_BITS;
 pub use pipeline::{builtin_wgsl, Precision, Shader};
@@ -495,6 +497,8 @@ impl Gpu {
     /// [`Gpu::from_adapter`] as a future.
     pub async fn from_adapter_async(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
+        #[cfg(target_arch = "wasm32")]
+        let info = web::adapter_info(info).await;
         // wgpu lists adapters it cannot run compute on (an OpenGL context below 4.3 or ES
         // 3.1). Some say they can and cannot; `probe` below finds those.
         let downlevel = adapter.get_downlevel_capabilities();

@@ -46,7 +46,14 @@ pub fn forward<T: Real>(
             *d = T::of(if relu { a.max(0.0) } else { *a });
         }
     };
+    // A browser page can spawn no thread (and has no parallelism to report): it runs here.
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if threads == 1 {
+        for (i, dst) in out.chunks_mut(plane).enumerate() {
+            one_plane(i, dst);
+        }
+        return out;
+    }
     let planes = n * c_out;
     let per = planes.div_ceil(threads).max(1);
     std::thread::scope(|s| {

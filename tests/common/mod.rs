@@ -90,9 +90,10 @@ pub fn seed() -> u64 {
     })
 }
 
-/// Prints the outcome with the adapter and fails the test if it does not pass.
-pub fn assert_pass(o: vgg_wgpu::Result<Outcome>) {
-    let o = o.unwrap_or_else(|e| panic!("{e}"));
+/// Runs a check case (natively its future is ready once its waits return), prints the
+/// outcome with the adapter and fails the test if it does not pass.
+pub fn assert_pass(case: impl std::future::Future<Output = vgg_wgpu::Result<Outcome>>) {
+    let o = pollster::block_on(case).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("[{}] {o}", gpu().info().name);
     assert!(o.passed(), "{o}");
 }
