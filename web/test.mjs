@@ -1,6 +1,7 @@
-// Opens the page in headless Chromium with WebGPU, waits for the digit model, and fails on
-// a console error, a failed run, a wrong prediction among the eight shown, or a held-out
-// count other than the native run's. Usage: node test.mjs URL NATIVE_CORRECT
+// Opens the page in headless Chromium with WebGPU, waits for the digit model and then the
+// conformance suite's quick set (?check=quick), and fails on a console error, a failed
+// run, a wrong prediction among the eight shown, a held-out count other than the native
+// run's, or any conformance case that fails. Usage: node test.mjs URL NATIVE_CORRECT
 import { chromium } from "playwright-core";
 
 const [url, native] = process.argv.slice(2);
@@ -20,7 +21,7 @@ try {
     if (m.type() === "error") errors.push(m.text());
   });
   page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(url);
+  await page.goto(`${url}?check=quick`);
   // SwiftShader under Chromium compiles and runs everything on the CPU: minutes at most.
   await page.waitForFunction(() => document.body.dataset.state, null, { timeout: 600_000 });
   const state = await page.evaluate(() => document.body.dataset.state);
@@ -34,6 +35,19 @@ try {
   }
   console.log(`${r.correct} of ${r.of} held-out digits right in ${(r.ms / 1000).toFixed(2)} s`);
   if (String(r.correct) !== native) fail(`${r.correct} right in the page, ${native} natively`);
+  await page.waitForFunction(() => document.body.dataset.check, null, { timeout: 900_000 });
+  const check = await page.evaluate(() => document.body.dataset.check);
+  if (check === "error") {
+    fail(await page.evaluate(() => document.getElementById("check-status").textContent));
+  }
+  const report = JSON.parse(await page.evaluate(() => document.getElementById("report").textContent));
+  const a = report.adapters[0];
+  console.log(`conformance on ${a.name} (vendor ${a.driver}, architecture ${a.driver_info}):`);
+  for (const w of a.workarounds) console.log(`  driver issue worked around: ${w}`);
+  for (const s of a.skipped) console.log(`  skipped ${s.op}: ${s.reason}`);
+  for (const row of a.results.filter((x) => !x.pass)) console.log(`  FAIL ${row.op} ${row.shape}: ${row.failure}`);
+  console.log(`  ${a.passed} passed, ${a.failed} failed, ${a.skipped.length} skipped in ${a.seconds.toFixed(1)} s`);
+  if (check !== "done" || a.failed || !a.passed) fail(`${a.failed} conformance cases failed`);
   if (errors.length) fail(`console errors:\n${errors.join("\n")}`);
   console.log("browser test passed");
 } finally {

@@ -1,6 +1,9 @@
 //! The engine in a browser page: wasm-bindgen exports over the library's asynchronous API
-//! (`Gpu::new_async`, `Network::forward_async`), which the page (web/index.html) awaits.
+//! (`Gpu::new_async`, `Network::forward_async`, `check::suite::run_async`), which the page
+//! (web/index.html) awaits.
 
+use vgg_wgpu::check::report::{AdapterReport, Report, Row};
+use vgg_wgpu::check::suite::{run_async, Scope, SuiteOptions};
 use vgg_wgpu::io::datasets::{mnist_5k, Dataset};
 use vgg_wgpu::{Gpu, Network, Tensor};
 use wasm_bindgen::prelude::*;
@@ -70,4 +73,59 @@ pub async fn demo() -> Result<String, JsValue> {
         "ms": js_sys::Date::now() - started,
     })
     .to_string())
+}
+
+/// `vgg check` in the page: the conformance suite's `scope` ("quick", "standard" or
+/// "full") on the page's WebGPU adapter, each case against the CPU reference compiled into
+/// this module and run twice for determinism, with `seed` as `vgg check --seed`. Calls
+/// `progress(done, total, row)` as each case starts (row null) and as each result comes
+/// (row: its row of the report, as JSON). Returns the JSON report `vgg check --json`
+/// writes.
+#[wasm_bindgen]
+pub async fn check(
+    scope: String,
+    seed: u32,
+    progress: js_sys::Function,
+) -> Result<String, JsValue> {
+    let scope = match scope.as_str() {
+        "quick" => Scope::Quick,
+        "standard" => Scope::Standard,
+        "full" => Scope::Full,
+        s => return Err(format!("no scope {s:?}: quick, standard or full").into()),
+    };
+    let gpu = Gpu::new_async(&Default::default()).await.map_err(js)?;
+    let opts = SuiteOptions {
+        seed: seed.into(),
+        scope,
+        ..Default::default()
+    };
+    let mut adapter = AdapterReport::new(0, gpu.info());
+    adapter.describe(&gpu);
+    let say = |done: usize, total: usize, row: JsValue| {
+        let args = [done.into(), total.into(), row];
+        // A page's progress display failing is no reason to stop the suite.
+        let _ = progress.apply(&JsValue::NULL, &args.iter().collect());
+    };
+    let total = std::cell::Cell::new(0);
+    let done = std::cell::Cell::new(0);
+    let started = js_sys::Date::now();
+    let (outcomes, skipped) = run_async(
+        &gpu,
+        &opts,
+        |o| {
+            let row = serde_json::to_string(&Row::from(o)).unwrap_or_default();
+            say(done.get(), total.get(), row.into())
+        },
+        |i, names| {
+            done.set(i);
+            total.set(names.len());
+            say(i, names.len(), JsValue::NULL);
+        },
+    )
+    .await;
+    adapter.workarounds = AdapterReport::workarounds_of(&gpu);
+    adapter.record(&outcomes, skipped, (js_sys::Date::now() - started) / 1000.0);
+    let mut report = Report::new(opts.seed, scope, opts.determinism);
+    report.adapters.push(adapter);
+    Ok(report.json())
 }
