@@ -61,15 +61,20 @@ pub fn is_pth(bytes: &[u8]) -> bool {
 /// Tensors of other dtypes (PyTorch's integer `num_batches_tracked`) are skipped.
 pub fn read_safetensors(path: &Path) -> Result<Weights> {
     let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
-    if is_pth(&bytes) {
-        return super::pth::read_pth(&bytes, path);
+    read_safetensors_bytes(&bytes, path)
+}
+
+/// [`read_safetensors`] on a file's bytes (`path` names it in errors).
+pub fn read_safetensors_bytes(bytes: &[u8], path: &Path) -> Result<Weights> {
+    if is_pth(bytes) {
+        return super::pth::read_pth(bytes, path);
     }
-    if is_onnx_file(path, &bytes) {
-        return Ok(super::onnx::read_onnx(&bytes, path)?.weights);
+    if is_onnx_file(path, bytes) {
+        return Ok(super::onnx::read_onnx(bytes, path)?.weights);
     }
-    let st = SafeTensors::deserialize(&bytes)
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
-    let sums = checksums(path, &bytes)?;
+    let sums = checksums(path, bytes)?;
     let mut w = Weights::new();
     for (name, view) in st.tensors() {
         if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
@@ -304,40 +309,67 @@ pub struct Opened {
     path: std::path::PathBuf,
     card: Option<Card>,
     parsed: Option<Weights>,
+    /// A safetensors file's bytes, where it was opened from them ([`Opened::from_bytes`]).
+    bytes: Option<Vec<u8>>,
 }
 
 impl Opened {
     pub fn open(path: &Path) -> Result<Opened> {
-        let at = path.to_path_buf();
         if has_onnx_extension(path) || is_pth_or_onnx(path)? {
             let bytes = super::read_file(path, MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
-            if is_pth(&bytes) {
-                let all = super::pth::read_pth(&bytes, path)?;
-                let tensors: Vec<(String, Vec<usize>)> = all
-                    .iter()
-                    .map(|(n, t)| (n.clone(), t.shape.clone()))
-                    .collect();
-                let card = Model::matching(&tensors)
-                    .map(|m| foreign_card(&m, crate::model::card::Preset::Torchvision))
-                    .transpose()?;
-                return Ok(Opened {
-                    path: at,
-                    card,
-                    parsed: Some(all),
-                });
-            }
+            return Opened::from_bytes(bytes, path);
+        }
+        let meta = read_metadata(path)?;
+        Ok(Opened {
+            path: path.to_path_buf(),
+            card: Card::from_metadata(&meta).map_err(|e| file_err(path, e))?,
+            parsed: None,
+            bytes: None,
+        })
+    }
+
+    /// A weights file's bytes (as a browser page is handed them), `path` its name in errors:
+    /// safetensors, `torch.save` or ONNX, told apart by content as [`Opened::open`] does.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Opened> {
+        let at = path.to_path_buf();
+        if is_pth(&bytes) {
+            let all = super::pth::read_pth(&bytes, path)?;
+            let tensors: Vec<(String, Vec<usize>)> = all
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shape.clone()))
+                .collect();
+            let card = Model::matching(&tensors)
+                .map(|m| foreign_card(&m, crate::model::card::Preset::Torchvision))
+                .transpose()?;
+            return Ok(Opened {
+                path: at,
+                card,
+                parsed: Some(all),
+                bytes: None,
+            });
+        }
+        if is_onnx_file(path, &bytes) {
             let m = super::onnx::read_onnx(&bytes, path)?;
             return Ok(Opened {
                 path: at,
                 card: Some(onnx_card(&m)?),
                 parsed: Some(m.weights),
+                bytes: None,
             });
         }
-        let meta = read_metadata(path)?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+        let meta: HashMap<String, String> = meta
+            .metadata()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(Opened {
             path: at,
             card: Card::from_metadata(&meta).map_err(|e| file_err(path, e))?,
             parsed: None,
+            bytes: Some(bytes),
         })
     }
 
@@ -348,9 +380,10 @@ impl Opened {
 
     /// Every tensor of the file, as [`read_safetensors`] gives them.
     pub fn all(self) -> Result<Weights> {
-        match self.parsed {
-            Some(all) => Ok(all),
-            None => read_safetensors(&self.path),
+        match (self.parsed, self.bytes) {
+            (Some(all), _) => Ok(all),
+            (None, Some(bytes)) => read_safetensors_bytes(&bytes, &self.path),
+            (None, None) => read_safetensors(&self.path),
         }
     }
 
@@ -360,7 +393,10 @@ impl Opened {
             Some(mut all) => pick(&self.path, model, |name| {
                 Ok(all.remove(name).map(|t| (t.shape, t.data)))
             }),
-            None => load_weights(&self.path, model),
+            None => match &self.bytes {
+                Some(bytes) => load_weights_bytes(bytes, &self.path, model),
+                None => load_weights(&self.path, model),
+            },
         }
     }
 }
@@ -423,4 +459,59 @@ fn is_pth_or_onnx(path: &Path) -> Result<bool> {
         .read_to_end(&mut h)
         .map_err(|e| file_err(path, format!("cannot read: {e}")))?;
     Ok(is_pth(&h) || super::onnx::is_onnx_start(&h, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::card::{Preprocessing, Preset};
+    use crate::model::Init;
+
+    /// (card, every tensor) of a file opened from disk and from its bytes.
+    fn both(path: &Path) -> [(Option<HashMap<String, String>>, Weights); 2] {
+        let bytes = std::fs::read(path).unwrap();
+        [
+            Opened::open(path).unwrap(),
+            Opened::from_bytes(bytes, path).unwrap(),
+        ]
+        .map(|o| (o.card().map(Card::to_metadata), o.all().unwrap()))
+    }
+
+    #[test]
+    fn a_file_opened_from_its_bytes_gives_what_opening_it_gives() {
+        // A safetensors file with a card, as the engine writes one.
+        let model = Model::parse("4,M")
+            .and_then(|m| m.with_input(1, 8, 8))
+            .and_then(|m| m.with_avgpool(None))
+            .and_then(|m| m.with_hidden(&[6]))
+            .and_then(|m| m.with_classes(3))
+            .unwrap();
+        let pre = Preprocessing {
+            preset: Preset::Unit,
+            resize: 8,
+            crop: 8,
+        };
+        let names = ["a", "b", "c"].map(String::from).to_vec();
+        let card = Card::new(&model, pre, names).unwrap();
+        let dir = std::env::temp_dir().join(format!("vgg-opened-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        Weights::init(&model, Init::Glorot, 3)
+            .save_with(&path, Some(&card))
+            .unwrap();
+        let [disk, bytes] = both(&path);
+        assert!(disk.0.is_some());
+        assert_eq!(disk, bytes);
+        let loaded = Opened::from_bytes(std::fs::read(&path).unwrap(), &path)
+            .and_then(|o| o.load(&model))
+            .unwrap();
+        assert_eq!(loaded, disk.1);
+        std::fs::remove_dir_all(&dir).ok();
+        // torch.save and ONNX files: their card comes from their tensors or graph.
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for name in ["tiny_a.pth", "tiny_a.onnx", "tiny_a_keras.onnx"] {
+            let [disk, bytes] = both(&fixtures.join(name));
+            assert_eq!(disk, bytes, "{name}");
+        }
+    }
 }
