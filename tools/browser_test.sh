@@ -3,8 +3,9 @@
 # drives headless Chromium (WebGPU on SwiftShader underneath, no GPU needed) through it
 # with playwright-core (web/test.mjs): the digit model, then the conformance suite's quick
 # set. It fails on any console error, a failed run, a wrong prediction among the digits
-# the page shows, a held-out count other than `vgg demo`'s on this machine, or a
-# conformance case that fails. Installs what is missing: Debian's chromium,
+# the page shows, a held-out count other than `vgg demo`'s on this machine, a
+# conformance case that fails, or top-5 classes of a picked weights file and images other
+# than `vgg infer`'s. Installs what is missing: Debian's chromium,
 # wasm-bindgen-cli at the version web/Cargo.toml pins, the wasm32 target, playwright-core.
 #
 # tools/browser_test.sh [PORT]
@@ -29,6 +30,14 @@ wasm-bindgen --target web --out-dir web/pkg web/target/wasm32-unknown-unknown/re
 # The native count the page must match: "accuracy 97.4% (974 of 1000) in 0.37 s".
 native=$(cargo run --release --quiet -- demo | sed -n 's/^accuracy .*(\([0-9]*\) of 1000).*/\1/p')
 [ -n "$native" ] || { echo "vgg demo printed no accuracy" >&2; exit 1; }
+# A user's files: the page's top-5 must be `vgg infer`'s (PNGs: JPEG decoding differs
+# between libjpeg-turbo natively and the image crate in a page).
+weights=tests/fixtures/tiny_a.onnx
+images=(tests/fixtures/images/chelsea.png tests/fixtures/images/coffee_rgba.png
+    tests/fixtures/images/camera_gray.png)
+mkdir -p target
+cargo run --release --quiet -- infer --weights "$weights" "${images[@]}" --json \
+    >target/browser_infer.json
 # Another server on the port (a run left behind) would answer in place of this one.
 if curl -sf "http://127.0.0.1:$port/" >/dev/null; then
     echo "port $port is in use: tools/browser_test.sh PORT picks another" >&2
@@ -42,4 +51,5 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 kill -0 "$server" 2>/dev/null || { echo "the page's server did not start" >&2; exit 1; }
-node web/test.mjs "http://127.0.0.1:$port/" "$native"
+node web/test.mjs "http://127.0.0.1:$port/" "$native" "$weights" target/browser_infer.json \
+    "${images[@]}"

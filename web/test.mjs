@@ -1,10 +1,15 @@
 // Opens the page in headless Chromium with WebGPU, waits for the digit model and then the
 // conformance suite's quick set (?check=quick), and fails on a console error, a failed
 // run, a wrong prediction among the eight shown, a held-out count other than the native
-// run's, or any conformance case that fails. Usage: node test.mjs URL NATIVE_CORRECT
+// run's, or any conformance case that fails. Then it picks a weights file and images as a
+// user would and fails unless the page's top-5 are `vgg infer`'s on this machine (NATIVE_INFER:
+// its --json output for IMAGES with WEIGHTS).
+// Usage: node test.mjs URL NATIVE_CORRECT WEIGHTS NATIVE_INFER IMAGE...
 import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 
-const [url, native] = process.argv.slice(2);
+const [url, native, weights, nativeInfer, ...images] = process.argv.slice(2);
 const fail = (why) => {
   console.error(`browser test FAILED: ${why}`);
   process.exit(1);
@@ -48,6 +53,32 @@ try {
   for (const row of a.results.filter((x) => !x.pass)) console.log(`  FAIL ${row.op} ${row.shape}: ${row.failure}`);
   console.log(`  ${a.passed} passed, ${a.failed} failed, ${a.skipped.length} skipped in ${a.seconds.toFixed(1)} s`);
   if (check !== "done" || a.failed || !a.passed) fail(`${a.failed} conformance cases failed`);
+
+  // A user's weights file and images, picked through the page's inputs.
+  await page.setInputFiles("#weights", weights);
+  await page.waitForFunction(() => document.body.dataset.model, null, { timeout: 120_000 });
+  const model = await page.evaluate(() => document.getElementById("model-status").textContent);
+  console.log(model);
+  if (await page.evaluate(() => document.body.dataset.model) !== "loaded") fail(model);
+  await page.setInputFiles("#images", images);
+  await page.waitForFunction((n) => document.body.dataset.classified == n, images.length, {
+    timeout: 300_000,
+  });
+  const got = JSON.parse(await page.evaluate(() => document.getElementById("classified-json").textContent));
+  const want = JSON.parse(readFileSync(nativeInfer, "utf8")).results;
+  for (const [i, w] of want.entries()) {
+    const g = got[i];
+    if (!g || g.file !== basename(w.file) || !g.top) fail(`image ${w.file}: ${JSON.stringify(g)}`);
+    const line = g.top.map((t) => `${t.label} ${t.probability.toFixed(4)}`).join(", ");
+    console.log(`  ${g.file}: ${line}`);
+    // f32 on two drivers: the same classes in the same order, probabilities to 1e-4.
+    for (const [k, t] of w.top.entries()) {
+      const p = g.top[k];
+      if (!p || p.class !== t.class || p.label !== t.label || Math.abs(p.probability - t.probability) > 1e-4) {
+        fail(`${g.file} top ${k + 1}: ${JSON.stringify(p)} in the page, ${JSON.stringify(t)} natively`);
+      }
+    }
+  }
   if (errors.length) fail(`console errors:\n${errors.join("\n")}`);
   console.log("browser test passed");
 } finally {

@@ -2,9 +2,15 @@
 //! (`Gpu::new_async`, `Network::forward_async`, `check::suite::run_async`), which the page
 //! (web/index.html) awaits.
 
+use std::cell::{Cell, RefCell};
+use std::path::Path;
 use vgg_wgpu::check::report::{AdapterReport, Report, Row};
 use vgg_wgpu::check::suite::{run_async, Scope, SuiteOptions};
+use vgg_wgpu::graph::PROB;
 use vgg_wgpu::io::datasets::{mnist_5k, Dataset};
+use vgg_wgpu::io::image::{decode_bytes, Preprocess};
+use vgg_wgpu::io::weights::Opened;
+use vgg_wgpu::model::card::{Preprocessing, Preset};
 use vgg_wgpu::{Gpu, Network, Tensor};
 use wasm_bindgen::prelude::*;
 
@@ -128,4 +134,111 @@ pub async fn check(
     let mut report = Report::new(opts.seed, scope, opts.determinism);
     report.adapters.push(adapter);
     Ok(report.json())
+}
+
+/// The page's one device, opened on first use and kept for the page's life (a `Network`
+/// borrows its device, and the page's models outlive any one call).
+async fn page_gpu() -> Result<&'static Gpu, JsValue> {
+    thread_local! {
+        static GPU: Cell<Option<&'static Gpu>> = const { Cell::new(None) };
+    }
+    if let Some(g) = GPU.get() {
+        return Ok(g);
+    }
+    let g: &'static Gpu = Box::leak(Box::new(
+        Gpu::new_async(&Default::default()).await.map_err(js)?,
+    ));
+    GPU.set(Some(g));
+    Ok(g)
+}
+
+/// A model loaded for `classify`: its network on the page's device, how its images are
+/// prepared, and its class names.
+struct Classifier {
+    net: Network<'static>,
+    pre: Preprocess,
+    labels: Vec<String>,
+}
+
+thread_local! {
+    /// The model `classify` runs (taken out while an image runs, so a second call meanwhile
+    /// is an error, not a double borrow).
+    static LOADED: RefCell<Option<Classifier>> = const { RefCell::new(None) };
+}
+
+/// Loads the weights file `bytes` (named `name`: safetensors, .pth or ONNX, read as `vgg
+/// infer` reads them, the model, preprocessing and class names from the file) for
+/// `classify`; with no bytes, the digit model this engine trained (`vgg demo`'s). Returns
+/// JSON: `{"model", "classes", "input", "preprocessing", "adapter"}`.
+#[wasm_bindgen]
+pub async fn load_model(bytes: Vec<u8>, name: String) -> Result<String, JsValue> {
+    let gpu = page_gpu().await?;
+    let (model, weights, pre, labels) = if bytes.is_empty() {
+        let model = vgg_wgpu::train::mnist_model().map_err(js)?;
+        let weights = vgg_wgpu::train::demo_weights().map_err(js)?;
+        // The digits are 28x28 gray in [0, 1], white on black.
+        let unit = Preprocessing {
+            preset: Preset::Unit,
+            resize: 28,
+            crop: 28,
+        };
+        let labels = (0..10).map(|d| d.to_string()).collect();
+        (model, weights, unit, labels)
+    } else {
+        let opened = Opened::from_bytes(bytes, Path::new(&name)).map_err(js)?;
+        let card = opened.card().cloned().ok_or_else(|| {
+            JsValue::from_str(&format!(
+                "{name} does not say which model it holds (a state dict of a custom net): \
+                 `vgg convert --model ...` writes a file that does"
+            ))
+        })?;
+        let model = card.model().map_err(js)?;
+        let weights = opened.load(&model).map_err(js)?;
+        (model, weights, card.preprocessing, card.classes)
+    };
+    let [c, h, w] = model.input_dims();
+    let describe = serde_json::json!({
+        "model": model.name(),
+        "classes": model.classes(),
+        "input": format!("{c}x{h}x{w}"),
+        "preprocessing": format!(
+            "{}, resize {}, crop {}",
+            pre.preset.name(),
+            pre.resize,
+            pre.crop
+        ),
+        "adapter": gpu.describe(),
+    });
+    let net = Network::new(gpu, &model, &weights).map_err(js)?;
+    let pre = Preprocess::from_card(&pre, c);
+    LOADED.set(Some(Classifier { net, pre, labels }));
+    Ok(describe.to_string())
+}
+
+/// The image file `bytes` (JPEG or PNG, named `name`) through the loaded model, prepared as
+/// `vgg infer` prepares it: JSON `{"top": [{"label", "class", "probability"}], "ms"}`, the
+/// five likeliest classes (fewer where the model has fewer).
+#[wasm_bindgen]
+pub async fn classify(bytes: Vec<u8>, name: String) -> Result<String, JsValue> {
+    let mut loaded = LOADED
+        .take()
+        .ok_or("no model loaded, or an image is still running: await load_model, then one classify at a time")?;
+    let result = run_image(&mut loaded, &bytes, &name).await;
+    LOADED.set(Some(loaded));
+    result
+}
+
+async fn run_image(m: &mut Classifier, bytes: &[u8], name: &str) -> Result<String, JsValue> {
+    let started = js_sys::Date::now();
+    let img =
+        decode_bytes(bytes, Path::new(name), m.pre.max_pixels, Some(m.pre.resize)).map_err(js)?;
+    let data = m.pre.apply(&img).map_err(js)?;
+    let [c, h, w] = m.net.model().input_dims();
+    let x = Tensor::new(vec![1, c, h, w], data).map_err(js)?;
+    let probs = m.net.forward_features_async(&x, PROB).await.map_err(js)?;
+    let top: Vec<_> = vgg_wgpu::io::labels::top_k(probs.row(0), 5)
+        .into_iter()
+        .map(|(i, p)| serde_json::json!({"label": m.labels[i], "class": i, "probability": p}))
+        .collect();
+    Ok(serde_json::json!({"top": top, "ms": js_sys::Date::now() - started}).to_string())
 }
