@@ -10,11 +10,12 @@ pub mod tune;
 
 pub use ops::*;
 pub use report::{Kernel, Network, Peak, Report};
-pub use suite::{run, Options};
+pub use suite::{run, run_async, Options};
 
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTimer};
-use std::time::Instant;
+// std's Instant panics in a browser page; this one reads the page's clock there.
+use web_time::Instant;
 
 /// Runs of one kernel: median, fastest and slowest, in seconds.
 #[derive(Clone, Debug)]
@@ -43,7 +44,7 @@ impl Timing {
 /// Runs `encode(pass, i)` once to warm up, then `runs` times, each in its own pass and
 /// submission; `i` counts the runs so callers can rotate among input buffers (a kernel
 /// that rereads one buffer would be flattered by caches).
-pub fn time_pass(
+pub async fn time_pass(
     gpu: &Gpu,
     runs: usize,
     encode: impl Fn(&mut wgpu::ComputePass<'_>, usize) -> Result<()>,
@@ -65,9 +66,10 @@ pub fn time_pass(
             }
             Ok(())
         })?;
+        gpu.done_async("timed").await?;
         let wall = t0.elapsed().as_secs_f64();
         times.push(match &timer {
-            Some(t) => t.seconds(gpu)?,
+            Some(t) => t.seconds_async(gpu).await?,
             None => wall,
         });
     }

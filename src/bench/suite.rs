@@ -124,7 +124,14 @@ fn push(out: &mut Vec<Kernel>, k: Kernel, progress: &mut dyn FnMut(&str)) {
 }
 
 /// Runs the benchmark and returns its report; `progress` gets a line per finished item.
-pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
+/// Natively it blocks on [`run_async`]; a page, which cannot block, awaits that instead.
+pub fn run(gpu: &Gpu, o: &Options, progress: impl FnMut(&str)) -> Result<Report> {
+    crate::gpu::blocking(run_async(gpu, o, progress))
+}
+
+/// The benchmark as a future: each timing's readbacks (and, in a page, the wall clock's end
+/// of the GPU's work) are awaited. Natively `run` blocks on it.
+pub async fn run_async(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Report> {
     let progress: &mut dyn FnMut(&str) = &mut progress;
     let set = Settings {
         runs: o.runs,
@@ -132,7 +139,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
     };
     let mut kernels: Vec<Kernel> = Vec::new();
     let mut notes = Vec::new();
-    let (fma, copy) = ops::peak::peaks(gpu, o.runs.max(5))?;
+    let (fma, copy) = ops::peak::peaks(gpu, o.runs.max(5)).await?;
     let peak = Peak {
         gflops: fma.gflops.unwrap_or(0.0),
         gbytes_per_s: copy.gbytes_per_s,
@@ -141,7 +148,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
     push(&mut kernels, copy, progress);
     let m = &o.model;
     let sites = Sites::of(m);
-    let tuning = tuned(gpu, o, &sites, &mut notes, progress)?;
+    let tuning = tuned(gpu, o, &sites, &mut notes, progress).await?;
     for &b in o.batches.iter().filter(|_| o.kernels) {
         let mut at = Batch {
             gpu,
@@ -152,10 +159,10 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             out: &mut kernels,
             progress: &mut *progress,
         };
-        at.forward(&tuning, &mut notes)?;
-        at.backward()?;
+        at.forward(&tuning, &mut notes).await?;
+        at.backward().await?;
         if !o.quick && gpu.features().contains(wgpu::Features::SHADER_F16) {
-            at.f16()?;
+            at.f16().await?;
         }
     }
     for k in &mut kernels {
@@ -165,7 +172,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
             _ => None,
         };
     }
-    let (networks, failures) = networks(gpu, o, progress)?;
+    let (networks, failures) = networks(gpu, o, progress).await?;
     let [c, h, w] = m.input_dims();
     Ok(Report {
         schema: report::SCHEMA.into(),
@@ -188,7 +195,7 @@ pub fn run(gpu: &Gpu, o: &Options, mut progress: impl FnMut(&str)) -> Result<Rep
 /// The tuning file, after `--tune` searched every conv shape's configurations and every FC
 /// shape's variants at the first batch size and stored the best (the networks timed later
 /// select by it).
-fn tuned(
+async fn tuned(
     gpu: &Gpu,
     o: &Options,
     sites: &Sites,
@@ -212,7 +219,7 @@ fn tuned(
             site.layers.join(", "),
             s.tuning_key()
         ));
-        let (best, _) = tune::search(gpu, s, o.runs.clamp(3, 5), &mut *progress)?;
+        let (best, _) = tune::search(gpu, s, o.runs.clamp(3, 5), &mut *progress).await?;
         progress(&format!(
             "  best {}/wg{}/tm{}: {:.3} ms (default {:.3} ms)",
             best.variant, best.wg, best.tm, best.median_ms, best.default_ms
@@ -241,9 +248,11 @@ fn tuned(
                     .filter(|v| *v != default && !v.f16_operands()),
             )
             .collect();
-        let c = tune::confirm(finalists.len(), |i| {
-            Ok(ops::linear::forward(gpu, s, Precision::F32, finalists[i], set)?.median_ms)
-        })?;
+        let c = tune::confirm(finalists.len(), async |i| {
+            let k = ops::linear::forward(gpu, s, Precision::F32, finalists[i], set).await?;
+            Ok(k.median_ms)
+        })
+        .await?;
         let best = finalists[c.kept];
         let ms = |v: LinearVariant| {
             let i = finalists.iter().position(|f| *f == v).unwrap_or(0);
@@ -308,7 +317,11 @@ impl Batch<'_, '_> {
 
     /// Every forward kernel: conv (each variant, or the default with --quick, and the
     /// tuned one), pool, batch norm, LRN, the average pool and dense im2col, FC, softmax.
-    fn forward(&mut self, tuning: &tuning::TuningFile, notes: &mut Vec<String>) -> Result<()> {
+    async fn forward(
+        &mut self,
+        tuning: &tuning::TuningFile,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
         let (gpu, o, sites, b, set) = (self.gpu, self.o, self.sites, self.b, self.set);
         for site in &sites.convs {
             let s = self.conv_shape(site);
@@ -339,7 +352,7 @@ impl Batch<'_, '_> {
                 tunes.push(t);
             }
             for t in tunes {
-                let mut k = ops::conv::forward(gpu, s, Some(t), Precision::F32, set)?;
+                let mut k = ops::conv::forward(gpu, s, Some(t), Precision::F32, set).await?;
                 k.tuned = Some(t) == tuned;
                 self.keep(k, site.layers.join(", "));
             }
@@ -347,29 +360,29 @@ impl Batch<'_, '_> {
         for site in &sites.pools {
             let (c, h, w) = site.shape;
             if self.fits(b * c * h * w) {
-                let k = ops::pool::forward(gpu, (b, c, h, w), set)?;
+                let k = ops::pool::forward(gpu, (b, c, h, w), set).await?;
                 self.keep(k, site.layers.join(", "));
             }
         }
         for site in &sites.bn {
             let (c, h, w) = site.shape;
             if self.fits(b * c * h * w) {
-                let k = ops::batchnorm::affine(gpu, (b, c, h, w), set)?;
+                let k = ops::batchnorm::affine(gpu, (b, c, h, w), set).await?;
                 self.keep(k, site.layers.join(", "));
             }
         }
         let ((c, h, w), name) = &sites.lrn;
         if self.fits(b * c * h * w) {
-            let k = ops::lrn::forward(gpu, (b, *c, *h, *w), set)?;
+            let k = ops::lrn::forward(gpu, (b, *c, *h, *w), set).await?;
             self.keep(k, name.clone());
         }
         if let Some(((c, h, w), out)) = sites.avg {
-            let k = ops::avgpool::forward(gpu, (b, c, h, w), out, set)?;
+            let k = ops::avgpool::forward(gpu, (b, c, h, w), out, set).await?;
             self.keep(k, "avgpool".into());
-            let k = ops::avgpool::backward(gpu, (b, c, h, w), out, set)?;
+            let k = ops::avgpool::backward(gpu, (b, c, h, w), out, set).await?;
             self.keep(k, "avgpool (training)".into());
             // Dense evaluation of an image 5 positions larger each way than the training size.
-            let k = ops::im2col::forward(gpu, (b, c, out.0 + 5, out.1 + 5), out, set)?;
+            let k = ops::im2col::forward(gpu, (b, c, out.0 + 5, out.1 + 5), out, set).await?;
             self.keep(k, "dense fc6 windows".into());
         }
         let linear_variants = if o.quick {
@@ -385,11 +398,11 @@ impl Batch<'_, '_> {
             let (k, n_out) = site.shape;
             for &v in &linear_variants {
                 let s = LinearShape { m: b, k, n_out };
-                let e = ops::linear::forward(gpu, s, Precision::F32, v, set)?;
+                let e = ops::linear::forward(gpu, s, Precision::F32, v, set).await?;
                 self.keep(e, site.layers.join(", "));
             }
         }
-        let k = ops::softmax::forward(gpu, b, o.model.classes(), set)?;
+        let k = ops::softmax::forward(gpu, b, o.model.classes(), set).await?;
         self.keep(k, "prob".into());
         Ok(())
     }
@@ -397,7 +410,7 @@ impl Batch<'_, '_> {
     /// Backward and training kernels at every distinct conv and FC shape, the small ones
     /// (pool, LRN, batch norm, ReLU, loss, SGD, the overflow check) at the first pool's
     /// input, and dropout at the first FC layer's output.
-    fn backward(&mut self) -> Result<()> {
+    async fn backward(&mut self) -> Result<()> {
         let (gpu, o, sites, b, set) = (self.gpu, self.o, self.sites, self.b, self.set);
         // What `vgg train` chooses at f32.
         let choose = Choose {
@@ -409,10 +422,10 @@ impl Batch<'_, '_> {
         for site in &sites.convs {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
-                for e in ops::conv::backward(gpu, s, set)? {
+                for e in ops::conv::backward(gpu, s, set).await? {
                     self.keep(e, site.layers.join(", "));
                 }
-                let e = ops::conv::pack(gpu, s, choose.conv(s), Precision::F32, set)?;
+                let e = ops::conv::pack(gpu, s, choose.conv(s), Precision::F32, set).await?;
                 self.keep(e, site.layers.join(", "));
             }
         }
@@ -420,7 +433,7 @@ impl Batch<'_, '_> {
             let (k, n_out) = site.shape;
             // The backward of a weight over one binding runs per chunk in training.
             if self.fits(k * n_out) {
-                for e in ops::linear::backward(gpu, LinearShape { m: b, k, n_out }, set)? {
+                for e in ops::linear::backward(gpu, LinearShape { m: b, k, n_out }, set).await? {
                     self.keep(e, site.layers.join(", "));
                 }
             }
@@ -440,24 +453,27 @@ impl Batch<'_, '_> {
             let d = (b, c, h, w);
             let first = "(the first conv's output)".to_string();
             let rows = [
-                (ops::lrn::backward(gpu, d, set)?, first.clone()),
-                (ops::batchnorm::apply(gpu, d, set)?, first.clone()),
-                (ops::batchnorm::backward(gpu, d, set)?, first.clone()),
+                (ops::lrn::backward(gpu, d, set).await?, first.clone()),
+                (ops::batchnorm::apply(gpu, d, set).await?, first.clone()),
+                (ops::batchnorm::backward(gpu, d, set).await?, first.clone()),
                 (
-                    ops::elementwise::relu_backward(gpu, b * c * h * w, set)?,
+                    ops::elementwise::relu_backward(gpu, b * c * h * w, set).await?,
                     first.clone(),
                 ),
-                (ops::pool::backward(gpu, d, set)?, site.layers.join(", ")),
                 (
-                    ops::softmax::xent(gpu, b, o.model.classes(), set)?,
+                    ops::pool::backward(gpu, d, set).await?,
+                    site.layers.join(", "),
+                ),
+                (
+                    ops::softmax::xent(gpu, b, o.model.classes(), set).await?,
                     "loss".into(),
                 ),
                 (
-                    ops::optim::sgd(gpu, params, set)?,
+                    ops::optim::sgd(gpu, params, set).await?,
                     "largest conv weight".into(),
                 ),
                 (
-                    ops::optim::overflow(gpu, params, set)?,
+                    ops::optim::overflow(gpu, params, set).await?,
                     "largest conv weight".into(),
                 ),
             ];
@@ -467,7 +483,7 @@ impl Batch<'_, '_> {
         }
         // Dropout follows the first FC layer, as in VGG.
         if let Some(fc) = sites.fcs.first() {
-            let e = ops::elementwise::dropout(gpu, b * fc.shape.1, set)?;
+            let e = ops::elementwise::dropout(gpu, b * fc.shape.1, set).await?;
             self.keep(e, fc.layers.join(", "));
         }
         Ok(())
@@ -476,7 +492,7 @@ impl Batch<'_, '_> {
     /// f16 storage at the most expensive conv (at every conv where the adapter has tensor
     /// cores: the variant f16 selects there is another kernel) and the largest FC layer,
     /// each in what the selector picks for f16.
-    fn f16(&mut self) -> Result<()> {
+    async fn f16(&mut self) -> Result<()> {
         let (gpu, sites, b, set) = (self.gpu, self.sites, self.b, self.set);
         let costly = sites
             .convs
@@ -498,10 +514,10 @@ impl Batch<'_, '_> {
             let s = self.conv_shape(site);
             if self.fits(s.input_len().max(s.output_len())) {
                 let t = choose.conv(s);
-                let mut e = ops::conv::forward(gpu, s, Some(t), Precision::F16, set)?;
+                let mut e = ops::conv::forward(gpu, s, Some(t), Precision::F16, set).await?;
                 e.is_default = true;
                 self.keep(e, site.layers.join(", "));
-                let e = ops::conv::pack(gpu, s, t, Precision::F16, set)?;
+                let e = ops::conv::pack(gpu, s, t, Precision::F16, set).await?;
                 self.keep(e, site.layers.join(", "));
             }
         }
@@ -519,7 +535,7 @@ impl Batch<'_, '_> {
             let (k, n_out) = site.shape;
             let s = LinearShape { m: b, k, n_out };
             let v = choose.linear(s);
-            let e = ops::linear::forward(gpu, s, Precision::F16, v, set)?;
+            let e = ops::linear::forward(gpu, s, Precision::F16, v, set).await?;
             self.keep(e, site.layers.join(", "));
         }
         Ok(())
@@ -530,7 +546,7 @@ impl Batch<'_, '_> {
 /// A row that fails (a batch past the adapter's limits, a kernel the driver rejects) is
 /// returned with its error, and the others still run: one report keeps all that could be
 /// measured. A lost device ends the rows.
-fn networks(
+async fn networks(
     gpu: &Gpu,
     o: &Options,
     progress: &mut dyn FnMut(&str),
@@ -571,7 +587,7 @@ fn networks(
                     break;
                 }
                 let what = format!("{} {name} batch {b}", net.name());
-                let r = network(gpu, net, b, o.runs.clamp(1, 3), p);
+                let r = network(gpu, net, b, o.runs.clamp(1, 3), p).await;
                 networks.extend(row(what, r, progress));
             }
         }
@@ -585,13 +601,21 @@ fn networks(
             if gpu.is_lost() {
                 break;
             }
+            if cfg!(target_arch = "wasm32") {
+                // The trainer's steps read the loss back blocking, and a page cannot block.
+                progress(&format!(
+                    "{} training step: not in a browser page yet",
+                    net.name()
+                ));
+                continue;
+            }
             let what = format!(
                 "{} {} training step at batch {}",
                 net.name(),
                 format!("{p:?}").to_lowercase(),
                 o.train_batch
             );
-            let r = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3), p);
+            let r = training_step(gpu, net, o.train_batch, o.runs.clamp(1, 3), p).await;
             networks.extend(row(what, r, progress));
         }
     }
@@ -631,7 +655,7 @@ fn seeded(gpu: &Gpu, model: &Model, batch: usize, seed: u64) -> Result<(Weights,
 
 /// One network end to end with seeded weights: the median wall time of `runs` forwards
 /// after a first one that plans, allocates and compiles.
-fn network(
+async fn network(
     gpu: &Gpu,
     model: &Model,
     batch: usize,
@@ -645,8 +669,14 @@ fn network(
     };
     let mut net = crate::graph::Network::with_options(gpu, model, &weights, opts)?;
     drop(weights);
-    net.forward(&x)?;
-    let t = time_wall(runs, || net.forward(&x))?;
+    net.forward_async(&x).await?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t0 = web_time::Instant::now();
+        net.forward_async(&x).await?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let t = super::Timing::from(times, "wall");
     Ok(network_row(model, "inference", batch, precision, &t))
 }
 
@@ -677,7 +707,7 @@ fn network_row(
 /// readback of the losses): the median of `runs` steps after a first one. `precision` is
 /// the multiply operands' (`TrainOptions::precision`: f16 is mixed precision with loss
 /// scaling).
-fn training_step(
+async fn training_step(
     gpu: &Gpu,
     model: &Model,
     batch: usize,

@@ -58,11 +58,14 @@ pub struct Confirmed {
 /// finalist once per round, so a drift in the machine's speed (clocks, a neighbour's load)
 /// falls on all of them alike. The fastest by median is kept only where it beats the
 /// default's median by more than the default's own spread; otherwise the default stays.
-pub fn confirm(n: usize, mut time: impl FnMut(usize) -> Result<f64>) -> Result<Confirmed> {
+pub async fn confirm(
+    n: usize,
+    mut time: impl AsyncFnMut(usize) -> Result<f64>,
+) -> Result<Confirmed> {
     let mut rounds = vec![Vec::with_capacity(ROUNDS); n];
     for _ in 0..ROUNDS {
         for (i, r) in rounds.iter_mut().enumerate() {
-            r.push(time(i)?);
+            r.push(time(i).await?);
         }
     }
     let medians: Vec<f64> = rounds
@@ -93,7 +96,7 @@ pub fn confirm(n: usize, mut time: impl FnMut(usize) -> Result<f64>) -> Result<C
 
 /// Times every candidate on `s`, then confirms the fastest few against the default
 /// (`confirm`); returns the configuration kept with its time, and the default's.
-pub fn search(
+pub async fn search(
     gpu: &Gpu,
     s: ConvShape,
     runs: usize,
@@ -103,7 +106,7 @@ pub fn search(
     let set = Settings { runs, cpu: false };
     let mut timed = Vec::new();
     for t in candidates(gpu, s.k) {
-        let k = ops::conv::forward(gpu, s, Some(t), Precision::F32, set)?;
+        let k = ops::conv::forward(gpu, s, Some(t), Precision::F32, set).await?;
         progress(&format!(
             "  {:?}/wg{}/tm{}: {:.3} ms",
             t.variant, t.wg, t.tm, k.median_ms
@@ -120,9 +123,11 @@ pub fn search(
                 .take(FINALISTS),
         )
         .collect();
-    let c = confirm(finalists.len(), |i| {
-        Ok(ops::conv::forward(gpu, s, Some(finalists[i]), Precision::F32, set)?.median_ms)
-    })?;
+    let c = confirm(finalists.len(), async |i| {
+        let k = ops::conv::forward(gpu, s, Some(finalists[i]), Precision::F32, set).await?;
+        Ok(k.median_ms)
+    })
+    .await?;
     let t = finalists[c.kept];
     progress(&format!(
         "  confirmed over {ROUNDS} interleaved rounds: {:?}/wg{}/tm{} {:.3} ms, default {:.3} \
@@ -148,10 +153,10 @@ mod tests {
     /// Round r of finalist i takes `t[i][r]`.
     fn run(t: &[[f64; ROUNDS]]) -> Confirmed {
         let mut calls = vec![0; t.len()];
-        confirm(t.len(), |i| {
+        pollster::block_on(confirm(t.len(), async |i| {
             calls[i] += 1;
             Ok(t[i][calls[i] - 1])
-        })
+        }))
         .unwrap()
     }
 

@@ -943,6 +943,21 @@ impl Gpu {
         self.wait(op)
     }
 
+    /// Natively nothing: every `run` has waited for its work. In a page, where a wait only
+    /// reports, the end of all work submitted so far (the queue's answer, on the page's
+    /// event loop): what a wall-clock time around GPU work awaits.
+    pub async fn done_async(&self, op: &str) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+            self.queue.on_submitted_work_done(move || {
+                let _ = tx.send(());
+            });
+            rx.receive().await;
+        }
+        self.check_lost(op)
+    }
+
     /// Submits one command buffer, counted (the executor promises one submit per forward,
     /// and tests hold it to that).
     pub fn submit(&self, commands: wgpu::CommandBuffer) {

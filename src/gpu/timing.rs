@@ -50,7 +50,12 @@ impl GpuTimer {
 
     /// Seconds between the two timestamps of the last submitted, completed pass.
     pub fn seconds(&self, gpu: &Gpu) -> Result<f64> {
-        let ticks: Vec<u64> = gpu.read(&self.resolve, 2)?;
+        crate::gpu::blocking(self.seconds_async(gpu))
+    }
+
+    /// [`GpuTimer::seconds`] as a future: what a page awaits.
+    pub async fn seconds_async(&self, gpu: &Gpu) -> Result<f64> {
+        let ticks: Vec<u64> = gpu.read_async(&self.resolve, 2).await?;
         Ok(ticks[1].wrapping_sub(ticks[0]) as f64 * self.period_ns * 1e-9)
     }
 }

@@ -13,7 +13,7 @@ fn shape(dims: Nchw, out: (usize, usize)) -> String {
 }
 
 /// Adaptive average pooling to `out`.
-pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Result<Kernel> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Result<Kernel> {
     let k = kernels::avgpool::forward(gpu, dims, out, Precision::F32)?;
     let out_len = dims.0 * dims.1 * out.0 * out.1;
     let lens = Lens {
@@ -22,7 +22,8 @@ pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Res
     };
     let (t, cpu) = unary(gpu, set, 6, &k, lens, &[], |x| {
         reference::avgpool::forward(x, dims, out.0, out.1)
-    })?;
+    })
+    .await?;
     let bytes = 4.0 * (len(dims) + out_len) as f64;
     Ok(with_cpu(
         entry("avgpool/forward", shape(dims, out), t, 0.0, bytes),
@@ -32,7 +33,7 @@ pub fn forward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Res
 
 /// The adaptive average pool's input gradient (training below the input size the pool
 /// was made for: a VGG at 32x32 spreads each 7x7 bin back to its 1x1 map).
-pub fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Result<Kernel> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Result<Kernel> {
     let io = Io {
         inputs: &[dims.0 * dims.1 * out.0 * out.1],
         zeroed: &[],
@@ -44,5 +45,5 @@ pub fn backward(gpu: &Gpu, dims: Nchw, out: (usize, usize), set: Settings) -> Re
         flops: 0.0,
     };
     let k = kernels::avgpool::backward(gpu, dims, out)?;
-    grad(gpu, set, &k, io, row, None)
+    grad(gpu, set, &k, io, row, None).await
 }

@@ -10,7 +10,7 @@ use crate::kernels::Nchw;
 use crate::reference;
 
 /// Batch norm in inference form with ReLU (the per-channel affine kernel).
-pub fn affine(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn affine(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let c = dims.1;
     let k = kernels::batchnorm::affine(gpu, dims, true, Precision::F32)?;
     let mut rng = crate::check::TensorRng::new(40);
@@ -23,7 +23,8 @@ pub fn affine(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     };
     let (t, cpu) = unary(gpu, set, 4, &k, lens, &[&scale, &shift], |x| {
         reference::batchnorm::forward(x, dims, (&g, &b), (&m, &v), 1e-5, true)
-    })?;
+    })
+    .await?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
         entry("batchnorm/affine", dims_str(dims), t, 0.0, bytes),
@@ -32,7 +33,7 @@ pub fn affine(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
 }
 
 /// Training's normalisation with batch statistics (ReLU fused).
-pub fn apply(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn apply(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     let io = Io {
         inputs: &[len(dims), c, c, 2 * c],
@@ -45,11 +46,11 @@ pub fn apply(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
         flops: 0.0,
     };
     let k = kernels::batchnorm::apply(gpu, n, c, h * w, true)?;
-    grad(gpu, set, &k, io, row, None)
+    grad(gpu, set, &k, io, row, None).await
 }
 
 /// Training's input gradient from the per-channel sums.
-pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let (n, c, h, w) = dims;
     let io = Io {
         inputs: &[len(dims), len(dims), c, 2 * c, 2 * c],
@@ -62,5 +63,5 @@ pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
         flops: 0.0,
     };
     let k = kernels::batchnorm::backward_apply(gpu, n, c, h * w)?;
-    grad(gpu, set, &k, io, row, None)
+    grad(gpu, set, &k, io, row, None).await
 }

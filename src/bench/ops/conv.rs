@@ -10,7 +10,7 @@ use crate::kernels::conv::{Conv2d, ConvShape, ConvTune};
 use crate::reference;
 
 /// Convolution with `tune` (the adapter's default if None), ReLU fused.
-pub fn forward(
+pub async fn forward(
     gpu: &Gpu,
     s: ConvShape,
     tune: Option<ConvTune>,
@@ -32,7 +32,8 @@ pub fn forward(
         .collect::<Result<Vec<_>>>()?;
     let timing = time_pass(gpu, set.runs, |pass, i| {
         conv.encode(gpu, pass, &bgs[i % ROTATE])
-    })?;
+    })
+    .await?;
     let e = precision.bytes() as f64;
     let bytes = e * (s.input_len() + s.output_len() + s.weight_len()) as f64;
     let shape = shape(&s);
@@ -63,7 +64,7 @@ pub fn forward(
 
 /// The weight preparation of conv `s` for `tune` (`kernels::conv::pack`: training runs it
 /// every step, inference once at upload), stored as `tune.weight_precision(storage)`.
-pub fn pack(
+pub async fn pack(
     gpu: &Gpu,
     s: ConvShape,
     tune: ConvTune,
@@ -85,7 +86,7 @@ pub fn pack(
         shape: shape(&s),
         flops: 0.0,
     };
-    let mut e = grad(gpu, set, &op, io, row, None)?;
+    let mut e = grad(gpu, set, &op, io, row, None).await?;
     e.variant = format!("{:?}/wg{}/tm{}", tune.variant, tune.wg, tune.tm);
     e.precision = format!("{storage:?}").to_lowercase();
     Ok(e)
@@ -102,7 +103,7 @@ pub fn shape(s: &ConvShape) -> String {
 /// The backward kernels of one conv layer: the input gradient as the trainer computes it
 /// (through the forward kernels) and by the plain kernel, the weight gradient, the bias
 /// gradient.
-pub fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
+pub async fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
     let shape = shape(&s);
     let macs = 2.0 * s.macs() as f64;
     let dims = (s.n, s.c_in, s.h, s.w);
@@ -117,11 +118,11 @@ pub fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
     let d = ConvShape::new(s.n, s.c_out, s.c_in, s.h, s.w, s.k);
     let tune = crate::kernels::conv::select(gpu, d, None, Precision::F32);
     let no_cpu = Settings { cpu: false, ..set };
-    let mut dx = forward(gpu, d, Some(tune), Precision::F32, no_cpu)?;
+    let mut dx = forward(gpu, d, Some(tune), Precision::F32, no_cpu).await?;
     dx.op = "conv/dgrad_forward".into();
     dx.shape = shape.clone();
     dx.is_default = true;
-    Ok([
+    let mut rows = vec![
         dx,
         grad(
             gpu,
@@ -138,14 +139,16 @@ pub fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
                 flops: macs,
             },
             Some(&full),
-        )?,
+        )
+        .await?,
         wgrad(
             gpu,
             s,
             set,
             shape.clone(),
             crate::kernels::conv::ConvVariant::Direct,
-        )?,
+        )
+        .await?,
         grad(
             gpu,
             set,
@@ -161,26 +164,21 @@ pub fn backward(gpu: &Gpu, s: ConvShape, set: Settings) -> Result<Vec<Kernel>> {
                 flops: 0.0,
             },
             None,
-        )?,
-    ]
-    .into_iter()
-    .chain(
-        // The tensor-core weight gradient (f16 training's) where the adapter has
-        // cooperative matrices; like the forward's, its lane-by-lane emulation is a test
-        // device, not timed.
-        [crate::kernels::conv::ConvVariant::Coop]
-            .into_iter()
-            .filter(|v| v.spec().missing(gpu).is_none())
-            .filter(|v| v.spec().kernels.contains(&s.k))
-            .map(|v| wgrad(gpu, s, no_cpu, shape.clone(), v))
-            .collect::<Result<Vec<_>>>()?,
-    )
-    .collect())
+        )
+        .await?,
+    ];
+    // The tensor-core weight gradient (f16 training's) where the adapter has cooperative
+    // matrices; like the forward's, its lane-by-lane emulation is a test device, not timed.
+    let coop = crate::kernels::conv::ConvVariant::Coop;
+    if coop.spec().missing(gpu).is_none() && coop.spec().kernels.contains(&s.k) {
+        rows.push(wgrad(gpu, s, no_cpu, shape.clone(), coop).await?);
+    }
+    Ok(rows)
 }
 
 /// The weight gradient of conv `s` that goes with the `forward` variant (`wgrad_for`: the
 /// tensor-core one after an f16-operand forward), both passes where it splits the pixels.
-fn wgrad(
+async fn wgrad(
     gpu: &Gpu,
     s: ConvShape,
     set: Settings,
@@ -200,7 +198,7 @@ fn wgrad(
     let partials = gpu.alloc("bench partials", (partial.max(1) * 4) as u64)?;
     let dw = gpu.alloc("bench output", (s.weight_len() * 4) as u64)?;
     let bgs = op.bind(gpu, &x, &dy, &partials, &dw)?;
-    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bgs))?;
+    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bgs)).await?;
     // The partial sums are written once and read once.
     let bytes = 4.0 * (s.input_len() + s.output_len() + s.weight_len() + 2 * partial) as f64;
     let mut k = entry("conv/wgrad", shape, t, 2.0 * s.macs() as f64, bytes);

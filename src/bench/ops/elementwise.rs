@@ -9,7 +9,7 @@ use crate::kernels;
 use crate::reference;
 
 /// The ReLU gradient over `len` elements, from the forward output.
-pub fn relu_backward(gpu: &Gpu, len: usize, set: Settings) -> Result<Kernel> {
+pub async fn relu_backward(gpu: &Gpu, len: usize, set: Settings) -> Result<Kernel> {
     let io = Io {
         inputs: &[len, len],
         zeroed: &[],
@@ -24,12 +24,12 @@ pub fn relu_backward(gpu: &Gpu, len: usize, set: Settings) -> Result<Kernel> {
         reference::elementwise::relu_backward(&d[0], &d[1]);
     };
     let k = kernels::elementwise::relu_backward(gpu, len)?;
-    grad(gpu, set, &k, io, row, Some(&cpu))
+    grad(gpu, set, &k, io, row, Some(&cpu)).await
 }
 
 /// Dropout at p = 0.5 over `len` elements (the forward; the backward is the same kernel on
 /// the gradient).
-pub fn dropout(gpu: &Gpu, len: usize, set: Settings) -> Result<Kernel> {
+pub async fn dropout(gpu: &Gpu, len: usize, set: Settings) -> Result<Kernel> {
     let p = 0.5;
     // The seed is one word; any bits are a seed.
     let io = Io {
@@ -46,5 +46,5 @@ pub fn dropout(gpu: &Gpu, len: usize, set: Settings) -> Result<Kernel> {
         reference::elementwise::dropout(&d[0], p, d[1][0].to_bits());
     };
     let k = kernels::elementwise::dropout(gpu, len, p)?;
-    grad(gpu, set, &k, io, row, Some(&cpu))
+    grad(gpu, set, &k, io, row, Some(&cpu)).await
 }

@@ -10,7 +10,7 @@ use crate::kernels::linear::{Linear, LinearShape, LinearVariant};
 use crate::reference;
 
 /// Fully connected layer, ReLU fused, weight split over bindings where needed.
-pub fn forward(
+pub async fn forward(
     gpu: &Gpu,
     s: LinearShape,
     precision: Precision,
@@ -31,7 +31,8 @@ pub fn forward(
         .collect::<Result<Vec<_>>>()?;
     let timing = time_pass(gpu, set.runs, |pass, i| {
         fc.encode(gpu, pass, &bgs[i % ROTATE])
-    })?;
+    })
+    .await?;
     let e = precision.bytes() as f64;
     let bytes = e * (s.m * s.k + s.k * s.n_out + s.m * s.n_out) as f64;
     let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
@@ -64,7 +65,7 @@ pub fn forward(
 }
 
 /// The backward kernels of one FC layer (weight in one binding): dx, dw.
-pub fn backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>> {
+pub async fn backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>> {
     let shape = format!("{}x{} -> {}", s.m, s.k, s.n_out);
     let macs = 2.0 * s.macs() as f64;
     let full = |d: &[Vec<f32>]| {
@@ -87,7 +88,8 @@ pub fn backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>>
                 flops: macs,
             },
             Some(&full),
-        )?,
+        )
+        .await?,
         grad(
             gpu,
             set,
@@ -103,6 +105,7 @@ pub fn backward(gpu: &Gpu, s: LinearShape, set: Settings) -> Result<Vec<Kernel>>
                 flops: macs,
             },
             None,
-        )?,
+        )
+        .await?,
     ])
 }

@@ -10,7 +10,7 @@ use crate::kernels::{self, lrn::LrnParams};
 use crate::reference;
 
 /// Local response normalisation.
-pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let p = LrnParams::default();
     let k = kernels::lrn::forward(gpu, dims, p, Precision::F32)?;
     let lens = Lens {
@@ -19,7 +19,8 @@ pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     };
     let (t, cpu) = unary(gpu, set, 5, &k, lens, &[], |x| {
         reference::lrn::forward(x, dims, &p)
-    })?;
+    })
+    .await?;
     let bytes = 8.0 * len(dims) as f64;
     Ok(with_cpu(
         entry("lrn/forward", dims_str(dims), t, 0.0, bytes),
@@ -28,7 +29,7 @@ pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
 }
 
 /// The LRN gradient, from the forward's input and the output gradient.
-pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let io = Io {
         inputs: &[len(dims), len(dims)],
         zeroed: &[],
@@ -40,5 +41,5 @@ pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
         flops: 0.0,
     };
     let k = kernels::lrn::backward(gpu, dims, LrnParams::default())?;
-    grad(gpu, set, &k, io, row, None)
+    grad(gpu, set, &k, io, row, None).await
 }

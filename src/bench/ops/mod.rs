@@ -85,7 +85,7 @@ pub(super) struct Lens {
 /// Times a one-input kernel, rotating among `ROTATE` inputs of `lens.input` f32 writing one
 /// output of `lens.output` (bound as input, `extra`..., output), and (when asked) its CPU
 /// reference `cpu_op` on a fresh input.
-pub(super) fn unary<R>(
+pub(super) async fn unary<R>(
     gpu: &Gpu,
     set: Settings,
     seed: u64,
@@ -106,7 +106,7 @@ pub(super) fn unary<R>(
             k.bind(gpu, &b)
         })
         .collect::<Result<Vec<_>>>()?;
-    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE]))?;
+    let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE])).await?;
     let cpu = if set.cpu {
         let x = rng.uniform(lens.input);
         Some(time_wall(1, || Ok(cpu_op(&x)))?)
@@ -139,13 +139,13 @@ pub(super) struct Row<'a> {
 }
 
 /// Times a backward kernel on random inputs laid out as `io`, and (when asked) `cpu_op`.
-pub(super) fn grad(
+pub(super) async fn grad(
     gpu: &Gpu,
     set: Settings,
     op: &crate::kernels::Kernel,
-    io: Io,
-    row: Row,
-    cpu_op: Option<&CpuOp>,
+    io: Io<'_>,
+    row: Row<'_>,
+    cpu_op: Option<&CpuOp<'_>>,
 ) -> Result<Kernel> {
     let mut rng = TensorRng::new(11);
     let data: Vec<Vec<f32>> = io
@@ -167,7 +167,7 @@ pub(super) fn grad(
     bufs.push(gpu.alloc("bench output", (io.output * 4) as u64)?);
     let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     let bg = op.bind(gpu, &refs)?;
-    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bg))?;
+    let t = time_pass(gpu, set.runs, |p, _| op.encode(gpu, p, &bg)).await?;
     let bytes = 4.0 * (io.inputs.iter().sum::<usize>() + io.output) as f64;
     let k = entry(row.op, row.shape, t, row.flops, bytes);
     let cpu = match cpu_op.filter(|_| set.cpu) {

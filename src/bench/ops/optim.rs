@@ -7,7 +7,7 @@ use crate::gpu::Gpu;
 use crate::kernels;
 
 /// The SGD step over `params` weights.
-pub fn sgd(gpu: &Gpu, params: usize, set: Settings) -> Result<Kernel> {
+pub async fn sgd(gpu: &Gpu, params: usize, set: Settings) -> Result<Kernel> {
     // Weights, gradients and momentum, then the hyperparameters in the output slot (zeros:
     // the same loads and stores as any step).
     let io = Io {
@@ -20,13 +20,13 @@ pub fn sgd(gpu: &Gpu, params: usize, set: Settings) -> Result<Kernel> {
         shape: format!("{params} parameters"),
         flops: 0.0,
     };
-    let k = grad(gpu, set, &kernels::optim::sgd(gpu, params)?, io, row, None)?;
+    let k = grad(gpu, set, &kernels::optim::sgd(gpu, params)?, io, row, None).await?;
     // Traffic: 3 reads, 2 writes.
     Ok(with_bytes(k, 20.0 * params as f64))
 }
 
 /// The overflow check over a gradient of `params` elements: one read.
-pub fn overflow(gpu: &Gpu, params: usize, set: Settings) -> Result<Kernel> {
+pub async fn overflow(gpu: &Gpu, params: usize, set: Settings) -> Result<Kernel> {
     let io = Io {
         inputs: &[params],
         zeroed: &[],
@@ -44,6 +44,7 @@ pub fn overflow(gpu: &Gpu, params: usize, set: Settings) -> Result<Kernel> {
         io,
         row,
         None,
-    )?;
+    )
+    .await?;
     Ok(with_bytes(k, 4.0 * params as f64))
 }

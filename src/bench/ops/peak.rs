@@ -8,14 +8,14 @@ use crate::gpu::Gpu;
 use crate::kernels::peak;
 
 /// The adapter's FMA throughput and copy bandwidth, each the median of `runs`.
-pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
+pub async fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
     // Enough invocations to fill any GPU several times over; the loop length keeps one run
     // in the tens of milliseconds on a CPU driver.
     let threads = if gpu.is_cpu() { 1 << 14 } else { 1 << 20 };
     let fma = peak::fma(gpu, threads, 1024)?;
     let out = gpu.alloc("peak out", (threads * 16) as u64)?;
     let bg = fma.bind(gpu, &[&out])?;
-    let t = time_pass(gpu, runs, |p, _| fma.encode(gpu, p, &bg))?;
+    let t = time_pass(gpu, runs, |p, _| fma.encode(gpu, p, &bg)).await?;
     let flops = peak::fma_flops(threads, 1024);
     let f = entry(
         "peak/fma",
@@ -32,7 +32,7 @@ pub fn peaks(gpu: &Gpu, runs: usize) -> Result<(Kernel, Kernel)> {
         input: len,
         output: len,
     };
-    let (t, _) = unary(gpu, set, 9, &copy, lens, &[], |_| ())?;
+    let (t, _) = unary(gpu, set, 9, &copy, lens, &[], |_| ()).await?;
     let shape = format!("{} MiB", (len * 4) >> 20);
     let c = entry("peak/copy", shape, t, 0.0, peak::copy_bytes(len));
     Ok((f, c))

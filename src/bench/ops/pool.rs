@@ -10,7 +10,7 @@ use crate::kernels::Nchw;
 use crate::reference;
 
 /// 2x2 max pooling (inference form, no argmax).
-pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let k = kernels::pool::forward(gpu, dims, false, Precision::F32)?;
     let out = kernels::pool::output_len(dims);
     let lens = Lens {
@@ -19,7 +19,8 @@ pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     };
     let (t, cpu) = unary(gpu, set, 3, &k, lens, &[], |x| {
         reference::pool::forward(x, dims)
-    })?;
+    })
+    .await?;
     let bytes = 4.0 * (len(dims) + out) as f64;
     Ok(with_cpu(
         entry("pool/forward", dims_str(dims), t, 0.0, bytes),
@@ -28,7 +29,7 @@ pub fn forward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
 }
 
 /// The max-pool gradient (`dims` the forward's input): a gather through the argmax.
-pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
+pub async fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
     let out = kernels::pool::output_len(dims);
     let io = Io {
         inputs: &[out, out],
@@ -48,4 +49,5 @@ pub fn backward(gpu: &Gpu, dims: Nchw, set: Settings) -> Result<Kernel> {
         row,
         None,
     )
+    .await
 }

@@ -8,7 +8,7 @@ use crate::kernels;
 use crate::reference;
 
 /// Softmax over [rows, cols].
-pub fn forward(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
+pub async fn forward(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
     let k = kernels::softmax::forward(gpu, rows, cols, Precision::F32)?;
     let lens = Lens {
         input: rows * cols,
@@ -16,7 +16,8 @@ pub fn forward(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Ker
     };
     let (t, cpu) = unary(gpu, set, 8, &k, lens, &[], |x| {
         reference::softmax::forward(x, rows, cols)
-    })?;
+    })
+    .await?;
     let bytes = 8.0 * (rows * cols) as f64;
     Ok(with_cpu(
         entry("softmax/forward", format!("{rows}x{cols}"), t, 0.0, bytes),
@@ -25,7 +26,7 @@ pub fn forward(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Ker
 }
 
 /// Softmax cross-entropy: the logits' gradient and per-row statistics.
-pub fn xent(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
+pub async fn xent(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel> {
     // The hyperparameters in the output slot: zeros, a loss scale of 0, which changes no
     // load or store.
     let io = Io {
@@ -39,5 +40,5 @@ pub fn xent(gpu: &Gpu, rows: usize, cols: usize, set: Settings) -> Result<Kernel
         flops: 0.0,
     };
     let k = kernels::softmax::xent(gpu, rows, cols, 1.0 / rows as f32)?;
-    grad(gpu, set, &k, io, row, None)
+    grad(gpu, set, &k, io, row, None).await
 }
