@@ -3,7 +3,7 @@
 // run, a wrong prediction among the eight shown, a held-out count other than the native
 // run's, or any conformance case that fails. Then it picks a weights file and images as a
 // user would and fails unless the page's top-5 are `vgg infer`'s on this machine (NATIVE_INFER:
-// its --json output for IMAGES with WEIGHTS).
+// its --json output for IMAGES with WEIGHTS). Last, the quick benchmark must measure every row.
 // Usage: node test.mjs URL NATIVE_CORRECT WEIGHTS NATIVE_INFER IMAGE...
 import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
@@ -80,6 +80,20 @@ try {
     }
   }
   if (errors.length) fail(`console errors:\n${errors.join("\n")}`);
+
+  // The quick benchmark, from its button: every row measured, none failed.
+  await page.click("#bench-quick");
+  await page.waitForFunction(() => document.body.dataset.bench, null, { timeout: 900_000 });
+  if (await page.evaluate(() => document.body.dataset.bench) !== "done") {
+    fail(await page.evaluate(() => document.getElementById("bench-progress").textContent));
+  }
+  const b = await page.evaluate(() => window.benchReport);
+  console.log(await page.evaluate(() => document.getElementById("bench-table").textContent));
+  if (b.failures.length) fail(`bench rows failed:\n${b.failures.join("\n")}`);
+  const timed = b.kernels.filter((k) => k.median_ms > 0 && Number.isFinite(k.median_ms));
+  if (!b.peak || timed.length !== b.kernels.length || b.kernels.length < 20 || !b.networks.length) {
+    fail(`bench: ${b.kernels.length} kernel rows (${timed.length} timed), ${b.networks.length} network rows`);
+  }
   console.log("browser test passed");
 } finally {
   await browser.close();

@@ -11,7 +11,7 @@ use vgg_wgpu::io::datasets::{mnist_5k, Dataset};
 use vgg_wgpu::io::image::{decode_bytes, Preprocess};
 use vgg_wgpu::io::weights::Opened;
 use vgg_wgpu::model::card::{Preprocessing, Preset};
-use vgg_wgpu::{Gpu, Network, Tensor};
+use vgg_wgpu::{Gpu, Model, Network, Tensor};
 use wasm_bindgen::prelude::*;
 
 /// A panic's message on the page's console (a wasm panic alone says only "unreachable").
@@ -241,4 +241,24 @@ async fn run_image(m: &mut Classifier, bytes: &[u8], name: &str) -> Result<Strin
         .map(|(i, p)| serde_json::json!({"label": m.labels[i], "class": i, "probability": p}))
         .collect();
     Ok(serde_json::json!({"top": top, "ms": js_sys::Date::now() - started}).to_string())
+}
+
+/// `vgg bench --quick` in the page: the adapter's FMA and copy peaks, VGG16's kernels at
+/// 32x32 (each layer shape, default variants, batch 1) beside the CPU reference compiled
+/// into this module, and VGG16 end to end at batch 1 and 2, on a device of its own.
+/// Training is left out (its steps read back blocking). Calls `progress(line)` per finished
+/// row. Returns JSON: `{"report"`: the report `vgg bench --json` writes, `"table"`: its
+/// table as `vgg bench` prints it`}`.
+#[wasm_bindgen]
+pub async fn bench(progress: js_sys::Function) -> Result<String, JsValue> {
+    let gpu = Gpu::new_async(&Default::default()).await.map_err(js)?;
+    let o = vgg_wgpu::bench::suite::default_options(Model::vgg16(), true).map_err(js)?;
+    let report = vgg_wgpu::bench::run_async(&gpu, &o, |line| {
+        // A page's progress display failing is no reason to stop the benchmark.
+        let _ = progress.call1(&JsValue::NULL, &line.into());
+    })
+    .await
+    .map_err(js)?;
+    let json = serde_json::to_value(&report).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    Ok(serde_json::json!({"report": json, "table": report.table()}).to_string())
 }
