@@ -464,8 +464,6 @@ fn is_pth_or_onnx(path: &Path) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::card::{Preprocessing, Preset};
-    use crate::model::Init;
 
     /// (card, every tensor) of a file opened from disk and from its bytes.
     fn both(path: &Path) -> [(Option<HashMap<String, String>>, Weights); 2] {
@@ -479,36 +477,26 @@ mod tests {
 
     #[test]
     fn a_file_opened_from_its_bytes_gives_what_opening_it_gives() {
-        // A safetensors file with a card, as the engine writes one.
-        let model = Model::parse("4,M")
-            .and_then(|m| m.with_input(1, 8, 8))
-            .and_then(|m| m.with_avgpool(None))
-            .and_then(|m| m.with_hidden(&[6]))
-            .and_then(|m| m.with_classes(3))
-            .unwrap();
-        let pre = Preprocessing {
-            preset: Preset::Unit,
-            resize: 8,
-            crop: 8,
-        };
-        let names = ["a", "b", "c"].map(String::from).to_vec();
-        let card = Card::new(&model, pre, names).unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        // A safetensors file with a card, as the engine writes one (tiny_a's, from the
+        // card its ONNX graph implies).
+        let onnx = Opened::open(&fixtures.join("tiny_a.onnx")).unwrap();
+        let card = onnx.card().cloned().unwrap();
+        let model = card.model().unwrap();
         let dir = std::env::temp_dir().join(format!("vgg-opened-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("w.safetensors");
-        Weights::init(&model, Init::Glorot, 3)
-            .save_with(&path, Some(&card))
-            .unwrap();
+        let weights = onnx.load(&model).unwrap();
+        weights.save_with(&path, Some(&card)).unwrap();
         let [disk, bytes] = both(&path);
-        assert!(disk.0.is_some());
+        assert_eq!(disk.0, Some(card.to_metadata()));
         assert_eq!(disk, bytes);
         let loaded = Opened::from_bytes(std::fs::read(&path).unwrap(), &path)
             .and_then(|o| o.load(&model))
             .unwrap();
-        assert_eq!(loaded, disk.1);
+        assert_eq!(loaded, weights);
         std::fs::remove_dir_all(&dir).ok();
         // torch.save and ONNX files: their card comes from their tensors or graph.
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         for name in ["tiny_a.pth", "tiny_a.onnx", "tiny_a_keras.onnx"] {
             let [disk, bytes] = both(&fixtures.join(name));
             assert_eq!(disk, bytes, "{name}");
