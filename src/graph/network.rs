@@ -57,8 +57,10 @@ pub struct Network<'g> {
     model: Model,
     tune: ConvTune,
     precision: Precision,
-    /// The conv configuration and FC variant the options fix for every layer.
-    fixed: (Option<ConvTune>, Option<LinearVariant>),
+    /// How the nodes choose their variants (from the adapter, the precision, and the conv
+    /// configuration and FC variant the options fix for every layer), made once here and
+    /// read by the upload and by each plan.
+    choose: Choose<'g>,
     limits: Limits,
     memory_limit: Option<u64>,
     /// Per conv layer: its tunables and its weights packed for them.
@@ -189,7 +191,7 @@ impl<'g> Network<'g> {
             model: model.clone(),
             tune,
             precision,
-            fixed: (opts.conv, opts.linear),
+            choose,
             limits,
             memory_limit: opts.memory_limit,
             convs,
@@ -209,16 +211,6 @@ impl<'g> Network<'g> {
     pub fn weight_bytes(&self) -> u64 {
         self.weight_bytes
     }
-    /// How this network's nodes choose their variants.
-    fn choose(&self) -> Choose<'_> {
-        Choose {
-            gpu: self.gpu,
-            numerics: Numerics::inference(self.precision),
-            conv: self.fixed.0,
-            linear: self.fixed.1,
-        }
-    }
-
     /// The conv tunables of layer `layer` (the network default for other layers).
     pub fn conv_tune(&self, layer: usize) -> ConvTune {
         self.convs.get(&layer).map_or(self.tune, |c| c.0)
@@ -428,7 +420,7 @@ impl<'g> Network<'g> {
                         input: graph.tensors[node.input].dims,
                         output: graph.tensors[node.output].dims,
                     };
-                    let choice = self.choose().node(&at, false);
+                    let choice = self.choose.node(&at, false);
                     if let (NodeOp::Linear { layer, .. }, NodeChoice::Linear(v)) = (node.op, choice)
                     {
                         linear_variants.insert(layer, v);
@@ -466,7 +458,7 @@ impl<'g> Network<'g> {
         let lower = Lowering {
             gpu,
             model: &self.model,
-            numerics: Numerics::inference(self.precision),
+            numerics: self.choose.numerics,
             max_binding: self.limits.max_binding,
         };
         match at.op {
