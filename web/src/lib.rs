@@ -83,7 +83,8 @@ pub async fn demo() -> Result<String, JsValue> {
 
 /// `vgg check` in the page: the conformance suite's `scope` ("quick", "standard" or
 /// "full") on the page's WebGPU adapter, each case against the CPU reference compiled into
-/// this module and run twice for determinism, with `seed` as `vgg check --seed`. Calls
+/// this module and run twice for determinism, with `seed` as `vgg check --seed` and `only`
+/// as `vgg check --op` (the cases whose name starts with it). Calls
 /// `progress(done, total, row)` as each case starts (row null) and as each result comes
 /// (row: its row of the report, as JSON). Returns the JSON report `vgg check --json`
 /// writes.
@@ -91,6 +92,7 @@ pub async fn demo() -> Result<String, JsValue> {
 pub async fn check(
     scope: String,
     seed: u32,
+    only: Option<String>,
     progress: js_sys::Function,
 ) -> Result<String, JsValue> {
     let scope = match scope.as_str() {
@@ -103,6 +105,7 @@ pub async fn check(
     let opts = SuiteOptions {
         seed: seed.into(),
         scope,
+        only,
         ..Default::default()
     };
     let mut adapter = AdapterReport::new(0, gpu.info());
@@ -261,4 +264,43 @@ pub async fn bench(progress: js_sys::Function) -> Result<String, JsValue> {
     .map_err(js)?;
     let json = serde_json::to_value(&report).map_err(|e| JsValue::from_str(&e.to_string()))?;
     Ok(serde_json::json!({"report": json, "table": report.table()}).to_string())
+}
+
+/// VGG16 at 224x224 in the page, with seeded Kaiming weights (`vgg bench`'s): the first
+/// forward of a batch (planning, allocation, pipeline compilation, the run) and a second,
+/// timed alone. `max_binding_mib` caps a binding below the adapter's limit, as the
+/// executor's `max_binding` does (128: WebGPU's default, which splits fc6's 392 MiB weight).
+/// Returns JSON: `{"first_ms", "ms", "batch", "max_binding_bytes", "fc6_weight_bytes",
+/// "adapter", "top"}`, `top` the first image's top class.
+#[wasm_bindgen]
+pub async fn vgg16(batch: usize, max_binding_mib: Option<u32>) -> Result<String, JsValue> {
+    let gpu = page_gpu().await?;
+    let model = Model::vgg16();
+    let weights = vgg_wgpu::Weights::init(&model, vgg_wgpu::Init::Kaiming, 0);
+    let [c, h, w] = model.input_dims();
+    let data = vgg_wgpu::check::TensorRng::new(1).uniform(batch * c * h * w);
+    let x = Tensor::new(vec![batch, c, h, w], data).map_err(js)?;
+    let started = js_sys::Date::now();
+    let max_binding = max_binding_mib.map(|m| u64::from(m) << 20);
+    let opts = vgg_wgpu::NetworkOptions {
+        max_binding,
+        ..Default::default()
+    };
+    let mut net = Network::with_options(gpu, &model, &weights, opts).map_err(js)?;
+    drop(weights);
+    net.forward_async(&x).await.map_err(js)?;
+    let first = js_sys::Date::now() - started;
+    let again = js_sys::Date::now();
+    let logits = net.forward_async(&x).await.map_err(js)?;
+    let ms = js_sys::Date::now() - again;
+    Ok(serde_json::json!({
+        "first_ms": first,
+        "ms": ms,
+        "batch": batch,
+        "max_binding_bytes": max_binding.unwrap_or(u64::MAX).min(gpu.max_binding_bytes()),
+        "fc6_weight_bytes": 25088u64 * 4096 * 4,
+        "adapter": gpu.describe(),
+        "top": vgg_wgpu::io::labels::top_k(logits.row(0), 1).first().map(|t| t.0),
+    })
+    .to_string())
 }
