@@ -2,7 +2,7 @@
 //! optional tuning, and networks end to end.
 
 use super::report::{self, Adapter, Kernel, Network, Peak, Report};
-use super::{ops, time_wall, tune, Settings};
+use super::{ops, time_async, tune, Settings};
 use crate::error::Result;
 use crate::gpu::{tuning, Gpu, Precision};
 use crate::graph::choice::{Choose, Numerics};
@@ -601,14 +601,6 @@ async fn networks(
             if gpu.is_lost() {
                 break;
             }
-            if cfg!(target_arch = "wasm32") {
-                // The trainer's steps read the loss back blocking, and a page cannot block.
-                progress(&format!(
-                    "{} training step: not in a browser page yet",
-                    net.name()
-                ));
-                continue;
-            }
             let what = format!(
                 "{} {} training step at batch {}",
                 net.name(),
@@ -670,13 +662,7 @@ async fn network(
     let mut net = crate::graph::Network::with_options(gpu, model, &weights, opts)?;
     drop(weights);
     net.forward_async(&x).await?;
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
-        let t0 = web_time::Instant::now();
-        net.forward_async(&x).await?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    let t = super::Timing::from(times, "wall");
+    let t = time_async(runs, async || net.forward_async(&x).await).await?;
     Ok(network_row(model, "inference", batch, precision, &t))
 }
 
@@ -723,8 +709,8 @@ async fn training_step(
     let mut t = crate::train::Trainer::new(gpu, model, &weights, opts)?;
     drop(weights);
     let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes()) as u32).collect();
-    t.step(&x, &labels, 0.01)?;
-    let tm = time_wall(runs, || t.step(&x, &labels, 0.01))?;
+    t.step_async(&x, &labels, 0.01).await?;
+    let tm = time_async(runs, async || t.step_async(&x, &labels, 0.01).await).await?;
     Ok(network_row(model, "training", batch, precision, &tm))
 }
 

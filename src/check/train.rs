@@ -2,7 +2,7 @@
 //! each parameter's update), in f32 and mixed precision.
 
 use super::network::{random_input, random_weights};
-use super::suite::{case, skip, Case};
+use super::suite::{case, Case};
 use super::Outcome;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
@@ -14,21 +14,15 @@ use crate::Weights;
 /// train/step in f32, and in f16 (mixed precision: loss-scaled, and on tensor cores where
 /// the adapter has them).
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    if cfg!(target_arch = "wasm32") {
-        // The trainer's steps read the loss back blocking, and a page cannot block.
-        let why = "the trainer does not run in a browser page yet (its steps read back blocking)";
-        return vec![skip("train/step", why)];
-    }
-    // The step runs when the case is called, natively; the future only hands its result on.
     vec![
         case("train/step", "BN, LRN, 1x1, avgpool, split FC", move |s| {
-            std::future::ready(step(gpu, s, Precision::F32))
+            step(gpu, s, Precision::F32)
         })
         .quick(),
         case(
             "train/step",
             "f16, BN, LRN, 1x1, avgpool, split FC",
-            move |s| std::future::ready(step(gpu, s, Precision::F16)),
+            move |s| step(gpu, s, Precision::F16),
         )
         .f16(),
     ]
@@ -38,7 +32,7 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
 /// FC weight split over bindings) against the reference step: the loss, and each
 /// parameter's update. In `F16` the step is mixed precision (`TrainOptions::precision`):
 /// loss-scaled, and on tensor cores where the adapter has them.
-pub fn step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> {
+pub async fn step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> {
     // The last map is 3x2; the average pool to 2x3 overlaps its rows' windows and repeats
     // its columns, as torchvision's 7x7 pool does below 224x224 input.
     let m = Model::parse("6,M,8:1,L,M,10")
@@ -61,7 +55,7 @@ pub fn step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> 
     };
     let lr = 0.05;
     let mut t = Trainer::new(gpu, &m, &w, opts)?;
-    let got = t.step(&x, &labels, lr)?;
+    let got = t.step_async(&x, &labels, lr).await?;
     // Where a conv or FC layer multiplies f16 operands, the loss and gradients carry their
     // rounding: 5 layers of operands rounded to f16 (2^-11 = 4.9e-4 relative each, two per
     // product) make at most about 5 x 2 x 4.9e-4 = 4.9e-3 of relative error, within 1e-2.
@@ -89,7 +83,7 @@ pub fn step(gpu: &Gpu, seed: u64, precision: Precision) -> Result<Vec<Outcome>> 
     };
     let (mut rw, mut rv) = (w.clone(), Weights::new());
     let (loss, correct) = reference::train::step(&m, &mut rw, &mut rv, &x, &labels, sgd)?;
-    let gw = t.weights()?;
+    let gw = t.weights_async().await?;
     let tag = format!("{} batch {batch} {precision:?}", m.name());
     let mut out = vec![Outcome::new(
         "train/loss",

@@ -485,10 +485,13 @@ impl<'g> Trainer<'g> {
 
     /// Every parameter's buffer `pick` (weights or momentum) read back and, for weights
     /// split over bindings, reassembled.
-    fn gather(&self, pick: impl Fn(&Param) -> usize) -> Result<Weights> {
+    async fn gather(&self, pick: impl Fn(&Param) -> usize) -> Result<Weights> {
         let mut w = Weights::new();
         for p in &self.params {
-            let data = self.gpu.read::<f32>(&self.bufs[pick(p)], p.len())?;
+            let data = self
+                .gpu
+                .read_async::<f32>(&self.bufs[pick(p)], p.len())
+                .await?;
             match (p.rows, w.get_mut(&p.name)) {
                 (Some((r0, _)), Some(t)) if r0 > 0 => t.data.extend(data),
                 _ => w.insert(&p.name, Tensor::new(vec![p.len()], data)?),
@@ -504,9 +507,14 @@ impl<'g> Trainer<'g> {
 
     /// The current weights (and batch-norm running statistics), read back.
     pub fn weights(&self) -> Result<Weights> {
-        let mut w = self.gather(|p| p.w)?;
+        crate::gpu::blocking(self.weights_async())
+    }
+
+    /// [`Trainer::weights`] as a future: what a browser page awaits.
+    pub async fn weights_async(&self) -> Result<Weights> {
+        let mut w = self.gather(|p| p.w).await?;
         for (name, id, len) in &self.running {
-            let data = self.gpu.read::<f32>(&self.bufs[*id], *len)?;
+            let data = self.gpu.read_async::<f32>(&self.bufs[*id], *len).await?;
             w.insert(name, Tensor::new(vec![*len], data)?);
         }
         Ok(w)
@@ -514,7 +522,7 @@ impl<'g> Trainer<'g> {
 
     /// The momentum buffers, by parameter name (for checkpoints).
     pub fn momentum(&self) -> Result<Weights> {
-        self.gather(|p| p.v)
+        crate::gpu::blocking(self.gather(|p| p.v))
     }
 
     /// Restores momentum buffers saved with [`Trainer::momentum`] and the step count.

@@ -15,9 +15,20 @@ impl Trainer<'_> {
     /// correctness. `stage`, `submit` and `finish` are its three parts, for a caller that
     /// uploads the next batch while this one runs.
     pub fn step(&mut self, images: &Tensor, labels: &[u32], lr: f32) -> Result<StepStats> {
+        crate::gpu::blocking(self.step_async(images, labels, lr))
+    }
+
+    /// [`Trainer::step`] as a future: what a browser page awaits (natively `step` blocks
+    /// on it).
+    pub async fn step_async(
+        &mut self,
+        images: &Tensor,
+        labels: &[u32],
+        lr: f32,
+    ) -> Result<StepStats> {
         self.stage(images, labels)?;
         self.submit(lr)?;
-        self.finish()
+        self.finish_async().await
     }
 
     /// Writes the images and labels of the next step. It may be called while a step is in
@@ -163,11 +174,19 @@ impl Trainer<'_> {
 
     /// Waits for the submitted step and reads its loss and correct count.
     pub fn finish(&mut self) -> Result<StepStats> {
+        crate::gpu::blocking(self.finish_async())
+    }
+
+    /// [`Trainer::finish`] as a future.
+    pub async fn finish_async(&mut self) -> Result<StepStats> {
         if !self.in_flight {
             return Err(Error::Shape("no step was submitted to finish".into()));
         }
         let (n, acc) = (self.opts.batch, self.opts.accumulate);
-        let stats: Vec<f32> = self.gpu.map_read(&self.readback, "train step")?;
+        let stats: Vec<f32> = self
+            .gpu
+            .map_read_async(&self.readback, "train step")
+            .await?;
         self.in_flight = false;
         self.step += 1;
         let rows = n * acc;
