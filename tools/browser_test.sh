@@ -4,28 +4,24 @@
 # with playwright-core (web/test.mjs): the digit model, then the conformance suite's quick
 # set. It fails on any console error, a failed run, a wrong prediction among the digits
 # the page shows, a held-out count other than `vgg demo`'s on this machine, a
-# conformance case that fails, or top-5 classes of a picked weights file and images other
-# than `vgg infer`'s. Installs what is missing: Debian's chromium,
-# wasm-bindgen-cli at the version web/Cargo.toml pins, the wasm32 target, playwright-core.
+# conformance case that fails, top-5 classes of a picked weights file and images other
+# than `vgg infer`'s, or a benchmark row that fails. It leaves the page's conformance report
+# (JSON and Markdown, as `vgg check` writes them) and a screenshot of the page in
+# target/browser/. Installs what is missing: Debian's chromium, wasm-bindgen-cli at the
+# version web/Cargo.toml pins (tools/build_web.sh), the wasm32 target, playwright-core.
 #
 # tools/browser_test.sh [PORT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${1:-8937}
-wbg=0.2.130
 command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg"; then
-    # Not --locked: its lock pins crates newer than some registries' index.
-    cargo install --quiet wasm-bindgen-cli --version "$wbg"
-fi
 rustup target add wasm32-unknown-unknown
 (
     cd web
     cargo fmt --check
     cargo clippy --quiet --release --target wasm32-unknown-unknown -- -D warnings
-    cargo build --quiet --release --target wasm32-unknown-unknown
 )
-wasm-bindgen --target web --out-dir web/pkg web/target/wasm32-unknown-unknown/release/vgg_web.wasm
+bash tools/build_web.sh
 (cd web && npm install --silent --no-audit --no-fund)
 # The native count the page must match: "accuracy 97.4% (974 of 1000) in 0.37 s".
 native=$(cargo run --release --quiet -- demo | sed -n 's/^accuracy .*(\([0-9]*\) of 1000).*/\1/p')

@@ -4,9 +4,10 @@
 // run's, or any conformance case that fails. Then it picks a weights file and images as a
 // user would and fails unless the page's top-5 are `vgg infer`'s on this machine (NATIVE_INFER:
 // its --json output for IMAGES with WEIGHTS). Last, the quick benchmark must measure every row.
+// Leaves the conformance report and a screenshot of the page in target/browser/.
 // Usage: node test.mjs URL NATIVE_CORRECT WEIGHTS NATIVE_INFER IMAGE...
 import { chromium } from "playwright-core";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
 
 const [url, native, weights, nativeInfer, ...images] = process.argv.slice(2);
@@ -45,7 +46,12 @@ try {
   if (check === "error") {
     fail(await page.evaluate(() => document.getElementById("check-status").textContent));
   }
-  const report = JSON.parse(await page.evaluate(() => document.getElementById("report").textContent));
+  const reportJson = await page.evaluate(() => document.getElementById("report").textContent);
+  const report = JSON.parse(reportJson);
+  // The page's report as `vgg check --json` and `--markdown` write them, for committing.
+  mkdirSync("target/browser", { recursive: true });
+  writeFileSync("target/browser/conformance.json", reportJson);
+  writeFileSync("target/browser/conformance.md", await page.evaluate(() => window.conformanceMarkdown));
   const a = report.adapters[0];
   console.log(`conformance on ${a.name} (vendor ${a.driver}, architecture ${a.driver_info}):`);
   for (const w of a.workarounds) console.log(`  driver issue worked around: ${w}`);
@@ -94,7 +100,12 @@ try {
   if (!b.peak || timed.length !== b.kernels.length || b.kernels.length < 20 || !b.networks.length) {
     fail(`bench: ${b.kernels.length} kernel rows (${timed.length} timed), ${b.networks.length} network rows`);
   }
-  console.log("browser test passed");
+  // The page's top (the digits, the user's images, the benchmark's end): the whole page is
+  // hundreds of rows long.
+  await page.setViewportSize({ width: 1280, height: 1800 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: "target/browser/page.png" });
+  console.log("browser test passed (report and screenshot in target/browser/)");
 } finally {
   await browser.close();
 }

@@ -248,9 +248,8 @@ async fn run_image(m: &mut Classifier, bytes: &[u8], name: &str) -> Result<Strin
 
 /// `vgg bench --quick` in the page: the adapter's FMA and copy peaks, VGG16's kernels at
 /// 32x32 (each layer shape, default variants, batch 1) beside the CPU reference compiled
-/// into this module, and VGG16 end to end at batch 1 and 2, on a device of its own.
-/// Training is left out (its steps read back blocking). Calls `progress(line)` per finished
-/// row. Returns JSON: `{"report"`: the report `vgg bench --json` writes, `"table"`: its
+/// into this module, VGG16 end to end at batch 1 and 2 and a training step at batch 2, on a
+/// device of its own. Calls `progress(line)` per finished row. Returns JSON: `{"report"`: the report `vgg bench --json` writes, `"table"`: its
 /// table as `vgg bench` prints it`}`.
 #[wasm_bindgen]
 pub async fn bench(progress: js_sys::Function) -> Result<String, JsValue> {
@@ -264,6 +263,13 @@ pub async fn bench(progress: js_sys::Function) -> Result<String, JsValue> {
     .map_err(js)?;
     let json = serde_json::to_value(&report).map_err(|e| JsValue::from_str(&e.to_string()))?;
     Ok(serde_json::json!({"report": json, "table": report.table()}).to_string())
+}
+
+/// The Markdown `vgg check --markdown` writes, of a report `check` returned.
+#[wasm_bindgen]
+pub fn check_markdown(report: &str) -> Result<String, JsValue> {
+    let r: Report = serde_json::from_str(report).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    Ok(r.markdown())
 }
 
 /// VGG16 at 224x224 in the page, with seeded Kaiming weights (`vgg bench`'s): the first
