@@ -5,7 +5,7 @@
 
 #include "kernel/planes"
 
-override RELU: bool = false;
+#include "kernel/relu"
 
 @group(0) @binding(0) var<storage, read> input: array<S>;
 @group(0) @binding(1) var<storage, read> scale: array<S>;
@@ -17,6 +17,6 @@ fn elements() -> u32 { return N * C * HW; }
 fn element(i: u32) {
     let c = (i / HW) % C;
     var y = fma(f32(input[i]), f32(scale[c]), f32(shift[c]));
-    if (RELU) { y = max(y, 0.0); }
+    if (RELU) { y = relu(y); }
     output[i] = S(y);
 }

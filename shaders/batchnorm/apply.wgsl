@@ -5,7 +5,7 @@
 
 #include "kernel/planes"
 
-override RELU: bool = false;
+#include "kernel/relu"
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> gamma: array<f32>;
@@ -19,6 +19,6 @@ fn element(i: u32) {
     let c = (i / HW) % C;
     let st = stats[c];
     var v = (x[i] - st.x) * st.y * gamma[c] + beta[c];
-    if (RELU) { v = max(v, 0.0); }
+    if (RELU) { v = relu(v); }
     y[i] = v;
 }

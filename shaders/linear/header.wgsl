@@ -6,7 +6,7 @@ override K: u32;
 override N_OUT: u32;
 override ROW0: u32 = 0u;
 override ROWS: u32;
-override RELU: bool = false;
+#include "kernel/relu"
 
 @group(0) @binding(0) var<storage, read> x: array<S>;
 @group(0) @binding(1) var<storage, read> weight: array<S>;

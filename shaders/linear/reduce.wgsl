@@ -63,7 +63,7 @@ fn work_group(tile: u32, lid: u32) {
         if (m0 + i < M && r0 + j < ROWS) {
             let o = ROW0 + r0 + j;
             var y = partial[lid * WG] + f32(bias[o]);
-            if (RELU) { y = max(y, 0.0); }
+            if (RELU) { y = relu(y); }
             output[(m0 + i) * N_OUT + o] = S(y);
         }
     }

@@ -45,7 +45,7 @@ fn work_group(linear: u32, lid: u32) {
             if (r0 + j >= ROWS) { break; }
             let o = ROW0 + r0 + j;
             var y = acc[i][j] + f32(bias[o]);
-            if (RELU) { y = max(y, 0.0); }
+            if (RELU) { y = relu(y); }
             output[(m0 + i) * N_OUT + o] = S(y);
         }
     }

@@ -37,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             if (r0 + j >= ROWS) { break; }
             let o = ROW0 + r0 + j;
             var y = acc[i][j] + f32(bias[o]);
-            if (RELU) { y = max(y, 0.0); }
+            if (RELU) { y = relu(y); }
             output[(m0 + i) * N_OUT + o] = S(y);
         }
     }

@@ -72,8 +72,3 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
     mma_lane(sid, sg_size);
     block(wid.x + wid.z * nwg.x, wid.y, lid, sg);
 }
-
-// ReLU that keeps NaN (as the other variants do: an overflow must reach the logits).
-fn relu(v: f32) -> f32 {
-    return select(0.0, v, !(v <= 0.0));
-}

@@ -2,7 +2,7 @@
 //! folded into a conv, and training's statistics, running update, output and gradients,
 //! against `reference::batchnorm`.
 
-use super::suite::{cs, each, Case};
+use super::suite::{cs, each, one, Case};
 use super::{dims_str, poisoned, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -24,8 +24,12 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
         "",
         both,
         Some(1),
-        move |(d, relu), s| affine(gpu, d, relu, s),
+        move |(d, relu), s| affine(gpu, d, relu, false, s),
     );
+    // NaN through the fused ReLU, at two corners and inside.
+    v.push(one("batchnorm/affine", "NaN", move |s| {
+        affine(gpu, (2, 5, 7, 3), true, true, s)
+    }));
     let convs = [
         cs(2, 3, 13, 13, 15, 3),
         cs(3, 8, 20, 7, 7, 3),
@@ -53,12 +57,16 @@ fn random_bn(rng: &mut TensorRng, c: usize) -> BatchNorm {
     }
 }
 
-/// Batch norm (inference) as a per-channel affine kernel, against the unfused reference.
-pub async fn affine(gpu: &Gpu, dims: Nchw, relu: bool, seed: u64) -> Result<Outcome> {
+/// Batch norm (inference) as a per-channel affine kernel, against the unfused reference;
+/// with `nan`, on an input that holds NaN, which must come through (`Outcome::through_nan`).
+pub async fn affine(gpu: &Gpu, dims: Nchw, relu: bool, nan: bool, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
-    let x = rng.uniform(n * c * h * w);
+    let mut x = rng.uniform(n * c * h * w);
     let bn = random_bn(&mut rng, c);
+    if nan {
+        x = rng.with_nans(x);
+    }
     let (scale, shift) = bn.scale_shift()?;
     let k = kernels::batchnorm::affine(gpu, dims, relu, Precision::F32)?;
     let got = run_op(gpu, &k, &[&x, &scale, &shift], x.len(), None).await?;
@@ -70,11 +78,18 @@ pub async fn affine(gpu: &Gpu, dims: Nchw, relu: bool, seed: u64) -> Result<Outc
         bn.eps,
         relu,
     );
-    Ok(Outcome::new(
+    let shape = format!(
+        "{}{}{}",
+        if relu { "+relu " } else { "" },
+        if nan { "NaN " } else { "" },
+        dims_str(dims)
+    );
+    Ok(Outcome::through_nan(
         "batchnorm/affine",
-        format!("{}{}", if relu { "+relu " } else { "" }, dims_str(dims)),
+        shape,
         &got,
         &want,
+        |_| false,
     ))
 }
 

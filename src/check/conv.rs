@@ -97,6 +97,14 @@ fn variant_cases<'g>(gpu: &'g Gpu, tune: ConvTune, name: &str) -> Vec<Case<'g>> 
             );
         }
     }
+    // NaN through the fused ReLU, at two corners and inside (quick: every driver and the
+    // browser run it).
+    v.push(
+        one(f, &format!("{name} NaN"), move |s| {
+            forward_nan(gpu, cs(2, 6, 11, 9, 10, 3), tune, s)
+        })
+        .quick(),
+    );
     let (grid_tune, big) = grid_case(tune);
     v.push(one(f, &format!("{name} grid over 65535"), move |s| {
         forward(gpu, big, false, Some(grid_tune), s)
@@ -284,13 +292,7 @@ pub async fn forward_as(
     if precision == Precision::F16 || tune.variant.f16_operands() {
         (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
     }
-    let conv = Conv2d::with_precision(gpu, s, relu, tune, precision)?;
-    let params = conv.upload(gpu, &w, &b)?;
-    let xb = gpu.upload_as("x", &x, precision)?;
-    let out = poisoned(gpu, "y", s.output_len())?;
-    let bg = conv.bind(gpu, &xb, &params, &out)?;
-    gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
-    let got = read_as(gpu, &out, s.output_len(), precision).await?;
+    let (got, conv) = run_forward(gpu, s, relu, tune, precision, (&x, &w, &b)).await?;
     let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), (&w, &b), s.c_out, s.k, relu);
     let shape = format!(
         "{}x{}{}{} {}->{} {:?}/{}",
@@ -323,6 +325,72 @@ pub async fn forward_as(
     let dims = (s.n, s.c_in, s.h, s.w);
     let terms = reference::conv::forward(&abs(&x), dims, (&abs(&w), &abs(&b)), s.c_out, s.k, false);
     Ok(o.within_ulps_of(terms.iter().fold(0.0f64, |m, v| m.max(*v as f64))))
+}
+
+/// One conv on the GPU into a poisoned output: what it wrote, and the kernel.
+async fn run_forward(
+    gpu: &Gpu,
+    s: ConvShape,
+    relu: bool,
+    tune: ConvTune,
+    precision: Precision,
+    (x, w, b): (&[f32], &[f32], &[f32]),
+) -> Result<(Vec<f32>, Conv2d)> {
+    let conv = Conv2d::with_precision(gpu, s, relu, tune, precision)?;
+    let params = conv.upload(gpu, w, b)?;
+    let xb = gpu.upload_as("x", x, precision)?;
+    let out = poisoned(gpu, "y", s.output_len())?;
+    let bg = conv.bind(gpu, &xb, &params, &out)?;
+    gpu.run_pass("conv", |pass| conv.encode(gpu, pass, &bg))?;
+    let got = read_as(gpu, &out, s.output_len(), precision).await?;
+    Ok((got, conv))
+}
+
+/// `tune`'s kernel with ReLU on an input that holds NaN (`TensorRng::with_nans`): the NaN
+/// must reach every output it reaches in the reference, the rest as the reference
+/// (`Outcome::through_nan`). Winograd's outputs may be NaN over each whole tile a NaN
+/// touches: its transforms add every input of the tile's patch into every output, with
+/// weights that cancel to 0 for the taps outside an output's window, and NaN * 0 is NaN.
+pub async fn forward_nan(gpu: &Gpu, s: ConvShape, tune: ConvTune, seed: u64) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let mut x = rng.uniform(s.input_len());
+    let (mut w, mut b) = (rng.uniform(s.weight_len()), rng.uniform(s.c_out));
+    if tune.variant.f16_operands() {
+        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
+    }
+    let x = rng.with_nans(x);
+    let (got, conv) = run_forward(gpu, s, true, tune, Precision::F32, (&x, &w, &b)).await?;
+    let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), (&w, &b), s.c_out, s.k, true);
+    let tile = match tune.variant.spec().tiling {
+        Tiling::Tiles4x4 => 4,
+        Tiling::Tiles2x2 => 2,
+        _ => 1,
+    };
+    // Output i's tile, as (plane, tile row, tile column); a plane is one (image, channel).
+    let tile_of = |i: usize| {
+        let (plane, p) = (i / (s.h * s.w), i % (s.h * s.w));
+        (plane, p / s.w / tile, p % s.w / tile)
+    };
+    let reached: std::collections::HashSet<_> = (0..want.len())
+        .filter(|&i| want[i].is_nan())
+        .map(tile_of)
+        .collect();
+    let shape = format!(
+        "{}x{}+relu NaN {}->{} {:?}/{}",
+        s.k,
+        s.k,
+        dims_str((s.n, s.c_in, s.h, s.w)),
+        s.c_out,
+        conv.tune.variant,
+        conv.tune.wg
+    );
+    Ok(Outcome::through_nan(
+        "conv/forward",
+        shape,
+        &got,
+        &want,
+        |i| tile > 1 && reached.contains(&tile_of(i)),
+    ))
 }
 
 fn conv_tag(s: &ConvShape) -> String {

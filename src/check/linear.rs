@@ -59,6 +59,11 @@ fn forward_cases<'a>(gpu: &'a Gpu, opts: &SuiteOptions) -> Vec<Case<'a>> {
             }
         }
         v.extend([
+            // NaN through the fused ReLU in rows 0, the last and one between.
+            one(f, &format!("{name} NaN"), move |s| {
+                forward_nan(gpu, ls(5, 37, 70), variant, s)
+            })
+            .quick(),
             // The weight (15.4 KB) over bindings of 2000 bytes, 10 rows: 8 chunks, the last
             // one short.
             one(f, &format!("{name} over binding limit"), move |s| {
@@ -179,12 +184,7 @@ pub async fn forward_as(
     }
     let max_binding = max_binding.unwrap_or(u64::MAX);
     let fc = Linear::with_variant(gpu, s, relu, max_binding, precision, variant)?;
-    let params = fc.upload(gpu, &w, &b)?;
-    let xb = gpu.upload_as("x", &x, precision)?;
-    let out = poisoned(gpu, "y", s.m * s.n_out)?;
-    let bgs = fc.bind(gpu, &xb, &params, &out)?;
-    gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
-    let got = read_as(gpu, &out, s.m * s.n_out, precision).await?;
+    let got = run_forward(gpu, &fc, precision, (&x, &w, &b)).await?;
     let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, relu);
     let shape = format!(
         "{}{}{}x{} -> {} ({:?}, {} binding{})",
@@ -224,6 +224,53 @@ pub async fn forward_as(
         })
         .fold(0.0f64, f64::max);
     Ok(o.within_ulps_of(magnitude))
+}
+
+/// One FC layer on the GPU into a poisoned output: what it wrote.
+async fn run_forward(
+    gpu: &Gpu,
+    fc: &Linear,
+    precision: Precision,
+    (x, w, b): (&[f32], &[f32], &[f32]),
+) -> Result<Vec<f32>> {
+    let s = fc.shape;
+    let params = fc.upload(gpu, w, b)?;
+    let xb = gpu.upload_as("x", x, precision)?;
+    let out = poisoned(gpu, "y", s.m * s.n_out)?;
+    let bgs = fc.bind(gpu, &xb, &params, &out)?;
+    gpu.run_pass("linear", |pass| fc.encode(gpu, pass, &bgs))?;
+    read_as(gpu, &out, s.m * s.n_out, precision).await
+}
+
+/// `variant` with ReLU on an input that holds NaN (`TensorRng::with_nans`): the NaN must
+/// reach every output of its row, as in the reference (`Outcome::through_nan`).
+pub async fn forward_nan(
+    gpu: &Gpu,
+    s: LinearShape,
+    variant: LinearVariant,
+    seed: u64,
+) -> Result<Outcome> {
+    let mut rng = TensorRng::new(seed);
+    let (mut x, mut w, mut b) = (
+        rng.uniform(s.m * s.k),
+        rng.uniform(s.n_out * s.k),
+        rng.uniform(s.n_out),
+    );
+    if variant.f16_operands() {
+        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
+    }
+    let x = rng.with_nans(x);
+    let fc = Linear::with_variant(gpu, s, true, u64::MAX, Precision::F32, variant)?;
+    let got = run_forward(gpu, &fc, Precision::F32, (&x, &w, &b)).await?;
+    let want = reference::linear::forward(&x, s.m, s.k, &w, &b, s.n_out, true);
+    let shape = format!("+relu NaN {}x{} -> {} ({variant:?})", s.m, s.k, s.n_out);
+    Ok(Outcome::through_nan(
+        "linear/forward",
+        shape,
+        &got,
+        &want,
+        |_| false,
+    ))
 }
 
 /// FC gradients with the weight in row chunks, as the forward splits a weight over

@@ -39,6 +39,18 @@ impl TensorRng {
     pub fn range(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..len).map(|_| self.0.random_range(lo..hi)).collect()
     }
+
+    /// NaN at a tensor's first and last element and one drawn between (corners, where
+    /// kernels mask their padding, and the inside): what an overflow upstream leaves.
+    pub fn with_nans(&mut self, mut x: Vec<f32>) -> Vec<f32> {
+        if !x.is_empty() {
+            let (last, inside) = (x.len() - 1, self.0.random_range(0..x.len()));
+            for i in [0, inside, last] {
+                x[i] = f32::NAN;
+            }
+        }
+        x
+    }
 }
 
 /// How far a GPU result is from the reference.
@@ -195,6 +207,8 @@ pub struct Outcome {
     pub abs_tol: f64,
     /// Integer outputs (argmax indices) that differ from the reference.
     pub index_mismatches: usize,
+    /// Outputs NaN reaches in the reference that came out finite (`through_nan`).
+    pub hidden_nans: usize,
     /// The bits the GPU wrote (values, then any indices), kept for the determinism check.
     pub output: Vec<u32>,
     pub determinism: Determinism,
@@ -216,6 +230,7 @@ impl Outcome {
             tol: F32_KERNEL_TOL,
             abs_tol: 0.0,
             index_mismatches: 0,
+            hidden_nans: 0,
             output: got.iter().map(|v| v.to_bits()).collect(),
             determinism: Determinism::NotChecked,
             error: None,
@@ -248,6 +263,36 @@ impl Outcome {
         }
     }
 
+    /// A comparison where NaN went in (`TensorRng::with_nans`): every output the reference
+    /// makes NaN must come out NaN, for a kernel that made one finite (a ReLU's max(NaN, 0))
+    /// would hide an overflow from the check on the logits. `spread(i)` says whether output
+    /// `i` may be NaN although the reference's is not: Winograd's transforms carry a NaN to
+    /// every output of a tile it touches. Both sides' NaNs and the spread are left out of
+    /// the comparison; the rest compare as `new`.
+    pub fn through_nan(
+        op: &str,
+        shape: String,
+        got: &[f32],
+        want: &[f32],
+        spread: impl Fn(usize) -> bool,
+    ) -> Outcome {
+        let (mut g, mut w) = (got.to_vec(), want.to_vec());
+        let mut hidden = 0usize;
+        for (i, (g, w)) in g.iter_mut().zip(w.iter_mut()).enumerate() {
+            if w.is_nan() && !g.is_nan() {
+                hidden += 1;
+            }
+            if w.is_nan() || (g.is_nan() && spread(i)) {
+                (*g, *w) = (0.0, 0.0);
+            }
+        }
+        Outcome {
+            output: got.iter().map(|v| v.to_bits()).collect(),
+            hidden_nans: hidden,
+            ..Outcome::new(op, shape, &g, &w)
+        }
+    }
+
     /// With a relative L2 tolerance other than the kernel default.
     pub fn tol(mut self, tol: f64) -> Outcome {
         self.tol = tol;
@@ -266,12 +311,13 @@ impl Outcome {
         self
     }
 
-    /// Within tolerance (or the absolute bound), no index mismatch, no error, and the same
-    /// bits on a second run where that was checked.
+    /// Within tolerance (or the absolute bound), no index mismatch or hidden NaN, no error,
+    /// and the same bits on a second run where that was checked.
     pub fn passed(&self) -> bool {
         self.error.is_none()
             && (self.diff.passes(self.tol) || self.diff.max_abs <= self.abs_tol)
             && self.index_mismatches == 0
+            && self.hidden_nans == 0
             && !matches!(self.determinism, Determinism::Differs { .. })
     }
 
@@ -293,6 +339,13 @@ impl Outcome {
         }
         if self.index_mismatches > 0 {
             why.push(format!("{} argmax indices differ", self.index_mismatches));
+        }
+        if self.hidden_nans > 0 {
+            why.push(format!(
+                "{} outputs that NaN reaches in the reference came out finite (a hidden \
+                 overflow)",
+                self.hidden_nans
+            ));
         }
         if let Determinism::Differs {
             elements,
@@ -447,5 +500,35 @@ mod tests {
         let mut shifted = y.clone();
         shifted.rotate_left(1);
         assert!(!compare(&shifted, &y).passes(F32_KERNEL_TOL));
+    }
+
+    #[test]
+    fn a_nan_must_come_through_and_spread_only_where_allowed() {
+        // The reference's ReLU keeps a NaN that f64::max would turn into 0.
+        let x = TensorRng::new(3).with_nans(vec![1.0; 8]);
+        assert!(x[0].is_nan() && x[7].is_nan());
+        let want = reference::linear::forward(&x, 2, 4, &[1.0; 12], &[0.5; 3], 3, true);
+        assert!(want.iter().all(|v| v.is_nan()));
+        let (mut a, mut b) = ([1.0, f32::NAN, -2.0, 4.0], [1.0, f32::NAN, 0.0, 4.0]);
+        let want = reference::linear::forward(&a, 4, 1, &[1.0], &[0.0], 1, true);
+        assert_eq!(want[0], 1.0);
+        assert!(want[1].is_nan());
+        assert_eq!(want[2], 0.0);
+        let pass = |got: &[f32], spread: &dyn Fn(usize) -> bool| {
+            Outcome::through_nan("op", String::new(), got, &want, spread).passed()
+        };
+        assert!(pass(&b, &|_| false));
+        // A ReLU that made the NaN 0 fails, and says why.
+        b[1] = 0.0;
+        let o = Outcome::through_nan("op", String::new(), &b, &want, |_| false);
+        assert!(!o.passed() && o.hidden_nans == 1, "{}", o.failure());
+        assert!(o.failure().contains("hidden"), "{}", o.failure());
+        // A NaN where the reference is finite passes only where `spread` allows it.
+        a = [1.0, f32::NAN, f32::NAN, 4.0];
+        assert!(!pass(&a, &|_| false));
+        assert!(pass(&a, &|i| i == 2));
+        // The values outside the NaNs still compare.
+        a = [1.5, f32::NAN, 0.0, 4.0];
+        assert!(!pass(&a, &|_| true));
     }
 }

@@ -21,7 +21,11 @@ pub fn forward(
                 let i = (b * c + ch) * h * w + p;
                 let v = ((x[i] as f64 - mean[ch] as f64) * inv * gamma[ch] as f64 + beta[ch] as f64)
                     as f32;
-                out[i] = if relu { v.max(0.0) } else { v };
+                out[i] = if relu {
+                    super::relu(v as f64) as f32
+                } else {
+                    v
+                };
             }
         }
     }

@@ -43,7 +43,7 @@ pub fn forward<T: Real>(
             }
         }
         for (d, a) in dst.iter_mut().zip(&acc) {
-            *d = T::of(if relu { a.max(0.0) } else { *a });
+            *d = T::of(if relu { super::relu(*a) } else { *a });
         }
     };
     // A browser page can spawn no thread (and has no parallelism to report): it runs here.

@@ -24,7 +24,7 @@ pub fn forward<T: Real>(
             for (a, b) in xr.iter().zip(wr) {
                 acc += Into::<f64>::into(*a) * Into::<f64>::into(*b);
             }
-            out[r * n_out + o] = T::of(if relu { acc.max(0.0) } else { acc });
+            out[r * n_out + o] = T::of(if relu { super::relu(acc) } else { acc });
         }
     }
     out

@@ -25,6 +25,17 @@ fn f<T: Real>(v: T) -> f64 {
     v.into()
 }
 
+/// ReLU that keeps NaN, as the kernels' (`shaders/kernel/relu.wgsl`): an overflow upstream
+/// must reach the logits, where `vgg infer` reports it. `f64::max` would return 0.0 for a
+/// NaN, so the reference would agree with a kernel that hides it.
+pub fn relu(v: f64) -> f64 {
+    if v <= 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
 pub mod avgpool;
 pub mod batchnorm;
 pub mod conv;

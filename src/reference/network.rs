@@ -49,7 +49,7 @@ pub fn forward(
                 BN_EPS,
                 false,
             ),
-            Op::Relu => x.iter().map(|v| v.max(0.0)).collect(),
+            Op::Relu => x.iter().map(|&v| super::relu(v as f64) as f32).collect(),
             Op::Lrn(p) => lrn::forward(&x, dims, &p),
             Op::MaxPool => pool::forward(&x, dims).0,
             Op::AdaptiveAvgPool { h, w } => avgpool::forward(&x, dims, h, w),
@@ -95,7 +95,9 @@ pub fn forward_dense(model: &Model, weights: &Weights, input: &Tensor) -> Result
                 x = linear::forward(&x, n * positions, k, &wt.data, &b.data, n_out, false);
                 classes = n_out;
             }
-            Op::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Op::Relu => x
+                .iter_mut()
+                .for_each(|v| *v = super::relu(*v as f64) as f32),
             _ => {}
         }
     }

@@ -114,7 +114,7 @@ fn forward(
                 weights.insert(&format!("{k}.running_var"), Tensor::new(vec![ch], rv)?);
                 y
             }
-            Op::Relu => cur.iter().map(|v| v.max(0.0)).collect(),
+            Op::Relu => cur.iter().map(|&v| super::relu(v as f64) as f32).collect(),
             Op::Lrn(p) => lrn::forward(&cur, dims, &p),
             Op::MaxPool => {
                 let (y, idx) = pool::forward(&cur, dims);

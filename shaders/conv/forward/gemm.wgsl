@@ -108,7 +108,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let pp = p0 + tx * 8u + j;
             if (pp >= pixels) { break; }
             var v = acc[i * 2u + j / 4u][j % 4u] + b;
-            if (RELU) { v = max(v, 0.0); }
+            if (RELU) { v = relu(v); }
             output[((pp / hw) * C_OUT + co) * hw + pp % hw] = S(v);
         }
     }

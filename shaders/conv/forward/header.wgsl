@@ -4,7 +4,7 @@
 
 #include "conv/shape"
 
-override RELU: bool = false;
+#include "kernel/relu"
 
 @group(0) @binding(0) var<storage, read> input: array<S>;
 @group(0) @binding(2) var<storage, read> bias: array<S>;

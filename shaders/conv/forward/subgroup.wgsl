@@ -79,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
         let co = co0 + m;
         if (co >= C_OUT) { break; }
         var a = acc[m];
-        if (RELU) { a = max(a, vec4<f32>(0.0)); }
+        if (RELU) { a = relu4(a); }
         let o = ((n * C_OUT + co) * H + y) * W + x0;
         for (var j = 0u; j < TN; j++) {
             if (x0 + j < W) { output[o + j] = S(a[j]); }

@@ -160,10 +160,10 @@ fn put_row(n: u32, co: u32, y: u32, x: u32, out: array<vec4<f32>, 4>, bias4: vec
     var o2 = out[2] + bias4;
     var o3 = out[3] + bias4;
     if (RELU) {
-        o0 = relu(o0);
-        o1 = relu(o1);
-        o2 = relu(o2);
-        o3 = relu(o3);
+        o0 = relu4(o0);
+        o1 = relu4(o1);
+        o2 = relu4(o2);
+        o3 = relu4(o3);
     }
     put_px(n, co, y, x, vec4<f32>(o0.x, o1.x, o2.x, o3.x));
     put_px(n, co + 1u, y, x, vec4<f32>(o0.y, o1.y, o2.y, o3.y));

@@ -113,8 +113,8 @@ fn put_row(n: u32, co: u32, y: u32, x: u32, out: array<vec4<f32>, 2>, bias4: vec
     var o0 = out[0] + bias4;
     var o1 = out[1] + bias4;
     if (RELU) {
-        o0 = relu(o0);
-        o1 = relu(o1);
+        o0 = relu4(o0);
+        o1 = relu4(o1);
     }
     put_px(n, co, y, x, vec2<f32>(o0.x, o1.x));
     put_px(n, co + 1u, y, x, vec2<f32>(o0.y, o1.y));

@@ -1,8 +1,8 @@
 // What the Winograd kernels (winograd.wgsl, winograd2.wgsl) share: where a lane's tile
 // lies (for tiles of OUT x OUT output pixels, the including kernel's constant), the edge
 // bookkeeping of its input patch, in the `rok`, `cok`, `roff` and `coff` arrays each
-// declares at its patch's size, which halo columns a lane loads itself, the output's
-// ReLU, and the end of the kernel (its `finish` per group of 4 output channels).
+// declares at its patch's size, which halo columns a lane loads itself, and the end of the
+// kernel (its `finish` per group of 4 output channels).
 
 // A lane's tile: tile t of image n (tx tiles to a row, per_image in all), its patch's
 // top-left input pixel (y0, x0), one row and column of padding above and left of the
@@ -63,14 +63,6 @@ fn edge(i: u32, y0: i32, x0: i32) {
     cok[i] = ix >= 0 && ix < i32(W);
     roff[i] = u32(clamp(iy, 0, i32(H) - 1)) * W;
     coff[i] = u32(clamp(ix, 0, i32(W) - 1));
-}
-
-// ReLU that keeps NaN. Where f32 overflows, the transform's sums of +inf and -inf give NaN
-// (direct summation gives inf), and max(NaN, 0) may return 0 on some drivers: the
-// overflow would then vanish into a finite result instead of reaching the check on the
-// logits.
-fn relu(v: vec4<f32>) -> vec4<f32> {
-    return select(vec4<f32>(0.0), v, !(v <= vec4<f32>(0.0)));
 }
 
 // The kernel's end for a lane: its tile's sums through the output transform (`finish`,
