@@ -79,24 +79,13 @@ pub async fn time_pass(
     ))
 }
 
-/// Wall time of `runs` awaited calls of `f` (whole networks and training steps, whose
-/// readbacks a page awaits).
+/// Wall time of `runs` awaited calls of `f`: whole networks and training steps, whose
+/// readbacks a page awaits, and the CPU reference.
 pub async fn time_async<T>(runs: usize, mut f: impl AsyncFnMut() -> Result<T>) -> Result<Timing> {
     let mut times = Vec::new();
     for _ in 0..runs.max(1) {
         let t0 = Instant::now();
         f().await?;
-        times.push(t0.elapsed().as_secs_f64());
-    }
-    Ok(Timing::from(times, "wall"))
-}
-
-/// Wall time of `f`: the fastest of `runs` calls (the CPU reference).
-pub fn time_wall<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<Timing> {
-    let mut times = Vec::new();
-    for _ in 0..runs.max(1) {
-        let t0 = Instant::now();
-        f()?;
         times.push(t0.elapsed().as_secs_f64());
     }
     Ok(Timing::from(times, "wall"))

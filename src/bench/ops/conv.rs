@@ -1,7 +1,7 @@
 //! conv's benchmark rows: the forward per variant and precision, and training's input,
 //! weight and bias gradients, each beside the CPU reference's time where asked.
 
-use super::{entry, grad, time_pass, time_wall, upload_n, with_cpu, Io, Row, Settings, ROTATE};
+use super::{entry, grad, time_async, time_pass, upload_n, with_cpu, Io, Row, Settings, ROTATE};
 use crate::bench::report::Kernel;
 use crate::check::TensorRng;
 use crate::error::Result;
@@ -46,16 +46,19 @@ pub async fn forward(
     k.is_default = t == default && precision == Precision::F32;
     let cpu = if set.cpu && precision == Precision::F32 {
         let x = rng.uniform(s.input_len());
-        Some(time_wall(1, || {
-            Ok(reference::conv::forward(
-                &x,
-                (s.n, s.c_in, s.h, s.w),
-                (&w, &b),
-                s.c_out,
-                s.k,
-                true,
-            ))
-        })?)
+        Some(
+            time_async(1, async || {
+                Ok(reference::conv::forward(
+                    &x,
+                    (s.n, s.c_in, s.h, s.w),
+                    (&w, &b),
+                    s.c_out,
+                    s.k,
+                    true,
+                ))
+            })
+            .await?,
+        )
     } else {
         None
     };

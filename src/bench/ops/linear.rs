@@ -1,7 +1,7 @@
 //! linear's (the FC layers') benchmark rows: the forward per variant with the weight split
 //! over bindings where needed, and the gradients.
 
-use super::{entry, grad, time_pass, time_wall, upload_n, with_cpu, Io, Row, Settings, ROTATE};
+use super::{entry, grad, time_async, time_pass, upload_n, with_cpu, Io, Row, Settings, ROTATE};
 use crate::bench::report::Kernel;
 use crate::check::TensorRng;
 use crate::error::Result;
@@ -53,11 +53,14 @@ pub async fn forward(
     k.is_default = precision == Precision::F32 && variant == LinearVariant::default_for(gpu);
     let cpu = if set.cpu && precision == Precision::F32 {
         let x = rng.uniform(s.m * s.k);
-        Some(time_wall(1, || {
-            Ok(reference::linear::forward(
-                &x, s.m, s.k, &w, &b, s.n_out, true,
-            ))
-        })?)
+        Some(
+            time_async(1, async || {
+                Ok(reference::linear::forward(
+                    &x, s.m, s.k, &w, &b, s.n_out, true,
+                ))
+            })
+            .await?,
+        )
     } else {
         None
     };

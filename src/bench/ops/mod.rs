@@ -15,7 +15,7 @@ pub mod pool;
 pub mod softmax;
 
 use super::report::Kernel;
-use super::{time_pass, time_wall, Timing};
+use super::{time_async, time_pass, Timing};
 pub(super) use crate::check::dims_str;
 use crate::check::TensorRng;
 use crate::error::Result;
@@ -109,7 +109,7 @@ pub(super) async fn unary<R>(
     let t = time_pass(gpu, set.runs, |p, i| k.encode(gpu, p, &bgs[i % ROTATE])).await?;
     let cpu = if set.cpu {
         let x = rng.uniform(lens.input);
-        Some(time_wall(1, || Ok(cpu_op(&x)))?)
+        Some(time_async(1, async || Ok(cpu_op(&x))).await?)
     } else {
         None
     };
@@ -171,10 +171,13 @@ pub(super) async fn grad(
     let bytes = 4.0 * (io.inputs.iter().sum::<usize>() + io.output) as f64;
     let k = entry(row.op, row.shape, t, row.flops, bytes);
     let cpu = match cpu_op.filter(|_| set.cpu) {
-        Some(f) => Some(time_wall(1, || {
-            f(&data);
-            Ok(())
-        })?),
+        Some(f) => Some(
+            time_async(1, async || {
+                f(&data);
+                Ok(())
+            })
+            .await?,
+        ),
         None => None,
     };
     Ok(with_cpu(k, cpu))
