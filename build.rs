@@ -26,7 +26,11 @@ fn main() {
 
 /// `$OUT_DIR/shaders.rs`: `[(name, source)]` of every shader, sorted by name.
 fn shader_table() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    // Read when the script runs, not when it compiles: cargo reuses a compiled build script
+    // for another checkout of the same source (a worktree sharing a target folder), whose
+    // shaders `env!` would leave pointing at the first.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("shaders");
     // Cargo scans a directory named here recursively for changes.
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
