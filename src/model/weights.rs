@@ -17,10 +17,15 @@ pub struct Tensor {
 impl Tensor {
     /// Checks that `data` fills `shape`.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
+        // Checked: a file's shape whose product wraps (on wasm32's 32-bit usize, or past
+        // 2^64) could otherwise equal the data's length and pass.
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if n != Some(data.len()) {
+            let need = n.map_or("more than this machine can address".into(), |n| {
+                n.to_string()
+            });
             return Err(Error::Shape(format!(
-                "tensor of shape {shape:?} needs {n} elements, got {}",
+                "tensor of shape {shape:?} needs {need} elements, got {}",
                 data.len()
             )));
         }
@@ -205,6 +210,15 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shape_whose_product_wraps_is_refused() {
+        // 2^33 * 2^31 wraps to 0 in a 64-bit usize (and sooner in wasm32's): unchecked, it
+        // matched the empty data.
+        let e = Tensor::new(vec![1 << 33, 1 << 31], Vec::new());
+        assert!(e.is_err_and(|e| e.to_string().contains("more than")));
+        assert!(Tensor::new(vec![3, 0, 5], Vec::new()).is_ok());
+    }
 
     #[test]
     fn init_is_seeded_and_scaled() {
