@@ -7,10 +7,15 @@
 
 override RELU: bool = false;
 
+// NaN told by its bits: GLSL lets a compiler assume no NaN and fold !(v <= 0.0) into
+// v > 0.0 (Mesa's OpenGL driver did: the NaN cases failed on llvmpipe's GL, not on its
+// Vulkan), while an integer test on the bits it must keep.
 fn relu(v: f32) -> f32 {
-    return select(0.0, v, !(v <= 0.0));
+    let nan = (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+    return select(0.0, v, v > 0.0 || nan);
 }
 
 fn relu4(v: vec4<f32>) -> vec4<f32> {
-    return select(vec4<f32>(0.0), v, !(v <= vec4<f32>(0.0)));
+    let nan = (bitcast<vec4<u32>>(v) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+    return select(vec4<f32>(0.0), v, (v > vec4<f32>(0.0)) | nan);
 }
