@@ -278,20 +278,9 @@ pub async fn forward_as(
     precision: Precision,
     seed: u64,
 ) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (mut x, mut w, mut b) = (
-        rng.uniform(s.input_len()),
-        rng.uniform(s.weight_len()),
-        rng.uniform(s.c_out),
-    );
     let tune = tune.unwrap_or_else(|| ConvTune::default_for_shape(gpu, &s));
-    // A variant whose operands are f16 (tensor cores) gets f16 values, which it then holds
-    // exactly: its products are exact in f32 and its sums f32's, so the case checks its
-    // indexing and arithmetic at the f32 tolerance; what rounding the operands costs is
-    // the precision's (`--precision f16`), not the kernel's.
-    if precision == Precision::F16 || tune.variant.f16_operands() {
-        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
-    }
+    let f16 = precision == Precision::F16 || tune.variant.f16_operands();
+    let [x, w, b] = TensorRng::new(seed).operands([s.input_len(), s.weight_len(), s.c_out], f16);
     let (got, conv) = run_forward(gpu, s, relu, tune, precision, (&x, &w, &b)).await?;
     let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), (&w, &b), s.c_out, s.k, relu);
     let shape = format!(
@@ -353,11 +342,8 @@ async fn run_forward(
 /// weights that cancel to 0 for the taps outside an output's window, and NaN * 0 is NaN.
 pub async fn forward_nan(gpu: &Gpu, s: ConvShape, tune: ConvTune, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
-    let mut x = rng.uniform(s.input_len());
-    let (mut w, mut b) = (rng.uniform(s.weight_len()), rng.uniform(s.c_out));
-    if tune.variant.f16_operands() {
-        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
-    }
+    let lens = [s.input_len(), s.weight_len(), s.c_out];
+    let [x, w, b] = rng.operands(lens, tune.variant.f16_operands());
     let x = rng.with_nans(x);
     let (got, conv) = run_forward(gpu, s, true, tune, Precision::F32, (&x, &w, &b)).await?;
     let want = reference::conv::forward(&x, (s.n, s.c_in, s.h, s.w), (&w, &b), s.c_out, s.k, true);

@@ -5,7 +5,7 @@
 
 use super::run_op;
 use super::suite::{case, ls, one, skip, Case, Scope, SuiteOptions};
-use super::{f16_rounded, poisoned, read_as, Outcome, TensorRng, F16_KERNEL_TOL, F32_KERNEL_TOL};
+use super::{poisoned, read_as, Outcome, TensorRng, F16_KERNEL_TOL, F32_KERNEL_TOL};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::{
@@ -171,17 +171,9 @@ pub async fn forward_as(
     variant: Option<LinearVariant>,
     seed: u64,
 ) -> Result<Outcome> {
-    let mut rng = TensorRng::new(seed);
-    let (mut x, mut w, mut b) = (
-        rng.uniform(s.m * s.k),
-        rng.uniform(s.n_out * s.k),
-        rng.uniform(s.n_out),
-    );
     let variant = variant.unwrap_or_else(|| LinearVariant::default_for(gpu));
-    // f16 operands hold f16 values exactly (see conv_as), so f32's tolerance still applies.
-    if precision == Precision::F16 || variant.f16_operands() {
-        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
-    }
+    let f16 = precision == Precision::F16 || variant.f16_operands();
+    let [x, w, b] = TensorRng::new(seed).operands([s.m * s.k, s.n_out * s.k, s.n_out], f16);
     let max_binding = max_binding.unwrap_or(u64::MAX);
     let fc = Linear::with_variant(gpu, s, relu, max_binding, precision, variant)?;
     let got = run_forward(gpu, &fc, precision, (&x, &w, &b)).await?;
@@ -251,14 +243,8 @@ pub async fn forward_nan(
     seed: u64,
 ) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
-    let (mut x, mut w, mut b) = (
-        rng.uniform(s.m * s.k),
-        rng.uniform(s.n_out * s.k),
-        rng.uniform(s.n_out),
-    );
-    if variant.f16_operands() {
-        (x, w, b) = (f16_rounded(x), f16_rounded(w), f16_rounded(b));
-    }
+    let lens = [s.m * s.k, s.n_out * s.k, s.n_out];
+    let [x, w, b] = rng.operands(lens, variant.f16_operands());
     let x = rng.with_nans(x);
     let fc = Linear::with_variant(gpu, s, true, u64::MAX, Precision::F32, variant)?;
     let got = run_forward(gpu, &fc, Precision::F32, (&x, &w, &b)).await?;

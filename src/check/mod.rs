@@ -40,6 +40,19 @@ impl TensorRng {
         (0..len).map(|_| self.0.random_range(lo..hi)).collect()
     }
 
+    /// A layer's random input, weight and bias of `lens` elements, as f16 values where
+    /// `f16`. A kernel whose operands are f16 (tensor cores) then holds them exactly: its
+    /// products are exact in f32 and its sums f32's, so a case checks its indexing and
+    /// arithmetic at the f32 tolerance; what rounding the operands costs is the precision's
+    /// (`--precision f16`), not the kernel's.
+    pub fn operands(&mut self, lens: [usize; 3], f16: bool) -> [Vec<f32>; 3] {
+        let v = lens.map(|n| self.uniform(n));
+        match f16 {
+            true => v.map(f16_rounded),
+            false => v,
+        }
+    }
+
     /// NaN at a tensor's first and last element and one drawn between (corners, where
     /// kernels mask their padding, and the inside): what an overflow upstream leaves.
     pub fn with_nans(&mut self, mut x: Vec<f32>) -> Vec<f32> {
