@@ -22,7 +22,7 @@ fn a_kernel_that_does_not_compile_is_an_error_naming_it() {
             shader_dir: Some(dir.clone()),
             ..Default::default()
         });
-        let e = match block_on(check::pool::forward(&g, (1, 2, 4, 4), seed())) {
+        let e = match block_on(check::pool::forward(&g, (1, 2, 4, 4), false, seed())) {
             Ok(o) => panic!("a broken kernel ran: {o}"),
             Err(e) => e.to_string(),
         };

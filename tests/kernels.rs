@@ -73,7 +73,12 @@ fn kernels_agree_with_bounds_checks_on() {
             None,
             seed(),
         ));
-        assert_pass(check::pool::forward(&checked, (3, 5, 13, 15), seed()));
+        assert_pass(check::pool::forward(
+            &checked,
+            (3, 5, 13, 15),
+            false,
+            seed(),
+        ));
         assert_pass(check::linear::forward(
             &checked,
             LinearShape {

@@ -3,6 +3,7 @@
 // (PyTorch's return_indices), for the backward pass. NaN wins, as in PyTorch.
 
 #include "kernel/nchw"
+#include "kernel/nan"
 
 override WG: u32 = 64u;
 
@@ -23,7 +24,9 @@ fn pool(i: u32) -> Max {
     for (var t = 0u; t < 4u; t++) {
         let idx = (oy * 2u + t / 2u) * W + ox * 2u + t % 2u;
         let v = f32(input[plane * H * W + idx]);
-        if (t == 0u || v > best.value || v != v) {
+        // The first NaN of the window wins, as in the reference (`kernel/nan`: a GLSL
+        // compiler may fold v != v to false).
+        if (t == 0u || v > best.value || (is_nan(v) && !is_nan(best.value))) {
             best = Max(v, idx);
         }
     }

@@ -1,7 +1,7 @@
 //! pool's conformance: 2x2 max pooling forward (values and argmax) and its gradient
 //! through the argmax, against `reference::pool`.
 
-use super::suite::{each, Case};
+use super::suite::{each, one, Case};
 use super::{bits, dims_str, poisoned, run_op, Outcome, TensorRng};
 use crate::error::Result;
 use crate::gpu::{Gpu, Precision};
@@ -11,9 +11,16 @@ use crate::reference;
 
 /// pool/forward at odd and 1-pixel maps and grids past 65535 workgroups; pool/backward.
 pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
-    let fwd = move |d, s| forward(gpu, d, s);
+    let fwd = move |d, s| forward(gpu, d, false, s);
     let odd = [(1, 3, 13, 15), (3, 5, 7, 7), (2, 4, 2, 2), (1, 2, 3, 2)];
     let mut v = each("pool/forward", "", odd, Some(0), fwd);
+    // NaN at two corners and inside: it wins its window, value and index.
+    v.push(
+        one("pool/forward", "NaN", move |s| {
+            forward(gpu, (2, 3, 7, 9), true, s)
+        })
+        .quick(),
+    );
     // 4.26M and 3 x 128 x 112 x 112 outputs in 64-lane workgroups: 66.5k and 75k workgroups.
     let grids = [(1, 17, 1000, 1002), (3, 128, 224, 224)];
     v.extend(each("pool/forward", "grid over 65535", grids, None, fwd));
@@ -28,11 +35,15 @@ pub fn cases(gpu: &Gpu) -> Vec<Case<'_>> {
     v
 }
 
-/// Max pooling, values and argmax indices.
-pub async fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
+/// Max pooling, values and argmax indices; with `nan`, on an input that holds NaN, which
+/// must come through (`Outcome::through_nan`).
+pub async fn forward(gpu: &Gpu, dims: Nchw, nan: bool, seed: u64) -> Result<Outcome> {
     let mut rng = TensorRng::new(seed);
     let (n, c, h, w) = dims;
-    let x = rng.uniform(n * c * h * w);
+    let mut x = rng.uniform(n * c * h * w);
+    if nan {
+        x = rng.with_nans(x);
+    }
     let pool = kernels::pool::forward(gpu, dims, true, Precision::F32)?;
     let len = kernels::pool::output_len(dims);
     let xb = gpu.upload("x", &x)?;
@@ -43,7 +54,11 @@ pub async fn forward(gpu: &Gpu, dims: Nchw, seed: u64) -> Result<Outcome> {
     let got = gpu.read_async::<f32>(&out, len).await?;
     let got_idx = gpu.read_async::<u32>(&idx, len).await?;
     let (want, want_idx) = reference::pool::forward(&x, dims);
-    Ok(Outcome::new("pool/forward", dims_str(dims), &got, &want).indices(&got_idx, &want_idx))
+    let shape = format!("{}{}", if nan { "NaN " } else { "" }, dims_str(dims));
+    Ok(
+        Outcome::through_nan("pool/forward", shape, &got, &want, |_| false)
+            .indices(&got_idx, &want_idx),
+    )
 }
 
 /// Max-pool gradient through the forward argmax (exact: a gather).
